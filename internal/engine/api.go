@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Errors the transports map to status codes (store.ErrNotFound → 404,
+// store.ErrConflict → 409, *FieldError → 400, ErrPayloadTooLarge → 413,
+// ErrStopped → 503).
+var (
+	ErrPayloadTooLarge = errors.New("engine: payload too large")
+	ErrStopped         = errors.New("engine: stopped")
+)
+
+// FieldError is invalid input in one named field of a request.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Message) }
+
+// SubmitSpec is one submission. Zero values mean defaults: Retries 0 (one
+// attempt), no timeout, run now, routing least-recent.
+type SubmitSpec struct {
+	Type       string
+	Group      string
+	Payload    json.RawMessage
+	Priority   int
+	Delay      time.Duration
+	RunAt      time.Time
+	Timeout    time.Duration
+	Retries    int
+	Key        string
+	Routing    string
+	RoutingKey string
+	Job        string
+}
+
+// SubmitResult is the stored run for one spec; Existing is true when its
+// idempotency key already named a run (nothing new was created).
+type SubmitResult struct {
+	Run      *store.Run
+	Existing bool
+}
+
+// RunRef names one attempt of a run.
+type RunRef struct {
+	RunID   string
+	Attempt int
+}
+
+// Hello is what a worker announces when it connects.
+type Hello struct {
+	WorkerID string
+	Group    string
+	Capacity int
+	// Window is the most runs the worker holds at once (capacity +
+	// prefetch). Zero means Capacity.
+	Window   int
+	Types    []string
+	Version  string
+	Hostname string
+	Held     []RunRef // runs still held from an earlier connection
+	Commands []string
+}
+
+// Load is a heartbeat's payload.
+type Load struct {
+	Running  int
+	Capacity int
+	CPU      float64
+	MemBytes uint64
+}
+
+// Task is one attempt handed to a worker.
+type Task struct {
+	RunID       string
+	Attempt     int
+	Type        string
+	Group       string
+	Job         string
+	Payload     json.RawMessage
+	Timeout     time.Duration
+	Deadline    time.Time // zero: none
+	MaxAttempts int
+}
+
+// Ack says the worker started an attempt.
+type Ack struct {
+	RunID     string
+	Attempt   int
+	StartedAt time.Time
+}
+
+// Outcome is how an attempt ended on the worker.
+type Outcome int
+
+const (
+	OutcomeSucceeded Outcome = iota + 1
+	OutcomeFailed
+	OutcomeCancelled
+	OutcomeTimedOut
+)
+
+// Result reports a finished attempt.
+type Result struct {
+	RunID      string
+	Attempt    int
+	Outcome    Outcome
+	Result     json.RawMessage
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	NoRetry    bool
+}
+
+// ResultAck tells a worker whether its result was committed.
+type ResultAck struct {
+	RunID    string
+	Attempt  int
+	Accepted bool
+}
+
+// Conn is the transport side of a worker session. The engine calls it from
+// its own goroutines; implementations queue the message and return at once
+// (they must not block on the network).
+type Conn interface {
+	Dispatch(tasks []Task)
+	Cancel(ref RunRef, reason string)
+	ResultAcks(acks []ResultAck)
+	Drain(resume bool)
+	Shutdown(restart bool)
+}
+
+// WorkerState is a worker session's liveness.
+type WorkerState string
+
+const (
+	WorkerAlive   WorkerState = "alive"
+	WorkerSuspect WorkerState = "suspect"
+	WorkerDead    WorkerState = "dead"
+)
+
+// WorkerInfo is a snapshot of one worker for the API and console.
+type WorkerInfo struct {
+	ID            string
+	Group         string
+	State         WorkerState
+	Capacity      int
+	Window        int
+	Running       int // runs the worker holds (dispatched or running)
+	CPU           float64
+	MemBytes      uint64
+	Handlers      []string
+	Version       string
+	Hostname      string
+	ConnectedAt   time.Time
+	LastHeartbeat time.Time
+	Server        string
+	Draining      bool
+}

@@ -1,0 +1,308 @@
+// Package store defines Pluto's storage contract: the domain types the
+// scheduler persists and the Store interface every backend implements.
+//
+// The engine talks to storage only through this interface. Every backend
+// (internal/store/sqlite, internal/store/postgres) must pass the shared
+// conformance suite in internal/store/storetest.
+//
+// Rules every backend follows:
+//
+//   - Time is passed in (Params.Now); a backend never reads the wall clock
+//     for a state change, so tests control time.
+//   - Every state change of a run is conditional on the state the caller
+//     expects. Reports are fenced by attempt: a change that names an attempt
+//     that is no longer the run's current one is rejected, never applied.
+//   - A claim moves a queued run to dispatched and increments its attempt in
+//     one atomic step; no run is ever handed out twice, even to concurrent
+//     claimers (several servers on one PostgreSQL).
+//   - Writes happen inside Store.Tx so the engine can group-commit many
+//     state changes in one transaction; Tx returns only after commit.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with %w.
+var (
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict reports a state change whose precondition did not hold
+	// (for example retrying a run that is still running).
+	ErrConflict = errors.New("store: conflict")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("store: closed")
+)
+
+// RunStatus is a run's lifecycle state (docs/state-machine.md).
+type RunStatus string
+
+const (
+	StatusPending    RunStatus = "pending"    // waiting for run_at (delay, retry backoff)
+	StatusBlocked    RunStatus = "blocked"    // waiting for upstream runs
+	StatusQueued     RunStatus = "queued"     // ready, waiting for a worker
+	StatusDispatched RunStatus = "dispatched" // sent to a worker, not yet started
+	StatusRunning    RunStatus = "running"    // the worker started it
+	StatusSucceeded  RunStatus = "succeeded"
+	StatusFailed     RunStatus = "failed"
+	StatusCancelled  RunStatus = "cancelled"
+	StatusTimedOut   RunStatus = "timed_out"
+	StatusSkipped    RunStatus = "skipped"
+)
+
+// AllStatuses lists every status in lifecycle order.
+var AllStatuses = []RunStatus{
+	StatusPending, StatusBlocked, StatusQueued, StatusDispatched, StatusRunning,
+	StatusSucceeded, StatusFailed, StatusCancelled, StatusTimedOut, StatusSkipped,
+}
+
+// Terminal reports whether no further transition leaves s.
+func (s RunStatus) Terminal() bool {
+	switch s {
+	case StatusSucceeded, StatusFailed, StatusCancelled, StatusTimedOut, StatusSkipped:
+		return true
+	}
+	return false
+}
+
+// Active reports whether a worker holds the run (dispatched or running).
+func (s RunStatus) Active() bool { return s == StatusDispatched || s == StatusRunning }
+
+// Valid reports whether s is a known status.
+func (s RunStatus) Valid() bool {
+	for _, v := range AllStatuses {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Run is one execution of a job or a one-shot submission. It copies its spec
+// at creation. Optional times are zero when unset.
+type Run struct {
+	ID          string
+	Seq         int64 // insertion order; FIFO tie-break and list cursor
+	Job         string
+	ParentID    string
+	Shard       *int
+	Type        string
+	Group       string
+	Payload     json.RawMessage // JSON; nil means null
+	Priority    int
+	Status      RunStatus
+	Attempt     int // current attempt; 0 before the first dispatch. The fencing token.
+	MaxAttempts int // attempts that may end in failure before the run fails
+	Failures    int // attempts that ended in failure or timeout
+	Key         string
+	LogicalTime time.Time
+	RunAt       time.Time
+	CreatedAt   time.Time
+	StartedAt   time.Time
+	FinishedAt  time.Time
+	WorkerID    string
+	ServerID    string // server holding the current attempt
+	Result      json.RawMessage
+	Error       string
+	Timeout     time.Duration // 0: none
+	Routing     string
+	RoutingKey  string
+}
+
+// RunInsertParams is one new run. ID is chosen by the caller.
+type RunInsertParams struct {
+	ID          string
+	Job         string
+	ParentID    string
+	Shard       *int
+	Type        string
+	Group       string
+	Payload     json.RawMessage
+	Priority    int
+	Status      RunStatus // pending, blocked, queued or skipped
+	MaxAttempts int
+	Key         string // idempotency key; "" for none
+	LogicalTime time.Time
+	RunAt       time.Time
+	Timeout     time.Duration
+	Routing     string
+	RoutingKey  string
+	Now         time.Time // created_at
+}
+
+// RunInsertResult is the outcome of one insert. When the key already named
+// a run, Run is that existing run and Existing is true; nothing was written.
+type RunInsertResult struct {
+	Run      *Run
+	Existing bool
+}
+
+// RunClaimParams claims up to Limit queued runs of Group, highest priority
+// first, then earliest run_at, then insertion order. Only runs whose type is
+// in Types are claimed (empty Types claims nothing). Each claimed run
+// becomes dispatched with attempt+1, ServerID and WorkerID set (WorkerID may
+// be "" when the engine routes after the claim).
+type RunClaimParams struct {
+	Group    string
+	Types    []string
+	Limit    int
+	ServerID string
+	Now      time.Time
+}
+
+// RunStartParams marks a dispatched attempt running.
+type RunStartParams struct {
+	ID       string
+	Attempt  int
+	WorkerID string
+	Now      time.Time // started_at
+}
+
+// RunFinishParams ends an active attempt (dispatched or running). Status is
+// the run's next status: a terminal one, or pending (retry after backoff, at
+// RunAt), or queued (a lost attempt handed back). Failure says whether the
+// attempt counts as a failure (failures+1).
+type RunFinishParams struct {
+	ID        string
+	Attempt   int
+	Status    RunStatus
+	RunAt     time.Time // for pending
+	Result    json.RawMessage
+	Error     string
+	Failure   bool
+	StartedAt time.Time // used when the run had not been marked running
+	WorkerID  string
+	Now       time.Time // finished_at for terminal statuses
+}
+
+// RunFinishResult reports whether one finish was applied. A finish is
+// rejected when the run is not active or its attempt is not Attempt.
+type RunFinishResult struct {
+	ID       string
+	Accepted bool
+}
+
+// RunCancelParams cancels a run wherever it is. Cancelling a terminal run is
+// a no-op that returns the run unchanged (Changed false).
+type RunCancelParams struct {
+	ID     string
+	Reason string
+	Now    time.Time
+}
+
+// RunCancelResult carries the run after the cancel and what it was before.
+type RunCancelResult struct {
+	Run        *Run
+	Prev       RunStatus
+	PrevWorker string
+	Changed    bool
+}
+
+// RunRetryParams puts a terminal run that did not succeed back into the
+// queue with a fresh attempt budget (failures reset). Runs in other states
+// give ErrConflict.
+type RunRetryParams struct {
+	ID  string
+	Now time.Time
+}
+
+// RunPromoteParams moves pending runs whose run_at <= Now to queued, at most
+// Limit of them (earliest first).
+type RunPromoteParams struct {
+	Now   time.Time
+	Limit int
+}
+
+// RunListParams filters and pages a run listing (newest first).
+type RunListParams struct {
+	Statuses []RunStatus
+	Group    string
+	Job      string
+	Limit    int    // default 100, max 1000
+	Cursor   string // opaque, from RunPage.NextCursor
+}
+
+// RunPage is one page of runs; NextCursor is "" on the last page.
+type RunPage struct {
+	Runs       []*Run
+	NextCursor string
+}
+
+// RunListActiveParams lists runs that a worker holds (dispatched or
+// running), optionally only those held by ServerID.
+type RunListActiveParams struct {
+	ServerID string
+}
+
+// GroupCount is the number of runs in one status of one group.
+type GroupCount struct {
+	Group  string
+	Status RunStatus
+	Count  int
+}
+
+// LogLine is one line a run printed or logged.
+type LogLine struct {
+	RunID   string
+	Attempt int
+	Time    time.Time
+	Stream  string // stdout, stderr, log
+	Level   string
+	Text    string
+}
+
+// LogListParams pages a run's log lines in order, after line number After.
+type LogListParams struct {
+	RunID string
+	After int64
+	Limit int
+}
+
+// LogEntry is a stored line with its sequence number.
+type LogEntry struct {
+	Seq int64
+	LogLine
+}
+
+// Store is a Pluto storage backend.
+type Store interface {
+	// Name is the backend's name ("sqlite", "postgres").
+	Name() string
+	// Tx runs fn in one write transaction and commits it. fn must not keep
+	// tx after it returns. If fn returns an error the transaction rolls back.
+	Tx(ctx context.Context, fn func(tx Tx) error) error
+
+	// RunGet returns a run or ErrNotFound.
+	RunGet(ctx context.Context, id string) (*Run, error)
+	// RunGetByKey returns the run holding an idempotency key or ErrNotFound.
+	RunGetByKey(ctx context.Context, key string) (*Run, error)
+	RunList(ctx context.Context, p RunListParams) (RunPage, error)
+	RunListActive(ctx context.Context, p RunListActiveParams) ([]*Run, error)
+	// RunNextPendingAt returns the earliest run_at of a pending run, or the
+	// zero time when there is none.
+	RunNextPendingAt(ctx context.Context) (time.Time, error)
+	// RunQueuedGroups lists groups that have queued runs.
+	RunQueuedGroups(ctx context.Context) ([]string, error)
+	RunCountByGroup(ctx context.Context) ([]GroupCount, error)
+	LogList(ctx context.Context, p LogListParams) ([]LogEntry, error)
+
+	Close() error
+}
+
+// Tx is the write side of a store, valid inside Store.Tx only. Batch
+// methods apply each element independently: one rejected element does not
+// fail the others. Results come back in input order.
+type Tx interface {
+	RunInsert(ctx context.Context, runs []RunInsertParams) ([]RunInsertResult, error)
+	RunClaim(ctx context.Context, p RunClaimParams) ([]*Run, error)
+	// RunStart marks attempts running; returns which were applied.
+	RunStart(ctx context.Context, p []RunStartParams) ([]bool, error)
+	RunFinish(ctx context.Context, p []RunFinishParams) ([]RunFinishResult, error)
+	RunCancel(ctx context.Context, p RunCancelParams) (RunCancelResult, error)
+	RunRetry(ctx context.Context, p RunRetryParams) (*Run, error)
+	// RunPromote returns the promoted runs.
+	RunPromote(ctx context.Context, p RunPromoteParams) ([]*Run, error)
+	LogAppend(ctx context.Context, lines []LogLine) error
+}
