@@ -1,0 +1,28 @@
+package server
+
+import (
+	"context"
+
+	"github.com/pluto-sched/pluto/internal/engine"
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Engine is what the transports need from the scheduler; *engine.Engine
+// implements it. Keeping the transports behind this interface keeps them
+// thin adapters.
+type Engine interface {
+	Submit(ctx context.Context, specs []engine.SubmitSpec) ([]engine.SubmitResult, error)
+	Get(ctx context.Context, id string) (*store.Run, error)
+	List(ctx context.Context, p store.RunListParams) (store.RunPage, error)
+	// Wait blocks until the run is terminal and returns it. If ctx ends
+	// first it returns the run as it is now together with ctx.Err().
+	Wait(ctx context.Context, id string) (*store.Run, error)
+	Cancel(ctx context.Context, id, reason string) (*store.Run, error)
+	Retry(ctx context.Context, id string) (*store.Run, error)
+	Workers() []engine.WorkerInfo
+	Logs(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error)
+	// Ready reports whether the engine has started and its store answers.
+	Ready(ctx context.Context) error
+}
+
+var _ Engine = (*engine.Engine)(nil)

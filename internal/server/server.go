@@ -1,0 +1,251 @@
+// Package server wires one Pluto server process: the store, the engine,
+// the HTTP JSON API (with /healthz and /readyz) and the gRPC worker and
+// client services. Tests start a whole server in-process on random ports
+// with Start.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/pluto-sched/pluto/internal/engine"
+	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Config configures a server. Zero values mean defaults.
+type Config struct {
+	// Store is a store URL: "sqlite:PATH" (default sqlite:./pluto-data/pluto.db)
+	// or "postgres://…". Ignored when OpenedStore is set.
+	Store string
+	// OpenedStore is a store the caller opened; the server does not close it.
+	OpenedStore store.Store
+	HTTPAddr    string // default 127.0.0.1:7070; ":0" picks a free port
+	GRPCAddr    string // default 127.0.0.1:7071
+	ServerID    string // default hostname-pid
+	// HeartbeatInterval is how often workers heartbeat (default 5s); a
+	// worker is suspect after one missed interval and dead after three.
+	HeartbeatInterval time.Duration
+	// MaxPayload caps a run's payload in bytes (default 1 MiB).
+	MaxPayload int64
+	// StopTimeout bounds graceful stop (default 30s).
+	StopTimeout time.Duration
+	Logger      *slog.Logger
+	// Engine tunes the scheduler; Store, ServerID, Logger and
+	// HeartbeatInterval are filled from this Config.
+	Engine engine.Config
+}
+
+// Server is a running Pluto server.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     store.Store
+	ownsStore bool
+	eng       *engine.Engine
+	httpSrv   *http.Server
+	grpcSrv   *grpc.Server
+	httpLn    net.Listener
+	grpcLn    net.Listener
+	workers   *workerService
+
+	stopOnce sync.Once
+	stopErr  error
+	done     chan struct{}
+	serveErr chan error
+}
+
+func (c *Config) defaults() error {
+	if c.Store == "" && c.OpenedStore == nil {
+		c.Store = "sqlite:" + filepath.Join("pluto-data", "pluto.db")
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:7070"
+	}
+	if c.GRPCAddr == "" {
+		c.GRPCAddr = "127.0.0.1:7071"
+	}
+	if c.ServerID == "" {
+		host, _ := os.Hostname()
+		c.ServerID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 5 * time.Second
+	}
+	if c.HeartbeatInterval < 0 {
+		return fmt.Errorf("server: heartbeat interval must be positive")
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = 1 << 20
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return nil
+}
+
+// Start opens the store, starts the engine and begins serving. It returns
+// once both listeners are bound.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), serveErr: make(chan error, 2)}
+	if cfg.OpenedStore != nil {
+		s.store = cfg.OpenedStore
+	} else {
+		st, err := OpenStore(ctx, cfg.Store, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		s.store, s.ownsStore = st, true
+	}
+	fail := func(err error) (*Server, error) {
+		if s.eng != nil {
+			_ = s.eng.Stop(context.Background())
+		}
+		for _, ln := range []net.Listener{s.httpLn, s.grpcLn} {
+			if ln != nil {
+				_ = ln.Close()
+			}
+		}
+		if s.ownsStore {
+			_ = s.store.Close()
+		}
+		return nil, err
+	}
+
+	ecfg := cfg.Engine
+	ecfg.Store = s.store
+	ecfg.ServerID = cfg.ServerID
+	ecfg.Logger = cfg.Logger
+	ecfg.HeartbeatInterval = cfg.HeartbeatInterval
+	ecfg.MaxPayload = cfg.MaxPayload
+	eng, err := engine.New(ecfg)
+	if err != nil {
+		return fail(err)
+	}
+	s.eng = eng
+	if err := eng.Start(ctx); err != nil {
+		s.eng = nil
+		return fail(err)
+	}
+
+	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return fail(fmt.Errorf("server: grpc listen %s: %w", cfg.GRPCAddr, err))
+	}
+	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return fail(fmt.Errorf("server: http listen %s: %w", cfg.HTTPAddr, err))
+	}
+
+	s.grpcSrv = grpc.NewServer(
+		grpc.MaxRecvMsgSize(int(cfg.MaxPayload)*4+(4<<20)),
+		grpc.MaxSendMsgSize(int(cfg.MaxPayload)*4+(4<<20)),
+	)
+	s.workers = newWorkerService(eng, cfg.Logger)
+	plutov1.RegisterWorkerServiceServer(s.grpcSrv, s.workers)
+	plutov1.RegisterClientServiceServer(s.grpcSrv, newClientService(eng, cfg.MaxPayload))
+
+	s.httpSrv = &http.Server{
+		Handler:           newHTTPHandler(eng, HTTPOptions{MaxPayload: cfg.MaxPayload, ServerID: cfg.ServerID, StoreName: s.store.Name()}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { s.serveErr <- s.grpcSrv.Serve(s.grpcLn) }()
+	go func() {
+		err := s.httpSrv.Serve(s.httpLn)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveErr <- err
+	}()
+	s.log.Info("pluto server started", "id", cfg.ServerID, "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "store", s.store.Name())
+	return s, nil
+}
+
+// HTTPAddr is the bound HTTP address (host:port).
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// GRPCAddr is the bound gRPC address (host:port).
+func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
+
+// HTTPURL is the base URL of the HTTP API.
+func (s *Server) HTTPURL() string { return "http://" + s.HTTPAddr() }
+
+// Engine returns the server's scheduler.
+func (s *Server) Engine() *engine.Engine { return s.eng }
+
+// Store returns the server's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Stop shuts the server down gracefully: it stops taking work, flushes the
+// engine's pending writes, closes connections and the store. Safe to call
+// more than once.
+func (s *Server) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		defer close(s.done)
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.StopTimeout)
+		defer cancel()
+		var errs []error
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		// Worker streams end when the engine closes their sessions; the
+		// gRPC server then stops without cutting in-flight replies.
+		s.workers.closeAll()
+		stopped := make(chan struct{})
+		go func() { s.grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.grpcSrv.Stop()
+			<-stopped
+		}
+		if err := s.eng.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		if s.ownsStore {
+			if err := s.store.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close store: %w", err))
+			}
+		}
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
+
+// Done is closed when the server has stopped.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err returns a listener's fatal error, if any, without blocking.
+func (s *Server) Err() error {
+	select {
+	case err := <-s.serveErr:
+		return err
+	default:
+		return nil
+	}
+}
+
+// OpenStore opens a store from its URL.
+func OpenStore(ctx context.Context, url string, log *slog.Logger) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return nil, fmt.Errorf("server: the postgres store is not available yet")
+	default:
+		return openSQLite(ctx, url)
+	}
+}
