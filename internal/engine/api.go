@@ -136,6 +136,9 @@ type Conn interface {
 	ResultAcks(acks []ResultAck)
 	Drain(resume bool)
 	Shutdown(restart bool)
+	// Close ends the session's stream (the worker was declared dead or
+	// reconnected elsewhere).
+	Close(reason string)
 }
 
 // WorkerState is a worker session's liveness.

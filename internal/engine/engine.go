@@ -1,49 +1,300 @@
 // Package engine is Pluto's scheduler: it decides when runs are ready and
 // which worker gets them, and moves every run through its lifecycle with
 // each change committed to the store before anyone is told about it.
+//
+// # Shape
+//
+// The engine is a set of small components around one write path:
+//
+//   - committer (committer.go): the only writer. State changes are queued
+//     as ops and applied in one store transaction per batch (group commit);
+//     an op's callback runs only after its batch committed. While one batch
+//     commits the next accumulates, so batches grow with load and a lone
+//     submit on an idle system commits at once.
+//   - dispatcher (dispatch.go): per group, claims queued runs from the store
+//     when its workers have free credits, keeps claimed runs in a priority
+//     queue and hands each to a worker chosen by a pure routing function
+//     (routing.go). Claims are event driven: a commit that may have created
+//     work (a submit, a requeue, a promotion) or freed a slot kicks the
+//     group; nothing polls.
+//   - sessions (session.go): one per connected worker; credits (window −
+//     held runs), acks, results, heartbeats. The liveness monitor
+//     (monitor.go) moves sessions alive → suspect → dead and requeues a dead
+//     worker's runs with a new attempt.
+//   - timers: per-run timeouts (finish.go) and the promoter (promote.go),
+//     which moves pending runs to queued when their time comes.
+//
+// # Invariants
+//
+//   - A dispatch is committed (status dispatched, attempt N) before the task
+//     is sent; a result is committed before the worker is told it was
+//     accepted and before any waiter is woken; a submit is committed before
+//     it is acknowledged.
+//   - The attempt number is a fencing token: every report names its
+//     attempt, and the store rejects a report for any other attempt.
+//   - A worker never holds more than its window (capacity + prefetch).
 package engine
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/pluto-sched/pluto/internal/clock"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
-// Engine is the scheduler of one server.
-type Engine struct{}
-
-var errTODO = errors.New("engine: not implemented yet")
-
-func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult, error) {
-	return nil, errTODO
-}
-func (e *Engine) Get(ctx context.Context, id string) (*store.Run, error) { return nil, errTODO }
-func (e *Engine) List(ctx context.Context, p store.RunListParams) (store.RunPage, error) {
-	return store.RunPage{}, errTODO
-}
-func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) { return nil, errTODO }
-func (e *Engine) Cancel(ctx context.Context, id, reason string) (*store.Run, error) {
-	return nil, errTODO
-}
-func (e *Engine) Retry(ctx context.Context, id string) (*store.Run, error) { return nil, errTODO }
-func (e *Engine) Workers() []WorkerInfo                                    { return nil }
-func (e *Engine) Logs(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error) {
-	return nil, errTODO
-}
-func (e *Engine) Ready(ctx context.Context) error { return errTODO }
-
-// Config configures an engine.
+// Config configures an engine. Zero values mean defaults.
 type Config struct {
-	Store             store.Store
-	ServerID          string
-	Logger            *slog.Logger
+	Store    store.Store
+	Clock    clock.Clock // default clock.Real
+	ServerID string
+	Logger   *slog.Logger
+
+	// HeartbeatInterval is how often workers heartbeat (default 5s). A
+	// worker is suspect after SuspectAfter (default 1.5 intervals) without
+	// a message and dead after DeadAfter (default three intervals).
 	HeartbeatInterval time.Duration
-	MaxPayload        int64
+	SuspectAfter      time.Duration
+	DeadAfter         time.Duration
+
+	// MaxPayload caps a run's payload in bytes (default 1 MiB).
+	MaxPayload int64
+	// ClaimBatch caps the runs claimed per group per claim (default 512).
+	ClaimBatch int
+	// MaxBatch caps the ops applied in one transaction (default 8192).
+	MaxBatch int
+	// RetryBase and RetryMax bound the exponential retry backoff
+	// (defaults 1s and 10m); each delay is jittered.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// DefaultRouting is used when a run names none (default least-recent).
+	DefaultRouting string
+	// NewID makes run IDs (default r_ + ULID).
+	NewID func() string
 }
 
-func New(cfg Config) (*Engine, error)             { return &Engine{}, nil }
-func (e *Engine) Start(ctx context.Context) error { return nil }
-func (e *Engine) Stop(ctx context.Context) error  { return nil }
+func (c *Config) defaults() error {
+	if c.Store == nil {
+		return errors.New("engine: Config.Store is required")
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.ServerID == "" {
+		c.ServerID = "server"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 5 * time.Second
+	}
+	if c.SuspectAfter <= 0 {
+		// One interval missed, with slack for a heartbeat in flight.
+		c.SuspectAfter = c.HeartbeatInterval * 3 / 2
+	}
+	if c.DeadAfter <= 0 {
+		c.DeadAfter = 3 * c.HeartbeatInterval
+	}
+	if c.MaxPayload <= 0 {
+		c.MaxPayload = 1 << 20
+	}
+	if c.ClaimBatch <= 0 {
+		c.ClaimBatch = 512
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 8192
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 10 * time.Minute
+	}
+	if c.DefaultRouting == "" {
+		c.DefaultRouting = RoutingLeastRecent
+	}
+	if !knownRouting(c.DefaultRouting) {
+		return fmt.Errorf("engine: unknown default routing %q", c.DefaultRouting)
+	}
+	if c.NewID == nil {
+		c.NewID = newRunID
+	}
+	return nil
+}
+
+// Engine is the scheduler of one server.
+type Engine struct {
+	cfg Config
+	st  store.Store
+	clk clock.Clock
+	log *slog.Logger
+
+	ops *opQueue
+
+	mu       sync.Mutex
+	groups   map[string]*group
+	sessions map[string]*Session // current session per worker id
+	flights  map[string]*flight  // current attempt of each run this server holds
+	orphans  map[string]*flight  // active runs found at start, not yet reclaimed
+	waiters  map[string][]chan struct{}
+	dispSeq  uint64 // dispatch counter for least-recent routing
+	rrSeq    uint64 // round-robin counter
+	state    lifecycle
+	promote  promoter
+
+	stopMon  chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+type lifecycle int
+
+const (
+	stateNew lifecycle = iota
+	stateRunning
+	stateStopping
+	stateStopped
+)
+
+// New makes an engine; Start runs it.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:      cfg,
+		st:       cfg.Store,
+		clk:      cfg.Clock,
+		log:      cfg.Logger,
+		ops:      newOpQueue(),
+		groups:   make(map[string]*group),
+		sessions: make(map[string]*Session),
+		flights:  make(map[string]*flight),
+		orphans:  make(map[string]*flight),
+		waiters:  make(map[string][]chan struct{}),
+		stopMon:  make(chan struct{}),
+	}
+	return e, nil
+}
+
+// Start recovers state from the store and starts the engine's loops: runs
+// that were held by workers when the server last stopped become orphans
+// that reconnecting workers may reclaim; those not reclaimed within
+// DeadAfter are requeued with a new attempt.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.state != stateNew {
+		e.mu.Unlock()
+		return errors.New("engine: already started")
+	}
+	e.mu.Unlock()
+
+	active, err := e.st.RunListActive(ctx, store.RunListActiveParams{ServerID: e.cfg.ServerID})
+	if err != nil {
+		return fmt.Errorf("engine: recover active runs: %w", err)
+	}
+	e.mu.Lock()
+	for _, r := range active {
+		e.orphans[r.ID] = newFlight(r)
+	}
+	e.state = stateRunning
+	e.mu.Unlock()
+
+	e.wg.Add(2)
+	go e.commitLoop()
+	go e.monitorLoop()
+	if len(active) > 0 {
+		e.log.Info("recovered runs held by workers", "runs", len(active), "grace", e.cfg.DeadAfter)
+		e.clk.AfterFunc(e.cfg.DeadAfter, e.requeueOrphans)
+	}
+	e.armPromoter(ctx)
+	return nil
+}
+
+// Stop stops intake, flushes every queued state change to the store and
+// stops the loops. Runs held by workers stay dispatched/running in the
+// store; the next start recovers them. Safe to call more than once.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.stopOnce.Do(func() {
+		e.mu.Lock()
+		started := e.state == stateRunning
+		e.state = stateStopping
+		for _, s := range e.sessions {
+			s.stopTimers()
+		}
+		e.promote.stop()
+		e.mu.Unlock()
+		if !started {
+			e.mu.Lock()
+			e.state = stateStopped
+			e.mu.Unlock()
+			return
+		}
+		close(e.stopMon)
+		e.ops.close()
+		done := make(chan struct{})
+		go func() { e.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		e.mu.Lock()
+		e.state = stateStopped
+		e.mu.Unlock()
+	})
+	return nil
+}
+
+func (e *Engine) running() bool { return e.state == stateRunning }
+
+// Ready reports whether the engine is running and its store answers.
+func (e *Engine) Ready(ctx context.Context) error {
+	e.mu.Lock()
+	ok := e.running()
+	e.mu.Unlock()
+	if !ok {
+		return ErrStopped
+	}
+	if _, err := e.st.RunGet(ctx, "r_readiness_probe"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("engine: store: %w", err)
+	}
+	return nil
+}
+
+// Get returns a run.
+func (e *Engine) Get(ctx context.Context, id string) (*store.Run, error) {
+	return e.st.RunGet(ctx, id)
+}
+
+// List pages runs, newest first.
+func (e *Engine) List(ctx context.Context, p store.RunListParams) (store.RunPage, error) {
+	for _, s := range p.Statuses {
+		if !s.Valid() {
+			return store.RunPage{}, &FieldError{Field: "status", Message: fmt.Sprintf("unknown status %q", s)}
+		}
+	}
+	if p.Limit < 0 || p.Limit > 1000 {
+		return store.RunPage{}, &FieldError{Field: "limit", Message: "must be between 1 and 1000"}
+	}
+	return e.st.RunList(ctx, p)
+}
+
+// Logs pages a run's log lines.
+func (e *Engine) Logs(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error) {
+	return e.st.LogList(ctx, p)
+}
+
+// now is the engine's clock, truncated to the store's precision so that
+// what the engine remembers equals what it wrote.
+func (e *Engine) now() time.Time { return e.clk.Now().Truncate(time.Microsecond) }
+
+// ServerID is this server's id.
+func (e *Engine) ServerID() string { return e.cfg.ServerID }
+
+// HeartbeatInterval is the interval workers are told to heartbeat at.
+func (e *Engine) HeartbeatInterval() time.Duration { return e.cfg.HeartbeatInterval }

@@ -1,17 +1,306 @@
 package server
 
 import (
+	"errors"
+	"io"
 	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/pluto-sched/pluto/internal/engine"
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
+	"github.com/pluto-sched/pluto/internal/store"
 )
 
-// workerService adapts worker streams to engine sessions. (Being written.)
+// workerService adapts worker streams to engine sessions: it converts
+// messages and owns the stream's single sender. Scheduling decisions all
+// live in the engine.
 type workerService struct {
 	plutov1.UnimplementedWorkerServiceServer
+	eng *engine.Engine
+	log *slog.Logger
+
+	mu    sync.Mutex
+	conns map[*streamConn]struct{}
 }
 
-func newWorkerService(eng *engine.Engine, log *slog.Logger) *workerService { return &workerService{} }
+func newWorkerService(eng *engine.Engine, log *slog.Logger) *workerService {
+	return &workerService{eng: eng, log: log, conns: make(map[*streamConn]struct{})}
+}
 
-func (w *workerService) closeAll() {}
+// closeAll ends every worker stream (server stopping); workers reconnect.
+func (w *workerService) closeAll() {
+	w.mu.Lock()
+	conns := make([]*streamConn, 0, len(w.conns))
+	for c := range w.conns {
+		conns = append(conns, c)
+	}
+	w.mu.Unlock()
+	for _, c := range conns {
+		c.Close("server stopping")
+	}
+}
+
+func (w *workerService) Connect(stream plutov1.WorkerService_ConnectServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	h := first.GetHello()
+	if h == nil {
+		return status.Error(codes.InvalidArgument, "the first message must be a hello")
+	}
+	c := newStreamConn(stream)
+	sess, stale, err := w.eng.Connect(stream.Context(), helloFromProto(h), c)
+	if err != nil {
+		var fe *engine.FieldError
+		switch {
+		case errors.As(err, &fe):
+			return status.Error(codes.InvalidArgument, fe.Error())
+		case errors.Is(err, engine.ErrStopped):
+			return status.Error(codes.Unavailable, "server stopping")
+		}
+		return status.Error(codes.Internal, err.Error())
+	}
+	welcome := &plutov1.Welcome{ServerId: w.eng.ServerID(), HeartbeatIntervalMs: w.eng.HeartbeatInterval().Milliseconds()}
+	for _, r := range stale {
+		welcome.Stale = append(welcome.Stale, &plutov1.RunRef{RunId: r.RunID, Attempt: int32(r.Attempt)})
+	}
+	if err := stream.Send(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_Welcome{Welcome: welcome}}); err != nil {
+		sess.Close(err)
+		return err
+	}
+	w.mu.Lock()
+	w.conns[c] = struct{}{}
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.conns, c)
+		w.mu.Unlock()
+	}()
+	w.log.Debug("worker connected", "worker", h.WorkerId, "group", h.Group, "capacity", h.Capacity)
+
+	senderDone := make(chan struct{})
+	go func() { defer close(senderDone); c.sendLoop() }()
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- w.recvLoop(stream, sess) }()
+
+	var end error
+	select {
+	case end = <-recvErr:
+	case <-c.done:
+		end = errors.New(c.reason())
+	}
+	sess.Close(end)
+	c.Close("stream ended")
+	select {
+	case <-senderDone:
+	case <-time.After(5 * time.Second): // a peer that stopped reading; returning cancels the stream
+	}
+	if errors.Is(end, io.EOF) {
+		return nil
+	}
+	if c.reason() != "" && c.reason() != "stream ended" {
+		return status.Error(codes.Aborted, c.reason())
+	}
+	return nil
+}
+
+func (w *workerService) recvLoop(stream plutov1.WorkerService_ConnectServer, sess *engine.Session) error {
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch msg := m.Msg.(type) {
+		case *plutov1.WorkerMessage_Heartbeat:
+			hb := msg.Heartbeat
+			sess.Heartbeat(engine.Load{Running: int(hb.Running), Capacity: int(hb.Capacity), CPU: hb.Cpu, MemBytes: hb.MemBytes})
+		case *plutov1.WorkerMessage_Credits:
+			sess.SetWindow(int(msg.Credits.Window))
+		case *plutov1.WorkerMessage_Acks:
+			acks := make([]engine.Ack, len(msg.Acks.Acks))
+			for i, a := range msg.Acks.Acks {
+				acks[i] = engine.Ack{RunID: a.RunId, Attempt: int(a.Attempt), StartedAt: fromMillis(a.StartedUnixMs)}
+			}
+			sess.Ack(acks)
+		case *plutov1.WorkerMessage_Results:
+			rs := make([]engine.Result, len(msg.Results.Results))
+			for i, r := range msg.Results.Results {
+				rs[i] = engine.Result{
+					RunID: r.RunId, Attempt: int(r.Attempt), Outcome: outcomeFromProto(r.Outcome),
+					Result: r.Result, Error: r.Error, NoRetry: r.NoRetry,
+					StartedAt: fromMillis(r.StartedUnixMs), FinishedAt: fromMillis(r.FinishedUnixMs),
+				}
+			}
+			sess.Results(rs)
+		case *plutov1.WorkerMessage_Logs:
+			lines := make([]store.LogLine, len(msg.Logs.Lines))
+			for i, l := range msg.Logs.Lines {
+				lines[i] = store.LogLine{RunID: l.RunId, Attempt: int(l.Attempt), Time: fromMillis(l.UnixMs), Stream: l.Stream, Level: l.Level, Text: l.Text}
+			}
+			sess.Logs(lines)
+		case *plutov1.WorkerMessage_Hello:
+			return status.Error(codes.InvalidArgument, "hello sent twice")
+		}
+	}
+}
+
+func helloFromProto(h *plutov1.Hello) engine.Hello {
+	held := make([]engine.RunRef, len(h.Held))
+	for i, r := range h.Held {
+		held[i] = engine.RunRef{RunID: r.RunId, Attempt: int(r.Attempt)}
+	}
+	return engine.Hello{
+		WorkerID: h.WorkerId, Group: h.Group, Capacity: int(h.Capacity), Window: int(h.Window),
+		Types: h.HandlerTypes, Version: h.Version, Hostname: h.Hostname, Held: held, Commands: h.Commands,
+	}
+}
+
+func outcomeFromProto(o plutov1.Outcome) engine.Outcome {
+	switch o {
+	case plutov1.Outcome_OUTCOME_SUCCEEDED:
+		return engine.OutcomeSucceeded
+	case plutov1.Outcome_OUTCOME_CANCELLED:
+		return engine.OutcomeCancelled
+	case plutov1.Outcome_OUTCOME_TIMED_OUT:
+		return engine.OutcomeTimedOut
+	default:
+		return engine.OutcomeFailed
+	}
+}
+
+func fromMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// streamConn is the engine.Conn of one stream: the engine queues messages
+// without blocking and one sender goroutine writes them in order, merging
+// neighbouring dispatches and result acks into one message each.
+type streamConn struct {
+	stream plutov1.WorkerService_ConnectServer
+
+	mu     sync.Mutex
+	queue  []*plutov1.ServerMessage
+	spare  []*plutov1.ServerMessage
+	closed bool
+	why    string
+	wake   chan struct{}
+	done   chan struct{}
+}
+
+func newStreamConn(s plutov1.WorkerService_ConnectServer) *streamConn {
+	return &streamConn{stream: s, wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (c *streamConn) reason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.why
+}
+
+func (c *streamConn) enqueue(m *plutov1.ServerMessage) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	// Merge into the last message when it is of the same kind.
+	if n := len(c.queue); n > 0 {
+		switch last := c.queue[n-1].Msg.(type) {
+		case *plutov1.ServerMessage_Dispatch:
+			if d, ok := m.Msg.(*plutov1.ServerMessage_Dispatch); ok {
+				last.Dispatch.Tasks = append(last.Dispatch.Tasks, d.Dispatch.Tasks...)
+				c.mu.Unlock()
+				return
+			}
+		case *plutov1.ServerMessage_ResultAcks:
+			if a, ok := m.Msg.(*plutov1.ServerMessage_ResultAcks); ok {
+				last.ResultAcks.Acks = append(last.ResultAcks.Acks, a.ResultAcks.Acks...)
+				c.mu.Unlock()
+				return
+			}
+		}
+	}
+	c.queue = append(c.queue, m)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *streamConn) sendLoop() {
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return
+		}
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = c.spare[:0]
+		c.mu.Unlock()
+		for i, m := range batch {
+			if err := c.stream.Send(m); err != nil {
+				c.Close("send: " + err.Error())
+				return
+			}
+			batch[i] = nil
+		}
+		c.mu.Lock()
+		c.spare = batch[:0]
+		c.mu.Unlock()
+	}
+}
+
+func (c *streamConn) Dispatch(tasks []engine.Task) {
+	d := &plutov1.Dispatch{Tasks: make([]*plutov1.Task, len(tasks))}
+	for i, t := range tasks {
+		pt := &plutov1.Task{
+			RunId: t.RunID, Attempt: int32(t.Attempt), Type: t.Type, Payload: t.Payload,
+			TimeoutMs: t.Timeout.Milliseconds(), Group: t.Group, Job: t.Job, MaxAttempts: int32(t.MaxAttempts),
+		}
+		if !t.Deadline.IsZero() {
+			pt.DeadlineUnixMs = t.Deadline.UnixMilli()
+		}
+		d.Tasks[i] = pt
+	}
+	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_Dispatch{Dispatch: d}})
+}
+
+func (c *streamConn) Cancel(ref engine.RunRef, reason string) {
+	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_Cancel{Cancel: &plutov1.CancelRun{RunId: ref.RunID, Attempt: int32(ref.Attempt), Reason: reason}}})
+}
+
+func (c *streamConn) ResultAcks(acks []engine.ResultAck) {
+	ra := &plutov1.ResultAcks{Acks: make([]*plutov1.ResultAck, len(acks))}
+	for i, a := range acks {
+		ra.Acks[i] = &plutov1.ResultAck{RunId: a.RunID, Attempt: int32(a.Attempt), Accepted: a.Accepted}
+	}
+	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_ResultAcks{ResultAcks: ra}})
+}
+
+func (c *streamConn) Drain(resume bool) {
+	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_Drain{Drain: &plutov1.Drain{Resume: resume}}})
+}
+
+func (c *streamConn) Shutdown(restart bool) {
+	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_Shutdown{Shutdown: &plutov1.Shutdown{Restart: restart}}})
+}
+
+func (c *streamConn) Close(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed, c.why = true, reason
+	close(c.done)
+}

@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// do queues o and waits for its commit.
+func (e *Engine) do(ctx context.Context, o *op, after func(o *op)) error {
+	done := make(chan struct{})
+	o.done = func(o *op) {
+		if o.err == nil && after != nil {
+			after(o)
+		}
+		close(done)
+	}
+	e.submitOp(o)
+	select {
+	case <-done:
+		return o.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Cancel cancels a run wherever it is. A run a worker holds is cancelled
+// in the store first; then the worker is told, and its handler's context
+// is cancelled. Cancelling a finished run returns it unchanged.
+func (e *Engine) Cancel(ctx context.Context, id, reason string) (*store.Run, error) {
+	if reason == "" {
+		reason = "cancelled"
+	}
+	o := &op{cancel: &store.RunCancelParams{ID: id, Reason: reason, Now: e.now()}}
+	err := e.do(ctx, o, func(o *op) {
+		res := o.cancelRes
+		if !res.Changed {
+			return
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if f := e.flights[id]; f != nil {
+			delete(e.flights, id)
+			f.stopTimer()
+			if f.session != nil {
+				f.session.conn.Cancel(f.ref(), reason)
+			}
+		}
+		delete(e.orphans, id)
+		e.notify(id)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return o.cancelRes.Run, nil
+}
+
+// Retry puts a failed, cancelled or timed-out run back in the queue with a
+// fresh attempt budget.
+func (e *Engine) Retry(ctx context.Context, id string) (*store.Run, error) {
+	o := &op{retry: &store.RunRetryParams{ID: id, Now: e.now()}}
+	err := e.do(ctx, o, func(o *op) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.created(o.retried)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return o.retried, nil
+}
+
+// Wait blocks until the run is terminal and returns it. If ctx ends first
+// it returns the run as it is now together with ctx.Err().
+func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
+	ch := make(chan struct{}, 1)
+	e.mu.Lock()
+	e.waiters[id] = append(e.waiters[id], ch)
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		ws := e.waiters[id]
+		for i, w := range ws {
+			if w == ch {
+				ws = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(ws) == 0 {
+			delete(e.waiters, id)
+		} else {
+			e.waiters[id] = ws
+		}
+		e.mu.Unlock()
+	}()
+	for {
+		// Registered before reading, so a finish between the read and the
+		// select still wakes us.
+		r, err := e.st.RunGet(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if r.Status.Terminal() {
+			return r, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return r, ctx.Err()
+		}
+	}
+}
+
+// notify wakes the waiters of a run that reached a terminal state. Called
+// with e.mu held.
+func (e *Engine) notify(id string) {
+	for _, ch := range e.waiters[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}

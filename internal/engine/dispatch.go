@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"container/heap"
+	"encoding/json"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/clock"
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// flight is the engine's memory of a run's current attempt while this
+// server holds it: claimed and waiting for a worker slot (session nil), or
+// on a worker.
+type flight struct {
+	id          string
+	attempt     int
+	group       string
+	typ         string
+	job         string
+	payload     json.RawMessage // dropped once sent
+	priority    int
+	runAt       time.Time
+	seq         int64
+	maxAttempts int
+	failures    int
+	timeout     time.Duration
+	routing     string
+	routingKey  string
+
+	session *Session
+	started bool
+	timer   clock.Timer // timeout
+}
+
+func newFlight(r *store.Run) *flight {
+	return &flight{
+		id: r.ID, attempt: r.Attempt, group: r.Group, typ: r.Type, job: r.Job,
+		payload: r.Payload, priority: r.Priority, runAt: r.RunAt, seq: r.Seq,
+		maxAttempts: r.MaxAttempts, failures: r.Failures, timeout: r.Timeout,
+		routing: r.Routing, routingKey: r.RoutingKey,
+		started: r.Status == store.StatusRunning,
+	}
+}
+
+func (f *flight) ref() RunRef { return RunRef{RunID: f.id, Attempt: f.attempt} }
+
+func (f *flight) stopTimer() {
+	if f.timer != nil {
+		f.timer.Stop()
+		f.timer = nil
+	}
+}
+
+// group is one worker pool: its sessions and the runs this server claimed
+// for it that wait for a slot, in priority order.
+type group struct {
+	name     string
+	sessions []*Session
+	ready    readyQueue
+	// mayHaveWork is set by anything that may have made runs of the group
+	// claimable and cleared when a claim comes back short.
+	mayHaveWork bool
+	claiming    bool
+
+	cands []candidate // scratch for assign
+	csess []*Session
+}
+
+func (e *Engine) group(name string) *group {
+	g := e.groups[name]
+	if g == nil {
+		g = &group{name: name, mayHaveWork: true}
+		e.groups[name] = g
+	}
+	return g
+}
+
+// wake notes that a group may have claimable runs and kicks it.
+func (e *Engine) wake(name string) {
+	g := e.group(name)
+	g.mayHaveWork = true
+	e.kick(g)
+}
+
+// kick starts a claim for g when its workers have free credits beyond the
+// runs already waiting and the store may hold queued runs. At most one
+// claim per group is in flight. Called with e.mu held.
+func (e *Engine) kick(g *group) {
+	if !e.running() || g.claiming || !g.mayHaveWork {
+		return
+	}
+	free := 0
+	var types []string
+	for _, s := range g.sessions {
+		if f := s.free(); f > 0 {
+			free += f
+			for _, t := range s.hello.Types {
+				if !contains(types, t) {
+					types = append(types, t)
+				}
+			}
+		}
+	}
+	free -= g.ready.Len()
+	if free <= 0 {
+		return
+	}
+	limit := min(free, e.cfg.ClaimBatch)
+	o := &op{claim: &store.RunClaimParams{Group: g.name, Types: types, Limit: limit, ServerID: e.cfg.ServerID, Now: e.now()}}
+	o.done = func(o *op) { e.claimed(g, limit, o) }
+	if e.ops.push(o) {
+		g.claiming = true
+	}
+}
+
+// claimed runs after a claim committed: the runs are now dispatched with a
+// new attempt in the store and go to workers.
+func (e *Engine) claimed(g *group, limit int, o *op) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	g.claiming = false
+	if o.err != nil {
+		e.log.Error("claim failed", "group", g.name, "err", o.err)
+		return // the next event (a submit, a freed slot) tries again
+	}
+	if len(o.claimed) < limit {
+		g.mayHaveWork = false
+	}
+	for _, r := range o.claimed {
+		f := newFlight(r)
+		e.flights[r.ID] = f
+		heap.Push(&g.ready, f)
+	}
+	e.assign(g)
+	e.kick(g)
+}
+
+// assign hands waiting runs to workers with free credits, in priority
+// order, choosing each worker with the run's routing strategy. Runs whose
+// type no live worker of the group serves go back to the queue. Called
+// with e.mu held.
+func (e *Engine) assign(g *group) {
+	if g.ready.Len() == 0 {
+		return
+	}
+	free := 0
+	for _, s := range g.sessions {
+		free += s.free()
+	}
+	var waiting, orphaned []*flight
+	for g.ready.Len() > 0 && free > 0 {
+		f := heap.Pop(&g.ready).(*flight)
+		if e.flights[f.id] != f {
+			continue // cancelled or timed out while waiting
+		}
+		g.cands, g.csess = g.cands[:0], g.csess[:0]
+		served := false
+		for _, s := range g.sessions {
+			if !s.serves(f.typ) {
+				continue
+			}
+			served = true
+			if s.free() > 0 {
+				g.cands = append(g.cands, s.candidate())
+				g.csess = append(g.csess, s)
+			}
+		}
+		if !served {
+			orphaned = append(orphaned, f)
+			continue
+		}
+		routing := f.routing
+		if routing == "" {
+			routing = e.cfg.DefaultRouting
+		}
+		i := route(routing, f.routingKey, g.cands, e.rrSeq, nil)
+		if i < 0 {
+			waiting = append(waiting, f)
+			continue
+		}
+		e.rrSeq++
+		s := g.csess[i]
+		e.dispSeq++
+		s.lastDispatch = e.dispSeq
+		s.held[f.id] = f.attempt
+		f.session = s
+		s.outbox = append(s.outbox, Task{
+			RunID: f.id, Attempt: f.attempt, Type: f.typ, Group: f.group, Job: f.job,
+			Payload: f.payload, Timeout: f.timeout, MaxAttempts: f.maxAttempts,
+		})
+		f.payload = nil
+		free--
+	}
+	for _, f := range waiting {
+		heap.Push(&g.ready, f)
+	}
+	for _, s := range g.sessions {
+		if len(s.outbox) > 0 {
+			s.conn.Dispatch(s.outbox)
+			s.outbox = nil
+		}
+	}
+	if len(orphaned) > 0 {
+		e.handBack(orphaned, "no live worker serves this type")
+	}
+}
+
+// handBack returns claimed attempts to the queue without counting a
+// failure (the attempt was lost, not failed). Called with e.mu held.
+func (e *Engine) handBack(fs []*flight, why string) {
+	now := e.now()
+	params := make([]store.RunFinishParams, 0, len(fs))
+	for _, f := range fs {
+		f.stopTimer()
+		if e.flights[f.id] == f {
+			delete(e.flights, f.id)
+		}
+		params = append(params, store.RunFinishParams{ID: f.id, Attempt: f.attempt, Status: store.StatusQueued, Now: now})
+	}
+	e.log.Debug("requeueing lost attempts", "runs", len(fs), "why", why)
+	e.ops.push(&op{finishes: params, done: func(o *op) {
+		if o.err != nil {
+			e.log.Error("requeue failed", "err", o.err)
+			return
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for i, res := range o.finishRes {
+			if res.Accepted {
+				e.wake(fs[i].group)
+			}
+		}
+	}})
+}
+
+// readyQueue orders claimed runs: higher priority, then earlier run_at,
+// then insertion order.
+type readyQueue []*flight
+
+func (q readyQueue) Len() int { return len(q) }
+func (q readyQueue) Less(i, j int) bool {
+	a, b := q[i], q[j]
+	if a.priority != b.priority {
+		return a.priority > b.priority
+	}
+	if !a.runAt.Equal(b.runAt) {
+		return a.runAt.Before(b.runAt)
+	}
+	return a.seq < b.seq
+}
+func (q readyQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *readyQueue) Push(x any)   { *q = append(*q, x.(*flight)) }
+func (q *readyQueue) Pop() any {
+	old := *q
+	n := len(old) - 1
+	f := old[n]
+	old[n] = nil
+	*q = old[:n]
+	return f
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

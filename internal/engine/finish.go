@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// finishParams turns a worker's result into the run's next state.
+//
+//	succeeded                          → succeeded
+//	cancelled by the worker on its own → queued (lost attempt, e.g. drain deadline)
+//	failed / timed out, attempts left  → pending until now + backoff
+//	failed / timed out, none left      → failed / timed_out
+//
+// A cancel the server asked for was committed before the worker was told,
+// so the worker's "cancelled" result for it is rejected by fencing.
+func (e *Engine) finishParams(f *flight, r *Result, s *Session, now time.Time) store.RunFinishParams {
+	p := store.RunFinishParams{
+		ID: f.id, Attempt: f.attempt, Result: r.Result, Error: r.Error,
+		StartedAt: r.StartedAt.Truncate(time.Microsecond), WorkerID: s.hello.WorkerID, Now: now,
+	}
+	switch r.Outcome {
+	case OutcomeSucceeded:
+		p.Status = store.StatusSucceeded
+		p.Error = ""
+	case OutcomeCancelled:
+		p.Status = store.StatusQueued
+	case OutcomeTimedOut:
+		e.failure(&p, f, store.StatusTimedOut, r.NoRetry, now)
+	default:
+		if p.Error == "" {
+			p.Error = "failed"
+		}
+		e.failure(&p, f, store.StatusFailed, r.NoRetry, now)
+	}
+	return p
+}
+
+// failure fills p for a failed attempt: a retry after backoff while
+// attempts are left, otherwise the terminal status.
+func (e *Engine) failure(p *store.RunFinishParams, f *flight, terminal store.RunStatus, noRetry bool, now time.Time) {
+	p.Failure = true
+	failures := f.failures + 1
+	if !noRetry && failures < f.maxAttempts {
+		p.Status = store.StatusPending
+		p.RunAt = now.Add(e.backoff(failures))
+		return
+	}
+	p.Status = terminal
+}
+
+// backoff is the delay before retry n (1-based): RetryBase·2^(n−1), capped
+// at RetryMax, with equal jitter (half fixed, half random) so that runs
+// failing together do not retry together.
+func (e *Engine) backoff(n int) time.Duration {
+	d := e.cfg.RetryBase
+	for i := 1; i < n && d < e.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, e.cfg.RetryMax)
+	half := d / 2
+	return (half + time.Duration(rand.Int64N(int64(half)+1))).Truncate(time.Microsecond)
+}
+
+// finished runs after a batch of results committed: it acknowledges them
+// to the worker and wakes waiters, the promoter and the queue.
+func (e *Engine) finished(s *Session, fs []*flight, o *op) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if o.err != nil {
+		// Not committed. Keep the attempts reclaimable and make the worker
+		// reconnect: it resends the results it holds, and they are
+		// accepted then.
+		e.log.Error("results not committed", "worker", s.hello.WorkerID, "runs", len(fs), "err", o.err)
+		for _, f := range fs {
+			f.session = nil
+			e.orphans[f.id] = f
+		}
+		s.conn.Close("store error")
+		return
+	}
+	acks := make([]ResultAck, len(fs))
+	for i, res := range o.finishRes {
+		acks[i] = ResultAck{RunID: fs[i].id, Attempt: fs[i].attempt, Accepted: res.Accepted}
+		if res.Accepted {
+			e.settled(fs[i].group, o.finishes[i])
+		}
+	}
+	s.conn.ResultAcks(acks)
+}
+
+// settled reacts to a committed finish. Called with e.mu held.
+func (e *Engine) settled(groupName string, p store.RunFinishParams) {
+	switch {
+	case p.Status.Terminal():
+		e.notify(p.ID)
+	case p.Status == store.StatusQueued:
+		e.wake(groupName)
+	case p.Status == store.StatusPending:
+		e.notePending(p.RunAt)
+	}
+}
+
+// timedOut ends an attempt that ran past its timeout: the outcome is
+// committed (retry or timed_out) and the worker is told to cancel it.
+func (e *Engine) timedOut(f *flight) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.flights[f.id] != f || !e.running() {
+		return
+	}
+	delete(e.flights, f.id)
+	f.timer = nil
+	now := e.now()
+	p := store.RunFinishParams{ID: f.id, Attempt: f.attempt, Error: fmt.Sprintf("timed out after %s", f.timeout), Now: now}
+	if f.session != nil {
+		p.WorkerID = f.session.hello.WorkerID
+		f.session.conn.Cancel(f.ref(), "timed out")
+	}
+	e.failure(&p, f, store.StatusTimedOut, false, now)
+	o := &op{finishes: []store.RunFinishParams{p}}
+	o.done = func(o *op) {
+		if o.err != nil || !o.finishRes[0].Accepted {
+			return
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.settled(f.group, p)
+	}
+	e.ops.push(o)
+}

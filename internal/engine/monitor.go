@@ -1,0 +1,58 @@
+package engine
+
+// monitorLoop checks worker liveness a few times per suspect interval:
+// a worker not heard from for SuspectAfter is suspect (no new runs), for
+// DeadAfter is dead (its runs are requeued with a new attempt). A closed
+// stream arms its own exact timer in Session.Close; this loop catches
+// workers whose stream stays open but silent.
+func (e *Engine) monitorLoop() {
+	defer e.wg.Done()
+	period := max(e.cfg.SuspectAfter/4, 1)
+	for {
+		tick := make(chan struct{})
+		t := e.clk.AfterFunc(period, func() { close(tick) })
+		select {
+		case <-e.stopMon:
+			t.Stop()
+			return
+		case <-tick:
+		}
+		e.checkLiveness()
+	}
+}
+
+func (e *Engine) checkLiveness() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.running() {
+		return
+	}
+	now := e.now()
+	for _, s := range e.sessions {
+		silent := now.Sub(s.lastSeen)
+		switch {
+		case silent >= e.cfg.DeadAfter:
+			e.declareDead(s, "no heartbeat for "+silent.String())
+		case silent >= e.cfg.SuspectAfter && s.state == WorkerAlive:
+			s.state = WorkerSuspect
+			e.log.Info("worker suspect", "worker", s.hello.WorkerID, "silent", silent)
+		}
+	}
+}
+
+// requeueOrphans hands back the runs recovered at start that no worker
+// reclaimed within the grace period.
+func (e *Engine) requeueOrphans() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.running() || len(e.orphans) == 0 {
+		return
+	}
+	lost := make([]*flight, 0, len(e.orphans))
+	for id, f := range e.orphans {
+		lost = append(lost, f)
+		delete(e.orphans, id)
+	}
+	e.log.Info("requeueing runs not reclaimed after restart", "runs", len(lost))
+	e.handBack(lost, "not reclaimed after restart")
+}

@@ -1,0 +1,358 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/clock"
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Session is one connected worker as the engine sees it. The transport
+// calls its methods as messages arrive; they are safe for concurrent use.
+type Session struct {
+	e     *Engine
+	hello Hello
+	conn  Conn
+	g     *group
+
+	window       int
+	held         map[string]int // run id → attempt the worker holds
+	outbox       []Task         // scratch for assign
+	lastDispatch uint64
+	load         Load
+	connectedAt  time.Time
+	lastSeen     time.Time
+	state        WorkerState
+	closed       bool // the stream is gone
+	draining     bool
+	deadTimer    clock.Timer
+}
+
+func (s *Session) serves(typ string) bool { return slices.Contains(s.hello.Types, typ) }
+
+// free is how many more runs may be sent to the worker now.
+func (s *Session) free() int {
+	if s.closed || s.draining || s.state != WorkerAlive {
+		return 0
+	}
+	return max(0, s.window-len(s.held))
+}
+
+func (s *Session) candidate() candidate {
+	return candidate{ID: s.hello.WorkerID, Held: len(s.held), Capacity: s.hello.Capacity, CPU: s.load.CPU, LastDispatch: s.lastDispatch}
+}
+
+func (s *Session) stopTimers() {
+	if s.deadTimer != nil {
+		s.deadTimer.Stop()
+	}
+}
+
+// Connect registers a worker. It returns the session and the runs the
+// worker listed as held whose attempt is no longer current: the transport
+// tells the worker to cancel those. When a worker reconnects, the runs it
+// still holds at their current attempt move to the new session; runs the
+// old session held that the worker no longer lists are requeued.
+func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunRef, error) {
+	switch {
+	case h.WorkerID == "":
+		return nil, nil, &FieldError{Field: "worker_id", Message: "is required"}
+	case h.Group == "":
+		return nil, nil, &FieldError{Field: "group", Message: "is required"}
+	case h.Capacity <= 0:
+		return nil, nil, &FieldError{Field: "capacity", Message: "must be positive"}
+	case h.Window < 0:
+		return nil, nil, &FieldError{Field: "window", Message: "must not be negative"}
+	}
+	if h.Window == 0 {
+		h.Window = h.Capacity
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.running() {
+		return nil, nil, ErrStopped
+	}
+	now := e.now()
+	g := e.group(h.Group)
+	s := &Session{
+		e: e, hello: h, conn: c, g: g, window: h.Window, held: make(map[string]int),
+		connectedAt: now, lastSeen: now, state: WorkerAlive,
+	}
+	old := e.sessions[h.WorkerID]
+	var stale []RunRef
+	for _, ref := range h.Held {
+		if f := e.flights[ref.RunID]; f != nil && f.attempt == ref.Attempt && (f.session == nil || f.session == old) {
+			f.session = s
+			s.held[f.id] = f.attempt
+			continue
+		}
+		if f := e.orphans[ref.RunID]; f != nil && f.attempt == ref.Attempt {
+			delete(e.orphans, f.id)
+			f.session = s
+			e.flights[f.id] = f
+			s.held[f.id] = f.attempt
+			continue
+		}
+		stale = append(stale, ref)
+	}
+	if old != nil {
+		var lost []*flight
+		for id, att := range old.held {
+			if f := e.flights[id]; f != nil && f.attempt == att && f.session == old {
+				lost = append(lost, f)
+			}
+		}
+		e.removeSession(old, "replaced by a new connection")
+		if len(lost) > 0 {
+			e.handBack(lost, "worker reconnected without it")
+		}
+	}
+	e.sessions[h.WorkerID] = s
+	g.sessions = append(g.sessions, s)
+	g.mayHaveWork = true
+	e.kick(g)
+	return s, stale, nil
+}
+
+// removeSession takes s out of service. Called with e.mu held.
+func (e *Engine) removeSession(s *Session, why string) {
+	s.stopTimers()
+	s.closed = true
+	if e.sessions[s.hello.WorkerID] == s {
+		delete(e.sessions, s.hello.WorkerID)
+	}
+	s.g.sessions = slices.DeleteFunc(s.g.sessions, func(x *Session) bool { return x == s })
+	s.conn.Close(why)
+	e.dropUnserved(s.g)
+}
+
+// dropUnserved hands back claimed runs that no remaining worker of the
+// group can run. Called with e.mu held.
+func (e *Engine) dropUnserved(g *group) {
+	var keep readyQueue
+	var lost []*flight
+	for _, f := range g.ready {
+		if e.flights[f.id] != f {
+			continue
+		}
+		served := false
+		for _, s := range g.sessions {
+			if s.serves(f.typ) {
+				served = true
+				break
+			}
+		}
+		if served {
+			keep = append(keep, f)
+		} else {
+			lost = append(lost, f)
+		}
+	}
+	g.ready = keep
+	heap.Init(&g.ready)
+	if len(lost) > 0 {
+		e.handBack(lost, "no live worker serves this type")
+	}
+}
+
+// Heartbeat records the worker's load.
+func (s *Session) Heartbeat(l Load) {
+	e := s.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s.load = l
+	s.touch()
+}
+
+// touch marks the worker seen. Called with e.mu held.
+func (s *Session) touch() {
+	s.lastSeen = s.e.now()
+	if s.state == WorkerSuspect && !s.closed {
+		s.state = WorkerAlive
+		s.e.kick(s.g)
+	}
+}
+
+// SetWindow changes how many runs the worker accepts at once (0 pauses).
+func (s *Session) SetWindow(n int) {
+	e := s.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s.window = max(0, n)
+	s.touch()
+	e.assign(s.g)
+	e.kick(s.g)
+}
+
+// Ack records that the worker started attempts. The running state is
+// written in the next batch; the run's timeout starts now.
+func (s *Session) Ack(acks []Ack) {
+	e := s.e
+	e.mu.Lock()
+	s.touch()
+	now := e.now()
+	starts := make([]store.RunStartParams, 0, len(acks))
+	for _, a := range acks {
+		f := e.flights[a.RunID]
+		if f == nil || f.attempt != a.Attempt || f.session != s || f.started {
+			continue
+		}
+		f.started = true
+		if f.timeout > 0 {
+			f.timer = e.clk.AfterFunc(f.timeout, func() { e.timedOut(f) })
+		}
+		at := a.StartedAt.Truncate(time.Microsecond)
+		if at.IsZero() {
+			at = now
+		}
+		starts = append(starts, store.RunStartParams{ID: a.RunID, Attempt: a.Attempt, WorkerID: s.hello.WorkerID, Now: at})
+	}
+	e.mu.Unlock()
+	if len(starts) > 0 {
+		e.ops.push(&op{starts: starts})
+	}
+}
+
+// Results records finished attempts. The worker's slots are free at once;
+// the outcome is committed in the next batch and only then acknowledged to
+// the worker and to waiters.
+func (s *Session) Results(rs []Result) {
+	e := s.e
+	e.mu.Lock()
+	s.touch()
+	now := e.now()
+	var (
+		params  []store.RunFinishParams
+		flights []*flight
+		rejects []ResultAck
+	)
+	for i := range rs {
+		r := &rs[i]
+		if att, ok := s.held[r.RunID]; ok && att == r.Attempt {
+			delete(s.held, r.RunID)
+		}
+		f := e.flights[r.RunID]
+		if f == nil || f.attempt != r.Attempt || f.session != s {
+			rejects = append(rejects, ResultAck{RunID: r.RunID, Attempt: r.Attempt})
+			continue
+		}
+		delete(e.flights, r.RunID)
+		f.stopTimer()
+		params = append(params, e.finishParams(f, r, s, now))
+		flights = append(flights, f)
+	}
+	if len(rejects) > 0 {
+		s.conn.ResultAcks(rejects)
+	}
+	e.assign(s.g)
+	e.kick(s.g)
+	e.mu.Unlock()
+	if len(params) > 0 {
+		o := &op{finishes: params}
+		o.done = func(o *op) { e.finished(s, flights, o) }
+		e.ops.push(o)
+	}
+}
+
+// Logs stores log lines the worker sent for runs it holds or just ran.
+func (s *Session) Logs(lines []store.LogLine) {
+	if len(lines) == 0 {
+		return
+	}
+	s.e.mu.Lock()
+	s.touch()
+	s.e.mu.Unlock()
+	s.e.ops.push(&op{logs: lines})
+}
+
+// Close tells the engine the worker's stream ended. The worker becomes
+// suspect; if it does not reconnect before it is declared dead, its runs
+// are requeued with a new attempt.
+func (s *Session) Close(err error) {
+	e := s.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.state == WorkerAlive {
+		s.state = WorkerSuspect
+	}
+	if !e.running() {
+		return
+	}
+	// Dead exactly DeadAfter after the worker was last heard from.
+	wait := max(0, s.lastSeen.Add(e.cfg.DeadAfter).Sub(e.now()))
+	s.deadTimer = e.clk.AfterFunc(wait, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.sessions[s.hello.WorkerID] == s && e.running() {
+			e.declareDead(s, fmt.Sprintf("stream closed (%v) and no reconnect", err))
+		}
+	})
+}
+
+// declareDead requeues everything the worker held with a new attempt and
+// removes it. Called with e.mu held.
+func (e *Engine) declareDead(s *Session, why string) {
+	s.state = WorkerDead
+	var lost []*flight
+	for id, att := range s.held {
+		if f := e.flights[id]; f != nil && f.attempt == att && f.session == s {
+			lost = append(lost, f)
+		}
+	}
+	e.log.Warn("worker dead", "worker", s.hello.WorkerID, "group", s.hello.Group, "runs", len(lost), "why", why)
+	e.removeSession(s, "declared dead: "+why)
+	if len(lost) > 0 {
+		e.handBack(lost, "worker dead")
+	}
+}
+
+// Drain stops dispatching to a worker and asks it to finish what it holds
+// (resume undoes it).
+func (e *Engine) Drain(workerID string, resume bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.sessions[workerID]
+	if s == nil {
+		return fmt.Errorf("worker %q: %w", workerID, store.ErrNotFound)
+	}
+	s.draining = !resume
+	s.conn.Drain(resume)
+	if resume {
+		e.kick(s.g)
+	}
+	return nil
+}
+
+// Workers lists connected (and suspect) workers, by id.
+func (e *Engine) Workers() []WorkerInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]WorkerInfo, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		out = append(out, WorkerInfo{
+			ID: s.hello.WorkerID, Group: s.hello.Group, State: s.state,
+			Capacity: s.hello.Capacity, Window: s.window, Running: len(s.held),
+			CPU: s.load.CPU, MemBytes: s.load.MemBytes, Handlers: slices.Clone(s.hello.Types),
+			Version: s.hello.Version, Hostname: s.hello.Hostname, ConnectedAt: s.connectedAt,
+			LastHeartbeat: s.lastSeen, Server: e.cfg.ServerID, Draining: s.draining,
+		})
+	}
+	slices.SortFunc(out, func(a, b WorkerInfo) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}

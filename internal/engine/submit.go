@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Limits on submitted fields.
+const (
+	maxNameLen    = 200
+	maxKeyLen     = 512
+	maxRetries    = 1000
+	maxPriority   = 1 << 20
+	maxBatchSpecs = 10000
+)
+
+// Submit validates and stores runs, all in one transaction, and returns
+// them once committed. A spec whose idempotency key already names a run
+// returns that run (Existing) and creates nothing.
+func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult, error) {
+	if len(specs) == 0 {
+		return nil, &FieldError{Field: "runs", Message: "at least one run is required"}
+	}
+	if len(specs) > maxBatchSpecs {
+		return nil, &FieldError{Field: "runs", Message: fmt.Sprintf("at most %d runs per batch", maxBatchSpecs)}
+	}
+	now := e.now()
+	params := make([]store.RunInsertParams, len(specs))
+	for i := range specs {
+		p, err := e.insertParams(&specs[i], now)
+		if err != nil {
+			if fe, ok := err.(*FieldError); ok && len(specs) > 1 {
+				fe.Field = fmt.Sprintf("runs[%d].%s", i, fe.Field)
+			}
+			return nil, err
+		}
+		params[i] = p
+	}
+	done := make(chan struct{})
+	o := &op{inserts: params}
+	o.done = func(o *op) {
+		if o.err == nil {
+			e.mu.Lock()
+			for _, r := range o.insertRes {
+				if !r.Existing {
+					e.created(r.Run)
+				}
+			}
+			e.mu.Unlock()
+		}
+		close(done)
+	}
+	e.submitOp(o)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if o.err != nil {
+		return nil, o.err
+	}
+	out := make([]SubmitResult, len(o.insertRes))
+	for i, r := range o.insertRes {
+		out[i] = SubmitResult{Run: r.Run, Existing: r.Existing}
+	}
+	return out, nil
+}
+
+// created reacts to a committed new run. Called with e.mu held.
+func (e *Engine) created(r *store.Run) {
+	switch r.Status {
+	case store.StatusQueued:
+		e.wake(r.Group)
+	case store.StatusPending:
+		e.notePending(r.RunAt)
+	}
+}
+
+func (e *Engine) insertParams(s *SubmitSpec, now time.Time) (store.RunInsertParams, error) {
+	switch {
+	case s.Type == "":
+		return store.RunInsertParams{}, &FieldError{Field: "type", Message: "is required"}
+	case len(s.Type) > maxNameLen:
+		return store.RunInsertParams{}, &FieldError{Field: "type", Message: fmt.Sprintf("is longer than %d bytes", maxNameLen)}
+	case s.Group == "":
+		return store.RunInsertParams{}, &FieldError{Field: "group", Message: "is required"}
+	case len(s.Group) > maxNameLen:
+		return store.RunInsertParams{}, &FieldError{Field: "group", Message: fmt.Sprintf("is longer than %d bytes", maxNameLen)}
+	case int64(len(s.Payload)) > e.cfg.MaxPayload:
+		return store.RunInsertParams{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrPayloadTooLarge, len(s.Payload), e.cfg.MaxPayload)
+	case len(s.Payload) > 0 && !json.Valid(s.Payload):
+		return store.RunInsertParams{}, &FieldError{Field: "payload", Message: "is not valid JSON"}
+	case s.Priority < -maxPriority || s.Priority > maxPriority:
+		return store.RunInsertParams{}, &FieldError{Field: "priority", Message: fmt.Sprintf("must be within ±%d", maxPriority)}
+	case s.Delay < 0:
+		return store.RunInsertParams{}, &FieldError{Field: "delay", Message: "must not be negative"}
+	case s.Delay > 0 && !s.RunAt.IsZero():
+		return store.RunInsertParams{}, &FieldError{Field: "delay", Message: "give delay or run_at, not both"}
+	case s.Timeout < 0:
+		return store.RunInsertParams{}, &FieldError{Field: "timeout", Message: "must not be negative"}
+	case s.Retries < 0 || s.Retries > maxRetries:
+		return store.RunInsertParams{}, &FieldError{Field: "retries", Message: fmt.Sprintf("must be between 0 and %d", maxRetries)}
+	case len(s.Key) > maxKeyLen:
+		return store.RunInsertParams{}, &FieldError{Field: "key", Message: fmt.Sprintf("is longer than %d bytes", maxKeyLen)}
+	case s.Routing != "" && !knownRouting(s.Routing):
+		return store.RunInsertParams{}, &FieldError{Field: "routing", Message: fmt.Sprintf("unknown strategy %q (known: %v)", s.Routing, routings)}
+	}
+	runAt := now
+	if s.Delay > 0 {
+		runAt = now.Add(s.Delay)
+	} else if !s.RunAt.IsZero() {
+		runAt = s.RunAt.Truncate(time.Microsecond)
+	}
+	status := store.StatusQueued
+	if runAt.After(now) {
+		status = store.StatusPending
+	}
+	payload := s.Payload
+	if len(payload) == 0 {
+		payload = nil
+	}
+	return store.RunInsertParams{
+		ID: e.cfg.NewID(), Job: s.Job, Type: s.Type, Group: s.Group, Payload: payload,
+		Priority: s.Priority, Status: status, MaxAttempts: s.Retries + 1, Key: s.Key,
+		RunAt: runAt, Timeout: s.Timeout, Routing: s.Routing, RoutingKey: s.RoutingKey, Now: now,
+	}, nil
+}
