@@ -1,15 +1,852 @@
 package server
 
-import "net/http"
+// The HTTP JSON API (DESIGN §12), a thin adapter over Engine:
+//
+//	POST /api/v1/runs                 submit one run ({…}) or a batch ({"runs": […]})
+//	GET  /api/v1/runs                 list (status, group, job, limit, cursor)
+//	GET  /api/v1/runs/{id}            one run
+//	POST /api/v1/runs/{id}/cancel     cancel ({"reason"} optional)
+//	POST /api/v1/runs/{id}/retry      retry a terminal run that did not succeed
+//	GET  /api/v1/runs/{id}/wait       long-poll until terminal (?timeout=30s, max 5m)
+//	GET  /api/v1/runs/{id}/logs       log lines (?after=SEQ&limit=N; ?follow=1 streams NDJSON)
+//	GET  /api/v1/workers              connected workers
+//	GET  /healthz, GET /readyz
+//
+// Lists answer {"items": […], "next_cursor": "…"}; next_cursor is omitted
+// when there is no further page. Errors answer
+// {"error": {"code", "message", "field"}} with the matching status.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/engine"
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Limits of the HTTP API.
+const (
+	// DefaultMaxPayload is the default cap of one run's payload.
+	DefaultMaxPayload = 1 << 20
+	// bodySlack is what a request body may hold beyond MaxPayload: the
+	// envelope (type, group, key, …) around the payload.
+	bodySlack = 64 << 10
+	// maxBatch is the most runs one POST /runs may carry.
+	maxBatch = 1000
+	// maxSmallBody caps bodies that carry no payload (cancel).
+	maxSmallBody = 64 << 10
+
+	defaultListLimit = 100
+	maxListLimit     = 1000
+	defaultLogLimit  = 1000
+	maxLogLimit      = 10000
+
+	defaultWaitTimeout = 30 * time.Second
+	maxWaitTimeout     = 5 * time.Minute
+	// followPoll bounds how long a log follower waits for the run to end
+	// before it looks for new lines again.
+	followPoll = 500 * time.Millisecond
+)
 
 // HTTPOptions configures the HTTP API.
 type HTTPOptions struct {
 	// MaxPayload is the largest accepted run payload in bytes (413 above).
+	// Default 1 MiB.
 	MaxPayload int64
-	ServerID   string
-	StoreName  string
+	// MaxBody caps a POST /runs body (413 above). Default MaxPayload + 64 KiB,
+	// which also bounds a whole batch.
+	MaxBody   int64
+	ServerID  string
+	StoreName string
+	// Logger receives handler panics and internal errors. Default slog.Default().
+	Logger *slog.Logger
+	// Stopping, when closed, ends long polls (wait, log follow) early so a
+	// graceful HTTP shutdown does not sit behind them; a wait answers with
+	// the run as it is.
+	Stopping <-chan struct{}
+	// Routes, if set, registers more routes (console, /metrics) on the
+	// same mux. Patterns under /api/v1/ are taken.
+	Routes func(mux *http.ServeMux)
 }
 
-// newHTTPHandler serves /api/v1, /healthz and /readyz. (Placeholder: being
-// written.)
-func newHTTPHandler(eng Engine, opts HTTPOptions) http.Handler { return http.NotFoundHandler() }
+type httpAPI struct {
+	eng  Engine
+	opts HTTPOptions
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// newHTTPHandler serves /api/v1, /healthz and /readyz.
+func newHTTPHandler(eng Engine, opts HTTPOptions) http.Handler {
+	if opts.MaxPayload <= 0 {
+		opts.MaxPayload = DefaultMaxPayload
+	}
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = opts.MaxPayload + bodySlack
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	h := &httpAPI{eng: eng, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	m := h.mux
+	m.HandleFunc("POST /api/v1/runs", h.submit)
+	m.HandleFunc("GET /api/v1/runs", h.list)
+	m.HandleFunc("GET /api/v1/runs/{id}", h.get)
+	m.HandleFunc("POST /api/v1/runs/{id}/cancel", h.cancel)
+	m.HandleFunc("POST /api/v1/runs/{id}/retry", h.retry)
+	m.HandleFunc("GET /api/v1/runs/{id}/wait", h.wait)
+	m.HandleFunc("GET /api/v1/runs/{id}/logs", h.logs)
+	m.HandleFunc("GET /api/v1/workers", h.workers)
+	m.HandleFunc("GET /healthz", h.healthz)
+	m.HandleFunc("GET /readyz", h.readyz)
+	if opts.Routes != nil {
+		opts.Routes(m)
+	}
+	return h
+}
+
+// ServeHTTP routes the request, answering unknown paths and wrong methods
+// with the JSON error envelope, and turns a handler panic into a 500.
+func (h *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tw := &trackingWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.log.Error("http handler panic", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+			if !tw.wrote {
+				writeError(tw, &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "internal error"})
+			}
+		}
+	}()
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		h.unrouted(tw, r)
+		return
+	}
+	h.mux.ServeHTTP(tw, r)
+}
+
+// unrouted answers a request no pattern took: 404, 405 (with Allow) or the
+// mux's redirect for an unclean path.
+func (h *httpAPI) unrouted(w http.ResponseWriter, r *http.Request) {
+	handler, _ := h.mux.Handler(r)
+	c := &captureWriter{header: make(http.Header)}
+	handler.ServeHTTP(c, r)
+	switch c.status {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", c.header.Get("Allow"))
+		writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed,
+			Message: fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, c.header.Get("Allow"))})
+	case http.StatusNotFound, 0:
+		writeError(w, notFound("no such endpoint: %s %s", r.Method, r.URL.Path))
+	default:
+		// A redirect (unclean path): pass it through as the mux wrote it.
+		for k, v := range c.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(c.status)
+		_, _ = w.Write(c.body.Bytes())
+	}
+}
+
+// ---- runs ----
+
+// submitRequest is one run in a POST /runs body.
+type submitRequest struct {
+	Type       string          `json:"type"`
+	Group      string          `json:"group"`
+	Payload    json.RawMessage `json:"payload"`
+	Priority   int             `json:"priority"`
+	Delay      string          `json:"delay"`
+	RunAt      string          `json:"run_at"`
+	Timeout    string          `json:"timeout"`
+	Retries    int             `json:"retries"`
+	Key        string          `json:"key"`
+	Routing    string          `json:"routing"`
+	RoutingKey string          `json:"routing_key"`
+}
+
+func (h *httpAPI) submit(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r, h.opts.MaxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		writeError(w, badJSON("request body is empty; want a JSON object describing a run"))
+		return
+	}
+	if err := checkJSON(body); err != nil {
+		writeError(w, err)
+		return
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil || top == nil {
+		writeError(w, badJSON("request body must be a JSON object, got %s", jsonKind(body)))
+		return
+	}
+
+	runsRaw, batch := top["runs"]
+	var elems []json.RawMessage
+	if batch {
+		for k := range top {
+			if k != "runs" {
+				writeError(w, badRequest(k, "unknown field %q: a batch body holds only \"runs\"", k))
+				return
+			}
+		}
+		if err := json.Unmarshal(runsRaw, &elems); err != nil {
+			writeError(w, badRequest("runs", "runs must be an array of run objects, got %s", jsonKind(runsRaw)))
+			return
+		}
+		if len(elems) == 0 {
+			writeError(w, badRequest("runs", "runs is empty"))
+			return
+		}
+		if len(elems) > maxBatch {
+			writeError(w, badRequest("runs", "a batch holds at most %d runs, got %d", maxBatch, len(elems)))
+			return
+		}
+	} else {
+		elems = []json.RawMessage{body}
+	}
+
+	specs := make([]engine.SubmitSpec, len(elems))
+	for i, raw := range elems {
+		prefix := ""
+		if batch {
+			prefix = fmt.Sprintf("runs[%d].", i)
+		}
+		spec, err := h.decodeSpec(raw, prefix)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		specs[i] = spec
+	}
+
+	res, err := h.eng.Submit(r.Context(), specs)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(res) != len(specs) {
+		h.log.Error("engine submit returned a wrong number of results", "want", len(specs), "got", len(res))
+		writeError(w, fmt.Errorf("engine returned %d results for %d runs", len(res), len(specs)))
+		return
+	}
+	for _, sr := range res {
+		if sr.Run == nil {
+			writeError(w, errors.New("engine returned a result without a run"))
+			return
+		}
+	}
+	if batch {
+		items := make([]runJSON, len(res))
+		for i, sr := range res {
+			items[i] = toRunJSON(sr.Run)
+		}
+		writeJSON(w, http.StatusCreated, listJSON[runJSON]{Items: items})
+		return
+	}
+	status := http.StatusCreated
+	if res[0].Existing {
+		status = http.StatusOK
+	}
+	w.Header().Set("Location", "/api/v1/runs/"+res[0].Run.ID)
+	writeJSON(w, status, toRunJSON(res[0].Run))
+}
+
+// decodeSpec decodes and checks one run object; field names in errors are
+// prefixed with prefix ("runs[3]." in a batch).
+func (h *httpAPI) decodeSpec(raw json.RawMessage, prefix string) (engine.SubmitSpec, error) {
+	var req submitRequest
+	if len(bytes.TrimSpace(raw)) == 0 || bytes.TrimSpace(raw)[0] != '{' {
+		field := strings.TrimSuffix(prefix, ".")
+		if field == "" {
+			return engine.SubmitSpec{}, badJSON("request body must be a JSON object, got %s", jsonKind(raw))
+		}
+		return engine.SubmitSpec{}, badRequest(field, "each run must be a JSON object, got %s", jsonKind(raw))
+	}
+	if err := decodeStrict(raw, &req); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Field != "" {
+			ae.Field = prefix + ae.Field
+		}
+		return engine.SubmitSpec{}, err
+	}
+	spec := engine.SubmitSpec{
+		Type:       strings.TrimSpace(req.Type),
+		Group:      strings.TrimSpace(req.Group),
+		Priority:   req.Priority,
+		Retries:    req.Retries,
+		Key:        req.Key,
+		Routing:    req.Routing,
+		RoutingKey: req.RoutingKey,
+	}
+	if spec.Type == "" {
+		return spec, badRequest(prefix+"type", "type is required (the handler type a worker registered, e.g. \"shell\")")
+	}
+	if spec.Group == "" {
+		return spec, badRequest(prefix+"group", "group is required (the worker group that runs it, e.g. \"default\")")
+	}
+	if p := bytes.TrimSpace(req.Payload); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, p); err != nil { // cannot happen: the body was valid
+			return spec, badRequest(prefix+"payload", "payload is not valid JSON: %v", err)
+		}
+		if int64(buf.Len()) > h.opts.MaxPayload {
+			return spec, tooLarge(prefix+"payload", "payload is %d bytes; the limit is %d", buf.Len(), h.opts.MaxPayload)
+		}
+		spec.Payload = json.RawMessage(buf.Bytes())
+	}
+	if req.Delay != "" {
+		d, err := parseDuration(req.Delay)
+		if err != nil {
+			return spec, badRequest(prefix+"delay", "delay %q is not a duration (want e.g. \"30s\", \"5m\"): %v", req.Delay, err)
+		}
+		if d < 0 {
+			return spec, badRequest(prefix+"delay", "delay must not be negative, got %q", req.Delay)
+		}
+		spec.Delay = d
+	}
+	if req.RunAt != "" {
+		if req.Delay != "" {
+			return spec, badRequest(prefix+"run_at", "give either delay or run_at, not both")
+		}
+		t, err := time.Parse(time.RFC3339Nano, req.RunAt)
+		if err != nil {
+			return spec, badRequest(prefix+"run_at", "run_at %q is not an RFC 3339 time (want e.g. \"2026-11-21T08:00:00Z\")", req.RunAt)
+		}
+		spec.RunAt = t
+	}
+	if req.Timeout != "" {
+		d, err := parseDuration(req.Timeout)
+		if err != nil {
+			return spec, badRequest(prefix+"timeout", "timeout %q is not a duration (want e.g. \"5m\"): %v", req.Timeout, err)
+		}
+		if d < 0 {
+			return spec, badRequest(prefix+"timeout", "timeout must not be negative, got %q", req.Timeout)
+		}
+		spec.Timeout = d
+	}
+	if req.Retries < 0 {
+		return spec, badRequest(prefix+"retries", "retries must not be negative, got %d", req.Retries)
+	}
+	return spec, nil
+}
+
+func (h *httpAPI) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := store.RunListParams{Group: q.Get("group"), Job: q.Get("job"), Cursor: q.Get("cursor"), Limit: defaultListLimit}
+	for _, v := range q["status"] {
+		for s := range strings.SplitSeq(v, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			st := store.RunStatus(strings.ToLower(s))
+			if !st.Valid() {
+				writeError(w, badRequest("status", "unknown status %q (want one of %s)", s, statusNames()))
+				return
+			}
+			if !slices.Contains(p.Statuses, st) {
+				p.Statuses = append(p.Statuses, st)
+			}
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			writeError(w, badRequest("limit", "limit must be an integer from 1 to %d, got %q", maxListLimit, v))
+			return
+		}
+		p.Limit = n
+	}
+	page, err := h.eng.List(r.Context(), p)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, listJSON[runJSON]{Items: toRunsJSON(page.Runs), NextCursor: page.NextCursor})
+}
+
+func (h *httpAPI) get(w http.ResponseWriter, r *http.Request) {
+	run, err := h.getRun(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toRunJSON(run))
+}
+
+// getRun gets a run, turning a missing one into a 404 that names it.
+func (h *httpAPI) getRun(ctx context.Context, id string) (*store.Run, error) {
+	run, err := h.eng.Get(ctx, id)
+	if err != nil {
+		return nil, runErr(id, err)
+	}
+	if run == nil {
+		return nil, notFound("run %s not found", id)
+	}
+	return run, nil
+}
+
+// runErr names the run in a not-found error.
+func runErr(id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("run %s not found", id)
+	}
+	return err
+}
+
+func (h *httpAPI) cancel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	body, err := readBody(w, r, maxSmallBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := checkJSON(body); err != nil {
+			writeError(w, err)
+			return
+		}
+		if bytes.TrimSpace(body)[0] != '{' {
+			writeError(w, badJSON("request body must be a JSON object, got %s", jsonKind(body)))
+			return
+		}
+		if err := decodeStrict(body, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	run, err := h.eng.Cancel(r.Context(), id, req.Reason)
+	if err != nil {
+		writeError(w, runErr(id, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, toRunJSON(run))
+}
+
+func (h *httpAPI) retry(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	run, err := h.eng.Retry(r.Context(), id)
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			err = &apiError{Status: http.StatusConflict, Code: codeConflict,
+				Message: fmt.Sprintf("run %s cannot be retried: only a finished run that did not succeed can (%v)", id, err)}
+		}
+		writeError(w, runErr(id, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, toRunJSON(run))
+}
+
+func (h *httpAPI) wait(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	timeout := defaultWaitTimeout
+	if v := r.URL.Query().Get("timeout"); v != "" {
+		d, err := parseDuration(v)
+		if err != nil || d < 0 || d > maxWaitTimeout {
+			writeError(w, badRequest("timeout", "timeout must be a duration from 0s to %s, got %q", formatDuration(maxWaitTimeout), v))
+			return
+		}
+		timeout = d
+	}
+	if timeout == 0 {
+		h.get(w, r)
+		return
+	}
+	ctx, cancel := h.untilStopping(r.Context())
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, timeout)
+	defer cancelT()
+	run, err := h.eng.Wait(ctx, id)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+			writeError(w, runErr(id, err))
+			return
+		}
+		// Timed out (or the server is stopping): answer with the run as it is.
+		if run == nil {
+			if run, err = h.getRun(r.Context(), id); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+	}
+	if run == nil {
+		writeError(w, notFound("run %s not found", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, toRunJSON(run))
+}
+
+func (h *httpAPI) logs(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	q := r.URL.Query()
+	var after int64
+	afterParam := "after"
+	v := q.Get("after")
+	if v == "" && q.Get("cursor") != "" {
+		afterParam, v = "cursor", q.Get("cursor")
+	}
+	if v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, badRequest(afterParam, "%s must be a non-negative line number, got %q", afterParam, v))
+			return
+		}
+		after = n
+	}
+	limit := defaultLogLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLogLimit {
+			writeError(w, badRequest("limit", "limit must be an integer from 1 to %d, got %q", maxLogLimit, v))
+			return
+		}
+		limit = n
+	}
+	follow := false
+	if v := q.Get("follow"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, badRequest("follow", "follow must be a boolean (1, true, 0, false), got %q", v))
+			return
+		}
+		follow = b
+	}
+	run, err := h.getRun(r.Context(), id)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if follow {
+		h.followLogs(w, r, run, after, limit)
+		return
+	}
+	entries, err := h.eng.Logs(r.Context(), store.LogListParams{RunID: id, After: after, Limit: limit})
+	if err != nil {
+		writeError(w, runErr(id, err))
+		return
+	}
+	out := listJSON[logJSON]{Items: make([]logJSON, 0, len(entries))}
+	for _, e := range entries {
+		out.Items = append(out.Items, toLogJSON(e))
+	}
+	if len(entries) == limit && len(entries) > 0 {
+		out.NextCursor = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// followLogs streams a run's log lines as NDJSON (one log object per line)
+// until the run is terminal and every line has been sent, the client goes
+// away or the server stops. An error after the stream began is sent as a
+// final {"error": {…}} line.
+func (h *httpAPI) followLogs(w http.ResponseWriter, r *http.Request, run *store.Run, after int64, limit int) {
+	ctx, cancel := h.untilStopping(r.Context())
+	defer cancel()
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush()
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	fail := func(err error) {
+		ae := toAPIError(err)
+		_ = enc.Encode(errorJSON{Error: errorBody{Code: ae.Code, Message: ae.Message, Field: ae.Field}})
+		_ = rc.Flush()
+	}
+	terminal := run.Status.Terminal()
+	for {
+		entries, err := h.eng.Logs(ctx, store.LogListParams{RunID: run.ID, After: after, Limit: limit})
+		if err != nil {
+			if ctx.Err() == nil {
+				fail(err)
+			}
+			return
+		}
+		for _, e := range entries {
+			if err := enc.Encode(toLogJSON(e)); err != nil {
+				return
+			}
+			after = e.Seq
+		}
+		if len(entries) > 0 {
+			if err := rc.Flush(); err != nil {
+				return
+			}
+		}
+		if len(entries) == limit {
+			continue
+		}
+		if terminal || ctx.Err() != nil {
+			return
+		}
+		wctx, wcancel := context.WithTimeout(ctx, followPoll)
+		cur, err := h.eng.Wait(wctx, run.ID)
+		wcancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			fail(runErr(run.ID, err))
+			return
+		}
+		if cur != nil && cur.Status.Terminal() {
+			terminal = true // one more pass collects the last lines
+		}
+	}
+}
+
+// ---- workers, health ----
+
+func (h *httpAPI) workers(w http.ResponseWriter, r *http.Request) {
+	ws := h.eng.Workers()
+	slices.SortFunc(ws, func(a, b engine.WorkerInfo) int {
+		if c := strings.Compare(a.Group, b.Group); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	out := listJSON[workerJSON]{Items: make([]workerJSON, 0, len(ws))}
+	for _, wi := range ws {
+		out.Items = append(out.Items, toWorkerJSON(wi))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *httpAPI) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, statusJSON{Status: "ok"})
+}
+
+func (h *httpAPI) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := h.eng.Ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, statusJSON{Status: "unavailable",
+			Error: &errorBody{Code: codeUnavailable, Message: err.Error()}})
+		return
+	}
+	writeJSON(w, http.StatusOK, statusJSON{Status: "ok"})
+}
+
+// ---- helpers ----
+
+// untilStopping derives a context that also ends when the server stops.
+func (h *httpAPI) untilStopping(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	if h.opts.Stopping != nil {
+		go func() {
+			select {
+			case <-h.opts.Stopping:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, cancel
+}
+
+// readBody reads a request body of at most limit bytes (413 above).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, tooLarge("", "request body is %d bytes; the limit is %d", r.ContentLength, limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge("", "request body is larger than the limit of %d bytes", limit)
+		}
+		return nil, badRequest("", "reading request body: %v", err)
+	}
+	return body, nil
+}
+
+// checkJSON reports malformed JSON with where it broke.
+func checkJSON(body []byte) error {
+	if json.Valid(body) {
+		return nil
+	}
+	var v any
+	err := json.Unmarshal(body, &v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		line, col := lineCol(body, se.Offset)
+		return badJSON("malformed JSON at line %d, column %d (byte %d): %s", line, col, se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+	}
+	if err != nil {
+		return badJSON("malformed JSON: %v", err)
+	}
+	return badJSON("malformed JSON")
+}
+
+// lineCol turns a byte offset into a 1-based line and column.
+func lineCol(b []byte, off int64) (line, col int) {
+	if off > int64(len(b)) {
+		off = int64(len(b))
+	}
+	if off < 0 {
+		off = 0
+	}
+	prefix := b[:off]
+	line = bytes.Count(prefix, []byte("\n")) + 1
+	col = int(off) - (bytes.LastIndexByte(prefix, '\n') + 1)
+	if col < 1 {
+		col = 1
+	}
+	return line, col
+}
+
+// decodeStrict decodes valid JSON into v, rejecting unknown fields and
+// values of the wrong type with the field named.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			return badJSON("request body must be a JSON object, got %s", te.Value)
+		}
+		return badRequest(field, "%s must be %s, got %s", field, typeName(te.Type.Kind().String()), te.Value)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return badRequest(name, "unknown field %q", name)
+	}
+	return badJSON("malformed JSON: %v", err)
+}
+
+func typeName(kind string) string {
+	switch kind {
+	case "int", "int64", "int32", "uint", "uint64":
+		return "an integer"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "float64", "float32":
+		return "a number"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	}
+	return "a " + kind
+}
+
+// jsonKind names the kind of a JSON value for error messages.
+func jsonKind(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return "nothing"
+	}
+	switch b[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// parseDuration parses a Go duration string; a bare integer means seconds.
+func parseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n > math.MaxInt64/int64(time.Second) || n < math.MinInt64/int64(time.Second) {
+			return 0, errors.New("out of range")
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func statusNames() string {
+	names := make([]string, len(store.AllStatuses))
+	for i, s := range store.AllStatuses {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// trackingWriter remembers whether a response was started.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(code int) {
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackingWriter) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *trackingWriter) Flush() {
+	if f, ok := t.ResponseWriter.(http.Flusher); ok {
+		t.wrote = true
+		f.Flush()
+	}
+}
+
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// captureWriter records what the mux's own 404/405/redirect handlers write.
+type captureWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+func (c *captureWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+}
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return c.body.Write(b)
+}

@@ -1,0 +1,237 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/engine"
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// JSON shapes of the HTTP API (DESIGN §12). Field names are part of the
+// contract: the CLI, the console and user scripts read them.
+
+// runJSON is a run as the API shows it. Optional fields are null when
+// unset; times are RFC 3339 in UTC; payload and result are raw JSON.
+type runJSON struct {
+	ID          string          `json:"id"`
+	Job         *string         `json:"job"`
+	ParentID    *string         `json:"parent_id"`
+	Shard       *int            `json:"shard"`
+	Type        string          `json:"type"`
+	Group       string          `json:"group"`
+	Payload     json.RawMessage `json:"payload"`
+	Priority    int             `json:"priority"`
+	Status      string          `json:"status"`
+	Attempt     int             `json:"attempt"`
+	MaxAttempts int             `json:"max_attempts"`
+	Key         *string         `json:"key"`
+	LogicalTime *string         `json:"logical_time"`
+	RunAt       *string         `json:"run_at"`
+	CreatedAt   *string         `json:"created_at"`
+	StartedAt   *string         `json:"started_at"`
+	FinishedAt  *string         `json:"finished_at"`
+	WorkerID    *string         `json:"worker_id"`
+	Result      json.RawMessage `json:"result"`
+	Error       *string         `json:"error"`
+	// Additions to DESIGN §12: the run's timeout as a Go duration string
+	// (null: none) and its routing strategy (null: the default).
+	Timeout *string `json:"timeout"`
+	Routing *string `json:"routing"`
+}
+
+// workerJSON is a connected worker (DESIGN §12: exactly these fields).
+type workerJSON struct {
+	ID            string   `json:"id"`
+	Group         string   `json:"group"`
+	State         string   `json:"state"`
+	Capacity      int      `json:"capacity"`
+	Running       int      `json:"running"`
+	CPU           float64  `json:"cpu"`
+	MemBytes      uint64   `json:"mem_bytes"`
+	Handlers      []string `json:"handlers"`
+	Version       string   `json:"version"`
+	ConnectedAt   *string  `json:"connected_at"`
+	LastHeartbeat *string  `json:"last_heartbeat"`
+	Server        string   `json:"server"`
+}
+
+// logJSON is one stored log line of a run.
+type logJSON struct {
+	Seq     int64   `json:"seq"`
+	Time    *string `json:"time"`
+	Stream  string  `json:"stream"`
+	Level   string  `json:"level"`
+	Text    string  `json:"text"`
+	Attempt int     `json:"attempt"`
+}
+
+// listJSON is the envelope of every list endpoint. NextCursor is omitted
+// when there is nothing after this page.
+type listJSON[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// errorJSON is the error envelope: {"error": {"code", "message", "field"}}.
+type errorJSON struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// statusJSON is the body of /healthz and /readyz.
+type statusJSON struct {
+	Status string     `json:"status"`
+	Error  *errorBody `json:"error,omitempty"`
+}
+
+func toRunJSON(r *store.Run) runJSON {
+	return runJSON{
+		ID:          r.ID,
+		Job:         optString(r.Job),
+		ParentID:    optString(r.ParentID),
+		Shard:       r.Shard,
+		Type:        r.Type,
+		Group:       r.Group,
+		Payload:     rawJSON(r.Payload),
+		Priority:    r.Priority,
+		Status:      string(r.Status),
+		Attempt:     r.Attempt,
+		MaxAttempts: r.MaxAttempts,
+		Key:         optString(r.Key),
+		LogicalTime: optTime(r.LogicalTime),
+		RunAt:       optTime(r.RunAt),
+		CreatedAt:   optTime(r.CreatedAt),
+		StartedAt:   optTime(r.StartedAt),
+		FinishedAt:  optTime(r.FinishedAt),
+		WorkerID:    optString(r.WorkerID),
+		Result:      rawJSON(r.Result),
+		Error:       optString(r.Error),
+		Timeout:     optDuration(r.Timeout),
+		Routing:     optString(r.Routing),
+	}
+}
+
+func toRunsJSON(runs []*store.Run) []runJSON {
+	out := make([]runJSON, 0, len(runs))
+	for _, r := range runs {
+		if r != nil {
+			out = append(out, toRunJSON(r))
+		}
+	}
+	return out
+}
+
+func toWorkerJSON(w engine.WorkerInfo) workerJSON {
+	handlers := w.Handlers
+	if handlers == nil {
+		handlers = []string{}
+	}
+	return workerJSON{
+		ID:            w.ID,
+		Group:         w.Group,
+		State:         string(w.State),
+		Capacity:      w.Capacity,
+		Running:       w.Running,
+		CPU:           w.CPU,
+		MemBytes:      w.MemBytes,
+		Handlers:      handlers,
+		Version:       w.Version,
+		ConnectedAt:   optTime(w.ConnectedAt),
+		LastHeartbeat: optTime(w.LastHeartbeat),
+		Server:        w.Server,
+	}
+}
+
+func toLogJSON(e store.LogEntry) logJSON {
+	return logJSON{
+		Seq:     e.Seq,
+		Time:    optTime(e.Time),
+		Stream:  e.Stream,
+		Level:   e.Level,
+		Text:    e.Text,
+		Attempt: e.Attempt,
+	}
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// formatTime is the API's time format: RFC 3339 in UTC with as many
+// fractional digits as needed.
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func optTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := formatTime(t)
+	return &s
+}
+
+// formatDuration is a Go duration string without trailing zero units:
+// "30m" rather than "30m0s", "1h" rather than "1h0m0s".
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+func optDuration(d time.Duration) *string {
+	if d == 0 {
+		return nil
+	}
+	s := formatDuration(d)
+	return &s
+}
+
+// rawJSON makes stored JSON safe to embed: empty becomes null, and bytes
+// that are not valid JSON (which a correct store never holds) become a JSON
+// string rather than corrupting the response.
+func rawJSON(b json.RawMessage) json.RawMessage {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	if !json.Valid(b) {
+		s, _ := json.Marshal(string(b))
+		return s
+	}
+	return b
+}
+
+// writeJSON writes v with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// Only a bug gets here (every shape above marshals); answer with a
+		// well-formed error rather than half a document.
+		buf.Reset()
+		_ = json.NewEncoder(&buf).Encode(errorJSON{Error: errorBody{Code: codeInternal, Message: "encoding response: " + err.Error()}})
+		status = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
