@@ -1,0 +1,56 @@
+package sqlite
+
+import (
+	"context"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+const logListDefaultLimit = 1000
+
+// LogAppend implements store.Tx.
+func (t *tx) LogAppend(ctx context.Context, lines []store.LogLine) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	st := t.stmt(ctx, wLogAppend)
+	for i := range lines {
+		l := &lines[i]
+		if _, err := st.ExecContext(ctx, l.RunID, l.Attempt, micro(l.Time), l.Stream, l.Level, l.Text); err != nil {
+			return t.s.wrap("LogAppend", err)
+		}
+	}
+	return nil
+}
+
+// LogList implements store.Store.
+func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = logListDefaultLimit
+	}
+	rows, err := s.rs[rLogList].QueryContext(ctx, p.RunID, p.After, limit)
+	if err != nil {
+		return nil, s.wrap("LogList", err)
+	}
+	defer rows.Close()
+	var out []store.LogEntry
+	for rows.Next() {
+		var (
+			e  store.LogEntry
+			at int64
+		)
+		if err := rows.Scan(&e.Seq, &e.RunID, &e.Attempt, &at, &e.Stream, &e.Level, &e.Text); err != nil {
+			return nil, s.wrap("LogList", err)
+		}
+		e.Time = fromMicro(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap("LogList", err)
+	}
+	return out, nil
+}

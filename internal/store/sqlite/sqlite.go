@@ -1,0 +1,373 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationsFS embed.FS
+
+// Options configures Open. The zero value is the safe default.
+type Options struct {
+	// Synchronous is SQLite's synchronous setting for the writer: "FULL"
+	// (default; a committed transaction survives power loss) or "NORMAL"
+	// (survives a process crash; the last transactions may be lost on power
+	// loss or an OS crash).
+	Synchronous string
+	// Logger receives migration and lifecycle messages. Nil discards them.
+	Logger *slog.Logger
+}
+
+const (
+	busyTimeoutMS = 10_000
+	readerConns   = 4
+)
+
+// Store is the SQLite backend. It is safe for concurrent use.
+type Store struct {
+	path   string
+	log    *slog.Logger
+	w      *sql.DB // the one writer connection
+	r      *sql.DB // read-only pool
+	ws     [numWStmts]*sql.Stmt
+	rs     [numRStmts]*sql.Stmt
+	closed atomic.Bool
+	once   sync.Once
+	cerr   error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// OpenURL opens the store named by a URL: "sqlite:PATH", "sqlite://PATH" or
+// a bare PATH, optionally followed by "?synchronous=normal" (or full).
+func OpenURL(ctx context.Context, rawURL string) (*Store, error) {
+	path, opts, err := parseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, path, opts)
+}
+
+func parseURL(raw string) (string, Options, error) {
+	var opts Options
+	rest := raw
+	switch {
+	case strings.HasPrefix(rest, "sqlite://"):
+		rest = strings.TrimPrefix(rest, "sqlite://")
+	case strings.HasPrefix(rest, "sqlite:"):
+		rest = strings.TrimPrefix(rest, "sqlite:")
+	}
+	path, query, hasQuery := strings.Cut(rest, "?")
+	if hasQuery {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return "", opts, fmt.Errorf("sqlite: bad URL %q: %w", raw, err)
+		}
+		for k, v := range q {
+			switch k {
+			case "synchronous":
+				opts.Synchronous = v[len(v)-1]
+			default:
+				return "", opts, fmt.Errorf("sqlite: bad URL %q: unknown parameter %q", raw, k)
+			}
+		}
+	}
+	if path == "" {
+		return "", opts, fmt.Errorf("sqlite: bad URL %q: no path", raw)
+	}
+	return path, opts, nil
+}
+
+// Open opens (creating it and its parent directories if needed) the
+// database at path and brings its schema up to date.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite: path must name a file, got %q", path)
+	}
+	sync := strings.ToUpper(opts.Synchronous)
+	switch sync {
+	case "":
+		sync = "FULL"
+	case "FULL", "NORMAL":
+	default:
+		return nil, fmt.Errorf("sqlite: synchronous must be FULL or NORMAL, got %q", opts.Synchronous)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	// A file: URI so that any character may appear in the path.
+	uri := (&url.URL{Scheme: "file", OmitHost: true, Path: abs}).String()
+
+	s := &Store{path: abs, log: log}
+	s.w, err = sql.Open("sqlite", uri+"?"+strings.Join([]string{
+		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS),
+		"_pragma=journal_mode(WAL)",
+		"_pragma=synchronous(" + sync + ")",
+		"_pragma=foreign_keys(0)",
+		"_pragma=temp_store(MEMORY)",
+		"_pragma=cache_size(-65536)", // 64 MiB
+		"_txlock=immediate",
+	}, "&"))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open writer: %w", err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetMaxIdleConns(1)
+	s.w.SetConnMaxLifetime(0)
+	s.w.SetConnMaxIdleTime(0)
+	if err := s.migrate(ctx); err != nil {
+		s.w.Close()
+		return nil, err
+	}
+
+	s.r, err = sql.Open("sqlite", uri+"?"+strings.Join([]string{
+		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS),
+		"_pragma=foreign_keys(0)",
+		"_pragma=temp_store(MEMORY)",
+		"_pragma=cache_size(-16384)", // 16 MiB
+		"_query_only=1",
+	}, "&"))
+	if err != nil {
+		s.w.Close()
+		return nil, fmt.Errorf("sqlite: open readers: %w", err)
+	}
+	s.r.SetMaxOpenConns(readerConns)
+	s.r.SetMaxIdleConns(readerConns)
+	s.r.SetConnMaxLifetime(0)
+	s.r.SetConnMaxIdleTime(0)
+
+	if err := s.prepare(ctx); err != nil {
+		s.closeAll()
+		return nil, err
+	}
+	log.Debug("sqlite store open", "path", abs, "synchronous", sync)
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys,
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSlog(s.log),
+	)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	for _, r := range res {
+		s.log.Info("sqlite migration applied", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration)
+	}
+	return nil
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	for i, q := range wSQL {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare %q: %w", q, err)
+		}
+		s.ws[i] = st
+	}
+	for i, q := range rSQL {
+		st, err := s.r.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare %q: %w", q, err)
+		}
+		s.rs[i] = st
+	}
+	return nil
+}
+
+// Name implements store.Store.
+func (s *Store) Name() string { return "sqlite" }
+
+// Path is the absolute path of the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the store. It waits for a transaction in progress to end.
+// Calling it again returns the first call's result.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		s.closed.Store(true)
+		s.cerr = s.closeAll()
+	})
+	return s.cerr
+}
+
+func (s *Store) closeAll() error {
+	var errs []error
+	for _, st := range s.ws {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	for _, st := range s.rs {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	if s.w != nil {
+		// Fold the WAL back into the main file so a closed database is one
+		// file. Best effort: a failure here loses nothing.
+		_, _ = s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		errs = append(errs, s.w.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+var errClosed = fmt.Errorf("sqlite: %w", store.ErrClosed)
+
+// wrap decorates an error from the database with the operation and, after
+// Close, with store.ErrClosed.
+func (s *Store) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if s.closed.Load() && !errors.Is(err, store.ErrClosed) {
+		return fmt.Errorf("sqlite: %s: %w (%w)", op, store.ErrClosed, err)
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, err)
+}
+
+// Tx implements store.Store. It runs fn inside BEGIN IMMEDIATE on the single
+// writer connection and commits before returning. Tx must not be called
+// from inside fn (the writer connection is taken: it would deadlock).
+func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) (err error) {
+	if s.closed.Load() {
+		return errClosed
+	}
+	sqlTx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap("begin", err)
+	}
+	t := &tx{s: s, tx: sqlTx}
+	defer func() {
+		t.done = true
+		if p := recover(); p != nil {
+			_ = sqlTx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(t); err != nil {
+		t.done = true
+		if rerr := sqlTx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+			return errors.Join(err, s.wrap("rollback", rerr))
+		}
+		return err
+	}
+	t.done = true
+	if err := sqlTx.Commit(); err != nil {
+		return s.wrap("commit", err)
+	}
+	return nil
+}
+
+// tx is the store.Tx of one Store.Tx call.
+type tx struct {
+	s     *Store
+	tx    *sql.Tx
+	stmts [numWStmts]*sql.Stmt // writer statements bound to this transaction
+	done  bool
+}
+
+var errTxDone = errors.New("sqlite: transaction used after Tx returned")
+
+func (t *tx) check() error {
+	if t.done {
+		return errTxDone
+	}
+	return nil
+}
+
+// stmt returns writer statement i bound to the transaction. The statement
+// was prepared once on the writer connection; binding it does not prepare
+// it again.
+func (t *tx) stmt(ctx context.Context, i wStmt) *sql.Stmt {
+	if st := t.stmts[i]; st != nil {
+		return st
+	}
+	st := t.tx.StmtContext(ctx, t.s.ws[i])
+	t.stmts[i] = st
+	return st
+}
+
+// Time encoding: Unix microseconds. Zero times are NULL in nullable columns.
+
+func micro(t time.Time) int64 { return t.UnixMicro() }
+
+func nullMicro(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func fromMicro(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func fromNullMicro(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(v.Int64).UTC()
+}
+
+// truncMicro is t as it reads back from the database.
+func truncMicro(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return fromMicro(t.UnixMicro())
+}
+
+// nullJSON binds a JSON document; empty is NULL.
+func nullJSON(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return string(b)
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

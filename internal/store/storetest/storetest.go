@@ -1,0 +1,270 @@
+// Package storetest is the conformance suite every store.Store backend
+// runs. A backend's test calls Run with a function that opens a fresh,
+// empty store:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) store.Store {
+//			s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), sqlite.Options{})
+//			...
+//			return s
+//		})
+//	}
+//
+// Each subtest opens its own store, runs in parallel with the others and
+// closes the store when it ends (so Close must be safe to call twice, if
+// open also registers a cleanup). Times are compared at microsecond
+// precision and JSON documents by value, so a backend may store JSON in a
+// normalised form (PostgreSQL jsonb) and times in microseconds.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Run runs the whole suite. open must return a new, empty store each time
+// it is called.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"Name", testName},
+		{"InsertAndGet", testInsertAndGet},
+		{"InsertDefaults", testInsertDefaults},
+		{"InsertRejectsBadStatus", testInsertRejectsBadStatus},
+		{"InsertIdempotencyKey", testInsertIdempotencyKey},
+		{"NotFound", testNotFound},
+		{"TimePrecision", testTimePrecision},
+		{"ClaimOrder", testClaimOrder},
+		{"ClaimFilters", testClaimFilters},
+		{"ClaimLimitAndEmpty", testClaimLimitAndEmpty},
+		{"ClaimConcurrent", testClaimConcurrent},
+		{"StartFencing", testStartFencing},
+		{"FinishFencing", testFinishFencing},
+		{"FinishBatch", testFinishBatch},
+		{"FinishSucceeded", testFinishSucceeded},
+		{"FinishFailedAndTimedOut", testFinishFailedAndTimedOut},
+		{"FinishPendingRetry", testFinishPendingRetry},
+		{"FinishQueuedHandsBack", testFinishQueuedHandsBack},
+		{"FinishWithoutStart", testFinishWithoutStart},
+		{"FinishRejectsBadStatus", testFinishRejectsBadStatus},
+		{"Cancel", testCancel},
+		{"CancelTerminal", testCancelTerminal},
+		{"Retry", testRetry},
+		{"RetryConflict", testRetryConflict},
+		{"Promote", testPromote},
+		{"NextPendingAt", testNextPendingAt},
+		{"QueuedGroupsAndCounts", testQueuedGroupsAndCounts},
+		{"ListFiltersAndPages", testListFiltersAndPages},
+		{"ListLimits", testListLimits},
+		{"ListActive", testListActive},
+		{"Logs", testLogs},
+		{"LogsDefaultLimit", testLogsDefaultLimit},
+		{"RollbackOnError", testRollbackOnError},
+		{"RollbackOnPanic", testRollbackOnPanic},
+		{"TxUnusableAfterReturn", testTxUnusableAfterReturn},
+		{"Closed", testClosed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			t.Cleanup(func() { _ = s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+// t0 is the suite's reference time: microsecond aligned, not in UTC, so a
+// backend that loses the instant while converting zones is caught.
+var t0 = time.Date(2026, 11, 21, 10, 30, 0, 123456000, time.FixedZone("CST", 8*3600))
+
+var ctx = context.Background()
+
+// cmpRun compares runs: times with Equal (go-cmp's default for types with
+// an Equal method), JSON by value.
+var cmpRun = cmp.Options{
+	cmp.Comparer(jsonEqual),
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	an, bn := isNullJSON(a), isNullJSON(b)
+	if an || bn {
+		return an == bn
+	}
+	var av, bv any
+	if json.Unmarshal(a, &av) != nil || json.Unmarshal(b, &bv) != nil {
+		return bytes.Equal(a, b)
+	}
+	return reflect.DeepEqual(av, bv)
+}
+
+func isNullJSON(b json.RawMessage) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) == 0 || string(b) == "null"
+}
+
+func diffRun(t *testing.T, what string, want, got *store.Run) {
+	t.Helper()
+	if d := cmp.Diff(want, got, cmpRun); d != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", what, d)
+	}
+}
+
+// tx runs fn in a transaction and fails the test on error.
+func tx(t *testing.T, s store.Store, fn func(tx store.Tx) error) {
+	t.Helper()
+	if err := s.Tx(ctx, fn); err != nil {
+		t.Fatalf("Tx: %v", err)
+	}
+}
+
+// params is a queued run in group "g" of type "t" created at t0.
+func params(id string) store.RunInsertParams {
+	return store.RunInsertParams{
+		ID:          id,
+		Type:        "t",
+		Group:       "g",
+		Status:      store.StatusQueued,
+		MaxAttempts: 1,
+		RunAt:       t0,
+		Now:         t0,
+	}
+}
+
+func insert(t *testing.T, s store.Store, ps ...store.RunInsertParams) []*store.Run {
+	t.Helper()
+	var res []store.RunInsertResult
+	tx(t, s, func(tx store.Tx) error {
+		var err error
+		res, err = tx.RunInsert(ctx, ps)
+		return err
+	})
+	if len(res) != len(ps) {
+		t.Fatalf("RunInsert returned %d results for %d runs", len(res), len(ps))
+	}
+	out := make([]*store.Run, len(res))
+	for i, r := range res {
+		if r.Existing {
+			t.Fatalf("RunInsert %q: unexpected Existing", ps[i].ID)
+		}
+		if r.Run == nil || r.Run.ID != ps[i].ID {
+			t.Fatalf("RunInsert %q: got run %+v", ps[i].ID, r.Run)
+		}
+		out[i] = r.Run
+	}
+	return out
+}
+
+func claim(t *testing.T, s store.Store, p store.RunClaimParams) []*store.Run {
+	t.Helper()
+	if p.Now.IsZero() {
+		p.Now = t0
+	}
+	var runs []*store.Run
+	tx(t, s, func(tx store.Tx) error {
+		var err error
+		runs, err = tx.RunClaim(ctx, p)
+		return err
+	})
+	return runs
+}
+
+// claimAll claims every queued run of group g, type t for server "srv".
+func claimAll(t *testing.T, s store.Store) []*store.Run {
+	t.Helper()
+	return claim(t, s, store.RunClaimParams{Group: "g", Types: []string{"t"}, Limit: 1000, ServerID: "srv"})
+}
+
+func start(t *testing.T, s store.Store, ps ...store.RunStartParams) []bool {
+	t.Helper()
+	var ok []bool
+	tx(t, s, func(tx store.Tx) error {
+		var err error
+		ok, err = tx.RunStart(ctx, ps)
+		return err
+	})
+	if len(ok) != len(ps) {
+		t.Fatalf("RunStart returned %d results for %d", len(ok), len(ps))
+	}
+	return ok
+}
+
+func finish(t *testing.T, s store.Store, ps ...store.RunFinishParams) []store.RunFinishResult {
+	t.Helper()
+	var res []store.RunFinishResult
+	tx(t, s, func(tx store.Tx) error {
+		var err error
+		res, err = tx.RunFinish(ctx, ps)
+		return err
+	})
+	if len(res) != len(ps) {
+		t.Fatalf("RunFinish returned %d results for %d", len(res), len(ps))
+	}
+	for i := range res {
+		if res[i].ID != ps[i].ID {
+			t.Fatalf("RunFinish result %d is for %q, want %q (results must be in input order)", i, res[i].ID, ps[i].ID)
+		}
+	}
+	return res
+}
+
+// finishOne finishes one attempt and reports whether it was accepted.
+func finishOne(t *testing.T, s store.Store, p store.RunFinishParams) bool {
+	t.Helper()
+	return finish(t, s, p)[0].Accepted
+}
+
+func get(t *testing.T, s store.Store, id string) *store.Run {
+	t.Helper()
+	r, err := s.RunGet(ctx, id)
+	if err != nil {
+		t.Fatalf("RunGet(%q): %v", id, err)
+	}
+	return r
+}
+
+func ids(runs []*store.Run) []string {
+	out := make([]string, len(runs))
+	for i, r := range runs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+func diffIDs(t *testing.T, what string, want []string, got []*store.Run) {
+	t.Helper()
+	if want == nil {
+		want = []string{}
+	}
+	if d := cmp.Diff(want, ids(got)); d != "" {
+		t.Errorf("%s: run IDs mismatch (-want +got):\n%s", what, d)
+	}
+}
+
+func wantErr(t *testing.T, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Errorf("%s: got error %v, want %v", what, err, target)
+	}
+}
+
+func runID(i int) string { return fmt.Sprintf("r%05d", i) }
+
+func testName(t *testing.T, s store.Store) {
+	if s.Name() == "" {
+		t.Error("Name() is empty")
+	}
+}
