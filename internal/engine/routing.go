@@ -121,5 +121,13 @@ func score(key, worker string) uint64 {
 	h.Write([]byte(key))
 	h.Write([]byte{0})
 	h.Write([]byte(worker))
-	return h.Sum64()
+	// FNV barely mixes the last bytes, and worker ids often differ only
+	// there; a splitmix64 finalizer spreads them.
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }
