@@ -164,6 +164,7 @@ func (en *env) connectOpts(id string, window int, held []RunRef, live bool, type
 	if live {
 		stop := make(chan struct{})
 		en.t.Cleanup(func() { close(stop) })
+		e := en.e
 		go func() {
 			for {
 				select {
@@ -171,9 +172,9 @@ func (en *env) connectOpts(id string, window int, held []RunRef, live bool, type
 					return
 				case <-time.After(500 * time.Millisecond):
 				}
-				en.e.mu.Lock()
+				e.mu.Lock()
 				closed := s.closed
-				en.e.mu.Unlock()
+				e.mu.Unlock()
 				if closed {
 					return
 				}
