@@ -1,0 +1,76 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. The run-ending ones are set as the cause of a run's
+// context (read them with [context.Cause]) so a handler can tell why it was
+// stopped.
+var (
+	// ErrRestart is returned by [Worker.Run] when the server asked the worker
+	// to restart (Shutdown{restart: true}); the caller should re-exec itself
+	// or exit so that a supervisor restarts it.
+	ErrRestart = errors.New("worker: restart requested by server")
+
+	// ErrUnknownType is wrapped by the error a [Mux] returns for a run whose
+	// type has no handler.
+	ErrUnknownType = errors.New("worker: no handler for run type")
+
+	// ErrRunCancelled is the context cause when the server cancelled the run
+	// (a user cancelled it, or it was replaced). The attempt is reported
+	// CANCELLED.
+	ErrRunCancelled = errors.New("worker: run cancelled by server")
+
+	// ErrRunTimedOut is the context cause when the run's timeout or deadline
+	// passed. The attempt is reported TIMED_OUT.
+	ErrRunTimedOut = errors.New("worker: run timed out")
+
+	// ErrDrainTimeout is the context cause when the worker was draining and
+	// the run did not finish within Options.DrainTimeout. The attempt is
+	// reported FAILED (so that the server's retry policy applies).
+	ErrDrainTimeout = errors.New("worker: drain timeout exceeded")
+
+	// ErrStaleRun is the context cause when the server told the worker, on
+	// reconnect, that this attempt is no longer current. Nothing is reported
+	// for it.
+	ErrStaleRun = errors.New("worker: attempt is stale")
+)
+
+// NoRetry marks err as a failure that retrying cannot fix (bad input, a
+// permanent refusal): the attempt is reported with no_retry set and the
+// server does not retry the run even if attempts are left. NoRetry(nil) is
+// nil.
+func NoRetry(err error) error {
+	if err == nil {
+		return nil
+	}
+	var nr *noRetryError
+	if errors.As(err, &nr) {
+		return err
+	}
+	return &noRetryError{err: err}
+}
+
+// IsNoRetry reports whether err, or an error it wraps, was marked with
+// [NoRetry].
+func IsNoRetry(err error) bool {
+	var nr *noRetryError
+	return errors.As(err, &nr)
+}
+
+type noRetryError struct{ err error }
+
+func (e *noRetryError) Error() string { return e.err.Error() }
+func (e *noRetryError) Unwrap() error { return e.err }
+
+// optionError names the Options field that failed validation.
+type optionError struct {
+	field string
+	msg   string
+}
+
+func (e *optionError) Error() string {
+	return fmt.Sprintf("worker: Options.%s: %s", e.field, e.msg)
+}

@@ -1,0 +1,258 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
+)
+
+// The runner pool: Capacity long-lived goroutines take runs from the local
+// FIFO. Finishing one run and starting the next take a single lock
+// acquisition, and nothing on this path allocates beyond the run's context
+// and its two report messages.
+
+// runner is one slot of the pool.
+func (w *Worker) runner() {
+	var (
+		done *Run
+		res  *plutov1.Result
+	)
+	for {
+		r, ctx, stop := w.next(done, res)
+		if r == nil {
+			return
+		}
+		res = w.execute(ctx, r)
+		stop()
+		done = r
+	}
+}
+
+// next records the result of the run this runner just finished (if any),
+// then waits for a queued run and starts it. It returns a nil Run when the
+// pool is closed.
+func (w *Worker) next(done *Run, res *plutov1.Result) (*Run, context.Context, func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if done != nil {
+		w.finishLocked(done, res)
+	}
+	for {
+		if w.closed {
+			return nil, nil, nil
+		}
+		r := w.dequeueLocked()
+		if r == nil {
+			w.workCond.Wait()
+			continue
+		}
+		if r.state != stateQueued {
+			continue // cancelled or abandoned while queued
+		}
+		now := time.Now()
+		r.state = stateRunning
+		r.started = now
+		w.queued--
+		w.running++
+		r.deadline = r.taskDeadline
+		if r.timeout > 0 {
+			if d := now.Add(r.timeout); r.deadline.IsZero() || d.Before(r.deadline) {
+				r.deadline = d
+			}
+		}
+		ctx, cancel := context.WithCancelCause(w.runCtx)
+		r.cancel = cancel
+		stop := func() { cancel(nil) }
+		if !r.deadline.IsZero() {
+			var cancelT context.CancelFunc
+			ctx, cancelT = context.WithDeadlineCause(ctx, r.deadline, ErrRunTimedOut)
+			stop = func() { cancelT(); cancel(nil) }
+		}
+		w.outAcks = append(w.outAcks, r)
+		w.signal(w.wake)
+		return r, ctx, stop
+	}
+}
+
+func (w *Worker) dequeueLocked() *Run {
+	if w.qhead == len(w.queue) {
+		return nil
+	}
+	r := w.queue[w.qhead]
+	w.queue[w.qhead] = nil
+	w.qhead++
+	if w.qhead == len(w.queue) {
+		w.queue, w.qhead = w.queue[:0], 0
+	} else if w.qhead >= 1024 && w.qhead*2 >= len(w.queue) {
+		n := copy(w.queue, w.queue[w.qhead:])
+		clear(w.queue[n:])
+		w.queue, w.qhead = w.queue[:n], 0
+	}
+	return r
+}
+
+// execute calls the handler and builds the attempt's Result.
+func (w *Worker) execute(ctx context.Context, r *Run) *plutov1.Result {
+	var err error
+	if ctx.Err() != nil {
+		// Deadline already past, or cancelled between start and here.
+		err = context.Cause(ctx)
+	} else {
+		err = callHandler(ctx, w.handler, r)
+	}
+	r.flushOutputs()
+	finished := time.Now()
+	res := &plutov1.Result{
+		RunId:          r.id,
+		Attempt:        r.attempt,
+		Result:         r.Result(),
+		StartedUnixMs:  r.started.UnixMilli(),
+		FinishedUnixMs: finished.UnixMilli(),
+	}
+	res.Outcome, res.Error, res.NoRetry = classify(ctx, err)
+	return res
+}
+
+// classify maps a handler's return and its context to an outcome.
+func classify(ctx context.Context, err error) (plutov1.Outcome, string, bool) {
+	if err == nil {
+		return plutov1.Outcome_OUTCOME_SUCCEEDED, "", false
+	}
+	msg := err.Error()
+	cause := context.Cause(ctx)
+	if cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && !errors.Is(err, cause) {
+		// The handler returned ctx.Err(); say why the context ended.
+		msg = cause.Error()
+	}
+	switch {
+	case errors.Is(cause, ErrRunCancelled):
+		return plutov1.Outcome_OUTCOME_CANCELLED, msg, false
+	case errors.Is(cause, ErrRunTimedOut):
+		return plutov1.Outcome_OUTCOME_TIMED_OUT, msg, IsNoRetry(err)
+	}
+	return plutov1.Outcome_OUTCOME_FAILED, msg, IsNoRetry(err)
+}
+
+// finishLocked records a finished run's result and queues it for sending.
+func (w *Worker) finishLocked(r *Run, res *plutov1.Result) {
+	w.running--
+	r.cancel = nil
+	if r.stale {
+		r.state = stateAbandoned
+		// The server no longer wants to hear about this attempt.
+		w.notifyChangedLocked()
+		return
+	}
+	r.state = stateFinished
+	w.queueResultLocked(r, res)
+}
+
+// queueResultLocked keeps res until the server acknowledges it, and queues
+// it for the sender.
+func (w *Worker) queueResultLocked(r *Run, res *plutov1.Result) {
+	w.seq++
+	r.seq = w.seq
+	r.report = res
+	r.resultQueued = true
+	w.outResults = append(w.outResults, res)
+	w.signal(w.wake)
+	w.notifyChangedLocked()
+}
+
+func (w *Worker) notifyChangedLocked() {
+	if w.draining {
+		w.signal(w.changed)
+	}
+}
+
+// enqueueLocked adds a dispatched task to the local FIFO.
+func (w *Worker) enqueueLocked(t *plutov1.Task) {
+	key := runKey{t.GetRunId(), t.GetAttempt()}
+	if _, dup := w.held[key]; dup {
+		w.log.Warn("duplicate dispatch ignored", "run_id", key.id, "attempt", key.attempt)
+		return
+	}
+	r := &Run{
+		id:          t.GetRunId(),
+		attempt:     t.GetAttempt(),
+		typ:         t.GetType(),
+		group:       t.GetGroup(),
+		job:         t.GetJob(),
+		payload:     t.GetPayload(),
+		maxAttempts: t.GetMaxAttempts(),
+		timeout:     time.Duration(t.GetTimeoutMs()) * time.Millisecond,
+		sink:        w,
+		logLevel:    w.opts.RunLogLevel,
+	}
+	if len(r.payload) == 0 {
+		r.payload = nil
+	}
+	if ms := t.GetDeadlineUnixMs(); ms > 0 {
+		r.taskDeadline = time.UnixMilli(ms)
+	}
+	w.held[key] = r
+	w.queue = append(w.queue, r)
+	w.queued++
+	w.workCond.Signal()
+}
+
+// cancelLocked handles CancelRun: a running run's context is cancelled; a
+// run still queued locally is reported CANCELLED without being started.
+func (w *Worker) cancelLocked(c *plutov1.CancelRun) {
+	var r *Run
+	if c.GetAttempt() != 0 {
+		r = w.held[runKey{c.GetRunId(), c.GetAttempt()}]
+	} else {
+		for k, h := range w.held {
+			if k.id == c.GetRunId() && (r == nil || h.attempt > r.attempt) {
+				r = h
+			}
+		}
+	}
+	if r == nil {
+		return
+	}
+	cause := ErrRunCancelled
+	if c.GetReason() != "" {
+		cause = fmt.Errorf("%w: %s", ErrRunCancelled, c.GetReason())
+	}
+	switch r.state {
+	case stateRunning:
+		r.cancel(cause)
+	case stateQueued:
+		w.queued--
+		r.state = stateFinished
+		w.queueResultLocked(r, &plutov1.Result{
+			RunId:          r.id,
+			Attempt:        r.attempt,
+			Outcome:        plutov1.Outcome_OUTCOME_CANCELLED,
+			Error:          cause.Error(),
+			FinishedUnixMs: time.Now().UnixMilli(),
+		})
+	}
+}
+
+// emitLine queues a log line for the sender (the Worker is the lineSink of
+// its runs).
+func (w *Worker) emitLine(r *Run, stream, level, text string, t time.Time) {
+	line := &plutov1.LogLine{
+		RunId:   r.id,
+		Attempt: r.attempt,
+		UnixMs:  t.UnixMilli(),
+		Stream:  stream,
+		Level:   level,
+		Text:    text,
+	}
+	w.mu.Lock()
+	if len(w.outLogs) >= maxPendingLogs {
+		w.droppedLogs++
+		w.mu.Unlock()
+		return
+	}
+	w.outLogs = append(w.outLogs, line)
+	w.mu.Unlock()
+	w.signal(w.wake)
+}
