@@ -47,7 +47,7 @@ func (e *Engine) Cancel(ctx context.Context, id, reason string) (*store.Run, err
 			}
 		}
 		delete(e.orphans, id)
-		e.notify(id)
+		e.terminal(id, store.StatusCancelled)
 	})
 	if err != nil {
 		return nil, err
@@ -108,6 +108,14 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
 		case <-ctx.Done():
 			return r, ctx.Err()
 		}
+	}
+}
+
+// terminal reports a committed terminal status. Called with e.mu held.
+func (e *Engine) terminal(id string, st store.RunStatus) {
+	e.notify(id)
+	if e.cfg.OnTerminal != nil {
+		e.cfg.OnTerminal(id, st)
 	}
 }
 

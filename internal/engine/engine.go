@@ -75,6 +75,10 @@ type Config struct {
 	DefaultRouting string
 	// NewID makes run IDs (default r_ + ULID).
 	NewID func() string
+	// OnTerminal, if set, is called once for every run that reaches a
+	// terminal status, after that status is committed. It runs on engine
+	// goroutines with the engine locked and must not block.
+	OnTerminal func(id string, status store.RunStatus)
 }
 
 func (c *Config) defaults() error {

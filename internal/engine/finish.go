@@ -96,7 +96,7 @@ func (e *Engine) finished(s *Session, fs []*flight, o *op) {
 func (e *Engine) settled(groupName string, p store.RunFinishParams) {
 	switch {
 	case p.Status.Terminal():
-		e.notify(p.ID)
+		e.terminal(p.ID, p.Status)
 	case p.Status == store.StatusQueued:
 		e.wake(groupName)
 	case p.Status == store.StatusPending:

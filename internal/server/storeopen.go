@@ -2,13 +2,12 @@ package server
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/pluto-sched/pluto/internal/store"
+	"github.com/pluto-sched/pluto/internal/store/sqlite"
 )
 
-// openSQLite opens the embedded store. (Placeholder until the sqlite
-// backend lands.)
+// openSQLite opens the embedded store from "sqlite:PATH" (or a bare path).
 func openSQLite(ctx context.Context, url string) (store.Store, error) {
-	return nil, fmt.Errorf("server: sqlite store not available yet")
+	return sqlite.OpenURL(ctx, url)
 }

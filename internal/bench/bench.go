@@ -1,0 +1,393 @@
+// Package bench measures Pluto end to end: an in-process server on a real
+// store, workers connected over the real gRPC stream, and a gRPC client
+// submitting no-op runs. It is what `pluto bench` runs.
+//
+// Two modes:
+//
+//   - burndown (the method queue benchmarks publish): insert all runs
+//     first, then start the workers and time until every completion is
+//     committed. Throughput = runs / that time.
+//   - steady: start the workers, submit at a fixed rate, and report
+//     latencies under that load.
+//
+// A run counts only once its terminal status is committed to the store
+// (the engine's OnTerminal hook fires after the commit). Latencies come
+// from the stored timestamps: created_at (the server accepted the submit),
+// started_at (the worker started the handler) and finished_at (the
+// completion was committed).
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pluto-sched/pluto/client"
+	"github.com/pluto-sched/pluto/internal/engine"
+	"github.com/pluto-sched/pluto/internal/server"
+	"github.com/pluto-sched/pluto/internal/store"
+	"github.com/pluto-sched/pluto/worker"
+)
+
+// Options configure a benchmark. Zero values mean defaults.
+type Options struct {
+	Runs      int     // default 50,000
+	Workers   int     // default 4
+	Capacity  int     // per worker; default 64
+	Prefetch  int     // per worker; default Capacity
+	Store     string  // store URL; default a temporary SQLite file
+	Mode      string  // "burndown" (default) or "steady"
+	Rate      float64 // steady: submits per second (default 1000)
+	BatchSize int     // burndown: runs per submit call (default 1000)
+	Logger    *slog.Logger
+}
+
+// Percentiles in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Report is a benchmark's outcome.
+type Report struct {
+	Runs           int         `json:"runs"`
+	Store          string      `json:"store"`
+	Mode           string      `json:"mode"`
+	Cores          int         `json:"cores"`
+	Workers        int         `json:"workers"`
+	Capacity       int         `json:"capacity"`
+	Prefetch       int         `json:"prefetch"`
+	Rate           float64     `json:"rate,omitempty"`
+	SubmitRate     float64     `json:"submit_runs_per_s"`
+	Throughput     float64     `json:"throughput_runs_per_s"`
+	ElapsedSeconds float64     `json:"elapsed_s"`
+	SubmitToStart  Percentiles `json:"submit_to_start_ms"`
+	SubmitToFinish Percentiles `json:"submit_to_finish_ms"`
+	Succeeded      int         `json:"succeeded"`
+	GoVersion      string      `json:"go_version"`
+	CPU            string      `json:"cpu,omitempty"`
+}
+
+func (o *Options) defaults() error {
+	if o.Runs == 0 {
+		o.Runs = 50000
+	}
+	if o.Workers == 0 {
+		o.Workers = 4
+	}
+	if o.Capacity == 0 {
+		o.Capacity = 64
+	}
+	if o.Prefetch == 0 {
+		o.Prefetch = o.Capacity
+	}
+	if o.Mode == "" {
+		o.Mode = "burndown"
+	}
+	if o.Rate == 0 {
+		o.Rate = 1000
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 1000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch {
+	case o.Runs < 1:
+		return errors.New("bench: --runs must be positive")
+	case o.Workers < 1:
+		return errors.New("bench: --workers must be positive")
+	case o.Capacity < 1:
+		return errors.New("bench: --capacity must be positive")
+	case o.Mode != "burndown" && o.Mode != "steady":
+		return fmt.Errorf("bench: --mode must be burndown or steady, not %q", o.Mode)
+	case o.Rate <= 0:
+		return errors.New("bench: --rate must be positive")
+	}
+	return nil
+}
+
+// Run runs one benchmark.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	storeURL := opts.Store
+	if storeURL == "" {
+		dir, err := os.MkdirTemp("", "pluto-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		storeURL = "sqlite:" + filepath.Join(dir, "bench.db")
+	}
+
+	var finished atomic.Int64
+	allDone := make(chan struct{})
+	var doneOnce sync.Once
+	target := int64(opts.Runs)
+	srv, err := server.Start(ctx, server.Config{
+		Store: storeURL, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		ServerID: "bench", Logger: opts.Logger,
+		Engine: engine.Config{OnTerminal: func(string, store.RunStatus) {
+			if finished.Add(1) == target {
+				doneOnce.Do(func() { close(allDone) })
+			}
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Stop(context.Background())
+
+	cl, err := client.Dial(srv.GRPCAddr())
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+
+	rep := &Report{
+		Runs: opts.Runs, Store: srv.Store().Name(), Mode: opts.Mode, Cores: runtime.NumCPU(),
+		Workers: opts.Workers, Capacity: opts.Capacity, Prefetch: opts.Prefetch,
+		GoVersion: runtime.Version(), CPU: cpuModel(),
+	}
+	wctx, stopWorkers := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	startWorkers := func() error {
+		for i := range opts.Workers {
+			w, err := worker.New(worker.Options{
+				Servers: []string{srv.GRPCAddr()}, ID: fmt.Sprintf("bench-%d", i), Group: "bench",
+				Capacity: opts.Capacity, Prefetch: opts.Prefetch, Logger: opts.Logger,
+				Handler: worker.HandlerFunc(func(context.Context, *worker.Run) error { return nil }),
+				Types:   []string{"noop"},
+			})
+			if err != nil {
+				return err
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = w.Run(wctx) }()
+		}
+		return nil
+	}
+	defer func() { stopWorkers(); wg.Wait() }()
+
+	var start time.Time
+	if opts.Mode == "burndown" {
+		t0 := time.Now()
+		if err := submitBatches(ctx, cl, opts.Runs, opts.BatchSize); err != nil {
+			return nil, err
+		}
+		rep.SubmitRate = float64(opts.Runs) / time.Since(t0).Seconds()
+		start = time.Now()
+		if err := startWorkers(); err != nil {
+			return nil, err
+		}
+	} else {
+		rep.Rate = opts.Rate
+		if err := startWorkers(); err != nil {
+			return nil, err
+		}
+		start = time.Now()
+		errc := make(chan error, 1)
+		go func() { errc <- submitPaced(ctx, cl, opts.Runs, opts.Rate) }()
+		if err := <-errc; err != nil {
+			return nil, err
+		}
+		rep.SubmitRate = float64(opts.Runs) / time.Since(start).Seconds()
+	}
+	select {
+	case <-allDone:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("bench: %d of %d runs finished: %w", finished.Load(), opts.Runs, ctx.Err())
+	}
+	elapsed := time.Since(start)
+	rep.ElapsedSeconds = elapsed.Seconds()
+	rep.Throughput = float64(opts.Runs) / elapsed.Seconds()
+	stopWorkers()
+	wg.Wait()
+	if err := latencies(ctx, srv.Store(), rep); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func noopSpec() client.RunSpec { return client.RunSpec{Type: "noop", Group: "bench"} }
+
+// submitBatches inserts n runs in batches from two concurrent submitters.
+func submitBatches(ctx context.Context, cl *client.Client, n, batch int) error {
+	jobs := make(chan int)
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for size := range jobs {
+				specs := make([]client.RunSpec, size)
+				for i := range specs {
+					specs[i] = noopSpec()
+				}
+				if _, err := cl.SubmitBatch(ctx, specs); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	for left := n; left > 0; left -= batch {
+		select {
+		case jobs <- min(batch, left):
+		case err := <-errc:
+			close(jobs)
+			wg.Wait()
+			return err
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// submitPaced submits n single runs at rate per second, each as its own
+// call (the way an application submits), from a pool of senders so that a
+// slow call does not delay the schedule.
+func submitPaced(ctx context.Context, cl *client.Client, n int, rate float64) error {
+	ticks := make(chan struct{}, 1024)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range ticks {
+				if _, err := cl.Submit(ctx, noopSpec()); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / rate)
+	for i := range n {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d) // pacing the load generator, not waiting for a condition
+		}
+		ticks <- struct{}{}
+	}
+	close(ticks)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// latencies reads every run back and computes percentiles.
+func latencies(ctx context.Context, st store.Store, rep *Report) error {
+	var toStart, toFinish []float64
+	cursor := ""
+	for {
+		page, err := st.RunList(ctx, store.RunListParams{Group: "bench", Limit: 1000, Cursor: cursor})
+		if err != nil {
+			return err
+		}
+		for _, r := range page.Runs {
+			if r.Status == store.StatusSucceeded {
+				rep.Succeeded++
+			}
+			if !r.StartedAt.IsZero() {
+				toStart = append(toStart, ms(r.StartedAt.Sub(r.CreatedAt)))
+			}
+			if !r.FinishedAt.IsZero() {
+				toFinish = append(toFinish, ms(r.FinishedAt.Sub(r.CreatedAt)))
+			}
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	rep.SubmitToStart = percentiles(toStart)
+	rep.SubmitToFinish = percentiles(toFinish)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func percentiles(xs []float64) Percentiles {
+	if len(xs) == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(xs)
+	at := func(p float64) float64 {
+		i := int(p*float64(len(xs))+0.5) - 1
+		return round(xs[max(0, min(i, len(xs)-1))])
+	}
+	return Percentiles{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: round(xs[len(xs)-1])}
+}
+
+func round(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			if _, v, ok := strings.Cut(line, ":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return ""
+}
+
+// JSON renders the report.
+func (r *Report) JSON() []byte {
+	b, _ := json.MarshalIndent(r, "", "  ")
+	return b
+}
+
+// Text renders the report for people.
+func (r *Report) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pluto bench: %d no-op runs, %s, store %s, %d workers × capacity %d (+%d prefetch), %d cores\n",
+		r.Runs, r.Mode, r.Store, r.Workers, r.Capacity, r.Prefetch, r.Cores)
+	if r.CPU != "" {
+		fmt.Fprintf(&b, "cpu:              %s\n", r.CPU)
+	}
+	fmt.Fprintf(&b, "submit rate:      %.0f runs/s\n", r.SubmitRate)
+	fmt.Fprintf(&b, "throughput:       %.0f runs/s end to end (%.2fs)\n", r.Throughput, r.ElapsedSeconds)
+	fmt.Fprintf(&b, "submit → start:   p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.SubmitToStart.P50, r.SubmitToStart.P90, r.SubmitToStart.P99, r.SubmitToStart.Max)
+	fmt.Fprintf(&b, "submit → finish:  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.SubmitToFinish.P50, r.SubmitToFinish.P90, r.SubmitToFinish.P99, r.SubmitToFinish.Max)
+	fmt.Fprintf(&b, "succeeded:        %d of %d\n", r.Succeeded, r.Runs)
+	return b.String()
+}
