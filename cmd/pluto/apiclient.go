@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// apiClient is a small client of the HTTP JSON API (/api/v1).
+type apiClient struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+	// requestTimeout bounds an ordinary request; long polls get their own.
+	requestTimeout time.Duration
+	// retryFor is how long a wait loop keeps retrying when the server is
+	// unreachable or unavailable (a server restart).
+	retryFor time.Duration
+}
+
+func newAPIClient(base *url.URL, token string) *apiClient {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return &apiClient{
+		base:           base,
+		token:          token,
+		hc:             &http.Client{Transport: tr},
+		requestTimeout: 60 * time.Second,
+		retryFor:       30 * time.Second,
+	}
+}
+
+// apiError is an error answer of the API.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field"`
+}
+
+func (e *apiError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	if e.Field != "" && !strings.Contains(msg, e.Field) {
+		msg = e.Field + ": " + msg
+	}
+	return msg
+}
+
+// unreachableError is a request that got no HTTP answer.
+type unreachableError struct {
+	base string
+	err  error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the Pluto server at %s (is it running? set --server or %s): %v", e.base, envServer, e.err)
+}
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// transient reports whether retrying the request later may succeed.
+func transient(err error) bool {
+	var ue *unreachableError
+	if errors.As(err, &ue) {
+		return true
+	}
+	var ae *apiError
+	return errors.As(err, &ae) && (ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusBadGateway || ae.Status == http.StatusGatewayTimeout)
+}
+
+func (c *apiClient) url(path string, q url.Values) string {
+	u := *c.base
+	u.Path = c.base.Path + "/api/v1" + path
+	if len(q) > 0 {
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+func (c *apiClient) newRequest(ctx context.Context, method, path string, q url.Values, body any) (*http.Request, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path, q), rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "pluto-cli")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+// send performs a request and returns the response; a non-2xx answer
+// becomes an *apiError (and the body is closed).
+func (c *apiClient) send(req *http.Request) (*http.Response, error) {
+	res, err := c.hc.Do(req)
+	if err != nil {
+		if ctxErr := req.Context().Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			if errors.Is(ctxErr, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("no answer from %s within the request timeout", c.base)
+			}
+			return nil, ctxErr
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, &unreachableError{base: c.base.String(), err: err}
+	}
+	if res.StatusCode >= 200 && res.StatusCode < 300 {
+		return res, nil
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	var env struct {
+		Error *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+			Field   string `json:"field"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &env) == nil && env.Error != nil {
+		return nil, &apiError{Status: res.StatusCode, Code: env.Error.Code, Message: env.Error.Message, Field: env.Error.Field}
+	}
+	msg := strings.TrimSpace(string(b))
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	if msg == "" {
+		msg = res.Status
+	} else {
+		msg = "server answered " + res.Status + ": " + msg
+	}
+	return nil, &apiError{Status: res.StatusCode, Message: msg}
+}
+
+// do performs a request with the ordinary timeout and returns the body.
+func (c *apiClient) do(ctx context.Context, method, path string, q url.Values, body any) ([]byte, error) {
+	return c.doTimeout(ctx, c.requestTimeout, method, path, q, body)
+}
+
+func (c *apiClient) doTimeout(ctx context.Context, timeout time.Duration, method, path string, q url.Values, body any) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := c.newRequest(ctx, method, path, q, body)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.send(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer of %s: %w", c.base, err)
+	}
+	return b, nil
+}
+
+// ---- the API's JSON shapes (only what the CLI reads) ----
+
+type apiRun struct {
+	ID          string          `json:"id"`
+	Job         *string         `json:"job"`
+	ParentID    *string         `json:"parent_id"`
+	Shard       *int            `json:"shard"`
+	Type        string          `json:"type"`
+	Group       string          `json:"group"`
+	Payload     json.RawMessage `json:"payload"`
+	Priority    int             `json:"priority"`
+	Status      string          `json:"status"`
+	Attempt     int             `json:"attempt"`
+	MaxAttempts int             `json:"max_attempts"`
+	Key         *string         `json:"key"`
+	LogicalTime *string         `json:"logical_time"`
+	RunAt       *string         `json:"run_at"`
+	CreatedAt   *string         `json:"created_at"`
+	StartedAt   *string         `json:"started_at"`
+	FinishedAt  *string         `json:"finished_at"`
+	WorkerID    *string         `json:"worker_id"`
+	Result      json.RawMessage `json:"result"`
+	Error       *string         `json:"error"`
+	Timeout     *string         `json:"timeout"`
+	Routing     *string         `json:"routing"`
+}
+
+func (r *apiRun) terminal() bool {
+	switch r.Status {
+	case "succeeded", "failed", "cancelled", "timed_out", "skipped":
+		return true
+	}
+	return false
+}
+
+type apiWorker struct {
+	ID            string   `json:"id"`
+	Group         string   `json:"group"`
+	State         string   `json:"state"`
+	Capacity      int      `json:"capacity"`
+	Running       int      `json:"running"`
+	CPU           float64  `json:"cpu"`
+	MemBytes      uint64   `json:"mem_bytes"`
+	Handlers      []string `json:"handlers"`
+	Version       string   `json:"version"`
+	ConnectedAt   *string  `json:"connected_at"`
+	LastHeartbeat *string  `json:"last_heartbeat"`
+	Server        string   `json:"server"`
+}
+
+type apiLog struct {
+	Seq     int64   `json:"seq"`
+	Time    *string `json:"time"`
+	Stream  string  `json:"stream"`
+	Level   string  `json:"level"`
+	Text    string  `json:"text"`
+	Attempt int     `json:"attempt"`
+}
+
+type apiList[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+func decode[T any](raw []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("the server's answer is not what pluto expects: %v", err)
+	}
+	return v, nil
+}
+
+// getRun fetches one run.
+func (c *apiClient) getRun(ctx context.Context, id string) ([]byte, apiRun, error) {
+	raw, err := c.do(ctx, http.MethodGet, "/runs/"+url.PathEscape(id), nil, nil)
+	if err != nil {
+		return nil, apiRun{}, err
+	}
+	run, err := decode[apiRun](raw)
+	return raw, run, err
+}
+
+// errWaitTimeout ends a wait whose --timeout passed first.
+var errWaitTimeout = errors.New("timed out waiting")
+
+// waitPoll is the longest single long poll.
+const waitPoll = 30 * time.Second
+
+// waitRun long-polls until the run is terminal or limit (0: none) passes;
+// it then returns the run as last seen (with errWaitTimeout if not
+// terminal). It rides out a server restart for up to retryFor.
+func (c *apiClient) waitRun(ctx context.Context, id string, limit time.Duration) ([]byte, apiRun, error) {
+	var deadline time.Time
+	if limit > 0 {
+		deadline = time.Now().Add(limit)
+	}
+	var (
+		raw       []byte
+		run       apiRun
+		failSince time.Time
+		backoff   = 250 * time.Millisecond
+	)
+	for {
+		poll := waitPoll
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left < time.Millisecond {
+				if raw == nil {
+					b, r, err := c.getRun(ctx, id)
+					if err != nil {
+						return nil, apiRun{}, err
+					}
+					raw, run = b, r
+					if run.terminal() {
+						return raw, run, nil
+					}
+				}
+				return raw, run, errWaitTimeout
+			}
+			poll = min(poll, left)
+		}
+		q := url.Values{"timeout": {poll.Round(time.Millisecond).String()}}
+		b, err := c.doTimeout(ctx, poll+c.requestTimeout, http.MethodGet, "/runs/"+url.PathEscape(id)+"/wait", q, nil)
+		if err != nil {
+			if !transient(err) || ctx.Err() != nil {
+				return raw, run, err
+			}
+			if failSince.IsZero() {
+				failSince = time.Now()
+			} else if time.Since(failSince) > c.retryFor {
+				return raw, run, err
+			}
+			select {
+			case <-ctx.Done():
+				return raw, run, ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		failSince, backoff = time.Time{}, 250*time.Millisecond
+		r, err := decode[apiRun](b)
+		if err != nil {
+			return raw, run, err
+		}
+		raw, run = b, r
+		if run.terminal() {
+			return raw, run, nil
+		}
+	}
+}

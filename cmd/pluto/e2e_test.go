@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBinary builds the pluto binary and checks help and exit codes for
+// real.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "pluto")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	run := func(args ...string) (int, string, string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return 0, out.String(), errb.String()
+		case errors.As(err, &ee):
+			return ee.ExitCode(), out.String(), errb.String()
+		}
+		t.Fatalf("%v: %v", args, err)
+		return 0, "", ""
+	}
+	code, out, _ := run("--help")
+	if code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "submit") || !strings.Contains(out, "worker") {
+		t.Errorf("--help: %d\n%s", code, out)
+	}
+	code, _, errOut := run("submit", "--payload", "{}")
+	if code != 2 || !strings.Contains(errOut, `"type"`) {
+		t.Errorf("usage error: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = run("frobnicate")
+	if code != 2 || !strings.Contains(errOut, "unknown command") {
+		t.Errorf("unknown command: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = run("run", "get", "r_1", "--server", "http://127.0.0.1:1")
+	if code != 1 || !strings.Contains(errOut, "cannot reach") {
+		t.Errorf("unreachable: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// startCLI runs a long-running command in the background; cancel ctx to
+// stop it and read its exit code from the channel.
+func startCLI(t *testing.T, ctx context.Context, args ...string) (*syncBuffer, *syncBuffer, <-chan int) {
+	t.Helper()
+	out, errb := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	a := newApp(strings.NewReader(""), out, errb, func(string) string { return "" })
+	a.reexec = func() error { return errors.New("reexec in a test") }
+	go func() { done <- a.run(ctx, args) }()
+	return out, errb, done
+}
+
+// waitFor polls out until re matches, or fails the test.
+func waitFor(t *testing.T, out, errb *syncBuffer, done <-chan int, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("command exited %d before printing %v\nstdout:\n%s\nstderr:\n%s", code, re, out, errb)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no %v in\n%s\nstderr:\n%s", re, out, errb)
+	return nil
+}
+
+func waitExit(t *testing.T, what string, done <-chan int, errb *syncBuffer) {
+	t.Helper()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("%s exited %d:\n%s", what, code, errb)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s did not stop", what)
+	}
+}
+
+// TestServerAndWorkerCommands runs pluto server and pluto worker in-process
+// and drives them with the client commands.
+func TestServerAndWorkerCommands(t *testing.T) {
+	dir := t.TempDir()
+	sctx, stopServer := context.WithCancel(context.Background())
+	defer stopServer()
+	sout, serr, sdone := startCLI(t, sctx, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"),
+		"--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--heartbeat", "1s", "--log-level", "warn")
+	m := waitFor(t, sout, serr, sdone, regexp.MustCompile(`API (http://\S+)/api/v1, gRPC (\S+),`))
+	httpURL, grpcAddr := m[1], m[2]
+	env := map[string]string{envServer: httpURL}
+
+	wctx, stopWorker := context.WithCancel(context.Background())
+	defer stopWorker()
+	_, werr, wdone := startCLI(t, wctx, "worker", "--server", grpcAddr, "--group", "default", "--capacity", "2", "--id", "w-test", "--log-level", "warn")
+
+	r := runCLI(t, env, "submit", "--type", "noop", "--wait", "--wait-timeout", "30s", "-o", "json")
+	var run map[string]any
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &run) != nil || run["status"] != "succeeded" || run["worker_id"] != "w-test" {
+		t.Fatalf("submit --wait: %d\n%s\n%s\nworker:\n%s", r.code, r.stdout, r.stderr, werr)
+	}
+	r = runCLI(t, env, "worker", "ls")
+	if r.code != 0 || !strings.Contains(r.stdout, "w-test") || !strings.Contains(r.stdout, "noop") {
+		t.Errorf("worker ls: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "shell") {
+		t.Errorf("a worker without --shell announces shell:\n%s", r.stdout)
+	}
+	r = runCLI(t, env, "run", "ls", "--status", "succeeded")
+	if r.code != 0 || !strings.Contains(r.stdout, run["id"].(string)) {
+		t.Errorf("run ls: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, env, "run", "get", "r_missing")
+	if r.code != 1 || !strings.Contains(r.stderr, "not found") {
+		t.Errorf("run get missing: %d %q", r.code, r.stderr)
+	}
+
+	stopWorker()
+	waitExit(t, "worker", wdone, werr)
+	stopServer()
+	waitExit(t, "server", sdone, serr)
+}
+
+// TestDevCommand runs pluto dev in-process: server plus local worker.
+func TestDevCommand(t *testing.T) {
+	dir := t.TempDir()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	out, errb, done := startCLI(t, ctx, "dev", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--log-level", "warn")
+	m := waitFor(t, out, errb, done, regexp.MustCompile(`API:\s+(http://\S+)/api/v1`))
+	if !strings.Contains(out.String(), "pluto submit --server "+m[1]) {
+		t.Errorf("banner has no ready-to-paste submit:\n%s", out)
+	}
+	env := map[string]string{envServer: m[1]}
+	r := runCLI(t, env, "submit", "--type", "noop", "--wait", "--wait-timeout", "30s")
+	if r.code != 0 || !strings.Contains(r.stdout, "succeeded") {
+		t.Fatalf("submit --wait: %d\n%s\n%s\ndev:\n%s", r.code, r.stdout, r.stderr, errb)
+	}
+	r = runCLI(t, env, "worker", "ls", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"group": "default"`) {
+		t.Errorf("worker ls: %d\n%s", r.code, r.stdout)
+	}
+	stop()
+	waitExit(t, "dev", done, errb)
+}

@@ -1,0 +1,440 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) newRunCmd() *cobra.Command {
+	cmd := groupCmd("run", "List, inspect, cancel, retry and wait for runs")
+	cmd.AddCommand(
+		a.newRunLsCmd(),
+		a.newRunGetCmd(),
+		a.newRunCancelCmd(),
+		a.newRunRetryCmd(),
+		a.newRunWaitCmd(),
+		a.newRunLogsCmd(),
+	)
+	return cmd
+}
+
+func (a *app) newRunLsCmd() *cobra.Command {
+	var (
+		statuses []string
+		group    string
+		job      string
+		limit    int
+		cursor   string
+	)
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List runs, newest first",
+		Long: `List runs, newest first. When more runs match than --limit, the cursor of
+the next page is printed to standard error (table) or returned as
+next_cursor (json).`,
+		Example: `  pluto run ls --status failed,timed_out --group default
+  pluto run ls --limit 20 -o json`,
+		Aliases: []string{"list"},
+		Args:    cobra.NoArgs,
+	}
+	co := a.addClientFlags(cmd)
+	f := cmd.Flags()
+	f.StringSliceVar(&statuses, "status", nil, "only runs in these statuses (comma-separated or repeated)")
+	f.StringVar(&group, "group", "", "only runs of this worker group")
+	f.StringVar(&job, "job", "", "only runs of this job")
+	f.IntVar(&limit, "limit", 0, "at most this many runs (1-1000; default 100)")
+	f.StringVar(&cursor, "cursor", "", "cursor of the page to show (from a previous listing)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := co.client()
+		if err != nil {
+			return err
+		}
+		q := url.Values{}
+		for _, s := range statuses {
+			if s = strings.TrimSpace(s); s != "" {
+				q.Add("status", s)
+			}
+		}
+		if group != "" {
+			q.Set("group", group)
+		}
+		if job != "" {
+			q.Set("job", job)
+		}
+		if cmd.Flags().Changed("limit") {
+			if limit < 1 || limit > 1000 {
+				return usageErrorf("invalid --limit %d: want 1 to 1000", limit)
+			}
+			q.Set("limit", strconv.Itoa(limit))
+		}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		raw, err := c.do(cmd.Context(), http.MethodGet, "/runs", q, nil)
+		if err != nil {
+			return err
+		}
+		if co.json() {
+			return printJSON(a.stdout, raw)
+		}
+		page, err := decode[apiList[apiRun]](raw)
+		if err != nil {
+			return err
+		}
+		printRunList(a.stdout, page.Items)
+		if page.NextCursor != "" {
+			fmt.Fprintf(a.stderr, "more runs: --cursor %s\n", page.NextCursor)
+		}
+		return nil
+	}
+	return cmd
+}
+
+func (a *app) newRunGetCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "get ID",
+		Short: "Show one run",
+		Args:  exactArgs("run ID"),
+	}
+	co := a.addClientFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := co.client()
+		if err != nil {
+			return err
+		}
+		raw, run, err := c.getRun(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		if co.json() {
+			return printJSON(a.stdout, raw)
+		}
+		printRunDetail(a.stdout, run)
+		return nil
+	}
+	return cmd
+}
+
+func (a *app) newRunCancelCmd() *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a run wherever it is (pending, queued, on a worker)",
+		Long: `Cancel a run wherever it is: waiting, queued, or running on a worker (the
+worker is told and the handler's context is cancelled). Cancelling a
+finished run changes nothing.`,
+		Args: exactArgs("run ID"),
+	}
+	co := a.addClientFlags(cmd)
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded with the run)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := co.client()
+		if err != nil {
+			return err
+		}
+		var body any
+		if reason != "" {
+			body = map[string]string{"reason": reason}
+		}
+		return a.postRun(cmd, c, co, "/runs/"+url.PathEscape(args[0])+"/cancel", body)
+	}
+	return cmd
+}
+
+func (a *app) newRunRetryCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "retry ID",
+		Short: "Run a finished run that did not succeed again",
+		Args:  exactArgs("run ID"),
+	}
+	co := a.addClientFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := co.client()
+		if err != nil {
+			return err
+		}
+		return a.postRun(cmd, c, co, "/runs/"+url.PathEscape(args[0])+"/retry", nil)
+	}
+	return cmd
+}
+
+// postRun POSTs to a run action and prints the run it answers with.
+func (a *app) postRun(cmd *cobra.Command, c *apiClient, co *clientOpts, path string, body any) error {
+	raw, err := c.do(cmd.Context(), http.MethodPost, path, nil, body)
+	if err != nil {
+		return err
+	}
+	if co.json() {
+		return printJSON(a.stdout, raw)
+	}
+	run, err := decode[apiRun](raw)
+	if err != nil {
+		return err
+	}
+	printRunTable(a.stdout, []apiRun{run})
+	return nil
+}
+
+func (a *app) newRunWaitCmd() *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait ID",
+		Short: "Wait for a run to finish; exit 0 only if it succeeded",
+		Long: `Wait for a run to finish and print it. Exits 0 if it succeeded and 1 if it
+ended otherwise, or if --timeout passed first.`,
+		Args: exactArgs("run ID"),
+	}
+	co := a.addClientFlags(cmd)
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: never)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := co.client()
+		if err != nil {
+			return err
+		}
+		if timeout < 0 {
+			return usageErrorf("invalid --timeout %s: must not be negative", timeout)
+		}
+		raw, run, err := c.waitRun(cmd.Context(), args[0], timeout)
+		return a.finishWait(co, raw, run, err)
+	}
+	return cmd
+}
+
+func (a *app) newRunLogsCmd() *cobra.Command {
+	var (
+		follow bool
+		after  int64
+	)
+	cmd := &cobra.Command{
+		Use:   "logs ID",
+		Short: "Print a run's log lines",
+		Long: `Print the lines a run printed or logged, in order. With -f, keep printing
+new lines as they arrive until the run finishes. With -o json, print
+{"items": [...]} (with -f: one JSON line per log line).`,
+		Args: exactArgs("run ID"),
+	}
+	co := a.addClientFlags(cmd)
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the log until the run finishes")
+	cmd.Flags().Int64Var(&after, "after", 0, "start after this line number")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := co.client()
+		if err != nil {
+			return err
+		}
+		if after < 0 {
+			return usageErrorf("invalid --after %d: must not be negative", after)
+		}
+		id := args[0]
+		if follow {
+			return a.followLogs(cmd, c, co, id, after)
+		}
+		all := apiList[json.RawMessage]{Items: []json.RawMessage{}}
+		for {
+			q := url.Values{"after": {strconv.FormatInt(after, 10)}, "limit": {"1000"}}
+			raw, err := c.do(cmd.Context(), http.MethodGet, "/runs/"+url.PathEscape(id)+"/logs", q, nil)
+			if err != nil {
+				return err
+			}
+			page, err := decode[apiList[json.RawMessage]](raw)
+			if err != nil {
+				return err
+			}
+			for _, item := range page.Items {
+				l, err := decode[apiLog](item)
+				if err != nil {
+					return err
+				}
+				after = l.Seq
+				if co.json() {
+					all.Items = append(all.Items, item)
+				} else {
+					printLogLine(a.stdout, l)
+				}
+			}
+			if page.NextCursor == "" || len(page.Items) == 0 {
+				break
+			}
+		}
+		if co.json() {
+			b, _ := json.Marshal(all)
+			return printJSON(a.stdout, b)
+		}
+		return nil
+	}
+	return cmd
+}
+
+// followLogs streams GET /runs/{id}/logs?follow=1 (NDJSON) until the
+// server ends it (the run finished and every line was sent).
+func (a *app) followLogs(cmd *cobra.Command, c *apiClient, co *clientOpts, id string, after int64) error {
+	q := url.Values{"follow": {"1"}, "after": {strconv.FormatInt(after, 10)}}
+	req, err := c.newRequest(cmd.Context(), http.MethodGet, "/runs/"+url.PathEscape(id)+"/logs", q, nil)
+	if err != nil {
+		return err
+	}
+	res, err := c.send(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	rd := bufio.NewReaderSize(res.Body, 64<<10)
+	for {
+		line, err := rd.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			var env struct {
+				Error *apiError `json:"error"`
+			}
+			if json.Unmarshal(line, &env) == nil && env.Error != nil {
+				return env.Error
+			}
+			if co.json() {
+				_, _ = a.stdout.Write(line)
+				if line[len(line)-1] != '\n' {
+					_, _ = io.WriteString(a.stdout, "\n")
+				}
+			} else {
+				l, derr := decode[apiLog](line)
+				if derr != nil {
+					return derr
+				}
+				printLogLine(a.stdout, l)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if cmd.Context().Err() != nil {
+				return nil // interrupted by the user
+			}
+			return fmt.Errorf("log stream from %s broke: %w", c.base, err)
+		}
+	}
+}
+
+func printLogLine(w io.Writer, l apiLog) {
+	text := l.Text
+	if !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	_, _ = io.WriteString(w, text)
+}
+
+// ---- run tables ----
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+// printRunTable is the short form: ID and STATUS.
+func printRunTable(w io.Writer, runs []apiRun) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ID\tSTATUS")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\n", r.ID, r.Status)
+	}
+	_ = tw.Flush()
+}
+
+func printRunList(w io.Writer, runs []apiRun) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ID\tSTATUS\tTYPE\tGROUP\tATTEMPT\tWORKER\tCREATED")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Type, r.Group,
+			attempts(r), orDash(r.WorkerID), shortTime(r.CreatedAt))
+	}
+	_ = tw.Flush()
+}
+
+func printRunDetail(w io.Writer, r apiRun) {
+	tw := newTable(w)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("ID", r.ID)
+	row("Status", r.Status)
+	row("Type", r.Type)
+	row("Group", r.Group)
+	if r.Job != nil {
+		row("Job", *r.Job)
+	}
+	if r.ParentID != nil {
+		row("Parent", *r.ParentID)
+	}
+	if r.Shard != nil {
+		row("Shard", strconv.Itoa(*r.Shard))
+	}
+	row("Attempt", attempts(r))
+	row("Priority", strconv.Itoa(r.Priority))
+	if r.Key != nil {
+		row("Key", *r.Key)
+	}
+	if r.LogicalTime != nil {
+		row("Logical time", shortTime(r.LogicalTime))
+	}
+	row("Worker", orDash(r.WorkerID))
+	row("Created", shortTime(r.CreatedAt))
+	row("Run at", shortTime(r.RunAt))
+	row("Started", shortTime(r.StartedAt))
+	row("Finished", shortTime(r.FinishedAt))
+	if r.Timeout != nil {
+		row("Timeout", *r.Timeout)
+	}
+	row("Payload", compactJSON(r.Payload))
+	if len(r.Result) > 0 && string(r.Result) != "null" {
+		row("Result", compactJSON(r.Result))
+	}
+	if r.Error != nil {
+		row("Error", *r.Error)
+	}
+	_ = tw.Flush()
+}
+
+func attempts(r apiRun) string {
+	if r.MaxAttempts > 0 {
+		return fmt.Sprintf("%d/%d", r.Attempt, r.MaxAttempts)
+	}
+	return strconv.Itoa(r.Attempt)
+}
+
+func orDash(s *string) string {
+	if s == nil || *s == "" {
+		return "-"
+	}
+	return *s
+}
+
+// shortTime shows an API time in UTC to the second.
+func shortTime(s *string) string {
+	if s == nil || *s == "" {
+		return "-"
+	}
+	t, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil {
+		return *s
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// compactJSON shows a JSON value on one line, cut at 200 characters.
+func compactJSON(b json.RawMessage) string {
+	if len(b) == 0 {
+		return "null"
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return string(b)
+	}
+	s := buf.String()
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

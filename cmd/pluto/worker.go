@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pluto-sched/pluto/worker"
+)
+
+const envWorkerServer = "PLUTO_WORKER_SERVER"
+
+func (a *app) newWorkerCmd() *cobra.Command {
+	var (
+		servers      []string
+		id, group    string
+		capacity     int
+		prefetch     int
+		shell        bool
+		drainTimeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "worker --server HOST:GRPCPORT[,HOST:PORT…] --group G --capacity N [--shell]",
+		Short: "Run a worker (or list workers: pluto worker ls)",
+		Long: `Run a worker that executes runs of group --group with the built-in
+handlers http and noop, and shell only with --shell.
+
+Without --shell this worker never takes shell runs: shell executes commands
+sent over the network, so it must be enabled on purpose.
+
+The worker dials the servers' gRPC port (--server, comma-separated for
+failover; env ` + envWorkerServer + `). SIGINT or SIGTERM drains it: it takes
+no new runs, lets running ones finish (up to --drain-timeout), reports, and
+exits. When a server asks it to restart, it re-executes itself.`,
+		Example: `  pluto worker --server 127.0.0.1:7071 --group default --capacity 8
+  pluto worker --server pluto-1:7071,pluto-2:7071 --group reports --capacity 2 --shell
+  pluto worker ls`,
+		Args: cobra.NoArgs,
+	}
+	defServers := []string{defaultGRPCAddr}
+	if v := a.getenv(envWorkerServer); v != "" {
+		defServers = strings.Split(v, ",")
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&servers, "server", defServers, "gRPC address(es) of Pluto servers, HOST:PORT (env "+envWorkerServer+")")
+	f.StringVar(&group, "group", worker.DefaultGroup, "worker group to serve")
+	f.IntVar(&capacity, "capacity", runtime.NumCPU(), "runs processed at once")
+	f.IntVar(&prefetch, "prefetch", 0, "runs held beyond capacity so the next is ready (0: same as capacity, -1: none)")
+	f.StringVar(&id, "id", "", "worker ID (default hostname-pid); a worker reconnecting with its ID keeps its runs")
+	f.BoolVar(&shell, "shell", false, "enable the shell handler (runs commands from the network; off by default)")
+	f.DurationVar(&drainTimeout, "drain-timeout", worker.DefaultDrainTimeout, "on stop, how long running handlers may take to finish")
+	lo := addLogFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		log, err := lo.logger(a.stderr)
+		if err != nil {
+			return err
+		}
+		var addrs []string
+		for _, s := range servers {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+				return usageErrorf("invalid --server %q: a worker dials the gRPC port, HOST:PORT (e.g. 127.0.0.1:7071), not the HTTP URL", s)
+			}
+			if err := checkListenAddr("server", s); err != nil {
+				return err
+			}
+			addrs = append(addrs, s)
+		}
+		if len(addrs) == 0 {
+			return usageErrorf("--server: at least one HOST:PORT is required")
+		}
+		if strings.TrimSpace(group) == "" {
+			return usageErrorf("--group must not be empty")
+		}
+		if capacity < 1 {
+			return usageErrorf("invalid --capacity %d: must be at least 1", capacity)
+		}
+		if prefetch < -1 {
+			return usageErrorf("invalid --prefetch %d: want -1 (none), 0 (same as capacity) or more", prefetch)
+		}
+		if drainTimeout <= 0 {
+			return usageErrorf("invalid --drain-timeout %s: must be positive", drainTimeout)
+		}
+		mux := builtinMux(shell)
+		w, err := worker.New(worker.Options{
+			Servers:      addrs,
+			ID:           id,
+			Group:        group,
+			Capacity:     capacity,
+			Prefetch:     prefetch,
+			Handler:      mux,
+			Logger:       log,
+			DrainTimeout: drainTimeout,
+		})
+		if err != nil {
+			return usageErrorf("%v", err)
+		}
+		log.Info("pluto worker starting", "id", w.ID(), "group", group, "capacity", capacity, "servers", addrs, "handlers", mux.Types())
+		err = w.Run(cmd.Context())
+		if errors.Is(err, worker.ErrRestart) {
+			log.Info("restarting at the server's request")
+			if rerr := a.reexec(); rerr != nil {
+				return fmt.Errorf("restart requested by the server, but re-executing failed: %w", rerr)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		log.Info("pluto worker stopped")
+		return nil
+	}
+	cmd.AddCommand(a.newWorkerLsCmd())
+	return cmd
+}
+
+func (a *app) newWorkerLsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Short:   "List connected workers",
+		Aliases: []string{"list"},
+		Args:    cobra.NoArgs,
+	}
+	co := a.addClientFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := co.client()
+		if err != nil {
+			return err
+		}
+		raw, err := c.do(cmd.Context(), http.MethodGet, "/workers", nil, nil)
+		if err != nil {
+			return err
+		}
+		if co.json() {
+			return printJSON(a.stdout, raw)
+		}
+		list, err := decode[apiList[apiWorker]](raw)
+		if err != nil {
+			return err
+		}
+		printWorkers(a.stdout, list.Items)
+		return nil
+	}
+	return cmd
+}
+
+func printWorkers(w io.Writer, ws []apiWorker) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ID\tGROUP\tSTATE\tRUNNING/CAPACITY\tCPU\tMEM\tHANDLERS")
+	for _, wk := range ws {
+		handlers := slices.Clone(wk.Handlers)
+		slices.Sort(handlers)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%s\t%s\n", wk.ID, wk.Group, wk.State, wk.Running, wk.Capacity,
+			wk.CPU*100, formatBytes(wk.MemBytes), strings.Join(handlers, ","))
+	}
+	_ = tw.Flush()
+}
+
+// formatBytes shows a byte count in binary units (118MiB).
+func formatBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	if v >= 10 {
+		return fmt.Sprintf("%.0f%ciB", v, "KMGTPE"[exp])
+	}
+	return fmt.Sprintf("%.1f%ciB", v, "KMGTPE"[exp])
+}
+
+// builtinMux is the handler set of pluto worker and pluto dev: http and
+// noop always, shell only when enabled.
+func builtinMux(shell bool) *worker.Mux {
+	mux := worker.NewMux()
+	mux.HandleFunc("noop", func(ctx context.Context, r *worker.Run) error { return nil })
+	_ = shell // TODO: shell and http executors from internal/executor
+	return mux
+}
