@@ -26,7 +26,7 @@ const (
 
 	// maxPendingLogs bounds the log lines waiting to be sent (while the
 	// server is away); further lines are dropped and counted.
-	maxPendingLogs = 10000
+	maxPendingLogs = 50000
 	// A Results or LogBatch message is cut at about this many bytes or
 	// items, well under gRPC's default 4 MiB message limit.
 	maxBatchBytes = 1 << 20

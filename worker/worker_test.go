@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,8 +270,12 @@ func TestCapacityAndPrefetch(t *testing.T) {
 		order = append(order, r.ID())
 		mu.Unlock()
 		started <- struct{}{}
-		<-release
-		return nil
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	})
 	r := startWorker(t, Options{Servers: []string{f.addr}, Capacity: 3, Prefetch: 7, Handler: mux})
 	c := f.next(t)
@@ -718,5 +724,44 @@ func TestRunTwice(t *testing.T) {
 	f.next(t)
 	if err := r.w.Run(context.Background()); err == nil {
 		t.Error("second Run did not fail")
+	}
+}
+
+func TestRunWithSignals(t *testing.T) {
+	f := startFake(t)
+	g := newGate()
+	mux := NewMux()
+	mux.Handle("block", g)
+	w, err := New(Options{Servers: []string{f.addr}, Handler: mux, DrainTimeout: time.Hour, Logger: discardLogger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- w.RunWithSignals(context.Background()) }()
+	c := f.next(t) // signal handlers are installed before Run connects
+	c.dispatch(task("r1", "block"))
+	g.waitStarted(t)
+	// First SIGTERM: drain (the run keeps going).
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "Credits{0}", func(msgs []*plutov1.WorkerMessage) bool { return slices.Contains(credits(msgs), 0) })
+	// Second: cut the drain short.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if cause := g.waitCause(t); !errors.Is(cause, ErrDrainTimeout) {
+		t.Errorf("cause = %v", cause)
+	}
+	if res := c.waitResult(t, "r1"); res.GetOutcome() != plutov1.Outcome_OUTCOME_FAILED {
+		t.Errorf("result = %v", res)
+	}
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("RunWithSignals = %v", err)
+		}
+	case <-time.After(waitTime):
+		t.Fatal("RunWithSignals did not return")
 	}
 }

@@ -1,0 +1,57 @@
+// Package executor holds the handlers built into `pluto worker`: "shell"
+// runs a command, "http" makes a request, "noop" does nothing (for `pluto
+// bench` and tests). Each is a worker.Handler; register them on a
+// worker.Mux under the Type* names.
+//
+// # Security
+//
+// The shell executor runs whatever command a run's payload names, as the
+// worker's user: anyone who can submit a run of type "shell" to the group
+// can execute code on the worker. It must therefore only be registered when
+// the operator asked for it — `pluto worker --shell` — never by default.
+// The HTTP executor makes requests from the worker's network position
+// (server-side request forgery if untrusted clients can submit runs);
+// register it only where that is acceptable.
+//
+// # Shell
+//
+// Payload {"cmd": "…", "env": {…}, "dir": "…"}: cmd is run by `/bin/sh -c`
+// in dir (default: the worker's working directory) with the worker's
+// environment plus PLUTO_RUN_ID, PLUTO_ATTEMPT, PLUTO_RUN_TYPE, PLUTO_JOB and
+// env. The command runs in its own process group; when the run is cancelled
+// or times out the whole group gets SIGTERM, and SIGKILL after WaitDelay, so
+// grandchildren die too; processes left in the group when the command exits
+// are killed as well. stdout and stderr are streamed line by line as the
+// run's log (streams "stdout" and "stderr") and their last MaxOutput bytes
+// kept in the result {"exit_code": N, "stdout": "…", "stderr": "…"}, which
+// is set even when the command fails. A non-zero exit fails the attempt.
+//
+// # HTTP
+//
+// Payload {"method": "POST", "url": "…", "headers": {…}, "body": "…",
+// "timeout": "10s"} (method default GET, timeout default 30s). Result
+// {"status": N, "headers": {…}, "body": "…"} with the body capped at MaxBody
+// bytes ("truncated": true when cut). A 2xx status succeeds; any other fails
+// the attempt with the status in the error.
+//
+// Payload errors name the field (payload.cmd, payload.url…) and are marked
+// worker.NoRetry: retrying the same payload cannot succeed.
+package executor
+
+import (
+	"context"
+
+	"github.com/pluto-sched/pluto/worker"
+)
+
+// Run types of the built-in executors.
+const (
+	TypeShell = "shell"
+	TypeHTTP  = "http"
+	TypeNoop  = "noop"
+)
+
+// Noop returns a handler that succeeds at once with a null result.
+func Noop() worker.Handler {
+	return worker.HandlerFunc(func(context.Context, *worker.Run) error { return nil })
+}
