@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -131,6 +132,14 @@ func TestServerAndWorkerCommands(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, run["id"].(string)) {
 		t.Errorf("run ls: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// This worker has no --shell: a shell run is never taken.
+	r = runCLI(t, env, "submit", "--type", "shell", "--payload", `{"cmd":"touch `+filepath.Join(dir, "pwned")+`"}`, "--wait", "--wait-timeout", "1s")
+	if r.code != 1 || !strings.Contains(r.stdout, "queued") {
+		t.Errorf("shell on a worker without --shell: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+		t.Errorf("a worker without --shell ran a shell command")
+	}
 	r = runCLI(t, env, "run", "get", "r_missing")
 	if r.code != 1 || !strings.Contains(r.stderr, "not found") {
 		t.Errorf("run get missing: %d %q", r.code, r.stderr)
@@ -158,9 +167,58 @@ func TestDevCommand(t *testing.T) {
 		t.Fatalf("submit --wait: %d\n%s\n%s\ndev:\n%s", r.code, r.stdout, r.stderr, errb)
 	}
 	r = runCLI(t, env, "worker", "ls", "-o", "json")
-	if r.code != 0 || !strings.Contains(r.stdout, `"group": "default"`) {
+	if r.code != 0 || !strings.Contains(r.stdout, `"group": "default"`) || !strings.Contains(r.stdout, `"shell"`) {
 		t.Errorf("worker ls: %d\n%s", r.code, r.stdout)
 	}
+
+	// shell is on in dev: output comes back as the result and as log lines.
+	r = runCLI(t, env, "submit", "--type", "shell", "--payload", `{"cmd":"echo hello; echo oops >&2"}`, "--wait", "--wait-timeout", "30s", "-o", "json")
+	var run map[string]any
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &run) != nil || run["status"] != "succeeded" {
+		t.Fatalf("shell --wait: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if res, _ := run["result"].(map[string]any); res["stdout"] != "hello\n" || res["exit_code"] != 0.0 {
+		t.Errorf("shell result %v", run["result"])
+	}
+	id := run["id"].(string)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r = runCLI(t, env, "run", "logs", id)
+		if r.code == 0 && strings.Contains(r.stdout, "hello") && strings.Contains(r.stdout, "oops") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run logs: %d %q %q", r.code, r.stdout, r.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r = runCLI(t, env, "run", "logs", id, "-f"); r.code != 0 || !strings.Contains(r.stdout, "hello") {
+		t.Errorf("run logs -f of a finished run: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	// A failing command: --wait exits 1; retry puts it back.
+	r = runCLI(t, env, "submit", "--type", "shell", "--payload", `{"cmd":"exit 3"}`, "--wait", "--wait-timeout", "30s")
+	if r.code != 1 || !strings.Contains(r.stdout, "failed") {
+		t.Fatalf("failing shell: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	// Cancel a running command; wait then exits 1.
+	r = runCLI(t, env, "submit", "--type", "shell", "--payload", `{"cmd":"sleep 30"}`, "-o", "json")
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &run) != nil {
+		t.Fatalf("submit sleep: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	id = run["id"].(string)
+	if r = runCLI(t, env, "run", "cancel", id, "--reason", "test"); r.code != 0 {
+		t.Fatalf("cancel: %d %s", r.code, r.stderr)
+	}
+	r = runCLI(t, env, "run", "wait", id, "--timeout", "30s")
+	if r.code != 1 || !strings.Contains(r.stdout, "cancelled") {
+		t.Errorf("wait cancelled: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r = runCLI(t, env, "run", "retry", id); r.code != 0 {
+		t.Errorf("retry cancelled: %d %q", r.code, r.stderr)
+	}
+	runCLI(t, env, "run", "cancel", id)
 	stop()
 	waitExit(t, "dev", done, errb)
 }

@@ -141,7 +141,11 @@ exits at once.`,
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "pluto server %s: API %s/api/v1, gRPC %s, store %s\n", cfg.ServerID, srv.HTTPURL(), srv.GRPCAddr(), cfg.Store)
+		name := "pluto server"
+		if cfg.ServerID != "" {
+			name += " " + cfg.ServerID
+		}
+		fmt.Fprintf(a.stdout, "%s: API %s/api/v1, gRPC %s, store %s\n", name, srv.HTTPURL(), srv.GRPCAddr(), cfg.Store)
 		serveErr := waitForStop(ctx, srv)
 		log.Info("stopping pluto server")
 		stopErr := stopServer(a, srv)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pluto-sched/pluto/internal/executor"
 	"github.com/pluto-sched/pluto/worker"
 )
 
@@ -186,10 +186,13 @@ func formatBytes(n uint64) string {
 }
 
 // builtinMux is the handler set of pluto worker and pluto dev: http and
-// noop always, shell only when enabled.
+// noop always, shell only when enabled (it runs commands from the network).
 func builtinMux(shell bool) *worker.Mux {
 	mux := worker.NewMux()
-	mux.HandleFunc("noop", func(ctx context.Context, r *worker.Run) error { return nil })
-	_ = shell // TODO: shell and http executors from internal/executor
+	mux.Handle(executor.TypeHTTP, executor.HTTP(executor.HTTPOptions{}))
+	mux.Handle(executor.TypeNoop, executor.Noop())
+	if shell {
+		mux.Handle(executor.TypeShell, executor.Shell(executor.ShellOptions{}))
+	}
 	return mux
 }
