@@ -60,6 +60,7 @@ type Server struct {
 	grpcLn    net.Listener
 	workers   *workerService
 
+	stopping chan struct{} // closed when Stop begins: ends long polls
 	stopOnce sync.Once
 	stopErr  error
 	done     chan struct{}
@@ -104,7 +105,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), serveErr: make(chan error, 2)}
+	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), stopping: make(chan struct{}), serveErr: make(chan error, 2)}
 	if cfg.OpenedStore != nil {
 		s.store = cfg.OpenedStore
 	} else {
@@ -161,7 +162,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	plutov1.RegisterClientServiceServer(s.grpcSrv, newClientService(eng, cfg.MaxPayload))
 
 	s.httpSrv = &http.Server{
-		Handler:           newHTTPHandler(eng, HTTPOptions{MaxPayload: cfg.MaxPayload, ServerID: cfg.ServerID, StoreName: s.store.Name()}),
+		Handler: newHTTPHandler(eng, HTTPOptions{
+			MaxPayload: cfg.MaxPayload, ServerID: cfg.ServerID, StoreName: s.store.Name(),
+			Logger: cfg.Logger, Stopping: s.stopping,
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() { s.serveErr <- s.grpcSrv.Serve(s.grpcLn) }()
@@ -199,6 +203,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		defer close(s.done)
 		ctx, cancel := context.WithTimeout(ctx, s.cfg.StopTimeout)
 		defer cancel()
+		close(s.stopping)
 		var errs []error
 		if err := s.httpSrv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))

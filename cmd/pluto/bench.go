@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pluto-sched/pluto/internal/bench"
+)
+
+func init() { extraCommands = append(extraCommands, newBenchCmd) }
+
+func newBenchCmd() *cobra.Command {
+	var (
+		opts   bench.Options
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure end-to-end throughput and latency of no-op runs",
+		Long: `bench starts an in-process server on the chosen store (default: a temporary
+SQLite file), connects workers to it over the real gRPC stream and runs
+no-op runs through the whole system. A run counts once its completion is
+committed to the store.
+
+  --mode burndown  insert --runs first, then start the workers and time until
+                   every completion is committed (the method job-queue
+                   benchmarks publish)
+  --mode steady    start the workers, then submit at --rate runs/s, one run
+                   per call, and report latencies under that load`,
+		Example: `  pluto bench --runs 50000
+  pluto bench --mode steady --rate 1000 --runs 10000 -o json`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return usageErrorf("invalid --output %q: want table or json", output)
+			}
+			if opts.Mode != "burndown" && opts.Mode != "steady" {
+				return usageErrorf("invalid --mode %q: want burndown or steady", opts.Mode)
+			}
+			if opts.Runs < 1 || opts.Workers < 1 || opts.Capacity < 1 || opts.Rate <= 0 {
+				return usageErrorf("--runs, --workers, --capacity and --rate must be positive")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			rep, err := bench.Run(ctx, opts)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				fmt.Fprintln(cmd.OutOrStdout(), string(rep.JSON()))
+			} else {
+				fmt.Fprint(cmd.OutOrStdout(), rep.Text())
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&opts.Runs, "runs", 50000, "number of no-op runs")
+	f.IntVar(&opts.Workers, "workers", 4, "workers connected over gRPC")
+	f.IntVar(&opts.Capacity, "capacity", 64, "runs each worker processes at once")
+	f.IntVar(&opts.Prefetch, "prefetch", 0, "extra runs each worker holds beyond capacity (default: capacity)")
+	f.StringVar(&opts.Store, "store", "", "store URL (default: a temporary SQLite file)")
+	f.StringVar(&opts.Mode, "mode", "burndown", "burndown or steady")
+	f.Float64Var(&opts.Rate, "rate", 1000, "steady mode: submits per second")
+	f.IntVar(&opts.BatchSize, "batch", 1000, "burndown mode: runs per submit call")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
