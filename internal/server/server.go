@@ -159,7 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	)
 	s.workers = newWorkerService(eng, cfg.Logger)
 	plutov1.RegisterWorkerServiceServer(s.grpcSrv, s.workers)
-	plutov1.RegisterClientServiceServer(s.grpcSrv, newClientService(eng, cfg.MaxPayload))
+	plutov1.RegisterClientServiceServer(s.grpcSrv, newClientServiceStopping(eng, cfg.MaxPayload, s.stopping))
 
 	s.httpSrv = &http.Server{
 		Handler: newHTTPHandler(eng, HTTPOptions{
