@@ -85,6 +85,8 @@ func BenchmarkNoopRuns(b *testing.B) {
 		capacity, prefetch int
 	}{
 		{"window=4", 2, 2},
+		{"window=16", 8, 8},
+		{"window=64", 32, 32},
 		{"window=1008", 8, 1000},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchNoopRuns(b, bc.capacity, bc.prefetch) })
