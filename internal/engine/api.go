@@ -61,7 +61,8 @@ type Hello struct {
 	Group    string
 	Capacity int
 	// Window is the most runs the worker holds at once (capacity +
-	// prefetch). Zero means Capacity.
+	// prefetch). Zero is meant: a draining worker that reconnects takes
+	// nothing new.
 	Window   int
 	Types    []string
 	Version  string

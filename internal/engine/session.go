@@ -68,9 +68,6 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	case h.Window < 0:
 		return nil, nil, &FieldError{Field: "window", Message: "must not be negative"}
 	}
-	if h.Window == 0 {
-		h.Window = h.Capacity
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.running() {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/pluto-sched/pluto/internal/engine"
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
@@ -153,9 +154,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return fail(fmt.Errorf("server: http listen %s: %w", cfg.HTTPAddr, err))
 	}
 
+	// A batch of runs or results can be several payloads large.
+	msgMax := max(16<<20, int(cfg.MaxPayload)*4+(4<<20))
 	s.grpcSrv = grpc.NewServer(
-		grpc.MaxRecvMsgSize(int(cfg.MaxPayload)*4+(4<<20)),
-		grpc.MaxSendMsgSize(int(cfg.MaxPayload)*4+(4<<20)),
+		grpc.MaxRecvMsgSize(msgMax),
+		grpc.MaxSendMsgSize(msgMax),
+		// Find dead TCP peers (a worker host that vanished) even when
+		// nothing is being sent.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	s.workers = newWorkerService(eng, cfg.Logger)
 	plutov1.RegisterWorkerServiceServer(s.grpcSrv, s.workers)
