@@ -111,7 +111,13 @@ func runShell(ctx context.Context, r *worker.Run, opts *ShellOptions) error {
 	cmd.Env = env
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group, so cancel reaches grandchildren. Pdeathsig kills
+	// the shell if the worker dies (SIGKILL, OOM): its run is requeued with
+	// a new attempt, and the old command must not keep running beside it.
+	// (Linux delivers it when the thread that started the child exits; Go
+	// ends threads only for goroutines that die locked to one, which the
+	// worker never does.)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// On cancel the whole group gets SIGTERM; after WaitDelay exec kills
 	// the shell and closes the pipes, and killGroup below SIGKILLs the rest.
 	cmd.Cancel = func() error { return signalGroup(cmd.Process.Pid, syscall.SIGTERM) }

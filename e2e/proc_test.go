@@ -1,0 +1,205 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the pluto binary built once for the package.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pluto-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "pluto")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/pluto")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building pluto:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running pluto process whose log lines can be awaited.
+type proc struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+
+	mu    sync.Mutex
+	lines []string
+	grew  chan struct{}
+	exit  chan struct{}
+}
+
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, cmd: exec.Command(binary, args...), grew: make(chan struct{}, 1), exit: make(chan struct{})}
+	out, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout = p.cmd.Stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
+			select {
+			case p.grew <- struct{}{}:
+			default:
+			}
+		}
+		p.cmd.Wait()
+		close(p.exit)
+	}()
+	t.Cleanup(func() {
+		p.signal(syscall.SIGKILL)
+		<-p.exit
+		if t.Failed() {
+			t.Logf("--- %s log:\n%s", name, p.log())
+		}
+	})
+	return p
+}
+
+func (p *proc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+// await blocks until a log line contains every one of parts.
+func (p *proc) await(d time.Duration, parts ...string) string {
+	p.t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	seen := 0
+	for {
+		p.mu.Lock()
+		lines := p.lines[seen:]
+		seen = len(p.lines)
+		p.mu.Unlock()
+		for _, l := range lines {
+			ok := true
+			for _, part := range parts {
+				ok = ok && strings.Contains(l, part)
+			}
+			if ok {
+				return l
+			}
+		}
+		select {
+		case <-p.grew:
+		case <-p.exit:
+			p.t.Fatalf("%s exited before logging %q:\n%s", p.name, parts, p.log())
+		case <-deadline.C:
+			p.t.Fatalf("%s did not log %q within %v:\n%s", p.name, parts, d, p.log())
+		}
+	}
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	if p.cmd.Process != nil {
+		p.cmd.Process.Signal(sig)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// api is a minimal HTTP JSON client for the tests.
+type api struct {
+	t    *testing.T
+	base string
+}
+
+func (a api) do(method, path string, body any, out any) int {
+	a.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			a.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type run struct {
+	ID       string          `json:"id"`
+	Status   string          `json:"status"`
+	Attempt  int             `json:"attempt"`
+	WorkerID *string         `json:"worker_id"`
+	Result   json.RawMessage `json:"result"`
+	Error    *string         `json:"error"`
+}
+
+// wait long-polls until the run is terminal.
+func (a api) wait(id string, within time.Duration) run {
+	a.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var r run
+		if code := a.do("GET", "/api/v1/runs/"+id+"/wait?timeout=10s", nil, &r); code != 200 {
+			a.t.Fatalf("wait %s: HTTP %d", id, code)
+		}
+		switch r.Status {
+		case "succeeded", "failed", "cancelled", "timed_out", "skipped":
+			return r
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("run %s still %s after %v", id, r.Status, within)
+		}
+	}
+}
