@@ -15,6 +15,10 @@ import (
 var (
 	ErrPayloadTooLarge = errors.New("engine: payload too large")
 	ErrStopped         = errors.New("engine: stopped")
+	// ErrWorkerLeft closes a session whose worker ended its stream on
+	// purpose (it drained and exited): what it still held is requeued at
+	// once instead of after the dead timeout.
+	ErrWorkerLeft = errors.New("engine: worker left")
 )
 
 // FieldError is invalid input in one named field of a request.

@@ -442,3 +442,21 @@ func TestSubmitsAreGroupCommitted(t *testing.T) {
 		}
 	})
 }
+
+func TestWorkerThatLeavesGivesBackAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		s1, c1 := en.connect("w1", 2)
+		runs := en.submit(SubmitSpec{}, SubmitSpec{})
+		finish(s1, OutcomeSucceeded, c1.Tasks()[0])
+		_, c2 := en.connect("w2", 2)
+		s1.Close(ErrWorkerLeft) // drained, abandoned the prefetched run, left
+		synctest.Wait()
+		if got := c2.Tasks(); len(got) != 1 || got[0].RunID != runs[1].ID || got[0].Attempt != 2 {
+			t.Fatalf("w2 got %+v, want the abandoned run at once", got)
+		}
+		if ws := en.e.Workers(); len(ws) != 1 || ws[0].ID != "w2" {
+			t.Fatalf("workers %+v", ws)
+		}
+	})
+}

@@ -3,7 +3,9 @@ package engine
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -283,6 +285,12 @@ func (s *Session) Close(err error) {
 	if !e.running() {
 		return
 	}
+	if errors.Is(err, ErrWorkerLeft) {
+		if e.sessions[s.hello.WorkerID] == s {
+			e.declareDead(s, "left")
+		}
+		return
+	}
 	// Dead exactly DeadAfter after the worker was last heard from.
 	wait := max(0, s.lastSeen.Add(e.cfg.DeadAfter).Sub(e.now()))
 	s.deadTimer = e.clk.AfterFunc(wait, func() {
@@ -304,7 +312,11 @@ func (e *Engine) declareDead(s *Session, why string) {
 			lost = append(lost, f)
 		}
 	}
-	e.log.Warn("worker dead", "worker", s.hello.WorkerID, "group", s.hello.Group, "runs", len(lost), "why", why)
+	level := slog.LevelWarn
+	if why == "left" {
+		level = slog.LevelInfo
+	}
+	e.log.Log(context.Background(), level, "worker gone", "worker", s.hello.WorkerID, "group", s.hello.Group, "runs", len(lost), "why", why)
 	e.removeSession(s, "declared dead: "+why)
 	if len(lost) > 0 {
 		e.handBack(lost, "worker dead")

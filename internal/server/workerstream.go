@@ -94,7 +94,11 @@ func (w *workerService) Connect(stream plutov1.WorkerService_ConnectServer) erro
 	case <-c.done:
 		end = errors.New(c.reason())
 	}
-	sess.Close(end)
+	if errors.Is(end, io.EOF) {
+		sess.Close(engine.ErrWorkerLeft) // the worker closed its side: it drained and left
+	} else {
+		sess.Close(end)
+	}
 	c.Close("stream ended")
 	select {
 	case <-senderDone:
