@@ -10,14 +10,20 @@ const logListDefaultLimit = 1000
 
 // LogAppend implements store.Tx.
 func (t *tx) LogAppend(ctx context.Context, lines []store.LogLine) error {
-	if err := t.check(); err != nil {
+	if err := t.check(ctx); err != nil {
 		return err
 	}
-	st := t.stmt(ctx, wLogAppend)
 	for i := range lines {
 		l := &lines[i]
-		if _, err := st.ExecContext(ctx, l.RunID, l.Attempt, micro(l.Time), l.Stream, l.Level, l.Text); err != nil {
-			return t.s.wrap("LogAppend", err)
+		t.bind()
+		t.arg(l.RunID)
+		t.arg(int64(l.Attempt))
+		t.arg(micro(l.Time))
+		t.arg(l.Stream)
+		t.arg(l.Level)
+		t.arg(l.Text)
+		if _, _, err := t.exec("LogAppend", wLogAppend); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -32,7 +38,7 @@ func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.Log
 	if limit <= 0 {
 		limit = logListDefaultLimit
 	}
-	rows, err := s.rs[rLogList].QueryContext(ctx, p.RunID, p.After, limit)
+	rows, err := s.rs[rLogList].QueryContext(ctx, p.RunID, p.After, int64(limit))
 	if err != nil {
 		return nil, s.wrap("LogList", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,14 +22,20 @@ const runCols = `seq, id, job, parent_id, shard, type, grp, payload, priority, s
 	attempt, max_attempts, failures, key, logical_time, run_at, created_at, started_at,
 	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key`
 
-// Writer statements, prepared once on the writer connection.
+// Writer statements, prepared once on the writer connection. Hot
+// statements use plain "?" placeholders: the driver binds them without
+// looking up a parameter name.
 type wStmt int
 
 const (
-	wInsert wStmt = iota
+	wInsert1 wStmt = iota // RunInsert, one keyed run (ON CONFLICT on the key)
+	wInsert4              // RunInsert, runs without a key, 4 rows per statement
+	wInsert16
+	wInsert64
 	wGetByID
 	wGetByKey
-	wClaim
+	wClaimSelect
+	wClaimUpdate
 	wStart
 	wFinish
 	wCancel
@@ -38,45 +45,61 @@ const (
 	numWStmts
 )
 
+const insertCols = `id, job, parent_id, shard, type, grp, payload, priority, status,
+	max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key`
+
+const numInsertCols = 17
+
+func insertSQL(rows int, onConflict string) string {
+	row := "(?" + strings.Repeat(",?", numInsertCols-1) + ")"
+	return "INSERT INTO runs (" + insertCols + ") VALUES " + row + strings.Repeat(","+row, rows-1) + onConflict
+}
+
+// insertChunks are the multi-row insert statements, largest first.
+var insertChunks = []struct {
+	rows int
+	stmt wStmt
+}{{64, wInsert64}, {16, wInsert16}, {4, wInsert4}, {1, wInsert1}}
+
 var wSQL = [numWStmts]string{
-	wInsert: `INSERT INTO runs (id, job, parent_id, shard, type, grp, payload, priority, status,
-		max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING`,
+	wInsert1:  insertSQL(1, " ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING"),
+	wInsert4:  insertSQL(4, ""),
+	wInsert16: insertSQL(16, ""),
+	wInsert64: insertSQL(64, ""),
 	wGetByID:  `SELECT ` + runCols + ` FROM runs WHERE id = ?`,
 	wGetByKey: `SELECT ` + runCols + ` FROM runs WHERE key = ?`,
-	// The inner query walks the group's part of the partial claim index in
-	// claim order; the outer UPDATE changes only those rows.
-	wClaim: `UPDATE runs SET status = 'dispatched', attempt = attempt + 1, server_id = ?1, worker_id = ''
-		WHERE seq IN (
-			SELECT q.seq FROM runs AS q
-			WHERE q.status = 'queued' AND q.grp = ?2 AND q.type IN (SELECT value FROM json_each(?3))
-			ORDER BY q.priority DESC, q.run_at, q.seq
-			LIMIT ?4)
-		RETURNING ` + runCols,
-	wStart: `UPDATE runs SET status = 'running', started_at = ?1, worker_id = coalesce(?2, worker_id)
-		WHERE id = ?3 AND attempt = ?4 AND status = 'dispatched'`,
-	wFinish: `UPDATE runs SET status = ?1,
-			finished_at = coalesce(?2, finished_at),
-			run_at = coalesce(?3, run_at),
-			worker_id = coalesce(?4, worker_id),
+	// The claim reads the head of the group's queue from the partial claim
+	// index, in claim order, then updates exactly those rows by rowid. The
+	// two statements are atomic: the transaction holds the write lock.
+	wClaimSelect: `SELECT ` + runCols + ` FROM runs
+		WHERE status = 'queued' AND grp = ? AND type IN (SELECT value FROM json_each(?))
+		ORDER BY priority DESC, run_at, seq
+		LIMIT ?`,
+	wClaimUpdate: `UPDATE runs SET status = 'dispatched', attempt = attempt + 1, server_id = ?, worker_id = ''
+		WHERE seq IN (SELECT value FROM json_each(?))`,
+	wStart: `UPDATE runs SET status = 'running', started_at = ?, worker_id = coalesce(?, worker_id)
+		WHERE id = ? AND attempt = ? AND status = 'dispatched'`,
+	wFinish: `UPDATE runs SET status = ?,
+			finished_at = coalesce(?, finished_at),
+			run_at = coalesce(?, run_at),
+			worker_id = coalesce(?, worker_id),
 			server_id = NULL,
-			failures = failures + ?5,
-			started_at = coalesce(started_at, ?6),
-			result = coalesce(?7, result),
-			error = coalesce(?8, error)
-		WHERE id = ?9 AND attempt = ?10 AND status IN ('dispatched', 'running')`,
-	wCancel: `UPDATE runs SET status = 'cancelled', finished_at = ?1, error = ?2, server_id = NULL
-		WHERE seq = ?3 RETURNING ` + runCols,
-	wRetry: `UPDATE runs SET status = 'queued', failures = 0, run_at = ?1, finished_at = NULL,
+			failures = failures + ?,
+			started_at = coalesce(started_at, ?),
+			result = coalesce(?, result),
+			error = coalesce(?, error)
+		WHERE id = ? AND attempt = ? AND status IN ('dispatched', 'running')`,
+	wCancel: `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, server_id = NULL
+		WHERE seq = ? RETURNING ` + runCols,
+	wRetry: `UPDATE runs SET status = 'queued', failures = 0, run_at = ?, finished_at = NULL,
 			started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL
-		WHERE seq = ?2 RETURNING ` + runCols,
+		WHERE seq = ? RETURNING ` + runCols,
 	wPromote: `UPDATE runs SET status = 'queued'
 		WHERE seq IN (
 			SELECT p.seq FROM runs AS p
-			WHERE p.status = 'pending' AND p.run_at <= ?1
+			WHERE p.status = 'pending' AND p.run_at <= ?
 			ORDER BY p.run_at, p.seq
-			LIMIT ?2)
+			LIMIT ?)
 		RETURNING ` + runCols,
 	wLogAppend: `INSERT INTO run_logs (run_id, attempt, time, stream, level, text) VALUES (?,?,?,?,?,?)`,
 }
@@ -99,9 +122,12 @@ const (
 var rSQL = [numRStmts]string{
 	rGetByID:  `SELECT ` + runCols + ` FROM runs WHERE id = ?`,
 	rGetByKey: `SELECT ` + runCols + ` FROM runs WHERE key = ?`,
-	rListActive: `SELECT ` + runCols + ` FROM runs
+	// server_id is set exactly while a worker holds a run; the status test
+	// is a second guard. Without INDEXED BY the planner would rather scan
+	// the table than walk a partial index with no equality constraint.
+	rListActive: `SELECT ` + runCols + ` FROM runs INDEXED BY runs_active
 		WHERE server_id IS NOT NULL AND status IN ('dispatched', 'running') ORDER BY seq`,
-	rListActiveServer: `SELECT ` + runCols + ` FROM runs
+	rListActiveServer: `SELECT ` + runCols + ` FROM runs INDEXED BY runs_active
 		WHERE server_id = ? AND status IN ('dispatched', 'running') ORDER BY seq`,
 	rNextPendingAt: `SELECT min(run_at) FROM runs WHERE status = 'pending'`,
 	// A skip scan over the claim index: one seek per group instead of a walk
@@ -119,41 +145,121 @@ var rSQL = [numRStmts]string{
 
 type scanner interface{ Scan(dest ...any) error }
 
+const numRunCols = 26
+
+// runRow receives one row of runCols on the read pool. Scanning into *any
+// is database/sql's fast path (no reflection, no int-to-string-to-int round
+// trips); decodeRun converts the driver values.
+type runRow struct {
+	vals [numRunCols]any
+	ptrs [numRunCols]any
+}
+
+func newRunRow() *runRow {
+	r := new(runRow)
+	for i := range r.vals {
+		r.ptrs[i] = &r.vals[i]
+	}
+	return r
+}
+
 func scanRun(sc scanner) (*Run, error) {
-	var (
-		r                               Run
-		shard                           sql.NullInt64
-		payload, result, key, serverID  sql.NullString
-		logical, started, finished      sql.NullInt64
-		runAt, created, timeout, status = int64(0), int64(0), int64(0), ""
-	)
-	err := sc.Scan(&r.Seq, &r.ID, &r.Job, &r.ParentID, &shard, &r.Type, &r.Group, &payload,
-		&r.Priority, &status, &r.Attempt, &r.MaxAttempts, &r.Failures, &key, &logical, &runAt,
-		&created, &started, &finished, &r.WorkerID, &serverID, &result, &r.Error, &timeout,
-		&r.Routing, &r.RoutingKey)
-	if err != nil {
+	return newRunRow().scan(sc)
+}
+
+func (rr *runRow) scan(sc scanner) (*Run, error) {
+	if err := sc.Scan(rr.ptrs[:]...); err != nil {
 		return nil, err
 	}
-	if shard.Valid {
-		n := int(shard.Int64)
+	r := decodeRun(rr.vals[:])
+	clear(rr.vals[:])
+	return r, nil
+}
+
+// decodeRun builds a run from the values of one row of runCols.
+func decodeRun[V any](vs []V) *Run {
+	v := func(i int) any { return vs[i] }
+	r := &Run{
+		Seq:         asInt(v(0)),
+		ID:          asString(v(1)),
+		Job:         asString(v(2)),
+		ParentID:    asString(v(3)),
+		Type:        asString(v(5)),
+		Group:       asString(v(6)),
+		Payload:     asJSON(v(7)),
+		Priority:    int(asInt(v(8))),
+		Status:      store.RunStatus(asString(v(9))),
+		Attempt:     int(asInt(v(10))),
+		MaxAttempts: int(asInt(v(11))),
+		Failures:    int(asInt(v(12))),
+		Key:         asString(v(13)),
+		LogicalTime: asTime(v(14)),
+		RunAt:       asTime(v(15)),
+		CreatedAt:   asTime(v(16)),
+		StartedAt:   asTime(v(17)),
+		FinishedAt:  asTime(v(18)),
+		WorkerID:    asString(v(19)),
+		ServerID:    asString(v(20)),
+		Result:      asJSON(v(21)),
+		Error:       asString(v(22)),
+		Timeout:     time.Duration(asInt(v(23))),
+		Routing:     asString(v(24)),
+		RoutingKey:  asString(v(25)),
+	}
+	if v(4) != nil {
+		n := int(asInt(v(4)))
 		r.Shard = &n
 	}
-	if payload.Valid {
-		r.Payload = json.RawMessage(payload.String)
+	return r
+}
+
+func asInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case float64:
+		return int64(x)
+	case string:
+		n, _ := strconv.ParseInt(x, 10, 64)
+		return n
 	}
-	if result.Valid {
-		r.Result = json.RawMessage(result.String)
+	return 0
+}
+
+func asString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
 	}
-	r.Status = store.RunStatus(status)
-	r.Key = key.String
-	r.ServerID = serverID.String
-	r.LogicalTime = fromNullMicro(logical)
-	r.RunAt = fromMicro(runAt)
-	r.CreatedAt = fromMicro(created)
-	r.StartedAt = fromNullMicro(started)
-	r.FinishedAt = fromNullMicro(finished)
-	r.Timeout = time.Duration(timeout)
-	return &r, nil
+	return ""
+}
+
+func asJSON(v any) json.RawMessage {
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return nil
+		}
+		return json.RawMessage(x)
+	case []byte:
+		if len(x) == 0 {
+			return nil
+		}
+		return json.RawMessage(x)
+	}
+	return nil
+}
+
+// asTime decodes Unix microseconds; NULL is the zero time.
+func asTime(v any) time.Time {
+	if v == nil {
+		return time.Time{}
+	}
+	return fromMicro(asInt(v))
 }
 
 // Run is store.Run; the alias keeps scanRun short.
@@ -162,8 +268,9 @@ type Run = store.Run
 func scanRuns(rows *sql.Rows) ([]*Run, error) {
 	defer rows.Close()
 	var out []*Run
+	rr := newRunRow()
 	for rows.Next() {
-		r, err := scanRun(rows)
+		r, err := rr.scan(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -175,7 +282,7 @@ func scanRuns(rows *sql.Rows) ([]*Run, error) {
 // ---- write side ----
 
 func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]store.RunInsertResult, error) {
-	if err := t.check(); err != nil {
+	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
 	for i := range runs {
@@ -189,47 +296,103 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 			return nil, fmt.Errorf("sqlite: RunInsert: run %q: status %q is not pending, blocked, queued or skipped", p.ID, p.Status)
 		}
 	}
-	ins := t.stmt(ctx, wInsert)
 	out := make([]store.RunInsertResult, len(runs))
-	for i := range runs {
-		p := &runs[i]
-		runAt := p.RunAt
-		if runAt.IsZero() {
-			runAt = p.Now
-		}
-		var shard any
-		if p.Shard != nil {
-			shard = int64(*p.Shard)
-		}
-		res, err := ins.ExecContext(ctx, p.ID, p.Job, p.ParentID, shard, p.Type, p.Group,
-			nullJSON(p.Payload), p.Priority, string(p.Status), p.MaxAttempts, nullString(p.Key),
-			nullMicro(p.LogicalTime), micro(runAt), micro(p.Now), int64(p.Timeout), p.Routing, p.RoutingKey)
-		if err != nil {
-			return nil, t.s.wrap("RunInsert", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, t.s.wrap("RunInsert", err)
-		}
-		if n == 0 { // the key names a run already
-			r, err := scanRun(t.stmt(ctx, wGetByKey).QueryRowContext(ctx, p.Key))
+	// Runs without a key go in multi-row statements; a keyed run goes alone,
+	// so that a conflict on its key can be told apart. Input order is kept,
+	// so seq (FIFO) follows it.
+	for i := 0; i < len(runs); {
+		if runs[i].Key != "" {
+			res, err := t.insertKeyed(&runs[i])
 			if err != nil {
-				return nil, t.s.wrap("RunInsert: existing key", err)
+				return nil, err
 			}
-			out[i] = store.RunInsertResult{Run: r, Existing: true}
+			out[i] = res
+			i++
 			continue
 		}
-		seq, err := res.LastInsertId()
-		if err != nil {
-			return nil, t.s.wrap("RunInsert", err)
+		n := 1
+		for i+n < len(runs) && runs[i+n].Key == "" && n < insertChunks[0].rows {
+			n++
 		}
-		out[i] = store.RunInsertResult{Run: insertedRun(p, seq, runAt)}
+		for _, c := range insertChunks {
+			for n >= c.rows {
+				t.bind()
+				for j := i; j < i+c.rows; j++ {
+					t.bindInsert(&runs[j])
+				}
+				_, last, err := t.exec("RunInsert", c.stmt)
+				if err != nil {
+					return nil, err
+				}
+				// Rowids of one multi-row INSERT are consecutive: each new row
+				// gets max(rowid)+1 and nothing else writes in between.
+				for j := range c.rows {
+					out[i+j] = store.RunInsertResult{Run: insertedRun(&runs[i+j], last-int64(c.rows-1-j))}
+				}
+				i += c.rows
+				n -= c.rows
+			}
+		}
 	}
 	return out, nil
 }
 
+func (t *tx) insertKeyed(p *store.RunInsertParams) (store.RunInsertResult, error) {
+	t.bind()
+	t.bindInsert(p)
+	n, seq, err := t.exec("RunInsert", wInsert1)
+	if err != nil {
+		return store.RunInsertResult{}, err
+	}
+	if n == 0 { // the key names a run already (maybe one earlier in this batch)
+		t.bind()
+		t.arg(p.Key)
+		runs, err := t.queryRuns("RunInsert: existing key", wGetByKey)
+		if err != nil {
+			return store.RunInsertResult{}, err
+		}
+		if len(runs) != 1 {
+			return store.RunInsertResult{}, fmt.Errorf("sqlite: RunInsert: key %q conflicts but names no run", p.Key)
+		}
+		return store.RunInsertResult{Run: runs[0], Existing: true}, nil
+	}
+	return store.RunInsertResult{Run: insertedRun(p, seq)}, nil
+}
+
+// bindInsert binds the insertCols values of p.
+func (t *tx) bindInsert(p *store.RunInsertParams) {
+	var shard driver.Value
+	if p.Shard != nil {
+		shard = int64(*p.Shard)
+	}
+	t.arg(p.ID)
+	t.arg(p.Job)
+	t.arg(p.ParentID)
+	t.arg(shard)
+	t.arg(p.Type)
+	t.arg(p.Group)
+	t.arg(nullJSON(p.Payload))
+	t.arg(int64(p.Priority))
+	t.arg(string(p.Status))
+	t.arg(int64(p.MaxAttempts))
+	t.arg(nullString(p.Key))
+	t.arg(nullMicro(p.LogicalTime))
+	t.arg(micro(runAt(p)))
+	t.arg(micro(p.Now))
+	t.arg(int64(p.Timeout))
+	t.arg(p.Routing)
+	t.arg(p.RoutingKey)
+}
+
+func runAt(p *store.RunInsertParams) time.Time {
+	if p.RunAt.IsZero() {
+		return p.Now
+	}
+	return p.RunAt
+}
+
 // insertedRun is the run an insert wrote, as it reads back.
-func insertedRun(p *store.RunInsertParams, seq int64, runAt time.Time) *Run {
+func insertedRun(p *store.RunInsertParams, seq int64) *Run {
 	r := &Run{
 		ID:          p.ID,
 		Seq:         seq,
@@ -242,7 +405,7 @@ func insertedRun(p *store.RunInsertParams, seq int64, runAt time.Time) *Run {
 		MaxAttempts: p.MaxAttempts,
 		Key:         p.Key,
 		LogicalTime: truncMicro(p.LogicalTime),
-		RunAt:       fromMicro(micro(runAt)),
+		RunAt:       fromMicro(micro(runAt(p))),
 		CreatedAt:   fromMicro(micro(p.Now)),
 		Timeout:     p.Timeout,
 		Routing:     p.Routing,
@@ -259,7 +422,7 @@ func insertedRun(p *store.RunInsertParams, seq int64, runAt time.Time) *Run {
 }
 
 func (t *tx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*Run, error) {
-	if err := t.check(); err != nil {
+	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
 	if len(p.Types) == 0 || p.Limit <= 0 {
@@ -269,42 +432,57 @@ func (t *tx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*Run, erro
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: RunClaim: %w", err)
 	}
-	rows, err := t.stmt(ctx, wClaim).QueryContext(ctx, p.ServerID, p.Group, string(types), p.Limit)
-	if err != nil {
-		return nil, t.s.wrap("RunClaim", err)
+	t.bind()
+	t.arg(p.Group)
+	t.arg(string(types))
+	t.arg(int64(p.Limit))
+	runs, err := t.queryRuns("RunClaim", wClaimSelect)
+	if err != nil || len(runs) == 0 {
+		return nil, err
 	}
-	runs, err := scanRuns(rows)
-	if err != nil {
-		return nil, t.s.wrap("RunClaim", err)
+	seqs := make([]byte, 0, 12*len(runs))
+	seqs = append(seqs, '[')
+	for i, r := range runs {
+		if i > 0 {
+			seqs = append(seqs, ',')
+		}
+		seqs = strconv.AppendInt(seqs, r.Seq, 10)
 	}
-	// RETURNING has no defined order; restore the claim order.
-	slices.SortFunc(runs, func(a, b *Run) int {
-		if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
-			return c
-		}
-		if c := a.RunAt.Compare(b.RunAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Seq, b.Seq)
-	})
+	seqs = append(seqs, ']')
+	t.bind()
+	t.arg(p.ServerID)
+	t.arg(string(seqs))
+	n, _, err := t.exec("RunClaim", wClaimUpdate)
+	if err != nil {
+		return nil, err
+	}
+	if n != int64(len(runs)) {
+		return nil, fmt.Errorf("sqlite: RunClaim: updated %d of %d runs", n, len(runs))
+	}
+	for _, r := range runs {
+		r.Status = store.StatusDispatched
+		r.Attempt++
+		r.ServerID = p.ServerID
+		r.WorkerID = ""
+	}
 	return runs, nil
 }
 
 func (t *tx) RunStart(ctx context.Context, ps []store.RunStartParams) ([]bool, error) {
-	if err := t.check(); err != nil {
+	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
-	st := t.stmt(ctx, wStart)
 	out := make([]bool, len(ps))
 	for i := range ps {
 		p := &ps[i]
-		res, err := st.ExecContext(ctx, micro(p.Now), nullString(p.WorkerID), p.ID, p.Attempt)
+		t.bind()
+		t.arg(micro(p.Now))
+		t.arg(nullString(p.WorkerID))
+		t.arg(p.ID)
+		t.arg(int64(p.Attempt))
+		n, _, err := t.exec("RunStart", wStart)
 		if err != nil {
-			return nil, t.s.wrap("RunStart", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, t.s.wrap("RunStart", err)
+			return nil, err
 		}
 		out[i] = n > 0
 	}
@@ -312,7 +490,7 @@ func (t *tx) RunStart(ctx context.Context, ps []store.RunStartParams) ([]bool, e
 }
 
 func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store.RunFinishResult, error) {
-	if err := t.check(); err != nil {
+	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
 	for i := range ps {
@@ -320,11 +498,10 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			return nil, fmt.Errorf("sqlite: RunFinish: run %q: status %q is not terminal, pending or queued", ps[i].ID, s)
 		}
 	}
-	st := t.stmt(ctx, wFinish)
 	out := make([]store.RunFinishResult, len(ps))
 	for i := range ps {
 		p := &ps[i]
-		var finishedAt, runAt, worker, errText any
+		var finishedAt, runAt, worker, errText driver.Value
 		switch {
 		case p.Status.Terminal():
 			finishedAt = micro(p.Now)
@@ -336,47 +513,55 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			runAt = micro(at)
 		}
 		if p.Status == store.StatusQueued {
-			worker = ""
+			worker = "" // a handed-back run has no worker
 		} else {
 			worker = nullString(p.WorkerID)
 		}
 		if p.Error != "" || p.Status == store.StatusSucceeded {
 			errText = p.Error
 		}
-		failure := 0
+		failure := int64(0)
 		if p.Failure {
 			failure = 1
 		}
-		res, err := st.ExecContext(ctx, string(p.Status), finishedAt, runAt, worker, failure,
-			nullMicro(p.StartedAt), nullJSON(p.Result), errText, p.ID, p.Attempt)
+		t.bind()
+		t.arg(string(p.Status))
+		t.arg(finishedAt)
+		t.arg(runAt)
+		t.arg(worker)
+		t.arg(failure)
+		t.arg(nullMicro(p.StartedAt))
+		t.arg(nullJSON(p.Result))
+		t.arg(errText)
+		t.arg(p.ID)
+		t.arg(int64(p.Attempt))
+		n, _, err := t.exec("RunFinish", wFinish)
 		if err != nil {
-			return nil, t.s.wrap("RunFinish", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, t.s.wrap("RunFinish", err)
+			return nil, err
 		}
 		out[i] = store.RunFinishResult{ID: p.ID, Accepted: n > 0}
 	}
 	return out, nil
 }
 
-func (t *tx) getForUpdate(ctx context.Context, op, id string) (*Run, error) {
-	r, err := scanRun(t.stmt(ctx, wGetByID).QueryRowContext(ctx, id))
-	if errors.Is(err, sql.ErrNoRows) {
+func (t *tx) getForUpdate(op, id string) (*Run, error) {
+	t.bind()
+	t.arg(id)
+	runs, err := t.queryRuns(op, wGetByID)
+	if err != nil {
+		return nil, err
+	}
+	if len(runs) == 0 {
 		return nil, fmt.Errorf("sqlite: %s: run %q: %w", op, id, store.ErrNotFound)
 	}
-	if err != nil {
-		return nil, t.s.wrap(op, err)
-	}
-	return r, nil
+	return runs[0], nil
 }
 
 func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunCancelResult, error) {
-	if err := t.check(); err != nil {
+	if err := t.check(ctx); err != nil {
 		return store.RunCancelResult{}, err
 	}
-	prev, err := t.getForUpdate(ctx, "RunCancel", p.ID)
+	prev, err := t.getForUpdate("RunCancel", p.ID)
 	if err != nil {
 		return store.RunCancelResult{}, err
 	}
@@ -388,19 +573,26 @@ func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunC
 	if reason == "" {
 		reason = "cancelled"
 	}
-	r, err := scanRun(t.stmt(ctx, wCancel).QueryRowContext(ctx, micro(p.Now), reason, prev.Seq))
+	t.bind()
+	t.arg(micro(p.Now))
+	t.arg(reason)
+	t.arg(prev.Seq)
+	runs, err := t.queryRuns("RunCancel", wCancel)
 	if err != nil {
-		return store.RunCancelResult{}, t.s.wrap("RunCancel", err)
+		return store.RunCancelResult{}, err
 	}
-	res.Run, res.Changed = r, true
+	if len(runs) != 1 {
+		return store.RunCancelResult{}, fmt.Errorf("sqlite: RunCancel: run %q vanished", p.ID)
+	}
+	res.Run, res.Changed = runs[0], true
 	return res, nil
 }
 
 func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error) {
-	if err := t.check(); err != nil {
+	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
-	prev, err := t.getForUpdate(ctx, "RunRetry", p.ID)
+	prev, err := t.getForUpdate("RunRetry", p.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -409,28 +601,34 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 	default:
 		return nil, fmt.Errorf("sqlite: RunRetry: run %q is %s: %w", p.ID, prev.Status, store.ErrConflict)
 	}
-	r, err := scanRun(t.stmt(ctx, wRetry).QueryRowContext(ctx, micro(p.Now), prev.Seq))
+	t.bind()
+	t.arg(micro(p.Now))
+	t.arg(prev.Seq)
+	runs, err := t.queryRuns("RunRetry", wRetry)
 	if err != nil {
-		return nil, t.s.wrap("RunRetry", err)
+		return nil, err
 	}
-	return r, nil
+	if len(runs) != 1 {
+		return nil, fmt.Errorf("sqlite: RunRetry: run %q vanished", p.ID)
+	}
+	return runs[0], nil
 }
 
 func (t *tx) RunPromote(ctx context.Context, p store.RunPromoteParams) ([]*Run, error) {
-	if err := t.check(); err != nil {
+	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	rows, err := t.stmt(ctx, wPromote).QueryContext(ctx, micro(p.Now), p.Limit)
+	t.bind()
+	t.arg(micro(p.Now))
+	t.arg(int64(p.Limit))
+	runs, err := t.queryRuns("RunPromote", wPromote)
 	if err != nil {
-		return nil, t.s.wrap("RunPromote", err)
+		return nil, err
 	}
-	runs, err := scanRuns(rows)
-	if err != nil {
-		return nil, t.s.wrap("RunPromote", err)
-	}
+	// RETURNING has no defined order; promote order is run_at, then seq.
 	slices.SortFunc(runs, func(a, b *Run) int {
 		if c := a.RunAt.Compare(b.RunAt); c != 0 {
 			return c

@@ -45,9 +45,10 @@ const (
 type Store struct {
 	path   string
 	log    *slog.Logger
-	w      *sql.DB // the one writer connection
-	r      *sql.DB // read-only pool
-	ws     [numWStmts]*sql.Stmt
+	w      *sql.DB       // the one writer connection (MaxOpenConns 1)
+	wsem   chan struct{} // held by the Tx that owns the writer
+	wr     *writer       // guarded by wsem
+	r      *sql.DB       // read-only pool
 	rs     [numRStmts]*sql.Stmt
 	closed atomic.Bool
 	once   sync.Once
@@ -124,7 +125,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// A file: URI so that any character may appear in the path.
 	uri := (&url.URL{Scheme: "file", OmitHost: true, Path: abs}).String()
 
-	s := &Store{path: abs, log: log}
+	s := &Store{path: abs, log: log, wsem: make(chan struct{}, 1)}
 	s.w, err = sql.Open("sqlite", uri+"?"+strings.Join([]string{
 		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS),
 		"_pragma=journal_mode(WAL)",
@@ -193,13 +194,6 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 func (s *Store) prepare(ctx context.Context) error {
-	for i, q := range wSQL {
-		st, err := s.w.PrepareContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare %q: %w", q, err)
-		}
-		s.ws[i] = st
-	}
 	for i, q := range rSQL {
 		st, err := s.r.PrepareContext(ctx, q)
 		if err != nil {
@@ -221,6 +215,7 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.closed.Store(true)
+		s.wsem <- struct{}{} // wait for the writer; never given back
 		s.cerr = s.closeAll()
 	})
 	return s.cerr
@@ -228,10 +223,8 @@ func (s *Store) Close() error {
 
 func (s *Store) closeAll() error {
 	var errs []error
-	for _, st := range s.ws {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	if s.w != nil {
+		errs = append(errs, s.closeWriterStmts())
 	}
 	for _, st := range s.rs {
 		if st != nil {
@@ -265,68 +258,6 @@ func (s *Store) wrap(op string, err error) error {
 		return fmt.Errorf("sqlite: %s: %w (%w)", op, store.ErrClosed, err)
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
-}
-
-// Tx implements store.Store. It runs fn inside BEGIN IMMEDIATE on the single
-// writer connection and commits before returning. Tx must not be called
-// from inside fn (the writer connection is taken: it would deadlock).
-func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) (err error) {
-	if s.closed.Load() {
-		return errClosed
-	}
-	sqlTx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return s.wrap("begin", err)
-	}
-	t := &tx{s: s, tx: sqlTx}
-	defer func() {
-		t.done = true
-		if p := recover(); p != nil {
-			_ = sqlTx.Rollback()
-			panic(p)
-		}
-	}()
-	if err := fn(t); err != nil {
-		t.done = true
-		if rerr := sqlTx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-			return errors.Join(err, s.wrap("rollback", rerr))
-		}
-		return err
-	}
-	t.done = true
-	if err := sqlTx.Commit(); err != nil {
-		return s.wrap("commit", err)
-	}
-	return nil
-}
-
-// tx is the store.Tx of one Store.Tx call.
-type tx struct {
-	s     *Store
-	tx    *sql.Tx
-	stmts [numWStmts]*sql.Stmt // writer statements bound to this transaction
-	done  bool
-}
-
-var errTxDone = errors.New("sqlite: transaction used after Tx returned")
-
-func (t *tx) check() error {
-	if t.done {
-		return errTxDone
-	}
-	return nil
-}
-
-// stmt returns writer statement i bound to the transaction. The statement
-// was prepared once on the writer connection; binding it does not prepare
-// it again.
-func (t *tx) stmt(ctx context.Context, i wStmt) *sql.Stmt {
-	if st := t.stmts[i]; st != nil {
-		return st
-	}
-	st := t.tx.StmtContext(ctx, t.s.ws[i])
-	t.stmts[i] = st
-	return st
 }
 
 // Time encoding: Unix microseconds. Zero times are NULL in nullable columns.

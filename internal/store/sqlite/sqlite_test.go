@@ -2,8 +2,10 @@ package sqlite_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -26,6 +28,177 @@ func openTest(t testing.TB, opts sqlite.Options) *sqlite.Store {
 	return s
 }
 
+// The suite checks semantics, not durability: synchronous=NORMAL keeps it
+// fast on slow disks. TestDefaults checks that FULL is the default.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, sqlite.Options{}) })
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, sqlite.Options{Synchronous: "NORMAL"}) })
+}
+
+func TestOpenURL(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, u := range []string{
+		"sqlite:" + filepath.Join(dir, "a", "b", "one.db"),
+		"sqlite://" + filepath.Join(dir, "c", "two.db"),
+		filepath.Join(dir, "d", "three.db"),
+		"sqlite:" + filepath.Join(dir, "e", "four.db") + "?synchronous=normal",
+		"sqlite:" + filepath.Join(dir, "f", "five.db") + "?synchronous=FULL",
+	} {
+		s, err := sqlite.OpenURL(ctx, u)
+		if err != nil {
+			t.Errorf("OpenURL(%q): %v", u, err)
+			continue
+		}
+		if err := s.Tx(ctx, func(tx store.Tx) error {
+			_, err := tx.RunInsert(ctx, []store.RunInsertParams{{ID: "r", Type: "t", Group: "g", Status: store.StatusQueued}})
+			return err
+		}); err != nil {
+			t.Errorf("%s: insert: %v", u, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("%s: close: %v", u, err)
+		}
+	}
+	for _, u := range []string{"sqlite:", "sqlite://", "", "sqlite:" + filepath.Join(dir, "x.db") + "?synchronous=off",
+		"sqlite:" + filepath.Join(dir, "y.db") + "?cache=shared", ":memory:"} {
+		if s, err := sqlite.OpenURL(ctx, u); err == nil {
+			s.Close()
+			t.Errorf("OpenURL(%q): no error", u)
+		}
+	}
+}
+
+// TestReopen checks that committed runs survive Close and that opening an
+// existing database (migrations already applied) works.
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "pluto.db")
+	s, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Tx(ctx, func(tx store.Tx) error {
+		_, err := tx.RunInsert(ctx, []store.RunInsertParams{{ID: "r1", Type: "t", Group: "g", Status: store.StatusQueued, Key: "k"}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if r, err := s.RunGetByKey(ctx, "k"); err != nil || r.ID != "r1" {
+		t.Fatalf("after reopen: %v, %v", r, err)
+	}
+}
+
+// TestTxWaitsForWriter: a second Tx waits for the first; its context bounds
+// the wait; reads do not wait at all.
+func TestTxWaitsForWriter(t *testing.T) {
+	s := openTest(t, sqlite.Options{Synchronous: "NORMAL"})
+	ctx := context.Background()
+	insertOne := func(tx store.Tx, id string) error {
+		_, err := tx.RunInsert(ctx, []store.RunInsertParams{{ID: id, Type: "t", Group: "g", Status: store.StatusQueued}})
+		return err
+	}
+	if err := s.Tx(ctx, func(tx store.Tx) error { return insertOne(tx, "before") }); err != nil {
+		t.Fatal(err)
+	}
+	inside, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
+	go func() {
+		done <- s.Tx(ctx, func(tx store.Tx) error {
+			if err := insertOne(tx, "held"); err != nil {
+				return err
+			}
+			close(inside)
+			<-release
+			return nil
+		})
+	}()
+	<-inside
+
+	// Reads go to the reader pool and see the last commit.
+	if _, err := s.RunGet(ctx, "before"); err != nil {
+		t.Errorf("read while a Tx is open: %v", err)
+	}
+	if _, err := s.RunGet(ctx, "held"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("uncommitted run visible to a reader: %v", err)
+	}
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	ran := false
+	err := s.Tx(short, func(tx store.Tx) error { ran = true; return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || ran {
+		t.Errorf("Tx while the writer is held: %v (fn ran: %v), want DeadlineExceeded", err, ran)
+	}
+
+	// Close waits for the Tx in progress.
+	closed := make(chan error)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned during a Tx: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Errorf("held Tx: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+// TestServerIDOnlyWhileActive: ServerID names the server holding the
+// current attempt, and is cleared when the run leaves dispatched/running
+// (so the active-runs index holds active runs only).
+func TestServerIDOnlyWhileActive(t *testing.T) {
+	s := openTest(t, sqlite.Options{Synchronous: "NORMAL"})
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tx := func(fn func(tx store.Tx) error) {
+		t.Helper()
+		if err := s.Tx(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tx(func(tx store.Tx) error {
+		_, err := tx.RunInsert(ctx, []store.RunInsertParams{
+			{ID: "a", Type: "t", Group: "g", Status: store.StatusQueued, Now: now},
+			{ID: "b", Type: "t", Group: "g", Status: store.StatusQueued, Now: now},
+			{ID: "c", Type: "t", Group: "g", Status: store.StatusQueued, Now: now},
+		})
+		if err != nil {
+			return err
+		}
+		_, err = tx.RunClaim(ctx, store.RunClaimParams{Group: "g", Types: []string{"t"}, Limit: 3, ServerID: "srv", Now: now})
+		return err
+	})
+	for _, id := range []string{"a", "b", "c"} {
+		if r, _ := s.RunGet(ctx, id); r == nil || r.ServerID != "srv" {
+			t.Fatalf("claimed run %s: %+v", id, r)
+		}
+	}
+	tx(func(tx store.Tx) error {
+		_, err := tx.RunFinish(ctx, []store.RunFinishParams{
+			{ID: "a", Attempt: 1, Status: store.StatusSucceeded, Now: now},
+			{ID: "b", Attempt: 1, Status: store.StatusQueued, Now: now},
+		})
+		if err != nil {
+			return err
+		}
+		_, err = tx.RunCancel(ctx, store.RunCancelParams{ID: "c", Now: now})
+		return err
+	})
+	for _, id := range []string{"a", "b", "c"} {
+		if r, _ := s.RunGet(ctx, id); r == nil || r.ServerID != "" {
+			t.Errorf("run %s after leaving active: %+v", id, r)
+		}
+	}
 }

@@ -129,7 +129,7 @@ func testClaimConcurrent(t *testing.T, s store.Store) {
 				err := s.Tx(ctx, func(tx store.Tx) error {
 					var err error
 					got, err = tx.RunClaim(ctx, store.RunClaimParams{
-						Group: "g", Types: []string{"t"}, Limit: 1 + (c+i)%13, ServerID: server, Now: t0,
+						Group: "g", Types: []string{"t"}, Limit: 1 + (c+i)%29, ServerID: server, Now: t0,
 					})
 					return err
 				})

@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -266,5 +267,56 @@ func testTimePrecision(t *testing.T, s store.Store) {
 	got = get(t, s, "far")
 	if !got.RunAt.Equal(far.RunAt) || !got.LogicalTime.Equal(far.LogicalTime) {
 		t.Errorf("far times read back as %v, %v", got.RunAt, got.LogicalTime)
+	}
+}
+
+// testInsertLargeMixedBatch inserts one batch of 300 runs, some with keys
+// (a few repeating earlier ones), and checks every result against the
+// stored run, in input order.
+func testInsertLargeMixedBatch(t *testing.T, s store.Store) {
+	pre := params("pre")
+	pre.Key = "key-0"
+	insert(t, s, pre)
+	var ps []store.RunInsertParams
+	for i := range 300 {
+		p := params(runID(i))
+		p.Priority = i % 5
+		p.Payload = json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))
+		if i%7 == 3 || i%50 == 0 {
+			p.Key = fmt.Sprintf("key-%d", i%100) // i=0 repeats "pre"; i=100, 200 repeat i=0's key
+		}
+		ps = append(ps, p)
+	}
+	var res []store.RunInsertResult
+	tx(t, s, func(tx store.Tx) error {
+		var err error
+		res, err = tx.RunInsert(ctx, ps)
+		return err
+	})
+	if len(res) != len(ps) {
+		t.Fatalf("%d results for %d runs", len(res), len(ps))
+	}
+	keys := map[string]string{"key-0": "pre"}
+	var last int64
+	for i, r := range res {
+		p := ps[i]
+		if owner, dup := keys[p.Key]; p.Key != "" && dup {
+			if !r.Existing || r.Run.ID != owner {
+				t.Errorf("run %d (key %s): got %s existing=%v, want existing %s", i, p.Key, r.Run.ID, r.Existing, owner)
+			}
+			continue
+		}
+		if p.Key != "" {
+			keys[p.Key] = p.ID
+		}
+		if r.Existing || r.Run.ID != p.ID {
+			t.Errorf("run %d: got %s existing=%v", i, r.Run.ID, r.Existing)
+			continue
+		}
+		if r.Run.Seq <= last {
+			t.Errorf("run %d: Seq %d not after %d", i, r.Run.Seq, last)
+		}
+		last = r.Run.Seq
+		diffRun(t, "run "+p.ID, r.Run, get(t, s, p.ID))
 	}
 }

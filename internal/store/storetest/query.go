@@ -508,6 +508,38 @@ func testRollbackOnPanic(t *testing.T, s store.Store) {
 	insert(t, s, params("new")) // the writer is free again
 }
 
+// testRefusalsKeepTxUsable: ErrNotFound and ErrConflict are answers, not
+// failures. The engine applies many callers' changes in one transaction and
+// reports such an answer to its caller while the rest commits.
+func testRefusalsKeepTxUsable(t *testing.T, s store.Store) {
+	insert(t, s, params("queued"))
+	tx(t, s, func(tx store.Tx) error {
+		if _, err := tx.RunInsert(ctx, []store.RunInsertParams{params("new")}); err != nil {
+			return err
+		}
+		if _, err := tx.RunCancel(ctx, store.RunCancelParams{ID: "missing", Now: t0}); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("cancel of a missing run: %v", err)
+		}
+		if _, err := tx.RunRetry(ctx, store.RunRetryParams{ID: "queued", Now: t0}); !errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("retry of a queued run: %v", err)
+		}
+		if _, err := tx.RunRetry(ctx, store.RunRetryParams{ID: "missing", Now: t0}); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("retry of a missing run: %v", err)
+		}
+		if _, err := tx.RunCancel(ctx, store.RunCancelParams{ID: "queued", Now: t0}); err != nil {
+			return err
+		}
+		_, err := tx.RunClaim(ctx, store.RunClaimParams{Group: "g", Types: []string{"t"}, Limit: 10, ServerID: "srv", Now: t0})
+		return err
+	})
+	if r := get(t, s, "new"); r.Status != store.StatusDispatched {
+		t.Errorf("new: %s, want dispatched (committed after the refusals)", r.Status)
+	}
+	if r := get(t, s, "queued"); r.Status != store.StatusCancelled {
+		t.Errorf("queued: %s, want cancelled", r.Status)
+	}
+}
+
 func testTxUnusableAfterReturn(t *testing.T, s store.Store) {
 	var kept store.Tx
 	tx(t, s, func(tx store.Tx) error {

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InsertDefaults", testInsertDefaults},
 		{"InsertRejectsBadStatus", testInsertRejectsBadStatus},
 		{"InsertIdempotencyKey", testInsertIdempotencyKey},
+		{"InsertLargeMixedBatch", testInsertLargeMixedBatch},
 		{"NotFound", testNotFound},
 		{"TimePrecision", testTimePrecision},
 		{"ClaimOrder", testClaimOrder},
@@ -74,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LogsDefaultLimit", testLogsDefaultLimit},
 		{"RollbackOnError", testRollbackOnError},
 		{"RollbackOnPanic", testRollbackOnPanic},
+		{"RefusalsKeepTxUsable", testRefusalsKeepTxUsable},
 		{"TxUnusableAfterReturn", testTxUnusableAfterReturn},
 		{"Closed", testClosed},
 	}

@@ -1,0 +1,117 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPragmas(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		opts Options
+		sync int
+	}{{Options{}, 2}, {Options{Synchronous: "full"}, 2}, {Options{Synchronous: "NORMAL"}, 1}} {
+		s, err := Open(ctx, filepath.Join(t.TempDir(), "x.db"), c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var (
+			mode              string
+			sync, busy, fk, q int
+		)
+		w := s.w.QueryRowContext(ctx, "SELECT * FROM pragma_journal_mode, pragma_synchronous, pragma_busy_timeout, pragma_foreign_keys")
+		if err := w.Scan(&mode, &sync, &busy, &fk); err != nil {
+			t.Fatal(err)
+		}
+		if mode != "wal" || sync != c.sync || busy < 1000 || fk != 0 {
+			t.Errorf("%+v: writer journal_mode %s synchronous %d busy_timeout %d foreign_keys %d", c.opts, mode, sync, busy, fk)
+		}
+		if err := s.r.QueryRowContext(ctx, "SELECT * FROM pragma_query_only, pragma_busy_timeout").Scan(&q, &busy); err != nil {
+			t.Fatal(err)
+		}
+		if q != 1 || busy < 1000 {
+			t.Errorf("reader query_only %d busy_timeout %d", q, busy)
+		}
+		if _, err := s.r.ExecContext(ctx, "DELETE FROM runs"); err == nil {
+			t.Error("the reader pool accepted a write")
+		}
+		s.Close()
+	}
+	if _, err := Open(ctx, filepath.Join(t.TempDir(), "x.db"), Options{Synchronous: "OFF"}); err == nil {
+		t.Error("synchronous=OFF accepted")
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	for _, c := range []struct{ in, path, sync string }{
+		{"sqlite:/var/lib/pluto/db", "/var/lib/pluto/db", ""},
+		{"sqlite:///var/lib/pluto/db", "/var/lib/pluto/db", ""},
+		{"sqlite://data/pluto.db", "data/pluto.db", ""},
+		{"sqlite:data/pluto.db?synchronous=normal", "data/pluto.db", "normal"},
+		{"./pluto.db", "./pluto.db", ""},
+	} {
+		path, opts, err := parseURL(c.in)
+		if err != nil || path != c.path || opts.Synchronous != c.sync {
+			t.Errorf("parseURL(%q) = %q, %+v, %v; want %q, %q", c.in, path, opts, err, c.path, c.sync)
+		}
+	}
+}
+
+// TestQueryPlans: the statements on hot paths use their indexes; none
+// scans the runs table.
+func TestQueryPlans(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "x.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		name, sql string
+		args      []any
+		want      string // an index the plan must use
+		sort      bool   // a sort of the (small) result is fine
+	}{
+		{"claim select", wSQL[wClaimSelect], []any{"g", `["t"]`, 5}, "runs_claim", false},
+		{"claim update", wSQL[wClaimUpdate], []any{"s", "[1]"}, "PRIMARY KEY", false},
+		{"start", wSQL[wStart], []any{1, "w", "id", 1}, "sqlite_autoindex_runs_1", false},
+		{"finish", wSQL[wFinish], []any{"succeeded", 1, nil, nil, 0, nil, nil, nil, "id", 1}, "sqlite_autoindex_runs_1", false},
+		{"get by id", wSQL[wGetByID], []any{"id"}, "sqlite_autoindex_runs_1", false},
+		{"get by key", wSQL[wGetByKey], []any{"k"}, "runs_key", false},
+		{"cancel", wSQL[wCancel], []any{1, "r", 1}, "PRIMARY KEY", false},
+		{"retry", wSQL[wRetry], []any{1, 1}, "PRIMARY KEY", false},
+		{"promote", wSQL[wPromote], []any{1, 10}, "runs_pending", false},
+		{"list active", rSQL[rListActive], nil, "runs_active", true},
+		{"list active of a server", rSQL[rListActiveServer], []any{"s"}, "runs_active", false},
+		{"next pending", rSQL[rNextPendingAt], nil, "runs_pending", false},
+		{"queued groups", rSQL[rQueuedGroups], nil, "runs_claim", false},
+		{"log list", rSQL[rLogList], []any{"r", 0, 10}, "run_logs_run", false},
+	} {
+		rows, err := s.w.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.sql, c.args...)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		all := strings.Join(plan, "; ")
+		for _, d := range plan {
+			if strings.HasPrefix(d, "SCAN runs") || strings.HasPrefix(d, "SCAN r ") || (!c.sort && strings.Contains(d, "TEMP B-TREE")) {
+				t.Errorf("%s: %q in plan: %s", c.name, d, all)
+			}
+		}
+		if !strings.Contains(all, c.want) {
+			t.Errorf("%s: plan does not use %s: %s", c.name, c.want, all)
+		}
+	}
+}
