@@ -74,7 +74,8 @@ func TestQueryPlans(t *testing.T) {
 		want      string // an index the plan must use
 		sort      bool   // a sort of the (small) result is fine
 	}{
-		{"claim select", wSQL[wClaimSelect], []any{"g", `["t"]`, 5}, "runs_claim", false},
+		{"claim select, 1 type", wSQL[wClaimSelect1], []any{"g", "t", 5, 5}, "runs_claim", false},
+		{"claim select, 8 types", wSQL[wClaimSelect8], []any{"g", "a", 5, "b", 5, "c", 5, "d", 5, "e", 5, "f", 5, "g", 5, "h", 5, 5}, "runs_claim", true},
 		{"claim update", wSQL[wClaimUpdate], []any{"s", "[1]"}, "PRIMARY KEY", false},
 		{"start", wSQL[wStart], []any{1, "w", "id", 1}, "sqlite_autoindex_runs_1", false},
 		{"finish", wSQL[wFinish], []any{"succeeded", 1, nil, nil, 0, nil, nil, nil, "id", 1}, "sqlite_autoindex_runs_1", false},
@@ -112,6 +113,37 @@ func TestQueryPlans(t *testing.T) {
 		}
 		if !strings.Contains(all, c.want) {
 			t.Errorf("%s: plan does not use %s: %s", c.name, c.want, all)
+		}
+	}
+}
+
+// TestStatementsPrepare: every statement is present and valid SQL, and
+// every run query returns numRunCols columns.
+func TestStatementsPrepare(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "x.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := len(strings.Split(runCols, ",")); n != numRunCols {
+		t.Errorf("runCols has %d columns, numRunCols is %d", n, numRunCols)
+	}
+	for i, q := range wSQL {
+		if q == "" {
+			t.Errorf("writer statement %d has no SQL", i)
+			continue
+		}
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			t.Errorf("writer statement %d: %v", i, err)
+			continue
+		}
+		st.Close()
+	}
+	for i, q := range rSQL {
+		if q == "" {
+			t.Errorf("reader statement %d has no SQL", i)
 		}
 	}
 }

@@ -34,7 +34,6 @@ const (
 	wInsert64
 	wGetByID
 	wGetByKey
-	wClaimSelect
 	wClaimUpdate
 	wStart
 	wFinish
@@ -42,7 +41,9 @@ const (
 	wRetry
 	wPromote
 	wLogAppend
-	numWStmts
+	wClaimSelect1 // RunClaim for k types is wClaimSelect1 + k - 1
+	wClaimSelect8 = wClaimSelect1 + maxClaimTypes - 1
+	numWStmts     = wClaimSelect1 + maxClaimTypes
 )
 
 const insertCols = `id, job, parent_id, shard, type, grp, payload, priority, status,
@@ -68,13 +69,10 @@ var wSQL = [numWStmts]string{
 	wInsert64: insertSQL(64, ""),
 	wGetByID:  `SELECT ` + runCols + ` FROM runs WHERE id = ?`,
 	wGetByKey: `SELECT ` + runCols + ` FROM runs WHERE key = ?`,
-	// The claim reads the head of the group's queue from the partial claim
-	// index, in claim order, then updates exactly those rows by rowid. The
-	// two statements are atomic: the transaction holds the write lock.
-	wClaimSelect: `SELECT ` + runCols + ` FROM runs
-		WHERE status = 'queued' AND grp = ? AND type IN (SELECT value FROM json_each(?))
-		ORDER BY priority DESC, run_at, seq
-		LIMIT ?`,
+	// RunClaim reads the heads of the group's per-type queues from the
+	// partial claim index (wClaimSelect1…, see claimSQL), then updates
+	// exactly the chosen rows by rowid. The two statements are atomic: the
+	// transaction holds the write lock.
 	wClaimUpdate: `UPDATE runs SET status = 'dispatched', attempt = attempt + 1, server_id = ?, worker_id = ''
 		WHERE seq IN (SELECT value FROM json_each(?))`,
 	wStart: `UPDATE runs SET status = 'running', started_at = ?, worker_id = coalesce(?, worker_id)
@@ -102,6 +100,40 @@ var wSQL = [numWStmts]string{
 			LIMIT ?)
 		RETURNING ` + runCols,
 	wLogAppend: `INSERT INTO run_logs (run_id, attempt, time, stream, level, text) VALUES (?,?,?,?,?,?)`,
+}
+
+func init() {
+	for k := 1; k <= maxClaimTypes; k++ {
+		wSQL[wClaimSelect1+wStmt(k-1)] = claimSQL(k)
+	}
+}
+
+// maxClaimTypes is the most handler types one claim statement takes; a
+// claim for more types runs several statements and merges their results.
+const maxClaimTypes = 8
+
+// claimSQL selects up to limit queued runs of a group whose type is one of
+// k types, in claim order. Arguments: group, then for each type the type
+// and the limit, then the limit again.
+//
+// Each type's queue is its own range of the claim index, read in claim
+// order and cut at the limit, so the statement reads at most k×limit index
+// entries however many runs of other types are queued ahead (one scan over
+// the group with a type filter would walk every queued run of a type no
+// worker serves). The k heads are merged and cut at the limit before any
+// row is read.
+func claimSQL(k int) string {
+	var b strings.Builder
+	b.WriteString("SELECT " + runCols + " FROM runs WHERE seq IN (SELECT seq FROM (")
+	for i := range k {
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		b.WriteString(`SELECT * FROM (SELECT seq, priority, run_at FROM runs
+			WHERE status = 'queued' AND grp = ?1 AND type = ? ORDER BY priority DESC, run_at, seq LIMIT ?)`)
+	}
+	b.WriteString(") ORDER BY priority DESC, run_at, seq LIMIT ?)")
+	return b.String()
 }
 
 // Reader statements, prepared on the read-only pool.
@@ -428,17 +460,32 @@ func (t *tx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*Run, erro
 	if len(p.Types) == 0 || p.Limit <= 0 {
 		return nil, nil
 	}
-	types, err := json.Marshal(p.Types)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: RunClaim: %w", err)
+	types := slices.Clone(p.Types)
+	slices.Sort(types)
+	types = slices.Compact(types)
+	var runs []*Run
+	for len(types) > 0 {
+		k := min(len(types), maxClaimTypes)
+		t.bind()
+		t.arg(p.Group)
+		for _, typ := range types[:k] {
+			t.arg(typ)
+			t.arg(int64(p.Limit))
+		}
+		t.arg(int64(p.Limit))
+		got, err := t.queryRuns("RunClaim", wClaimSelect1+wStmt(k-1))
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, got...)
+		types = types[k:]
 	}
-	t.bind()
-	t.arg(p.Group)
-	t.arg(string(types))
-	t.arg(int64(p.Limit))
-	runs, err := t.queryRuns("RunClaim", wClaimSelect)
-	if err != nil || len(runs) == 0 {
-		return nil, err
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	slices.SortFunc(runs, claimOrder)
+	if len(runs) > p.Limit { // several statements (more than maxClaimTypes types)
+		runs = runs[:p.Limit]
 	}
 	seqs := make([]byte, 0, 12*len(runs))
 	seqs = append(seqs, '[')
@@ -466,6 +513,18 @@ func (t *tx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*Run, erro
 		r.WorkerID = ""
 	}
 	return runs, nil
+}
+
+// claimOrder is the queue order: higher priority, then earlier run_at,
+// then insertion order.
+func claimOrder(a, b *Run) int {
+	if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
+		return c
+	}
+	if c := a.RunAt.Compare(b.RunAt); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Seq, b.Seq)
 }
 
 func (t *tx) RunStart(ctx context.Context, ps []store.RunStartParams) ([]bool, error) {

@@ -103,6 +103,50 @@ func testClaimLimitAndEmpty(t *testing.T, s store.Store) {
 	diffIDs(t, "the rest", []string{runID(4), runID(5), runID(6), runID(7), runID(8), runID(9)}, claim(t, s, p))
 }
 
+// testClaimManyTypes claims across a dozen types (listed with duplicates):
+// the claim order holds across types, and runs of types nobody asked for
+// are left alone however many of them are queued ahead.
+func testClaimManyTypes(t *testing.T, s store.Store) {
+	var ps []store.RunInsertParams
+	for i := range 200 { // an unserved type at the head of the queue
+		p := params(fmt.Sprintf("x%03d", i))
+		p.Type, p.Priority = "unserved", 100
+		ps = append(ps, p)
+	}
+	var want []string
+	for i := range 36 {
+		p := params(fmt.Sprintf("r%02d", i))
+		p.Type = fmt.Sprintf("type-%02d", i%12)
+		p.Priority = (i * 7) % 5
+		p.RunAt = t0.Add(time.Duration(i%3) * time.Second)
+		ps = append(ps, p)
+	}
+	insert(t, s, ps...)
+	// Expected claim order of the 36 served runs.
+	for prio := 4; prio >= 0; prio-- {
+		for sec := range 3 {
+			for i := range 36 {
+				if (i*7)%5 == prio && i%3 == sec {
+					want = append(want, fmt.Sprintf("r%02d", i))
+				}
+			}
+		}
+	}
+	var types []string
+	for i := range 12 {
+		types = append(types, fmt.Sprintf("type-%02d", 11-i), fmt.Sprintf("type-%02d", i))
+	}
+	p := store.RunClaimParams{Group: "g", Types: types, Limit: 5, ServerID: "srv"}
+	diffIDs(t, "first five", want[:5], claim(t, s, p))
+	p.Limit = 100
+	diffIDs(t, "the rest", want[5:], claim(t, s, p))
+	for _, r := range []string{"x000", "x199"} {
+		if got := get(t, s, r); got.Status != store.StatusQueued {
+			t.Errorf("%s of an unrequested type is %s", r, got.Status)
+		}
+	}
+}
+
 // testClaimConcurrent has 8 claimers race over 2,000 runs: every run must be
 // handed out exactly once, with attempt 1.
 func testClaimConcurrent(t *testing.T, s store.Store) {

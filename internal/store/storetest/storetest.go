@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimOrder", testClaimOrder},
 		{"ClaimFilters", testClaimFilters},
 		{"ClaimLimitAndEmpty", testClaimLimitAndEmpty},
+		{"ClaimManyTypes", testClaimManyTypes},
 		{"ClaimConcurrent", testClaimConcurrent},
 		{"StartFencing", testStartFencing},
 		{"FinishFencing", testFinishFencing},

@@ -38,9 +38,10 @@ CREATE TABLE runs (
 -- Idempotency keys; NULL means none.
 CREATE UNIQUE INDEX runs_key ON runs (key) WHERE key IS NOT NULL;
 
--- The claim order of each group's queue. type is last so the Types filter is
--- checked in the index, before the row is read.
-CREATE INDEX runs_claim ON runs (grp, priority DESC, run_at, seq, type) WHERE status = 'queued';
+-- The queues: one range per (group, type), in claim order. A claim reads
+-- the head of each type's range, so runs of a type no worker serves never
+-- slow down the others.
+CREATE INDEX runs_claim ON runs (grp, type, priority DESC, run_at, seq) WHERE status = 'queued';
 
 -- Runs waiting for their time (delays, retry backoff).
 CREATE INDEX runs_pending ON runs (run_at) WHERE status = 'pending';
