@@ -28,10 +28,10 @@ const runCols = `seq, id, job, parent_id, shard, type, grp, payload, priority, s
 type wStmt int
 
 const (
-	wInsert1 wStmt = iota // RunInsert, one keyed run (ON CONFLICT on the key)
-	wInsert4              // RunInsert, runs without a key, 4 rows per statement
-	wInsert16
-	wInsert64
+	wInsert1  wStmt = iota // RunInsert, one row; a conflict on the key inserts nothing
+	wInsert4               // RunInsert, 4 runs without a key
+	wInsert16              // … 16
+	wInsert64              // … 64
 	wGetByID
 	wGetByKey
 	wClaimUpdate
@@ -732,7 +732,10 @@ const (
 )
 
 // RunList implements store.Store. The cursor is the seq of the last run of
-// the previous page, in decimal.
+// the previous page, in decimal. The walk goes down the rowid (newest
+// first) and tests the filters on each run, so a filter that matches few of
+// many runs reads many; it serves the console and the API, not the
+// scheduler, and retention keeps the table bounded.
 func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPage, error) {
 	if s.closed.Load() {
 		return store.RunPage{}, errClosed

@@ -43,16 +43,17 @@ const (
 
 // Store is the SQLite backend. It is safe for concurrent use.
 type Store struct {
-	path   string
-	log    *slog.Logger
-	w      *sql.DB       // the one writer connection (MaxOpenConns 1)
-	wsem   chan struct{} // held by the Tx that owns the writer
-	wr     *writer       // guarded by wsem
-	r      *sql.DB       // read-only pool
-	rs     [numRStmts]*sql.Stmt
-	closed atomic.Bool
-	once   sync.Once
-	cerr   error
+	path    string
+	log     *slog.Logger
+	w       *sql.DB       // the one writer connection (MaxOpenConns 1)
+	wsem    chan struct{} // held by the Tx that owns the writer
+	closing chan struct{} // closed when Close starts
+	wr      *writer       // guarded by wsem
+	r       *sql.DB       // read-only pool
+	rs      [numRStmts]*sql.Stmt
+	closed  atomic.Bool
+	once    sync.Once
+	cerr    error
 }
 
 var _ store.Store = (*Store)(nil)
@@ -125,7 +126,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// A file: URI so that any character may appear in the path.
 	uri := (&url.URL{Scheme: "file", OmitHost: true, Path: abs}).String()
 
-	s := &Store{path: abs, log: log, wsem: make(chan struct{}, 1)}
+	s := &Store{path: abs, log: log, wsem: make(chan struct{}, 1), closing: make(chan struct{})}
 	s.w, err = sql.Open("sqlite", uri+"?"+strings.Join([]string{
 		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS),
 		"_pragma=journal_mode(WAL)",
@@ -215,7 +216,8 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.closed.Store(true)
-		s.wsem <- struct{}{} // wait for the writer; never given back
+		close(s.closing)     // Tx calls waiting for the writer give up
+		s.wsem <- struct{}{} // wait for the Tx in progress; never given back
 		s.cerr = s.closeAll()
 	})
 	return s.cerr

@@ -138,9 +138,16 @@ func TestTxWaitsForWriter(t *testing.T) {
 		t.Errorf("Tx while the writer is held: %v (fn ran: %v), want DeadlineExceeded", err, ran)
 	}
 
-	// Close waits for the Tx in progress.
+	// A Tx waiting for the writer when Close starts gives up with
+	// ErrClosed; Close waits for the Tx in progress.
+	waiter := make(chan error)
+	go func() { waiter <- s.Tx(ctx, func(tx store.Tx) error { return insertOne(tx, "late") }) }()
+	time.Sleep(20 * time.Millisecond)
 	closed := make(chan error)
 	go func() { closed <- s.Close() }()
+	if err := <-waiter; !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Tx waiting when Close started: %v, want ErrClosed", err)
+	}
 	select {
 	case err := <-closed:
 		t.Fatalf("Close returned during a Tx: %v", err)

@@ -48,6 +48,8 @@ func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) error {
 	case s.wsem <- struct{}{}:
 	case <-ctx.Done():
 		return fmt.Errorf("sqlite: waiting for the writer: %w", ctx.Err())
+	case <-s.closing:
+		return errClosed
 	}
 	defer func() { <-s.wsem }()
 	if s.closed.Load() {
