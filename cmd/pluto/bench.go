@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -14,8 +16,9 @@ func init() { extraCommands = append(extraCommands, newBenchCmd) }
 
 func newBenchCmd() *cobra.Command {
 	var (
-		opts   bench.Options
-		output string
+		opts       bench.Options
+		output     string
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -44,6 +47,17 @@ committed to the store.
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			rep, err := bench.Run(ctx, opts)
 			if err != nil {
 				return err
@@ -66,5 +80,6 @@ committed to the store.
 	f.Float64Var(&opts.Rate, "rate", 1000, "steady mode: submits per second")
 	f.IntVar(&opts.BatchSize, "batch", 1000, "burndown mode: runs per submit call")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole benchmark to this file (go tool pprof)")
 	return cmd
 }
