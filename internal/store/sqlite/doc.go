@@ -59,9 +59,12 @@
 // Every index is paid for on the write path, so there are few and most are
 // partial:
 //
-//   - runs_claim (grp, priority DESC, run_at, seq, type) WHERE status =
-//     'queued': the claim walks the head of a group's queue in claim order.
-//     A run is in it only while queued.
+//   - runs_claim (grp, type, priority DESC, run_at, seq) WHERE status =
+//     'queued': one queue per group and handler type, in claim order. A
+//     claim reads the head of each requested type's range (at most Limit
+//     entries each), merges them and takes the first Limit, so runs of a
+//     type no worker serves never slow a claim down. A run is in this index
+//     only while it is queued.
 //   - runs_pending (run_at) WHERE status = 'pending': promotion and the
 //     next-wake-up query.
 //   - runs_active (server_id) WHERE server_id IS NOT NULL: runs a worker
@@ -80,9 +83,9 @@
 // context that is never done: database/sql's argument conversion and the
 // driver's per-statement cancellation goroutine cost about a fifth of a
 // single-row UPDATE. Runs without an idempotency key are inserted 64, 16
-// or 4 rows per statement; a claim selects the head of the queue from the
-// claim index and updates exactly those rows by rowid in one statement; a
-// start or finish is one prepared UPDATE per run, fenced by
+// or 4 rows per statement; a claim selects the heads of the queues from the
+// claim index and updates exactly the chosen rows by rowid in one
+// statement; a start or finish is one prepared UPDATE per run, fenced by
 // "id = ? AND attempt = ? AND status IN (…)". Measured alternatives that
 // lost: UPDATE … RETURNING for the claim (SQLite buffers RETURNING rows),
 // json_each and multi-row UPDATE … FROM (VALUES …) batches for starts and

@@ -104,10 +104,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlite: path must name a file, got %q", path)
 	}
-	sync := strings.ToUpper(opts.Synchronous)
-	switch sync {
+	syncMode := strings.ToUpper(opts.Synchronous)
+	switch syncMode {
 	case "":
-		sync = "FULL"
+		syncMode = "FULL"
 	case "FULL", "NORMAL":
 	default:
 		return nil, fmt.Errorf("sqlite: synchronous must be FULL or NORMAL, got %q", opts.Synchronous)
@@ -130,7 +130,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.w, err = sql.Open("sqlite", uri+"?"+strings.Join([]string{
 		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS),
 		"_pragma=journal_mode(WAL)",
-		"_pragma=synchronous(" + sync + ")",
+		"_pragma=synchronous(" + syncMode + ")",
 		"_pragma=foreign_keys(0)",
 		"_pragma=temp_store(MEMORY)",
 		"_pragma=cache_size(-65536)", // 64 MiB
@@ -168,7 +168,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.closeAll()
 		return nil, err
 	}
-	log.Debug("sqlite store open", "path", abs, "synchronous", sync)
+	log.Debug("sqlite store open", "path", abs, "synchronous", syncMode)
 	return s, nil
 }
 

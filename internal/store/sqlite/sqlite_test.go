@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -58,6 +59,19 @@ func TestOpenURL(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Errorf("%s: close: %v", u, err)
 		}
+	}
+	// Open takes any file name, even one that looks like a URI query.
+	odd := filepath.Join(dir, "odd dir", "a?b#c%20d.db")
+	s, err := sqlite.Open(ctx, odd, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open(%q): %v", odd, err)
+	}
+	if s.Path() != odd {
+		t.Errorf("Path() = %q, want %q", s.Path(), odd)
+	}
+	s.Close()
+	if _, err := os.Stat(odd); err != nil {
+		t.Errorf("database file not at %q: %v", odd, err)
 	}
 	for _, u := range []string{"sqlite:", "sqlite://", "", "sqlite:" + filepath.Join(dir, "x.db") + "?synchronous=off",
 		"sqlite:" + filepath.Join(dir, "y.db") + "?cache=shared", ":memory:"} {
