@@ -75,6 +75,12 @@ type Config struct {
 	DefaultRouting string
 	// NewID makes run IDs (default r_ + ULID).
 	NewID func() string
+	// ExclusiveStore says this server is the only one using its store (the
+	// embedded SQLite store is locked to one process). On start it then
+	// recovers every active run, whichever server id held it before, so a
+	// restart under a new id loses nothing; on a shared store it recovers
+	// only its own and the leader requeues those of servers that are gone.
+	ExclusiveStore bool
 	// OnTerminal, if set, is called once for every run that reaches a
 	// terminal status, after that status is committed. It runs on engine
 	// goroutines with the engine locked and must not block.
@@ -198,7 +204,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 
-	active, err := e.st.RunListActive(ctx, store.RunListActiveParams{ServerID: e.cfg.ServerID})
+	held := store.RunListActiveParams{ServerID: e.cfg.ServerID}
+	if e.cfg.ExclusiveStore {
+		held.ServerID = ""
+	}
+	active, err := e.st.RunListActive(ctx, held)
 	if err != nil {
 		return fmt.Errorf("engine: recover active runs: %w", err)
 	}
@@ -285,7 +295,11 @@ func (e *Engine) List(ctx context.Context, p store.RunListParams) (store.RunPage
 	if p.Limit < 0 || p.Limit > 1000 {
 		return store.RunPage{}, &FieldError{Field: "limit", Message: "must be between 1 and 1000"}
 	}
-	return e.st.RunList(ctx, p)
+	page, err := e.st.RunList(ctx, p)
+	if errors.Is(err, store.ErrInvalidCursor) {
+		return page, &FieldError{Field: "cursor", Message: "is not a cursor this server issued"}
+	}
+	return page, err
 }
 
 // Logs pages a run's log lines.

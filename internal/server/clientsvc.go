@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -99,11 +98,6 @@ func (s *clientService) List(ctx context.Context, req *plutov1.ListRequest) (*pl
 	}
 	page, err := s.eng.List(ctx, p)
 	if err != nil {
-		if strings.Contains(err.Error(), "invalid cursor") {
-			// Stores report an undecodable cursor as a plain error; it is
-			// the caller's input, not a server fault (as in the HTTP API).
-			err = &engine.FieldError{Field: "cursor", Message: err.Error()}
-		}
 		return nil, grpcStatusError(err)
 	}
 	resp := &plutov1.ListResponse{Runs: make([]*plutov1.Run, len(page.Runs)), NextCursor: page.NextCursor}

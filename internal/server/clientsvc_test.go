@@ -417,7 +417,7 @@ func TestClientSvcListConverts(t *testing.T) {
 
 func TestClientSvcListBadCursor(t *testing.T) {
 	eng := &csFakeEngine{listFn: func(p store.RunListParams) (store.RunPage, error) {
-		return store.RunPage{}, fmt.Errorf("sqlite: RunList: invalid cursor %q", p.Cursor)
+		return store.RunPage{}, &engine.FieldError{Field: "cursor", Message: fmt.Sprintf("%q is not a cursor this server issued", p.Cursor)}
 	}}
 	svc := newTestClientSvc(eng, 0)
 	_, err := svc.List(context.Background(), &plutov1.ListRequest{Cursor: "zz"})

@@ -48,7 +48,7 @@ func (f fuzzEngine) List(ctx context.Context, p store.RunListParams) (store.RunP
 	}
 	if p.Cursor != "" {
 		if _, err := strconv.ParseInt(p.Cursor, 10, 64); err != nil {
-			return store.RunPage{}, fmt.Errorf("sqlite: RunList: invalid cursor %q", p.Cursor)
+			return store.RunPage{}, &engine.FieldError{Field: "cursor", Message: fmt.Sprintf("%q is not a cursor this server issued", p.Cursor)}
 		}
 	}
 	return page, nil

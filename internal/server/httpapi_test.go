@@ -491,7 +491,7 @@ func TestHTTPListRuns(t *testing.T) {
 	}
 
 	f.page = nil
-	f.listErr = errors.New("sqlite: RunList: invalid cursor \"zz\"")
+	f.listErr = &engine.FieldError{Field: "cursor", Message: "is not a cursor this server issued"}
 	r = httpDo(t, srv, "GET", "/api/v1/runs?cursor=zz", "")
 	if _, _, field := r.errBody(t); r.status != 400 || field != "cursor" {
 		t.Errorf("bad cursor: %d %s", r.status, r.body)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
@@ -90,10 +89,6 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: http.StatusGatewayTimeout, Code: codeTimeout, Message: err.Error()}
 	case errors.Is(err, context.Canceled):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Message: err.Error()}
-	case strings.Contains(err.Error(), "invalid cursor"):
-		// Stores report an undecodable list cursor as a plain error; it is
-		// the caller's input, not a server fault.
-		return &apiError{Status: http.StatusBadRequest, Code: codeBadRequest, Field: "cursor", Message: err.Error()}
 	}
 	return &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: err.Error()}
 }

@@ -137,6 +137,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ecfg.Logger = cfg.Logger
 	ecfg.HeartbeatInterval = cfg.HeartbeatInterval
 	ecfg.MaxPayload = cfg.MaxPayload
+	ecfg.ExclusiveStore = s.store.Name() == "sqlite"
 	eng, err := engine.New(ecfg)
 	if err != nil {
 		return fail(err)

@@ -34,6 +34,8 @@ var (
 	ErrConflict = errors.New("store: conflict")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("store: closed")
+	// ErrInvalidCursor reports a list cursor the store did not issue.
+	ErrInvalidCursor = errors.New("store: invalid cursor")
 )
 
 // RunStatus is a run's lifecycle state (docs/state-machine.md).

@@ -79,7 +79,7 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPa
 	if p.Cursor != "" {
 		seq, err := strconv.ParseInt(p.Cursor, 10, 64)
 		if err != nil || seq <= 0 {
-			return store.RunPage{}, fmt.Errorf("sqlite: RunList: invalid cursor %q", p.Cursor)
+			return store.RunPage{}, fmt.Errorf("sqlite: RunList: cursor %q: %w", p.Cursor, store.ErrInvalidCursor)
 		}
 		where = append(where, "seq < ?")
 		args = append(args, seq)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -51,6 +52,7 @@ type Store struct {
 	wr      *writer       // guarded by wsem
 	r       *sql.DB       // read-only pool
 	rs      [numRStmts]*sql.Stmt
+	lock    *os.File // flock held while open: one process per database
 	closed  atomic.Bool
 	once    sync.Once
 	cerr    error
@@ -126,7 +128,17 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// A file: URI so that any character may appear in the path.
 	uri := (&url.URL{Scheme: "file", OmitHost: true, Path: abs}).String()
 
-	s := &Store{path: abs, log: log, wsem: make(chan struct{}, 1), closing: make(chan struct{})}
+	// One process per database: two servers on one SQLite file would both
+	// dispatch its runs. The lock dies with the process.
+	lock, err := os.OpenFile(abs+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("sqlite: %s is in use by another process (%s is locked): %w", abs, abs+".lock", err)
+	}
+	s := &Store{path: abs, log: log, wsem: make(chan struct{}, 1), closing: make(chan struct{}), lock: lock}
 	s.w, err = sql.Open("sqlite", uri+"?"+strings.Join([]string{
 		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS),
 		"_pragma=journal_mode(WAL)",
@@ -241,6 +253,9 @@ func (s *Store) closeAll() error {
 		// file. Best effort: a failure here loses nothing.
 		_, _ = s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 		errs = append(errs, s.w.Close())
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close()) // releases the flock
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)

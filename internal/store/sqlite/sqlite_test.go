@@ -223,3 +223,25 @@ func TestServerIDOnlyWhileActive(t *testing.T) {
 		}
 	}
 }
+
+// Two processes must never share one database: both would dispatch its
+// runs. The second Open fails while the first holds the lock.
+func TestOpenLocksTheDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pluto.db")
+	a, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := sqlite.Open(context.Background(), path, sqlite.Options{}); err == nil {
+		b.Close()
+		t.Fatal("a second Open of a database in use succeeded")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	b.Close()
+}
