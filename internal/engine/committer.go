@@ -20,8 +20,12 @@ type op struct {
 	logs     []store.LogLine
 	cancel   *store.RunCancelParams
 	retry    *store.RunRetryParams
-	claim    *store.RunClaimParams
 	promote  *store.RunPromoteParams
+	// prepareClaim, if set, computes the claim when the transaction applies
+	// it (nil: nothing to claim), so the claim takes every credit freed up
+	// to that moment, not just those free when it was queued.
+	prepareClaim func() *store.RunClaimParams
+	claim        *store.RunClaimParams // the claim applied
 
 	// Outputs, filled before done runs.
 	insertRes []store.RunInsertResult
@@ -237,7 +241,10 @@ func applyOps(ctx context.Context, tx store.Tx, batch []*op) error {
 		}
 	}
 	for _, o := range batch {
-		if o.claim != nil {
+		if o.prepareClaim == nil {
+			continue
+		}
+		if o.claim = o.prepareClaim(); o.claim != nil {
 			var err error
 			if o.claimed, err = tx.RunClaim(ctx, *o.claim); err != nil {
 				return fmt.Errorf("claim: %w", err)

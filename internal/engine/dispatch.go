@@ -83,13 +83,28 @@ func (e *Engine) wake(name string) {
 	e.kick(g)
 }
 
-// kick starts a claim for g when its workers have free credits beyond the
+// kick queues a claim for g when its workers have free credits beyond the
 // runs already waiting and the store may hold queued runs. At most one
 // claim per group is in flight. Called with e.mu held.
 func (e *Engine) kick(g *group) {
-	if !e.running() || g.claiming || !g.mayHaveWork {
+	if !e.running() || g.claiming || !g.mayHaveWork || e.claimParams(g) == nil {
 		return
 	}
+	o := &op{}
+	o.prepareClaim = func() *store.RunClaimParams {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.claimParams(g)
+	}
+	o.done = func(o *op) { e.claimed(g, o) }
+	if e.ops.push(o) {
+		g.claiming = true
+	}
+}
+
+// claimParams sizes a claim for g from the credits free now, or nil when
+// there are none. Called with e.mu held.
+func (e *Engine) claimParams(g *group) *store.RunClaimParams {
 	free := 0
 	var types []string
 	for _, s := range g.sessions {
@@ -103,20 +118,15 @@ func (e *Engine) kick(g *group) {
 		}
 	}
 	free -= g.ready.Len()
-	if free <= 0 {
-		return
+	if free <= 0 || !e.running() {
+		return nil
 	}
-	limit := min(free, e.cfg.ClaimBatch)
-	o := &op{claim: &store.RunClaimParams{Group: g.name, Types: types, Limit: limit, ServerID: e.cfg.ServerID, Now: e.now()}}
-	o.done = func(o *op) { e.claimed(g, limit, o) }
-	if e.ops.push(o) {
-		g.claiming = true
-	}
+	return &store.RunClaimParams{Group: g.name, Types: types, Limit: min(free, e.cfg.ClaimBatch), ServerID: e.cfg.ServerID, Now: e.now()}
 }
 
 // claimed runs after a claim committed: the runs are now dispatched with a
 // new attempt in the store and go to workers.
-func (e *Engine) claimed(g *group, limit int, o *op) {
+func (e *Engine) claimed(g *group, o *op) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	g.claiming = false
@@ -124,7 +134,11 @@ func (e *Engine) claimed(g *group, limit int, o *op) {
 		e.log.Error("claim failed", "group", g.name, "err", o.err)
 		return // the next event (a submit, a freed slot) tries again
 	}
-	if len(o.claimed) < limit {
+	if o.claim == nil {
+		e.kick(g) // nothing was free when it applied; maybe now
+		return
+	}
+	if len(o.claimed) < o.claim.Limit {
 		g.mayHaveWork = false
 	}
 	for _, r := range o.claimed {
