@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pluto-sched/pluto/internal/apijson"
 	"io"
 	"net"
 	"net/http"
@@ -179,69 +180,13 @@ func (c *apiClient) doTimeout(ctx context.Context, timeout time.Duration, method
 	return b, nil
 }
 
-// ---- the API's JSON shapes (only what the CLI reads) ----
-
-type apiRun struct {
-	ID          string          `json:"id"`
-	Job         *string         `json:"job"`
-	ParentID    *string         `json:"parent_id"`
-	Shard       *int            `json:"shard"`
-	Type        string          `json:"type"`
-	Group       string          `json:"group"`
-	Payload     json.RawMessage `json:"payload"`
-	Priority    int             `json:"priority"`
-	Status      string          `json:"status"`
-	Attempt     int             `json:"attempt"`
-	MaxAttempts int             `json:"max_attempts"`
-	Key         *string         `json:"key"`
-	LogicalTime *string         `json:"logical_time"`
-	RunAt       *string         `json:"run_at"`
-	CreatedAt   *string         `json:"created_at"`
-	StartedAt   *string         `json:"started_at"`
-	FinishedAt  *string         `json:"finished_at"`
-	WorkerID    *string         `json:"worker_id"`
-	Result      json.RawMessage `json:"result"`
-	Error       *string         `json:"error"`
-	Timeout     *string         `json:"timeout"`
-	Routing     *string         `json:"routing"`
-}
-
-func (r *apiRun) terminal() bool {
-	switch r.Status {
-	case "succeeded", "failed", "cancelled", "timed_out", "skipped":
-		return true
-	}
-	return false
-}
-
-type apiWorker struct {
-	ID            string   `json:"id"`
-	Group         string   `json:"group"`
-	State         string   `json:"state"`
-	Capacity      int      `json:"capacity"`
-	Running       int      `json:"running"`
-	CPU           float64  `json:"cpu"`
-	MemBytes      uint64   `json:"mem_bytes"`
-	Handlers      []string `json:"handlers"`
-	Version       string   `json:"version"`
-	ConnectedAt   *string  `json:"connected_at"`
-	LastHeartbeat *string  `json:"last_heartbeat"`
-	Server        string   `json:"server"`
-}
-
-type apiLog struct {
-	Seq     int64   `json:"seq"`
-	Time    *string `json:"time"`
-	Stream  string  `json:"stream"`
-	Level   string  `json:"level"`
-	Text    string  `json:"text"`
-	Attempt int     `json:"attempt"`
-}
-
-type apiList[T any] struct {
-	Items      []T    `json:"items"`
-	NextCursor string `json:"next_cursor,omitempty"`
-}
+// The API's JSON shapes (internal/apijson, shared with the server).
+type (
+	apiRun         = apijson.Run
+	apiWorker      = apijson.Worker
+	apiLog         = apijson.LogLine
+	apiList[T any] = apijson.List[T]
+)
 
 func decode[T any](raw []byte) (T, error) {
 	var v T
@@ -292,7 +237,7 @@ func (c *apiClient) waitRun(ctx context.Context, id string, limit time.Duration)
 						return nil, apiRun{}, err
 					}
 					raw, run = b, r
-					if run.terminal() {
+					if run.Terminal() {
 						return raw, run, nil
 					}
 				}
@@ -325,7 +270,7 @@ func (c *apiClient) waitRun(ctx context.Context, id string, limit time.Duration)
 			return raw, run, err
 		}
 		raw, run = b, r
-		if run.terminal() {
+		if run.Terminal() {
 			return raw, run, nil
 		}
 	}

@@ -131,7 +131,7 @@ to finish, prints it, and exits 0 only if it succeeded (1 otherwise).`,
 		if !co.json() {
 			fmt.Fprintf(a.stderr, "submitted %s (%s); waiting for it to finish…\n", run.ID, run.Status)
 		}
-		if !run.terminal() {
+		if !run.Terminal() {
 			raw, run, err = c.waitRun(ctx, run.ID, waitTimeout)
 		}
 		return a.finishWait(co, raw, run, err)

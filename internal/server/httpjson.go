@@ -7,85 +7,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
+// The API's JSON shapes live in internal/apijson, shared with the CLI.
+type (
+	runJSON         = apijson.Run
+	workerJSON      = apijson.Worker
+	logJSON         = apijson.LogLine
+	listJSON[T any] = apijson.List[T]
+	errorJSON       = apijson.Error
+	errorBody       = apijson.ErrorBody
+)
+
 // JSON shapes of the HTTP API (DESIGN §12). Field names are part of the
 // contract: the CLI, the console and user scripts read them.
-
-// runJSON is a run as the API shows it. Optional fields are null when
-// unset; times are RFC 3339 in UTC; payload and result are raw JSON.
-type runJSON struct {
-	ID          string          `json:"id"`
-	Job         *string         `json:"job"`
-	ParentID    *string         `json:"parent_id"`
-	Shard       *int            `json:"shard"`
-	Type        string          `json:"type"`
-	Group       string          `json:"group"`
-	Payload     json.RawMessage `json:"payload"`
-	Priority    int             `json:"priority"`
-	Status      string          `json:"status"`
-	Attempt     int             `json:"attempt"`
-	MaxAttempts int             `json:"max_attempts"`
-	Key         *string         `json:"key"`
-	LogicalTime *string         `json:"logical_time"`
-	RunAt       *string         `json:"run_at"`
-	CreatedAt   *string         `json:"created_at"`
-	StartedAt   *string         `json:"started_at"`
-	FinishedAt  *string         `json:"finished_at"`
-	WorkerID    *string         `json:"worker_id"`
-	Result      json.RawMessage `json:"result"`
-	Error       *string         `json:"error"`
-	// Additions to DESIGN §12: the run's timeout as a Go duration string
-	// (null: none) and its routing strategy (null: the default).
-	Timeout *string `json:"timeout"`
-	Routing *string `json:"routing"`
-}
-
-// workerJSON is a connected worker (DESIGN §12: exactly these fields).
-type workerJSON struct {
-	ID            string   `json:"id"`
-	Group         string   `json:"group"`
-	State         string   `json:"state"`
-	Capacity      int      `json:"capacity"`
-	Running       int      `json:"running"`
-	CPU           float64  `json:"cpu"`
-	MemBytes      uint64   `json:"mem_bytes"`
-	Handlers      []string `json:"handlers"`
-	Version       string   `json:"version"`
-	ConnectedAt   *string  `json:"connected_at"`
-	LastHeartbeat *string  `json:"last_heartbeat"`
-	Server        string   `json:"server"`
-}
-
-// logJSON is one stored log line of a run.
-type logJSON struct {
-	Seq     int64   `json:"seq"`
-	Time    *string `json:"time"`
-	Stream  string  `json:"stream"`
-	Level   string  `json:"level"`
-	Text    string  `json:"text"`
-	Attempt int     `json:"attempt"`
-}
-
-// listJSON is the envelope of every list endpoint. NextCursor is omitted
-// when there is nothing after this page.
-type listJSON[T any] struct {
-	Items      []T    `json:"items"`
-	NextCursor string `json:"next_cursor,omitempty"`
-}
-
-// errorJSON is the error envelope: {"error": {"code", "message", "field"}}.
-type errorJSON struct {
-	Error errorBody `json:"error"`
-}
-
-type errorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
-}
 
 // statusJSON is the body of /healthz and /readyz.
 type statusJSON struct {
