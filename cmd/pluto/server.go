@@ -88,7 +88,7 @@ func (a *app) newServerCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Pluto server",
-		Long: `Run a Pluto server: the HTTP JSON API (and console) on --http, the gRPC
+		Long: `Run a Pluto server: the HTTP JSON API on --http, the gRPC
 worker and client services on --grpc, with its state in --store.
 
 The store is sqlite:PATH (one server) or postgres://… (any number of
@@ -104,7 +104,7 @@ exits at once.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Store, "store", storeDefault, "store: sqlite:PATH or postgres://… (env "+envStore+")")
-	f.StringVar(&cfg.HTTPAddr, "http", defaultHTTPAddr, "HTTP listen address (API, console, /metrics)")
+	f.StringVar(&cfg.HTTPAddr, "http", defaultHTTPAddr, "HTTP listen address (JSON API, /healthz, /readyz)")
 	f.StringVar(&cfg.GRPCAddr, "grpc", defaultGRPCAddr, "gRPC listen address (workers, Go client)")
 	f.StringVar(&cfg.ServerID, "id", "", "server ID (default hostname-pid)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 5*time.Second, "worker heartbeat interval (suspect after 1 missed, dead after 3)")
@@ -223,7 +223,7 @@ network is remote code execution: --shell with a non-loopback --http or
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	f.StringVar(&httpAddr, "http", defaultHTTPAddr, "HTTP listen address (API, console)")
+	f.StringVar(&httpAddr, "http", defaultHTTPAddr, "HTTP listen address (JSON API)")
 	f.StringVar(&grpcAddr, "grpc", defaultGRPCAddr, "gRPC listen address (workers, Go client)")
 	f.StringVar(&dataDir, "data", "pluto-data", "directory of the SQLite store")
 	f.BoolVar(&shell, "shell", true, "enable the shell handler on the local worker")
@@ -333,7 +333,7 @@ func (a *app) printDevBanner(srv *server.Server, storeURL string, wopts worker.O
 		example = `pluto submit` + serverFlag + ` --type shell --payload '{"cmd":"echo hello from pluto"}' --wait`
 	}
 	fmt.Fprintf(a.stdout, `Pluto dev is running.
-  API:     %s/api/v1   (console: %s/)
+  API:     %s/api/v1
   gRPC:    %s
   store:   %s
   worker:  %s (group %s, capacity %d, handlers: %s)
@@ -343,7 +343,7 @@ Try:
   pluto run ls%s
 
 Ctrl-C stops (the worker drains first).
-`, url, url, srv.GRPCAddr(), storeURL, wopts.ID, wopts.Group, wopts.Capacity, strings.Join(types, ", "), example, serverFlag)
+`, url, srv.GRPCAddr(), storeURL, wopts.ID, wopts.Group, wopts.Capacity, strings.Join(types, ", "), example, serverFlag)
 }
 
 func containsString(list []string, s string) bool {
