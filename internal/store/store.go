@@ -159,6 +159,9 @@ type RunStartParams struct {
 	ID       string
 	Attempt  int
 	WorkerID string
+	// ServerID, if not empty, fences the change: it applies only while this
+	// server holds the run (another server may have adopted it).
+	ServerID string
 	Now      time.Time // started_at
 }
 
@@ -176,7 +179,28 @@ type RunFinishParams struct {
 	Failure   bool
 	StartedAt time.Time // used when the run had not been marked running
 	WorkerID  string
-	Now       time.Time // finished_at for terminal statuses
+	// ServerID, if not empty, fences the change: it applies only while this
+	// server holds the run.
+	ServerID string
+	Now      time.Time // finished_at for terminal statuses
+}
+
+// RunAdoptParams moves the current attempt of an active run to ServerID
+// (its worker reconnected to that server, or the server restarted under a
+// new id). Applied only while the run is active at Attempt.
+type RunAdoptParams struct {
+	ID       string
+	Attempt  int
+	ServerID string
+}
+
+// RunRequeueLostParams returns to the queue the active runs held by servers
+// that are gone: not in the servers table, or last seen before
+// StaleBefore. Their attempts are lost, not failed (failures unchanged).
+type RunRequeueLostParams struct {
+	StaleBefore time.Time
+	Limit       int
+	Now         time.Time
 }
 
 // RunFinishResult reports whether one finish was applied. A finish is
@@ -268,6 +292,47 @@ type LogEntry struct {
 	LogLine
 }
 
+// Leader is the holder of the leader lease. Term grows by one every time
+// the lease changes hands or lapses; a server leads only while it holds the
+// lease at the term it won.
+type Leader struct {
+	ServerID  string
+	Term      int64
+	ExpiresAt time.Time
+}
+
+// LeaderElectParams asks for the lease: take it when it is free or expired
+// (a new term), or renew it when ServerID holds it (same term).
+type LeaderElectParams struct {
+	ServerID string
+	TTL      time.Duration
+	Now      time.Time
+}
+
+// ServerInfo is one server's registration; LastSeen is renewed while it
+// lives. It is the lease under which the server holds its runs.
+type ServerInfo struct {
+	ID        string
+	HTTP      string
+	GRPC      string
+	StartedAt time.Time
+	LastSeen  time.Time
+}
+
+// Notification is a message one server publishes to all (PostgreSQL
+// LISTEN/NOTIFY). Topics are short names; payloads are small strings.
+type Notification struct {
+	Topic   string
+	Payload string
+}
+
+// Notification topics.
+const (
+	TopicQueued   = "queued"   // payload: a group that has new queued runs
+	TopicPending  = "pending"  // payload: the Unix microseconds of a new pending run's run_at
+	TopicFinished = "finished" // payload: comma-separated ids of runs that reached a terminal status
+)
+
 // Store is a Pluto storage backend.
 type Store interface {
 	// Name is the backend's name ("sqlite", "postgres").
@@ -290,6 +355,25 @@ type Store interface {
 	RunCountByGroup(ctx context.Context) ([]GroupCount, error)
 	LogList(ctx context.Context, p LogListParams) ([]LogEntry, error)
 
+	// LeaderElect takes or renews the leader lease and returns who holds it
+	// afterwards (ServerID won if the returned leader is ServerID).
+	LeaderElect(ctx context.Context, p LeaderElectParams) (Leader, error)
+	// LeaderResign gives the lease up if ServerID holds it at term.
+	LeaderResign(ctx context.Context, serverID string, term int64) error
+	// LeaderGet returns the lease as stored (zero when never taken).
+	LeaderGet(ctx context.Context) (Leader, error)
+	// ServerHeartbeat registers a server or renews its LastSeen.
+	ServerHeartbeat(ctx context.Context, s ServerInfo) error
+	ServerList(ctx context.Context) ([]ServerInfo, error)
+	// ServerRemove deletes a server's registration (graceful stop).
+	ServerRemove(ctx context.Context, id string) error
+
+	// Listen delivers the notifications every server (this one included)
+	// publishes with Tx.Notify, until ctx ends; it returns ctx's error, or
+	// another error if the connection fails (callers re-listen). A store
+	// used by one process only may return at once with nil.
+	Listen(ctx context.Context, fn func(Notification)) error
+
 	Close() error
 }
 
@@ -307,4 +391,11 @@ type Tx interface {
 	// RunPromote returns the promoted runs.
 	RunPromote(ctx context.Context, p RunPromoteParams) ([]*Run, error)
 	LogAppend(ctx context.Context, lines []LogLine) error
+	RunAdopt(ctx context.Context, p []RunAdoptParams) ([]bool, error)
+	// RunRequeueLost returns the requeued runs.
+	RunRequeueLost(ctx context.Context, p RunRequeueLostParams) ([]*Run, error)
+	// Notify publishes n to every listening server once the transaction
+	// commits (never if it rolls back). Duplicate notifications in one
+	// transaction may be merged.
+	Notify(ctx context.Context, n Notification) error
 }

@@ -38,6 +38,15 @@ const (
 	wRetry
 	wPromote
 	wLogAppend
+	wStartFenced  // wStart AND server_id = ?
+	wFinishFenced // wFinish AND server_id = ?
+	wAdopt
+	wRequeueLost
+	wLeaderElect
+	wLeaderGet
+	wLeaderResign
+	wServerUpsert
+	wServerDelete
 	wClaimSelect1 // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8 = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts     = wClaimSelect1 + maxClaimTypes
@@ -72,18 +81,10 @@ var wSQL = [numWStmts]string{
 	// transaction holds the write lock.
 	wClaimUpdate: `UPDATE runs SET status = 'dispatched', attempt = attempt + 1, server_id = ?, worker_id = ''
 		WHERE seq IN (SELECT value FROM json_each(?))`,
-	wStart: `UPDATE runs SET status = 'running', started_at = ?, worker_id = coalesce(?, worker_id)
-		WHERE id = ? AND attempt = ? AND status = 'dispatched'`,
-	wFinish: `UPDATE runs SET status = ?,
-			finished_at = coalesce(?, finished_at),
-			run_at = coalesce(?, run_at),
-			worker_id = coalesce(?, worker_id),
-			server_id = NULL,
-			failures = failures + ?,
-			started_at = coalesce(started_at, ?),
-			result = coalesce(?, result),
-			error = coalesce(?, error)
-		WHERE id = ? AND attempt = ? AND status IN ('dispatched', 'running')`,
+	wStart:        startSQL,
+	wStartFenced:  startSQL + fenced,
+	wFinish:       finishSQL,
+	wFinishFenced: finishSQL + fenced,
 	wCancel: `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, server_id = NULL
 		WHERE seq = ? RETURNING ` + runCols,
 	wRetry: `UPDATE runs SET status = 'queued', failures = 0, run_at = ?, finished_at = NULL,
@@ -97,7 +98,53 @@ var wSQL = [numWStmts]string{
 			LIMIT ?)
 		RETURNING ` + runCols,
 	wLogAppend: `INSERT INTO run_logs (run_id, attempt, time, stream, level, text) VALUES (?,?,?,?,?,?)`,
+	wAdopt: `UPDATE runs SET server_id = ?
+		WHERE id = ? AND attempt = ? AND status IN ('dispatched', 'running')`,
+	// The active runs whose server is not registered or was last seen
+	// before the cut-off, oldest first.
+	wRequeueLost: `UPDATE runs SET status = 'queued', server_id = NULL, worker_id = ''
+		WHERE seq IN (
+			SELECT a.seq FROM runs AS a INDEXED BY runs_active
+			WHERE a.server_id IS NOT NULL AND a.status IN ('dispatched', 'running')
+				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = a.server_id AND s.last_seen >= ?)
+			ORDER BY a.seq
+			LIMIT ?)
+		RETURNING ` + runCols,
+	// One statement decides and writes, under the write lock: insert term
+	// 1; or renew (same term) when ServerID holds an unexpired lease; or
+	// take an expired lease with the next term. Otherwise nothing changes
+	// and no row comes back. Arguments: server, expires_at, now.
+	wLeaderElect: `INSERT INTO leader (name, server_id, term, expires_at) VALUES ('leader', ?1, 1, ?2)
+		ON CONFLICT (name) DO UPDATE SET
+			server_id = excluded.server_id,
+			term = CASE WHEN leader.expires_at > ?3 THEN leader.term ELSE leader.term + 1 END,
+			expires_at = excluded.expires_at
+		WHERE leader.expires_at <= ?3 OR leader.server_id = excluded.server_id
+		RETURNING server_id, term, expires_at`,
+	wLeaderGet:    `SELECT server_id, term, expires_at FROM leader WHERE name = 'leader'`,
+	wLeaderResign: `UPDATE leader SET expires_at = ? WHERE name = 'leader' AND server_id = ? AND term = ?`,
+	wServerUpsert: `INSERT INTO servers (id, http, grpc, started_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?5)
+		ON CONFLICT (id) DO UPDATE SET http = ?2, grpc = ?3, started_at = ?4, last_seen = ?5`,
+	wServerDelete: `DELETE FROM servers WHERE id = ?`,
 }
+
+// The hot start and finish statements, and their variants fenced by the
+// server holding the run.
+const (
+	startSQL = `UPDATE runs SET status = 'running', started_at = ?, worker_id = coalesce(?, worker_id)
+		WHERE id = ? AND attempt = ? AND status = 'dispatched'`
+	finishSQL = `UPDATE runs SET status = ?,
+			finished_at = coalesce(?, finished_at),
+			run_at = coalesce(?, run_at),
+			worker_id = coalesce(?, worker_id),
+			server_id = NULL,
+			failures = failures + ?,
+			started_at = coalesce(started_at, ?),
+			result = coalesce(?, result),
+			error = coalesce(?, error)
+		WHERE id = ? AND attempt = ? AND status IN ('dispatched', 'running')`
+	fenced = ` AND server_id = ?`
+)
 
 func init() {
 	for k := 1; k <= maxClaimTypes; k++ {
@@ -145,6 +192,8 @@ const (
 	rQueuedGroups
 	rCountByGroup
 	rLogList
+	rLeaderGet
+	rServerList
 	numRStmts
 )
 
@@ -170,6 +219,8 @@ var rSQL = [numRStmts]string{
 	rCountByGroup: `SELECT grp, status, count(*) FROM runs GROUP BY grp, status ORDER BY grp, status`,
 	rLogList: `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs
 		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+	rLeaderGet:  `SELECT server_id, term, expires_at FROM leader WHERE name = 'leader'`,
+	rServerList: `SELECT id, http, grpc, started_at, last_seen FROM servers ORDER BY id`,
 }
 
 func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]store.RunInsertResult, error) {
@@ -398,7 +449,12 @@ func (t *tx) RunStart(ctx context.Context, ps []store.RunStartParams) ([]bool, e
 		t.arg(nullString(p.WorkerID))
 		t.arg(p.ID)
 		t.arg(int64(p.Attempt))
-		n, _, err := t.exec("RunStart", wStart)
+		st := wStart
+		if p.ServerID != "" {
+			t.arg(p.ServerID)
+			st = wStartFenced
+		}
+		n, _, err := t.exec("RunStart", st)
 		if err != nil {
 			return nil, err
 		}
@@ -453,7 +509,12 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 		t.arg(errText)
 		t.arg(p.ID)
 		t.arg(int64(p.Attempt))
-		n, _, err := t.exec("RunFinish", wFinish)
+		st := wFinish
+		if p.ServerID != "" {
+			t.arg(p.ServerID)
+			st = wFinishFenced
+		}
+		n, _, err := t.exec("RunFinish", st)
 		if err != nil {
 			return nil, err
 		}

@@ -217,31 +217,38 @@ func (t *tx) exec(op string, i wStmt) (affected, lastID int64, err error) {
 // queryRuns runs statement i (which selects or returns runCols) with the
 // bound arguments and decodes the rows.
 func (t *tx) queryRuns(op string, i wStmt) ([]*Run, error) {
+	var out []*Run
+	err := t.query(op, i, numRunCols, func(vals []driver.Value) { out = append(out, decodeRun(vals)) })
+	return out, err
+}
+
+// query runs statement i, which returns ncols columns, with the bound
+// arguments and calls fn with the values of each row (valid during the
+// call only).
+func (t *tx) query(op string, i wStmt, ncols int, fn func(vals []driver.Value)) error {
 	st, err := t.stmt(i)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rows, err := st.(driver.StmtQueryContext).QueryContext(bg, t.args)
 	if err != nil {
-		return nil, t.s.wrap(op, err)
+		return t.s.wrap(op, err)
 	}
-	var (
-		out  []*Run
-		vals [numRunCols]driver.Value
-	)
+	var buf [numRunCols]driver.Value
+	vals := buf[:ncols]
 	for {
-		err := rows.Next(vals[:])
+		err := rows.Next(vals)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			rows.Close()
-			return nil, t.s.wrap(op, err)
+			return t.s.wrap(op, err)
 		}
-		out = append(out, decodeRun(vals[:]))
+		fn(vals)
 	}
 	if err := rows.Close(); err != nil {
-		return nil, t.s.wrap(op, err)
+		return t.s.wrap(op, err)
 	}
-	return out, nil
+	return nil
 }

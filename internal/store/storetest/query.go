@@ -571,6 +571,13 @@ func testClosed(t *testing.T, s store.Store) {
 	_, checks["RunQueuedGroups"] = s.RunQueuedGroups(ctx)
 	_, checks["RunCountByGroup"] = s.RunCountByGroup(ctx)
 	_, checks["LogList"] = s.LogList(ctx, store.LogListParams{RunID: "r1"})
+	_, checks["LeaderElect"] = s.LeaderElect(ctx, store.LeaderElectParams{ServerID: "a", TTL: time.Second, Now: t0})
+	checks["LeaderResign"] = s.LeaderResign(ctx, "a", 1)
+	_, checks["LeaderGet"] = s.LeaderGet(ctx)
+	checks["ServerHeartbeat"] = s.ServerHeartbeat(ctx, store.ServerInfo{ID: "a", StartedAt: t0, LastSeen: t0})
+	_, checks["ServerList"] = s.ServerList(ctx)
+	checks["ServerRemove"] = s.ServerRemove(ctx, "a")
+	checks["Listen"] = s.Listen(ctx, func(store.Notification) {})
 	called := false
 	checks["Tx"] = s.Tx(ctx, func(store.Tx) error { called = true; return nil })
 	for name, err := range checks {

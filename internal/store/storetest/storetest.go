@@ -32,10 +32,27 @@ import (
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
+// Options describes what a backend can do beyond the common contract.
+type Options struct {
+	// Notifies says that Listen delivers what Tx.Notify publishes (a
+	// backend shared by several processes, PostgreSQL). Without it the
+	// suite only checks that Notify is accepted and that Listen returns
+	// when its context ends.
+	Notifies bool
+}
+
 // Run runs the whole suite. open must return a new, empty store each time
-// it is called.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+// it is called. At most one Options may be given.
+func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) {
 	t.Helper()
+	var opts Options
+	switch len(options) {
+	case 0:
+	case 1:
+		opts = options[0]
+	default:
+		t.Fatalf("storetest.Run: %d Options, want at most one", len(options))
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s store.Store)
@@ -79,6 +96,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RefusalsKeepTxUsable", testRefusalsKeepTxUsable},
 		{"TxUnusableAfterReturn", testTxUnusableAfterReturn},
 		{"Closed", testClosed},
+		{"FencedByServer", testFencedByServer},
+		{"Adopt", testAdopt},
+		{"RequeueLost", testRequeueLost},
+		{"RequeueLostLimit", testRequeueLostLimit},
+		{"Leader", testLeader},
+		{"LeaderResign", testLeaderResign},
+		{"LeaderConcurrent", testLeaderConcurrent},
+		{"Servers", testServers},
+		{"Notify", func(t *testing.T, s store.Store) { testNotify(t, s, opts) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
