@@ -110,6 +110,10 @@ exits at once.`,
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 5*time.Second, "worker heartbeat interval (suspect after 1 missed, dead after 3)")
 	f.Int64Var(&maxPayload, "max-payload", server.DefaultMaxPayload, "largest run payload in bytes")
 	f.DurationVar(&cfg.StopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop may take")
+	f.DurationVar(&cfg.Engine.LeaseTTL, "lease-ttl", 10*time.Second, "leader lease and server registration lifetime without renewal")
+	f.DurationVar(&cfg.Engine.RenewInterval, "renew-interval", 2*time.Second, "how often the leases are renewed (shorter than --lease-ttl)")
+	var completionLog string
+	f.StringVar(&completionLog, "completion-log", "", "append one line (run id, status) per committed terminal status to this file (audit)")
 	lo := addLogFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		log, err := lo.logger(a.stderr)
@@ -133,6 +137,17 @@ exits at once.`,
 		}
 		if cfg.StopTimeout <= 0 {
 			return usageErrorf("invalid --stop-timeout %s: must be positive", cfg.StopTimeout)
+		}
+		if cfg.Engine.LeaseTTL <= 0 || cfg.Engine.RenewInterval <= 0 || cfg.Engine.RenewInterval >= cfg.Engine.LeaseTTL {
+			return usageErrorf("invalid --renew-interval %s / --lease-ttl %s: both positive, renew shorter than the TTL", cfg.Engine.RenewInterval, cfg.Engine.LeaseTTL)
+		}
+		if completionLog != "" {
+			audit, err := openCompletionLog(completionLog)
+			if err != nil {
+				return err
+			}
+			defer audit.Close()
+			cfg.Engine.OnTerminal = audit.record
 		}
 		cfg.MaxPayload = maxPayload
 		cfg.Logger = log

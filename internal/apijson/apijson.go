@@ -86,3 +86,23 @@ func (r *Run) Terminal() bool {
 	}
 	return false
 }
+
+// Cluster is GET /api/v1/cluster: the store, the leader and its term, and
+// every registered server.
+type Cluster struct {
+	Store   string          `json:"store"`
+	Leader  string          `json:"leader"`
+	Term    int64           `json:"term"`
+	Servers []ClusterServer `json:"servers"`
+}
+
+// ClusterServer is one registered server. Alive: seen within the lease TTL.
+type ClusterServer struct {
+	ID        string  `json:"id"`
+	HTTP      string  `json:"http"`
+	GRPC      string  `json:"grpc"`
+	Leader    bool    `json:"leader"`
+	Alive     bool    `json:"alive"`
+	StartedAt *string `json:"started_at"`
+	LastSeen  *string `json:"last_seen"`
+}

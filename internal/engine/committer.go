@@ -17,10 +17,14 @@ type op struct {
 	inserts  []store.RunInsertParams
 	starts   []store.RunStartParams
 	finishes []store.RunFinishParams
-	logs     []store.LogLine
-	cancel   *store.RunCancelParams
-	retry    *store.RunRetryParams
-	promote  *store.RunPromoteParams
+	// finishGroups[i] is the group of finishes[i] (for notifications).
+	finishGroups []string
+	adopts       []store.RunAdoptParams
+	logs         []store.LogLine
+	cancel       *store.RunCancelParams
+	retry        *store.RunRetryParams
+	promote      *store.RunPromoteParams
+	requeueLost  *store.RunRequeueLostParams
 	// prepareClaim, if set, computes the claim when the transaction applies
 	// it (nil: nothing to claim), so the claim takes every credit freed up
 	// to that moment, not just those free when it was queued.
@@ -35,6 +39,8 @@ type op struct {
 	retried   *store.Run
 	claimed   []*store.Run
 	promoted  []*store.Run
+	requeued  []*store.Run
+	adopted   []bool
 	err       error
 
 	// done runs on the committer goroutine after the op's batch committed
@@ -132,7 +138,7 @@ func (e *Engine) commitLoop() {
 
 func (e *Engine) commit(batch []*op) {
 	ctx := context.Background()
-	err := e.st.Tx(ctx, func(tx store.Tx) error { return applyOps(ctx, tx, batch) })
+	err := e.st.Tx(ctx, func(tx store.Tx) error { return e.apply(ctx, tx, batch) })
 	if err != nil && len(batch) > 1 {
 		// Isolate the op that failed so one bad op cannot fail the others.
 		e.log.Warn("batch commit failed; applying ops one by one", "ops", len(batch), "err", err)
@@ -165,7 +171,7 @@ func (e *Engine) retryCommit(ctx context.Context, batch []*op, err error) error 
 		for _, o := range batch {
 			resetOutputs(o)
 		}
-		if err = e.st.Tx(ctx, func(tx store.Tx) error { return applyOps(ctx, tx, batch) }); err == nil {
+		if err = e.st.Tx(ctx, func(tx store.Tx) error { return e.apply(ctx, tx, batch) }); err == nil {
 			return nil
 		}
 	}
@@ -175,24 +181,37 @@ func (e *Engine) retryCommit(ctx context.Context, batch []*op, err error) error 
 
 func resetOutputs(o *op) {
 	o.insertRes, o.started, o.finishRes, o.claimed, o.promoted, o.retried = nil, nil, nil, nil, nil, nil
+	o.requeued, o.adopted, o.claim = nil, nil, nil
 	o.cancelRes = store.RunCancelResult{}
 }
 
-// applyOps writes a batch inside one transaction. Order matters: inserts
+// apply writes a batch inside one transaction. Order matters: inserts
 // first and claims last, so a claim sees the runs submitted and the slots
-// freed in the same batch.
-func applyOps(ctx context.Context, tx store.Tx, batch []*op) error {
+// freed in the same batch. On a shared store it also publishes what other
+// servers must hear about, in the same transaction.
+func (e *Engine) apply(ctx context.Context, tx store.Tx, batch []*op) error {
 	var (
 		inserts  []store.RunInsertParams
 		starts   []store.RunStartParams
 		finishes []store.RunFinishParams
+		adopts   []store.RunAdoptParams
 		logs     []store.LogLine
 	)
 	for _, o := range batch {
 		inserts = append(inserts, o.inserts...)
 		starts = append(starts, o.starts...)
 		finishes = append(finishes, o.finishes...)
+		adopts = append(adopts, o.adopts...)
 		logs = append(logs, o.logs...)
+	}
+	if len(adopts) > 0 {
+		res, err := tx.RunAdopt(ctx, adopts)
+		if err != nil {
+			return fmt.Errorf("adopt: %w", err)
+		}
+		for _, o := range batch {
+			o.adopted, res = res[:len(o.adopts):len(o.adopts)], res[len(o.adopts):]
+		}
 	}
 	if len(inserts) > 0 {
 		res, err := tx.RunInsert(ctx, inserts)
@@ -230,6 +249,8 @@ func applyOps(ctx context.Context, tx store.Tx, batch []*op) error {
 			o.retried, err = tx.RunRetry(ctx, *o.retry)
 		case o.promote != nil:
 			o.promoted, err = tx.RunPromote(ctx, *o.promote)
+		case o.requeueLost != nil:
+			o.requeued, err = tx.RunRequeueLost(ctx, *o.requeueLost)
 		}
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
@@ -256,5 +277,8 @@ func applyOps(ctx context.Context, tx store.Tx, batch []*op) error {
 			return fmt.Errorf("logs: %w", err)
 		}
 	}
-	return nil
+	if e.cfg.ExclusiveStore {
+		return nil
+	}
+	return publish(ctx, tx, batch)
 }

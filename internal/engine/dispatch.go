@@ -225,15 +225,17 @@ func (e *Engine) assign(g *group) {
 func (e *Engine) handBack(fs []*flight, why string) {
 	now := e.now()
 	params := make([]store.RunFinishParams, 0, len(fs))
+	groups := make([]string, 0, len(fs))
 	for _, f := range fs {
 		f.stopTimer()
 		if e.flights[f.id] == f {
 			delete(e.flights, f.id)
 		}
-		params = append(params, store.RunFinishParams{ID: f.id, Attempt: f.attempt, Status: store.StatusQueued, Now: now})
+		params = append(params, store.RunFinishParams{ID: f.id, Attempt: f.attempt, Status: store.StatusQueued, ServerID: e.cfg.ServerID, Now: now})
+		groups = append(groups, f.group)
 	}
 	e.log.Debug("requeueing lost attempts", "runs", len(fs), "why", why)
-	e.ops.push(&op{finishes: params, done: func(o *op) {
+	e.ops.push(&op{finishes: params, finishGroups: groups, done: func(o *op) {
 		if o.err != nil {
 			e.log.Error("requeue failed", "err", o.err)
 			return

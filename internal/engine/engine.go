@@ -75,6 +75,16 @@ type Config struct {
 	DefaultRouting string
 	// NewID makes run IDs (default r_ + ULID).
 	NewID func() string
+	// LeaseTTL is how long the leader lease and a server's registration
+	// last without renewal (default 10s); RenewInterval is how often they
+	// are renewed (default 2s). A server's runs go back to the queue when
+	// its registration is older than LeaseTTL.
+	LeaseTTL      time.Duration
+	RenewInterval time.Duration
+	// AdvertiseHTTP and AdvertiseGRPC are this server's addresses as shown
+	// in the cluster listing.
+	AdvertiseHTTP string
+	AdvertiseGRPC string
 	// ExclusiveStore says this server is the only one using its store (the
 	// embedded SQLite store is locked to one process). On start it then
 	// recovers every active run, whichever server id held it before, so a
@@ -125,6 +135,15 @@ func (c *Config) defaults() error {
 	if c.RetryMax <= 0 {
 		c.RetryMax = 10 * time.Minute
 	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
+	if c.RenewInterval <= 0 {
+		c.RenewInterval = 2 * time.Second
+	}
+	if c.RenewInterval >= c.LeaseTTL {
+		return fmt.Errorf("engine: RenewInterval (%v) must be shorter than LeaseTTL (%v)", c.RenewInterval, c.LeaseTTL)
+	}
 	if c.DefaultRouting == "" {
 		c.DefaultRouting = RoutingLeastRecent
 	}
@@ -146,16 +165,19 @@ type Engine struct {
 
 	ops *opQueue
 
-	mu       sync.Mutex
-	groups   map[string]*group
-	sessions map[string]*Session // current session per worker id
-	flights  map[string]*flight  // current attempt of each run this server holds
-	orphans  map[string]*flight  // active runs found at start, not yet reclaimed
-	waiters  map[string][]chan struct{}
-	dispSeq  uint64 // dispatch counter for least-recent routing
-	rrSeq    uint64 // round-robin counter
-	state    lifecycle
-	promote  promoter
+	mu        sync.Mutex
+	groups    map[string]*group
+	sessions  map[string]*Session // current session per worker id
+	flights   map[string]*flight  // current attempt of each run this server holds
+	orphans   map[string]*flight  // active runs found at start, not yet reclaimed
+	waiters   map[string][]chan struct{}
+	dispSeq   uint64 // dispatch counter for least-recent routing
+	rrSeq     uint64 // round-robin counter
+	state     lifecycle
+	promote   promoter
+	lead      leadership
+	cancelBG  context.CancelFunc // ends background loops (listener)
+	leaseDone chan struct{}      // closed when the lease loop exits
 
 	stopMon  chan struct{}
 	wg       sync.WaitGroup
@@ -177,17 +199,18 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:      cfg,
-		st:       cfg.Store,
-		clk:      cfg.Clock,
-		log:      cfg.Logger,
-		ops:      newOpQueue(),
-		groups:   make(map[string]*group),
-		sessions: make(map[string]*Session),
-		flights:  make(map[string]*flight),
-		orphans:  make(map[string]*flight),
-		waiters:  make(map[string][]chan struct{}),
-		stopMon:  make(chan struct{}),
+		cfg:       cfg,
+		st:        cfg.Store,
+		clk:       cfg.Clock,
+		log:       cfg.Logger,
+		ops:       newOpQueue(),
+		groups:    make(map[string]*group),
+		sessions:  make(map[string]*Session),
+		flights:   make(map[string]*flight),
+		orphans:   make(map[string]*flight),
+		waiters:   make(map[string][]chan struct{}),
+		stopMon:   make(chan struct{}),
+		leaseDone: make(chan struct{}),
 	}
 	return e, nil
 }
@@ -212,6 +235,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine: recover active runs: %w", err)
 	}
+	if err := e.adoptRecovered(ctx, active); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	for _, r := range active {
 		e.orphans[r.ID] = newFlight(r)
@@ -219,14 +245,44 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.state = stateRunning
 	e.mu.Unlock()
 
-	e.wg.Add(2)
+	bg, cancel := context.WithCancel(context.Background())
+	e.cancelBG = cancel
+	e.wg.Add(3)
 	go e.commitLoop()
 	go e.monitorLoop()
+	go e.leaseLoop()
+	if !e.cfg.ExclusiveStore {
+		e.wg.Add(1)
+		go e.listenLoop(bg)
+	}
 	if len(active) > 0 {
 		e.log.Info("recovered runs held by workers", "runs", len(active), "grace", e.cfg.DeadAfter)
 		e.clk.AfterFunc(e.cfg.DeadAfter, e.requeueOrphans)
 	}
-	e.armPromoter(ctx)
+	return nil
+}
+
+// adoptRecovered makes this server the holder of active runs that an
+// earlier process of an exclusive store held under another server id, so
+// that fenced reports for them are accepted.
+func (e *Engine) adoptRecovered(ctx context.Context, active []*store.Run) error {
+	var ps []store.RunAdoptParams
+	for _, r := range active {
+		if r.ServerID != e.cfg.ServerID {
+			ps = append(ps, store.RunAdoptParams{ID: r.ID, Attempt: r.Attempt, ServerID: e.cfg.ServerID})
+			r.ServerID = e.cfg.ServerID
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	err := e.st.Tx(ctx, func(tx store.Tx) error {
+		_, err := tx.RunAdopt(ctx, ps)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("engine: adopt recovered runs: %w", err)
+	}
 	return nil
 }
 
@@ -249,7 +305,13 @@ func (e *Engine) Stop(ctx context.Context) error {
 			e.mu.Unlock()
 			return
 		}
+		e.cancelBG()
 		close(e.stopMon)
+		select {
+		case <-e.leaseDone:
+		case <-ctx.Done():
+		}
+		e.resign(ctx) // the committer still runs: leader loops may be mid-write
 		e.ops.close()
 		done := make(chan struct{})
 		go func() { e.wg.Wait(); close(done) }()

@@ -20,7 +20,8 @@ import (
 func (e *Engine) finishParams(f *flight, r *Result, s *Session, now time.Time) store.RunFinishParams {
 	p := store.RunFinishParams{
 		ID: f.id, Attempt: f.attempt, Result: r.Result, Error: r.Error,
-		StartedAt: r.StartedAt.Truncate(time.Microsecond), WorkerID: s.hello.WorkerID, Now: now,
+		StartedAt: r.StartedAt.Truncate(time.Microsecond), WorkerID: s.hello.WorkerID,
+		ServerID: e.cfg.ServerID, Now: now,
 	}
 	switch r.Outcome {
 	case OutcomeSucceeded:
@@ -115,13 +116,13 @@ func (e *Engine) timedOut(f *flight) {
 	delete(e.flights, f.id)
 	f.timer = nil
 	now := e.now()
-	p := store.RunFinishParams{ID: f.id, Attempt: f.attempt, Error: fmt.Sprintf("timed out after %s", f.timeout), Now: now}
+	p := store.RunFinishParams{ID: f.id, Attempt: f.attempt, Error: fmt.Sprintf("timed out after %s", f.timeout), ServerID: e.cfg.ServerID, Now: now}
 	if f.session != nil {
 		p.WorkerID = f.session.hello.WorkerID
 		f.session.conn.Cancel(f.ref(), "timed out")
 	}
 	e.failure(&p, f, store.StatusTimedOut, false, now)
-	o := &op{finishes: []store.RunFinishParams{p}}
+	o := &op{finishes: []store.RunFinishParams{p}, finishGroups: []string{f.group}}
 	o.done = func(o *op) {
 		if o.err != nil || !o.finishRes[0].Accepted {
 			return

@@ -46,10 +46,12 @@ func (e *Engine) armPromoter(ctx context.Context) {
 	}
 }
 
-// notePending makes sure the promoter fires by at. Called with e.mu held.
+// notePending makes sure the promoter fires by at. Only the leader
+// promotes; other servers publish the time (TopicPending) and the leader
+// hears it. Called with e.mu held.
 func (e *Engine) notePending(at time.Time) {
 	p := &e.promote
-	if p.stopped || !e.running() {
+	if p.stopped || !e.running() || e.lead.term == 0 {
 		return
 	}
 	if p.timer != nil && !at.Before(p.at) {
@@ -75,7 +77,7 @@ func (e *Engine) promoteDue() {
 // e.mu held.
 func (e *Engine) startPromotion() {
 	p := &e.promote
-	if p.stopped || !e.running() {
+	if p.stopped || !e.running() || e.lead.term == 0 {
 		return
 	}
 	if p.inflight {

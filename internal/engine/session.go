@@ -70,6 +70,10 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	case h.Window < 0:
 		return nil, nil, &FieldError{Field: "window", Message: "must not be negative"}
 	}
+	adopted, err := e.adoptHeld(ctx, h.Held)
+	if err != nil {
+		return nil, nil, err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.running() {
@@ -89,7 +93,11 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 			s.held[f.id] = f.attempt
 			continue
 		}
-		if f := e.orphans[ref.RunID]; f != nil && f.attempt == ref.Attempt {
+		f := e.orphans[ref.RunID]
+		if f == nil {
+			f = adopted[ref.RunID]
+		}
+		if f != nil && f.attempt == ref.Attempt {
 			delete(e.orphans, f.id)
 			f.session = s
 			e.flights[f.id] = f
@@ -115,6 +123,48 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	g.mayHaveWork = true
 	e.kick(g)
 	return s, stale, nil
+}
+
+// adoptHeld makes this server the holder of runs a reconnecting worker
+// holds that another server handed out (the worker failed over). Each is
+// adopted only if it is still active at the worker's attempt; the store
+// fences that. It returns the adopted runs as flights.
+func (e *Engine) adoptHeld(ctx context.Context, held []RunRef) (map[string]*flight, error) {
+	if e.cfg.ExclusiveStore || len(held) == 0 {
+		return nil, nil
+	}
+	e.mu.Lock()
+	var ps []store.RunAdoptParams
+	for _, ref := range held {
+		if e.flights[ref.RunID] == nil && e.orphans[ref.RunID] == nil {
+			ps = append(ps, store.RunAdoptParams{ID: ref.RunID, Attempt: ref.Attempt, ServerID: e.cfg.ServerID})
+		}
+	}
+	e.mu.Unlock()
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	o := &op{adopts: ps}
+	if err := e.do(ctx, o, nil); err != nil {
+		return nil, fmt.Errorf("engine: adopt held runs: %w", err)
+	}
+	out := make(map[string]*flight)
+	for i, ok := range o.adopted {
+		if !ok {
+			continue
+		}
+		r, err := e.st.RunGet(ctx, ps[i].ID)
+		if err != nil {
+			return nil, fmt.Errorf("engine: adopt held runs: %w", err)
+		}
+		f := newFlight(r)
+		f.attempt = ps[i].Attempt
+		out[r.ID] = f
+	}
+	if len(out) > 0 {
+		e.log.Info("adopted runs from another server", "runs", len(out))
+	}
+	return out, nil
 }
 
 // removeSession takes s out of service. Called with e.mu held.
@@ -208,7 +258,7 @@ func (s *Session) Ack(acks []Ack) {
 		if at.IsZero() {
 			at = now
 		}
-		starts = append(starts, store.RunStartParams{ID: a.RunID, Attempt: a.Attempt, WorkerID: s.hello.WorkerID, Now: at})
+		starts = append(starts, store.RunStartParams{ID: a.RunID, Attempt: a.Attempt, WorkerID: s.hello.WorkerID, ServerID: e.cfg.ServerID, Now: at})
 	}
 	e.mu.Unlock()
 	if len(starts) > 0 {
@@ -226,6 +276,7 @@ func (s *Session) Results(rs []Result) {
 	now := e.now()
 	var (
 		params  []store.RunFinishParams
+		groups  []string
 		flights []*flight
 		rejects []ResultAck
 	)
@@ -242,6 +293,7 @@ func (s *Session) Results(rs []Result) {
 		delete(e.flights, r.RunID)
 		f.stopTimer()
 		params = append(params, e.finishParams(f, r, s, now))
+		groups = append(groups, f.group)
 		flights = append(flights, f)
 	}
 	if len(rejects) > 0 {
@@ -251,7 +303,7 @@ func (s *Session) Results(rs []Result) {
 	e.kick(s.g)
 	e.mu.Unlock()
 	if len(params) > 0 {
-		o := &op{finishes: params}
+		o := &op{finishes: params, finishGroups: groups}
 		o.done = func(o *op) { e.finished(s, flights, o) }
 		e.ops.push(o)
 	}

@@ -96,6 +96,9 @@ func (f *csFakeEngine) Logs(ctx context.Context, p store.LogListParams) ([]store
 	return nil, nil
 }
 func (f *csFakeEngine) Ready(ctx context.Context) error { return nil }
+func (f *csFakeEngine) Cluster(ctx context.Context) (engine.ClusterInfo, error) {
+	return engine.ClusterInfo{Store: "fake"}, nil
+}
 
 func newTestClientSvc(eng Engine, maxPayload int64) *clientService {
 	return newClientService(eng, maxPayload).(*clientService)

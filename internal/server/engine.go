@@ -21,6 +21,8 @@ type Engine interface {
 	Retry(ctx context.Context, id string) (*store.Run, error)
 	Workers() []engine.WorkerInfo
 	Logs(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error)
+	// Cluster reports the leader and the servers sharing the store.
+	Cluster(ctx context.Context) (engine.ClusterInfo, error)
 	// Ready reports whether the engine has started and its store answers.
 	Ready(ctx context.Context) error
 }

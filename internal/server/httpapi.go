@@ -109,6 +109,7 @@ func newHTTPHandler(eng Engine, opts HTTPOptions) http.Handler {
 	m.HandleFunc("GET /api/v1/runs/{id}/wait", h.wait)
 	m.HandleFunc("GET /api/v1/runs/{id}/logs", h.logs)
 	m.HandleFunc("GET /api/v1/workers", h.workers)
+	m.HandleFunc("GET /api/v1/cluster", h.cluster)
 	m.HandleFunc("GET /healthz", h.healthz)
 	m.HandleFunc("GET /readyz", h.readyz)
 	if opts.Routes != nil {

@@ -192,6 +192,9 @@ func (f *httpFakeEngine) Logs(ctx context.Context, p store.LogListParams) ([]sto
 }
 
 func (f *httpFakeEngine) Ready(ctx context.Context) error { return f.readyErr }
+func (f *httpFakeEngine) Cluster(ctx context.Context) (engine.ClusterInfo, error) {
+	return engine.ClusterInfo{Store: "fake"}, nil
+}
 
 func (f *httpFakeEngine) submitCount() int {
 	f.mu.Lock()

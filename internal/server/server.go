@@ -131,6 +131,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	var err error
+	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return fail(fmt.Errorf("server: grpc listen %s: %w", cfg.GRPCAddr, err))
+	}
+	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return fail(fmt.Errorf("server: http listen %s: %w", cfg.HTTPAddr, err))
+	}
+
 	ecfg := cfg.Engine
 	ecfg.Store = s.store
 	ecfg.ServerID = cfg.ServerID
@@ -138,6 +146,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ecfg.HeartbeatInterval = cfg.HeartbeatInterval
 	ecfg.MaxPayload = cfg.MaxPayload
 	ecfg.ExclusiveStore = s.store.Name() == "sqlite"
+	ecfg.AdvertiseHTTP = s.httpLn.Addr().String()
+	ecfg.AdvertiseGRPC = s.grpcLn.Addr().String()
 	eng, err := engine.New(ecfg)
 	if err != nil {
 		return fail(err)
@@ -146,13 +156,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := eng.Start(ctx); err != nil {
 		s.eng = nil
 		return fail(err)
-	}
-
-	if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return fail(fmt.Errorf("server: grpc listen %s: %w", cfg.GRPCAddr, err))
-	}
-	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return fail(fmt.Errorf("server: http listen %s: %w", cfg.HTTPAddr, err))
 	}
 
 	// A batch of runs or results can be several payloads large.

@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// partitionStore cuts one server off from a shared store: while cut, every
+// write and lease call fails, as if the database were unreachable.
+type partitionStore struct {
+	store.Store
+	cut atomic.Bool
+}
+
+var errPartitioned = errors.New("partitioned")
+
+func (s *partitionStore) Tx(ctx context.Context, fn func(store.Tx) error) error {
+	if s.cut.Load() {
+		return errPartitioned
+	}
+	return s.Store.Tx(ctx, fn)
+}
+
+func (s *partitionStore) LeaderElect(ctx context.Context, p store.LeaderElectParams) (store.Leader, error) {
+	if s.cut.Load() {
+		return store.Leader{}, errPartitioned
+	}
+	return s.Store.LeaderElect(ctx, p)
+}
+
+func (s *partitionStore) ServerHeartbeat(ctx context.Context, si store.ServerInfo) error {
+	if s.cut.Load() {
+		return errPartitioned
+	}
+	return s.Store.ServerHeartbeat(ctx, si)
+}
+
+// shared starts two engines (servers s1 and s2) on one store, as two
+// servers on one PostgreSQL would be; s1 reaches it through a partition.
+func shared(t *testing.T) (en1, en2 *env, cut *partitionStore) {
+	t.Helper()
+	base := newEnv(t, func(c *Config) { c.ServerID = "s0" })
+	base.e.Stop(context.Background()) // only its store is used
+	cut = &partitionStore{Store: base.st}
+	en1 = &env{t: t, ctx: context.Background(), st: base.st}
+	en1.e = en1.start(cut, func(c *Config) { c.ServerID = "s1" })
+	synctest.Wait() // s1 wins the first term
+	en2 = &env{t: t, ctx: context.Background(), st: base.st}
+	en2.e = en2.start(base.st, func(c *Config) { c.ServerID = "s2" })
+	synctest.Wait()
+	return en1, en2, cut
+}
+
+func TestLeaderFailoverWhenCutOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en1, en2, cut := shared(t)
+		if !en1.e.Leading() || en2.e.Leading() {
+			t.Fatalf("leading: s1 %v, s2 %v; want s1 only", en1.e.Leading(), en2.e.Leading())
+		}
+		before, err := en2.e.Cluster(en2.ctx)
+		if err != nil || before.Leader != "s1" || len(before.Servers) != 2 {
+			t.Fatalf("cluster %+v %v", before, err)
+		}
+		cut.cut.Store(true)
+		start := time.Now()
+		var took time.Duration
+		for range 30 {
+			time.Sleep(500 * time.Millisecond)
+			synctest.Wait()
+			if en1.e.Leading() && en2.e.Leading() {
+				t.Fatalf("both lead at +%v", time.Since(start))
+			}
+			if en2.e.Leading() && took == 0 {
+				took = time.Since(start)
+			}
+		}
+		if en1.e.Leading() || !en2.e.Leading() {
+			t.Fatalf("after the cut: s1 %v, s2 %v; want s2", en1.e.Leading(), en2.e.Leading())
+		}
+		if took > 12*time.Second {
+			t.Fatalf("s2 led after %v; want within TTL + renew interval", took)
+		}
+		after, _ := en2.e.Cluster(en2.ctx)
+		if after.Leader != "s2" || after.Term <= before.Term {
+			t.Fatalf("cluster after failover %+v (before: term %d)", after, before.Term)
+		}
+		// Healed, s1 stays a follower: the lease is s2's.
+		cut.cut.Store(false)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if en1.e.Leading() || !en2.e.Leading() {
+			t.Fatalf("after healing: s1 %v, s2 %v", en1.e.Leading(), en2.e.Leading())
+		}
+	})
+}
+
+func TestGracefulStopHandsLeadershipOver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en1, en2, _ := shared(t)
+		en1.e.Stop(en1.ctx)
+		time.Sleep(2 * time.Second) // one renew interval
+		synctest.Wait()
+		if !en2.e.Leading() {
+			t.Fatal("s2 does not lead one renew interval after s1 resigned")
+		}
+		info, _ := en2.e.Cluster(en2.ctx)
+		if len(info.Servers) != 1 || info.Servers[0].ID != "s2" {
+			t.Fatalf("servers after s1 stopped: %+v", info.Servers)
+		}
+	})
+}
+
+// A server that is gone loses its runs to the queue once its registration
+// expires; its late reports are fenced off.
+func TestRunsOfALostServerAreRequeued(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en1, en2, cut := shared(t)
+		s1w, c1 := en1.connect("w1", 1)
+		run := en1.submit(SubmitSpec{})[0]
+		task := c1.Tasks()[0]
+		ack(s1w, task)
+		_, c2 := en2.connect("w2", 1)
+		cut.cut.Store(true) // s1 is gone: no renewals, no writes
+		time.Sleep(14 * time.Second)
+		synctest.Wait()
+		got := c2.Tasks()
+		if len(got) != 1 || got[0].RunID != run.ID || got[0].Attempt != 2 {
+			t.Fatalf("s2's worker got %+v, want the lost run at attempt 2", got)
+		}
+		// s1 comes back and its worker reports the old attempt: rejected.
+		cut.cut.Store(false)
+		finish(s1w, OutcomeSucceeded, task)
+		en2.wantStatus(run.ID, store.StatusDispatched)
+	})
+}
+
+// A worker that fails over to another server keeps its run: the new
+// server adopts it, and the old server can no longer hand it back.
+func TestWorkerFailoverAdoptsHeldRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en1, en2, _ := shared(t)
+		s1w, c1 := en1.connect("w1", 1)
+		run := en1.submit(SubmitSpec{})[0]
+		task := c1.Tasks()[0]
+		ack(s1w, task)
+		s1w.Close(errors.New("server gone"))
+		// The worker connects to s2, holding its run.
+		s2w, _ := en2.connectHeld("w1", 1, []RunRef{{run.ID, 1}})
+		time.Sleep(4 * time.Second) // s1 declares its old session dead and tries to hand the run back
+		synctest.Wait()
+		en2.wantStatus(run.ID, store.StatusRunning)
+		finish(s2w, OutcomeSucceeded, task)
+		r := en2.wantStatus(run.ID, store.StatusSucceeded)
+		if r.Attempt != 1 {
+			t.Fatalf("attempt %d, want 1 (adopted, not re-run)", r.Attempt)
+		}
+	})
+}

@@ -1,0 +1,252 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/clock"
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Leadership
+//
+// Every server renews two leases every RenewInterval: its registration
+// (store.ServerHeartbeat), under which it holds its runs, and — if it can
+// get it — the leader lease (store.LeaderElect), a row with a term. The
+// leader runs the singleton loops: the promoter (pending → queued) and the
+// reaper (runs of servers whose registration went stale go back to the
+// queue). They start when a term is won and stop the moment it is lost:
+// when a renewal names another holder, fails until the lease would have
+// expired, or the engine stops.
+//
+// Why two leaders at once are harmless: a server can believe it leads for
+// at most LeaseTTL after its last successful renewal while another takes a
+// new term. Every leader-only write is a conditional, idempotent state
+// change in the store — promote moves only pending runs whose time has
+// come; the reaper requeues only active runs whose server is stale — so
+// running it twice, or on two servers, has the same effect as once. (Cron
+// slots, later, are unique per job and logical time for the same reason.)
+
+// leadership is the state of this server's lease.
+type leadership struct {
+	term      int64     // the term this server leads in; 0 when not leading
+	expiresAt time.Time // of the lease as last renewed
+	leader    store.Leader
+	stopLoops func() // stops the leader loops of the current term
+	timer     clock.Timer
+}
+
+// Leading reports whether this server holds the leader lease now.
+func (e *Engine) Leading() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lead.term != 0
+}
+
+// leaseLoop renews the registration and the leader lease until stop.
+func (e *Engine) leaseLoop() {
+	defer e.wg.Done()
+	defer close(e.leaseDone)
+	started := e.now()
+	for {
+		e.renew(started)
+		tick := make(chan struct{})
+		t := e.clk.AfterFunc(e.cfg.RenewInterval, func() { close(tick) })
+		select {
+		case <-e.stopMon:
+			t.Stop()
+			return
+		case <-tick:
+		}
+	}
+}
+
+func (e *Engine) renew(started time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.LeaseTTL/2)
+	defer cancel()
+	now := e.now()
+	if err := e.st.ServerHeartbeat(ctx, store.ServerInfo{
+		ID: e.cfg.ServerID, HTTP: e.cfg.AdvertiseHTTP, GRPC: e.cfg.AdvertiseGRPC, StartedAt: started, LastSeen: now,
+	}); err != nil {
+		e.log.Error("renew server registration", "err", err)
+	}
+	l, err := e.st.LeaderElect(ctx, store.LeaderElectParams{ServerID: e.cfg.ServerID, TTL: e.cfg.LeaseTTL, Now: now})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err != nil {
+		// Keep leading until the lease we hold would expire; the expiry
+		// timer steps down if no renewal succeeds before then.
+		e.log.Error("renew leader lease", "err", err)
+		return
+	}
+	e.lead.leader = l // resign reads it, even if we are stopping
+	if !e.running() {
+		return
+	}
+	switch {
+	case l.ServerID == e.cfg.ServerID && l.Term == e.lead.term:
+		e.lead.expiresAt = l.ExpiresAt
+		e.armLeaseExpiry()
+	case l.ServerID == e.cfg.ServerID:
+		if e.lead.term != 0 {
+			e.stepDown("lease lapsed and was taken again")
+		}
+		e.becomeLeader(l)
+	case e.lead.term != 0:
+		e.stepDown("another server holds the lease: " + l.ServerID)
+	}
+}
+
+// becomeLeader starts the leader loops for term l. Called with e.mu held.
+func (e *Engine) becomeLeader(l store.Leader) {
+	e.lead.term = l.Term
+	e.lead.expiresAt = l.ExpiresAt
+	e.armLeaseExpiry()
+	e.log.Info("leading", "term", l.Term)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	e.lead.stopLoops = func() { cancel(); <-done }
+	e.promote.stopped = false
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer close(done)
+		e.armPromoter(ctx)
+		e.reapLoop(ctx)
+	}()
+}
+
+// stepDown stops the leader loops at once. Called with e.mu held.
+func (e *Engine) stepDown(why string) {
+	if e.lead.term == 0 {
+		return
+	}
+	e.log.Warn("no longer leading", "term", e.lead.term, "why", why)
+	e.lead.term = 0
+	if e.lead.timer != nil {
+		e.lead.timer.Stop()
+		e.lead.timer = nil
+	}
+	e.promote.stop()
+	if stop := e.lead.stopLoops; stop != nil {
+		e.lead.stopLoops = nil
+		// The loops take e.mu; let go of it while they finish.
+		e.mu.Unlock()
+		stop()
+		e.mu.Lock()
+	}
+}
+
+// armLeaseExpiry steps down when the lease runs out unrenewed. Called with
+// e.mu held.
+func (e *Engine) armLeaseExpiry() {
+	if e.lead.timer != nil {
+		e.lead.timer.Stop()
+	}
+	term := e.lead.term
+	e.lead.timer = e.clk.AfterFunc(max(0, e.lead.expiresAt.Sub(e.clk.Now())), func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.lead.term == term && !e.clk.Now().Before(e.lead.expiresAt) {
+			e.stepDown("lease expired without renewal")
+		}
+	})
+}
+
+// reapLoop requeues, every renew interval, the runs held by servers whose
+// registration is older than the lease TTL.
+func (e *Engine) reapLoop(ctx context.Context) {
+	for {
+		e.reap(ctx)
+		tick := make(chan struct{})
+		t := e.clk.AfterFunc(e.cfg.RenewInterval, func() { close(tick) })
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-tick:
+		}
+	}
+}
+
+func (e *Engine) reap(ctx context.Context) {
+	for {
+		now := e.now()
+		o := &op{requeueLost: &store.RunRequeueLostParams{StaleBefore: now.Add(-e.cfg.LeaseTTL), Limit: 1000, Now: now}}
+		if err := e.do(ctx, o, nil); err != nil {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
+				e.log.Error("requeue runs of lost servers", "err", err)
+			}
+			return
+		}
+		if len(o.requeued) == 0 {
+			return
+		}
+		e.log.Warn("requeued runs of servers that are gone", "runs", len(o.requeued))
+		e.mu.Lock()
+		for _, r := range o.requeued {
+			e.wake(r.Group)
+		}
+		e.mu.Unlock()
+		if len(o.requeued) < 1000 {
+			return
+		}
+	}
+}
+
+// resign gives the lease up on a graceful stop so another server takes
+// over at once instead of after the TTL.
+// Called after the lease loop exited, so no renewal races it.
+func (e *Engine) resign(ctx context.Context) {
+	e.mu.Lock()
+	l := e.lead.leader
+	e.stepDown("stopping")
+	e.mu.Unlock()
+	if l.ServerID == e.cfg.ServerID {
+		if err := e.st.LeaderResign(ctx, e.cfg.ServerID, l.Term); err != nil {
+			e.log.Error("resign leadership", "err", err)
+		}
+	}
+	if err := e.st.ServerRemove(ctx, e.cfg.ServerID); err != nil {
+		e.log.Error("remove server registration", "err", err)
+	}
+}
+
+// ClusterInfo describes the servers sharing this store.
+type ClusterInfo struct {
+	Store   string
+	Leader  string
+	Term    int64
+	Servers []ServerStatus
+}
+
+// ServerStatus is one registered server.
+type ServerStatus struct {
+	store.ServerInfo
+	Leader bool
+	Alive  bool // seen within the lease TTL
+}
+
+// Cluster reports the leader and the registered servers.
+func (e *Engine) Cluster(ctx context.Context) (ClusterInfo, error) {
+	l, err := e.st.LeaderGet(ctx)
+	if err != nil {
+		return ClusterInfo{}, err
+	}
+	servers, err := e.st.ServerList(ctx)
+	if err != nil {
+		return ClusterInfo{}, err
+	}
+	now := e.now()
+	info := ClusterInfo{Store: e.st.Name(), Term: l.Term}
+	if now.Before(l.ExpiresAt) {
+		info.Leader = l.ServerID
+	}
+	for _, s := range servers {
+		info.Servers = append(info.Servers, ServerStatus{
+			ServerInfo: s, Leader: s.ID == info.Leader, Alive: now.Sub(s.LastSeen) <= e.cfg.LeaseTTL,
+		})
+	}
+	return info, nil
+}

@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Notifications between servers sharing a store
+//
+// A server that commits a change other servers must act on publishes it in
+// the same transaction (store.Tx.Notify: delivered on commit, never on
+// rollback):
+//
+//	queued   a group has new queued runs (submit, requeue, retry,
+//	         promotion): servers with workers of that group claim
+//	pending  a pending run's run_at: the leader's promoter re-arms
+//	finished ids of runs that reached a terminal status: waiters on any
+//	         server wake
+//
+// Nothing polls: a server hears about work the moment it is committed.
+
+// maxNotifyPayload keeps payloads under PostgreSQL's 8,000-byte limit.
+const maxNotifyPayload = 7000
+
+// publish adds the notifications for a batch's committed effects.
+func publish(ctx context.Context, tx store.Tx, batch []*op) error {
+	queued := map[string]bool{}
+	var pending time.Time
+	var finished []string
+	notePending := func(at time.Time) {
+		if pending.IsZero() || at.Before(pending) {
+			pending = at
+		}
+	}
+	for _, o := range batch {
+		for _, r := range o.insertRes {
+			switch {
+			case r.Existing:
+			case r.Run.Status == store.StatusQueued:
+				queued[r.Run.Group] = true
+			case r.Run.Status == store.StatusPending:
+				notePending(r.Run.RunAt)
+			}
+		}
+		for i, res := range o.finishRes {
+			if !res.Accepted {
+				continue
+			}
+			p := o.finishes[i]
+			switch {
+			case p.Status.Terminal():
+				finished = append(finished, p.ID)
+			case p.Status == store.StatusQueued && i < len(o.finishGroups):
+				queued[o.finishGroups[i]] = true
+			case p.Status == store.StatusPending:
+				notePending(p.RunAt)
+			}
+		}
+		if o.cancelRes.Changed {
+			finished = append(finished, o.cancelRes.Run.ID)
+		}
+		if o.retried != nil {
+			queued[o.retried.Group] = true
+		}
+		for _, rs := range [][]*store.Run{o.promoted, o.requeued} {
+			for _, r := range rs {
+				queued[r.Group] = true
+			}
+		}
+	}
+	var ns []store.Notification
+	for g := range queued {
+		ns = append(ns, store.Notification{Topic: store.TopicQueued, Payload: g})
+	}
+	if !pending.IsZero() {
+		ns = append(ns, store.Notification{Topic: store.TopicPending, Payload: strconv.FormatInt(pending.UnixMicro(), 10)})
+	}
+	for len(finished) > 0 {
+		var b strings.Builder
+		n := 0
+		for n < len(finished) && b.Len()+len(finished[n])+1 <= maxNotifyPayload {
+			if n > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(finished[n])
+			n++
+		}
+		ns = append(ns, store.Notification{Topic: store.TopicFinished, Payload: b.String()})
+		finished = finished[n:]
+	}
+	for _, n := range ns {
+		if err := tx.Notify(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listenLoop delivers other servers' notifications to the engine until
+// stop, re-listening after a lost connection.
+func (e *Engine) listenLoop(ctx context.Context) {
+	defer e.wg.Done()
+	for {
+		err := e.st.Listen(ctx, e.heard)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			e.log.Warn("listening for notifications", "err", err)
+		}
+		tick := make(chan struct{})
+		t := e.clk.AfterFunc(time.Second, func() { close(tick) })
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-tick:
+		}
+	}
+}
+
+// heard acts on one notification.
+func (e *Engine) heard(n store.Notification) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.running() {
+		return
+	}
+	switch n.Topic {
+	case store.TopicQueued:
+		if g := e.groups[n.Payload]; g != nil {
+			g.mayHaveWork = true
+			e.kick(g)
+		}
+	case store.TopicPending:
+		if us, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+			e.notePending(time.UnixMicro(us).UTC())
+		}
+	case store.TopicFinished:
+		for _, id := range strings.Split(n.Payload, ",") {
+			e.notify(id)
+		}
+	}
+}
