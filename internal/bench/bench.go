@@ -19,11 +19,14 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,6 +35,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pluto-sched/pluto/client"
 	"github.com/pluto-sched/pluto/internal/engine"
@@ -127,6 +132,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	storeURL := opts.Store
+	if isPostgres(storeURL) {
+		u, drop, err := tempSchema(ctx, storeURL)
+		if err != nil {
+			return nil, err
+		}
+		defer drop()
+		storeURL = u
+	}
 	if storeURL == "" {
 		dir, err := os.MkdirTemp("", "pluto-bench-")
 		if err != nil {
@@ -390,4 +403,39 @@ func (r *Report) Text() string {
 	fmt.Fprintf(&b, "submit → finish:  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.SubmitToFinish.P50, r.SubmitToFinish.P90, r.SubmitToFinish.P99, r.SubmitToFinish.Max)
 	fmt.Fprintf(&b, "succeeded:        %d of %d\n", r.Succeeded, r.Runs)
 	return b.String()
+}
+
+func isPostgres(u string) bool {
+	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
+}
+
+// tempSchema gives a PostgreSQL benchmark a schema of its own, so that it
+// starts empty and leaves nothing behind, unless the URL names a schema.
+func tempSchema(ctx context.Context, storeURL string) (string, func(), error) {
+	u, err := url.Parse(storeURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("bench: --store: %w", err)
+	}
+	q := u.Query()
+	if q.Get("schema") != "" {
+		return storeURL, func() {}, nil
+	}
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, err
+	}
+	schema := "pluto_bench_" + hex.EncodeToString(b)
+	q.Set("schema", schema)
+	u.RawQuery = q.Encode()
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, storeURL)
+		if err != nil {
+			return
+		}
+		defer conn.Close(ctx)
+		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+	}
+	return u.String(), drop, nil
 }
