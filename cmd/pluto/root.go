@@ -100,6 +100,7 @@ run did not succeed, server unreachable); 2 usage error.`,
 		a.newSubmitCmd(),
 		a.newRunCmd(),
 		a.newClusterCmd(),
+		a.newCronCmd(),
 	)
 	for _, f := range extraCommands {
 		root.AddCommand(f())
