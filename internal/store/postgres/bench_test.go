@@ -1,0 +1,249 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+	"github.com/pluto-sched/pluto/internal/store/postgres"
+)
+
+// The benchmarks mirror the engine's group commit: one transaction per
+// batch of state changes. Each reports runs/s (wall clock) and cpu-µs/run
+// (user+system CPU time of the whole process per run, which other load on
+// the machine disturbs less than wall time).
+//
+// PostgreSQL runs with its defaults (synchronous_commit on: every commit
+// waits for its WAL flush), on the database PLUTO_TEST_POSTGRES names.
+//
+//	go test -run '^$' -bench . -benchtime 200x ./internal/store/postgres/
+
+var (
+	benchPayload = json.RawMessage(`{"cmd":"echo hello","env":{"A":"1"}}`)
+	benchResult  = json.RawMessage(`{"exit_code":0,"stdout":"hello\n"}`)
+	benchT0      = time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+)
+
+type bencher struct {
+	b   *testing.B
+	s   *postgres.Store
+	ctx context.Context
+	n   int // runs inserted so far
+	now time.Time
+	cpu time.Duration // CPU time inside measured sections
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// measure runs fn with the timer and the CPU clock running.
+func (bb *bencher) measure(fn func()) {
+	bb.b.StartTimer()
+	c := cpuTime()
+	fn()
+	bb.cpu += cpuTime() - c
+	bb.b.StopTimer()
+}
+
+func (bb *bencher) report(perOp int) {
+	runs := float64(bb.b.N * perOp)
+	bb.b.ReportMetric(runs/bb.b.Elapsed().Seconds(), "runs/s")
+	bb.b.ReportMetric(float64(bb.cpu.Microseconds())/runs, "cpu-µs/run")
+}
+
+func newBencher(b *testing.B) *bencher {
+	s := openTest(b)
+	return &bencher{b: b, s: s, ctx: context.Background(), now: benchT0}
+}
+
+func (bb *bencher) tx(fn func(tx store.Tx) error) {
+	if err := bb.s.Tx(bb.ctx, fn); err != nil {
+		bb.b.Fatal(err)
+	}
+}
+
+func (bb *bencher) insertParams(n int) []store.RunInsertParams {
+	ps := make([]store.RunInsertParams, n)
+	for i := range ps {
+		bb.n++
+		bb.now = bb.now.Add(time.Microsecond)
+		ps[i] = store.RunInsertParams{
+			ID: fmt.Sprintf("r_%010d", bb.n), Type: "shell", Group: "default", Payload: benchPayload,
+			Status: store.StatusQueued, MaxAttempts: 3, Now: bb.now, Routing: "least-recent",
+		}
+	}
+	return ps
+}
+
+func (bb *bencher) insert(n int) {
+	ps := bb.insertParams(n)
+	bb.tx(func(tx store.Tx) error {
+		_, err := tx.RunInsert(bb.ctx, ps)
+		return err
+	})
+}
+
+func (bb *bencher) claim(n int) []*store.Run {
+	var runs []*store.Run
+	bb.tx(func(tx store.Tx) error {
+		var err error
+		runs, err = tx.RunClaim(bb.ctx, store.RunClaimParams{Group: "default", Types: []string{"shell"}, Limit: n, ServerID: "srv", Now: bb.now})
+		return err
+	})
+	if len(runs) != n {
+		bb.b.Fatalf("claimed %d, want %d", len(runs), n)
+	}
+	return runs
+}
+
+func startParams(runs []*store.Run, now time.Time) []store.RunStartParams {
+	ps := make([]store.RunStartParams, len(runs))
+	for i, r := range runs {
+		ps[i] = store.RunStartParams{ID: r.ID, Attempt: r.Attempt, WorkerID: "w-1", Now: now}
+	}
+	return ps
+}
+
+func finishParams(runs []*store.Run, now time.Time) []store.RunFinishParams {
+	ps := make([]store.RunFinishParams, len(runs))
+	for i, r := range runs {
+		ps[i] = store.RunFinishParams{ID: r.ID, Attempt: r.Attempt, Status: store.StatusSucceeded,
+			Result: benchResult, WorkerID: "w-1", StartedAt: now, Now: now}
+	}
+	return ps
+}
+
+func (bb *bencher) start(runs []*store.Run) {
+	ps := startParams(runs, bb.now)
+	bb.tx(func(tx store.Tx) error {
+		ok, err := tx.RunStart(bb.ctx, ps)
+		if err == nil && !ok[len(ok)-1] {
+			err = fmt.Errorf("start rejected")
+		}
+		return err
+	})
+}
+
+func (bb *bencher) finish(runs []*store.Run) {
+	ps := finishParams(runs, bb.now)
+	bb.tx(func(tx store.Tx) error {
+		res, err := tx.RunFinish(bb.ctx, ps)
+		if err == nil && !res[len(res)-1].Accepted {
+			err = fmt.Errorf("finish rejected")
+		}
+		return err
+	})
+}
+
+// BenchmarkInsert: one transaction inserting 1,000 runs.
+func BenchmarkInsert(b *testing.B) {
+	bb := newBencher(b)
+	{
+		b.StopTimer()
+		for range b.N {
+			ps := bb.insertParams(1000)
+			bb.measure(func() {
+				bb.tx(func(tx store.Tx) error {
+					_, err := tx.RunInsert(bb.ctx, ps)
+					return err
+				})
+			})
+		}
+		bb.report(1000)
+	}
+}
+
+// BenchmarkClaim: one transaction claiming 512 queued runs.
+func BenchmarkClaim(b *testing.B) {
+	bb := newBencher(b)
+	{
+		b.StopTimer()
+		for range b.N {
+			bb.insert(512)
+			bb.measure(func() { bb.claim(512) })
+		}
+		bb.report(512)
+	}
+}
+
+// BenchmarkStart: one transaction marking 512 dispatched runs running.
+func BenchmarkStart(b *testing.B) {
+	bb := newBencher(b)
+	{
+		b.StopTimer()
+		for range b.N {
+			bb.insert(512)
+			runs := bb.claim(512)
+			bb.measure(func() { bb.start(runs) })
+		}
+		bb.report(512)
+	}
+}
+
+// BenchmarkFinish: one transaction finishing 512 running runs.
+func BenchmarkFinish(b *testing.B) {
+	bb := newBencher(b)
+	{
+		b.StopTimer()
+		for range b.N {
+			bb.insert(512)
+			runs := bb.claim(512)
+			bb.start(runs)
+			bb.measure(func() { bb.finish(runs) })
+		}
+		bb.report(512)
+	}
+}
+
+// BenchmarkCycle: the whole life of 512 runs, one transaction per step
+// (insert, claim, start, finish), as the engine's group commit does it.
+func BenchmarkCycle(b *testing.B) {
+	bb := newBencher(b)
+	{
+		b.StopTimer()
+		for range b.N {
+			bb.measure(func() {
+				bb.insert(512)
+				runs := bb.claim(512)
+				bb.start(runs)
+				bb.finish(runs)
+			})
+		}
+		bb.report(512)
+	}
+}
+
+// BenchmarkCycleOneTx: the whole life of 512 runs in one transaction.
+func BenchmarkCycleOneTx(b *testing.B) {
+	bb := newBencher(b)
+	{
+		b.StopTimer()
+		for range b.N {
+			ps := bb.insertParams(512)
+			bb.measure(func() {
+				bb.tx(func(tx store.Tx) error {
+					if _, err := tx.RunInsert(bb.ctx, ps); err != nil {
+						return err
+					}
+					runs, err := tx.RunClaim(bb.ctx, store.RunClaimParams{Group: "default", Types: []string{"shell"}, Limit: 512, ServerID: "srv", Now: bb.now})
+					if err != nil {
+						return err
+					}
+					if _, err := tx.RunStart(bb.ctx, startParams(runs, bb.now)); err != nil {
+						return err
+					}
+					_, err = tx.RunFinish(bb.ctx, finishParams(runs, bb.now))
+					return err
+				})
+			})
+		}
+		bb.report(512)
+	}
+}

@@ -1,0 +1,268 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+func internalTestURL() string {
+	if u := os.Getenv("PLUTO_TEST_POSTGRES"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// openInternal opens a store in a fresh schema, or skips (fails under CI)
+// without PostgreSQL. The schema is dropped at the end.
+func openInternal(t *testing.T) *Store {
+	t.Helper()
+	ctx := context.Background()
+	u := internalTestURL()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL unreachable at %s: %v", u, err)
+		}
+		t.Skipf("PostgreSQL unreachable at %s: SKIPPING the PostgreSQL tests: %v", u, err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "pluto_test_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+		conn.Close(ctx)
+	})
+	s, err := Open(ctx, u, Options{Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestQueryPlans: the statements on hot paths find their rows through
+// indexes — with custom and with generic plans, and whatever the table's
+// statistics say (here: none, as before the first ANALYZE, which is when
+// a planner that trusts them picks a sequential scan).
+func TestQueryPlans(t *testing.T) {
+	s := openInternal(t)
+	ctx := context.Background()
+	now := time.Now()
+	const n = 5000
+	ps := make([]store.RunInsertParams, n)
+	for i := range ps {
+		ps[i] = store.RunInsertParams{ID: fmt.Sprintf("r%05d", i), Type: "t", Group: "g", Status: store.StatusQueued, Now: now}
+		if i%10 == 0 {
+			ps[i].Status = store.StatusPending
+		}
+	}
+	if err := s.Tx(ctx, func(tx store.Tx) error {
+		if _, err := tx.RunInsert(ctx, ps); err != nil {
+			return err
+		}
+		_, err := tx.RunClaim(ctx, store.RunClaimParams{Group: "g", Types: []string{"t"}, Limit: n / 2, ServerID: "srv", Now: now})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(k int) []string {
+		out := make([]string, k)
+		for i := range out {
+			out[i] = fmt.Sprintf("r%05d", i*7%n)
+		}
+		return out
+	}
+	fill := func(k int, v any) any {
+		switch v := v.(type) {
+		case int32:
+			out := make([]int32, k)
+			for i := range out {
+				out[i] = v
+			}
+			return out
+		case string:
+			out := make([]string, k)
+			for i := range out {
+				out[i] = v
+			}
+			return out
+		case time.Time:
+			out := make([]time.Time, k)
+			for i := range out {
+				out[i] = v
+			}
+			return out
+		}
+		panic(v)
+	}
+	for _, k := range []int{1, 512} {
+		cases := []struct {
+			name string
+			sql  string
+			args []any
+			want string // an index the plan must use
+		}{
+			{"claim", sqlClaim, []any{"srv", "g", []string{"t", "u"}, int64(k)}, "runs_claim"},
+			{"start", sqlStart, []any{ids(k), fill(k, int32(1)), fill(k, now), fill(k, "w"), fill(k, "")}, "runs_id_key"},
+			{"finish", sqlFinish, []any{ids(k), fill(k, int32(1)), fill(k, "succeeded"), fill(k, now), fill(k, now),
+				fill(k, "w"), fill(k, int32(0)), fill(k, now), fill(k, "{}"), fill(k, ""), fill(k, "")}, "runs_id_key"},
+			{"adopt", sqlAdopt, []any{ids(k), fill(k, int32(1)), fill(k, "srv2")}, "runs_id_key"},
+			{"promote", sqlPromote, []any{now, int64(k)}, "runs_pending"},
+			{"requeue lost", sqlRequeueLost, []any{now, int64(k)}, "runs_active"},
+			{"get by keys", sqlGetByKeys, []any{fill(k, "key")}, "runs_key"},
+			{"get for update", sqlGetForUpdate, []any{"r00001"}, "runs_id_key"},
+			{"list active of a server", sqlListActiveServer, []any{"srv"}, "runs_active"},
+			{"next pending", sqlNextPendingAt, nil, "runs_pending"},
+			{"queued groups", sqlQueuedGroups, nil, "runs_claim"},
+			{"log list", sqlLogList, []any{"r1", int64(0), int64(k)}, "run_logs_run"},
+		}
+		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+			for _, c := range cases {
+				plan := explain(t, s, mode, c.sql, c.args)
+				if os.Getenv("SHOWPLANS") != "" || strings.Contains(plan, "Seq Scan on runs") || !strings.Contains(plan, c.want) {
+					t.Errorf("%s, %d rows, %s: plan does not use %s, or scans runs:\n%s", c.name, k, mode, c.want, plan)
+				} else if testing.Verbose() {
+					t.Logf("%s, %d rows, %s:\n%s", c.name, k, mode, plan)
+				}
+			}
+		}
+	}
+}
+
+// explain returns the plan of sql, prepared, with args, under the write
+// transactions' settings and plan_cache_mode mode.
+func explain(t *testing.T, s *Store, mode, sql string, args []any) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	defer conn.Exec(ctx, "ROLLBACK")
+	defer conn.Exec(ctx, "DEALLOCATE p")
+	if _, err := conn.Exec(ctx, beginSQL+"; SET LOCAL plan_cache_mode = "+mode+"; PREPARE p AS "+sql); err != nil {
+		t.Fatalf("PREPARE %s: %v", sql, err)
+	}
+	params := make([]string, len(args))
+	for i, a := range args {
+		params[i] = literal(a)
+	}
+	q := "EXPLAIN EXECUTE p"
+	if len(args) > 0 {
+		q += "(" + strings.Join(params, ", ") + ")"
+	}
+	rows, err := conn.Query(ctx, q)
+	if err != nil {
+		t.Fatalf("%s for %s: %v", q, sql, err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("%s for %s: %v", q, sql, err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// literal renders a statement argument as an SQL literal.
+func literal(v any) string {
+	elem := func(v any) string {
+		switch v := v.(type) {
+		case string:
+			return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
+		case time.Time:
+			return `"` + v.Format(time.RFC3339Nano) + `"`
+		}
+		return fmt.Sprint(v)
+	}
+	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	switch v := v.(type) {
+	case string:
+		return quote(v)
+	case time.Time:
+		return quote(v.Format(time.RFC3339Nano))
+	case int64, int32:
+		return fmt.Sprint(v)
+	case []string, []int32, []time.Time:
+		var es []string
+		switch v := v.(type) {
+		case []string:
+			for _, e := range v {
+				es = append(es, elem(e))
+			}
+		case []int32:
+			for _, e := range v {
+				es = append(es, elem(e))
+			}
+		case []time.Time:
+			for _, e := range v {
+				es = append(es, elem(e))
+			}
+		}
+		return quote("{" + strings.Join(es, ",") + "}")
+	}
+	panic(fmt.Sprintf("literal of %T", v))
+}
+
+func TestNotificationEncoding(t *testing.T) {
+	ns := []store.Notification{
+		{Topic: "queued", Payload: "g1"},
+		{Topic: "queued", Payload: ""},
+		{Topic: "x", Payload: "a:b\nc\\n\x00d\\"},
+		{Topic: "finished", Payload: strings.Repeat("r", 3000)},
+		{Topic: "finished", Payload: strings.Repeat("s", 3000)},
+		{Topic: "finished", Payload: strings.Repeat("t", 3000)},
+	}
+	var lines []string
+	for _, n := range ns {
+		lines = append(lines, n.Topic+":"+payloadEscaper.Replace(n.Payload))
+	}
+	msgs := encodeNotifications(lines, maxMessage)
+	if len(msgs) != 2 {
+		t.Errorf("%d messages, want 2", len(msgs))
+	}
+	var got []store.Notification
+	for _, m := range msgs {
+		if len(m) > maxMessage {
+			t.Errorf("message of %d bytes", len(m))
+		}
+		decodeNotifications(m, func(n store.Notification) { got = append(got, n) })
+	}
+	if fmt.Sprint(got) != fmt.Sprint(ns) {
+		t.Errorf("round trip:\n got %q\nwant %q", got, ns)
+	}
+}
+
+func TestChannelName(t *testing.T) {
+	if c := channelName("pluto"); c != "pluto_pluto" {
+		t.Errorf("channelName(pluto) = %q", c)
+	}
+	long := strings.Repeat("a", 63)
+	c := channelName(long)
+	if len(c) > 63 || c == channelName(strings.Repeat("a", 62)+"b") {
+		t.Errorf("channelName of a long schema: %q", c)
+	}
+}
+
+func TestSplitSchema(t *testing.T) {
+	for _, c := range []struct{ in, out, schema string }{
+		{"postgres://u@h/db?sslmode=disable&schema=abc", "postgres://u@h/db?sslmode=disable", "abc"},
+		{"postgresql://u:p@h:5/db?schema=x_1", "postgresql://u:p@h:5/db", "x_1"},
+		{"postgres://u@h/db", "postgres://u@h/db", ""},
+		{"host=h user=u", "host=h user=u", ""},
+	} {
+		out, schema, err := splitSchema(c.in)
+		if err != nil || out != c.out || schema != c.schema {
+			t.Errorf("splitSchema(%q) = %q, %q, %v; want %q, %q", c.in, out, schema, err, c.out, c.schema)
+		}
+	}
+}

@@ -1,0 +1,609 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// The write side. Every batch method is one statement per transaction
+// whatever the batch size (arrays bound as parameters and expanded with
+// unnest), so a group commit of hundreds of changes costs a handful of
+// round trips. A batch that names one run twice is cut into rounds in
+// which every run appears once (an UPDATE … FROM applies at most one
+// source row to a target row), so elements still apply in order.
+
+const (
+	// sqlInsert inserts a batch in input order (seq follows it); a run
+	// whose key already names a run (stored, or earlier in the batch) is
+	// not inserted. It returns what identifies the inserted rows.
+	sqlInsert = `INSERT INTO runs (id, job, parent_id, shard, type, grp, payload, priority, status,
+			max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key)
+		SELECT u.id, u.job, u.parent_id, u.shard, u.type, u.grp, u.payload, u.priority, u.status,
+			u.max_attempts, u.key, u.logical_time, u.run_at, u.created_at, u.timeout, u.routing, u.routing_key
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[],
+				$8::int4[], $9::text[], $10::int4[], $11::text[], $12::timestamptz[], $13::timestamptz[],
+				$14::timestamptz[], $15::int8[], $16::text[], $17::text[])
+			WITH ORDINALITY AS u(id, job, parent_id, shard, type, grp, payload, priority, status,
+				max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key, ord)
+		ORDER BY u.ord
+		ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
+		RETURNING seq, id, key`
+
+	sqlGetByKeys = `SELECT ` + runCols + ` FROM runs WHERE key = ANY($1::text[])`
+
+	// sqlClaim locks the heads of the group's per-type queues (each one an
+	// ordered range of runs_claim, cut at the limit; rows other claimers
+	// hold are skipped, not waited for), keeps the first limit of them in
+	// claim order and dispatches those. Arguments: server, group, types,
+	// limit.
+	sqlClaim = `WITH c AS MATERIALIZED (
+			SELECT h.seq FROM unnest($3::text[]) AS t(type)
+			CROSS JOIN LATERAL (
+				SELECT q.seq, q.priority, q.run_at FROM runs AS q
+				WHERE q.queued AND q.grp = $2 AND q.type = t.type
+				ORDER BY q.priority DESC, q.run_at, q.seq
+				LIMIT $4
+				FOR UPDATE SKIP LOCKED) AS h
+			ORDER BY h.priority DESC, h.run_at, h.seq
+			LIMIT $4)
+		UPDATE runs SET status = 'dispatched', attempt = runs.attempt + 1, server_id = $1, worker_id = ''
+		FROM c WHERE runs.seq = c.seq
+		RETURNING ` + qualifiedRunCols
+
+	// sqlStart: arguments are arrays of id, attempt, started_at, worker
+	// (NULL: keep) and server ('' : not fenced).
+	sqlStart = `UPDATE runs SET status = 'running', started_at = u.now, worker_id = coalesce(u.worker, runs.worker_id)
+		FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::text[]) AS u(id, attempt, now, worker, server)
+		WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status = 'dispatched'
+			AND (u.server = '' OR runs.server_id = u.server)
+		RETURNING runs.id`
+
+	sqlFinish = `UPDATE runs SET status = u.status,
+			finished_at = coalesce(u.finished_at, runs.finished_at),
+			run_at = coalesce(u.run_at, runs.run_at),
+			worker_id = coalesce(u.worker, runs.worker_id),
+			server_id = NULL,
+			failures = runs.failures + u.failure,
+			started_at = coalesce(runs.started_at, u.started_at),
+			result = coalesce(u.result, runs.result),
+			error = coalesce(u.error, runs.error)
+		FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
+				$7::int4[], $8::timestamptz[], $9::text[], $10::text[], $11::text[])
+			AS u(id, attempt, status, finished_at, run_at, worker, failure, started_at, result, error, server)
+		WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status IN ('dispatched', 'running')
+			AND (u.server = '' OR runs.server_id = u.server)
+		RETURNING runs.id`
+
+	sqlAdopt = `UPDATE runs SET server_id = u.server
+		FROM unnest($1::text[], $2::int4[], $3::text[]) AS u(id, attempt, server)
+		WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status IN ('dispatched', 'running')
+		RETURNING runs.id`
+
+	sqlGetForUpdate = `SELECT ` + runCols + ` FROM runs WHERE id = $1 FOR UPDATE`
+
+	sqlCancel = `UPDATE runs SET status = 'cancelled', finished_at = $1, error = $2, server_id = NULL
+		WHERE seq = $3 RETURNING ` + runCols
+
+	sqlRetry = `UPDATE runs SET status = 'queued', failures = 0, run_at = $1, finished_at = NULL,
+			started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL
+		WHERE seq = $2 RETURNING ` + runCols
+
+	sqlPromote = `WITH p AS MATERIALIZED (
+			SELECT d.seq FROM runs AS d
+			WHERE d.pending AND d.run_at <= $1
+			ORDER BY d.run_at, d.seq
+			LIMIT $2
+			FOR UPDATE SKIP LOCKED)
+		UPDATE runs SET status = 'queued' FROM p WHERE runs.seq = p.seq
+		RETURNING ` + qualifiedRunCols
+
+	// sqlRequeueLost: the active runs whose server is not registered or
+	// was last seen before the cut-off, oldest first. They are found
+	// through runs_active (ordering by "seq + 0" keeps the planner from
+	// walking the whole primary key instead, to save a sort of a few rows).
+	sqlRequeueLost = `WITH l AS MATERIALIZED (
+			SELECT a.seq FROM runs AS a
+			WHERE a.server_id IS NOT NULL AND a.status IN ('dispatched', 'running')
+				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = a.server_id AND s.last_seen >= $1)
+			ORDER BY a.seq + 0
+			LIMIT $2
+			FOR UPDATE SKIP LOCKED)
+		UPDATE runs SET status = 'queued', server_id = NULL, worker_id = '' FROM l WHERE runs.seq = l.seq
+		RETURNING ` + qualifiedRunCols
+
+	sqlLogAppend = `INSERT INTO run_logs (run_id, attempt, time, stream, level, text)
+		SELECT u.run_id, u.attempt, u.time, u.stream, u.level, u.text
+		FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+			WITH ORDINALITY AS u(run_id, attempt, time, stream, level, text, ord)
+		ORDER BY u.ord`
+)
+
+// RunInsert implements store.Tx.
+func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]store.RunInsertResult, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, err
+	}
+	for i := range runs {
+		p := &runs[i]
+		if p.ID == "" {
+			return nil, fmt.Errorf("postgres: RunInsert: run %d has no ID", i)
+		}
+		switch p.Status {
+		case store.StatusPending, store.StatusBlocked, store.StatusQueued, store.StatusSkipped:
+		default:
+			return nil, fmt.Errorf("postgres: RunInsert: run %q: status %q is not pending, blocked, queued or skipped", p.ID, p.Status)
+		}
+	}
+	if len(runs) == 0 {
+		return []store.RunInsertResult{}, nil
+	}
+	n := len(runs)
+	var (
+		id, job, parent, typ, grp, status, routing, routingKey = make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		shard               = make([]pgtype.Int4, n)
+		payload, key        = make([]pgtype.Text, n), make([]pgtype.Text, n)
+		priority, maxAtt    = make([]int32, n), make([]int32, n)
+		logical             = make([]pgtype.Timestamptz, n)
+		runAt, createdAt    = make([]time.Time, n), make([]time.Time, n)
+		timeout             = make([]int64, n)
+		keyed               bool
+	)
+	for i := range runs {
+		p := &runs[i]
+		id[i], job[i], parent[i], typ[i], grp[i] = p.ID, p.Job, p.ParentID, p.Type, p.Group
+		status[i], routing[i], routingKey[i] = string(p.Status), p.Routing, p.RoutingKey
+		if p.Shard != nil {
+			shard[i] = pgtype.Int4{Int32: int32(*p.Shard), Valid: true}
+		}
+		payload[i], key[i] = nullJSON(p.Payload), nullText(p.Key)
+		priority[i], maxAtt[i] = int32(p.Priority), int32(p.MaxAttempts)
+		logical[i] = nullTime(p.LogicalTime)
+		runAt[i], createdAt[i] = insertRunAt(p), p.Now
+		timeout[i] = int64(p.Timeout)
+		keyed = keyed || p.Key != ""
+	}
+	rows, err := t.q.Query(ctx, sqlInsert, id, job, parent, shard, typ, grp, payload, priority, status,
+		maxAtt, key, logical, runAt, createdAt, timeout, routing, routingKey)
+	if err != nil {
+		return nil, t.s.wrap("RunInsert", err)
+	}
+	// A row is identified by its ID and key: two inputs may share an ID
+	// when the first is refused for its key.
+	type ident struct{ id, key string }
+	inserted := make(map[ident]int64, n)
+	for rows.Next() {
+		var (
+			seq    int64
+			rid    string
+			rowKey pgtype.Text
+		)
+		if err := rows.Scan(&seq, &rid, &rowKey); err != nil {
+			rows.Close()
+			return nil, t.s.wrap("RunInsert", err)
+		}
+		inserted[ident{rid, rowKey.String}] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.s.wrap("RunInsert", err)
+	}
+	out := make([]store.RunInsertResult, n)
+	var refusedKeys []string
+	for i := range runs {
+		p := &runs[i]
+		k := ident{p.ID, p.Key}
+		if seq, ok := inserted[k]; ok {
+			out[i] = store.RunInsertResult{Run: insertedRun(p, seq)}
+			delete(inserted, k) // a later input with the same ID and key was refused
+			continue
+		}
+		if p.Key == "" {
+			return nil, fmt.Errorf("postgres: RunInsert: run %q was not inserted", p.ID)
+		}
+		refusedKeys = append(refusedKeys, p.Key)
+	}
+	if len(refusedKeys) == 0 {
+		return out, nil
+	}
+	// The runs that hold the refused keys: stored before, or inserted by
+	// this batch (or by a transaction that committed meanwhile).
+	rows, err = t.q.Query(ctx, sqlGetByKeys, refusedKeys)
+	if err != nil {
+		return nil, t.s.wrap("RunInsert: existing keys", err)
+	}
+	existing, err := collectRuns(rows)
+	if err != nil {
+		return nil, t.s.wrap("RunInsert: existing keys", err)
+	}
+	byKey := make(map[string]*Run, len(existing))
+	for _, r := range existing {
+		byKey[r.Key] = r
+	}
+	for i := range runs {
+		if out[i].Run != nil {
+			continue
+		}
+		r := byKey[runs[i].Key]
+		if r == nil {
+			return nil, fmt.Errorf("postgres: RunInsert: key %q conflicts but names no run", runs[i].Key)
+		}
+		c := *r
+		out[i] = store.RunInsertResult{Run: &c, Existing: true}
+	}
+	return out, nil
+}
+
+func insertRunAt(p *store.RunInsertParams) time.Time {
+	if p.RunAt.IsZero() {
+		return p.Now
+	}
+	return p.RunAt
+}
+
+// insertedRun is the run an insert wrote, as it reads back.
+func insertedRun(p *store.RunInsertParams, seq int64) *Run {
+	r := &Run{
+		ID:          p.ID,
+		Seq:         seq,
+		Job:         p.Job,
+		ParentID:    p.ParentID,
+		Type:        p.Type,
+		Group:       p.Group,
+		Priority:    p.Priority,
+		Status:      p.Status,
+		MaxAttempts: p.MaxAttempts,
+		Key:         p.Key,
+		LogicalTime: micro(p.LogicalTime),
+		RunAt:       micro(insertRunAt(p)),
+		CreatedAt:   micro(p.Now),
+		Timeout:     p.Timeout,
+		Routing:     p.Routing,
+		RoutingKey:  p.RoutingKey,
+	}
+	if p.Shard != nil {
+		n := *p.Shard
+		r.Shard = &n
+	}
+	if len(p.Payload) > 0 {
+		r.Payload = cleanJSON(p.Payload)
+	}
+	return r
+}
+
+// RunClaim implements store.Tx.
+func (t *tx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*Run, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, err
+	}
+	if len(p.Types) == 0 || p.Limit <= 0 {
+		return nil, nil
+	}
+	types := slices.Clone(p.Types)
+	slices.Sort(types)
+	types = slices.Compact(types)
+	rows, err := t.q.Query(ctx, sqlClaim, p.ServerID, p.Group, types, int64(p.Limit))
+	if err != nil {
+		return nil, t.s.wrap("RunClaim", err)
+	}
+	runs, err := collectRuns(rows)
+	if err != nil {
+		return nil, t.s.wrap("RunClaim", err)
+	}
+	slices.SortFunc(runs, claimOrder) // RETURNING has no order
+	return runs, nil
+}
+
+// claimOrder is the queue order: higher priority, then earlier run_at,
+// then insertion order.
+func claimOrder(a, b *Run) int {
+	if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
+		return c
+	}
+	if c := a.RunAt.Compare(b.RunAt); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Seq, b.Seq)
+}
+
+// rounds splits the indexes of a batch into rounds in which no ID appears
+// twice; element i goes to the round after the one of the previous element
+// with its ID, so elements for one run apply in input order. Almost every
+// batch is one round.
+func rounds(n int, id func(i int) string) [][]int {
+	round := make(map[string]int, n)
+	var out [][]int
+	for i := range n {
+		r := round[id(i)]
+		round[id(i)] = r + 1
+		if r == len(out) {
+			out = append(out, make([]int, 0, n))
+		}
+		out[r] = append(out[r], i)
+	}
+	return out
+}
+
+// appliedIDs runs a statement returning the IDs of the rows it changed.
+func (t *tx) appliedIDs(ctx context.Context, op, sql string, args ...any) (map[string]bool, error) {
+	rows, err := t.q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, t.s.wrap(op, err)
+	}
+	defer rows.Close()
+	applied := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, t.s.wrap(op, err)
+		}
+		applied[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.s.wrap(op, err)
+	}
+	return applied, nil
+}
+
+// RunStart implements store.Tx.
+func (t *tx) RunStart(ctx context.Context, ps []store.RunStartParams) ([]bool, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(ps))
+	for _, idx := range rounds(len(ps), func(i int) string { return ps[i].ID }) {
+		n := len(idx)
+		var (
+			ids, servers = make([]string, n), make([]string, n)
+			attempts     = make([]int32, n)
+			now          = make([]time.Time, n)
+			workers      = make([]pgtype.Text, n)
+		)
+		for j, i := range idx {
+			p := &ps[i]
+			ids[j], attempts[j], now[j], workers[j], servers[j] = p.ID, int32(p.Attempt), p.Now, nullText(p.WorkerID), p.ServerID
+		}
+		applied, err := t.appliedIDs(ctx, "RunStart", sqlStart, ids, attempts, now, workers, servers)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range idx {
+			out[i] = applied[ps[i].ID]
+		}
+	}
+	return out, nil
+}
+
+// RunFinish implements store.Tx.
+func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store.RunFinishResult, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, err
+	}
+	for i := range ps {
+		if s := ps[i].Status; !s.Terminal() && s != store.StatusPending && s != store.StatusQueued {
+			return nil, fmt.Errorf("postgres: RunFinish: run %q: status %q is not terminal, pending or queued", ps[i].ID, s)
+		}
+	}
+	out := make([]store.RunFinishResult, len(ps))
+	for _, idx := range rounds(len(ps), func(i int) string { return ps[i].ID }) {
+		n := len(idx)
+		var (
+			ids, statuses, servers        = make([]string, n), make([]string, n), make([]string, n)
+			attempts, failures            = make([]int32, n), make([]int32, n)
+			finishedAt, runAt, startedAt  = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+			workers, results, errorTexts  = make([]pgtype.Text, n), make([]pgtype.Text, n), make([]pgtype.Text, n)
+		)
+		for j, i := range idx {
+			p := &ps[i]
+			ids[j], attempts[j], statuses[j], servers[j] = p.ID, int32(p.Attempt), string(p.Status), p.ServerID
+			switch {
+			case p.Status.Terminal():
+				finishedAt[j] = pgtype.Timestamptz{Time: p.Now, Valid: true}
+			case p.Status == store.StatusPending:
+				at := p.RunAt
+				if at.IsZero() {
+					at = p.Now
+				}
+				runAt[j] = pgtype.Timestamptz{Time: at, Valid: true}
+			}
+			if p.Status == store.StatusQueued {
+				workers[j] = pgtype.Text{Valid: true} // a handed-back run has no worker
+			} else {
+				workers[j] = nullText(p.WorkerID)
+			}
+			if p.Failure {
+				failures[j] = 1
+			}
+			startedAt[j] = nullTime(p.StartedAt)
+			results[j] = nullJSON(p.Result)
+			errorTexts[j] = pgtype.Text{String: cleanText(p.Error), Valid: p.Error != "" || p.Status == store.StatusSucceeded}
+		}
+		applied, err := t.appliedIDs(ctx, "RunFinish", sqlFinish, ids, attempts, statuses, finishedAt, runAt,
+			workers, failures, startedAt, results, errorTexts, servers)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range idx {
+			out[i] = store.RunFinishResult{ID: ps[i].ID, Accepted: applied[ps[i].ID]}
+		}
+	}
+	return out, nil
+}
+
+// RunAdopt implements store.Tx.
+func (t *tx) RunAdopt(ctx context.Context, ps []store.RunAdoptParams) ([]bool, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, err
+	}
+	for i := range ps {
+		if ps[i].ServerID == "" {
+			return nil, fmt.Errorf("postgres: RunAdopt: run %q: no server ID", ps[i].ID)
+		}
+	}
+	out := make([]bool, len(ps))
+	for _, idx := range rounds(len(ps), func(i int) string { return ps[i].ID }) {
+		n := len(idx)
+		ids, servers, attempts := make([]string, n), make([]string, n), make([]int32, n)
+		for j, i := range idx {
+			ids[j], attempts[j], servers[j] = ps[i].ID, int32(ps[i].Attempt), ps[i].ServerID
+		}
+		applied, err := t.appliedIDs(ctx, "RunAdopt", sqlAdopt, ids, attempts, servers)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range idx {
+			out[i] = applied[ps[i].ID]
+		}
+	}
+	return out, nil
+}
+
+// getForUpdate reads and locks one run; a missing run is ErrNotFound,
+// which leaves the transaction usable.
+func (t *tx) getForUpdate(ctx context.Context, op, id string) (*Run, error) {
+	rows, err := t.q.Query(ctx, sqlGetForUpdate, id)
+	if err != nil {
+		return nil, t.s.wrap(op, err)
+	}
+	runs, err := collectRuns(rows)
+	if err != nil {
+		return nil, t.s.wrap(op, err)
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("postgres: %s: run %q: %w", op, id, store.ErrNotFound)
+	}
+	return runs[0], nil
+}
+
+// one runs a statement that returns exactly one run.
+func (t *tx) one(ctx context.Context, op, sql string, args ...any) (*Run, error) {
+	rows, err := t.q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, t.s.wrap(op, err)
+	}
+	runs, err := collectRuns(rows)
+	if err != nil {
+		return nil, t.s.wrap(op, err)
+	}
+	if len(runs) != 1 {
+		return nil, fmt.Errorf("postgres: %s: %d rows changed, want 1", op, len(runs))
+	}
+	return runs[0], nil
+}
+
+// RunCancel implements store.Tx.
+func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunCancelResult, error) {
+	if err := t.check(ctx); err != nil {
+		return store.RunCancelResult{}, err
+	}
+	prev, err := t.getForUpdate(ctx, "RunCancel", p.ID)
+	if err != nil {
+		return store.RunCancelResult{}, err
+	}
+	res := store.RunCancelResult{Run: prev, Prev: prev.Status, PrevWorker: prev.WorkerID}
+	if prev.Status.Terminal() {
+		return res, nil
+	}
+	reason := p.Reason
+	if reason == "" {
+		reason = "cancelled"
+	}
+	r, err := t.one(ctx, "RunCancel", sqlCancel, p.Now, cleanText(reason), prev.Seq)
+	if err != nil {
+		return store.RunCancelResult{}, err
+	}
+	res.Run, res.Changed = r, true
+	return res, nil
+}
+
+// RunRetry implements store.Tx.
+func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, err
+	}
+	prev, err := t.getForUpdate(ctx, "RunRetry", p.ID)
+	if err != nil {
+		return nil, err
+	}
+	switch prev.Status {
+	case store.StatusFailed, store.StatusCancelled, store.StatusTimedOut, store.StatusSkipped:
+	default:
+		return nil, fmt.Errorf("postgres: RunRetry: run %q is %s: %w", p.ID, prev.Status, store.ErrConflict)
+	}
+	return t.one(ctx, "RunRetry", sqlRetry, p.Now, prev.Seq)
+}
+
+// RunPromote implements store.Tx.
+func (t *tx) RunPromote(ctx context.Context, p store.RunPromoteParams) ([]*Run, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, err
+	}
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	rows, err := t.q.Query(ctx, sqlPromote, p.Now, int64(p.Limit))
+	if err != nil {
+		return nil, t.s.wrap("RunPromote", err)
+	}
+	runs, err := collectRuns(rows)
+	if err != nil {
+		return nil, t.s.wrap("RunPromote", err)
+	}
+	slices.SortFunc(runs, func(a, b *Run) int {
+		if c := a.RunAt.Compare(b.RunAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Seq, b.Seq)
+	})
+	return runs, nil
+}
+
+// RunRequeueLost implements store.Tx.
+func (t *tx) RunRequeueLost(ctx context.Context, p store.RunRequeueLostParams) ([]*Run, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, err
+	}
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	rows, err := t.q.Query(ctx, sqlRequeueLost, p.StaleBefore, int64(p.Limit))
+	if err != nil {
+		return nil, t.s.wrap("RunRequeueLost", err)
+	}
+	runs, err := collectRuns(rows)
+	if err != nil {
+		return nil, t.s.wrap("RunRequeueLost", err)
+	}
+	slices.SortFunc(runs, func(a, b *Run) int { return cmp.Compare(a.Seq, b.Seq) })
+	return runs, nil
+}
+
+// LogAppend implements store.Tx.
+func (t *tx) LogAppend(ctx context.Context, lines []store.LogLine) error {
+	if err := t.check(ctx); err != nil {
+		return err
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	n := len(lines)
+	var (
+		runIDs, streams, levels, texts = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		attempts                       = make([]int32, n)
+		times                          = make([]time.Time, n)
+	)
+	for i := range lines {
+		l := &lines[i]
+		runIDs[i], attempts[i], times[i], streams[i], levels[i], texts[i] = l.RunID, int32(l.Attempt), l.Time, cleanText(l.Stream), cleanText(l.Level), cleanText(l.Text)
+	}
+	if _, err := t.q.Exec(ctx, sqlLogAppend, runIDs, attempts, times, streams, levels, texts); err != nil {
+		return t.s.wrap("LogAppend", err)
+	}
+	return nil
+}

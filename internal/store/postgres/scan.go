@@ -1,0 +1,151 @@
+package postgres
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"unicode/utf8"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Run is store.Run.
+type Run = store.Run
+
+// runCols is the column list every run query selects or returns, in the
+// order runRow.scan reads it. qualifiedRunCols is the same list with the
+// table name, for RETURNING clauses of UPDATE … FROM.
+const (
+	runCols = `seq, id, job, parent_id, shard, type, grp, payload, priority, status,
+	attempt, max_attempts, failures, key, logical_time, run_at, created_at, started_at,
+	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key`
+	qualifiedRunCols = `runs.seq, runs.id, runs.job, runs.parent_id, runs.shard, runs.type, runs.grp,
+	runs.payload, runs.priority, runs.status, runs.attempt, runs.max_attempts, runs.failures,
+	runs.key, runs.logical_time, runs.run_at, runs.created_at, runs.started_at, runs.finished_at,
+	runs.worker_id, runs.server_id, runs.result, runs.error, runs.timeout, runs.routing,
+	runs.routing_key`
+	numRunCols = 26
+)
+
+// runRow receives one row of runCols.
+type runRow struct {
+	r           Run
+	shard       pgtype.Int4
+	payload     []byte
+	status      string
+	key         pgtype.Text
+	logicalTime pgtype.Timestamptz
+	startedAt   pgtype.Timestamptz
+	finishedAt  pgtype.Timestamptz
+	serverID    pgtype.Text
+	result      []byte
+	timeout     int64
+	dest        [numRunCols]any
+}
+
+func newRunRow() *runRow {
+	rr := new(runRow)
+	r := &rr.r
+	rr.dest = [numRunCols]any{
+		&r.Seq, &r.ID, &r.Job, &r.ParentID, &rr.shard, &r.Type, &r.Group, &rr.payload, &r.Priority, &rr.status,
+		&r.Attempt, &r.MaxAttempts, &r.Failures, &rr.key, &rr.logicalTime, &r.RunAt, &r.CreatedAt, &rr.startedAt,
+		&rr.finishedAt, &r.WorkerID, &rr.serverID, &rr.result, &r.Error, &rr.timeout, &r.Routing, &r.RoutingKey,
+	}
+	return rr
+}
+
+// scan reads the current row into a new Run.
+func (rr *runRow) scan(row pgx.Row) (*Run, error) {
+	rr.r = Run{}
+	rr.payload, rr.result = nil, nil
+	if err := row.Scan(rr.dest[:]...); err != nil {
+		return nil, err
+	}
+	r := new(Run)
+	*r = rr.r
+	r.Status = store.RunStatus(rr.status)
+	if rr.shard.Valid {
+		n := int(rr.shard.Int32)
+		r.Shard = &n
+	}
+	if len(rr.payload) > 0 {
+		r.Payload = json.RawMessage(rr.payload)
+	}
+	if len(rr.result) > 0 {
+		r.Result = json.RawMessage(rr.result)
+	}
+	r.Key = rr.key.String
+	r.LogicalTime = tsTime(rr.logicalTime)
+	r.RunAt = utc(r.RunAt)
+	r.CreatedAt = utc(r.CreatedAt)
+	r.StartedAt = tsTime(rr.startedAt)
+	r.FinishedAt = tsTime(rr.finishedAt)
+	r.ServerID = rr.serverID.String
+	r.Timeout = time.Duration(rr.timeout)
+	return r, nil
+}
+
+func tsTime(t pgtype.Timestamptz) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return utc(t.Time)
+}
+
+// collectRuns reads every row of runCols and closes rows.
+func collectRuns(rows pgx.Rows) ([]*Run, error) {
+	defer rows.Close()
+	var out []*Run
+	rr := newRunRow()
+	for rows.Next() {
+		r, err := rr.scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Parameter helpers: zero values bind as NULL.
+
+func nullText(s string) pgtype.Text { return pgtype.Text{String: s, Valid: s != ""} }
+
+func nullJSON(b []byte) pgtype.Text {
+	return pgtype.Text{String: string(cleanJSON(b)), Valid: len(b) > 0}
+}
+
+func nullTime(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}
+
+// micro is t as it reads back from the database.
+func micro(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return time.UnixMicro(t.UnixMicro()).UTC()
+}
+
+// cleanText makes free text (payloads, results, errors, log lines)
+// storable: PostgreSQL's text refuses NUL bytes and invalid UTF-8, and
+// one such value would fail a whole group commit. Both become U+FFFD.
+// Valid text, nearly all of it, is returned as is.
+func cleanText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// cleanJSON is cleanText for a JSON document.
+func cleanJSON(b []byte) []byte {
+	if utf8.Valid(b) && bytes.IndexByte(b, 0) < 0 {
+		return b
+	}
+	return []byte(cleanText(string(b)))
+}
