@@ -21,6 +21,7 @@ type op struct {
 	finishGroups []string
 	adopts       []store.RunAdoptParams
 	logs         []store.LogLine
+	notes        []store.Notification // published as they are
 	cancel       *store.RunCancelParams
 	retry        *store.RunRetryParams
 	promote      *store.RunPromoteParams
@@ -280,5 +281,5 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, batch []*op) error {
 	if e.cfg.ExclusiveStore {
 		return nil
 	}
-	return publish(ctx, tx, batch)
+	return e.publish(ctx, tx, batch)
 }

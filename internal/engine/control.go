@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 
+	"github.com/pluto-sched/pluto/internal/clock"
+
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -93,6 +95,8 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
 		}
 		e.mu.Unlock()
 	}()
+	shared := !e.cfg.ExclusiveStore
+	watched := false
 	for {
 		// Registered before reading, so a finish between the read and the
 		// select still wakes us.
@@ -103,10 +107,31 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
 		if r.Status.Terminal() {
 			return r, nil
 		}
+		var (
+			recheck <-chan struct{}
+			timer   clock.Timer
+		)
+		if shared {
+			if !watched {
+				// Another server may finish it: ask to be told.
+				watched = true
+				if err := e.do(ctx, &op{notes: []store.Notification{{Topic: store.TopicWatch, Payload: id}}}, nil); err != nil {
+					return r, err
+				}
+				continue // read again: it may have finished before the watch was heard
+			}
+			c := make(chan struct{})
+			timer = e.clk.AfterFunc(watchRecheck, func() { close(c) })
+			recheck = c
+		}
 		select {
 		case <-ch:
+		case <-recheck:
 		case <-ctx.Done():
 			return r, ctx.Err()
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 	}
 }

@@ -171,8 +171,10 @@ type Engine struct {
 	flights   map[string]*flight  // current attempt of each run this server holds
 	orphans   map[string]*flight  // active runs found at start, not yet reclaimed
 	waiters   map[string][]chan struct{}
-	dispSeq   uint64 // dispatch counter for least-recent routing
-	rrSeq     uint64 // round-robin counter
+	wmu       sync.Mutex
+	watched   map[string]time.Time // runs some server waits for → until
+	dispSeq   uint64               // dispatch counter for least-recent routing
+	rrSeq     uint64               // round-robin counter
 	state     lifecycle
 	promote   promoter
 	lead      leadership
@@ -209,6 +211,7 @@ func New(cfg Config) (*Engine, error) {
 		flights:   make(map[string]*flight),
 		orphans:   make(map[string]*flight),
 		waiters:   make(map[string][]chan struct{}),
+		watched:   make(map[string]time.Time),
 		stopMon:   make(chan struct{}),
 		leaseDone: make(chan struct{}),
 	}

@@ -19,16 +19,56 @@ import (
 //	queued   a group has new queued runs (submit, requeue, retry,
 //	         promotion): servers with workers of that group claim
 //	pending  a pending run's run_at: the leader's promoter re-arms
-//	finished ids of runs that reached a terminal status: waiters on any
-//	         server wake
+//	watch    a client waits, on some server, for a run that another
+//	         server may finish
+//	finished ids of watched runs that reached a terminal status: the
+//	         waiters wake
+//
+// Completions are published only for watched runs: announcing every one
+// would cost a fifth of the throughput on PostgreSQL for waits that are
+// rare. A watch can cross the completion it waits for; waiters on a shared
+// store therefore also re-read the run every watchRecheck.
 //
 // Nothing polls: a server hears about work the moment it is committed.
 
 // maxNotifyPayload keeps payloads under PostgreSQL's 8,000-byte limit.
 const maxNotifyPayload = 7000
 
+// watchTTL bounds how long a watch is remembered; watchRecheck is how often
+// a waiter on a shared store re-reads its run.
+const (
+	watchTTL     = 10 * time.Minute
+	watchRecheck = 2 * time.Second
+)
+
+// watch remembers that some server waits for run id.
+func (e *Engine) watch(id string) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	now := e.clk.Now()
+	if len(e.watched) > 10000 {
+		for k, until := range e.watched {
+			if now.After(until) {
+				delete(e.watched, k)
+			}
+		}
+	}
+	e.watched[id] = now.Add(watchTTL)
+}
+
+// takeWatched reports whether id is watched and forgets it.
+func (e *Engine) takeWatched(id string) bool {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if _, ok := e.watched[id]; ok {
+		delete(e.watched, id)
+		return true
+	}
+	return false
+}
+
 // publish adds the notifications for a batch's committed effects.
-func publish(ctx context.Context, tx store.Tx, batch []*op) error {
+func (e *Engine) publish(ctx context.Context, tx store.Tx, batch []*op) error {
 	queued := map[string]bool{}
 	var pending time.Time
 	var finished []string
@@ -54,14 +94,16 @@ func publish(ctx context.Context, tx store.Tx, batch []*op) error {
 			p := o.finishes[i]
 			switch {
 			case p.Status.Terminal():
-				finished = append(finished, p.ID)
+				if e.takeWatched(p.ID) {
+					finished = append(finished, p.ID)
+				}
 			case p.Status == store.StatusQueued && i < len(o.finishGroups):
 				queued[o.finishGroups[i]] = true
 			case p.Status == store.StatusPending:
 				notePending(p.RunAt)
 			}
 		}
-		if o.cancelRes.Changed {
+		if o.cancelRes.Changed && e.takeWatched(o.cancelRes.Run.ID) {
 			finished = append(finished, o.cancelRes.Run.ID)
 		}
 		if o.retried != nil {
@@ -74,6 +116,9 @@ func publish(ctx context.Context, tx store.Tx, batch []*op) error {
 		}
 	}
 	var ns []store.Notification
+	for _, o := range batch {
+		ns = append(ns, o.notes...)
+	}
 	for g := range queued {
 		ns = append(ns, store.Notification{Topic: store.TopicQueued, Payload: g})
 	}
@@ -145,5 +190,7 @@ func (e *Engine) heard(n store.Notification) {
 		for _, id := range strings.Split(n.Payload, ",") {
 			e.notify(id)
 		}
+	case store.TopicWatch:
+		e.watch(n.Payload)
 	}
 }

@@ -330,7 +330,8 @@ type Notification struct {
 const (
 	TopicQueued   = "queued"   // payload: a group that has new queued runs
 	TopicPending  = "pending"  // payload: the Unix microseconds of a new pending run's run_at
-	TopicFinished = "finished" // payload: comma-separated ids of runs that reached a terminal status
+	TopicFinished = "finished" // payload: comma-separated ids of watched runs that reached a terminal status
+	TopicWatch    = "watch"    // payload: a run id some server's client waits on
 )
 
 // Store is a Pluto storage backend.
