@@ -260,7 +260,7 @@ func (s *Server) Err() error {
 func OpenStore(ctx context.Context, url string, log *slog.Logger) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return nil, fmt.Errorf("server: the postgres store is not available yet")
+		return openPostgres(ctx, url)
 	default:
 		return openSQLite(ctx, url)
 	}

@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type node struct {
+	id, http, grpc string
+	p              *proc
+	api            api
+}
+
+type clusterJSON struct {
+	Leader  string `json:"leader"`
+	Term    int64  `json:"term"`
+	Servers []struct {
+		ID    string `json:"id"`
+		Alive bool   `json:"alive"`
+	} `json:"servers"`
+}
+
+// TestClusterFailover: three servers on one PostgreSQL, four workers spread
+// over them, runs submitted through every server. SIGKILL the leader: a new
+// leader is elected and every acknowledged run still completes. SIGKILL a
+// non-leader with workers attached: its workers move, its runs complete.
+// No run is completed twice: the servers' completion logs count every
+// accepted terminal status.
+func TestClusterFailover(t *testing.T) {
+	storeURL := pgURL(t)
+	dir := t.TempDir()
+	completions := filepath.Join(dir, "completions.log")
+	execLog := filepath.Join(dir, "exec.log")
+
+	nodes := make([]*node, 3)
+	for i := range nodes {
+		n := &node{id: fmt.Sprintf("s%d", i+1), http: freeAddr(t), grpc: freeAddr(t)}
+		n.p = start(t, n.id, "server", "--store", storeURL, "--id", n.id, "--http", n.http, "--grpc", n.grpc,
+			"--heartbeat", "1s", "--completion-log", completions)
+		n.api = api{t: t, base: "http://" + n.http}
+		nodes[i] = n
+	}
+	for _, n := range nodes {
+		n.p.await(30*time.Second, "pluto server started")
+	}
+	// Each worker lists every server, starting with a different one.
+	for i := range 4 {
+		var list []string
+		for j := range nodes {
+			list = append(list, nodes[(i+j)%len(nodes)].grpc)
+		}
+		w := start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(list, ","),
+			"--id", fmt.Sprintf("w%d", i+1), "--capacity", "4", "--shell")
+		w.await(30*time.Second, "connected")
+	}
+
+	var ids []string
+	submit := func(via []*node, perNode int) {
+		for _, n := range via {
+			specs := make([]map[string]any, perNode)
+			for i := range specs {
+				specs[i] = map[string]any{"type": "shell", "group": "default", "payload": map[string]string{
+					"cmd": fmt.Sprintf(`echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s; sleep 0.1`, execLog)}}
+			}
+			var batch struct{ Items []run }
+			if code := n.api.do("POST", "/api/v1/runs", map[string]any{"runs": specs}, &batch); code != 201 {
+				t.Fatalf("submit via %s: HTTP %d", n.id, code)
+			}
+			for _, r := range batch.Items {
+				ids = append(ids, r.ID)
+			}
+		}
+	}
+	cluster := func(n *node) clusterJSON {
+		var c clusterJSON
+		n.api.do("GET", "/api/v1/cluster", nil, &c)
+		return c
+	}
+
+	submit(nodes, 100)
+	first := cluster(nodes[0])
+	var leader *node
+	for _, n := range nodes {
+		if n.id == first.Leader {
+			leader = n
+		}
+	}
+	if leader == nil || len(first.Servers) != 3 {
+		t.Fatalf("cluster before the kill: %+v", first)
+	}
+
+	// Kill the leader while runs are in flight.
+	killed := time.Now()
+	leader.p.signal(syscall.SIGKILL)
+	var rest []*node
+	for _, n := range nodes {
+		if n != leader {
+			rest = append(rest, n)
+		}
+	}
+	var after clusterJSON
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		after = cluster(rest[0])
+		if after.Leader != "" && after.Leader != leader.id && after.Term > first.Term {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no new leader 30s after killing %s: %+v", leader.id, after)
+		}
+		time.Sleep(100 * time.Millisecond) // polling another process's state
+	}
+	failover := time.Since(killed)
+	t.Logf("leader %s SIGKILLed: %s leads (term %d → %d) after %v", leader.id, after.Leader, first.Term, after.Term, failover.Round(time.Millisecond))
+	if failover > 15*time.Second {
+		t.Errorf("new leader after %v, want within 15s", failover)
+	}
+
+	submit(rest, 100)
+
+	// Kill the non-leader that has workers attached.
+	var victim, survivor *node
+	for _, n := range rest {
+		if n.id != after.Leader {
+			victim = n
+		} else {
+			survivor = n
+		}
+	}
+	var workers struct{ Items []struct{ ID string } }
+	victim.api.do("GET", "/api/v1/workers", nil, &workers)
+	t.Logf("killing non-leader %s with %d workers attached", victim.id, len(workers.Items))
+	killed = time.Now()
+	victim.p.signal(syscall.SIGKILL)
+
+	for _, id := range ids {
+		if got := survivor.api.wait(id, 2*time.Minute); got.Status != "succeeded" {
+			t.Fatalf("run %s: %s (error %v)", id, got.Status, deref(got.Error))
+		}
+	}
+	t.Logf("all %d runs succeeded %v after the non-leader was killed", len(ids), time.Since(killed).Round(time.Millisecond))
+
+	// Exactly one accepted completion per run, across all servers.
+	done := countLines(t, completions, 0)
+	for _, id := range ids {
+		if done[id] != 1 {
+			t.Errorf("run %s: %d accepted completions, want 1", id, done[id])
+		}
+	}
+	// No attempt executed twice.
+	for k, n := range countLines(t, execLog, -1) {
+		if n > 1 {
+			t.Errorf("attempt %q executed %d times", k, n)
+		}
+	}
+}
+
+// countLines counts a file's lines by their field number f (-1: the whole
+// line).
+func countLines(t *testing.T, path string, f int) map[string]int {
+	t.Helper()
+	file, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	out := map[string]int{}
+	sc := bufio.NewScanner(file)
+	for sc.Scan() {
+		key := sc.Text()
+		if f >= 0 {
+			key = strings.Fields(key)[f]
+		}
+		out[key]++
+	}
+	return out
+}
