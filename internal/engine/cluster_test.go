@@ -162,3 +162,67 @@ func TestWorkerFailoverAdoptsHeldRuns(t *testing.T) {
 		}
 	})
 }
+
+// alwaysLeader grants every election: two engines over it both lead, as
+// two servers briefly can while one has not yet noticed its lease is gone.
+type alwaysLeader struct{ store.Store }
+
+func (s alwaysLeader) LeaderElect(ctx context.Context, p store.LeaderElectParams) (store.Leader, error) {
+	return store.Leader{ServerID: p.ServerID, Term: 7, ExpiresAt: p.Now.Add(p.TTL)}, nil
+}
+
+// Two leaders at once run both promoters and both reapers; every leader
+// write is conditional, so each delayed run is still promoted, dispatched
+// and completed exactly once, and a lost server's run is requeued once.
+func TestTwoLeadersAreHarmless(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := newEnv(t, func(c *Config) { c.ServerID = "s0" })
+		base.e.Stop(context.Background())
+		both := alwaysLeader{base.st}
+		en1 := &env{t: t, ctx: context.Background(), st: base.st}
+		en1.e = en1.start(both, func(c *Config) { c.ServerID = "s1" })
+		en2 := &env{t: t, ctx: context.Background(), st: base.st}
+		en2.e = en2.start(both, func(c *Config) { c.ServerID = "s2" })
+		synctest.Wait()
+		if !en1.e.Leading() || !en2.e.Leading() {
+			t.Fatal("the test needs both engines to lead")
+		}
+		// A run held by a server that is gone: both reapers see it.
+		cut := &partitionStore{Store: alwaysLeader{base.st}}
+		ghost := &env{t: t, ctx: context.Background(), st: base.st}
+		ghost.e = ghost.start(cut, func(c *Config) { c.ServerID = "ghost" })
+		gw, gc := ghost.connect("wg", 1)
+		lost := ghost.submit(SubmitSpec{})[0]
+		ack(gw, gc.Tasks()[0])
+		cut.cut.Store(true) // gone without a word: no renewals, no writes
+
+		s1, c1 := en1.connect("w1", 100)
+		s2, c2 := en2.connect("w2", 100)
+		var runs []*store.Run
+		for i := range 50 {
+			en := en1
+			if i%2 == 1 {
+				en = en2
+			}
+			runs = append(runs, en.submit(SubmitSpec{Delay: time.Duration(1+i%5) * time.Second})...)
+		}
+		time.Sleep(20 * time.Second) // delays pass; the ghost's registration expires
+		synctest.Wait()
+		seen := map[string]int{}
+		for _, c := range []*fakeConn{c1, c2} {
+			for _, task := range c.Tasks() {
+				seen[task.RunID]++
+			}
+		}
+		for _, r := range append(runs, lost) {
+			if seen[r.ID] != 1 {
+				t.Errorf("run %s dispatched %d times, want once", r.ID, seen[r.ID])
+			}
+		}
+		finish(s1, OutcomeSucceeded, c1.Tasks()...)
+		finish(s2, OutcomeSucceeded, c2.Tasks()...)
+		for _, r := range append(runs, lost) {
+			en1.wantStatus(r.ID, store.StatusSucceeded)
+		}
+	})
+}

@@ -33,6 +33,22 @@
 //   - The attempt number is a fencing token: every report names its
 //     attempt, and the store rejects a report for any other attempt.
 //   - A worker never holds more than its window (capacity + prefetch).
+//
+// # Several servers
+//
+// Servers sharing a store each claim runs for their own workers (claims
+// never overlap), renew a registration under which they hold their runs,
+// and hear each other's changes through store notifications (notify.go).
+// One holds the leader lease and runs the singleton loops (leader.go).
+//
+// Two servers can briefly both believe they lead: the old leader acts for
+// at most the lease TTL before it notices. That is safe because every
+// leader-only write is a conditional, idempotent change in the store — the
+// promoter moves only pending runs whose time has come, the reaper requeues
+// only active runs whose server is stale — so it has the same effect done
+// twice, or on two servers, as done once (TestTwoLeadersAreHarmless runs
+// three leaders at once). Reports are fenced by attempt and by holding
+// server, so a server that lost a run can no longer change it.
 package engine
 
 import (
