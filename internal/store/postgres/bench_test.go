@@ -4,18 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pluto-sched/pluto/internal/store"
 	"github.com/pluto-sched/pluto/internal/store/postgres"
 )
 
 // The benchmarks mirror the engine's group commit: one transaction per
-// batch of state changes. Each reports runs/s (wall clock) and cpu-µs/run
+// batch of state changes. Each reports runs/s (wall clock), cpu-µs/run
 // (user+system CPU time of the whole process per run, which other load on
-// the machine disturbs less than wall time).
+// the machine disturbs less than wall time) and, when PostgreSQL runs on
+// this machine, pg-cpu-µs/run (CPU time of the store's server processes,
+// from /proc/PID/schedstat).
 //
 // PostgreSQL runs with its defaults (synchronous_commit on: every commit
 // waits for its WAL flush), on the database PLUTO_TEST_POSTGRES names.
@@ -29,12 +36,15 @@ var (
 )
 
 type bencher struct {
-	b   *testing.B
-	s   *postgres.Store
-	ctx context.Context
-	n   int // runs inserted so far
-	now time.Time
-	cpu time.Duration // CPU time inside measured sections
+	b     *testing.B
+	s     *postgres.Store
+	app   string // application_name of the store's connections
+	ctx   context.Context
+	n     int // runs inserted so far
+	now   time.Time
+	cpu   time.Duration // CPU time inside measured sections
+	pgCPU time.Duration // CPU time of the server processes, likewise
+	pgOK  bool          // pgCPU could be read
 }
 
 func cpuTime() time.Duration {
@@ -43,24 +53,70 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// measure runs fn with the timer and the CPU clock running.
+// serverCPU returns the CPU time so far of each server process serving the
+// store (nil if they cannot be read: PostgreSQL on another machine).
+func (bb *bencher) serverCPU() map[int]time.Duration {
+	conn, err := pgx.Connect(bb.ctx, testURL)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close(bb.ctx)
+	rows, err := conn.Query(bb.ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", bb.app)
+	if err != nil {
+		return nil
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil
+	}
+	out := map[int]time.Duration{}
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+		if err != nil {
+			return nil
+		}
+		var ns int64
+		if _, err := fmt.Sscan(string(b), &ns); err != nil {
+			return nil
+		}
+		out[int(pid)] = time.Duration(ns)
+	}
+	return out
+}
+
+// measure runs fn with the timer and the CPU clocks running.
 func (bb *bencher) measure(fn func()) {
+	before := bb.serverCPU()
 	bb.b.StartTimer()
 	c := cpuTime()
 	fn()
 	bb.cpu += cpuTime() - c
 	bb.b.StopTimer()
+	after := bb.serverCPU()
+	bb.pgOK = before != nil && after != nil
+	for pid, t := range after {
+		bb.pgCPU += t - before[pid]
+	}
 }
 
 func (bb *bencher) report(perOp int) {
 	runs := float64(bb.b.N * perOp)
 	bb.b.ReportMetric(runs/bb.b.Elapsed().Seconds(), "runs/s")
 	bb.b.ReportMetric(float64(bb.cpu.Microseconds())/runs, "cpu-µs/run")
+	if bb.pgOK {
+		bb.b.ReportMetric(float64(bb.pgCPU.Microseconds())/runs, "pg-cpu-µs/run")
+	}
 }
 
 func newBencher(b *testing.B) *bencher {
-	s := openTest(b)
-	return &bencher{b: b, s: s, ctx: context.Background(), now: benchT0}
+	schema := freshSchema(b)
+	app := "pluto-bench-" + schema
+	s, err := postgres.Open(context.Background(), withParam(b, testURL, "application_name", app), postgres.Options{Schema: schema})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return &bencher{b: b, s: s, app: app, ctx: context.Background(), now: benchT0}
 }
 
 func (bb *bencher) tx(fn func(tx store.Tx) error) {
@@ -245,5 +301,73 @@ func BenchmarkCycleOneTx(b *testing.B) {
 			})
 		}
 		bb.report(512)
+	}
+}
+
+// BenchmarkSteady is the engine's steady state: every transaction inserts
+// 512 runs, finishes the runs started by the pipeline's previous
+// transaction, starts the runs it claimed, and claims 512 more — in P
+// concurrent pipelines on one group (P transactions in flight, as several
+// committers or several servers would have). Each iteration is one
+// transaction; runs/s counts runs inserted.
+func BenchmarkSteady(b *testing.B) {
+	for _, p := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("P=%d", p), func(b *testing.B) {
+			bb := newBencher(b)
+			b.StopTimer()
+			var (
+				next atomic.Int64 // run numbers
+				todo atomic.Int64 // iterations left
+			)
+			todo.Store(int64(b.N))
+			params := func(n int, now time.Time) []store.RunInsertParams {
+				ps := make([]store.RunInsertParams, n)
+				for i := range ps {
+					ps[i] = store.RunInsertParams{
+						ID: fmt.Sprintf("r_%010d", next.Add(1)), Type: "shell", Group: "default", Payload: benchPayload,
+						Status: store.StatusQueued, MaxAttempts: 3, Now: now, Routing: "least-recent",
+					}
+				}
+				return ps
+			}
+			bb.measure(func() {
+				var wg sync.WaitGroup
+				for range p {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						var claimed, started []*store.Run
+						for todo.Add(-1) >= 0 {
+							now := time.Now()
+							ps := params(512, now)
+							err := bb.s.Tx(bb.ctx, func(tx store.Tx) error {
+								if _, err := tx.RunInsert(bb.ctx, ps); err != nil {
+									return err
+								}
+								if len(started) > 0 {
+									if _, err := tx.RunFinish(bb.ctx, finishParams(started, now)); err != nil {
+										return err
+									}
+								}
+								if len(claimed) > 0 {
+									if _, err := tx.RunStart(bb.ctx, startParams(claimed, now)); err != nil {
+										return err
+									}
+								}
+								got, err := tx.RunClaim(bb.ctx, store.RunClaimParams{Group: "default", Types: []string{"shell"}, Limit: 512, ServerID: "srv", Now: now})
+								started, claimed = claimed, got
+								return err
+							})
+							if err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+			})
+			bb.report(512)
+		})
 	}
 }

@@ -112,24 +112,28 @@ func TestQueryPlans(t *testing.T) {
 			args []any
 			want string // an index the plan must use
 		}{
-			{"claim", sqlClaim, []any{"srv", "g", []string{"t", "u"}, int64(k)}, "runs_claim"},
+			{"claim", sqlClaim, []any{"srv", "g", []string{"t", "u"}, int64(k)}, "queue_order"},
 			{"start", sqlStart, []any{ids(k), fill(k, int32(1)), fill(k, now), fill(k, "w"), fill(k, "")}, "runs_id_key"},
 			{"finish", sqlFinish, []any{ids(k), fill(k, int32(1)), fill(k, "succeeded"), fill(k, now), fill(k, now),
 				fill(k, "w"), fill(k, int32(0)), fill(k, now), fill(k, "{}"), fill(k, ""), fill(k, "")}, "runs_id_key"},
 			{"adopt", sqlAdopt, []any{ids(k), fill(k, int32(1)), fill(k, "srv2")}, "runs_id_key"},
-			{"promote", sqlPromote, []any{now, int64(k)}, "runs_pending"},
-			{"requeue lost", sqlRequeueLost, []any{now, int64(k)}, "runs_active"},
+			{"promote", sqlPromote, []any{now, int64(k)}, "pending_order"},
+			{"requeue lost", sqlRequeueLost, []any{now, int64(k)}, "active_server"},
+			{"cancel", sqlCancel, []any{now, "x", int64(5), "g", "t", int32(0), now}, "queue_order"},
+			{"retry", sqlRetry, []any{now, int64(5)}, "runs_pkey"},
+			{"insert", sqlInsert, insertArgs(k, now), "runs_key"},
 			{"get by keys", sqlGetByKeys, []any{fill(k, "key")}, "runs_key"},
 			{"get for update", sqlGetForUpdate, []any{"r00001"}, "runs_id_key"},
-			{"list active of a server", sqlListActiveServer, []any{"srv"}, "runs_active"},
-			{"next pending", sqlNextPendingAt, nil, "runs_pending"},
-			{"queued groups", sqlQueuedGroups, nil, "runs_claim"},
+			{"list active of a server", sqlListActiveServer, []any{"srv"}, "active_server"},
+			{"list active", sqlListActive, nil, "runs_pkey"},
+			{"next pending", sqlNextPendingAt, nil, "pending_order"},
+			{"queued groups", sqlQueuedGroups, nil, "queue_order"},
 			{"log list", sqlLogList, []any{"r1", int64(0), int64(k)}, "run_logs_run"},
 		}
 		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 			for _, c := range cases {
 				plan := explain(t, s, mode, c.sql, c.args)
-				if os.Getenv("SHOWPLANS") != "" || strings.Contains(plan, "Seq Scan on runs") || !strings.Contains(plan, c.want) {
+				if os.Getenv("SHOWPLANS") != "" || strings.Contains(plan, "Seq Scan") || !strings.Contains(plan, c.want) {
 					t.Errorf("%s, %d rows, %s: plan does not use %s, or scans runs:\n%s", c.name, k, mode, c.want, plan)
 				} else if testing.Verbose() {
 					t.Logf("%s, %d rows, %s:\n%s", c.name, k, mode, plan)
@@ -173,6 +177,28 @@ func explain(t *testing.T, s *Store, mode, sql string, args []any) string {
 	return strings.Join(lines, "\n")
 }
 
+// insertArgs are the arguments of sqlInsert for k runs.
+func insertArgs(k int, now time.Time) []any {
+	s := func(v string) []string {
+		out := make([]string, k)
+		for i := range out {
+			out[i] = v
+		}
+		return out
+	}
+	ids := make([]string, k)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("new%05d", i)
+	}
+	ints := make([]int32, k)
+	int8s := make([]int64, k)
+	times := make([]time.Time, k)
+	for i := range times {
+		times[i] = now
+	}
+	return []any{ids, s(""), s(""), ints, s("t"), s("g"), s("{}"), ints, s("queued"), ints, s("k"), times, times, times, int8s, s(""), s("")}
+}
+
 // literal renders a statement argument as an SQL literal.
 func literal(v any) string {
 	elem := func(v any) string {
@@ -192,6 +218,12 @@ func literal(v any) string {
 		return quote(v.Format(time.RFC3339Nano))
 	case int64, int32:
 		return fmt.Sprint(v)
+	case []int64:
+		var es []string
+		for _, e := range v {
+			es = append(es, fmt.Sprint(e))
+		}
+		return quote("{" + strings.Join(es, ",") + "}")
 	case []string, []int32, []time.Time:
 		var es []string
 		switch v := v.(type) {

@@ -152,6 +152,10 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 	// Every connection, pooled or not, sees only the store's schema (and
 	// pg_catalog, which is always searched).
 	cfg.ConnConfig.RuntimeParams["search_path"] = quoted
+	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		registerFastArrays(conn.TypeMap())
+		return nil
+	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "pluto"
 	}

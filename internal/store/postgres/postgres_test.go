@@ -127,14 +127,19 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) }, storetest.Options{Notifies: true})
 }
 
-func withSchema(t *testing.T, raw, schema string) string {
+func withSchema(t testing.TB, raw, schema string) string {
+	t.Helper()
+	return withParam(t, raw, "schema", schema)
+}
+
+func withParam(t testing.TB, raw, name, value string) string {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := u.Query()
-	q.Set("schema", schema)
+	q.Set(name, value)
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -502,7 +507,11 @@ func TestCloseWaitsForTx(t *testing.T) {
 			return nil
 		})
 	}()
-	<-inside
+	select {
+	case <-inside:
+	case err := <-done:
+		t.Fatalf("Tx: %v", err)
+	}
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
 	select {

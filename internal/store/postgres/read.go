@@ -21,17 +21,20 @@ const (
 	sqlGetByKey = `SELECT ` + runCols + ` FROM runs WHERE key = $1`
 	// server_id is set exactly while a worker holds a run; the status test
 	// is a second guard.
+	// The active table names the runs; the status test is a second guard.
+	// The runs are read by primary key whatever the statistics say.
 	sqlListActive = `SELECT ` + runCols + ` FROM runs
-		WHERE server_id IS NOT NULL AND status IN ('dispatched', 'running') ORDER BY seq`
+		WHERE seq = ANY (ARRAY(SELECT seq FROM active)) AND status IN ('dispatched', 'running') ORDER BY seq`
 	sqlListActiveServer = `SELECT ` + runCols + ` FROM runs
-		WHERE server_id = $1 AND status IN ('dispatched', 'running') ORDER BY seq`
-	sqlNextPendingAt = `SELECT min(run_at) FROM runs WHERE pending`
-	// A skip scan over the claim index: one probe per group instead of a
-	// walk over every queued run.
+		WHERE seq = ANY (ARRAY(SELECT seq FROM active WHERE server_id = $1))
+			AND server_id = $1 AND status IN ('dispatched', 'running') ORDER BY seq`
+	sqlNextPendingAt = `SELECT min(run_at) FROM pending`
+	// A skip scan over queue_order: one probe per group instead of a walk
+	// over every queued run.
 	sqlQueuedGroups = `WITH RECURSIVE g(grp) AS (
-			(SELECT q.grp FROM runs AS q WHERE q.queued ORDER BY q.grp LIMIT 1)
+			(SELECT q.grp FROM queue AS q ORDER BY q.grp LIMIT 1)
 			UNION ALL
-			SELECT (SELECT r.grp FROM runs AS r WHERE r.queued AND r.grp > g.grp ORDER BY r.grp LIMIT 1)
+			SELECT (SELECT r.grp FROM queue AS r WHERE r.grp > g.grp ORDER BY r.grp LIMIT 1)
 			FROM g WHERE g.grp IS NOT NULL)
 		SELECT grp FROM g WHERE grp IS NOT NULL`
 	sqlCountByGroup = `SELECT grp, status, count(*) FROM runs GROUP BY grp, status ORDER BY grp, status`

@@ -5,57 +5,83 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
-// The write side. Every batch method is one statement per transaction
-// whatever the batch size (arrays bound as parameters and expanded with
-// unnest), so a group commit of hundreds of changes costs a handful of
-// round trips. A batch that names one run twice is cut into rounds in
-// which every run appears once (an UPDATE … FROM applies at most one
-// source row to a target row), so elements still apply in order.
+// The write side (doc.go tells the design). Every batch method is one
+// statement whatever the batch size (arrays bound as parameters and
+// expanded with unnest; a finish adds one to clear active rows), so a
+// group commit of hundreds of changes costs a handful of round trips. A
+// batch that names one run twice is cut into rounds in which every run
+// appears once (an UPDATE … FROM applies at most one source row to a
+// target row), so elements still apply in order.
+
+// Side tables and snapshots. queue, pending and active rows of a run are
+// changed only while its runs row is locked, in the statement that locks
+// it or after. A statement that inserts side rows can do so in the same
+// statement (a writable CTE). A statement that deletes or updates the side
+// rows of runs it locks by an UPDATE cannot: the UPDATE may wait for
+// another transaction and then act on the run's newest version, while the
+// statement's snapshot, taken before the wait, does not show side rows
+// that transaction inserted. Those deletes and updates run in a second
+// statement, with a new snapshot, while the runs stay locked.
+
+// queueCols are the columns of a queue row, as a RETURNING list of runs
+// names them.
+const queueCols = `grp, type, priority, run_at, seq`
 
 const (
-	// sqlInsert inserts a batch in input order (seq follows it); a run
-	// whose key already names a run (stored, or earlier in the batch) is
-	// not inserted. It returns what identifies the inserted rows.
-	sqlInsert = `INSERT INTO runs (id, job, parent_id, shard, type, grp, payload, priority, status,
-			max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key)
-		SELECT u.id, u.job, u.parent_id, u.shard, u.type, u.grp, u.payload, u.priority, u.status,
-			u.max_attempts, u.key, u.logical_time, u.run_at, u.created_at, u.timeout, u.routing, u.routing_key
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[],
-				$8::int4[], $9::text[], $10::int4[], $11::text[], $12::timestamptz[], $13::timestamptz[],
-				$14::timestamptz[], $15::int8[], $16::text[], $17::text[])
-			WITH ORDINALITY AS u(id, job, parent_id, shard, type, grp, payload, priority, status,
-				max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key, ord)
-		ORDER BY u.ord
-		ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
-		RETURNING seq, id, key`
+	// sqlInsert inserts a batch in input order (seq follows it) and queues
+	// the queued runs; a run whose key already names a run (stored, or
+	// earlier in the batch) is not inserted. It returns what identifies the
+	// inserted rows.
+	sqlInsert = `WITH i AS (
+			INSERT INTO runs (id, job, parent_id, shard, type, grp, payload, priority, status,
+				max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key)
+			SELECT u.id, u.job, u.parent_id, u.shard, u.type, u.grp, u.payload, u.priority, u.status,
+				u.max_attempts, u.key, u.logical_time, u.run_at, u.created_at, u.timeout, u.routing, u.routing_key
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[],
+					$8::int4[], $9::text[], $10::int4[], $11::text[], $12::timestamptz[], $13::timestamptz[],
+					$14::timestamptz[], $15::int8[], $16::text[], $17::text[])
+				WITH ORDINALITY AS u(id, job, parent_id, shard, type, grp, payload, priority, status,
+					max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key, ord)
+			ORDER BY u.ord
+			ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
+			RETURNING id, key, status, ` + queueCols + `),
+		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM i WHERE status = 'queued'),
+		p AS (INSERT INTO pending (run_at, seq) SELECT run_at, seq FROM i WHERE status = 'pending')
+		SELECT seq, id, key FROM i`
 
 	sqlGetByKeys = `SELECT ` + runCols + ` FROM runs WHERE key = ANY($1::text[])`
 
-	// sqlClaim locks the heads of the group's per-type queues (each one an
-	// ordered range of runs_claim, cut at the limit; rows other claimers
+	// sqlClaim locks the heads of the group's per-type queues (each an
+	// ordered range of queue_order, cut at the limit; rows other claimers
 	// hold are skipped, not waited for), keeps the first limit of them in
-	// claim order and dispatches those. Arguments: server, group, types,
-	// limit.
+	// claim order, removes them from the queue and dispatches their runs.
+	// A run that stopped being queued meanwhile (a cancel that won the
+	// race) is left alone. Arguments: server, group, types, limit.
 	sqlClaim = `WITH c AS MATERIALIZED (
-			SELECT h.seq FROM unnest($3::text[]) AS t(type)
+			SELECT h.qid, h.seq FROM unnest($3::text[]) AS t(type)
 			CROSS JOIN LATERAL (
-				SELECT q.seq, q.priority, q.run_at FROM runs AS q
-				WHERE q.queued AND q.grp = $2 AND q.type = t.type
+				SELECT q.ctid AS qid, q.seq, q.priority, q.run_at FROM queue AS q
+				WHERE q.grp = $2 AND q.type = t.type
 				ORDER BY q.priority DESC, q.run_at, q.seq
 				LIMIT $4
 				FOR UPDATE SKIP LOCKED) AS h
 			ORDER BY h.priority DESC, h.run_at, h.seq
-			LIMIT $4)
-		UPDATE runs SET status = 'dispatched', attempt = runs.attempt + 1, server_id = $1, worker_id = ''
-		FROM c WHERE runs.seq = c.seq
-		RETURNING ` + qualifiedRunCols
+			LIMIT $4),
+		d AS (DELETE FROM queue WHERE ctid = ANY (ARRAY(SELECT qid FROM c))),
+		u AS (UPDATE runs SET status = 'dispatched', attempt = runs.attempt + 1, server_id = $1, worker_id = ''
+			FROM c WHERE runs.seq = c.seq AND runs.status = 'queued'
+			RETURNING ` + qualifiedRunCols + `),
+		a AS (INSERT INTO active (seq, server_id) SELECT seq, server_id FROM u)
+		SELECT * FROM u`
 
 	// sqlStart: arguments are arrays of id, attempt, started_at, worker
 	// (NULL: keep) and server ('' : not fenced).
@@ -65,58 +91,106 @@ const (
 			AND (u.server = '' OR runs.server_id = u.server)
 		RETURNING runs.id`
 
-	sqlFinish = `UPDATE runs SET status = u.status,
-			finished_at = coalesce(u.finished_at, runs.finished_at),
-			run_at = coalesce(u.run_at, runs.run_at),
-			worker_id = coalesce(u.worker, runs.worker_id),
-			server_id = NULL,
-			failures = runs.failures + u.failure,
-			started_at = coalesce(runs.started_at, u.started_at),
-			result = coalesce(u.result, runs.result),
-			error = coalesce(u.error, runs.error)
-		FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
-				$7::int4[], $8::timestamptz[], $9::text[], $10::text[], $11::text[])
-			AS u(id, attempt, status, finished_at, run_at, worker, failure, started_at, result, error, server)
-		WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status IN ('dispatched', 'running')
-			AND (u.server = '' OR runs.server_id = u.server)
-		RETURNING runs.id`
+	// sqlFinish ends attempts; a run handed back goes to the queue, one to
+	// retry later to pending.
+	sqlFinish = `WITH f AS (
+			UPDATE runs SET status = u.status,
+				finished_at = coalesce(u.finished_at, runs.finished_at),
+				run_at = coalesce(u.run_at, runs.run_at),
+				worker_id = coalesce(u.worker, runs.worker_id),
+				server_id = NULL,
+				failures = runs.failures + u.failure,
+				started_at = coalesce(runs.started_at, u.started_at),
+				result = coalesce(u.result, runs.result),
+				error = coalesce(u.error, runs.error)
+			FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
+					$7::int4[], $8::timestamptz[], $9::text[], $10::text[], $11::text[])
+				AS u(id, attempt, status, finished_at, run_at, worker, failure, started_at, result, error, server)
+			WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status IN ('dispatched', 'running')
+				AND (u.server = '' OR runs.server_id = u.server)
+			RETURNING runs.id, runs.status, ` + qualifiedQueueCols + `),
+		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM f WHERE status = 'queued'),
+		p AS (INSERT INTO pending (run_at, seq) SELECT run_at, seq FROM f WHERE status = 'pending')
+		SELECT id, seq FROM f`
 
 	sqlAdopt = `UPDATE runs SET server_id = u.server
 		FROM unnest($1::text[], $2::int4[], $3::text[]) AS u(id, attempt, server)
 		WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status IN ('dispatched', 'running')
 		RETURNING runs.id`
 
+	// sqlAdoptActive, sent after sqlAdopt, moves the adopted runs' active
+	// rows to their server.
+	sqlAdoptActive = `UPDATE active SET server_id = r.server_id FROM runs AS r
+		WHERE r.id = ANY ($1::text[]) AND active.seq = r.seq AND active.server_id <> r.server_id`
+
 	sqlGetForUpdate = `SELECT ` + runCols + ` FROM runs WHERE id = $1 FOR UPDATE`
 
-	sqlCancel = `UPDATE runs SET status = 'cancelled', finished_at = $1, error = $2, server_id = NULL
-		WHERE seq = $3 RETURNING ` + runCols
+	// sqlCancel cancels a run the caller locked (by seq), and removes it
+	// from the active, queue and pending tables. A claimer or promoter
+	// holding the queue or pending row is not waited for (it waits for
+	// this transaction's lock on the run, then finds it cancelled).
+	// Arguments: finished_at, error, seq, then the run's group, type,
+	// priority and run_at.
+	sqlCancel = `WITH u AS (
+			UPDATE runs SET status = 'cancelled', finished_at = $1, error = $2, server_id = NULL
+			WHERE seq = $3 RETURNING ` + runCols + `),
+		d AS (DELETE FROM active WHERE seq = $3),
+		q AS (DELETE FROM queue WHERE ctid = ANY (ARRAY(
+			SELECT ctid FROM queue WHERE grp = $4 AND type = $5 AND priority = $6 AND run_at = $7 AND seq = $3
+			FOR UPDATE SKIP LOCKED))),
+		p AS (DELETE FROM pending WHERE ctid = ANY (ARRAY(
+			SELECT ctid FROM pending WHERE run_at = $7 AND seq = $3 FOR UPDATE SKIP LOCKED)))
+		SELECT * FROM u`
 
-	sqlRetry = `UPDATE runs SET status = 'queued', failures = 0, run_at = $1, finished_at = NULL,
-			started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL
-		WHERE seq = $2 RETURNING ` + runCols
+	sqlRetry = `WITH u AS (
+			UPDATE runs SET status = 'queued', failures = 0, run_at = $1, finished_at = NULL,
+				started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL
+			WHERE seq = $2 RETURNING ` + runCols + `),
+		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u)
+		SELECT * FROM u`
 
+	// sqlPromote takes the first due rows of pending (rows another
+	// promoter holds are skipped), and queues their runs. Arguments: now,
+	// limit.
 	sqlPromote = `WITH p AS MATERIALIZED (
-			SELECT d.seq FROM runs AS d
-			WHERE d.pending AND d.run_at <= $1
-			ORDER BY d.run_at, d.seq
+			SELECT ctid AS pid, seq FROM pending
+			WHERE run_at <= $1
+			ORDER BY run_at, seq
 			LIMIT $2
-			FOR UPDATE SKIP LOCKED)
-		UPDATE runs SET status = 'queued' FROM p WHERE runs.seq = p.seq
-		RETURNING ` + qualifiedRunCols
+			FOR UPDATE SKIP LOCKED),
+		d AS (DELETE FROM pending WHERE ctid = ANY (ARRAY(SELECT pid FROM p))),
+		u AS (UPDATE runs SET status = 'queued' FROM p WHERE runs.seq = p.seq AND runs.status = 'pending'
+			RETURNING ` + qualifiedRunCols + `),
+		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u)
+		SELECT * FROM u`
 
 	// sqlRequeueLost: the active runs whose server is not registered or
-	// was last seen before the cut-off, oldest first. They are found
-	// through runs_active (ordering by "seq + 0" keeps the planner from
-	// walking the whole primary key instead, to save a sort of a few rows).
-	sqlRequeueLost = `WITH l AS MATERIALIZED (
-			SELECT a.seq FROM runs AS a
-			WHERE a.server_id IS NOT NULL AND a.status IN ('dispatched', 'running')
-				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = a.server_id AND s.last_seen >= $1)
-			ORDER BY a.seq + 0
+	// was last seen before the cut-off, oldest first. The servers holding
+	// runs are read from active_server one at a time (a skip scan); only
+	// the runs of lost ones are read. Staleness is decided on the locked
+	// run's server_id, so a run adopted meanwhile stays.
+	sqlRequeueLost = `WITH RECURSIVE h(server_id) AS (
+			(SELECT a.server_id FROM active AS a ORDER BY a.server_id LIMIT 1)
+			UNION ALL
+			SELECT (SELECT a.server_id FROM active AS a WHERE a.server_id > h.server_id ORDER BY a.server_id LIMIT 1)
+			FROM h WHERE h.server_id IS NOT NULL),
+		lost AS (
+			SELECT h.server_id FROM h WHERE h.server_id IS NOT NULL
+				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = h.server_id AND s.last_seen >= $1)),
+		held AS MATERIALIZED (SELECT a.seq FROM lost JOIN active AS a ON a.server_id = lost.server_id),
+		l AS MATERIALIZED (
+			SELECT r.seq FROM runs AS r
+			WHERE r.seq = ANY (ARRAY(SELECT seq FROM held)) AND r.status IN ('dispatched', 'running')
+				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = r.server_id AND s.last_seen >= $1)
+			ORDER BY r.seq
 			LIMIT $2
-			FOR UPDATE SKIP LOCKED)
-		UPDATE runs SET status = 'queued', server_id = NULL, worker_id = '' FROM l WHERE runs.seq = l.seq
-		RETURNING ` + qualifiedRunCols
+			FOR UPDATE SKIP LOCKED),
+		u AS (UPDATE runs SET status = 'queued', server_id = NULL, worker_id = '' FROM l WHERE runs.seq = l.seq
+			RETURNING ` + qualifiedRunCols + `),
+		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u)
+		SELECT * FROM u`
+
+	sqlDeleteActive = `DELETE FROM active WHERE seq = ANY ($1::int8[])`
 
 	sqlLogAppend = `INSERT INTO run_logs (run_id, attempt, time, stream, level, text)
 		SELECT u.run_id, u.attempt, u.time, u.stream, u.level, u.text
@@ -124,6 +198,8 @@ const (
 			WITH ORDINALITY AS u(run_id, attempt, time, stream, level, text, ord)
 		ORDER BY u.ord`
 )
+
+const qualifiedQueueCols = `runs.grp, runs.type, runs.priority, runs.run_at, runs.seq`
 
 // RunInsert implements store.Tx.
 func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]store.RunInsertResult, error) {
@@ -148,13 +224,13 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 	var (
 		id, job, parent, typ, grp, status, routing, routingKey = make([]string, n), make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		shard               = make([]pgtype.Int4, n)
-		payload, key        = make([]pgtype.Text, n), make([]pgtype.Text, n)
-		priority, maxAtt    = make([]int32, n), make([]int32, n)
-		logical             = make([]pgtype.Timestamptz, n)
-		runAt, createdAt    = make([]time.Time, n), make([]time.Time, n)
-		timeout             = make([]int64, n)
-		keyed               bool
+		shard            = make([]pgtype.Int4, n)
+		payload, key     = make([]pgtype.Text, n), make([]pgtype.Text, n)
+		priority, maxAtt = make([]int32, n), make([]int32, n)
+		logical          = make([]pgtype.Timestamptz, n)
+		runAt, createdAt = make([]time.Time, n), make([]time.Time, n)
+		timeout          = make([]int64, n)
+		keyed            bool
 	)
 	for i := range runs {
 		p := &runs[i]
@@ -315,7 +391,10 @@ func claimOrder(a, b *Run) int {
 // rounds splits the indexes of a batch into rounds in which no ID appears
 // twice; element i goes to the round after the one of the previous element
 // with its ID, so elements for one run apply in input order. Almost every
-// batch is one round.
+// batch is one round. Within a round the elements are sorted by ID: every
+// batch statement then locks its rows in the same order, so two
+// transactions that change the same runs wait for each other instead of
+// deadlocking.
 func rounds(n int, id func(i int) string) [][]int {
 	round := make(map[string]int, n)
 	var out [][]int
@@ -327,6 +406,9 @@ func rounds(n int, id func(i int) string) [][]int {
 		}
 		out[r] = append(out[r], i)
 	}
+	for _, idx := range out {
+		slices.SortFunc(idx, func(a, b int) int { return strings.Compare(id(a), id(b)) })
+	}
 	return out
 }
 
@@ -336,19 +418,28 @@ func (t *tx) appliedIDs(ctx context.Context, op, sql string, args ...any) (map[s
 	if err != nil {
 		return nil, t.s.wrap(op, err)
 	}
+	applied, err := collectIDs(rows, nil)
+	if err != nil {
+		return nil, t.s.wrap(op, err)
+	}
+	return applied, nil
+}
+
+// collectIDs reads rows of one text column and closes them.
+func collectIDs(rows pgx.Rows, err error) (map[string]bool, error) {
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
 	applied := map[string]bool{}
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, t.s.wrap(op, err)
+			return nil, err
 		}
 		applied[id] = true
 	}
-	if err := rows.Err(); err != nil {
-		return nil, t.s.wrap(op, err)
-	}
-	return applied, nil
+	return applied, rows.Err()
 }
 
 // RunStart implements store.Tx.
@@ -394,10 +485,10 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 	for _, idx := range rounds(len(ps), func(i int) string { return ps[i].ID }) {
 		n := len(idx)
 		var (
-			ids, statuses, servers        = make([]string, n), make([]string, n), make([]string, n)
-			attempts, failures            = make([]int32, n), make([]int32, n)
-			finishedAt, runAt, startedAt  = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
-			workers, results, errorTexts  = make([]pgtype.Text, n), make([]pgtype.Text, n), make([]pgtype.Text, n)
+			ids, statuses, servers       = make([]string, n), make([]string, n), make([]string, n)
+			attempts, failures           = make([]int32, n), make([]int32, n)
+			finishedAt, runAt, startedAt = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+			workers, results, errorTexts = make([]pgtype.Text, n), make([]pgtype.Text, n), make([]pgtype.Text, n)
 		)
 		for j, i := range idx {
 			p := &ps[i]
@@ -424,10 +515,32 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			results[j] = nullJSON(p.Result)
 			errorTexts[j] = pgtype.Text{String: cleanText(p.Error), Valid: p.Error != "" || p.Status == store.StatusSucceeded}
 		}
-		applied, err := t.appliedIDs(ctx, "RunFinish", sqlFinish, ids, attempts, statuses, finishedAt, runAt,
-			workers, failures, startedAt, results, errorTexts, servers)
+		rows, err := t.q.Query(ctx, sqlFinish, ids, attempts, statuses, finishedAt, runAt, workers, failures,
+			startedAt, results, errorTexts, servers)
 		if err != nil {
-			return nil, err
+			return nil, t.s.wrap("RunFinish", err)
+		}
+		applied := map[string]bool{}
+		var seqs []int64
+		for rows.Next() {
+			var (
+				id  string
+				seq int64
+			)
+			if err := rows.Scan(&id, &seq); err != nil {
+				rows.Close()
+				return nil, t.s.wrap("RunFinish", err)
+			}
+			applied[id] = true
+			seqs = append(seqs, seq)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, t.s.wrap("RunFinish", err)
+		}
+		if len(seqs) > 0 {
+			if _, err := t.q.Exec(ctx, sqlDeleteActive, seqs); err != nil {
+				return nil, t.s.wrap("RunFinish", err)
+			}
 		}
 		for _, i := range idx {
 			out[i] = store.RunFinishResult{ID: ps[i].ID, Accepted: applied[ps[i].ID]}
@@ -456,6 +569,11 @@ func (t *tx) RunAdopt(ctx context.Context, ps []store.RunAdoptParams) ([]bool, e
 		applied, err := t.appliedIDs(ctx, "RunAdopt", sqlAdopt, ids, attempts, servers)
 		if err != nil {
 			return nil, err
+		}
+		if len(applied) > 0 {
+			if _, err := t.q.Exec(ctx, sqlAdoptActive, ids); err != nil {
+				return nil, t.s.wrap("RunAdopt", err)
+			}
 		}
 		for _, i := range idx {
 			out[i] = applied[ps[i].ID]
@@ -514,7 +632,8 @@ func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunC
 	if reason == "" {
 		reason = "cancelled"
 	}
-	r, err := t.one(ctx, "RunCancel", sqlCancel, p.Now, cleanText(reason), prev.Seq)
+	r, err := t.one(ctx, "RunCancel", sqlCancel, p.Now, cleanText(reason), prev.Seq,
+		prev.Group, prev.Type, int32(prev.Priority), prev.RunAt)
 	if err != nil {
 		return store.RunCancelResult{}, err
 	}
@@ -579,6 +698,15 @@ func (t *tx) RunRequeueLost(ctx context.Context, p store.RunRequeueLostParams) (
 	runs, err := collectRuns(rows)
 	if err != nil {
 		return nil, t.s.wrap("RunRequeueLost", err)
+	}
+	if len(runs) > 0 {
+		seqs := make([]int64, len(runs))
+		for i, r := range runs {
+			seqs[i] = r.Seq
+		}
+		if _, err := t.q.Exec(ctx, sqlDeleteActive, seqs); err != nil {
+			return nil, t.s.wrap("RunRequeueLost", err)
+		}
 	}
 	slices.SortFunc(runs, func(a, b *Run) int { return cmp.Compare(a.Seq, b.Seq) })
 	return runs, nil

@@ -95,4 +95,17 @@
 // Cancellation: Tx honours its context while it waits for the writer and
 // every Tx method checks it before it starts; a statement, once started,
 // runs to completion (none is unbounded).
+//
+// # One process, one server
+//
+// Open takes an exclusive flock on PATH.lock: two processes on one
+// database would both dispatch its runs. The cluster side of the contract
+// is implemented all the same, because the engine runs the same code on
+// every backend: the leader lease and the servers table (migration
+// 00002_cluster) work as on PostgreSQL — the one server simply wins every
+// election — and a start or finish that names a ServerID adds
+// "server_id = ?" to its condition (a separate prepared statement, so an
+// unfenced report costs what it did). Tx.Notify is a no-op and Listen
+// waits for its context or Close: there is nobody else to tell, and the
+// process learns of its own changes without a round trip.
 package sqlite

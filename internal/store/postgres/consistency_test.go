@@ -1,0 +1,192 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// TestSideTablesConsistent drives runs through every transition from
+// several goroutines at once (as several servers would), then checks that
+// the queue, pending and active tables hold exactly the queued, pending
+// and active runs, with their current keys.
+func TestSideTablesConsistent(t *testing.T) {
+	s := openInternal(t)
+	ctx := context.Background()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const workers, rounds, perRound = 4, 40, 25
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			server := fmt.Sprintf("srv-%d", w%2)
+			var mine []*store.Run // runs this worker claimed
+			for r := range rounds {
+				now := base.Add(time.Duration(r) * time.Second)
+				var (
+					err    error
+					before = slices.Clone(mine)
+				)
+				for try := 0; ; try++ {
+					mine = slices.Clone(before)
+					err = s.Tx(ctx, func(tx store.Tx) error {
+						var ps []store.RunInsertParams
+						for i := range perRound {
+							p := store.RunInsertParams{ID: fmt.Sprintf("w%d-r%d-%d", w, r, i), Type: []string{"a", "b"}[i%2],
+								Group: "g", Priority: rng.IntN(3), Status: store.StatusQueued, Now: now, RunAt: now.Add(-time.Duration(rng.IntN(5)) * time.Second)}
+							switch rng.IntN(6) {
+							case 0:
+								p.Status, p.RunAt = store.StatusPending, now.Add(time.Duration(rng.IntN(5))*time.Second)
+							case 1:
+								p.Status = store.StatusBlocked
+							}
+							if rng.IntN(4) == 0 {
+								p.Key = fmt.Sprintf("k%d", rng.IntN(200))
+							}
+							ps = append(ps, p)
+						}
+						if _, err := tx.RunInsert(ctx, ps); err != nil {
+							return err
+						}
+						// Act on runs claimed earlier: start, finish in every way.
+						var starts []store.RunStartParams
+						var fins []store.RunFinishParams
+						var adopts []store.RunAdoptParams
+						keep := mine[:0]
+						for _, run := range mine {
+							switch rng.IntN(8) {
+							case 0:
+								starts = append(starts, store.RunStartParams{ID: run.ID, Attempt: run.Attempt, WorkerID: "w", Now: now})
+								keep = append(keep, run)
+							case 1:
+								fins = append(fins, store.RunFinishParams{ID: run.ID, Attempt: run.Attempt, Status: store.StatusQueued, ServerID: server, Now: now})
+							case 2:
+								fins = append(fins, store.RunFinishParams{ID: run.ID, Attempt: run.Attempt, Status: store.StatusPending, RunAt: now.Add(2 * time.Second), Failure: true, Now: now})
+							case 3:
+								fins = append(fins, store.RunFinishParams{ID: run.ID, Attempt: run.Attempt, Status: store.StatusFailed, Failure: true, Now: now})
+							case 4:
+								adopts = append(adopts, store.RunAdoptParams{ID: run.ID, Attempt: run.Attempt, ServerID: "srv-x"})
+								keep = append(keep, run)
+							case 5:
+								if _, err := tx.RunCancel(ctx, store.RunCancelParams{ID: run.ID, Now: now}); err != nil {
+									return err
+								}
+							default:
+								fins = append(fins, store.RunFinishParams{ID: run.ID, Attempt: run.Attempt, Status: store.StatusSucceeded, Now: now})
+							}
+						}
+						mine = keep
+						if _, err := tx.RunStart(ctx, starts); err != nil {
+							return err
+						}
+						if _, err := tx.RunFinish(ctx, fins); err != nil {
+							return err
+						}
+						if _, err := tx.RunAdopt(ctx, adopts); err != nil {
+							return err
+						}
+						// Cancel and retry some runs of other workers, whatever their state.
+						for range 3 {
+							id := fmt.Sprintf("w%d-r%d-%d", rng.IntN(workers), rng.IntN(r+1), rng.IntN(perRound))
+							if rng.IntN(2) == 0 {
+								if _, err := tx.RunCancel(ctx, store.RunCancelParams{ID: id, Now: now}); err != nil && !isRefusal(err) {
+									return err
+								}
+							} else if _, err := tx.RunRetry(ctx, store.RunRetryParams{ID: id, Now: now}); err != nil && !isRefusal(err) {
+								return err
+							}
+						}
+						if _, err := tx.RunPromote(ctx, store.RunPromoteParams{Now: now, Limit: 10}); err != nil {
+							return err
+						}
+						if r%5 == 4 {
+							if _, err := tx.RunRequeueLost(ctx, store.RunRequeueLostParams{StaleBefore: now, Limit: 20, Now: now}); err != nil {
+								return err
+							}
+						}
+						got, err := tx.RunClaim(ctx, store.RunClaimParams{Group: "g", Types: []string{"a", "b"}, Limit: 1 + rng.IntN(20), ServerID: server, Now: now})
+						mine = append(mine, got...)
+						return err
+					})
+					// Transactions that change the same runs in different orders
+					// deadlock now and then; PostgreSQL aborts one, which retries.
+					var pe *pgconn.PgError
+					if errors.As(err, &pe) && pe.Code == "40P01" && try < 10 {
+						continue
+					}
+					break
+				}
+				if err != nil {
+					var pe *pgconn.PgError
+					if errors.As(err, &pe) {
+						t.Logf("detail: %s", pe.Detail)
+					}
+					t.Errorf("worker %d round %d: %v", w, r, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	checkSideTables(t, s)
+}
+
+func isRefusal(err error) bool {
+	return err != nil && (errorsIs(err, store.ErrNotFound) || errorsIs(err, store.ErrConflict))
+}
+
+// checkSideTables fails the test unless queue, pending and active mirror
+// runs exactly.
+func checkSideTables(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := context.Background()
+	for _, c := range []struct{ what, sql string }{
+		{"queued runs missing from queue or with other keys", `SELECT r.id FROM runs r WHERE r.status = 'queued' AND NOT EXISTS (
+			SELECT 1 FROM queue q WHERE q.seq = r.seq AND q.grp = r.grp AND q.type = r.type AND q.priority = r.priority AND q.run_at = r.run_at)`},
+		// A queue row may outlive its run's queued state when a cancel found
+		// it locked by a claimer that then left it (a claim for several types
+		// locks the head of each); the next claim that reaches it drops it,
+		// so such rows are not checked.
+		{"pending runs missing from pending", `SELECT r.id FROM runs r WHERE r.status = 'pending' AND NOT EXISTS (
+			SELECT 1 FROM pending p WHERE p.seq = r.seq AND p.run_at = r.run_at)`},
+		{"pending rows of runs not pending, or twice", `SELECT p.seq::text FROM pending p LEFT JOIN runs r ON r.seq = p.seq
+			WHERE r.status IS DISTINCT FROM 'pending' OR (SELECT count(*) FROM pending p2 WHERE p2.seq = p.seq) > 1`},
+		{"active runs missing from active", `SELECT r.id FROM runs r WHERE r.status IN ('dispatched', 'running') AND NOT EXISTS (
+			SELECT 1 FROM active a WHERE a.seq = r.seq AND a.server_id = r.server_id)`},
+		{"active rows of runs not active", `SELECT a.seq::text FROM active a LEFT JOIN runs r ON r.seq = a.seq
+			WHERE r.status NOT IN ('dispatched', 'running') OR r.status IS NULL OR r.server_id IS DISTINCT FROM a.server_id`},
+		{"server_id set on runs not active", `SELECT id FROM runs WHERE server_id IS NOT NULL AND status NOT IN ('dispatched', 'running')`},
+	} {
+		rows, err := s.pool.Query(ctx, c.sql)
+		if err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		bad, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		if len(bad) > 0 {
+			t.Errorf("%s: %v", c.what, bad)
+		}
+	}
+	var counts [4]int
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM queue),
+		(SELECT count(*) FROM pending), (SELECT count(*) FROM active)`).Scan(&counts[0], &counts[1], &counts[2], &counts[3]); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("runs %d, queued %d, pending %d, active %d", counts[0], counts[1], counts[2], counts[3])
+}
+
+var errorsIs = errors.Is
