@@ -41,9 +41,21 @@ func TestMain(m *testing.M) {
 	}
 	checkReachable()
 	if reachErr != nil && os.Getenv("CI") == "" {
-		fmt.Fprintf(os.Stderr, "\n*** PostgreSQL unreachable at %s: SKIPPING the PostgreSQL tests (%v) ***\n\n", redacted(testURL), reachErr)
+		announce(fmt.Sprintf("\n*** PostgreSQL unreachable at %s: SKIPPING the PostgreSQL tests (%v) ***\n\n", redacted(testURL), reachErr))
 	}
 	goleak.VerifyTestMain(m)
+}
+
+// announce shows msg to whoever runs the tests. go test shows a passing
+// package's output only with -v, so the message goes to the terminal when
+// there is one, and to stderr otherwise.
+func announce(msg string) {
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		fmt.Fprint(tty, msg)
+		tty.Close()
+		return
+	}
+	fmt.Fprint(os.Stderr, msg)
 }
 
 func redacted(raw string) string {

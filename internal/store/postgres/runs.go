@@ -33,8 +33,11 @@ import (
 // statement, with a new snapshot, while the runs stay locked.
 
 // queueCols are the columns of a queue row, as a RETURNING list of runs
-// names them.
-const queueCols = `grp, type, priority, run_at, seq`
+// names them; qualifiedQueueCols likewise, for UPDATE … FROM.
+const (
+	queueCols          = `grp, type, priority, run_at, seq`
+	qualifiedQueueCols = `runs.grp, runs.type, runs.priority, runs.run_at, runs.seq`
+)
 
 const (
 	// sqlInsert inserts a batch in input order (seq follows it) and queues
@@ -199,8 +202,6 @@ const (
 		ORDER BY u.ord`
 )
 
-const qualifiedQueueCols = `runs.grp, runs.type, runs.priority, runs.run_at, runs.seq`
-
 // RunInsert implements store.Tx.
 func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]store.RunInsertResult, error) {
 	if err := t.check(ctx); err != nil {
@@ -230,7 +231,6 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		logical          = make([]pgtype.Timestamptz, n)
 		runAt, createdAt = make([]time.Time, n), make([]time.Time, n)
 		timeout          = make([]int64, n)
-		keyed            bool
 	)
 	for i := range runs {
 		p := &runs[i]
@@ -244,7 +244,6 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		logical[i] = nullTime(p.LogicalTime)
 		runAt[i], createdAt[i] = insertRunAt(p), p.Now
 		timeout[i] = int64(p.Timeout)
-		keyed = keyed || p.Key != ""
 	}
 	rows, err := t.q.Query(ctx, sqlInsert, id, job, parent, shard, typ, grp, payload, priority, status,
 		maxAtt, key, logical, runAt, createdAt, timeout, routing, routingKey)

@@ -10,6 +10,11 @@
 //		})
 //	}
 //
+// A backend whose Listen delivers what Tx.Notify publishes (one shared by
+// several processes) says so, and the suite checks the delivery:
+//
+//	storetest.Run(t, open, storetest.Options{Notifies: true})
+//
 // Each subtest opens its own store, runs in parallel with the others and
 // closes the store when it ends (so Close must be safe to call twice, if
 // open also registers a cleanup). Times are compared at microsecond
