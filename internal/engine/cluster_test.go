@@ -49,10 +49,10 @@ func shared(t *testing.T) (en1, en2 *env, cut *partitionStore) {
 	base.e.Stop(context.Background()) // only its store is used
 	cut = &partitionStore{Store: base.st}
 	en1 = &env{t: t, ctx: context.Background(), st: base.st}
-	en1.e = en1.start(cut, func(c *Config) { c.ServerID = "s1" })
+	en1.e = en1.start(cut, func(c *Config) { c.ServerID = "s1"; c.ExclusiveStore = false })
 	synctest.Wait() // s1 wins the first term
 	en2 = &env{t: t, ctx: context.Background(), st: base.st}
-	en2.e = en2.start(base.st, func(c *Config) { c.ServerID = "s2" })
+	en2.e = en2.start(base.st, func(c *Config) { c.ServerID = "s2"; c.ExclusiveStore = false })
 	synctest.Wait()
 	return en1, en2, cut
 }
@@ -180,9 +180,9 @@ func TestTwoLeadersAreHarmless(t *testing.T) {
 		base.e.Stop(context.Background())
 		both := alwaysLeader{base.st}
 		en1 := &env{t: t, ctx: context.Background(), st: base.st}
-		en1.e = en1.start(both, func(c *Config) { c.ServerID = "s1" })
+		en1.e = en1.start(both, func(c *Config) { c.ServerID = "s1"; c.ExclusiveStore = false })
 		en2 := &env{t: t, ctx: context.Background(), st: base.st}
-		en2.e = en2.start(both, func(c *Config) { c.ServerID = "s2" })
+		en2.e = en2.start(both, func(c *Config) { c.ServerID = "s2"; c.ExclusiveStore = false })
 		synctest.Wait()
 		if !en1.e.Leading() || !en2.e.Leading() {
 			t.Fatal("the test needs both engines to lead")
@@ -190,7 +190,7 @@ func TestTwoLeadersAreHarmless(t *testing.T) {
 		// A run held by a server that is gone: both reapers see it.
 		cut := &partitionStore{Store: alwaysLeader{base.st}}
 		ghost := &env{t: t, ctx: context.Background(), st: base.st}
-		ghost.e = ghost.start(cut, func(c *Config) { c.ServerID = "ghost" })
+		ghost.e = ghost.start(cut, func(c *Config) { c.ServerID = "ghost"; c.ExclusiveStore = false })
 		gw, gc := ghost.connect("wg", 1)
 		lost := ghost.submit(SubmitSpec{})[0]
 		ack(gw, gc.Tasks()[0])

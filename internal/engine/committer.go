@@ -70,11 +70,11 @@ func (q *opQueue) push(o *op) bool {
 		return false
 	}
 	q.ops = append(q.ops, o)
-	q.mu.Unlock()
-	select {
+	select { // under the lock, so it cannot race close
 	case q.wake <- struct{}{}:
 	default:
 	}
+	q.mu.Unlock()
 	return true
 }
 
@@ -104,13 +104,13 @@ func (q *opQueue) take(max int) []*op {
 	}
 }
 
+// close wakes every taker; they drain what is left and return.
 func (q *opQueue) close() {
 	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.wake)
 	}
 }
 

@@ -83,6 +83,13 @@ type Config struct {
 	ClaimBatch int
 	// MaxBatch caps the ops applied in one transaction (default 8192).
 	MaxBatch int
+	// Committers is how many transactions may be in flight at once
+	// (default 1 on an exclusive store, whose single writer gains nothing
+	// from more, and 2 on a shared one, where a second transaction hides
+	// the round trips of the first). Batches are independent: every change
+	// is conditional, so transactions in flight together may commit in
+	// either order.
+	Committers int
 	// RetryBase and RetryMax bound the exponential retry backoff
 	// (defaults 1s and 10m); each delay is jittered.
 	RetryBase time.Duration
@@ -144,6 +151,12 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 8192
+	}
+	if c.Committers <= 0 {
+		c.Committers = 1
+		if !c.ExclusiveStore {
+			c.Committers = 2
+		}
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = time.Second
@@ -266,8 +279,10 @@ func (e *Engine) Start(ctx context.Context) error {
 
 	bg, cancel := context.WithCancel(context.Background())
 	e.cancelBG = cancel
-	e.wg.Add(3)
-	go e.commitLoop()
+	e.wg.Add(2 + e.cfg.Committers)
+	for range e.cfg.Committers {
+		go e.commitLoop()
+	}
 	go e.monitorLoop()
 	go e.leaseLoop()
 	if !e.cfg.ExclusiveStore {

@@ -297,7 +297,7 @@ func TestRestartRecoversHeldRuns(t *testing.T) {
 		}
 		// A new process, a new server id: the exclusive store's runs are
 		// still recovered.
-		en.e = en.start(en.st, func(c *Config) { c.ServerID = "s2"; c.ExclusiveStore = true })
+		en.e = en.start(en.st, func(c *Config) { c.ServerID = "s2" })
 		s2, c2 := en.connectHeld("w1", 2, []RunRef{{ts[0].RunID, 1}})
 		finish(s2, OutcomeSucceeded, ts[0])
 		en.wantStatus(runs[0].ID, store.StatusSucceeded)

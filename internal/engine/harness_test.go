@@ -100,7 +100,8 @@ func openStore(t *testing.T, dir string) store.Store {
 }
 
 func testConfig(st store.Store) Config {
-	return Config{Store: st, ServerID: "s1", HeartbeatInterval: time.Second, RetryBase: time.Second, RetryMax: 8 * time.Second}
+	// SQLite is an exclusive store; the multi-server tests say otherwise.
+	return Config{Store: st, ServerID: "s1", HeartbeatInterval: time.Second, RetryBase: time.Second, RetryMax: 8 * time.Second, ExclusiveStore: true}
 }
 
 // newEnv starts an engine; mod may adjust its config.
