@@ -40,14 +40,11 @@ func TestClusterFailover(t *testing.T) {
 
 	nodes := make([]*node, 3)
 	for i := range nodes {
-		n := &node{id: fmt.Sprintf("s%d", i+1), http: freeAddr(t), grpc: freeAddr(t)}
-		n.p = start(t, n.id, "server", "--store", storeURL, "--id", n.id, "--http", n.http, "--grpc", n.grpc,
+		n := &node{id: fmt.Sprintf("s%d", i+1)}
+		n.p, n.http, n.grpc = startServer(t, n.id, "--store", storeURL, "--id", n.id,
 			"--heartbeat", "1s", "--completion-log", completions)
 		n.api = api{t: t, base: "http://" + n.http}
 		nodes[i] = n
-	}
-	for _, n := range nodes {
-		n.p.await(30*time.Second, "pluto server started")
 	}
 	// Each worker lists every server, starting with a different one.
 	for i := range 4 {

@@ -22,10 +22,7 @@ import (
 // execute twice.
 func TestLifecycleWithRealProcesses(t *testing.T) {
 	dir := t.TempDir()
-	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
-	srv := start(t, "server", "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"),
-		"--http", httpAddr, "--grpc", grpcAddr, "--heartbeat", "1s")
-	srv.await(20*time.Second, "pluto server started")
+	_, httpAddr, grpcAddr := startServer(t, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"), "--heartbeat", "1s")
 	a := api{t: t, base: "http://" + httpAddr}
 
 	w1 := start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "4", "--shell")

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -141,14 +140,26 @@ func (p *proc) signal(sig syscall.Signal) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+// startServer runs `pluto server` on random loopback ports and returns the
+// process with the addresses it logged (no port is chosen by the test, so
+// two servers can never race for one).
+func startServer(t *testing.T, name string, args ...string) (p *proc, httpAddr, grpcAddr string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	p = start(t, name, append([]string{"server", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"}, args...)...)
+	line := p.await(30*time.Second, "pluto server started")
+	return p, logField(t, line, "http"), logField(t, line, "grpc")
+}
+
+// logField returns the value of key=value in a slog text line.
+func logField(t *testing.T, line, key string) string {
+	t.Helper()
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("no %s= in %q", key, line)
+	return ""
 }
 
 // api is a minimal HTTP JSON client for the tests.
