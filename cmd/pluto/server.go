@@ -113,7 +113,7 @@ exits at once.`,
 	f.DurationVar(&cfg.Engine.LeaseTTL, "lease-ttl", 10*time.Second, "leader lease and server registration lifetime without renewal")
 	f.DurationVar(&cfg.Engine.RenewInterval, "renew-interval", 2*time.Second, "how often the leases are renewed (shorter than --lease-ttl)")
 	var completionLog string
-	f.StringVar(&completionLog, "completion-log", "", "append one line (run id, status) per committed terminal status to this file (audit)")
+	f.StringVar(&completionLog, "completion-log", "", "append one line (run id, status) per committed terminal status to this file (audit; written after the commit, so a killed server may miss its last lines)")
 	lo := addLogFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		log, err := lo.logger(a.stderr)
