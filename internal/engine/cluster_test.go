@@ -226,3 +226,53 @@ func TestTwoLeadersAreHarmless(t *testing.T) {
 		}
 	})
 }
+
+// claimGate holds the first transaction that claimed nothing right after
+// it commits, before its callbacks run.
+type claimGate struct {
+	store.Store
+	gate chan struct{}
+	held atomic.Bool
+}
+
+type gateTx struct {
+	store.Tx
+	empty *bool
+}
+
+func (t gateTx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*store.Run, error) {
+	runs, err := t.Tx.RunClaim(ctx, p)
+	if err == nil && len(runs) == 0 {
+		*t.empty = true
+	}
+	return runs, err
+}
+
+func (s *claimGate) Tx(ctx context.Context, fn func(store.Tx) error) error {
+	empty := false
+	err := s.Store.Tx(ctx, func(tx store.Tx) error { return fn(gateTx{tx, &empty}) })
+	if empty && s.held.CompareAndSwap(false, true) {
+		<-s.gate
+	}
+	return err
+}
+
+// With two transactions in flight, a claim can come back short because it
+// missed a run that the other transaction committed meanwhile. The wake
+// that run's commit sent must survive the short claim.
+func TestShortClaimKeepsAConcurrentWake(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := newEnv(t, func(c *Config) { c.ServerID = "s0" })
+		base.e.Stop(context.Background())
+		st := &claimGate{Store: base.st, gate: make(chan struct{})}
+		en := &env{t: t, ctx: context.Background(), st: base.st}
+		en.e = en.start(st, func(c *Config) { c.ServerID = "s1"; c.ExclusiveStore = false })
+		_, c := en.connect("w1", 4) // its claim finds nothing and is held
+		run := en.submit(SubmitSpec{})[0]
+		close(st.gate)
+		synctest.Wait()
+		if got := c.Tasks(); len(got) != 1 || got[0].RunID != run.ID {
+			t.Fatalf("dispatched %v; the run submitted during the short claim was forgotten", ids(got))
+		}
+	})
+}

@@ -31,6 +31,7 @@ type op struct {
 	// to that moment, not just those free when it was queued.
 	prepareClaim func() *store.RunClaimParams
 	claim        *store.RunClaimParams // the claim applied
+	claimGen     uint64                // the group's wakeGen when it was prepared
 
 	// Outputs, filled before done runs.
 	insertRes []store.RunInsertResult

@@ -59,8 +59,13 @@ type group struct {
 	sessions []*Session
 	ready    readyQueue
 	// mayHaveWork is set by anything that may have made runs of the group
-	// claimable and cleared when a claim comes back short.
+	// claimable and cleared when a claim comes back short — unless a wake
+	// arrived while that claim was in flight: wakeGen counts wakes, and a
+	// claim remembers the count it was prepared at. (With several
+	// transactions in flight, a claim can miss a run another transaction
+	// committed meanwhile; its wake must not be erased.)
 	mayHaveWork bool
+	wakeGen     uint64
 	claiming    bool
 
 	cands []candidate // scratch for assign
@@ -77,9 +82,12 @@ func (e *Engine) group(name string) *group {
 }
 
 // wake notes that a group may have claimable runs and kicks it.
-func (e *Engine) wake(name string) {
-	g := e.group(name)
+func (e *Engine) wake(name string) { e.wakeGroup(e.group(name)) }
+
+// wakeGroup: called with e.mu held.
+func (e *Engine) wakeGroup(g *group) {
 	g.mayHaveWork = true
+	g.wakeGen++
 	e.kick(g)
 }
 
@@ -94,6 +102,7 @@ func (e *Engine) kick(g *group) {
 	o.prepareClaim = func() *store.RunClaimParams {
 		e.mu.Lock()
 		defer e.mu.Unlock()
+		o.claimGen = g.wakeGen
 		return e.claimParams(g)
 	}
 	o.done = func(o *op) { e.claimed(g, o) }
@@ -138,7 +147,7 @@ func (e *Engine) claimed(g *group, o *op) {
 		e.kick(g) // nothing was free when it applied; maybe now
 		return
 	}
-	if len(o.claimed) < o.claim.Limit {
+	if len(o.claimed) < o.claim.Limit && g.wakeGen == o.claimGen {
 		g.mayHaveWork = false
 	}
 	for _, r := range o.claimed {

@@ -179,8 +179,7 @@ func (e *Engine) heard(n store.Notification) {
 	switch n.Topic {
 	case store.TopicQueued:
 		if g := e.groups[n.Payload]; g != nil {
-			g.mayHaveWork = true
-			e.kick(g)
+			e.wakeGroup(g)
 		}
 	case store.TopicPending:
 		if us, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {

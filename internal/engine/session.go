@@ -120,8 +120,7 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	}
 	e.sessions[h.WorkerID] = s
 	g.sessions = append(g.sessions, s)
-	g.mayHaveWork = true
-	e.kick(g)
+	e.wakeGroup(g)
 	return s, stale, nil
 }
 
