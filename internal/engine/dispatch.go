@@ -240,7 +240,7 @@ func (e *Engine) handBack(fs []*flight, why string) {
 		if e.flights[f.id] == f {
 			delete(e.flights, f.id)
 		}
-		params = append(params, store.RunFinishParams{ID: f.id, Attempt: f.attempt, Status: store.StatusQueued, ServerID: e.cfg.ServerID, Now: now})
+		params = append(params, store.RunFinishParams{ID: f.id, Attempt: f.attempt, Status: store.StatusQueued, ServerID: e.fence(), Now: now})
 		groups = append(groups, f.group)
 	}
 	e.log.Debug("requeueing lost attempts", "runs", len(fs), "why", why)

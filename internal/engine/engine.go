@@ -412,3 +412,14 @@ func (e *Engine) ServerID() string { return e.cfg.ServerID }
 
 // HeartbeatInterval is the interval workers are told to heartbeat at.
 func (e *Engine) HeartbeatInterval() time.Duration { return e.cfg.HeartbeatInterval }
+
+// fence is the server id that fences this server's reports: only while it
+// holds a run may it change it. On an exclusive store no other server can
+// take a run over, so there is nothing to fence and the cheaper statement
+// is used.
+func (e *Engine) fence() string {
+	if e.cfg.ExclusiveStore {
+		return ""
+	}
+	return e.cfg.ServerID
+}

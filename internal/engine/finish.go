@@ -21,7 +21,7 @@ func (e *Engine) finishParams(f *flight, r *Result, s *Session, now time.Time) s
 	p := store.RunFinishParams{
 		ID: f.id, Attempt: f.attempt, Result: r.Result, Error: r.Error,
 		StartedAt: r.StartedAt.Truncate(time.Microsecond), WorkerID: s.hello.WorkerID,
-		ServerID: e.cfg.ServerID, Now: now,
+		ServerID: e.fence(), Now: now,
 	}
 	switch r.Outcome {
 	case OutcomeSucceeded:
@@ -116,7 +116,7 @@ func (e *Engine) timedOut(f *flight) {
 	delete(e.flights, f.id)
 	f.timer = nil
 	now := e.now()
-	p := store.RunFinishParams{ID: f.id, Attempt: f.attempt, Error: fmt.Sprintf("timed out after %s", f.timeout), ServerID: e.cfg.ServerID, Now: now}
+	p := store.RunFinishParams{ID: f.id, Attempt: f.attempt, Error: fmt.Sprintf("timed out after %s", f.timeout), ServerID: e.fence(), Now: now}
 	if f.session != nil {
 		p.WorkerID = f.session.hello.WorkerID
 		f.session.conn.Cancel(f.ref(), "timed out")

@@ -257,7 +257,7 @@ func (s *Session) Ack(acks []Ack) {
 		if at.IsZero() {
 			at = now
 		}
-		starts = append(starts, store.RunStartParams{ID: a.RunID, Attempt: a.Attempt, WorkerID: s.hello.WorkerID, ServerID: e.cfg.ServerID, Now: at})
+		starts = append(starts, store.RunStartParams{ID: a.RunID, Attempt: a.Attempt, WorkerID: s.hello.WorkerID, ServerID: e.fence(), Now: at})
 	}
 	e.mu.Unlock()
 	if len(starts) > 0 {
