@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pluto-sched/pluto/internal/dur"
 )
 
 // submitBody is the POST /api/v1/runs body.
@@ -55,10 +57,10 @@ to finish, prints it, and exits 0 only if it succeeded (1 otherwise).`,
 	f.StringVar(&body.Type, "type", "", "handler type to run (required), e.g. shell, http, noop")
 	f.StringVar(&body.Group, "group", "default", "worker group that runs it")
 	f.StringVar(&payload, "payload", "", "payload as JSON (@FILE reads a file, @- standard input)")
-	f.DurationVar(&delay, "delay", 0, "run after this delay, e.g. 30s, 5m")
+	f.Var(dur.Value{D: &delay}, "delay", "run after this delay, e.g. 30s, 5m, 3d, 1w")
 	f.StringVar(&at, "at", "", "run at this time (RFC 3339, e.g. 2026-11-21T08:00:00Z)")
 	f.IntVar(&body.Priority, "priority", 0, "priority; higher runs first")
-	f.DurationVar(&timeout, "timeout", 0, "time limit of one attempt (0: none)")
+	f.Var(dur.Value{D: &timeout}, "timeout", "time limit of one attempt, e.g. 30m, 2d (0: none)")
 	f.IntVar(&body.Retries, "retries", 0, "retries after a failed attempt")
 	f.StringVar(&body.Key, "key", "", "idempotency key: resubmitting with the same key returns the existing run")
 	f.StringVar(&body.Routing, "routing", "", "routing strategy (least-recent, least-loaded, round-robin, random, hash, failover)")

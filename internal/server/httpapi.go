@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pluto-sched/pluto/internal/dur"
 	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
 )
@@ -787,7 +788,8 @@ func jsonKind(b []byte) string {
 	return "a number"
 }
 
-// parseDuration parses a Go duration string; a bare integer means seconds.
+// parseDuration parses a duration ("90s", "1h30m", "3d", "1w"); a bare
+// integer means seconds.
 func parseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
@@ -796,7 +798,7 @@ func parseDuration(s string) (time.Duration, error) {
 		}
 		return time.Duration(n) * time.Second, nil
 	}
-	return time.ParseDuration(s)
+	return dur.Parse(s)
 }
 
 func statusNames() string {

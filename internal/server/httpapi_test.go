@@ -860,3 +860,11 @@ func TestHTTPFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestParseDurationDays(t *testing.T) {
+	for in, want := range map[string]time.Duration{"3d": 72 * time.Hour, "1w": 168 * time.Hour, "90": 90 * time.Second, "1h30m": 90 * time.Minute} {
+		if got, err := parseDuration(in); err != nil || got != want {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
