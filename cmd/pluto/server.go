@@ -112,6 +112,7 @@ exits at once.`,
 	f.DurationVar(&cfg.StopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop may take")
 	f.DurationVar(&cfg.Engine.LeaseTTL, "lease-ttl", 10*time.Second, "leader lease and server registration lifetime without renewal")
 	f.DurationVar(&cfg.Engine.RenewInterval, "renew-interval", 2*time.Second, "how often the leases are renewed (shorter than --lease-ttl)")
+	f.BoolVar(&cfg.Engine.Standby, "standby", false, "serve and dispatch, but never lead: never fire schedules or promote delayed runs (pre-release mode)")
 	var completionLog string
 	f.StringVar(&completionLog, "completion-log", "", "append one line (run id, status) per committed terminal status to this file (audit; written after the commit, so a killed server may miss its last lines)")
 	lo := addLogFlags(cmd)

@@ -276,3 +276,35 @@ func TestShortClaimKeepsAConcurrentWake(t *testing.T) {
 		}
 	})
 }
+
+// A standby serves and dispatches but never leads, even when it is the
+// only server left.
+func TestStandbyNeverLeads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := newEnv(t, func(c *Config) { c.ServerID = "s0" })
+		base.e.Stop(context.Background())
+		sb := &env{t: t, ctx: context.Background(), st: base.st}
+		sb.e = sb.start(base.st, func(c *Config) { c.ServerID = "standby"; c.ExclusiveStore = false; c.Standby = true })
+		ld := &env{t: t, ctx: context.Background(), st: base.st}
+		ld.e = ld.start(base.st, func(c *Config) { c.ServerID = "leader"; c.ExclusiveStore = false })
+		synctest.Wait()
+		if sb.e.Leading() || !ld.e.Leading() {
+			t.Fatalf("standby leads %v, the other %v", sb.e.Leading(), ld.e.Leading())
+		}
+		_, c := sb.connect("w1", 1)
+		run := sb.submit(SubmitSpec{})[0]
+		if got := c.Tasks(); len(got) != 1 || got[0].RunID != run.ID {
+			t.Fatalf("a standby must still dispatch: %v", ids(got))
+		}
+		ld.e.Stop(context.Background())
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		if sb.e.Leading() {
+			t.Fatal("the standby took the lease")
+		}
+		info, _ := sb.e.Cluster(sb.ctx)
+		if len(info.Servers) != 1 || info.Servers[0].ID != "standby" {
+			t.Fatalf("cluster %+v", info)
+		}
+	})
+}

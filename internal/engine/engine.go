@@ -108,6 +108,11 @@ type Config struct {
 	// in the cluster listing.
 	AdvertiseHTTP string
 	AdvertiseGRPC string
+	// Standby servers serve clients and workers and dispatch, but never
+	// take the leader lease, so they never run the leader's loops (Mars'
+	// pre-release mode). Some server must not be a standby, or delayed
+	// runs are never promoted.
+	Standby bool
 	// ExclusiveStore says this server is the only one using its store (the
 	// embedded SQLite store is locked to one process). On start it then
 	// recovers every active run, whichever server id held it before, so a

@@ -71,6 +71,9 @@ func (e *Engine) renew(started time.Time) {
 	}); err != nil {
 		e.log.Error("renew server registration", "err", err)
 	}
+	if e.cfg.Standby {
+		return
+	}
 	l, err := e.st.LeaderElect(ctx, store.LeaderElectParams{ServerID: e.cfg.ServerID, TTL: e.cfg.LeaseTTL, Now: now})
 	e.mu.Lock()
 	defer e.mu.Unlock()
