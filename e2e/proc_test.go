@@ -170,6 +170,15 @@ type api struct {
 
 func (a api) do(method, path string, body any, out any) int {
 	a.t.Helper()
+	code, err := a.try(method, path, body, out)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return code
+}
+
+// try is do that returns transport errors (a server that is gone).
+func (a api) try(method, path string, body any, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -186,16 +195,19 @@ func (a api) do(method, path string, body any, out any) int {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		a.t.Fatalf("%s %s: %v", method, path, err)
+		return 0, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
-			a.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
+			return resp.StatusCode, fmt.Errorf("%d %s: %w", resp.StatusCode, b, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 type run struct {
