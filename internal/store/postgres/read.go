@@ -69,22 +69,17 @@ func (s *Store) RunGetByKey(ctx context.Context, key string) (*Run, error) {
 	return s.getRun(ctx, "RunGetByKey", sqlGetByKey, key)
 }
 
-const (
-	listDefaultLimit = 100
-	listMaxLimit     = 1000
-)
-
 // RunList implements store.Store. The cursor is the seq of the last run of
 // the previous page, in decimal (the SQLite backend's format).
 func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPage, error) {
 	if s.closed.Load() {
 		return store.RunPage{}, errClosed
 	}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = listDefaultLimit
+	limit := p.PageLimit()
+	before, err := p.BeforeSeq()
+	if err != nil {
+		return store.RunPage{}, fmt.Errorf("postgres: RunList: %w", err)
 	}
-	limit = min(limit, listMaxLimit)
 	var (
 		where []string
 		args  []any
@@ -106,11 +101,8 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPa
 	if p.Job != "" {
 		where = append(where, "job = "+arg(p.Job))
 	}
-	if p.Cursor != "" {
-		seq, err := strconv.ParseInt(p.Cursor, 10, 64)
-		if err != nil || seq <= 0 {
-			return store.RunPage{}, fmt.Errorf("postgres: RunList: cursor %q: %w", p.Cursor, store.ErrInvalidCursor)
-		}
+	if before > 0 {
+		seq := before
 		where = append(where, "seq < "+arg(seq))
 	}
 	q := "SELECT " + runCols + " FROM runs"
@@ -126,13 +118,7 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPa
 	if err != nil {
 		return store.RunPage{}, s.wrap("RunList", err)
 	}
-	var page store.RunPage
-	if len(runs) > limit {
-		runs = runs[:limit]
-		page.NextCursor = strconv.FormatInt(runs[limit-1].Seq, 10)
-	}
-	page.Runs = runs
-	return page, nil
+	return store.NewRunPage(runs, limit), nil
 }
 
 // RunListActive implements store.Store.

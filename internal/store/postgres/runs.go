@@ -242,7 +242,7 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		payload[i], key[i] = nullJSON(p.Payload), nullText(p.Key)
 		priority[i], maxAtt[i] = int32(p.Priority), int32(p.MaxAttempts)
 		logical[i] = nullTime(p.LogicalTime)
-		runAt[i], createdAt[i] = insertRunAt(p), p.Now
+		runAt[i], createdAt[i] = p.EffectiveRunAt(), p.Now
 		timeout[i] = int64(p.Timeout)
 	}
 	rows, err := t.q.Query(ctx, sqlInsert, id, job, parent, shard, typ, grp, payload, priority, status,
@@ -315,13 +315,6 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 	return out, nil
 }
 
-func insertRunAt(p *store.RunInsertParams) time.Time {
-	if p.RunAt.IsZero() {
-		return p.Now
-	}
-	return p.RunAt
-}
-
 // insertedRun is the run an insert wrote, as it reads back.
 func insertedRun(p *store.RunInsertParams, seq int64) *Run {
 	r := &Run{
@@ -336,7 +329,7 @@ func insertedRun(p *store.RunInsertParams, seq int64) *Run {
 		MaxAttempts: p.MaxAttempts,
 		Key:         p.Key,
 		LogicalTime: micro(p.LogicalTime),
-		RunAt:       micro(insertRunAt(p)),
+		RunAt:       micro(p.EffectiveRunAt()),
 		CreatedAt:   micro(p.Now),
 		Timeout:     p.Timeout,
 		Routing:     p.Routing,

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
 )
@@ -319,18 +318,11 @@ func (t *tx) bindInsert(p *store.RunInsertParams) {
 	t.arg(int64(p.MaxAttempts))
 	t.arg(nullString(p.Key))
 	t.arg(nullMicro(p.LogicalTime))
-	t.arg(micro(runAt(p)))
+	t.arg(micro(p.EffectiveRunAt()))
 	t.arg(micro(p.Now))
 	t.arg(int64(p.Timeout))
 	t.arg(p.Routing)
 	t.arg(p.RoutingKey)
-}
-
-func runAt(p *store.RunInsertParams) time.Time {
-	if p.RunAt.IsZero() {
-		return p.Now
-	}
-	return p.RunAt
 }
 
 // insertedRun is the run an insert wrote, as it reads back.
@@ -347,7 +339,7 @@ func insertedRun(p *store.RunInsertParams, seq int64) *Run {
 		MaxAttempts: p.MaxAttempts,
 		Key:         p.Key,
 		LogicalTime: truncMicro(p.LogicalTime),
-		RunAt:       fromMicro(micro(runAt(p))),
+		RunAt:       fromMicro(micro(p.EffectiveRunAt())),
 		CreatedAt:   fromMicro(micro(p.Now)),
 		Timeout:     p.Timeout,
 		Routing:     p.Routing,

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -39,11 +38,6 @@ func (s *Store) RunGetByKey(ctx context.Context, key string) (*Run, error) {
 	return s.getRun(ctx, "RunGetByKey", rGetByKey, key)
 }
 
-const (
-	listDefaultLimit = 100
-	listMaxLimit     = 1000
-)
-
 // RunList implements store.Store. The cursor is the seq of the last run of
 // the previous page, in decimal. The walk goes down the rowid (newest
 // first) and tests the filters on each run, so a filter that matches few of
@@ -53,11 +47,11 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPa
 	if s.closed.Load() {
 		return store.RunPage{}, errClosed
 	}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = listDefaultLimit
+	limit := p.PageLimit()
+	before, err := p.BeforeSeq()
+	if err != nil {
+		return store.RunPage{}, fmt.Errorf("sqlite: RunList: %w", err)
 	}
-	limit = min(limit, listMaxLimit)
 	var (
 		where []string
 		args  []any
@@ -76,11 +70,8 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPa
 		where = append(where, "job = ?")
 		args = append(args, p.Job)
 	}
-	if p.Cursor != "" {
-		seq, err := strconv.ParseInt(p.Cursor, 10, 64)
-		if err != nil || seq <= 0 {
-			return store.RunPage{}, fmt.Errorf("sqlite: RunList: cursor %q: %w", p.Cursor, store.ErrInvalidCursor)
-		}
+	if before > 0 {
+		seq := before
 		where = append(where, "seq < ?")
 		args = append(args, seq)
 	}
@@ -98,13 +89,7 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPa
 	if err != nil {
 		return store.RunPage{}, s.wrap("RunList", err)
 	}
-	var page store.RunPage
-	if len(runs) > limit {
-		runs = runs[:limit]
-		page.NextCursor = strconv.FormatInt(runs[limit-1].Seq, 10)
-	}
-	page.Runs = runs
-	return page, nil
+	return store.NewRunPage(runs, limit), nil
 }
 
 // RunListActive implements store.Store.

@@ -313,6 +313,11 @@ func testListLimits(t *testing.T, s store.Store) {
 	if len(got) != n {
 		t.Errorf("walked %d runs, want %d", len(got), n)
 	}
+	for _, bad := range []string{"x", "-3", "0", "1.5", "99999999999999999999"} {
+		if _, err := s.RunList(ctx, store.RunListParams{Cursor: bad}); !errors.Is(err, store.ErrInvalidCursor) {
+			t.Errorf("cursor %q: err %v, want ErrInvalidCursor", bad, err)
+		}
+	}
 	for i, r := range got {
 		if want := runID(n - 1 - i); r.ID != want {
 			t.Fatalf("position %d: %s, want %s", i, r.ID, want)
