@@ -228,14 +228,6 @@ func acks(msgs []*plutov1.WorkerMessage) []*plutov1.Ack {
 	return out
 }
 
-func logLines(msgs []*plutov1.WorkerMessage) []*plutov1.LogLine {
-	var out []*plutov1.LogLine
-	for _, m := range msgs {
-		out = append(out, m.GetLogs().GetLines()...)
-	}
-	return out
-}
-
 func credits(msgs []*plutov1.WorkerMessage) []int32 {
 	var out []int32
 	for _, m := range msgs {

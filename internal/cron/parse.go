@@ -63,7 +63,6 @@ type set [4]uint64
 
 func (s *set) add(v int)      { s[v>>6] |= 1 << (v & 63) }
 func (s *set) has(v int) bool { return s[v>>6]&(1<<(v&63)) != 0 }
-func (s *set) isEmpty() bool  { return s[0]|s[1]|s[2]|s[3] == 0 }
 func (s *set) addRange(a, b, step int) {
 	for v := a; v <= b; v += step {
 		s.add(v)

@@ -200,9 +200,6 @@ func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
 // HTTPURL is the base URL of the HTTP API.
 func (s *Server) HTTPURL() string { return "http://" + s.HTTPAddr() }
 
-// Engine returns the server's scheduler.
-func (s *Server) Engine() *engine.Engine { return s.eng }
-
 // Store returns the server's store.
 func (s *Server) Store() store.Store { return s.store }
 
