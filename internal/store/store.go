@@ -123,7 +123,7 @@ type RunInsertParams struct {
 	Group       string
 	Payload     json.RawMessage
 	Priority    int
-	Status      RunStatus // pending, blocked, queued or skipped
+	Status      RunStatus // pending, blocked, queued or skipped (finished at Now)
 	MaxAttempts int
 	Key         string // idempotency key; "" for none
 	LogicalTime time.Time
@@ -131,6 +131,7 @@ type RunInsertParams struct {
 	Timeout     time.Duration
 	Routing     string
 	RoutingKey  string
+	Error       string    // why a skipped run was skipped; "" otherwise
 	Now         time.Time // created_at
 }
 
@@ -332,6 +333,7 @@ const (
 	TopicPending  = "pending"  // payload: the Unix microseconds of a new pending run's run_at
 	TopicFinished = "finished" // payload: comma-separated ids of watched runs that reached a terminal status
 	TopicWatch    = "watch"    // payload: a run id some server's client waits on
+	TopicJobs     = "jobs"     // payload: a job name whose schedule changed (the leader re-arms its cron timer)
 )
 
 // Store is a Pluto storage backend.
@@ -355,6 +357,8 @@ type Store interface {
 	RunQueuedGroups(ctx context.Context) ([]string, error)
 	RunCountByGroup(ctx context.Context) ([]GroupCount, error)
 	LogList(ctx context.Context, p LogListParams) ([]LogEntry, error)
+
+	JobStore
 
 	// LeaderElect takes or renews the leader lease and returns who holds it
 	// afterwards (ServerID won if the returned leader is ServerID).
@@ -395,6 +399,8 @@ type Tx interface {
 	RunAdopt(ctx context.Context, p []RunAdoptParams) ([]bool, error)
 	// RunRequeueLost returns the requeued runs.
 	RunRequeueLost(ctx context.Context, p RunRequeueLostParams) ([]*Run, error)
+	JobTx
+
 	// Notify publishes n to every listening server once the transaction
 	// commits (never if it rolls back). Duplicate notifications in one
 	// transaction may be merged.
