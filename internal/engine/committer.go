@@ -32,6 +32,14 @@ type op struct {
 	prepareClaim func() *store.RunClaimParams
 	claim        *store.RunClaimParams // the claim applied
 	claimGen     uint64                // the group's wakeGen when it was prepared
+	// txfn, if set, applies writes of its own in the batch's transaction
+	// (job changes, cron ticks, unblocking), after cancels and retries and
+	// before claims, so that the runs it queues are claimable in the same
+	// commit. It returns a caller error (not found, conflict, a
+	// *FieldError) only before it has written anything: that fails the op,
+	// not the batch. It may run again if the batch is retried, so it sets
+	// its outputs rather than appending to them.
+	txfn func(ctx context.Context, tx store.Tx) error
 
 	// Outputs, filled before done runs.
 	insertRes []store.RunInsertResult
@@ -43,7 +51,11 @@ type op struct {
 	promoted  []*store.Run
 	requeued  []*store.Run
 	adopted   []bool
-	err       error
+	// made are runs a txfn created or moved to queued or pending; cancels
+	// are runs it cancelled. Both are handled like inserts and cancels.
+	made    []*store.Run
+	cancels []store.RunCancelResult
+	err     error
 
 	// done runs on the committer goroutine after the op's batch committed
 	// (or failed, with err set). It must not block.
@@ -183,7 +195,7 @@ func (e *Engine) retryCommit(ctx context.Context, batch []*op, err error) error 
 
 func resetOutputs(o *op) {
 	o.insertRes, o.started, o.finishRes, o.claimed, o.promoted, o.retried = nil, nil, nil, nil, nil, nil
-	o.requeued, o.adopted, o.claim = nil, nil, nil
+	o.requeued, o.adopted, o.claim, o.made, o.cancels = nil, nil, nil, nil, nil
 	o.cancelRes = store.RunCancelResult{}
 }
 
@@ -257,6 +269,19 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, batch []*op) error {
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
 				// The caller's answer, not a failed batch.
+				o.err = err
+				continue
+			}
+			return err
+		}
+	}
+	for _, o := range batch {
+		if o.txfn == nil {
+			continue
+		}
+		if err := o.txfn(ctx, tx); err != nil {
+			var fe *FieldError
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) || errors.As(err, &fe) {
 				o.err = err
 				continue
 			}

@@ -35,26 +35,32 @@ func (e *Engine) Cancel(ctx context.Context, id, reason string) (*store.Run, err
 	}
 	o := &op{cancel: &store.RunCancelParams{ID: id, Reason: reason, Now: e.now()}}
 	err := e.do(ctx, o, func(o *op) {
-		res := o.cancelRes
-		if !res.Changed {
-			return
-		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if f := e.flights[id]; f != nil {
-			delete(e.flights, id)
-			f.stopTimer()
-			if f.session != nil {
-				f.session.conn.Cancel(f.ref(), reason)
-			}
-		}
-		delete(e.orphans, id)
-		e.terminal(id, store.StatusCancelled)
+		e.cancelled(o.cancelRes, reason)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return o.cancelRes.Run, nil
+}
+
+// cancelled reacts to a committed cancel: the worker holding the run is
+// told and its handler's context is cancelled. Called with e.mu held.
+func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
+	if !res.Changed {
+		return
+	}
+	id := res.Run.ID
+	if f := e.flights[id]; f != nil {
+		delete(e.flights, id)
+		f.stopTimer()
+		if f.session != nil {
+			f.session.conn.Cancel(f.ref(), reason)
+		}
+	}
+	delete(e.orphans, id)
+	e.terminal(id, res.Run.Job, store.StatusCancelled)
 }
 
 // Retry puts a failed, cancelled or timed-out run back in the queue with a
@@ -136,9 +142,13 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
 	}
 }
 
-// terminal reports a committed terminal status. Called with e.mu held.
-func (e *Engine) terminal(id string, st store.RunStatus) {
+// terminal reports a committed terminal status of run id of job (""
+// for a one-shot run). Called with e.mu held.
+func (e *Engine) terminal(id, job string, st store.RunStatus) {
 	e.notify(id)
+	if job != "" {
+		e.jobRunEnded(job)
+	}
 	if e.cfg.OnTerminal != nil {
 		e.cfg.OnTerminal(id, st)
 	}

@@ -119,6 +119,10 @@ type Config struct {
 	// restart under a new id loses nothing; on a shared store it recovers
 	// only its own and the leader requeues those of servers that are gone.
 	ExclusiveStore bool
+	// MisfireGrace is how late a cron slot may fire and still count as on
+	// time (default 5s); a slot later than that was missed and the job's
+	// misfire policy decides what becomes of it.
+	MisfireGrace time.Duration
 	// OnTerminal, if set, is called once for every run that reaches a
 	// terminal status, after that status is committed. It runs on engine
 	// goroutines with the engine locked and must not block.
@@ -169,6 +173,9 @@ func (c *Config) defaults() error {
 	if c.RetryMax <= 0 {
 		c.RetryMax = 10 * time.Minute
 	}
+	if c.MisfireGrace <= 0 {
+		c.MisfireGrace = 5 * time.Second
+	}
 	if c.LeaseTTL <= 0 {
 		c.LeaseTTL = 10 * time.Second
 	}
@@ -199,21 +206,24 @@ type Engine struct {
 
 	ops *opQueue
 
-	mu        sync.Mutex
-	groups    map[string]*group
-	sessions  map[string]*Session // current session per worker id
-	flights   map[string]*flight  // current attempt of each run this server holds
-	orphans   map[string]*flight  // active runs found at start, not yet reclaimed
-	waiters   map[string][]chan struct{}
-	wmu       sync.Mutex
-	watched   map[string]time.Time // runs some server waits for → until
-	dispSeq   uint64               // dispatch counter for least-recent routing
-	rrSeq     uint64               // round-robin counter
-	state     lifecycle
-	promote   promoter
-	lead      leadership
-	cancelBG  context.CancelFunc // ends background loops (listener)
-	leaseDone chan struct{}      // closed when the lease loop exits
+	mu         sync.Mutex
+	groups     map[string]*group
+	sessions   map[string]*Session // current session per worker id
+	flights    map[string]*flight  // current attempt of each run this server holds
+	orphans    map[string]*flight  // active runs found at start, not yet reclaimed
+	waiters    map[string][]chan struct{}
+	wmu        sync.Mutex
+	watched    map[string]time.Time // runs some server waits for → until
+	dispSeq    uint64               // dispatch counter for least-recent routing
+	rrSeq      uint64               // round-robin counter
+	state      lifecycle
+	promote    promoter
+	cron       cronLoop
+	unblock    map[string]bool // jobs whose next blocked run may be released
+	unblocking bool            // an unblock op is in flight
+	lead       leadership
+	cancelBG   context.CancelFunc // ends background loops (listener)
+	leaseDone  chan struct{}      // closed when the lease loop exits
 
 	stopMon  chan struct{}
 	wg       sync.WaitGroup
@@ -337,6 +347,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 			s.stopTimers()
 		}
 		e.promote.stop()
+		e.cron.stop()
 		e.mu.Unlock()
 		if !started {
 			e.mu.Lock()

@@ -87,19 +87,19 @@ func (e *Engine) finished(s *Session, fs []*flight, o *op) {
 	for i, res := range o.finishRes {
 		acks[i] = ResultAck{RunID: fs[i].id, Attempt: fs[i].attempt, Accepted: res.Accepted}
 		if res.Accepted {
-			e.settled(fs[i].group, o.finishes[i])
+			e.settled(fs[i], o.finishes[i])
 		}
 	}
 	s.conn.ResultAcks(acks)
 }
 
 // settled reacts to a committed finish. Called with e.mu held.
-func (e *Engine) settled(groupName string, p store.RunFinishParams) {
+func (e *Engine) settled(f *flight, p store.RunFinishParams) {
 	switch {
 	case p.Status.Terminal():
-		e.terminal(p.ID, p.Status)
+		e.terminal(p.ID, f.job, p.Status)
 	case p.Status == store.StatusQueued:
-		e.wake(groupName)
+		e.wake(f.group)
 	case p.Status == store.StatusPending:
 		e.notePending(p.RunAt)
 	}
@@ -129,7 +129,7 @@ func (e *Engine) timedOut(f *flight) {
 		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		e.settled(f.group, p)
+		e.settled(f, p)
 	}
 	e.ops.push(o)
 }

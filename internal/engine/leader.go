@@ -14,8 +14,8 @@ import (
 // Every server renews two leases every RenewInterval: its registration
 // (store.ServerHeartbeat), under which it holds its runs, and — if it can
 // get it — the leader lease (store.LeaderElect), a row with a term. The
-// leader runs the singleton loops: the promoter (pending → queued) and the
-// reaper (runs of servers whose registration went stale go back to the
+// leader runs the singleton loops: the promoter (pending → queued), the
+// cron loop (cron.go) and the reaper (runs of servers whose registration went stale go back to the
 // queue). They start when a term is won and stop the moment it is lost:
 // when a renewal names another holder, fails until the lease would have
 // expired, or the engine stops.
@@ -25,8 +25,10 @@ import (
 // new term. Every leader-only write is a conditional, idempotent state
 // change in the store — promote moves only pending runs whose time has
 // come; the reaper requeues only active runs whose server is stale — so
-// running it twice, or on two servers, has the same effect as once. (Cron
-// slots, later, are unique per job and logical time for the same reason.)
+// running it twice, or on two servers, has the same effect as once. A cron
+// slot's run is unique per job and logical time, and a job's next fire
+// time advances by compare-and-set, so a slot fires once however many
+// servers tick.
 
 // leadership is the state of this server's lease.
 type leadership struct {
@@ -111,11 +113,13 @@ func (e *Engine) becomeLeader(l store.Leader) {
 	done := make(chan struct{})
 	e.lead.stopLoops = func() { cancel(); <-done }
 	e.promote.stopped = false
+	e.cron.stopped = false
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		defer close(done)
 		e.armPromoter(ctx)
+		e.armCron(ctx)
 		e.reapLoop(ctx)
 	}()
 }
@@ -132,6 +136,7 @@ func (e *Engine) stepDown(why string) {
 		e.lead.timer = nil
 	}
 	e.promote.stop()
+	e.cron.stop()
 	if stop := e.lead.stopLoops; stop != nil {
 		e.lead.stopLoops = nil
 		// The loops take e.mu; let go of it while they finish.

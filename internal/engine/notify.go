@@ -23,6 +23,8 @@ import (
 //	         server may finish
 //	finished ids of watched runs that reached a terminal status: the
 //	         waiters wake
+//	jobs     a job was saved, paused or resumed: the leader re-reads the
+//	         next fire time of its cron timer
 //
 // Completions are published only for watched runs: announcing every one
 // would cost a fifth of the throughput on PostgreSQL for waits that are
@@ -109,6 +111,19 @@ func (e *Engine) publish(ctx context.Context, tx store.Tx, batch []*op) error {
 		if o.retried != nil {
 			queued[o.retried.Group] = true
 		}
+		for _, r := range o.made {
+			switch r.Status {
+			case store.StatusQueued:
+				queued[r.Group] = true
+			case store.StatusPending:
+				notePending(r.RunAt)
+			}
+		}
+		for _, c := range o.cancels {
+			if c.Changed && e.takeWatched(c.Run.ID) {
+				finished = append(finished, c.Run.ID)
+			}
+		}
 		for _, rs := range [][]*store.Run{o.promoted, o.requeued} {
 			for _, r := range rs {
 				queued[r.Group] = true
@@ -191,5 +206,7 @@ func (e *Engine) heard(n store.Notification) {
 		}
 	case store.TopicWatch:
 		e.watch(n.Payload)
+	case store.TopicJobs:
+		e.rearmCron()
 	}
 }

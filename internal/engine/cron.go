@@ -1,0 +1,434 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/clock"
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// The cron loop (leader only)
+//
+// It keeps one timer, armed for the earliest next fire time of the
+// unpaused jobs as the store has it (JobNextFire); like the promoter it
+// holds nothing per job in memory. When the timer fires, one tick is
+// applied inside a committer transaction, before that transaction's
+// claims, so fired runs are claimable in the same commit:
+//
+//	JobListDue(now) → per job: the due slots from NextFire up to now →
+//	JobAdvance(NextFire → first slot after now) → misfire policy →
+//	overlap policy → RunInsert (fired, blocked or skipped runs)
+//
+// One fire per slot: the advance is a compare-and-set on NextFire and
+// comes first (a job whose advance fails fires nothing), JobListDue locks
+// the job rows against another leader's tick (SKIP LOCKED on PostgreSQL),
+// and (job, logical time) is unique in the store, so a slot has at most
+// one run whatever crashes, restarts or two leaders do. A crash before
+// the commit loses nothing: NextFire was not advanced, so the next leader
+// fires the same slots.
+
+// cronBatch caps the jobs one tick fires; a full batch ticks again at once.
+const cronBatch = 100
+
+// missCountCap bounds how many missed slots a tick walks one by one; past
+// it, it skips ahead to the newest slots (see dueSlots).
+const missCountCap = 20000
+
+// cronLoop is the leader's cron timer.
+type cronLoop struct {
+	timer    clock.Timer
+	at       time.Time
+	inflight bool
+	again    bool
+	stopped  bool
+}
+
+func (c *cronLoop) stop() {
+	c.stopped = true
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+}
+
+// armCron arms the cron timer from the store (on taking the lease, after a
+// tick, when a job changed on another server).
+func (e *Engine) armCron(ctx context.Context) {
+	at, err := e.st.JobNextFire(ctx)
+	if err != nil {
+		e.log.Error("read next cron fire time", "err", err)
+		e.mu.Lock()
+		e.noteFire(e.now().Add(time.Second)) // try again rather than stall
+		e.mu.Unlock()
+		return
+	}
+	if !at.IsZero() {
+		e.mu.Lock()
+		e.noteFire(at)
+		e.mu.Unlock()
+	}
+}
+
+// rearmCron re-reads the next fire time in the background. Called with
+// e.mu held.
+func (e *Engine) rearmCron() {
+	if e.cron.stopped || !e.running() || e.lead.term == 0 {
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.armCron(context.Background())
+	}()
+}
+
+// noteFire makes sure a tick happens by at. Called with e.mu held.
+func (e *Engine) noteFire(at time.Time) {
+	c := &e.cron
+	if c.stopped || !e.running() || e.lead.term == 0 {
+		return
+	}
+	if c.timer != nil && !at.Before(c.at) {
+		return
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.at = at
+	c.timer = e.clk.AfterFunc(max(0, at.Sub(e.clk.Now())), e.cronDue)
+}
+
+func (e *Engine) cronDue() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cron.timer = nil
+	e.cron.at = time.Time{}
+	e.startTick()
+}
+
+// startTick queues one tick unless one is in flight. Called with e.mu held.
+func (e *Engine) startTick() {
+	c := &e.cron
+	if c.stopped || !e.running() || e.lead.term == 0 {
+		return
+	}
+	if c.inflight {
+		c.again = true
+		return
+	}
+	c.inflight = true
+	var fired int
+	o := &op{}
+	o.txfn = func(ctx context.Context, tx store.Tx) error {
+		var err error
+		fired, err = e.tick(ctx, tx, o)
+		return err
+	}
+	o.done = func(o *op) { e.ticked(o, fired) }
+	if !e.ops.push(o) {
+		c.inflight = false
+	}
+}
+
+func (e *Engine) ticked(o *op, jobs int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := &e.cron
+	c.inflight = false
+	if o.err != nil {
+		e.log.Error("cron tick", "err", o.err)
+		e.noteFire(e.now().Add(time.Second))
+		return
+	}
+	e.applyMade(o, "replaced by a newer slot")
+	if jobs == cronBatch || c.again {
+		c.again = false
+		e.startTick()
+		return
+	}
+	e.rearmCron()
+}
+
+// applyMade reacts to the runs a committed txfn created, queued or
+// cancelled. Called with e.mu held.
+func (e *Engine) applyMade(o *op, cancelReason string) {
+	for _, r := range o.made {
+		e.created(r)
+	}
+	for _, c := range o.cancels {
+		e.cancelled(c, cancelReason)
+	}
+}
+
+// tick fires the due jobs; it returns how many jobs it looked at.
+func (e *Engine) tick(ctx context.Context, tx store.Tx, o *op) (int, error) {
+	o.made, o.cancels = nil, nil
+	now := e.now()
+	jobs, err := tx.JobListDue(ctx, store.JobListDueParams{Now: now, Limit: cronBatch})
+	if err != nil {
+		return 0, fmt.Errorf("cron: list due jobs: %w", err)
+	}
+	for _, j := range jobs {
+		if err := e.fireJob(ctx, tx, o, j, now); err != nil {
+			return 0, fmt.Errorf("cron: job %s: %w", j.Name, err)
+		}
+	}
+	return len(jobs), nil
+}
+
+// slot is one due slot of a job and what becomes of it.
+type slot struct {
+	at     time.Time
+	fire   bool   // a run is created for it (queued or blocked by overlap)
+	reason string // why it is skipped, when not fired
+}
+
+// fireJob fires one due job's slots, applying its misfire and overlap
+// policies.
+func (e *Engine) fireJob(ctx context.Context, tx store.Tx, o *op, j *store.Job, now time.Time) error {
+	sched, err := jobSchedule(j)
+	if err != nil {
+		// The stored schedule no longer parses (a time zone gone from the
+		// tz database): stop firing it rather than spin on it.
+		e.log.Error("cron: job schedule unusable; not firing it until it is saved again", "job", j.Name, "err", err)
+		_, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: time.Time{}, Now: now})
+		return err
+	}
+	slots, earlier := dueSlots(sched, j.NextFire, now, j.MisfireMax)
+	next := utc(sched.Next(now))
+	ok, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: next, Now: now})
+	if err != nil || !ok {
+		return err // !ok: another tick fired these slots
+	}
+	e.misfire(j, slots, now)
+	if earlier > 0 {
+		e.log.Warn("cron: missed slots not recorded", "job", j.Name, "slots", earlier, "before", slots[0].at)
+	}
+	return e.overlap(ctx, tx, o, j, slots, now)
+}
+
+// dueSlots returns the slots of sched from first up to now, oldest first;
+// when there are more than keep+1 of them only the newest keep+1 are
+// returned (enough for every policy: MisfireAll fires at most keep, and
+// skipped records are bounded too) and earlier counts those left out.
+func dueSlots(sched interface{ Next(time.Time) time.Time }, first, now time.Time, keep int) (slots []slot, earlier int) {
+	ring := make([]time.Time, 0, keep+1)
+	n := 0
+	t := first
+	for walked := 0; !t.IsZero() && !t.After(now); walked++ {
+		if walked == missCountCap {
+			// Far behind (an every-second job after a long outage): jump to
+			// about 2·(keep+1) periods before now rather than walk them all.
+			period := t.Sub(first) / time.Duration(walked)
+			if from := now.Add(-period * time.Duration(2*(keep+1))); period > 0 && from.After(t) {
+				next := sched.Next(from)
+				earlier += int(next.Sub(t) / period) // an estimate: the schedule may be irregular
+				t = next
+				continue
+			}
+		}
+		if len(ring) < keep+1 {
+			ring = append(ring, t)
+		} else {
+			ring[n%(keep+1)] = t
+		}
+		n++
+		t = sched.Next(t)
+	}
+	if n > len(ring) {
+		earlier += n - len(ring)
+		start := n % len(ring) // the oldest kept slot
+		ring = append(ring[start:], ring[:start]...)
+	}
+	slots = make([]slot, len(ring))
+	for i, t := range ring {
+		slots[i] = slot{at: t.UTC()}
+	}
+	return slots, earlier
+}
+
+// misfire decides which due slots fire. A slot later than MisfireGrace
+// was missed (the scheduler was down or behind); later ones fire as usual.
+//
+//	skip  missed slots are recorded as skipped
+//	once  the newest missed slot fires, the others are skipped
+//	all   the newest MisfireMax missed slots fire, older ones are skipped
+func (e *Engine) misfire(j *store.Job, slots []slot, now time.Time) {
+	missed := 0
+	for missed < len(slots) && now.Sub(slots[missed].at) > e.cfg.MisfireGrace {
+		missed++
+	}
+	fire := 0 // how many of the newest missed slots fire
+	switch j.Misfire {
+	case store.MisfireOnce:
+		fire = min(missed, 1)
+	case store.MisfireAll:
+		fire = min(missed, j.MisfireMax)
+	}
+	for i := range slots {
+		switch {
+		case i >= missed || i >= missed-fire:
+			slots[i].fire = true
+		case j.Misfire == store.MisfireOnce:
+			slots[i].reason = fmt.Sprintf("missed (misfire policy once: the run for %s covers it)", slots[missed-1].at.Format(time.RFC3339))
+		case j.Misfire == store.MisfireAll:
+			slots[i].reason = fmt.Sprintf("missed (misfire policy all: more than %d slots missed)", j.MisfireMax)
+		default:
+			slots[i].reason = "missed (misfire policy skip)"
+		}
+	}
+}
+
+// overlap applies the job's overlap policy to the slots that fire and
+// writes every slot's run.
+//
+//	allow    every slot runs
+//	forbid   a slot is skipped while a run of the job is not finished
+//	queue    a slot's run is blocked until the earlier runs end
+//	replace  earlier unfinished runs are cancelled; of several slots
+//	         firing at once only the newest runs
+func (e *Engine) overlap(ctx context.Context, tx store.Tx, o *op, j *store.Job, slots []slot, now time.Time) error {
+	var active []*store.Run
+	if j.Overlap != store.OverlapAllow {
+		var err error
+		if active, err = tx.RunListActiveForJob(ctx, j.Name, 1000); err != nil {
+			return err
+		}
+	}
+	busy := len(active) > 0
+	lastFire := -1
+	for i := range slots {
+		if slots[i].fire {
+			lastFire = i
+		}
+	}
+	params := make([]store.RunInsertParams, 0, len(slots))
+	for i, s := range slots {
+		p := e.slotRun(j, s.at, now)
+		switch {
+		case !s.fire:
+			p.Status, p.Error = store.StatusSkipped, s.reason
+		case j.Overlap == store.OverlapForbid && busy:
+			p.Status, p.Error = store.StatusSkipped, overlapReason(active, params)
+		case j.Overlap == store.OverlapQueue && busy:
+			p.Status = store.StatusBlocked
+		case j.Overlap == store.OverlapReplace && i != lastFire:
+			p.Status, p.Error = store.StatusSkipped, "replaced by a newer slot (overlap policy replace)"
+		case j.Overlap == store.OverlapReplace:
+			for _, r := range active {
+				res, err := tx.RunCancel(ctx, store.RunCancelParams{
+					ID: r.ID, Reason: "replaced by the run for " + s.at.Format(time.RFC3339) + " (overlap policy replace)", Now: now,
+				})
+				if err != nil {
+					return fmt.Errorf("replace run %s: %w", r.ID, err)
+				}
+				o.cancels = append(o.cancels, res)
+			}
+		}
+		if p.Status != store.StatusSkipped {
+			busy = true
+		}
+		params = append(params, p)
+	}
+	res, err := tx.RunInsert(ctx, params)
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if !r.Existing && !r.Run.Status.Terminal() {
+			o.made = append(o.made, r.Run)
+		}
+	}
+	return nil
+}
+
+func overlapReason(active []*store.Run, firing []store.RunInsertParams) string {
+	for _, r := range active {
+		return fmt.Sprintf("overlap policy forbid: run %s of the job is %s", r.ID, r.Status)
+	}
+	for i := len(firing) - 1; i >= 0; i-- {
+		if firing[i].Status != store.StatusSkipped {
+			return fmt.Sprintf("overlap policy forbid: run %s of the job is %s", firing[i].ID, firing[i].Status)
+		}
+	}
+	return "overlap policy forbid"
+}
+
+// slotRun is the run a job's slot creates (queued; the caller changes the
+// status when the slot is blocked or skipped).
+func (e *Engine) slotRun(j *store.Job, at, now time.Time) store.RunInsertParams {
+	payload := j.Payload
+	if len(payload) == 0 {
+		payload = nil
+	}
+	return store.RunInsertParams{
+		ID: e.cfg.NewID(), Job: j.Name, Type: j.Type, Group: j.Group, Payload: payload,
+		Priority: j.Priority, Status: store.StatusQueued, MaxAttempts: j.Retries + 1,
+		LogicalTime: at, RunAt: at, Timeout: j.Timeout, Routing: j.Routing, Now: now,
+	}
+}
+
+// jobRunEnded releases the next blocked run of a job (overlap policy
+// queue) once a run of it reached a terminal status. Jobs are collected
+// and unblocked in one op. Called with e.mu held.
+func (e *Engine) jobRunEnded(job string) {
+	if !e.running() {
+		return
+	}
+	if e.unblock == nil {
+		e.unblock = make(map[string]bool)
+	}
+	first := len(e.unblock) == 0
+	e.unblock[job] = true
+	if !first || e.unblocking {
+		return
+	}
+	e.startUnblock()
+}
+
+// startUnblock queues one op that unblocks the collected jobs. Called with
+// e.mu held.
+func (e *Engine) startUnblock() {
+	jobs := make([]string, 0, len(e.unblock))
+	for j := range e.unblock {
+		jobs = append(jobs, j)
+	}
+	clear(e.unblock)
+	e.unblocking = true
+	o := &op{}
+	o.txfn = func(ctx context.Context, tx store.Tx) error {
+		var made []*store.Run
+		for _, j := range jobs {
+			r, err := tx.RunUnblockNext(ctx, j, e.now())
+			if err != nil {
+				return fmt.Errorf("unblock job %s: %w", j, err)
+			}
+			if r != nil {
+				made = append(made, r)
+			}
+		}
+		o.made = made
+		return nil
+	}
+	o.done = func(o *op) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.unblocking = false
+		if o.err != nil {
+			e.log.Error("unblock queued job runs", "jobs", jobs, "err", o.err)
+			for _, j := range jobs {
+				e.unblock[j] = true // the next ended run retries them
+			}
+			return
+		}
+		e.applyMade(o, "")
+		if len(e.unblock) > 0 && e.running() {
+			e.startUnblock()
+		}
+	}
+	if !e.ops.push(o) {
+		e.unblocking = false
+	}
+}

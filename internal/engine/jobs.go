@@ -1,0 +1,273 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/cron"
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Job limits and defaults.
+const (
+	defaultMisfireMax = 100
+	maxMisfireMax     = 10000
+	defaultJobGroup   = "default"
+)
+
+var (
+	misfirePolicies = []string{store.MisfireSkip, store.MisfireOnce, store.MisfireAll}
+	overlapPolicies = []string{store.OverlapAllow, store.OverlapForbid, store.OverlapQueue, store.OverlapReplace}
+)
+
+// JobPut validates a job definition and saves it (create or replace);
+// created says which. Runs already created are not changed: they copied
+// the spec they were made with. The next fire time is kept when the
+// schedule, time zone and pause state are unchanged, and otherwise
+// computed from now.
+func (e *Engine) JobPut(ctx context.Context, j store.Job) (*store.Job, bool, error) {
+	sched, err := e.validateJob(&j)
+	if err != nil {
+		return nil, false, err
+	}
+	now := e.now()
+	old, err := e.st.JobGet(ctx, j.Name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		old = nil
+	case err != nil:
+		return nil, false, err
+	}
+	j.NextFire = time.Time{}
+	if !j.Paused && !sched.IsZero() {
+		if old != nil && !old.Paused && old.Schedule == j.Schedule && old.Timezone == j.Timezone && !old.NextFire.IsZero() {
+			// An edit of anything else keeps the slot in progress. If a
+			// tick advanced it meanwhile, the slot this re-arms has a run
+			// already and (job, logical time) is unique: nothing fires twice.
+			j.NextFire = old.NextFire
+		} else {
+			j.NextFire = utc(sched.Next(now))
+		}
+	}
+	var (
+		saved   *store.Job
+		created bool
+	)
+	o := &op{txfn: func(ctx context.Context, tx store.Tx) error {
+		var err error
+		if saved, created, err = tx.JobPut(ctx, store.JobPutParams{Job: j, Now: now}); err != nil {
+			return err
+		}
+		return e.jobsChanged(ctx, tx, j.Name)
+	}}
+	if err := e.do(ctx, o, func(*op) { e.jobSaved(saved.NextFire) }); err != nil {
+		return nil, false, err
+	}
+	return saved, created, nil
+}
+
+// JobGet returns a job.
+func (e *Engine) JobGet(ctx context.Context, name string) (*store.Job, error) {
+	return e.st.JobGet(ctx, name)
+}
+
+// JobList returns every job by name.
+func (e *Engine) JobList(ctx context.Context) ([]*store.Job, error) {
+	return e.st.JobList(ctx)
+}
+
+// JobDelete removes a job; its runs stay, and runs still going finish.
+func (e *Engine) JobDelete(ctx context.Context, name string) error {
+	return e.do(ctx, &op{txfn: func(ctx context.Context, tx store.Tx) error {
+		return tx.JobDelete(ctx, name)
+	}}, nil)
+}
+
+// JobPause pauses a job (no slots fire; runs already created go on) or
+// resumes it. A resumed job fires from the next slot after now: the slots
+// of the pause are not misfires.
+func (e *Engine) JobPause(ctx context.Context, name string, paused bool) (*store.Job, error) {
+	j, err := e.st.JobGet(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	next := j.NextFire
+	if !paused {
+		sched, err := jobSchedule(j)
+		if err != nil {
+			return nil, &FieldError{Field: "schedule", Message: err.Error()}
+		}
+		next = utc(sched.Next(now))
+	}
+	var saved *store.Job
+	o := &op{txfn: func(ctx context.Context, tx store.Tx) error {
+		var err error
+		if saved, err = tx.JobPause(ctx, store.JobPauseParams{Name: name, Paused: paused, NextFire: next, Now: now}); err != nil {
+			return err
+		}
+		return e.jobsChanged(ctx, tx, name)
+	}}
+	if err := e.do(ctx, o, func(*op) { e.jobSaved(saved.NextFire) }); err != nil {
+		return nil, err
+	}
+	return saved, nil
+}
+
+// JobTrigger runs a job now, outside its schedule (a manual or debug run),
+// with payload instead of the job's when payload is not nil. The run has
+// no logical time and ignores the overlap policy; a paused job can be
+// triggered.
+func (e *Engine) JobTrigger(ctx context.Context, name string, payload json.RawMessage) (*store.Run, error) {
+	j, err := e.st.JobGet(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	spec := jobSubmitSpec(j)
+	if payload != nil {
+		spec.Payload = payload
+	}
+	res, err := e.Submit(ctx, []SubmitSpec{spec})
+	if err != nil {
+		return nil, err
+	}
+	return res[0].Run, nil
+}
+
+// jobSubmitSpec is the spec a job's runs copy.
+func jobSubmitSpec(j *store.Job) SubmitSpec {
+	return SubmitSpec{
+		Type: j.Type, Group: j.Group, Payload: j.Payload, Priority: j.Priority,
+		Timeout: j.Timeout, Retries: j.Retries, Routing: j.Routing, Job: j.Name,
+	}
+}
+
+// jobsChanged tells the leader (on any server) to re-read the next fire.
+func (e *Engine) jobsChanged(ctx context.Context, tx store.Tx, name string) error {
+	if e.cfg.ExclusiveStore {
+		return nil
+	}
+	return tx.Notify(ctx, store.Notification{Topic: store.TopicJobs, Payload: name})
+}
+
+// jobSaved re-arms the cron timer after a committed save.
+func (e *Engine) jobSaved(next time.Time) {
+	if next.IsZero() {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.noteFire(next)
+}
+
+// validateJob checks a definition, fills defaults, and returns its parsed
+// schedule (zero when it has none).
+func (e *Engine) validateJob(j *store.Job) (cron.Schedule, error) {
+	if err := validName("name", j.Name); err != nil {
+		return cron.Schedule{}, err
+	}
+	if j.Group == "" {
+		j.Group = defaultJobGroup
+	}
+	if j.Misfire == "" {
+		j.Misfire = store.MisfireSkip
+	}
+	if j.Overlap == "" {
+		j.Overlap = store.OverlapAllow
+	}
+	if j.MisfireMax == 0 {
+		j.MisfireMax = defaultMisfireMax
+	}
+	if len(j.Payload) == 0 {
+		j.Payload = nil
+	}
+	// The fields a run copies are checked exactly as a submission's.
+	if _, err := e.insertParams(ptr(jobSubmitSpec(j)), e.now()); err != nil {
+		return cron.Schedule{}, err
+	}
+	switch {
+	case !oneOf(j.Misfire, misfirePolicies):
+		return cron.Schedule{}, &FieldError{Field: "misfire", Message: fmt.Sprintf("unknown policy %q (known: %v)", j.Misfire, misfirePolicies)}
+	case j.MisfireMax < 1 || j.MisfireMax > maxMisfireMax:
+		return cron.Schedule{}, &FieldError{Field: "misfire_max", Message: fmt.Sprintf("must be between 1 and %d", maxMisfireMax)}
+	case !oneOf(j.Overlap, overlapPolicies):
+		return cron.Schedule{}, &FieldError{Field: "overlap", Message: fmt.Sprintf("unknown policy %q (known: %v)", j.Overlap, overlapPolicies)}
+	case len(j.DependsOn) > 0:
+		return cron.Schedule{}, &FieldError{Field: "depends_on", Message: "dependencies between jobs are not supported yet"}
+	case j.Shards != 0:
+		return cron.Schedule{}, &FieldError{Field: "shards", Message: "sharded jobs are not supported yet"}
+	case j.Timezone == "Local":
+		return cron.Schedule{}, &FieldError{Field: "timezone", Message: `"Local" depends on the server; name an IANA zone such as "Europe/Berlin" or "UTC"`}
+	}
+	if j.Timezone != "" {
+		if _, err := time.LoadLocation(j.Timezone); err != nil {
+			return cron.Schedule{}, &FieldError{Field: "timezone", Message: fmt.Sprintf("unknown time zone %q (want an IANA name such as \"Asia/Shanghai\" or \"UTC\")", j.Timezone)}
+		}
+	}
+	if j.Schedule == "" {
+		return cron.Schedule{}, nil
+	}
+	sched, err := jobSchedule(j)
+	if err != nil {
+		return cron.Schedule{}, &FieldError{Field: "schedule", Message: err.Error()}
+	}
+	return sched, nil
+}
+
+// jobSchedule parses a job's schedule in its time zone (zero Schedule for
+// none).
+func jobSchedule(j *store.Job) (cron.Schedule, error) {
+	if j.Schedule == "" {
+		return cron.Schedule{}, nil
+	}
+	loc := time.UTC
+	if j.Timezone != "" {
+		var err error
+		if loc, err = time.LoadLocation(j.Timezone); err != nil {
+			return cron.Schedule{}, err
+		}
+	}
+	return cron.ParseIn(j.Schedule, loc)
+}
+
+// validName checks a name used in URLs: 1–200 bytes of letters, digits,
+// '.', '_' and '-', not starting with '.'.
+func validName(field, s string) error {
+	if s == "" {
+		return &FieldError{Field: field, Message: "is required"}
+	}
+	if len(s) > maxNameLen {
+		return &FieldError{Field: field, Message: fmt.Sprintf("is longer than %d bytes", maxNameLen)}
+	}
+	if s[0] == '.' {
+		return &FieldError{Field: field, Message: "must not start with '.'"}
+	}
+	for i, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return &FieldError{Field: field, Message: fmt.Sprintf("has %q at byte %d; use letters, digits, '.', '_' and '-'", c, i)}
+		}
+	}
+	return nil
+}
+
+func oneOf(s string, set []string) bool {
+	for _, v := range set {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// utc is t in UTC, or the zero time.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
+}
