@@ -15,6 +15,10 @@
 //
 //	storetest.Run(t, open, storetest.Options{Notifies: true})
 //
+// A backend whose transactions run at once (not one after the other) says
+// so with ConcurrentTx, and the suite checks the row locks of the jobs
+// contract between two open transactions.
+//
 // Each subtest opens its own store, runs in parallel with the others and
 // closes the store when it ends (so Close must be safe to call twice, if
 // open also registers a cleanup). Times are compared at microsecond
@@ -44,6 +48,12 @@ type Options struct {
 	// suite only checks that Notify is accepted and that Listen returns
 	// when its context ends.
 	Notifies bool
+	// ConcurrentTx says that Tx calls from different goroutines run at
+	// once, each in its own transaction (PostgreSQL), rather than one after
+	// the other (SQLite's single writer). With it the suite also checks
+	// what one open transaction holds against another (JobListDue skips
+	// the jobs another transaction listed; RunUnblockNext waits for them).
+	ConcurrentTx bool
 }
 
 // Run runs the whole suite. open must return a new, empty store each time
@@ -110,6 +120,22 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"LeaderConcurrent", testLeaderConcurrent},
 		{"Servers", testServers},
 		{"Notify", func(t *testing.T, s store.Store) { testNotify(t, s, opts) }},
+		{"JobPutAndGet", testJobPutAndGet},
+		{"JobNotFound", testJobNotFound},
+		{"JobDelete", testJobDelete},
+		{"JobList", testJobList},
+		{"JobPause", testJobPause},
+		{"JobNextFire", testJobNextFire},
+		{"JobListDue", testJobListDue},
+		{"JobAdvance", testJobAdvance},
+		{"InsertJobSlot", testInsertJobSlot},
+		{"InsertJobSlotLargeBatch", testInsertJobSlotLargeBatch},
+		{"InsertSkipped", testInsertSkipped},
+		{"RunListActiveForJob", testRunListActiveForJob},
+		{"RunUnblockNext", testRunUnblockNext},
+		{"JobListDueConcurrent", testJobListDueConcurrent},
+		{"JobListDueHeld", func(t *testing.T, s store.Store) { testJobListDueHeld(t, s, opts) }},
+		{"JobsClosed", testJobsClosed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
