@@ -196,68 +196,76 @@ func (e *Engine) fireJob(ctx context.Context, tx store.Tx, o *op, j *store.Job, 
 		_, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: time.Time{}, Now: now})
 		return err
 	}
-	slots, earlier := dueSlots(sched, j.NextFire, now, j.MisfireMax)
+	slots, earlier := dueSlots(sched, j.NextFire, now, e.cfg.MisfireGrace, 2*j.MisfireMax)
 	next := utc(sched.Next(now))
 	ok, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: next, Now: now})
 	if err != nil || !ok {
 		return err // !ok: another tick fired these slots
 	}
-	e.misfire(j, slots, now)
+	e.misfire(j, slots)
 	if earlier > 0 {
 		e.log.Warn("cron: missed slots not recorded", "job", j.Name, "slots", earlier, "before", slots[0].at)
+	}
+	if len(slots) == 0 {
+		return nil
 	}
 	return e.overlap(ctx, tx, o, j, slots, now)
 }
 
-// dueSlots returns the slots of sched from first up to now, oldest first;
-// when there are more than keep+1 of them only the newest keep+1 are
-// returned (enough for every policy: MisfireAll fires at most keep, and
-// skipped records are bounded too) and earlier counts those left out.
-func dueSlots(sched interface{ Next(time.Time) time.Time }, first, now time.Time, keep int) (slots []slot, earlier int) {
-	ring := make([]time.Time, 0, keep+1)
-	n := 0
+// dueSlots returns the slots of sched from first up to now, oldest first.
+// Slots more than grace before now were missed; of those only the newest
+// keep are returned and earlier counts the others (a month-long outage of
+// an every-second job must not create millions of records).
+func dueSlots(sched interface{ Next(time.Time) time.Time }, first, now time.Time, grace time.Duration, keep int) (slots []slot, earlier int) {
+	ring := make([]time.Time, 0, keep)
+	n := 0 // missed slots seen
 	t := first
-	for walked := 0; !t.IsZero() && !t.After(now); walked++ {
-		if walked == missCountCap {
-			// Far behind (an every-second job after a long outage): jump to
-			// about 2·(keep+1) periods before now rather than walk them all.
-			period := t.Sub(first) / time.Duration(walked)
-			if from := now.Add(-period * time.Duration(2*(keep+1))); period > 0 && from.After(t) {
+	for ; !t.IsZero() && now.Sub(t) > grace; n++ {
+		if n == missCountCap {
+			// Far behind: jump to about 2·keep periods before the grace
+			// window rather than walk every missed slot.
+			period := t.Sub(first) / time.Duration(n)
+			if from := now.Add(-grace - period*time.Duration(2*keep)); period > 0 && from.After(t) {
 				next := sched.Next(from)
 				earlier += int(next.Sub(t) / period) // an estimate: the schedule may be irregular
 				t = next
+				n--
 				continue
 			}
 		}
-		if len(ring) < keep+1 {
+		if len(ring) < keep {
 			ring = append(ring, t)
 		} else {
-			ring[n%(keep+1)] = t
+			ring[n%keep] = t
 		}
-		n++
 		t = sched.Next(t)
 	}
 	if n > len(ring) {
 		earlier += n - len(ring)
-		start := n % len(ring) // the oldest kept slot
+		start := n % len(ring) // the oldest slot kept
 		ring = append(ring[start:], ring[:start]...)
 	}
-	slots = make([]slot, len(ring))
-	for i, t := range ring {
-		slots[i] = slot{at: t.UTC()}
+	for _, m := range ring {
+		slots = append(slots, slot{at: m.UTC()})
+	}
+	for ; !t.IsZero() && !t.After(now); t = sched.Next(t) {
+		slots = append(slots, slot{at: t.UTC(), fire: true})
 	}
 	return slots, earlier
 }
 
-// misfire decides which due slots fire. A slot later than MisfireGrace
-// was missed (the scheduler was down or behind); later ones fire as usual.
+// misfire decides which missed slots fire (those on time, within
+// MisfireGrace, already do). A slot later than MisfireGrace was missed:
+// the scheduler was down or far behind.
 //
 //	skip  missed slots are recorded as skipped
 //	once  the newest missed slot fires, the others are skipped
 //	all   the newest MisfireMax missed slots fire, older ones are skipped
-func (e *Engine) misfire(j *store.Job, slots []slot, now time.Time) {
+//
+// Skipped records are bounded by MisfireMax too (dueSlots).
+func (e *Engine) misfire(j *store.Job, slots []slot) {
 	missed := 0
-	for missed < len(slots) && now.Sub(slots[missed].at) > e.cfg.MisfireGrace {
+	for missed < len(slots) && !slots[missed].fire {
 		missed++
 	}
 	fire := 0 // how many of the newest missed slots fire
@@ -267,9 +275,9 @@ func (e *Engine) misfire(j *store.Job, slots []slot, now time.Time) {
 	case store.MisfireAll:
 		fire = min(missed, j.MisfireMax)
 	}
-	for i := range slots {
+	for i := range slots[:missed] {
 		switch {
-		case i >= missed || i >= missed-fire:
+		case i >= missed-fire:
 			slots[i].fire = true
 		case j.Misfire == store.MisfireOnce:
 			slots[i].reason = fmt.Sprintf("missed (misfire policy once: the run for %s covers it)", slots[missed-1].at.Format(time.RFC3339))

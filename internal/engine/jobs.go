@@ -214,6 +214,11 @@ func (e *Engine) validateJob(j *store.Job) (cron.Schedule, error) {
 	if err != nil {
 		return cron.Schedule{}, &FieldError{Field: "schedule", Message: err.Error()}
 	}
+	if a := sched.Next(e.now()); !a.IsZero() {
+		if b := sched.Next(a); !b.IsZero() && b.Sub(a) < time.Second {
+			return cron.Schedule{}, &FieldError{Field: "schedule", Message: fmt.Sprintf("fires every %s; a job fires at most once a second", b.Sub(a))}
+		}
+	}
 	return sched, nil
 }
 
