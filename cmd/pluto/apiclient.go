@@ -162,22 +162,33 @@ func (c *apiClient) do(ctx context.Context, method, path string, q url.Values, b
 }
 
 func (c *apiClient) doTimeout(ctx context.Context, timeout time.Duration, method, path string, q url.Values, body any) ([]byte, error) {
+	_, b, err := c.doStatusTimeout(ctx, timeout, method, path, q, body)
+	return b, err
+}
+
+// doStatus is do that also returns the status code of a 2xx answer
+// (201 Created or 200 OK tell a create from a replace).
+func (c *apiClient) doStatus(ctx context.Context, method, path string, q url.Values, body any) (int, []byte, error) {
+	return c.doStatusTimeout(ctx, c.requestTimeout, method, path, q, body)
+}
+
+func (c *apiClient) doStatusTimeout(ctx context.Context, timeout time.Duration, method, path string, q url.Values, body any) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := c.newRequest(ctx, method, path, q, body)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	res, err := c.send(req)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		return nil, fmt.Errorf("reading the answer of %s: %w", c.base, err)
+		return 0, nil, fmt.Errorf("reading the answer of %s: %w", c.base, err)
 	}
-	return b, nil
+	return res.StatusCode, b, nil
 }
 
 // The API's JSON shapes (internal/apijson, shared with the server).
@@ -186,6 +197,7 @@ type (
 	apiWorker      = apijson.Worker
 	apiLog         = apijson.LogLine
 	apiList[T any] = apijson.List[T]
+	apiJob         = apijson.Job
 )
 
 func decode[T any](raw []byte) (T, error) {

@@ -99,6 +99,7 @@ run did not succeed, server unreachable); 2 usage error.`,
 		a.newWorkerCmd(),
 		a.newSubmitCmd(),
 		a.newRunCmd(),
+		a.newJobCmd(),
 		a.newClusterCmd(),
 		a.newCronCmd(),
 	)

@@ -106,3 +106,40 @@ type ClusterServer struct {
 	StartedAt *string `json:"started_at"`
 	LastSeen  *string `json:"last_seen"`
 }
+
+// Job is a job definition as the API shows it and takes (PUT
+// /api/v1/jobs/{name}). DESIGN §12's fields plus misfire_max, version,
+// created_at and updated_at. On input the read-only fields (next_fire,
+// version, created_at, updated_at) are accepted and ignored, so what GET
+// answers can be PUT back. timeout is a Go duration string (null: none);
+// routing null means the server default; schedule "" means the job runs
+// only when triggered; timezone "" means UTC; times are RFC 3339 in UTC.
+type Job struct {
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Group      string          `json:"group"`
+	Payload    json.RawMessage `json:"payload"`
+	Schedule   string          `json:"schedule"`
+	Timezone   string          `json:"timezone"`
+	DependsOn  []string        `json:"depends_on"`
+	Misfire    string          `json:"misfire"`
+	MisfireMax int             `json:"misfire_max"`
+	Overlap    string          `json:"overlap"`
+	Routing    *string         `json:"routing"`
+	Priority   int             `json:"priority"`
+	Timeout    *string         `json:"timeout"`
+	Retries    int             `json:"retries"`
+	Shards     int             `json:"shards"`
+	Paused     bool            `json:"paused"`
+	NextFire   *string         `json:"next_fire"`
+	Version    int64           `json:"version"`
+	CreatedAt  *string         `json:"created_at"`
+	UpdatedAt  *string         `json:"updated_at"`
+}
+
+// JobTrigger is the optional body of POST /api/v1/jobs/{name}/trigger: a
+// payload for this one run instead of the job's (absent or null: the
+// job's).
+type JobTrigger struct {
+	Payload json.RawMessage `json:"payload"`
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
@@ -25,6 +26,18 @@ type Engine interface {
 	Cluster(ctx context.Context) (engine.ClusterInfo, error)
 	// Ready reports whether the engine has started and its store answers.
 	Ready(ctx context.Context) error
+
+	// Jobs (DESIGN §8). Invalid definitions are *engine.FieldError; an
+	// unknown job is store.ErrNotFound.
+	JobPut(ctx context.Context, j store.Job) (saved *store.Job, created bool, err error)
+	JobGet(ctx context.Context, name string) (*store.Job, error)
+	JobList(ctx context.Context) ([]*store.Job, error)
+	JobDelete(ctx context.Context, name string) error
+	// JobPause pauses (true) or resumes (false) a job.
+	JobPause(ctx context.Context, name string, paused bool) (*store.Job, error)
+	// JobTrigger runs a job now, with payload instead of the job's when
+	// payload is not nil.
+	JobTrigger(ctx context.Context, name string, payload json.RawMessage) (*store.Run, error)
 }
 
 var _ Engine = (*engine.Engine)(nil)

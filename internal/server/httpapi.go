@@ -10,6 +10,8 @@ package server
 //	GET  /api/v1/runs/{id}/wait       long-poll until terminal (?timeout=30s, max 5m)
 //	GET  /api/v1/runs/{id}/logs       log lines (?after=SEQ&limit=N; ?follow=1 streams NDJSON)
 //	GET  /api/v1/workers              connected workers
+//	PUT, GET, DELETE /api/v1/jobs/{name}, GET /api/v1/jobs,
+//	POST /api/v1/jobs/{name}/{pause|resume|trigger}   jobs (httpjobs.go)
 //	GET  /healthz, GET /readyz
 //
 // Lists answer {"items": […], "next_cursor": "…"}; next_cursor is omitted
@@ -110,6 +112,13 @@ func newHTTPHandler(eng Engine, opts HTTPOptions) http.Handler {
 	m.HandleFunc("GET /api/v1/runs/{id}/wait", h.wait)
 	m.HandleFunc("GET /api/v1/runs/{id}/logs", h.logs)
 	m.HandleFunc("GET /api/v1/workers", h.workers)
+	m.HandleFunc("PUT /api/v1/jobs/{name}", h.putJob)
+	m.HandleFunc("GET /api/v1/jobs", h.listJobs)
+	m.HandleFunc("GET /api/v1/jobs/{name}", h.getJob)
+	m.HandleFunc("DELETE /api/v1/jobs/{name}", h.deleteJob)
+	m.HandleFunc("POST /api/v1/jobs/{name}/pause", h.pauseJob)
+	m.HandleFunc("POST /api/v1/jobs/{name}/resume", h.resumeJob)
+	m.HandleFunc("POST /api/v1/jobs/{name}/trigger", h.triggerJob)
 	m.HandleFunc("GET /api/v1/cluster", h.cluster)
 	m.HandleFunc("GET /healthz", h.healthz)
 	m.HandleFunc("GET /readyz", h.readyz)
