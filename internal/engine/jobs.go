@@ -95,7 +95,7 @@ func (e *Engine) JobPause(ctx context.Context, name string, paused bool) (*store
 		return nil, err
 	}
 	now := e.now()
-	next := j.NextFire
+	var next time.Time // a paused job has no next fire, however it was paused
 	if !paused {
 		sched, err := jobSchedule(j)
 		if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pluto-sched/pluto/internal/store"
 )
@@ -108,6 +110,13 @@ func (e *Engine) insertParams(s *SubmitSpec, now time.Time) (store.RunInsertPara
 		return store.RunInsertParams{}, &FieldError{Field: "key", Message: fmt.Sprintf("is longer than %d bytes", maxKeyLen)}
 	case s.Routing != "" && !knownRouting(s.Routing):
 		return store.RunInsertParams{}, &FieldError{Field: "routing", Message: fmt.Sprintf("unknown strategy %q (known: %v)", s.Routing, routings)}
+	case len(s.Payload) > 0 && !utf8.Valid(s.Payload):
+		return store.RunInsertParams{}, &FieldError{Field: "payload", Message: "is not valid UTF-8"}
+	}
+	for _, f := range []struct{ name, v string }{{"type", s.Type}, {"group", s.Group}, {"key", s.Key}, {"routing_key", s.RoutingKey}} {
+		if err := plainText(f.name, f.v); err != nil {
+			return store.RunInsertParams{}, err
+		}
 	}
 	runAt := now
 	if s.Delay > 0 {
@@ -128,4 +137,16 @@ func (e *Engine) insertParams(s *SubmitSpec, now time.Time) (store.RunInsertPara
 		Priority: s.Priority, Status: status, MaxAttempts: s.Retries + 1, Key: s.Key,
 		RunAt: runAt, Timeout: s.Timeout, Routing: s.Routing, RoutingKey: s.RoutingKey, Now: now,
 	}, nil
+}
+
+// plainText rejects text a store cannot keep as it is: invalid UTF-8 and
+// NUL bytes (PostgreSQL text refuses both).
+func plainText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return &FieldError{Field: field, Message: "is not valid UTF-8"}
+	}
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return &FieldError{Field: field, Message: fmt.Sprintf("has a NUL byte at byte %d", i)}
+	}
+	return nil
 }
