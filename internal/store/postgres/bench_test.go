@@ -216,6 +216,33 @@ func BenchmarkInsert(b *testing.B) {
 	}
 }
 
+// BenchmarkInsertJobRuns: one transaction inserting 1,000 runs of jobs,
+// each with a slot (the statement that also checks slots and fills
+// job_live), 90 of them naming the slot of an earlier run of the batch.
+func BenchmarkInsertJobRuns(b *testing.B) {
+	bb := newBencher(b)
+	{
+		b.StopTimer()
+		for range b.N {
+			ps := bb.insertParams(1000)
+			for i := range ps {
+				ps[i].Job = fmt.Sprintf("job-%d", i%10)
+				ps[i].LogicalTime = bb.now.Add(time.Duration(i) * time.Second)
+				if i >= 100 && i%100 < 10 {
+					ps[i].LogicalTime = ps[i-10].LogicalTime // taken (same job)
+				}
+			}
+			bb.measure(func() {
+				bb.tx(func(tx store.Tx) error {
+					_, err := tx.RunInsert(bb.ctx, ps)
+					return err
+				})
+			})
+		}
+		bb.report(1000)
+	}
+}
+
 // BenchmarkClaim: one transaction claiming 512 queued runs.
 func BenchmarkClaim(b *testing.B) {
 	bb := newBencher(b)

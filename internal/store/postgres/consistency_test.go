@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,14 +19,33 @@ import (
 
 // TestSideTablesConsistent drives runs through every transition from
 // several goroutines at once (as several servers would), then checks that
-// the queue, pending and active tables hold exactly the queued, pending
-// and active runs, with their current keys.
+// the queue, pending, active, blocked and job_live tables hold exactly the
+// queued, pending, active, blocked and live runs of jobs, with their
+// current keys. Some runs belong to jobs, with slots that collide across
+// transactions; jobs j0, j1 and q0 have rows (cron ticks lock them), j2
+// and q1 have none. The runs of q0 and q1 are mostly blocked, in a group
+// of their own that drains, so that the queue policy releases them.
 func TestSideTablesConsistent(t *testing.T) {
 	s := openInternal(t)
 	ctx := context.Background()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	jobs := []string{"", "", "j0", "j1", "q0", "j2", "q1"}
+	if err := s.Tx(ctx, func(tx store.Tx) error {
+		for _, name := range jobs[2:5] {
+			j := store.Job{Name: name, Type: "a", Group: "g", Schedule: "* * * * * *", NextFire: base}
+			if _, _, err := tx.JobPut(ctx, store.JobPutParams{Job: j, Now: base}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	const workers, rounds, perRound = 4, 40, 25
-	var wg sync.WaitGroup
+	var (
+		wg        sync.WaitGroup
+		unblocked atomic.Int64
+	)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -46,14 +66,25 @@ func TestSideTablesConsistent(t *testing.T) {
 						for i := range perRound {
 							p := store.RunInsertParams{ID: fmt.Sprintf("w%d-r%d-%d", w, r, i), Type: []string{"a", "b"}[i%2],
 								Group: "g", Priority: rng.IntN(3), Status: store.StatusQueued, Now: now, RunAt: now.Add(-time.Duration(rng.IntN(5)) * time.Second)}
-							switch rng.IntN(6) {
+							switch rng.IntN(7) {
 							case 0:
 								p.Status, p.RunAt = store.StatusPending, now.Add(time.Duration(rng.IntN(5))*time.Second)
 							case 1:
 								p.Status = store.StatusBlocked
+							case 2:
+								p.Status, p.Error = store.StatusSkipped, "skipped"
 							}
 							if rng.IntN(4) == 0 {
 								p.Key = fmt.Sprintf("k%d", rng.IntN(200))
+							}
+							if p.Job = jobs[rng.IntN(len(jobs))]; p.Job != "" && rng.IntN(2) == 0 {
+								p.LogicalTime = base.Add(time.Duration(rng.IntN(300)) * time.Second)
+							}
+							if p.Job == "q0" || p.Job == "q1" {
+								p.Group, p.Status = "q", store.StatusBlocked
+								if rng.IntN(10) == 0 {
+									p.Status = store.StatusQueued
+								}
 							}
 							ps = append(ps, p)
 						}
@@ -111,12 +142,41 @@ func TestSideTablesConsistent(t *testing.T) {
 						if _, err := tx.RunPromote(ctx, store.RunPromoteParams{Now: now, Limit: 10}); err != nil {
 							return err
 						}
+						// A cron tick, and the queue policy releasing blocked runs.
+						if rng.IntN(3) == 0 {
+							due, err := tx.JobListDue(ctx, store.JobListDueParams{Now: now, Limit: 2})
+							if err != nil {
+								return err
+							}
+							for _, j := range due {
+								if _, err := tx.RunListActiveForJob(ctx, j.Name, 10); err != nil {
+									return err
+								}
+								if _, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: now.Add(time.Second), Now: now}); err != nil {
+									return err
+								}
+							}
+						}
+						for _, j := range []string{"q0", "q1", jobs[rng.IntN(len(jobs))]} {
+							r, err := tx.RunUnblockNext(ctx, j, now)
+							if err != nil {
+								return err
+							}
+							if r != nil {
+								unblocked.Add(1)
+							}
+						}
 						if r%5 == 4 {
 							if _, err := tx.RunRequeueLost(ctx, store.RunRequeueLostParams{StaleBefore: now, Limit: 20, Now: now}); err != nil {
 								return err
 							}
 						}
 						got, err := tx.RunClaim(ctx, store.RunClaimParams{Group: "g", Types: []string{"a", "b"}, Limit: 1 + rng.IntN(20), ServerID: server, Now: now})
+						if err != nil {
+							return err
+						}
+						mine = append(mine, got...)
+						got, err = tx.RunClaim(ctx, store.RunClaimParams{Group: "q", Types: []string{"a", "b"}, Limit: 1 + rng.IntN(10), ServerID: server, Now: now})
 						mine = append(mine, got...)
 						return err
 					})
@@ -141,6 +201,7 @@ func TestSideTablesConsistent(t *testing.T) {
 	}
 	wg.Wait()
 	checkSideTables(t, s)
+	t.Logf("%d runs unblocked", unblocked.Load())
 }
 
 func isRefusal(err error) bool {
@@ -168,6 +229,16 @@ func checkSideTables(t *testing.T, s *Store) {
 		{"active rows of runs not active", `SELECT a.seq::text FROM active a LEFT JOIN runs r ON r.seq = a.seq
 			WHERE r.status NOT IN ('dispatched', 'running') OR r.status IS NULL OR r.server_id IS DISTINCT FROM a.server_id`},
 		{"server_id set on runs not active", `SELECT id FROM runs WHERE server_id IS NOT NULL AND status NOT IN ('dispatched', 'running')`},
+		{"blocked runs missing from blocked", `SELECT r.id FROM runs r WHERE r.status = 'blocked' AND NOT EXISTS (
+			SELECT 1 FROM blocked b WHERE b.seq = r.seq AND b.job = r.job)`},
+		{"blocked rows of runs not blocked", `SELECT b.seq::text FROM blocked b LEFT JOIN runs r ON r.seq = b.seq
+			WHERE r.status IS DISTINCT FROM 'blocked' OR r.job <> b.job`},
+		{"live runs of jobs missing from job_live", `SELECT r.id FROM runs r
+			WHERE r.job <> '' AND r.status IN ('pending', 'queued', 'dispatched', 'running') AND NOT EXISTS (
+				SELECT 1 FROM job_live l WHERE l.seq = r.seq AND l.job = r.job)`},
+		{"job_live rows of runs not live, or of no job", `SELECT l.seq::text FROM job_live l LEFT JOIN runs r ON r.seq = l.seq
+			WHERE r.status IS NULL OR r.status NOT IN ('pending', 'queued', 'dispatched', 'running') OR r.job <> l.job OR l.job = ''`},
+		{"skipped runs not finished", `SELECT id FROM runs WHERE status = 'skipped' AND finished_at IS NULL`},
 	} {
 		rows, err := s.pool.Query(ctx, c.sql)
 		if err != nil {
@@ -181,12 +252,15 @@ func checkSideTables(t *testing.T, s *Store) {
 			t.Errorf("%s: %v", c.what, bad)
 		}
 	}
-	var counts [4]int
+	var counts [7]int
 	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM queue),
-		(SELECT count(*) FROM pending), (SELECT count(*) FROM active)`).Scan(&counts[0], &counts[1], &counts[2], &counts[3]); err != nil {
+		(SELECT count(*) FROM pending), (SELECT count(*) FROM active), (SELECT count(*) FROM blocked),
+		(SELECT count(*) FROM job_live), (SELECT count(*) FROM runs WHERE logical_time IS NOT NULL AND job <> '')`).Scan(
+		&counts[0], &counts[1], &counts[2], &counts[3], &counts[4], &counts[5], &counts[6]); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("runs %d, queued %d, pending %d, active %d", counts[0], counts[1], counts[2], counts[3])
+	t.Logf("runs %d, queued %d, pending %d, active %d, blocked %d, live runs of jobs %d, runs with slots %d",
+		counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6])
 }
 
 var errorsIs = errors.Is

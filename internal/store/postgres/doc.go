@@ -23,7 +23,8 @@
 // whose id derives from the schema name.
 //
 // The runs table has indexes only on columns a run never changes — seq,
-// id, the idempotency key — so every state change is a HOT update (a new
+// id, the idempotency key, a job's slot (job, logical_time) — so every
+// state change is a HOT update (a new
 // row version on the same page, no index entry), and the table is created
 // with fillfactor 50 to leave room for those versions. The runs the
 // scheduler looks for by state are listed in three narrow side tables
@@ -33,7 +34,12 @@
 //   - queue (grp, type, priority, run_at, seq), indexed in claim order per
 //     group and type: one row per queued run;
 //   - pending (run_at, seq): runs waiting for their time;
-//   - active (seq, server_id), by seq and by server: runs a worker holds.
+//   - active (seq, server_id), by seq and by server: runs a worker holds;
+//   - blocked (job, seq): runs waiting for upstream runs, by job;
+//   - job_live (job, seq): the runs of jobs that are pending, queued,
+//     dispatched or running. A run enters it when it is born, retried or
+//     unblocked and leaves it at a terminal status; the moves in between
+//     leave it alone, so runs of no job never touch it.
 //
 // A side row is written in the statement that moves its run in or out of
 // the state, so the two never disagree for long. There are no foreign
@@ -106,6 +112,29 @@
 // needs that lock next, then finds the run cancelled. (When a claim for
 // several types locks heads it does not take, such a queue row can outlive
 // its run's queued state; the next claim that reaches it drops it.)
+//
+// # Jobs
+//
+// A job is a row of jobs (payload as jsonb: a job is written rarely, and
+// a payload PostgreSQL cannot store fails JobPut, not the transaction).
+// The leader's cron tick locks the due jobs with FOR UPDATE SKIP LOCKED
+// (index jobs_due on next_fire, unpaused jobs only), so two leaders never
+// fire one job at once, and moves next_fire on with a compare-and-set. A
+// slot fires once because (job, logical_time) is unique in runs (a
+// partial unique index): an insert naming a taken slot returns the run
+// holding it, like an idempotency key. One INSERT … ON CONFLICT can name
+// one arbiter only, so batches holding runs of jobs (or blocked or
+// skipped runs) take a second insert statement, ON CONFLICT DO NOTHING
+// without a target, that also fills blocked and job_live; the hot path —
+// batches of queued and pending runs of no job — keeps the statement with
+// the key as its arbiter. A job's unfinished runs (RunListActiveForJob)
+// are read from job_live and blocked, by job, never from runs: a job with
+// a million finished runs, or a million delayed runs of other jobs,
+// costs nothing. RunUnblockNext locks the job's row first (an advisory
+// lock stands for it when the job has none), so that it waits for a cron
+// tick that holds the row, then — in a statement whose snapshot follows
+// the lock — queues the job's oldest blocked run if job_live holds none
+// of its runs.
 //
 // # Servers, leases and fencing
 //

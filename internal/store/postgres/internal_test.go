@@ -84,6 +84,12 @@ func TestQueryPlans(t *testing.T) {
 	}
 	fill := func(k int, v any) any {
 		switch v := v.(type) {
+		case int64:
+			out := make([]int64, k)
+			for i := range out {
+				out[i] = v + int64(i)
+			}
+			return out
 		case int32:
 			out := make([]int32, k)
 			for i := range out {
@@ -119,7 +125,22 @@ func TestQueryPlans(t *testing.T) {
 			{"adopt", sqlAdopt, []any{ids(k), fill(k, int32(1)), fill(k, "srv2")}, "runs_id_key"},
 			{"promote", sqlPromote, []any{now, int64(k)}, "pending_order"},
 			{"requeue lost", sqlRequeueLost, []any{now, int64(k)}, "active_server"},
-			{"cancel", sqlCancel, []any{now, "x", int64(5), "g", "t", int32(0), now}, "queue_order"},
+			{"cancel", sqlCancel, []any{now, "x", int64(5), "g", "t", int32(0), now, "j"}, "queue_order"},
+			{"cancel: blocked", sqlCancel, []any{now, "x", int64(5), "g", "t", int32(0), now, "j"}, "blocked_pkey"},
+			{"cancel: job_live", sqlCancel, []any{now, "x", int64(5), "g", "t", int32(0), now, "j"}, "job_live_pkey"},
+			{"finish: job_live", sqlFinishJobLive, []any{fill(k, int64(1)), fill(k, "j"), fill(k, int64(1))}, "job_live_pkey"},
+			{"insert full", sqlInsertFull, append(insertArgs(k, now), fill(k, "")), "Conflict Resolution: NOTHING"},
+			{"get by slots", sqlGetBySlots, []any{fill(k, "j"), fill(k, now)}, "runs_job_slot"},
+			{"list active for job: job_live", sqlListActiveForJob, []any{"j", int64(k)}, "job_live_pkey"},
+			{"list active for job: blocked", sqlListActiveForJob, []any{"j", int64(k)}, "blocked_pkey"},
+			{"list active for job: runs", sqlListActiveForJob, []any{"j", int64(k)}, "runs_pkey"},
+			{"unblock candidate", sqlUnblockCandidate, []any{"j"}, "blocked_pkey"},
+			{"unblock candidate: live", sqlUnblockCandidate, []any{"j"}, "job_live_pkey"},
+			{"unblock", sqlUnblock, []any{int64(5), "j"}, "runs_pkey"},
+			{"lock job", sqlLockJob, []any{"j"}, "jobs_pkey"},
+			{"job list due", sqlJobListDue, []any{now, int64(k)}, "jobs_due"},
+			{"job next fire", sqlJobNextFire, nil, "jobs_due"},
+			{"job advance", sqlJobAdvance, []any{"j", now, now, now}, "jobs_pkey"},
 			{"retry", sqlRetry, []any{now, int64(5)}, "runs_pkey"},
 			{"insert", sqlInsert, insertArgs(k, now), "runs_key"},
 			{"get by keys", sqlGetByKeys, []any{fill(k, "key")}, "runs_key"},

@@ -136,7 +136,7 @@ func openTest(t testing.TB) *postgres.Store { return openIn(t, freshSchema(t)) }
 
 func TestConformance(t *testing.T) {
 	needPostgres(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) }, storetest.Options{Notifies: true})
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) }, storetest.Options{Notifies: true, ConcurrentTx: true})
 }
 
 func withSchema(t testing.TB, raw, schema string) string {

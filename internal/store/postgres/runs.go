@@ -43,7 +43,8 @@ const (
 	// sqlInsert inserts a batch in input order (seq follows it) and queues
 	// the queued runs; a run whose key already names a run (stored, or
 	// earlier in the batch) is not inserted. It returns what identifies the
-	// inserted rows.
+	// inserted rows. It takes batches of queued and pending runs of no job
+	// only, the hot path; the others take sqlInsertFull (jobs.go).
 	sqlInsert = `WITH i AS (
 			INSERT INTO runs (id, job, parent_id, shard, type, grp, payload, priority, status,
 				max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key)
@@ -111,10 +112,10 @@ const (
 				AS u(id, attempt, status, finished_at, run_at, worker, failure, started_at, result, error, server)
 			WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status IN ('dispatched', 'running')
 				AND (u.server = '' OR runs.server_id = u.server)
-			RETURNING runs.id, runs.status, ` + qualifiedQueueCols + `),
+			RETURNING runs.id, runs.job, runs.status, ` + qualifiedQueueCols + `),
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM f WHERE status = 'queued'),
 		p AS (INSERT INTO pending (run_at, seq) SELECT run_at, seq FROM f WHERE status = 'pending')
-		SELECT id, seq FROM f`
+		SELECT id, seq, job FROM f`
 
 	sqlAdopt = `UPDATE runs SET server_id = u.server
 		FROM unnest($1::text[], $2::int4[], $3::text[]) AS u(id, attempt, server)
@@ -129,11 +130,12 @@ const (
 	sqlGetForUpdate = `SELECT ` + runCols + ` FROM runs WHERE id = $1 FOR UPDATE`
 
 	// sqlCancel cancels a run the caller locked (by seq), and removes it
-	// from the active, queue and pending tables. A claimer or promoter
-	// holding the queue or pending row is not waited for (it waits for
-	// this transaction's lock on the run, then finds it cancelled).
-	// Arguments: finished_at, error, seq, then the run's group, type,
-	// priority and run_at.
+	// from the active, queue, pending, blocked and job_live tables. A
+	// claimer or promoter holding the queue or pending row is not waited
+	// for (it waits for this transaction's lock on the run, then finds it
+	// cancelled); blocked and job_live rows change only under the run's
+	// lock. Arguments: finished_at, error, seq, then the run's group, type,
+	// priority, run_at and job.
 	sqlCancel = `WITH u AS (
 			UPDATE runs SET status = 'cancelled', finished_at = $1, error = $2, server_id = NULL
 			WHERE seq = $3 RETURNING ` + runCols + `),
@@ -142,14 +144,17 @@ const (
 			SELECT ctid FROM queue WHERE grp = $4 AND type = $5 AND priority = $6 AND run_at = $7 AND seq = $3
 			FOR UPDATE SKIP LOCKED))),
 		p AS (DELETE FROM pending WHERE ctid = ANY (ARRAY(
-			SELECT ctid FROM pending WHERE run_at = $7 AND seq = $3 FOR UPDATE SKIP LOCKED)))
+			SELECT ctid FROM pending WHERE run_at = $7 AND seq = $3 FOR UPDATE SKIP LOCKED))),
+		b AS (DELETE FROM blocked WHERE job = $8 AND seq = $3),
+		l AS (DELETE FROM job_live WHERE job = $8 AND seq = $3)
 		SELECT * FROM u`
 
 	sqlRetry = `WITH u AS (
 			UPDATE runs SET status = 'queued', failures = 0, run_at = $1, finished_at = NULL,
 				started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL
 			WHERE seq = $2 RETURNING ` + runCols + `),
-		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u)
+		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u),
+		l AS (INSERT INTO job_live (job, seq) SELECT job, seq FROM u WHERE job <> '')
 		SELECT * FROM u`
 
 	// sqlPromote takes the first due rows of pending (rows another
@@ -222,6 +227,10 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		return []store.RunInsertResult{}, nil
 	}
 	n := len(runs)
+	full := false
+	for i := range runs {
+		full = full || needsFullInsert(&runs[i])
+	}
 	var (
 		id, job, parent, typ, grp, status, routing, routingKey = make([]string, n), make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -231,7 +240,11 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		logical          = make([]pgtype.Timestamptz, n)
 		runAt, createdAt = make([]time.Time, n), make([]time.Time, n)
 		timeout          = make([]int64, n)
+		errorText        []string
 	)
+	if full {
+		errorText = make([]string, n)
+	}
 	for i := range runs {
 		p := &runs[i]
 		id[i], job[i], parent[i], typ[i], grp[i] = p.ID, p.Job, p.ParentID, p.Type, p.Group
@@ -244,70 +257,91 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		logical[i] = nullTime(p.LogicalTime)
 		runAt[i], createdAt[i] = p.EffectiveRunAt(), p.Now
 		timeout[i] = int64(p.Timeout)
+		if full {
+			errorText[i] = cleanText(p.Error)
+		}
 	}
-	rows, err := t.q.Query(ctx, sqlInsert, id, job, parent, shard, typ, grp, payload, priority, status,
-		maxAtt, key, logical, runAt, createdAt, timeout, routing, routingKey)
+	args := []any{id, job, parent, shard, typ, grp, payload, priority, status,
+		maxAtt, key, logical, runAt, createdAt, timeout, routing, routingKey}
+	sql := sqlInsert
+	if full {
+		sql, args = sqlInsertFull, append(args, errorText)
+	}
+	rows, err := t.q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, t.s.wrap("RunInsert", err)
 	}
-	// A row is identified by its ID and key: two inputs may share an ID
-	// when the first is refused for its key.
-	type ident struct{ id, key string }
+	// A row is identified by its ID, key and slot: two inputs may share an
+	// ID when the first is refused for its key or slot. (sqlInsert has no
+	// runs of jobs, so no slots.)
+	type ident struct {
+		id, key string
+		slot    slot
+	}
 	inserted := make(map[ident]int64, n)
 	for rows.Next() {
 		var (
 			seq    int64
 			rid    string
 			rowKey pgtype.Text
+			rowJob string
+			rowLT  pgtype.Timestamptz
 		)
-		if err := rows.Scan(&seq, &rid, &rowKey); err != nil {
+		dest := []any{&seq, &rid, &rowKey, &rowJob, &rowLT}
+		if !full {
+			dest = dest[:3]
+		}
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return nil, t.s.wrap("RunInsert", err)
 		}
-		inserted[ident{rid, rowKey.String}] = seq
+		inserted[ident{rid, rowKey.String, slotOf(rowJob, tsTime(rowLT))}] = seq
 	}
 	if err := rows.Err(); err != nil {
 		return nil, t.s.wrap("RunInsert", err)
 	}
 	out := make([]store.RunInsertResult, n)
-	var refusedKeys []string
+	var (
+		refusedKeys  []string
+		refusedSlots []slot
+	)
 	for i := range runs {
 		p := &runs[i]
-		k := ident{p.ID, p.Key}
+		k := ident{p.ID, p.Key, slotOf(p.Job, p.LogicalTime)}
 		if seq, ok := inserted[k]; ok {
 			out[i] = store.RunInsertResult{Run: insertedRun(p, seq)}
-			delete(inserted, k) // a later input with the same ID and key was refused
+			delete(inserted, k) // a later input with the same ID, key and slot was refused
 			continue
 		}
-		if p.Key == "" {
-			return nil, fmt.Errorf("postgres: RunInsert: run %q was not inserted", p.ID)
+		if p.Key == "" && k.slot == (slot{}) {
+			return nil, fmt.Errorf("postgres: RunInsert: run %q was not inserted (its ID names a run)", p.ID)
 		}
-		refusedKeys = append(refusedKeys, p.Key)
+		if p.Key != "" {
+			refusedKeys = append(refusedKeys, p.Key)
+		}
+		if k.slot != (slot{}) {
+			refusedSlots = append(refusedSlots, k.slot)
+		}
 	}
-	if len(refusedKeys) == 0 {
+	if len(refusedKeys) == 0 && len(refusedSlots) == 0 {
 		return out, nil
 	}
-	// The runs that hold the refused keys: stored before, or inserted by
-	// this batch (or by a transaction that committed meanwhile).
-	rows, err = t.q.Query(ctx, sqlGetByKeys, refusedKeys)
+	byKey, bySlot, err := t.existing(ctx, refusedKeys, refusedSlots)
 	if err != nil {
-		return nil, t.s.wrap("RunInsert: existing keys", err)
-	}
-	existing, err := collectRuns(rows)
-	if err != nil {
-		return nil, t.s.wrap("RunInsert: existing keys", err)
-	}
-	byKey := make(map[string]*Run, len(existing))
-	for _, r := range existing {
-		byKey[r.Key] = r
+		return nil, err
 	}
 	for i := range runs {
 		if out[i].Run != nil {
 			continue
 		}
-		r := byKey[runs[i].Key]
+		p := &runs[i]
+		r := byKey[p.Key]
 		if r == nil {
-			return nil, fmt.Errorf("postgres: RunInsert: key %q conflicts but names no run", runs[i].Key)
+			r = bySlot[slotOf(p.Job, p.LogicalTime)]
+		}
+		if r == nil {
+			return nil, fmt.Errorf("postgres: RunInsert: run %q (key %q, job %q at %v) conflicts but names no run",
+				p.ID, p.Key, p.Job, p.LogicalTime)
 		}
 		c := *r
 		out[i] = store.RunInsertResult{Run: &c, Existing: true}
@@ -334,6 +368,10 @@ func insertedRun(p *store.RunInsertParams, seq int64) *Run {
 		Timeout:     p.Timeout,
 		Routing:     p.Routing,
 		RoutingKey:  p.RoutingKey,
+		Error:       cleanText(p.Error),
+	}
+	if p.Status == store.StatusSkipped {
+		r.FinishedAt = r.CreatedAt
 	}
 	if p.Shard != nil {
 		n := *p.Shard
@@ -513,23 +551,46 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			return nil, t.s.wrap("RunFinish", err)
 		}
 		applied := map[string]bool{}
-		var seqs []int64
+		var (
+			seqs     []int64
+			jobOf    map[string]string // runs of jobs, by ID
+			jobSeqOf map[string]int64
+		)
 		for rows.Next() {
 			var (
-				id  string
-				seq int64
+				id, job string
+				seq     int64
 			)
-			if err := rows.Scan(&id, &seq); err != nil {
+			if err := rows.Scan(&id, &seq, &job); err != nil {
 				rows.Close()
 				return nil, t.s.wrap("RunFinish", err)
 			}
 			applied[id] = true
 			seqs = append(seqs, seq)
+			if job != "" {
+				if jobOf == nil {
+					jobOf, jobSeqOf = map[string]string{}, map[string]int64{}
+				}
+				jobOf[id], jobSeqOf[id] = job, seq
+			}
 		}
 		if err := rows.Err(); err != nil {
 			return nil, t.s.wrap("RunFinish", err)
 		}
-		if len(seqs) > 0 {
+		// Runs of jobs that reached a terminal status leave job_live.
+		var liveJobs []string
+		var liveSeqs []int64
+		for _, i := range idx {
+			if j, ok := jobOf[ps[i].ID]; ok && ps[i].Status.Terminal() {
+				liveJobs, liveSeqs = append(liveJobs, j), append(liveSeqs, jobSeqOf[ps[i].ID])
+			}
+		}
+		switch {
+		case len(liveSeqs) > 0:
+			if _, err := t.q.Exec(ctx, sqlFinishJobLive, seqs, liveJobs, liveSeqs); err != nil {
+				return nil, t.s.wrap("RunFinish", err)
+			}
+		case len(seqs) > 0:
 			if _, err := t.q.Exec(ctx, sqlDeleteActive, seqs); err != nil {
 				return nil, t.s.wrap("RunFinish", err)
 			}
@@ -625,7 +686,7 @@ func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunC
 		reason = "cancelled"
 	}
 	r, err := t.one(ctx, "RunCancel", sqlCancel, p.Now, cleanText(reason), prev.Seq,
-		prev.Group, prev.Type, int32(prev.Priority), prev.RunAt)
+		prev.Group, prev.Type, int32(prev.Priority), prev.RunAt, prev.Job)
 	if err != nil {
 		return store.RunCancelResult{}, err
 	}
