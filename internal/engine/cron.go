@@ -43,7 +43,15 @@ type cronLoop struct {
 	inflight bool
 	again    bool
 	stopped  bool
+	// notBefore holds the next tick back after a tick found nothing due
+	// although a next fire time had passed: another server's transaction
+	// holds that job's row (SKIP LOCKED), and ticking again at once would
+	// spin until it commits.
+	notBefore time.Time
 }
+
+// lockedJobBackoff is how long a tick that found nothing due waits.
+const lockedJobBackoff = 50 * time.Millisecond
 
 func (c *cronLoop) stop() {
 	c.stopped = true
@@ -90,6 +98,9 @@ func (e *Engine) noteFire(at time.Time) {
 	if c.stopped || !e.running() || e.lead.term == 0 {
 		return
 	}
+	if at.Before(c.notBefore) {
+		at = c.notBefore
+	}
 	if c.timer != nil && !at.Before(c.at) {
 		return
 	}
@@ -103,13 +114,15 @@ func (e *Engine) noteFire(at time.Time) {
 func (e *Engine) cronDue() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	due := e.cron.at
 	e.cron.timer = nil
 	e.cron.at = time.Time{}
-	e.startTick()
+	e.startTick(due)
 }
 
-// startTick queues one tick unless one is in flight. Called with e.mu held.
-func (e *Engine) startTick() {
+// startTick queues one tick unless one is in flight; due is the fire time
+// the timer was armed for (zero: none). Called with e.mu held.
+func (e *Engine) startTick(due time.Time) {
 	c := &e.cron
 	if c.stopped || !e.running() || e.lead.term == 0 {
 		return
@@ -123,7 +136,7 @@ func (e *Engine) startTick() {
 	o := &op{}
 	o.txfn = func(ctx context.Context, tx store.Tx) error {
 		var err error
-		fired, err = e.tick(ctx, tx, o)
+		fired, err = e.tick(ctx, tx, o, due)
 		return err
 	}
 	o.done = func(o *op) { e.ticked(o, fired) }
@@ -143,9 +156,13 @@ func (e *Engine) ticked(o *op, jobs int) {
 		return
 	}
 	e.applyMade(o, "replaced by a newer slot")
+	c.notBefore = time.Time{}
+	if jobs == 0 {
+		c.notBefore = e.clk.Now().Add(lockedJobBackoff)
+	}
 	if jobs == cronBatch || c.again {
 		c.again = false
-		e.startTick()
+		e.startTick(time.Time{})
 		return
 	}
 	e.rearmCron()
@@ -163,9 +180,14 @@ func (e *Engine) applyMade(o *op, cancelReason string) {
 }
 
 // tick fires the due jobs; it returns how many jobs it looked at.
-func (e *Engine) tick(ctx context.Context, tx store.Tx, o *op) (int, error) {
+func (e *Engine) tick(ctx context.Context, tx store.Tx, o *op, due time.Time) (int, error) {
 	o.made, o.cancels = nil, nil
+	// The timer ran on the monotonic clock; the wall clock may read a few
+	// microseconds earlier than the time it was armed for. The slot is due.
 	now := e.now()
+	if now.Before(due) {
+		now = due
+	}
 	jobs, err := tx.JobListDue(ctx, store.JobListDueParams{Now: now, Limit: cronBatch})
 	if err != nil {
 		return 0, fmt.Errorf("cron: list due jobs: %w", err)
