@@ -58,6 +58,7 @@ type Client struct {
 	rpc     plutov1.ClientServiceClient
 	timeout time.Duration
 	poll    time.Duration
+	spool   *spooler // nil without WithSpool
 }
 
 // Option configures Dial.
@@ -69,6 +70,7 @@ type options struct {
 	tls     *tls.Config
 	timeout time.Duration
 	poll    time.Duration
+	spool   spoolOptions
 }
 
 // WithToken sends token as a bearer token ("authorization: Bearer …") with
@@ -165,6 +167,9 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		dial = append(dial, grpc.WithResolvers(r))
 		grpcTarget = r.Scheme() + ":///servers"
 	}
+	if o.spool.dir != "" {
+		dial = append(dial, o.spool.connectParams())
+	}
 	dial = append(dial, o.dial...)
 
 	conn, err := grpc.NewClient(grpcTarget, dial...)
@@ -175,11 +180,27 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if poll <= 0 {
 		poll = DefaultPollInterval
 	}
-	return &Client{conn: conn, rpc: plutov1.NewClientServiceClient(conn), timeout: o.timeout, poll: poll}, nil
+	c := &Client{conn: conn, rpc: plutov1.NewClientServiceClient(conn), timeout: o.timeout, poll: poll}
+	if o.spool.dir != "" {
+		if c.spool, err = startSpooler(c, o.spool); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
-// Close closes the connection. Calls in flight fail.
-func (c *Client) Close() error { return c.conn.Close() }
+// Close closes the connection. Calls in flight fail. A client with a spool
+// first stops its sender (a delivery in flight is abandoned; what it did
+// not finish stays in the spool) and releases the spool.
+func (c *Client) Close() error {
+	if c.spool != nil {
+		if err := c.spool.close(); err != nil {
+			return errors.Join(err, c.conn.Close())
+		}
+	}
+	return c.conn.Close()
+}
 
 // callCtx applies the default timeout to a context without a deadline.
 func (c *Client) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -274,6 +295,10 @@ func marshalPayload(p any) ([]byte, error) {
 
 // Submit submits one run and returns it as stored. If spec.Key already
 // named a run, that run is returned with Existing set.
+//
+// On a client with a spool (WithSpool), a spec without a Key gets one, and
+// a submission that no server takes is kept in the spool: Submit then
+// returns a *SpooledError (errors.Is(err, ErrSpooled)) holding the key.
 func (c *Client) Submit(ctx context.Context, spec RunSpec) (*Run, error) {
 	runs, err := c.SubmitBatch(ctx, []RunSpec{spec})
 	if err != nil {
@@ -293,9 +318,16 @@ func (c *Client) Submit(ctx context.Context, spec RunSpec) (*Run, error) {
 // several): the keys make that safe. Without keys ErrUnavailable is
 // returned, since the request may have been stored before its server went
 // away.
+//
+// On a client with a spool (WithSpool) the request is made once; each spec
+// without a Key gets one, and if no server takes the batch it is kept in
+// the spool and a *SpooledError is returned (see WithSpool).
 func (c *Client) SubmitBatch(ctx context.Context, specs []RunSpec) ([]*Run, error) {
 	if len(specs) == 0 {
 		return nil, nil
+	}
+	if c.spool != nil {
+		return c.spool.submit(ctx, specs)
 	}
 	req := &plutov1.SubmitRequest{Runs: make([]*plutov1.RunSpec, len(specs))}
 	for i := range specs {
@@ -311,13 +343,23 @@ func (c *Client) SubmitBatch(ctx context.Context, specs []RunSpec) ([]*Run, erro
 	}
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
+	// Resending is safe only when keys make it idempotent: a request that
+	// reached a server before it went away may have been stored.
+	attempts := 1
+	if keyed {
+		attempts = submitAttempts
+	}
+	return c.submit(ctx, req, attempts)
+}
+
+// submit sends req, resending it while it fails with Unavailable, up to
+// attempts times in all.
+func (c *Client) submit(ctx context.Context, req *plutov1.SubmitRequest, attempts int, opts ...grpc.CallOption) ([]*Run, error) {
 	var resp *plutov1.SubmitResponse
 	var err error
 	for attempt := 0; ; attempt++ {
-		resp, err = c.rpc.Submit(ctx, req)
-		// Resending is safe only when keys make it idempotent: a request
-		// that reached a server before it went away may have been stored.
-		if err == nil || !keyed || attempt == submitAttempts-1 || status.Code(err) != codes.Unavailable {
+		resp, err = c.rpc.Submit(ctx, req, opts...)
+		if err == nil || attempt >= attempts-1 || status.Code(err) != codes.Unavailable {
 			break
 		}
 		if !sleepCtx(ctx, min(100*time.Millisecond<<attempt, time.Second)) {
@@ -327,11 +369,11 @@ func (c *Client) SubmitBatch(ctx context.Context, specs []RunSpec) ([]*Run, erro
 	if err != nil {
 		return nil, decodeError(ctx, err)
 	}
-	if len(resp.GetRuns()) != len(specs) {
-		return nil, fmt.Errorf("pluto: server returned %d runs for %d specs", len(resp.GetRuns()), len(specs))
+	if n := len(req.GetRuns()); len(resp.GetRuns()) != n {
+		return nil, fmt.Errorf("pluto: server returned %d runs for %d specs", len(resp.GetRuns()), n)
 	}
 	existing := resp.GetExisting()
-	runs := make([]*Run, len(specs))
+	runs := make([]*Run, len(resp.GetRuns()))
 	for i, p := range resp.GetRuns() {
 		runs[i] = runFromProto(p)
 		runs[i].Existing = i < len(existing) && existing[i]

@@ -19,8 +19,9 @@ import (
 	"github.com/pluto-sched/pluto/client"
 )
 
-// serverAddr is the gRPC address of the in-process server the examples use.
-var serverAddr string
+// serverAddr is the gRPC address of the in-process server the examples
+// use; nothing answers at downAddr.
+var serverAddr, downAddr string
 
 func TestMain(m *testing.M) {
 	f, err := startFake("ex")
@@ -29,6 +30,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	serverAddr = f.addr
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	downAddr = ln.Addr().String()
+	ln.Close()
 	code := m.Run()
 	f.stop()
 	if code == 0 {

@@ -34,7 +34,33 @@ var (
 	// ErrPermissionDenied: the token's role may not do this (gRPC
 	// PermissionDenied).
 	ErrPermissionDenied = errors.New("pluto: permission denied")
+	// ErrSpooled: no server took the submission; the client's spool
+	// (WithSpool) keeps it and will deliver it. It comes as a
+	// *SpooledError holding the idempotency keys. Do not submit again.
+	ErrSpooled = errors.New("pluto: spooled for later delivery")
 )
+
+// SpooledError is the error of Submit and SubmitBatch on a client with a
+// spool (WithSpool) when no server took the submission and the spool kept
+// it instead: the specs are on disk and the client's sender will deliver
+// them. errors.Is matches it with ErrSpooled only — not with the cause's
+// sentinel (ErrUnavailable, context.DeadlineExceeded, …), because the
+// caller must not submit it again: the cause is in Cause.
+type SpooledError struct {
+	// Keys holds the idempotency key of each spec, in order; the client
+	// generated those the specs lacked. The run a spec becomes carries its
+	// key.
+	Keys []string
+	// Cause is why no server took the submission.
+	Cause error
+}
+
+func (e *SpooledError) Error() string {
+	return fmt.Sprintf("pluto: %d run(s) spooled for later delivery (%v)", len(e.Keys), e.Cause)
+}
+
+// Is reports whether target is ErrSpooled.
+func (e *SpooledError) Is(target error) bool { return target == ErrSpooled }
 
 // Error is an error returned by a Pluto server. errors.Is matches it
 // against the sentinel for its code (ErrNotFound for NotFound, …) and

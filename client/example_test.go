@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"github.com/pluto-sched/pluto/client"
@@ -178,4 +179,58 @@ func ExampleFieldError() {
 	// Output:
 	// field "type": is required
 	// true
+}
+
+// Keep submissions in a local spool while no server answers; the client
+// sends them when one does, and their idempotency keys make sure each
+// becomes exactly one run.
+func ExampleWithSpool() {
+	dir, err := os.MkdirTemp("", "pluto-spool-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	spec := client.RunSpec{Type: "email.send", Group: "mail", Payload: map[string]string{"to": "ada@example.com"}, Key: "welcome-ada"}
+
+	// No server answers at downAddr: the spec goes to the spool, on disk.
+	c, err := client.Dial(downAddr, client.WithSpool(dir),
+		client.WithSpoolErrorHandler(func(spec client.RunSpec, err error) {
+			log.Printf("run %s rejected, see %s/dead.jsonl: %v", spec.Key, dir, err)
+		}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = c.Submit(ctx, spec)
+	var spooled *client.SpooledError
+	switch {
+	case errors.As(err, &spooled):
+		fmt.Println("spooled", spooled.Keys[0], "- waiting:", c.SpoolLen())
+	case err != nil:
+		log.Fatal(err) // rejected (ErrInvalid, …): not spooled
+	}
+	c.Close()
+
+	// Later a client on the same spool (here a new one, as after a
+	// restart, of a server that came back at serverAddr) delivers it.
+	c, err = client.Dial(serverAddr, client.WithSpool(dir))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.FlushSpool(ctx); err != nil { // optional: wait for delivery
+		log.Fatal(err)
+	}
+	fmt.Println("waiting:", c.SpoolLen())
+
+	// The key names the run: submitting again creates nothing.
+	run, err := c.Submit(ctx, spec)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(run.Key, "existing:", run.Existing)
+	// Output:
+	// spooled welcome-ada - waiting: 1
+	// waiting: 0
+	// welcome-ada existing: true
 }

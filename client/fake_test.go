@@ -39,6 +39,7 @@ type fakeServer struct {
 	auth      []string // authorization metadata of each call
 	waitPolls []int64  // timeout_ms of each Wait
 	errFor    map[string]error
+	lose      string // "unavailable": store a submission, then answer Unavailable; "hang": store it, then never answer
 
 	srv  *grpc.Server
 	addr string
@@ -46,8 +47,11 @@ type fakeServer struct {
 }
 
 // startFake serves a fake on 127.0.0.1:0. Call stop when done.
-func startFake(name string) (*fakeServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func startFake(name string) (*fakeServer, error) { return startFakeAt(name, "127.0.0.1:0") }
+
+// startFakeAt serves a fake on addr.
+func startFakeAt(name, addr string) (*fakeServer, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +164,23 @@ func (f *fakeServer) Submit(ctx context.Context, req *plutov1.SubmitRequest) (*p
 		if len(s.Payload) > 0 && !json.Valid(s.Payload) {
 			return nil, fieldErr("payload", "not valid JSON")
 		}
+		if s.Priority > 1<<20 || s.Priority < -1<<20 {
+			return nil, fieldErr("priority", "must be within ±1048576")
+		}
 	}
+	resp, lose := f.store(req)
+	switch lose {
+	case "unavailable":
+		return nil, status.Error(codes.Unavailable, "connection lost before the reply")
+	case "hang":
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	return resp, nil
+}
+
+// store stores a submission.
+func (f *fakeServer) store(req *plutov1.SubmitRequest) (*plutov1.SubmitResponse, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.submits = append(f.submits, req)
@@ -202,7 +222,43 @@ func (f *fakeServer) Submit(ctx context.Context, req *plutov1.SubmitRequest) (*p
 		resp.Runs = append(resp.Runs, f.copyRun(id))
 		resp.Existing = append(resp.Existing, false)
 	}
-	return resp, nil
+	return resp, f.lose
+}
+
+// setLose makes the fake lose (or, with "", send) the replies to
+// submissions it stores.
+func (f *fakeServer) setLose(mode string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lose = mode
+}
+
+// createdKeys returns the keys of the runs created, in creation order.
+func (f *fakeServer) createdKeys() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var keys []string
+	for _, id := range f.order {
+		keys = append(keys, f.runs[id].Key)
+	}
+	return keys
+}
+
+// runWithKey returns a copy of the run created for key, or nil.
+func (f *fakeServer) runWithKey(key string) *plutov1.Run {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id, ok := f.keys[key]; ok {
+		return f.copyRun(id)
+	}
+	return nil
+}
+
+// submitCount is the number of submit requests stored.
+func (f *fakeServer) submitCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.submits)
 }
 
 func (f *fakeServer) Get(ctx context.Context, req *plutov1.GetRequest) (*plutov1.Run, error) {
