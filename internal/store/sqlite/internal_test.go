@@ -93,6 +93,13 @@ func TestQueryPlans(t *testing.T) {
 		{"next pending", rSQL[rNextPendingAt], nil, "runs_pending", false},
 		{"queued groups", rSQL[rQueuedGroups], nil, "runs_claim", false},
 		{"log list", rSQL[rLogList], []any{"r", 0, 10}, "run_logs_run", false},
+		{"get by slot", wSQL[wGetBySlot], []any{"j", 1}, "runs_job_slot", false},
+		{"list active for job", wSQL[wListActiveForJob], []any{"j", 10}, "runs_job_active", true},
+		{"unblock next", wSQL[wUnblockNext], []any{"j"}, "runs_job_active", false},
+		{"job list due", wSQL[wJobListDue], []any{1, 10}, "jobs_due", false},
+		{"job next fire", rSQL[rJobNextFire], nil, "jobs_due", false},
+		{"job advance", wSQL[wJobAdvance], []any{1, 1, "j", 1}, "sqlite_autoindex_jobs_1", false},
+		{"job pause", wSQL[wJobPause], []any{1, 1, 1, "j"}, "sqlite_autoindex_jobs_1", false},
 	} {
 		rows, err := s.w.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.sql, c.args...)
 		if err != nil {
@@ -110,9 +117,19 @@ func TestQueryPlans(t *testing.T) {
 		}
 		rows.Close()
 		all := strings.Join(plan, "; ")
+		if testing.Verbose() {
+			t.Logf("%s: %s", c.name, all)
+		}
 		for _, d := range plan {
 			if strings.HasPrefix(d, "SCAN runs") || strings.HasPrefix(d, "SCAN r ") || (!c.sort && strings.Contains(d, "TEMP B-TREE")) {
 				t.Errorf("%s: %q in plan: %s", c.name, d, all)
+			}
+		}
+		for i := 1; i < len(plan); i++ {
+			// A job's runs in one status are read in seq order: a sort may
+			// merge such ranges, never reorder one.
+			if strings.Contains(plan[i-1], "INDEX runs_job_active ") && strings.Contains(plan[i], "TEMP B-TREE") {
+				t.Errorf("%s: %q after %q in plan: %s", c.name, plan[i], plan[i-1], all)
 			}
 		}
 		if !strings.Contains(all, c.want) {

@@ -24,10 +24,11 @@ const runCols = `seq, id, job, parent_id, shard, type, grp, payload, priority, s
 type wStmt int
 
 const (
-	wInsert1  wStmt = iota // RunInsert, one row; a conflict on the key inserts nothing
-	wInsert4               // RunInsert, 4 runs without a key
-	wInsert16              // … 16
-	wInsert64              // … 64
+	wInsertOne wStmt = iota // RunInsert, one run that may conflict (see insertOneSQL)
+	wInsert1                // RunInsert, 1 plain run
+	wInsert4                // … 4 plain runs (no key, no slot, not skipped)
+	wInsert16               // … 16
+	wInsert64               // … 64
 	wGetByID
 	wGetByKey
 	wClaimUpdate
@@ -46,6 +47,14 @@ const (
 	wLeaderResign
 	wServerUpsert
 	wServerDelete
+	wGetBySlot
+	wJobPut
+	wJobDelete
+	wJobPause
+	wJobListDue
+	wJobAdvance
+	wListActiveForJob
+	wUnblockNext
 	wClaimSelect1 // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8 = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts     = wClaimSelect1 + maxClaimTypes
@@ -56,9 +65,19 @@ const insertCols = `id, job, parent_id, shard, type, grp, payload, priority, sta
 
 const numInsertCols = 17
 
-func insertSQL(rows int, onConflict string) string {
+func insertSQL(rows int) string {
 	row := "(?" + strings.Repeat(",?", numInsertCols-1) + ")"
-	return "INSERT INTO runs (" + insertCols + ") VALUES " + row + strings.Repeat(","+row, rows-1) + onConflict
+	return "INSERT INTO runs (" + insertCols + ") VALUES " + row + strings.Repeat(","+row, rows-1)
+}
+
+// insertOneSQL inserts one run that may conflict: on its idempotency key or
+// on its job's slot (job, logical_time). Either conflict inserts nothing. It
+// also sets finished_at and error, which only a skipped run has at insert,
+// so the multi-row statements of the hot path bind two values fewer.
+func insertOneSQL() string {
+	return "INSERT INTO runs (" + insertCols + ", finished_at, error) VALUES (?" + strings.Repeat(",?", numInsertCols+1) + ")" +
+		" ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING" +
+		" ON CONFLICT (job, logical_time) WHERE job <> '' AND logical_time IS NOT NULL DO NOTHING"
 }
 
 // insertChunks are the multi-row insert statements, largest first.
@@ -68,12 +87,14 @@ var insertChunks = []struct {
 }{{64, wInsert64}, {16, wInsert16}, {4, wInsert4}, {1, wInsert1}}
 
 var wSQL = [numWStmts]string{
-	wInsert1:  insertSQL(1, " ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING"),
-	wInsert4:  insertSQL(4, ""),
-	wInsert16: insertSQL(16, ""),
-	wInsert64: insertSQL(64, ""),
-	wGetByID:  `SELECT ` + runCols + ` FROM runs WHERE id = ?`,
-	wGetByKey: `SELECT ` + runCols + ` FROM runs WHERE key = ?`,
+	wInsertOne: insertOneSQL(),
+	wInsert1:   insertSQL(1),
+	wInsert4:   insertSQL(4),
+	wInsert16:  insertSQL(16),
+	wInsert64:  insertSQL(64),
+	wGetByID:   `SELECT ` + runCols + ` FROM runs WHERE id = ?`,
+	wGetByKey:  `SELECT ` + runCols + ` FROM runs WHERE key = ?`,
+	wGetBySlot: getBySlotSQL,
 	// RunClaim reads the heads of the group's per-type queues from the
 	// partial claim index (wClaimSelect1…, see claimSQL), then updates
 	// exactly the chosen rows by rowid. The two statements are atomic: the
@@ -125,6 +146,14 @@ var wSQL = [numWStmts]string{
 	wServerUpsert: `INSERT INTO servers (id, http, grpc, started_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?5)
 		ON CONFLICT (id) DO UPDATE SET http = ?2, grpc = ?3, started_at = ?4, last_seen = ?5`,
 	wServerDelete: `DELETE FROM servers WHERE id = ?`,
+	// Jobs (jobs.go).
+	wJobPut:           jobPutSQL,
+	wJobDelete:        `DELETE FROM jobs WHERE name = ?`,
+	wJobPause:         jobPauseSQL,
+	wJobListDue:       jobListDueSQL,
+	wJobAdvance:       jobAdvanceSQL,
+	wListActiveForJob: listActiveForJobSQL(),
+	wUnblockNext:      unblockNextSQL(),
 }
 
 // The hot start and finish statements, and their variants fenced by the
@@ -193,6 +222,9 @@ const (
 	rLogList
 	rLeaderGet
 	rServerList
+	rJobGet
+	rJobList
+	rJobNextFire
 	numRStmts
 )
 
@@ -220,6 +252,10 @@ var rSQL = [numRStmts]string{
 		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
 	rLeaderGet:  `SELECT server_id, term, expires_at FROM leader WHERE name = 'leader'`,
 	rServerList: `SELECT id, http, grpc, started_at, last_seen FROM servers ORDER BY id`,
+	// Jobs (jobs.go).
+	rJobGet:      `SELECT ` + jobCols + ` FROM jobs WHERE name = ?`,
+	rJobList:     `SELECT ` + jobCols + ` FROM jobs ORDER BY name`,
+	rJobNextFire: `SELECT min(next_fire) FROM jobs WHERE paused = 0 AND next_fire IS NOT NULL`,
 }
 
 func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]store.RunInsertResult, error) {
@@ -238,12 +274,12 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		}
 	}
 	out := make([]store.RunInsertResult, len(runs))
-	// Runs without a key go in multi-row statements; a keyed run goes alone,
-	// so that a conflict on its key can be told apart. Input order is kept,
-	// so seq (FIFO) follows it.
+	// Plain runs go in multi-row statements; a run that may conflict (a key,
+	// a job's slot) or is skipped goes alone (insertOne), so that a conflict
+	// can be told apart. Input order is kept, so seq (FIFO) follows it.
 	for i := 0; i < len(runs); {
-		if runs[i].Key != "" {
-			res, err := t.insertKeyed(&runs[i])
+		if alone(&runs[i]) {
+			res, err := t.insertOne(&runs[i])
 			if err != nil {
 				return nil, err
 			}
@@ -252,7 +288,7 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 			continue
 		}
 		n := 1
-		for i+n < len(runs) && runs[i+n].Key == "" && n < insertChunks[0].rows {
+		for i+n < len(runs) && !alone(&runs[i+n]) && n < insertChunks[0].rows {
 			n++
 		}
 		for _, c := range insertChunks {
@@ -278,26 +314,56 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 	return out, nil
 }
 
-func (t *tx) insertKeyed(p *store.RunInsertParams) (store.RunInsertResult, error) {
+// alone reports whether p is inserted by itself (insertOne) rather than
+// in a multi-row statement: its insert may conflict, on its idempotency key
+// or on its job's slot, or it sets finished_at and error (a skipped run).
+func alone(p *store.RunInsertParams) bool {
+	return p.Key != "" || (p.Job != "" && !p.LogicalTime.IsZero()) ||
+		p.Status == store.StatusSkipped || p.Error != ""
+}
+
+func (t *tx) insertOne(p *store.RunInsertParams) (store.RunInsertResult, error) {
 	t.bind()
 	t.bindInsert(p)
-	n, seq, err := t.exec("RunInsert", wInsert1)
+	var finishedAt driver.Value
+	if p.Status == store.StatusSkipped {
+		finishedAt = micro(p.Now)
+	}
+	t.arg(finishedAt)
+	t.arg(p.Error)
+	n, seq, err := t.exec("RunInsert", wInsertOne)
 	if err != nil {
 		return store.RunInsertResult{}, err
 	}
-	if n == 0 { // the key names a run already (maybe one earlier in this batch)
+	if n > 0 {
+		return store.RunInsertResult{Run: insertedRun(p, seq)}, nil
+	}
+	// The key or the slot names a run already (maybe one earlier in this
+	// batch). The key is looked up first: it names the run the caller meant.
+	if p.Key != "" {
 		t.bind()
 		t.arg(p.Key)
 		runs, err := t.queryRuns("RunInsert: existing key", wGetByKey)
 		if err != nil {
 			return store.RunInsertResult{}, err
 		}
-		if len(runs) != 1 {
-			return store.RunInsertResult{}, fmt.Errorf("sqlite: RunInsert: key %q conflicts but names no run", p.Key)
+		if len(runs) == 1 {
+			return store.RunInsertResult{Run: runs[0], Existing: true}, nil
 		}
-		return store.RunInsertResult{Run: runs[0], Existing: true}, nil
 	}
-	return store.RunInsertResult{Run: insertedRun(p, seq)}, nil
+	if p.Job != "" && !p.LogicalTime.IsZero() {
+		t.bind()
+		t.arg(p.Job)
+		t.arg(micro(p.LogicalTime))
+		runs, err := t.queryRuns("RunInsert: existing slot", wGetBySlot)
+		if err != nil {
+			return store.RunInsertResult{}, err
+		}
+		if len(runs) == 1 {
+			return store.RunInsertResult{Run: runs[0], Existing: true}, nil
+		}
+	}
+	return store.RunInsertResult{}, fmt.Errorf("sqlite: RunInsert: run %q conflicts but neither its key nor its slot names a run", p.ID)
 }
 
 // bindInsert binds the insertCols values of p.
@@ -352,6 +418,10 @@ func insertedRun(p *store.RunInsertParams, seq int64) *Run {
 	if len(p.Payload) > 0 {
 		r.Payload = p.Payload
 	}
+	if p.Status == store.StatusSkipped {
+		r.FinishedAt = r.CreatedAt
+	}
+	r.Error = p.Error
 	return r
 }
 
