@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -22,7 +24,7 @@ func newBenchCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure end-to-end throughput and latency of no-op runs",
+		Short: "Measure throughput, latency, cron precision and delayed-run cost",
 		Long: `bench starts an in-process server on the chosen store (default: a temporary
 SQLite file), connects workers to it over the real gRPC stream and runs
 no-op runs through the whole system. A run counts once its completion is
@@ -32,18 +34,37 @@ committed to the store.
                    every completion is committed (the method job-queue
                    benchmarks publish)
   --mode steady    start the workers, then submit at --rate runs/s, one run
-                   per call, and report latencies under that load`,
+                   per call, and report latencies under that load
+  --mode cron      create --jobs jobs firing every second ("* * * * * ?"),
+                   keep the workers connected until --runs slots have fired
+                   (default 1000), then report each run's lateness from its
+                   slot: fire (created_at) and start (started_at), and check
+                   that every slot fired exactly once
+  --mode delayed   submit --runs runs (default 1,000,000) in batches of
+                   --batch with run_at spread over a day, no workers: time
+                   to store them, Go heap and RSS before and after, the
+                   store's size on disk, and a check of the earliest run_at`,
 		Example: `  pluto bench --runs 50000
-  pluto bench --mode steady --rate 1000 --runs 10000 -o json`,
+  pluto bench --mode steady --rate 1000 --runs 10000 -o json
+  pluto bench --mode cron --jobs 20
+  pluto bench --mode delayed --store 'postgres://localhost/pluto'`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
 				return usageErrorf("invalid --output %q: want table or json", output)
 			}
-			if opts.Mode != "burndown" && opts.Mode != "steady" {
-				return usageErrorf("invalid --mode %q: want burndown or steady", opts.Mode)
+			if !slices.Contains(bench.Modes, opts.Mode) {
+				return usageErrorf("invalid --mode %q: want %s", opts.Mode, strings.Join(bench.Modes, ", "))
 			}
-			if opts.Runs < 1 || opts.Workers < 1 || opts.Capacity < 1 || opts.Rate <= 0 {
-				return usageErrorf("--runs, --workers, --capacity and --rate must be positive")
+			if !cmd.Flags().Changed("runs") {
+				switch opts.Mode {
+				case "cron":
+					opts.Runs = 1000
+				case "delayed":
+					opts.Runs = 1_000_000
+				}
+			}
+			if opts.Runs < 1 || opts.Workers < 1 || opts.Capacity < 1 || opts.Rate <= 0 || opts.Jobs < 1 || opts.BatchSize < 1 {
+				return usageErrorf("--runs, --workers, --capacity, --rate, --jobs and --batch must be positive")
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -71,14 +92,15 @@ committed to the store.
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&opts.Runs, "runs", 50000, "number of no-op runs")
+	f.IntVar(&opts.Runs, "runs", 50000, "number of no-op runs (cron: slots to fire, default 1000; delayed: default 1000000)")
 	f.IntVar(&opts.Workers, "workers", 4, "workers connected over gRPC")
 	f.IntVar(&opts.Capacity, "capacity", 64, "runs each worker processes at once")
 	f.IntVar(&opts.Prefetch, "prefetch", 0, "extra runs each worker holds beyond capacity (default: capacity)")
 	f.StringVar(&opts.Store, "store", "", "store URL (default: a temporary SQLite file)")
-	f.StringVar(&opts.Mode, "mode", "burndown", "burndown or steady")
+	f.StringVar(&opts.Mode, "mode", "burndown", "burndown, steady, cron or delayed")
 	f.Float64Var(&opts.Rate, "rate", 1000, "steady mode: submits per second")
-	f.IntVar(&opts.BatchSize, "batch", 1000, "burndown mode: runs per submit call")
+	f.IntVar(&opts.BatchSize, "batch", 1000, "burndown and delayed modes: runs per submit call")
+	f.IntVar(&opts.Jobs, "jobs", 20, "cron mode: jobs firing every second")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole benchmark to this file (go tool pprof)")
 	return cmd

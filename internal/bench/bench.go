@@ -2,13 +2,17 @@
 // store, workers connected over the real gRPC stream, and a gRPC client
 // submitting no-op runs. It is what `pluto bench` runs.
 //
-// Two modes:
+// Four modes:
 //
 //   - burndown (the method queue benchmarks publish): insert all runs
 //     first, then start the workers and time until every completion is
 //     committed. Throughput = runs / that time.
 //   - steady: start the workers, submit at a fixed rate, and report
 //     latencies under that load.
+//   - cron: jobs firing every second; the lateness of each fired run
+//     from its slot, and one fire per slot (time.go).
+//   - delayed: many runs due over the next day, no workers; the time to
+//     store them and what they cost the server's memory (time.go).
 //
 // A run counts only once its terminal status is committed to the store
 // (the engine's OnTerminal hook fires after the commit). Latencies come
@@ -31,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,11 +57,15 @@ type Options struct {
 	Capacity  int     // per worker; default 64
 	Prefetch  int     // per worker; default Capacity
 	Store     string  // store URL; default a temporary SQLite file
-	Mode      string  // "burndown" (default) or "steady"
+	Mode      string  // "burndown" (default), "steady", "cron" or "delayed"
 	Rate      float64 // steady: submits per second (default 1000)
-	BatchSize int     // burndown: runs per submit call (default 1000)
+	BatchSize int     // burndown, delayed: runs per submit call (default 1000)
+	Jobs      int     // cron: every-second jobs (default 20)
 	Logger    *slog.Logger
 }
+
+// Modes are the benchmark modes Run knows.
+var Modes = []string{"burndown", "steady", "cron", "delayed"}
 
 // Percentiles in milliseconds.
 type Percentiles struct {
@@ -84,11 +93,31 @@ type Report struct {
 	Succeeded      int         `json:"succeeded"`
 	GoVersion      string      `json:"go_version"`
 	CPU            string      `json:"cpu,omitempty"`
+	// The machine's 1-minute load average when the benchmark started and
+	// ended (/proc/loadavg): other work on the machine shows here.
+	LoadStart float64 `json:"load_avg_start"`
+	LoadEnd   float64 `json:"load_avg_end"`
+
+	Cron    *CronReport    `json:"cron,omitempty"`    // --mode cron
+	Delayed *DelayedReport `json:"delayed,omitempty"` // --mode delayed
 }
 
 func (o *Options) defaults() error {
+	if o.Mode == "" {
+		o.Mode = "burndown"
+	}
 	if o.Runs == 0 {
-		o.Runs = 50000
+		switch o.Mode {
+		case "cron":
+			o.Runs = 1000
+		case "delayed":
+			o.Runs = 1_000_000
+		default:
+			o.Runs = 50000
+		}
+	}
+	if o.Jobs == 0 {
+		o.Jobs = 20
 	}
 	if o.Workers == 0 {
 		o.Workers = 4
@@ -98,9 +127,6 @@ func (o *Options) defaults() error {
 	}
 	if o.Prefetch == 0 {
 		o.Prefetch = o.Capacity
-	}
-	if o.Mode == "" {
-		o.Mode = "burndown"
 	}
 	if o.Rate == 0 {
 		o.Rate = 1000
@@ -118,8 +144,12 @@ func (o *Options) defaults() error {
 		return errors.New("bench: --workers must be positive")
 	case o.Capacity < 1:
 		return errors.New("bench: --capacity must be positive")
-	case o.Mode != "burndown" && o.Mode != "steady":
-		return fmt.Errorf("bench: --mode must be burndown or steady, not %q", o.Mode)
+	case !slices.Contains(Modes, o.Mode):
+		return fmt.Errorf("bench: --mode must be one of %s, not %q", strings.Join(Modes, ", "), o.Mode)
+	case o.Jobs < 1:
+		return errors.New("bench: --jobs must be positive")
+	case o.BatchSize < 1:
+		return errors.New("bench: --batch must be positive")
 	case o.Rate <= 0:
 		return errors.New("bench: --rate must be positive")
 	}
@@ -131,36 +161,36 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	storeURL := opts.Store
-	if isPostgres(storeURL) {
-		u, drop, err := tempSchema(ctx, storeURL)
-		if err != nil {
-			return nil, err
-		}
-		defer drop()
-		storeURL = u
+	storeURL, cleanup, err := benchStore(ctx, opts.Store)
+	if err != nil {
+		return nil, err
 	}
-	if storeURL == "" {
-		dir, err := os.MkdirTemp("", "pluto-bench-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		storeURL = "sqlite:" + filepath.Join(dir, "bench.db")
+	defer cleanup()
+	var rep *Report
+	switch opts.Mode {
+	case "cron":
+		rep, err = runCron(ctx, opts, storeURL)
+	case "delayed":
+		rep, err = runDelayed(ctx, opts, storeURL)
+	default:
+		rep, err = runQueue(ctx, opts, storeURL)
 	}
+	if rep != nil {
+		rep.LoadEnd = loadAvg()
+	}
+	return rep, err
+}
 
+// runQueue runs the burndown and steady modes.
+func runQueue(ctx context.Context, opts Options, storeURL string) (*Report, error) {
 	var finished atomic.Int64
 	allDone := make(chan struct{})
 	var doneOnce sync.Once
 	target := int64(opts.Runs)
-	srv, err := server.Start(ctx, server.Config{
-		Store: storeURL, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-		ServerID: "bench", Logger: opts.Logger,
-		Engine: engine.Config{OnTerminal: func(string, store.RunStatus) {
-			if finished.Add(1) == target {
-				doneOnce.Do(func() { close(allDone) })
-			}
-		}},
+	srv, err := startServer(ctx, opts, storeURL, func() {
+		if finished.Add(1) == target {
+			doneOnce.Do(func() { close(allDone) })
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -173,45 +203,24 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	defer cl.Close()
 
-	rep := &Report{
-		Runs: opts.Runs, Store: srv.Store().Name(), Mode: opts.Mode, Cores: runtime.NumCPU(),
-		Workers: opts.Workers, Capacity: opts.Capacity, Prefetch: opts.Prefetch,
-		GoVersion: runtime.Version(), CPU: cpuModel(),
-	}
-	wctx, stopWorkers := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	startWorkers := func() error {
-		for i := range opts.Workers {
-			w, err := worker.New(worker.Options{
-				Servers: []string{srv.GRPCAddr()}, ID: fmt.Sprintf("bench-%d", i), Group: "bench",
-				Capacity: opts.Capacity, Prefetch: opts.Prefetch, Logger: opts.Logger,
-				Handler: worker.HandlerFunc(func(context.Context, *worker.Run) error { return nil }),
-				Types:   []string{"noop"},
-			})
-			if err != nil {
-				return err
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); _ = w.Run(wctx) }()
-		}
-		return nil
-	}
-	defer func() { stopWorkers(); wg.Wait() }()
+	rep := newReport(opts, srv)
+	ws := &workers{}
+	defer ws.stop()
 
 	var start time.Time
 	if opts.Mode == "burndown" {
 		t0 := time.Now()
-		if err := submitBatches(ctx, cl, opts.Runs, opts.BatchSize); err != nil {
+		if err := submitBatches(ctx, cl, opts.Runs, opts.BatchSize, func([]client.RunSpec) {}, nil); err != nil {
 			return nil, err
 		}
 		rep.SubmitRate = float64(opts.Runs) / time.Since(t0).Seconds()
 		start = time.Now()
-		if err := startWorkers(); err != nil {
+		if err := ws.start(ctx, srv, opts); err != nil {
 			return nil, err
 		}
 	} else {
 		rep.Rate = opts.Rate
-		if err := startWorkers(); err != nil {
+		if err := ws.start(ctx, srv, opts); err != nil {
 			return nil, err
 		}
 		start = time.Now()
@@ -230,18 +239,100 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	elapsed := time.Since(start)
 	rep.ElapsedSeconds = elapsed.Seconds()
 	rep.Throughput = float64(opts.Runs) / elapsed.Seconds()
-	stopWorkers()
-	wg.Wait()
+	ws.stop()
 	if err := latencies(ctx, srv.Store(), rep); err != nil {
 		return nil, err
 	}
 	return rep, nil
 }
 
+// benchStore returns the store URL a benchmark runs on: a schema of its
+// own on PostgreSQL, a temporary SQLite file by default. cleanup removes
+// what it made.
+func benchStore(ctx context.Context, storeURL string) (string, func(), error) {
+	if isPostgres(storeURL) {
+		return tempSchema(ctx, storeURL)
+	}
+	if storeURL != "" {
+		return storeURL, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "pluto-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	return "sqlite:" + filepath.Join(dir, "bench.db"), func() { os.RemoveAll(dir) }, nil
+}
+
+// startServer starts the in-process server; onTerminal (may be nil) is
+// called once per run whose terminal status was committed.
+func startServer(ctx context.Context, opts Options, storeURL string, onTerminal func()) (*server.Server, error) {
+	var ecfg engine.Config
+	if onTerminal != nil {
+		ecfg.OnTerminal = func(string, store.RunStatus) { onTerminal() }
+	}
+	return server.Start(ctx, server.Config{
+		Store: storeURL, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		ServerID: "bench", Logger: opts.Logger, Engine: ecfg,
+	})
+}
+
+func newReport(opts Options, srv *server.Server) *Report {
+	return &Report{
+		Runs: opts.Runs, Store: srv.Store().Name(), Mode: opts.Mode, Cores: runtime.NumCPU(),
+		Workers: opts.Workers, Capacity: opts.Capacity, Prefetch: opts.Prefetch,
+		GoVersion: runtime.Version(), CPU: cpuModel(), LoadStart: loadAvg(),
+	}
+}
+
+// loadAvg is the 1-minute load average (0 where there is no /proc).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(b) + " 0")[0], 64)
+	return f
+}
+
+// workers are the benchmark's no-op workers, connected over gRPC.
+type workers struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (ws *workers) start(ctx context.Context, srv *server.Server, opts Options) error {
+	wctx, cancel := context.WithCancel(ctx)
+	ws.cancel = cancel
+	for i := range opts.Workers {
+		w, err := worker.New(worker.Options{
+			Servers: []string{srv.GRPCAddr()}, ID: fmt.Sprintf("bench-%d", i), Group: "bench",
+			Capacity: opts.Capacity, Prefetch: opts.Prefetch, Logger: opts.Logger,
+			Handler: worker.HandlerFunc(func(context.Context, *worker.Run) error { return nil }),
+			Types:   []string{"noop"},
+		})
+		if err != nil {
+			return err
+		}
+		ws.wg.Add(1)
+		go func() { defer ws.wg.Done(); _ = w.Run(wctx) }()
+	}
+	return nil
+}
+
+// stop disconnects the workers and waits for them; safe to call twice.
+func (ws *workers) stop() {
+	if ws.cancel != nil {
+		ws.cancel()
+	}
+	ws.wg.Wait()
+}
+
 func noopSpec() client.RunSpec { return client.RunSpec{Type: "noop", Group: "bench"} }
 
 // submitBatches inserts n runs in batches from two concurrent submitters.
-func submitBatches(ctx context.Context, cl *client.Client, n, batch int) error {
+// fill sets up each batch's specs (they start as no-op specs); got, when
+// not nil, sees each batch's specs and the runs stored for them.
+func submitBatches(ctx context.Context, cl *client.Client, n, batch int, fill func([]client.RunSpec), got func([]client.RunSpec, []*client.Run)) error {
 	jobs := make(chan int)
 	errc := make(chan error, 2)
 	var wg sync.WaitGroup
@@ -254,12 +345,17 @@ func submitBatches(ctx context.Context, cl *client.Client, n, batch int) error {
 				for i := range specs {
 					specs[i] = noopSpec()
 				}
-				if _, err := cl.SubmitBatch(ctx, specs); err != nil {
+				fill(specs)
+				runs, err := cl.SubmitBatch(ctx, specs)
+				if err != nil {
 					select {
 					case errc <- err:
 					default:
 					}
 					return
+				}
+				if got != nil {
+					got(specs, runs)
 				}
 			}
 		}()
@@ -391,11 +487,17 @@ func (r *Report) JSON() []byte {
 
 // Text renders the report for people.
 func (r *Report) Text() string {
+	switch {
+	case r.Cron != nil:
+		return r.cronText()
+	case r.Delayed != nil:
+		return r.delayedText()
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "pluto bench: %d no-op runs, %s, store %s, %d workers × capacity %d (+%d prefetch), %d cores\n",
 		r.Runs, r.Mode, r.Store, r.Workers, r.Capacity, r.Prefetch, r.Cores)
 	if r.CPU != "" {
-		fmt.Fprintf(&b, "cpu:              %s\n", r.CPU)
+		fmt.Fprintf(&b, "cpu:              %s, load %.2f → %.2f\n", r.CPU, r.LoadStart, r.LoadEnd)
 	}
 	fmt.Fprintf(&b, "submit rate:      %.0f runs/s\n", r.SubmitRate)
 	fmt.Fprintf(&b, "throughput:       %.0f runs/s end to end (%.2fs)\n", r.Throughput, r.ElapsedSeconds)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/pluto-sched/pluto/internal/store"
 )
 
 // TestMain fails the package if Run leaves a goroutine behind: its server,
@@ -74,10 +76,123 @@ func runBench(t *testing.T, opts Options) *Report {
 func TestOptionsRejected(t *testing.T) {
 	for _, o := range []Options{
 		{Runs: -1}, {Workers: -1}, {Capacity: -1}, {Mode: "sideways"}, {Rate: -5},
+		{Mode: "cron", Jobs: -1}, {Mode: "delayed", BatchSize: -1},
 	} {
 		if _, err := Run(context.Background(), o); err == nil {
 			t.Errorf("Run(%+v) accepted", o)
 		}
+	}
+}
+
+func TestRunCron(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// 2 jobs × 3 slots: about 3–4 s.
+	rep, err := Run(ctx, Options{Mode: "cron", Jobs: 2, Runs: 6, Workers: 1, Capacity: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", rep.Text())
+	c := rep.Cron
+	if c == nil || rep.Mode != "cron" || rep.Runs != 6 || c.Jobs != 2 {
+		t.Fatalf("report: %+v", rep)
+	}
+	if c.Slots < 6 || c.Succeeded != c.Slots || rep.Succeeded != c.Slots {
+		t.Errorf("%d slots fired, %d succeeded; want ≥ 6, all", c.Slots, c.Succeeded)
+	}
+	if c.MissingSlots != 0 || c.DuplicateSlots != 0 || c.Skipped != 0 {
+		t.Errorf("one fire per slot: %d missing, %d duplicate, %d skipped", c.MissingSlots, c.DuplicateSlots, c.Skipped)
+	}
+	if c.Seconds < 2 {
+		t.Errorf("slots span %v s, want ≥ 2 (3 slots a job)", c.Seconds)
+	}
+	for name, p := range map[string]Percentiles{"fire": c.FireLateness, "start": c.StartLateness} {
+		if !(0 <= p.P50 && p.P50 <= p.P90 && p.P90 <= p.P99 && p.P99 <= p.Max) || p.Max <= 0 {
+			t.Errorf("%s lateness out of order: %+v", name, p)
+		}
+	}
+	if c.StartLateness.P50 < c.FireLateness.P50 {
+		t.Errorf("median start %v ms before median fire %v ms", c.StartLateness.P50, c.FireLateness.P50)
+	}
+	if c.TimerLateness.Max <= 0 {
+		t.Errorf("control timer: %+v", c.TimerLateness)
+	}
+	var back Report
+	if err := json.Unmarshal(rep.JSON(), &back); err != nil || back.Cron == nil || back.Cron.Slots != c.Slots {
+		t.Errorf("JSON report does not round-trip: %v\n%s", err, rep.JSON())
+	}
+	if !strings.Contains(rep.Text(), "fire lateness:") {
+		t.Errorf("text report:\n%s", rep.Text())
+	}
+}
+
+func TestRunDelayed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{Mode: "delayed", Runs: 5000, BatchSize: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", rep.Text())
+	d := rep.Delayed
+	if d == nil || rep.Mode != "delayed" || rep.Runs != 5000 {
+		t.Fatalf("report: %+v", rep)
+	}
+	if d.Pending != 5000 {
+		t.Errorf("%d of 5000 runs pending", d.Pending)
+	}
+	if !d.NextPendingOK {
+		t.Errorf("next pending at %s, earliest run_at submitted %s", d.NextPendingAt, d.EarliestRunAt)
+	}
+	if d.SamplesChecked < 50 || d.SampleErrors != 0 {
+		t.Errorf("%d samples checked, %d mismatches", d.SamplesChecked, d.SampleErrors)
+	}
+	if d.StoreRate <= 0 || d.StoreBytes <= 0 || d.StoreFileBytes <= 0 {
+		t.Errorf("store rate %v runs/s, %d bytes on disk", d.StoreRate, d.StoreBytes)
+	}
+	if d.Before.HeapLiveBytes == 0 || d.After.RSSBytes == 0 {
+		t.Errorf("memory not measured: %+v → %+v", d.Before, d.After)
+	}
+	// Loose: 5,000 runs held in memory would be a few MiB; the server
+	// holds none.
+	if d.HeapGrowth > 16<<20 {
+		t.Errorf("live heap grew by %d bytes for 5000 delayed runs", d.HeapGrowth)
+	}
+	var back Report
+	if err := json.Unmarshal(rep.JSON(), &back); err != nil || back.Delayed == nil || back.Delayed.Pending != d.Pending {
+		t.Errorf("JSON report does not round-trip: %v\n%s", err, rep.JSON())
+	}
+	if !strings.Contains(rep.Text(), "Go live heap:") {
+		t.Errorf("text report:\n%s", rep.Text())
+	}
+}
+
+// TestCronSlots checks the one-fire-per-slot accounting on made-up runs.
+func TestCronSlots(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	run := func(slot int, st store.RunStatus) *store.Run {
+		at := t0.Add(time.Duration(slot) * time.Second)
+		return &store.Run{LogicalTime: at, Status: st, CreatedAt: at.Add(2 * time.Millisecond), StartedAt: at.Add(5 * time.Millisecond)}
+	}
+	ok := store.StatusSucceeded
+	runs := map[string][]*store.Run{
+		// Complete; a triggered run (no slot) does not count.
+		"a": {run(1, ok), run(2, ok), run(3, ok), run(4, ok), {Status: ok, CreatedAt: t0}},
+		"b": {run(1, ok), run(3, ok), run(3, ok), run(4, ok)},      // slot 2 missing, slot 3 twice
+		"c": {run(2, ok), run(3, store.StatusSkipped), run(4, ok)}, // slot 1 missing, slot 3 skipped
+	}
+	var c CronReport
+	c.BarP99 = cronBarP99
+	// Created just before slot 1; deleted 1.5 s after slot 4.
+	if err := cronSlots(&c, runs, t0.Add(500*time.Millisecond), t0.Add(600*time.Millisecond), t0.Add(5500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if c.MissingSlots != 3 || c.DuplicateSlots != 1 || c.Skipped != 1 || c.Slots != 10 || c.Succeeded != 10 {
+		t.Errorf("missing %d (want 3), duplicate %d (1), skipped %d (1), fired %d (10), succeeded %d (10)",
+			c.MissingSlots, c.DuplicateSlots, c.Skipped, c.Slots, c.Succeeded)
+	}
+	if c.FireLateness.P99 != 2 || c.StartLateness.Max != 5 || c.BarMet {
+		t.Errorf("fire %+v, start %+v, bar met %v", c.FireLateness, c.StartLateness, c.BarMet)
 	}
 }
 
