@@ -97,6 +97,9 @@ func TestRunCron(t *testing.T) {
 	if c == nil || rep.Mode != "cron" || rep.Runs != 6 || c.Jobs != 2 {
 		t.Fatalf("report: %+v", rep)
 	}
+	if c.Ticks < 3 || c.Ticks > c.Slots {
+		t.Errorf("%d ticks for %d slots", c.Ticks, c.Slots)
+	}
 	if c.Slots < 6 || c.Succeeded != c.Slots || rep.Succeeded != c.Slots {
 		t.Errorf("%d slots fired, %d succeeded; want ≥ 6, all", c.Slots, c.Succeeded)
 	}
@@ -190,6 +193,9 @@ func TestCronSlots(t *testing.T) {
 	if c.MissingSlots != 3 || c.DuplicateSlots != 1 || c.Skipped != 1 || c.Slots != 10 || c.Succeeded != 10 {
 		t.Errorf("missing %d (want 3), duplicate %d (1), skipped %d (1), fired %d (10), succeeded %d (10)",
 			c.MissingSlots, c.DuplicateSlots, c.Skipped, c.Slots, c.Succeeded)
+	}
+	if c.Ticks != 4 { // every run made up fires at slot + 2 ms
+		t.Errorf("%d ticks, want 4", c.Ticks)
 	}
 	if c.FireLateness.P99 != 2 || c.StartLateness.Max != 5 || c.BarMet {
 		t.Errorf("fire %+v, start %+v, bar met %v", c.FireLateness, c.StartLateness, c.BarMet)
