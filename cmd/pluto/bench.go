@@ -41,8 +41,9 @@ committed to the store.
                    slot: fire (created_at) and start (started_at), and check
                    that every slot fired exactly once
   --mode delayed   submit --runs runs (default 1,000,000) in batches of
-                   --batch with run_at spread over a day, no workers: time
-                   to store them, Go heap and RSS before and after, the
+                   --batch with run_at uniform over the 24 h starting an
+                   hour from now (none comes due), no workers: time to
+                   store them, Go heap and RSS before and after, the
                    store's size on disk, and a check of the earliest run_at`,
 		Example: `  pluto bench --runs 50000
   pluto bench --mode steady --rate 1000 --runs 10000 -o json
