@@ -78,7 +78,10 @@ func (s *windowServer) Connect(stream plutov1.WorkerService_ConnectServer) error
 
 // BenchmarkNoopRuns measures no-op runs through one worker over a real
 // loopback gRPC stream (server side reduced to dispatch-on-result). The
-// window decides how much each round trip carries.
+// window decides how much each round trip carries. The ",store" variants
+// give the worker a result store (Options.ResultDir): the server
+// acknowledges at once, so nothing should be written, and the cost should
+// be the same as without one; "appended/run" reports what was written.
 func BenchmarkNoopRuns(b *testing.B) {
 	for _, bc := range []struct {
 		name               string
@@ -89,11 +92,12 @@ func BenchmarkNoopRuns(b *testing.B) {
 		{"window=64", 32, 32},
 		{"window=1008", 8, 1000},
 	} {
-		b.Run(bc.name, func(b *testing.B) { benchNoopRuns(b, bc.capacity, bc.prefetch) })
+		b.Run(bc.name, func(b *testing.B) { benchNoopRuns(b, bc.capacity, bc.prefetch, false) })
+		b.Run(bc.name+",store", func(b *testing.B) { benchNoopRuns(b, bc.capacity, bc.prefetch, true) })
 	}
 }
 
-func benchNoopRuns(b *testing.B, capacity, prefetch int) {
+func benchNoopRuns(b *testing.B, capacity, prefetch int, store bool) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -106,9 +110,17 @@ func benchNoopRuns(b *testing.B, capacity, prefetch int) {
 
 	mux := NewMux()
 	mux.HandleFunc("noop", noop)
-	w, err := New(Options{Servers: []string{lis.Addr().String()}, Capacity: capacity, Prefetch: prefetch, Handler: mux, Logger: discardLogger})
+	opts := Options{Servers: []string{lis.Addr().String()}, Capacity: capacity, Prefetch: prefetch, Handler: mux, Logger: discardLogger}
+	if store {
+		opts.ResultDir = b.TempDir()
+	}
+	w, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
+	}
+	cs := &countingStore{}
+	if store {
+		cs.wrap(w)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -124,4 +136,8 @@ func benchNoopRuns(b *testing.B, capacity, prefetch int) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "runs/s")
 	b.ReportMetric(float64(srv.msgs.Load())/float64(b.N), "msgs/run")
+	if store {
+		appended, _ := cs.counts()
+		b.ReportMetric(float64(appended)/float64(b.N), "appended/run")
+	}
 }

@@ -212,6 +212,8 @@ func (w *Worker) welcomed(wel *plutov1.Welcome, addr string) {
 			w.queued--
 		case stateRunning:
 			r.cancel(ErrStaleRun)
+		case stateFinished:
+			w.forgetResultLocked(r) // rejected, in effect: final
 		}
 	}
 	clear(w.outAcks)
@@ -243,6 +245,9 @@ func (w *Worker) disconnected() {
 	w.mu.Lock()
 	w.connected, w.server = false, ""
 	w.mu.Unlock()
+	if w.store != nil {
+		w.signal(w.persistWake) // store what waits for an ack that will not come
+	}
 }
 
 // sendLoop is the only goroutine that sends on the stream after the Hello.
@@ -361,7 +366,7 @@ func (w *Worker) recvLoop(stream grpc.BidiStreamingClient[plutov1.WorkerMessage,
 				key := runKey{a.GetRunId(), a.GetAttempt()}
 				if r := w.held[key]; r != nil && r.state == stateFinished {
 					delete(w.held, key)
-					r.report = nil
+					w.forgetResultLocked(r) // accepted or rejected: final either way
 				}
 			}
 			w.notifyChangedLocked()

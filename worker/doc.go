@@ -65,6 +65,58 @@
 // acknowledges it (ResultAcks, accepted or rejected) and is sent again on
 // every new stream until then.
 //
+// # Results on disk
+//
+// With Options.ResultDir the worker also keeps, in an append-only log in
+// that directory, the results no server has acknowledged, so they outlive
+// the process. The invariant, with its window stated:
+//
+//	A result whose handler returned is acknowledged by a server (accepted
+//	or rejected: both are final), or in the result store (fsync'd), or it
+//	is less than two persist ticks old (100–200 ms, plus one batched write)
+//	and the worker holds it in memory.
+//
+// So the disk is written only when delivery is slow or impossible:
+//
+//   - Stream up: results go out at once, as without a store; one not
+//     acknowledged within two ticks of the persister (every 100 ms) is
+//     appended, with everything else that waited as long, in one write and
+//     one fsync. A healthy server acknowledges within milliseconds, so the
+//     hot path costs one slice append per result and no system call.
+//   - Stream down (between the end of a stream and the next Welcome): a
+//     finishing result is written at once, without waiting for a tick; the
+//     results waiting for an acknowledgement when a stream ends are written
+//     then too. A stream that is dead but not yet noticed (a half-open
+//     connection) falls under the first case.
+//   - Run returning: every result not acknowledged by then is written
+//     before Run returns (unless the write fails: that is logged). Only a
+//     handler that ignores its cancelled context beyond the drain grace
+//     period can finish too late for that.
+//
+// A process crash inside the window loses that result: the server declares
+// the worker dead and requeues the run with a new attempt, so the work is
+// done again rather than lost. When a stored result is acknowledged, or a
+// Welcome lists it as stale, a tombstone is appended (not fsync'd: after a
+// crash such a result may be sent once more, and the server rejects it).
+// Write errors are logged; the results stay in memory and the write is
+// retried every tick.
+//
+// On start, Run opens the store before it connects. The stored results are
+// finished runs the worker holds: the Hello lists them, and after the
+// Welcome they are sent as Results; the server's fencing decides. A result
+// is accepted if its attempt is still current — the worker came back under
+// the same ID (Options.ID; the default contains the process ID, so set
+// it) before the server declared it dead (three heartbeat intervals,
+// 15 s by default), or the server restarted meanwhile and still waits for
+// the run's worker — and rejected otherwise (the run was requeued,
+// cancelled or finished), by a ResultAck or as stale in the Welcome.
+// Either answer removes it from the store.
+//
+// The log's format (length, CRC-32C and a protobuf Result per record; a
+// torn record at the end, from a crash mid-write, is detected and ignored),
+// its compaction (temporary file, fsync, rename, directory fsync) and its
+// lock are described in resultstore.go.
+//
 // # Outcomes
 //
 // A handler returning nil reports SUCCEEDED. If it returns an error after

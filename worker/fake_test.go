@@ -29,6 +29,10 @@ type fakeServer struct {
 	// (n from 1).
 	stale  func(n int, h *plutov1.Hello) []*plutov1.RunRef
 	nconns atomic.Int32
+	// refuse makes Connect fail before the Welcome (a server that is down).
+	refuse atomic.Bool
+	// reject, if set, chooses the results autoAck rejects (accepted false).
+	reject func(r *plutov1.Result) bool
 }
 
 func startFake(t *testing.T) *fakeServer {
@@ -55,6 +59,9 @@ func (f *fakeServer) Connect(stream plutov1.WorkerService_ConnectServer) error {
 	h := m.GetHello()
 	if h == nil {
 		return errors.New("first message is not a Hello")
+	}
+	if f.refuse.Load() {
+		return errors.New("fake: refusing connections")
 	}
 	n := int(f.nconns.Add(1))
 	c := &fakeConn{
@@ -84,7 +91,7 @@ func (f *fakeServer) Connect(stream plutov1.WorkerService_ConnectServer) error {
 			if rs := m.GetResults(); rs != nil && f.autoAck.Load() {
 				acks := &plutov1.ResultAcks{}
 				for _, r := range rs.GetResults() {
-					acks.Acks = append(acks.Acks, &plutov1.ResultAck{RunId: r.GetRunId(), Attempt: r.GetAttempt(), Accepted: true})
+					acks.Acks = append(acks.Acks, &plutov1.ResultAck{RunId: r.GetRunId(), Attempt: r.GetAttempt(), Accepted: f.reject == nil || !f.reject(r)})
 				}
 				select {
 				case c.out <- &plutov1.ServerMessage{Msg: &plutov1.ServerMessage_ResultAcks{ResultAcks: acks}}:
@@ -254,6 +261,13 @@ type running struct {
 
 func startWorker(t *testing.T, opts Options) *running {
 	t.Helper()
+	return startWorkerWith(t, opts, nil)
+}
+
+// startWorkerWith is startWorker with tweak applied to the Worker before
+// Run (to shorten its internal timings).
+func startWorkerWith(t *testing.T, opts Options, tweak func(*Worker)) *running {
+	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = discardLogger
 	}
@@ -262,6 +276,9 @@ func startWorker(t *testing.T, opts Options) *running {
 		t.Fatal(err)
 	}
 	w.drainGrace = 2 * time.Second
+	if tweak != nil {
+		tweak(w)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{w: w, cancel: cancel, errc: make(chan error, 1)}
 	go func() { r.errc <- w.Run(ctx) }()

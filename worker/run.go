@@ -53,9 +53,10 @@ type Run struct {
 	state        runState
 	cancel       context.CancelCauseFunc
 	started      time.Time
-	seq          uint64 // finish order, for resending results in order
-	resultQueued bool   // result built; an unsent ack is dropped
-	stale        bool   // server said the attempt is stale: report nothing
+	seq          uint64    // finish order, for resending results in order
+	resultQueued bool      // result built; an unsent ack is dropped
+	stale        bool      // server said the attempt is stale: report nothing
+	disk         diskState // where the result store has it (in padding: Run stays in its size class)
 	report       *plutov1.Result
 
 	mu     sync.Mutex // guards the fields below

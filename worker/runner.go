@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
@@ -121,7 +122,9 @@ func classify(ctx context.Context, err error) (plutov1.Outcome, string, bool) {
 	if err == nil {
 		return plutov1.Outcome_OUTCOME_SUCCEEDED, "", false
 	}
-	msg := err.Error()
+	// Proto strings must be UTF-8: an error message that is not would make
+	// the whole Results message unencodable, and the stream with it.
+	msg := strings.ToValidUTF8(err.Error(), "\uFFFD")
 	cause := context.Cause(ctx)
 	if cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && !errors.Is(err, cause) {
 		// The handler returned ctx.Err(); say why the context ended.
@@ -158,6 +161,9 @@ func (w *Worker) queueResultLocked(r *Run, res *plutov1.Result) {
 	r.report = res
 	r.resultQueued = true
 	w.outResults = append(w.outResults, res)
+	if w.store != nil {
+		w.unsavedLocked(r)
+	}
 	w.signal(w.wake)
 	w.notifyChangedLocked()
 }

@@ -74,6 +74,18 @@ type Options struct {
 
 	// Version is reported to the server (shown in the console).
 	Version string
+
+	// ResultDir, if set, is a directory where the worker keeps the results
+	// of finished attempts that no server has acknowledged yet, so that
+	// they survive the worker process: a worker started again on the same
+	// directory delivers them. Results a healthy stream delivers at once
+	// never touch the disk; see "Results on disk" in the package
+	// documentation for what is written when. For a restarted worker's
+	// results to be accepted it must come back under the same ID (set ID:
+	// the default contains the process ID). The directory is created if
+	// needed and locked while the worker runs; two workers must not share
+	// one. Empty: results are kept in memory only.
+	ResultDir string
 }
 
 // A CommandFunc answers a remote command sent to the worker by an operator
@@ -85,6 +97,7 @@ type Stats struct {
 	Running   int    // handlers running
 	Queued    int    // runs held locally, waiting for a slot
 	Unacked   int    // results not yet acknowledged by the server
+	Stored    int    // of those, results in the result store (Options.ResultDir)
 	Window    int    // runs the worker currently accepts (0 while draining)
 	Connected bool   // a stream to a server is up
 	Server    string // address of that server
@@ -143,6 +156,22 @@ type Worker struct {
 	outReplies   []*plutov1.CommandReply
 	outHeartbeat *plutov1.Heartbeat
 	droppedLogs  int
+
+	// The result store (Options.ResultDir; see persist.go). store is nil
+	// without one and set before Run starts any goroutine. The fields
+	// after persistWake are guarded by mu.
+	store        resultStore
+	openStore    func(dir string) (resultStore, []*plutov1.Result, error) // tests replace it
+	persistTick  time.Duration                                            // tests shorten it
+	storeFailing bool                                                     // persister only
+	persistWake  chan struct{}
+	unsaved      []unsavedRun // results in memory only, in finish order (entries that no longer need saving are skipped)
+	unsavedHead  int
+	persistEpoch uint64   // persister ticks
+	persistIdle  bool     // the persister waits for persistWake without ticking
+	outRemove    []runKey // stored results that were acknowledged: tombstones to write
+	stored       int      // results in the store
+	storeClosed  bool
 }
 
 type runKey struct {
@@ -215,7 +244,11 @@ func New(opts Options) (*Worker, error) {
 		changed:    make(chan struct{}, 1),
 		drainGrace: 5 * time.Second,
 		held:       make(map[runKey]*Run),
+
+		persistTick: defaultPersistTick,
+		persistWake: make(chan struct{}, 1),
 	}
+	w.openStore = w.openFileResultStore
 	w.workCond = sync.NewCond(&w.mu)
 	if len(w.types()) == 0 {
 		return nil, &optionError{"Types", "no run types: register handlers on the Mux before New, or set Options.Types"}
@@ -271,6 +304,7 @@ func (w *Worker) Stats() Stats {
 		Connected: w.connected,
 		Server:    w.server,
 		Draining:  w.draining || w.paused,
+		Stored:    w.stored,
 	}
 	for _, r := range w.held {
 		if r.state == stateFinished {
@@ -286,10 +320,16 @@ func (w *Worker) Stats() Stats {
 // once DrainTimeout has passed), delivers their results and returns. It
 // returns nil after a drain, [ErrRestart] when the server asked for a
 // restart. Connection failures are not errors: Run reconnects, rotating
-// through Options.Servers, while runs keep running. Run may be called once.
+// through Options.Servers, while runs keep running. With
+// Options.ResultDir, Run first opens the result store (an error if it
+// cannot) and last stores the results no server acknowledged. Run may be
+// called once.
 func (w *Worker) Run(ctx context.Context) error {
 	if !w.started.CompareAndSwap(false, true) {
 		return errors.New("worker: Run called more than once")
+	}
+	if err := w.openResultStore(); err != nil {
+		return err
 	}
 	base := context.WithoutCancel(ctx)
 	w.runCtx, w.runCancel = context.WithCancelCause(base)
@@ -298,6 +338,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	var runners sync.WaitGroup
 	for range w.opts.Capacity {
 		runners.Go(w.runner)
+	}
+
+	var persister sync.WaitGroup
+	persistCtx, stopPersister := context.WithCancel(base)
+	defer stopPersister()
+	if w.store != nil {
+		persister.Go(func() { w.persistLoop(persistCtx) })
 	}
 
 	sessCtx, stopSessions := context.WithCancel(base)
@@ -327,6 +374,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if !waitTimeout(&runners, w.drainGrace) {
 		w.log.Warn("handlers did not return after their context was cancelled")
 	}
+	stopPersister()
+	persister.Wait()
+	w.closeResultStore()
 	w.cmdWG.Wait()
 	if restart {
 		return ErrRestart
@@ -431,7 +481,11 @@ func (w *Worker) drain() {
 				}
 			}
 			w.mu.Unlock()
-			w.log.Warn("drain: giving up on undelivered results", "results", n)
+			if w.store != nil {
+				w.log.Warn("drain: results not acknowledged in time; they go to the result store", "results", n)
+			} else {
+				w.log.Warn("drain: giving up on undelivered results", "results", n)
+			}
 			return
 		}
 	}

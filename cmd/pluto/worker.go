@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -26,6 +27,7 @@ func (a *app) newWorkerCmd() *cobra.Command {
 		prefetch     int
 		shell        bool
 		drainTimeout time.Duration
+		resultDir    string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker --server HOST:GRPCPORT[,HOST:PORT…] --group G --capacity N [--shell]",
@@ -39,9 +41,18 @@ sent over the network, so it must be enabled on purpose.
 The worker dials the servers' gRPC port (--server, comma-separated for
 failover; env ` + envWorkerServer + `). SIGINT or SIGTERM drains it: it takes
 no new runs, lets running ones finish (up to --drain-timeout), reports, and
-exits. When a server asks it to restart, it re-executes itself.`,
+exits. When a server asks it to restart, it re-executes itself.
+
+Results no server has acknowledged yet (the server is unreachable, or slow
+to answer) are kept on disk in --result-dir and delivered when a server is
+reachable again, also after the worker restarts. The server accepts them if
+the worker came back under the same --id before it was declared dead. So the
+result directory defaults to one per --id; without --id (the ID then
+contains the process ID) results are kept in memory only unless
+--result-dir is given.`,
 		Example: `  pluto worker --server 127.0.0.1:7071 --group default --capacity 8
   pluto worker --server pluto-1:7071,pluto-2:7071 --group reports --capacity 2 --shell
+  pluto worker --id builder-1 --result-dir /var/lib/pluto/builder-1
   pluto worker ls`,
 		Args: cobra.NoArgs,
 	}
@@ -57,6 +68,7 @@ exits. When a server asks it to restart, it re-executes itself.`,
 	f.StringVar(&id, "id", "", "worker ID (default hostname-pid); a worker reconnecting with its ID keeps its runs")
 	f.BoolVar(&shell, "shell", false, "enable the shell handler (runs commands from the network; off by default)")
 	f.DurationVar(&drainTimeout, "drain-timeout", worker.DefaultDrainTimeout, "on stop, how long running handlers may take to finish")
+	f.StringVar(&resultDir, "result-dir", "", "directory for results not yet acknowledged, delivered after a restart (default with --id: $XDG_STATE_HOME/pluto/worker-<id>, XDG_STATE_HOME defaulting to ~/.local/state; without --id, or \"\": memory only)")
 	lo := addLogFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		log, err := lo.logger(a.stderr)
@@ -92,6 +104,9 @@ exits. When a server asks it to restart, it re-executes itself.`,
 		if drainTimeout <= 0 {
 			return usageErrorf("invalid --drain-timeout %s: must be positive", drainTimeout)
 		}
+		if !cmd.Flags().Changed("result-dir") && id != "" {
+			resultDir = defaultResultDir(a.getenv, id)
+		}
 		mux := builtinMux(shell)
 		w, err := worker.New(worker.Options{
 			Servers:      addrs,
@@ -102,11 +117,16 @@ exits. When a server asks it to restart, it re-executes itself.`,
 			Handler:      mux,
 			Logger:       log,
 			DrainTimeout: drainTimeout,
+			ResultDir:    resultDir,
 		})
 		if err != nil {
 			return usageErrorf("%v", err)
 		}
-		log.Info("pluto worker starting", "id", w.ID(), "group", group, "capacity", capacity, "servers", addrs, "handlers", mux.Types())
+		stored := resultDir
+		if stored == "" {
+			stored = "memory only"
+		}
+		log.Info("pluto worker starting", "id", w.ID(), "group", group, "capacity", capacity, "servers", addrs, "handlers", mux.Types(), "results", stored)
 		err = w.Run(cmd.Context())
 		if errors.Is(err, worker.ErrRestart) {
 			log.Info("restarting at the server's request")
@@ -183,6 +203,28 @@ func formatBytes(n uint64) string {
 		return fmt.Sprintf("%.0f%ciB", v, "KMGTPE"[exp])
 	}
 	return fmt.Sprintf("%.1f%ciB", v, "KMGTPE"[exp])
+}
+
+// defaultResultDir is where `pluto worker --id ID` keeps undelivered
+// results: $XDG_STATE_HOME/pluto/worker-ID, with XDG_STATE_HOME defaulting
+// to $HOME/.local/state; "" (memory only) when neither is set, rather than
+// a directory relative to wherever the worker was started. Characters of
+// ID other than letters, digits, '.', '_' and '-' become '_'.
+func defaultResultDir(getenv func(string) string, id string) string {
+	name := "worker-" + strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			return r
+		}
+		return '_'
+	}, id)
+	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "pluto", name)
+	}
+	if h := getenv("HOME"); filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "pluto", name)
+	}
+	return ""
 }
 
 // builtinMux is the handler set of pluto worker and pluto dev: http and
