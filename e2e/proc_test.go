@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,6 +65,10 @@ type proc struct {
 
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	if len(args) > 0 && args[0] == "worker" && !slices.Contains(args, "--result-dir") {
+		// Keep undelivered results inside the test, not in $HOME.
+		args = append(args, "--result-dir", t.TempDir())
+	}
 	p := &proc{t: t, name: name, cmd: exec.Command(binary, args...), grew: make(chan struct{}, 1), exit: make(chan struct{})}
 	out, err := p.cmd.StderrPipe()
 	if err != nil {
