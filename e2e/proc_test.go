@@ -65,7 +65,7 @@ type proc struct {
 
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	if len(args) > 0 && args[0] == "worker" && !slices.Contains(args, "--result-dir") {
+	if len(args) > 1 && args[0] == "worker" && strings.HasPrefix(args[1], "-") && !slices.Contains(args, "--result-dir") {
 		// Keep undelivered results inside the test, not in $HOME.
 		args = append(args, "--result-dir", t.TempDir())
 	}
