@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pluto-sched/pluto/internal/config"
 	"github.com/pluto-sched/pluto/internal/server"
 	"github.com/pluto-sched/pluto/worker"
 )
@@ -81,10 +82,6 @@ func isLoopback(addr string) bool {
 }
 
 func (a *app) newServerCmd() *cobra.Command {
-	var (
-		cfg        server.Config
-		maxPayload int64
-	)
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a Pluto server",
@@ -92,70 +89,68 @@ func (a *app) newServerCmd() *cobra.Command {
 worker and client services on --grpc, with its state in --store.
 
 The store is sqlite:PATH (one server) or postgres://… (any number of
-servers share it). SIGINT or SIGTERM stops the server gracefully: it stops
-taking work, flushes pending writes and closes the store; a second signal
-exits at once.`,
-		Example: `  pluto server --store sqlite:/var/lib/pluto/pluto.db --http 0.0.0.0:7070 --grpc 0.0.0.0:7071`,
-		Args:    cobra.NoArgs,
+servers share it).
+
+Settings can also come from a YAML file (--config FILE): its keys are the
+flag names (heartbeat: 5s). Flags given on the command line win over the
+environment (` + envStore + `), which wins over the file. The server
+watches the file: heartbeat, log-level, max-payload, misfire-grace,
+retry-base, retry-max, stop-timeout and stop-workers-on-exit change live
+within a second; other keys are logged as needing a restart. An invalid
+file changes nothing and the log says why. See examples/pluto.yaml.
+
+SIGINT or SIGTERM stops the server gracefully: it accepts no new runs (503),
+dispatches nothing more, waits up to --stop-timeout for the runs on its
+workers to finish and commits their results, flushes pending writes and
+closes the store, exiting 0. What is still running at the deadline stays
+in the store and is recovered when its worker reconnects (after a restart,
+or to another server). --stop-workers-on-exit tells the workers to drain
+and exit as well. A second signal exits at once.`,
+		Example: `  pluto server --store sqlite:/var/lib/pluto/pluto.db --http 0.0.0.0:7070 --grpc 0.0.0.0:7071
+  pluto server --config /etc/pluto/pluto.yaml`,
+		Args: cobra.NoArgs,
 	}
-	storeDefault := a.getenv(envStore)
-	if storeDefault == "" {
-		storeDefault = "sqlite:" + filepath.Join("pluto-data", "pluto.db")
+	defaults := config.Defaults()
+	if v := a.getenv(envStore); v != "" {
+		defaults.Store = v
 	}
-	f := cmd.Flags()
-	f.StringVar(&cfg.Store, "store", storeDefault, "store: sqlite:PATH or postgres://… (env "+envStore+")")
-	f.StringVar(&cfg.HTTPAddr, "http", defaultHTTPAddr, "HTTP listen address (JSON API, /healthz, /readyz)")
-	f.StringVar(&cfg.GRPCAddr, "grpc", defaultGRPCAddr, "gRPC listen address (workers, Go client)")
-	f.StringVar(&cfg.ServerID, "id", "", "server ID (default hostname-pid)")
-	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 5*time.Second, "worker heartbeat interval (suspect after 1 missed, dead after 3)")
-	f.Int64Var(&maxPayload, "max-payload", server.DefaultMaxPayload, "largest run payload in bytes")
-	f.DurationVar(&cfg.StopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop may take")
-	f.DurationVar(&cfg.Engine.LeaseTTL, "lease-ttl", 10*time.Second, "leader lease and server registration lifetime without renewal")
-	f.DurationVar(&cfg.Engine.RenewInterval, "renew-interval", 2*time.Second, "how often the leases are renewed (shorter than --lease-ttl)")
-	f.BoolVar(&cfg.Engine.Standby, "standby", false, "serve and dispatch, but never lead: never fire schedules or promote delayed runs (pre-release mode)")
-	var completionLog string
-	f.StringVar(&completionLog, "completion-log", "", "append one line (run id, status) per committed terminal status to this file (audit; written after the commit, so a killed server may miss its last lines)")
-	lo := addLogFlags(cmd)
+	config.AddFlags(cmd.Flags(), defaults)
+	var configFile string
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file, watched for live changes (keys: the flag names)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		log, err := lo.logger(a.stderr)
+		src := config.Sources{File: configFile, Getenv: a.getenv, Flags: cmd.Flags()}
+		loaded, err := config.Load(src)
 		if err != nil {
-			return err
+			return usageErrorf("%v", err)
 		}
-		if strings.TrimSpace(cfg.Store) == "" {
-			return usageErrorf("--store must not be empty")
-		}
-		if err := checkListenAddr("http", cfg.HTTPAddr); err != nil {
-			return err
-		}
-		if err := checkListenAddr("grpc", cfg.GRPCAddr); err != nil {
-			return err
-		}
-		if cfg.HeartbeatInterval <= 0 {
-			return usageErrorf("invalid --heartbeat %s: must be positive", cfg.HeartbeatInterval)
-		}
-		if maxPayload <= 0 {
-			return usageErrorf("invalid --max-payload %d: must be positive", maxPayload)
-		}
-		if cfg.StopTimeout <= 0 {
-			return usageErrorf("invalid --stop-timeout %s: must be positive", cfg.StopTimeout)
-		}
-		if cfg.Engine.LeaseTTL <= 0 || cfg.Engine.RenewInterval <= 0 || cfg.Engine.RenewInterval >= cfg.Engine.LeaseTTL {
-			return usageErrorf("invalid --renew-interval %s / --lease-ttl %s: both positive, renew shorter than the TTL", cfg.Engine.RenewInterval, cfg.Engine.LeaseTTL)
-		}
-		if completionLog != "" {
-			audit, err := openCompletionLog(completionLog)
+		settings := loaded.Server
+		level := new(slog.LevelVar)
+		lvl, _ := config.ParseLevel(settings.LogLevel) // validated by Load
+		level.Set(lvl)
+		log := newLogger(a.stderr, settings.LogFormat, level)
+
+		cfg := serverConfig(settings)
+		if settings.CompletionLog != "" {
+			audit, err := openCompletionLog(settings.CompletionLog)
 			if err != nil {
 				return err
 			}
 			defer audit.Close()
 			cfg.Engine.OnTerminal = audit.record
 		}
-		cfg.MaxPayload = maxPayload
 		cfg.Logger = log
 		ctx := cmd.Context()
 		srv, err := server.Start(ctx, cfg)
 		if err != nil {
 			return err
+		}
+		if configFile != "" {
+			stopWatch, err := watchConfig(src, settings, srv, level, log)
+			if err != nil {
+				log.Error("live reload of the config file is off", "file", configFile, "err", err)
+			} else {
+				defer stopWatch()
+			}
 		}
 		name := "pluto server"
 		if cfg.ServerID != "" {
@@ -171,6 +166,7 @@ exits at once.`,
 		if stopErr != nil {
 			return fmt.Errorf("stopping the server: %w", stopErr)
 		}
+		log.Info("pluto server stopped")
 		return nil
 	}
 	return cmd

@@ -172,6 +172,7 @@ func (e *Engine) commit(batch []*op) {
 			o.done(o)
 		}
 	}
+	e.noteDrain()
 }
 
 // retryCommit retries a single failed op a few times with backoff: store

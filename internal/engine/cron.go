@@ -218,7 +218,7 @@ func (e *Engine) fireJob(ctx context.Context, tx store.Tx, o *op, j *store.Job, 
 		_, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: time.Time{}, Now: now})
 		return err
 	}
-	slots, earlier := dueSlots(sched, j.NextFire, now, e.cfg.MisfireGrace, 2*j.MisfireMax)
+	slots, earlier := dueSlots(sched, j.NextFire, now, e.live().MisfireGrace, 2*j.MisfireMax)
 	next := utc(sched.Next(now))
 	ok, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: next, Now: now})
 	if err != nil || !ok {

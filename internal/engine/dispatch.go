@@ -150,6 +150,18 @@ func (e *Engine) claimed(g *group, o *op) {
 	if len(o.claimed) < o.claim.Limit && g.wakeGen == o.claimGen {
 		g.mayHaveWork = false
 	}
+	if !e.running() {
+		// Stopping: a claim that committed meanwhile goes back to the queue
+		// instead of to a worker.
+		if len(o.claimed) > 0 {
+			back := make([]*flight, len(o.claimed))
+			for i, r := range o.claimed {
+				back[i] = newFlight(r)
+			}
+			e.handBack(back, "server stopping")
+		}
+		return
+	}
 	for _, r := range o.claimed {
 		f := newFlight(r)
 		e.flights[r.ID] = f

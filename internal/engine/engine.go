@@ -57,6 +57,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/clock"
@@ -228,6 +229,10 @@ type Engine struct {
 	stopMon  chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+
+	liveCfg   atomic.Pointer[Live] // the settings Reconfigure changes (reconfig.go)
+	quiescing atomic.Bool          // Quiesce began (quiesce.go)
+	drainSig  chan struct{}        // wakes Quiesce's wait; 1-buffered
 }
 
 type lifecycle int
@@ -235,6 +240,7 @@ type lifecycle int
 const (
 	stateNew lifecycle = iota
 	stateRunning
+	stateDraining // Quiesce: no new work, in-flight runs finish (quiesce.go)
 	stateStopping
 	stateStopped
 )
@@ -258,7 +264,9 @@ func New(cfg Config) (*Engine, error) {
 		watched:   make(map[string]time.Time),
 		stopMon:   make(chan struct{}),
 		leaseDone: make(chan struct{}),
+		drainSig:  make(chan struct{}, 1),
 	}
+	e.liveCfg.Store(liveFromConfig(&e.cfg))
 	return e, nil
 }
 
@@ -305,8 +313,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		go e.listenLoop(bg)
 	}
 	if len(active) > 0 {
-		e.log.Info("recovered runs held by workers", "runs", len(active), "grace", e.cfg.DeadAfter)
-		e.clk.AfterFunc(e.cfg.DeadAfter, e.requeueOrphans)
+		grace := e.live().DeadAfter
+		e.log.Info("recovered runs held by workers", "runs", len(active), "grace", grace)
+		e.clk.AfterFunc(grace, e.requeueOrphans)
 	}
 	return nil
 }
@@ -337,11 +346,16 @@ func (e *Engine) adoptRecovered(ctx context.Context, active []*store.Run) error 
 
 // Stop stops intake, flushes every queued state change to the store and
 // stops the loops. Runs held by workers stay dispatched/running in the
-// store; the next start recovers them. Safe to call more than once.
+// store; the next start recovers them. While workers still hold runs the
+// server's registration is left to expire instead of being removed, so
+// that other servers do not requeue runs that are still running before
+// their workers can fail over with them. Call Quiesce first to let
+// in-flight runs finish. Safe to call more than once.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.stopOnce.Do(func() {
 		e.mu.Lock()
-		started := e.state == stateRunning
+		started := e.state == stateRunning || e.state == stateDraining
+		held := e.heldByWorkers(false)
 		e.state = stateStopping
 		for _, s := range e.sessions {
 			s.stopTimers()
@@ -361,7 +375,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		case <-e.leaseDone:
 		case <-ctx.Done():
 		}
-		e.resign(ctx) // the committer still runs: leader loops may be mid-write
+		e.resign(ctx, held > 0) // the committer still runs: leader loops may be mid-write
 		e.ops.close()
 		done := make(chan struct{})
 		go func() { e.wg.Wait(); close(done) }()
@@ -377,6 +391,10 @@ func (e *Engine) Stop(ctx context.Context) error {
 }
 
 func (e *Engine) running() bool { return e.state == stateRunning }
+
+// serving is running, or draining in a graceful stop: the engine takes no
+// new work but still tends what it holds (results, timeouts, liveness).
+func (e *Engine) serving() bool { return e.state == stateRunning || e.state == stateDraining }
 
 // Ready reports whether the engine is running and its store answers.
 func (e *Engine) Ready(ctx context.Context) error {
@@ -427,7 +445,7 @@ func (e *Engine) now() time.Time { return e.clk.Now().Truncate(time.Microsecond)
 func (e *Engine) ServerID() string { return e.cfg.ServerID }
 
 // HeartbeatInterval is the interval workers are told to heartbeat at.
-func (e *Engine) HeartbeatInterval() time.Duration { return e.cfg.HeartbeatInterval }
+func (e *Engine) HeartbeatInterval() time.Duration { return e.live().HeartbeatInterval }
 
 // fence is the server id that fences this server's reports: only while it
 // holds a run may it change it. On an exclusive store no other server can

@@ -57,11 +57,12 @@ func (e *Engine) failure(p *store.RunFinishParams, f *flight, terminal store.Run
 // at RetryMax, with equal jitter (half fixed, half random) so that runs
 // failing together do not retry together.
 func (e *Engine) backoff(n int) time.Duration {
-	d := e.cfg.RetryBase
-	for i := 1; i < n && d < e.cfg.RetryMax; i++ {
+	live := e.live()
+	d := live.RetryBase
+	for i := 1; i < n && d < live.RetryMax; i++ {
 		d *= 2
 	}
-	d = min(d, e.cfg.RetryMax)
+	d = min(d, live.RetryMax)
 	half := d / 2
 	return (half + time.Duration(rand.Int64N(int64(half)+1))).Truncate(time.Microsecond)
 }
@@ -110,7 +111,7 @@ func (e *Engine) settled(f *flight, p store.RunFinishParams) {
 func (e *Engine) timedOut(f *flight) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.flights[f.id] != f || !e.running() {
+	if e.flights[f.id] != f || !e.serving() {
 		return
 	}
 	delete(e.flights, f.id)

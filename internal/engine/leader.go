@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/clock"
@@ -37,6 +38,10 @@ type leadership struct {
 	leader    store.Leader
 	stopLoops func() // stops the leader loops of the current term
 	timer     clock.Timer
+	// elect is held across a lease renewal and across the resignation
+	// when a graceful stop begins, so no renewal in flight takes the
+	// lease back after it was given up.
+	elect sync.Mutex
 }
 
 // Leading reports whether this server holds the leader lease now.
@@ -75,6 +80,11 @@ func (e *Engine) renew(started time.Time) {
 	}
 	if e.cfg.Standby {
 		return
+	}
+	e.lead.elect.Lock()
+	defer e.lead.elect.Unlock()
+	if e.quiescing.Load() {
+		return // stopping: the lease was given up (resignLeadership)
 	}
 	l, err := e.st.LeaderElect(ctx, store.LeaderElectParams{ServerID: e.cfg.ServerID, TTL: e.cfg.LeaseTTL, Now: now})
 	e.mu.Lock()
@@ -204,9 +214,12 @@ func (e *Engine) reap(ctx context.Context) {
 }
 
 // resign gives the lease up on a graceful stop so another server takes
-// over at once instead of after the TTL.
+// over at once instead of after the TTL, and removes the server's
+// registration unless keepRegistration (workers still hold its runs: the
+// registration then expires after the lease TTL, and only then does the
+// leader requeue them).
 // Called after the lease loop exited, so no renewal races it.
-func (e *Engine) resign(ctx context.Context) {
+func (e *Engine) resign(ctx context.Context, keepRegistration bool) {
 	e.mu.Lock()
 	l := e.lead.leader
 	e.stepDown("stopping")
@@ -215,6 +228,10 @@ func (e *Engine) resign(ctx context.Context) {
 		if err := e.st.LeaderResign(ctx, e.cfg.ServerID, l.Term); err != nil {
 			e.log.Error("resign leadership", "err", err)
 		}
+	}
+	if keepRegistration && !e.cfg.ExclusiveStore {
+		e.log.Info("workers still hold runs of this server: its registration expires instead of being removed", "ttl", e.cfg.LeaseTTL)
+		return
 	}
 	if err := e.st.ServerRemove(ctx, e.cfg.ServerID); err != nil {
 		e.log.Error("remove server registration", "err", err)

@@ -7,8 +7,8 @@ package engine
 // workers whose stream stays open but silent.
 func (e *Engine) monitorLoop() {
 	defer e.wg.Done()
-	period := max(e.cfg.SuspectAfter/4, 1)
 	for {
+		period := max(e.live().SuspectAfter/4, 1) // read each time: Reconfigure may change it
 		tick := make(chan struct{})
 		t := e.clk.AfterFunc(period, func() { close(tick) })
 		select {
@@ -24,16 +24,17 @@ func (e *Engine) monitorLoop() {
 func (e *Engine) checkLiveness() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.running() {
+	if !e.serving() {
 		return
 	}
 	now := e.now()
+	live := e.live()
 	for _, s := range e.sessions {
 		silent := now.Sub(s.lastSeen)
 		switch {
-		case silent >= e.cfg.DeadAfter:
+		case silent >= live.deadAfter(s.heartbeat):
 			e.declareDead(s, "no heartbeat for "+silent.String())
-		case silent >= e.cfg.SuspectAfter && s.state == WorkerAlive:
+		case silent >= live.suspectAfter(s.heartbeat) && s.state == WorkerAlive:
 			s.state = WorkerSuspect
 			e.log.Info("worker suspect", "worker", s.hello.WorkerID, "silent", silent)
 		}
@@ -45,7 +46,7 @@ func (e *Engine) checkLiveness() {
 func (e *Engine) requeueOrphans() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.running() || len(e.orphans) == 0 {
+	if !e.serving() || len(e.orphans) == 0 {
 		return
 	}
 	lost := make([]*flight, 0, len(e.orphans))

@@ -32,7 +32,11 @@ type Session struct {
 	closed       bool // the stream is gone
 	draining     bool
 	deadTimer    clock.Timer
+	heartbeat    time.Duration // the interval the worker was told at connect
 }
+
+// HeartbeatInterval is the interval to tell the worker in the welcome.
+func (s *Session) HeartbeatInterval() time.Duration { return s.heartbeat }
 
 func (s *Session) serves(typ string) bool { return slices.Contains(s.hello.Types, typ) }
 
@@ -70,6 +74,12 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	case h.Window < 0:
 		return nil, nil, &FieldError{Field: "window", Message: "must not be negative"}
 	}
+	e.mu.Lock()
+	up := e.running()
+	e.mu.Unlock()
+	if !up { // before adoptHeld: a stopping server must not take runs over
+		return nil, nil, ErrStopped
+	}
 	adopted, err := e.adoptHeld(ctx, h.Held)
 	if err != nil {
 		return nil, nil, err
@@ -83,7 +93,7 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	g := e.group(h.Group)
 	s := &Session{
 		e: e, hello: h, conn: c, g: g, window: h.Window, held: make(map[string]int),
-		connectedAt: now, lastSeen: now, state: WorkerAlive,
+		connectedAt: now, lastSeen: now, state: WorkerAlive, heartbeat: e.live().HeartbeatInterval,
 	}
 	old := e.sessions[h.WorkerID]
 	var stale []RunRef
@@ -330,10 +340,11 @@ func (s *Session) Close(err error) {
 		return
 	}
 	s.closed = true
+	defer e.noteDrain()
 	if s.state == WorkerAlive {
 		s.state = WorkerSuspect
 	}
-	if !e.running() {
+	if !e.serving() {
 		return
 	}
 	if errors.Is(err, ErrWorkerLeft) {
@@ -343,11 +354,11 @@ func (s *Session) Close(err error) {
 		return
 	}
 	// Dead exactly DeadAfter after the worker was last heard from.
-	wait := max(0, s.lastSeen.Add(e.cfg.DeadAfter).Sub(e.now()))
+	wait := max(0, s.lastSeen.Add(e.live().deadAfter(s.heartbeat)).Sub(e.now()))
 	s.deadTimer = e.clk.AfterFunc(wait, func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if e.sessions[s.hello.WorkerID] == s && e.running() {
+		if e.sessions[s.hello.WorkerID] == s && e.serving() {
 			e.declareDead(s, fmt.Sprintf("stream closed (%v) and no reconnect", err))
 		}
 	})

@@ -92,8 +92,8 @@ func (e *Engine) insertParams(s *SubmitSpec, now time.Time) (store.RunInsertPara
 		return store.RunInsertParams{}, &FieldError{Field: "group", Message: "is required"}
 	case len(s.Group) > maxNameLen:
 		return store.RunInsertParams{}, &FieldError{Field: "group", Message: fmt.Sprintf("is longer than %d bytes", maxNameLen)}
-	case int64(len(s.Payload)) > e.cfg.MaxPayload:
-		return store.RunInsertParams{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrPayloadTooLarge, len(s.Payload), e.cfg.MaxPayload)
+	case int64(len(s.Payload)) > e.live().MaxPayload:
+		return store.RunInsertParams{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrPayloadTooLarge, len(s.Payload), e.live().MaxPayload)
 	case len(s.Payload) > 0 && !json.Valid(s.Payload):
 		return store.RunInsertParams{}, &FieldError{Field: "payload", Message: "is not valid JSON"}
 	case s.Priority < -maxPriority || s.Priority > maxPriority:

@@ -24,10 +24,10 @@ const maxWaitPoll = 60 * time.Second
 // converts messages and errors; all behaviour lives in the engine.
 type clientService struct {
 	plutov1.UnimplementedClientServiceServer
-	eng        Engine
-	maxPayload int64
-	maxWait    time.Duration
-	stopping   <-chan struct{}
+	eng      Engine
+	limit    *payloadLimit // nil: no limit here (the engine still checks)
+	maxWait  time.Duration
+	stopping <-chan struct{}
 }
 
 // newClientService adapts the engine to the gRPC ClientService. Payloads
@@ -42,17 +42,34 @@ func newClientService(eng Engine, maxPayload int64) plutov1.ClientServiceServer 
 // Close it before grpc.Server.GracefulStop so that waiting clients do not
 // hold the shutdown for up to a poll (60 s); the SDK polls again and, after
 // the GOAWAY, reaches another server.
+//
+// Once stopping is closed, Submit and Retry answer Unavailable: the server
+// takes no new work while it stops.
 func newClientServiceStopping(eng Engine, maxPayload int64, stopping <-chan struct{}) plutov1.ClientServiceServer {
-	return &clientService{eng: eng, maxPayload: maxPayload, maxWait: maxWaitPoll, stopping: stopping}
+	var limit *payloadLimit
+	if maxPayload > 0 {
+		limit = newPayloadLimit(maxPayload)
+	}
+	return newClientServiceLive(eng, limit, stopping)
+}
+
+// newClientServiceLive is newClientServiceStopping with a max payload that
+// can change while it serves.
+func newClientServiceLive(eng Engine, limit *payloadLimit, stopping <-chan struct{}) *clientService {
+	return &clientService{eng: eng, limit: limit, maxWait: maxWaitPoll, stopping: stopping}
 }
 
 // Submit submits every spec of the request in one engine call and returns
 // the runs in request order, with existing[i] true when runs[i] already
 // existed under its idempotency key.
 func (s *clientService) Submit(ctx context.Context, req *plutov1.SubmitRequest) (*plutov1.SubmitResponse, error) {
+	if err := s.intakeClosed(); err != nil {
+		return nil, err
+	}
 	specs := make([]engine.SubmitSpec, len(req.GetRuns()))
+	maxPayload := s.limit.get()
 	for i, rs := range req.GetRuns() {
-		spec, err := specFromPB(rs, i, len(specs), s.maxPayload)
+		spec, err := specFromPB(rs, i, len(specs), maxPayload)
 		if err != nil {
 			return nil, grpcStatusError(err)
 		}
@@ -167,6 +184,9 @@ func (s *clientService) Cancel(ctx context.Context, req *plutov1.CancelRequest) 
 // Retry requeues a terminal run that did not succeed.
 func (s *clientService) Retry(ctx context.Context, req *plutov1.RetryRequest) (*plutov1.Run, error) {
 	if err := requireRunID(req.GetId()); err != nil {
+		return nil, err
+	}
+	if err := s.intakeClosed(); err != nil {
 		return nil, err
 	}
 	r, err := s.eng.Retry(ctx, req.GetId())

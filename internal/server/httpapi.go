@@ -82,13 +82,28 @@ type HTTPOptions struct {
 	// Routes, if set, registers more routes (console, /metrics) on the
 	// same mux. Patterns under /api/v1/ are taken.
 	Routes func(mux *http.ServeMux)
+
+	// limit, if set, is the live max payload (Server.Reconfigure changes
+	// it); it overrides MaxPayload.
+	limit *payloadLimit
 }
 
 type httpAPI struct {
-	eng  Engine
-	opts HTTPOptions
-	log  *slog.Logger
-	mux  *http.ServeMux
+	eng       Engine
+	opts      HTTPOptions
+	log       *slog.Logger
+	mux       *http.ServeMux
+	limit     *payloadLimit
+	fixedBody int64 // MaxBody as given; 0: follows the max payload
+}
+
+func (h *httpAPI) maxPayload() int64 { return h.limit.get() }
+
+func (h *httpAPI) maxBody() int64 {
+	if h.fixedBody > 0 {
+		return h.fixedBody
+	}
+	return h.maxPayload() + bodySlack
 }
 
 // newHTTPHandler serves /api/v1, /healthz and /readyz.
@@ -96,19 +111,25 @@ func newHTTPHandler(eng Engine, opts HTTPOptions) http.Handler {
 	if opts.MaxPayload <= 0 {
 		opts.MaxPayload = DefaultMaxPayload
 	}
+	fixedBody := opts.MaxBody
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = opts.MaxPayload + bodySlack
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	h := &httpAPI{eng: eng, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	limit := opts.limit
+	if limit == nil {
+		limit = newPayloadLimit(opts.MaxPayload)
+	}
+	h := &httpAPI{eng: eng, opts: opts, log: opts.Logger, mux: http.NewServeMux(), limit: limit, fixedBody: fixedBody}
 	m := h.mux
-	m.HandleFunc("POST /api/v1/runs", h.submit)
+	// Routes that create runs refuse (503) once the server is stopping.
+	m.HandleFunc("POST /api/v1/runs", h.intake(h.submit))
 	m.HandleFunc("GET /api/v1/runs", h.list)
 	m.HandleFunc("GET /api/v1/runs/{id}", h.get)
 	m.HandleFunc("POST /api/v1/runs/{id}/cancel", h.cancel)
-	m.HandleFunc("POST /api/v1/runs/{id}/retry", h.retry)
+	m.HandleFunc("POST /api/v1/runs/{id}/retry", h.intake(h.retry))
 	m.HandleFunc("GET /api/v1/runs/{id}/wait", h.wait)
 	m.HandleFunc("GET /api/v1/runs/{id}/logs", h.logs)
 	m.HandleFunc("GET /api/v1/workers", h.workers)
@@ -118,7 +139,7 @@ func newHTTPHandler(eng Engine, opts HTTPOptions) http.Handler {
 	m.HandleFunc("DELETE /api/v1/jobs/{name}", h.deleteJob)
 	m.HandleFunc("POST /api/v1/jobs/{name}/pause", h.pauseJob)
 	m.HandleFunc("POST /api/v1/jobs/{name}/resume", h.resumeJob)
-	m.HandleFunc("POST /api/v1/jobs/{name}/trigger", h.triggerJob)
+	m.HandleFunc("POST /api/v1/jobs/{name}/trigger", h.intake(h.triggerJob))
 	m.HandleFunc("GET /api/v1/cluster", h.cluster)
 	m.HandleFunc("GET /healthz", h.healthz)
 	m.HandleFunc("GET /readyz", h.readyz)
@@ -191,7 +212,7 @@ type submitRequest struct {
 }
 
 func (h *httpAPI) submit(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, h.opts.MaxBody)
+	body, err := readBody(w, r, h.maxBody())
 	if err != nil {
 		writeError(w, err)
 		return
@@ -319,8 +340,8 @@ func (h *httpAPI) decodeSpec(raw json.RawMessage, prefix string) (engine.SubmitS
 		if err := json.Compact(&buf, p); err != nil { // cannot happen: the body was valid
 			return spec, badRequest(prefix+"payload", "payload is not valid JSON: %v", err)
 		}
-		if int64(buf.Len()) > h.opts.MaxPayload {
-			return spec, tooLarge(prefix+"payload", "payload is %d bytes; the limit is %d", buf.Len(), h.opts.MaxPayload)
+		if limit := h.maxPayload(); int64(buf.Len()) > limit {
+			return spec, tooLarge(prefix+"payload", "payload is %d bytes; the limit is %d", buf.Len(), limit)
 		}
 		spec.Payload = json.RawMessage(buf.Bytes())
 	}

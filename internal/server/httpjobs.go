@@ -192,7 +192,7 @@ func (h *httpAPI) triggerJob(w http.ResponseWriter, r *http.Request) {
 // what it should hold). An empty body is an error when required and
 // otherwise answered as nil.
 func (h *httpAPI) readObject(w http.ResponseWriter, r *http.Request, what string, required bool) ([]byte, error) {
-	body, err := readBody(w, r, h.opts.MaxBody)
+	body, err := readBody(w, r, h.maxBody())
 	if err != nil {
 		return nil, err
 	}
@@ -223,8 +223,8 @@ func (h *httpAPI) compactPayload(field string, raw json.RawMessage) (json.RawMes
 	if err := json.Compact(&buf, p); err != nil { // cannot happen: the body was valid
 		return nil, badRequest(field, "%s is not valid JSON: %v", field, err)
 	}
-	if int64(buf.Len()) > h.opts.MaxPayload {
-		return nil, tooLarge(field, "%s is %d bytes; the limit is %d", field, buf.Len(), h.opts.MaxPayload)
+	if limit := h.maxPayload(); int64(buf.Len()) > limit {
+		return nil, tooLarge(field, "%s is %d bytes; the limit is %d", field, buf.Len(), limit)
 	}
 	return json.RawMessage(buf.Bytes()), nil
 }

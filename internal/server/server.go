@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -40,9 +41,14 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// MaxPayload caps a run's payload in bytes (default 1 MiB).
 	MaxPayload int64
-	// StopTimeout bounds graceful stop (default 30s).
+	// StopTimeout bounds a graceful stop (default 30s): the wait for runs
+	// in flight on this server's workers, then flushing and closing, which
+	// get the last fifth of it (at most 5s). See Stop.
 	StopTimeout time.Duration
-	Logger      *slog.Logger
+	// StopWorkersOnExit tells every connected worker to shut down (drain
+	// and exit) when the server stops gracefully (Pluto's behaviour).
+	StopWorkersOnExit bool
+	Logger            *slog.Logger
 	// Engine tunes the scheduler; Store, ServerID, Logger and
 	// HeartbeatInterval are filled from this Config.
 	Engine engine.Config
@@ -61,7 +67,12 @@ type Server struct {
 	grpcLn    net.Listener
 	workers   *workerService
 
-	stopping chan struct{} // closed when Stop begins: ends long polls
+	maxPayload  *payloadLimit // live (Reconfigure)
+	stopTimeout atomic.Int64  // live, a time.Duration
+	stopWorkers atomic.Bool   // live: StopWorkersOnExit
+	msgMax      int           // gRPC message size limit, fixed at start
+
+	stopping chan struct{} // closed when Stop begins: refuses new work, ends long polls
 	stopOnce sync.Once
 	stopErr  error
 	done     chan struct{}
@@ -106,7 +117,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), stopping: make(chan struct{}), serveErr: make(chan error, 2)}
+	s := &Server{cfg: cfg, log: cfg.Logger, done: make(chan struct{}), stopping: make(chan struct{}), serveErr: make(chan error, 2),
+		maxPayload: newPayloadLimit(cfg.MaxPayload)}
+	s.stopTimeout.Store(int64(cfg.StopTimeout))
+	s.stopWorkers.Store(cfg.StopWorkersOnExit)
 	if cfg.OpenedStore != nil {
 		s.store = cfg.OpenedStore
 	} else {
@@ -159,10 +173,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	// A batch of runs or results can be several payloads large.
-	msgMax := max(16<<20, int(cfg.MaxPayload)*4+(4<<20))
+	s.msgMax = max(16<<20, int(cfg.MaxPayload)*4+(4<<20))
 	s.grpcSrv = grpc.NewServer(
-		grpc.MaxRecvMsgSize(msgMax),
-		grpc.MaxSendMsgSize(msgMax),
+		grpc.MaxRecvMsgSize(s.msgMax),
+		grpc.MaxSendMsgSize(s.msgMax),
 		// Find dead TCP peers (a worker host that vanished) even when
 		// nothing is being sent.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -170,12 +184,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	)
 	s.workers = newWorkerService(eng, cfg.Logger)
 	plutov1.RegisterWorkerServiceServer(s.grpcSrv, s.workers)
-	plutov1.RegisterClientServiceServer(s.grpcSrv, newClientServiceStopping(eng, cfg.MaxPayload, s.stopping))
+	plutov1.RegisterClientServiceServer(s.grpcSrv, newClientServiceLive(eng, s.maxPayload, s.stopping))
 
 	s.httpSrv = &http.Server{
 		Handler: newHTTPHandler(eng, HTTPOptions{
 			MaxPayload: cfg.MaxPayload, ServerID: cfg.ServerID, StoreName: s.store.Name(),
-			Logger: cfg.Logger, Stopping: s.stopping,
+			Logger: cfg.Logger, Stopping: s.stopping, limit: s.maxPayload,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -203,21 +217,64 @@ func (s *Server) HTTPURL() string { return "http://" + s.HTTPAddr() }
 // Store returns the server's store.
 func (s *Server) Store() store.Store { return s.store }
 
-// Stop shuts the server down gracefully: it stops taking work, flushes the
-// engine's pending writes, closes connections and the store. Safe to call
-// more than once.
+// Stop shuts the server down gracefully, within the stop timeout (or
+// ctx's deadline, if earlier):
+//
+//  1. It takes no new work: submissions, retries and job triggers answer
+//     503 (gRPC Unavailable), /readyz answers 503, long polls end, new
+//     worker connections are refused, queued runs are no longer claimed
+//     and the leader lease is given up. Reads keep working.
+//  2. It waits for the runs already on its workers (running, or
+//     prefetched) to finish, committing their results as they come —
+//     until none is left or four fifths of the timeout (all but at most
+//     5s) have passed. With StopWorkersOnExit every worker is told to
+//     shut down first: it drains and exits.
+//  3. It flushes every pending write to the store, delivers the result
+//     acknowledgements, closes the worker streams (workers reconnect,
+//     elsewhere or after a restart), the listeners and the store.
+//
+// Runs still on workers when the wait ends stay dispatched/running in the
+// store: their workers keep them and report them to the server they
+// reconnect to — this one after a restart (which recovers them) or
+// another one sharing the store (which adopts them). Runs queued and never
+// dispatched stay queued. Nothing acknowledged is lost and no attempt runs
+// twice. Safe to call more than once.
 func (s *Server) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		defer close(s.done)
-		ctx, cancel := context.WithTimeout(ctx, s.cfg.StopTimeout)
+		timeout := time.Duration(s.stopTimeout.Load())
+		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		close(s.stopping)
 		var errs []error
+
+		began := time.Now()
+		wctx, wcancel := context.WithCancel(ctx)
+		if dl, ok := ctx.Deadline(); ok {
+			wctx, wcancel = context.WithDeadline(ctx, dl.Add(-min(timeout/5, 5*time.Second)))
+		}
+		res, err := s.eng.Quiesce(wctx, engine.QuiesceOptions{StopWorkers: s.stopWorkers.Load()})
+		wcancel()
+		switch {
+		case err != nil:
+			s.log.Warn("graceful stop: engine not running", "err", err)
+		case res.Left == 0:
+			s.log.Info("graceful stop: every run in flight finished", "runs", res.InFlight, "took", time.Since(began).Round(time.Millisecond))
+		default:
+			s.log.Warn("graceful stop: deadline reached with runs still on workers; they stay in the store and are recovered when their workers reconnect",
+				"left", res.Left, "in_flight", res.InFlight, "waited", time.Since(began).Round(time.Millisecond))
+		}
+
 		if err := s.httpSrv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
-		// Worker streams end when the engine closes their sessions; the
-		// gRPC server then stops without cutting in-flight replies.
+		// Flush before the worker streams close, so the acknowledgements
+		// of the last results reach the workers.
+		if err := s.eng.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		// The streams end once their queued messages are sent; the gRPC
+		// server then stops without cutting in-flight replies.
 		s.workers.closeAll()
 		stopped := make(chan struct{})
 		go func() { s.grpcSrv.GracefulStop(); close(stopped) }()
@@ -226,9 +283,6 @@ func (s *Server) Stop(ctx context.Context) error {
 		case <-ctx.Done():
 			s.grpcSrv.Stop()
 			<-stopped
-		}
-		if err := s.eng.Stop(ctx); err != nil {
-			errs = append(errs, err)
 		}
 		if s.ownsStore {
 			if err := s.store.Close(); err != nil {

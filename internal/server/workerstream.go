@@ -31,7 +31,8 @@ func newWorkerService(eng *engine.Engine, log *slog.Logger) *workerService {
 	return &workerService{eng: eng, log: log, conns: make(map[*streamConn]struct{})}
 }
 
-// closeAll ends every worker stream (server stopping); workers reconnect.
+// closeAll ends every worker stream (server stopping) once the messages
+// queued on it are sent; workers reconnect.
 func (w *workerService) closeAll() {
 	w.mu.Lock()
 	conns := make([]*streamConn, 0, len(w.conns))
@@ -40,7 +41,7 @@ func (w *workerService) closeAll() {
 	}
 	w.mu.Unlock()
 	for _, c := range conns {
-		c.Close("server stopping")
+		c.closeAfterFlush("server stopping")
 	}
 }
 
@@ -65,7 +66,7 @@ func (w *workerService) Connect(stream plutov1.WorkerService_ConnectServer) erro
 		}
 		return status.Error(codes.Internal, err.Error())
 	}
-	welcome := &plutov1.Welcome{ServerId: w.eng.ServerID(), HeartbeatIntervalMs: w.eng.HeartbeatInterval().Milliseconds()}
+	welcome := &plutov1.Welcome{ServerId: w.eng.ServerID(), HeartbeatIntervalMs: sess.HeartbeatInterval().Milliseconds()}
 	for _, r := range stale {
 		welcome.Stale = append(welcome.Stale, &plutov1.RunRef{RunId: r.RunID, Attempt: int32(r.Attempt)})
 	}
@@ -197,6 +198,9 @@ type streamConn struct {
 	why    string
 	wake   chan struct{}
 	done   chan struct{}
+	// closing: close once the queue is sent (closeAfterFlush).
+	closing    bool
+	closingWhy string
 }
 
 func newStreamConn(s plutov1.WorkerService_ConnectServer) *streamConn {
@@ -260,7 +264,29 @@ func (c *streamConn) sendLoop() {
 		}
 		c.mu.Lock()
 		c.spare = batch[:0]
+		finished, why := c.closing && len(c.queue) == 0, c.closingWhy
 		c.mu.Unlock()
+		if finished {
+			c.Close(why)
+			return
+		}
+	}
+}
+
+// closeAfterFlush closes the stream once every message queued so far has
+// been sent (a peer that stopped reading holds it until the gRPC server is
+// stopped hard).
+func (c *streamConn) closeAfterFlush(reason string) {
+	c.mu.Lock()
+	if c.closed || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing, c.closingWhy = true, reason
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
