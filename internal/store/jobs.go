@@ -41,7 +41,9 @@ type Job struct {
 	Timeout    time.Duration // 0: none
 	Retries    int
 	Shards     int
-	Paused     bool
+	// CallbackURL is copied into the job's runs ("" for none).
+	CallbackURL string
+	Paused      bool
 	// NextFire is the next slot the cron loop fires; zero means none (no
 	// schedule, or a schedule without future slots). The engine computes
 	// it; the store keeps it.

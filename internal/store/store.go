@@ -111,6 +111,10 @@ type Run struct {
 	Timeout     time.Duration // 0: none
 	Routing     string
 	RoutingKey  string
+	// CallbackURL, if set, is where the run's outcome is POSTed once it is
+	// terminal; Callback is the state of that delivery (callbacks.go).
+	CallbackURL string
+	Callback    Callback
 }
 
 // RunInsertParams is one new run. ID is chosen by the caller.
@@ -132,6 +136,7 @@ type RunInsertParams struct {
 	Routing     string
 	RoutingKey  string
 	Error       string    // why a skipped run was skipped; "" otherwise
+	CallbackURL string    // "" for none; a skipped run's delivery is pending at once
 	Now         time.Time // created_at
 }
 
@@ -209,6 +214,9 @@ type RunRequeueLostParams struct {
 type RunFinishResult struct {
 	ID       string
 	Accepted bool
+	// Callback reports that the finish made the run terminal and it has a
+	// callback URL: its delivery became pending, due at Now.
+	Callback bool
 }
 
 // RunCancelParams cancels a run wherever it is. Cancelling a terminal run is
@@ -228,8 +236,10 @@ type RunCancelResult struct {
 }
 
 // RunRetryParams puts a terminal run that did not succeed back into the
-// queue with a fresh attempt budget (failures reset). Runs in other states
-// give ErrConflict.
+// queue with a fresh attempt budget (failures reset). Its callback delivery
+// state is reset too (a delivery of the earlier outcome not yet made is
+// dropped; the new outcome is delivered when the run ends again). Runs in
+// other states give ErrConflict.
 type RunRetryParams struct {
 	ID  string
 	Now time.Time
@@ -334,6 +344,7 @@ const (
 	TopicFinished = "finished" // payload: comma-separated ids of watched runs that reached a terminal status
 	TopicWatch    = "watch"    // payload: a run id some server's client waits on
 	TopicJobs     = "jobs"     // payload: a job name whose schedule changed (the leader re-arms its cron timer)
+	TopicCallback = "callback" // payload: the Unix microseconds at which a new callback delivery is due
 )
 
 // Store is a Pluto storage backend.
@@ -359,6 +370,7 @@ type Store interface {
 	LogList(ctx context.Context, p LogListParams) ([]LogEntry, error)
 
 	JobStore
+	CallbackStore
 
 	// LeaderElect takes or renews the leader lease and returns who holds it
 	// afterwards (ServerID won if the returned leader is ServerID).
@@ -400,6 +412,7 @@ type Tx interface {
 	// RunRequeueLost returns the requeued runs.
 	RunRequeueLost(ctx context.Context, p RunRequeueLostParams) ([]*Run, error)
 	JobTx
+	CallbackTx
 
 	// Notify publishes n to every listening server once the transaction
 	// commits (never if it rolls back). Duplicate notifications in one

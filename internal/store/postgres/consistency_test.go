@@ -77,6 +77,9 @@ func TestSideTablesConsistent(t *testing.T) {
 							if rng.IntN(4) == 0 {
 								p.Key = fmt.Sprintf("k%d", rng.IntN(200))
 							}
+							if rng.IntN(3) == 0 {
+								p.CallbackURL = "http://hook/"
+							}
 							if p.Job = jobs[rng.IntN(len(jobs))]; p.Job != "" && rng.IntN(2) == 0 {
 								p.LogicalTime = base.Add(time.Duration(rng.IntN(300)) * time.Second)
 							}
@@ -142,6 +145,30 @@ func TestSideTablesConsistent(t *testing.T) {
 						if _, err := tx.RunPromote(ctx, store.RunPromoteParams{Now: now, Limit: 10}); err != nil {
 							return err
 						}
+						// Deliveries: claim some, record most (the others' leases lapse).
+						lease := now.Add(3 * time.Second)
+						due, err := tx.CallbackListDue(ctx, store.CallbackListDueParams{Now: now, LeaseUntil: lease, Limit: 1 + rng.IntN(5)})
+						if err != nil {
+							return err
+						}
+						var recs []store.CallbackRecordParams
+						for _, d := range due {
+							rec := store.CallbackRecordParams{ID: d.ID, Attempt: d.Callback.Attempts, Lease: lease, Now: now}
+							switch rng.IntN(4) {
+							case 0:
+								continue
+							case 1:
+								rec.State, rec.NextAt, rec.Error = store.CallbackPending, now.Add(time.Second), "500"
+							case 2:
+								rec.State, rec.Error = store.CallbackFailed, "expired"
+							default:
+								rec.State = store.CallbackDelivered
+							}
+							recs = append(recs, rec)
+						}
+						if _, err := tx.CallbackRecord(ctx, recs); err != nil {
+							return err
+						}
 						// A cron tick, and the queue policy releasing blocked runs.
 						if rng.IntN(3) == 0 {
 							due, err := tx.JobListDue(ctx, store.JobListDueParams{Now: now, Limit: 2})
@@ -202,6 +229,13 @@ func TestSideTablesConsistent(t *testing.T) {
 	wg.Wait()
 	checkSideTables(t, s)
 	t.Logf("%d runs unblocked", unblocked.Load())
+	var delivered, failed, pendingCB, callbackRows int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE callback_state = 'delivered'),
+		count(*) FILTER (WHERE callback_state = 'failed'), count(*) FILTER (WHERE callback_state = 'pending'),
+		(SELECT count(*) FROM callbacks) FROM runs`).Scan(&delivered, &failed, &pendingCB, &callbackRows); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("deliveries: %d delivered, %d failed, %d pending; %d callbacks rows", delivered, failed, pendingCB, callbackRows)
 }
 
 func isRefusal(err error) bool {
@@ -239,6 +273,15 @@ func checkSideTables(t *testing.T, s *Store) {
 		{"job_live rows of runs not live, or of no job", `SELECT l.seq::text FROM job_live l LEFT JOIN runs r ON r.seq = l.seq
 			WHERE r.status IS NULL OR r.status NOT IN ('pending', 'queued', 'dispatched', 'running') OR r.job <> l.job OR l.job = ''`},
 		{"skipped runs not finished", `SELECT id FROM runs WHERE status = 'skipped' AND finished_at IS NULL`},
+		// A callbacks row may outlive its run's pending delivery (a retry
+		// found it locked by a claim); the next claim drops it.
+		{"pending deliveries missing from callbacks", `SELECT r.id FROM runs r WHERE r.callback_state = 'pending' AND NOT EXISTS (
+			SELECT 1 FROM callbacks c WHERE c.seq = r.seq AND c.next_at = r.callback_next_at)`},
+		{"terminal runs with a callback URL owing nothing", `SELECT id FROM runs WHERE callback_url IS NOT NULL AND callback_state = ''
+			AND status IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'skipped')`},
+		{"unfinished runs with a delivery state", `SELECT id FROM runs WHERE callback_state <> ''
+			AND status NOT IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'skipped')`},
+		{"next_at set unless pending", `SELECT id FROM runs WHERE (callback_next_at IS NOT NULL) <> (callback_state = 'pending')`},
 	} {
 		rows, err := s.pool.Query(ctx, c.sql)
 		if err != nil {

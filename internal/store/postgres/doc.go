@@ -40,6 +40,9 @@
 //     dispatched or running. A run enters it when it is born, retried or
 //     unblocked and leaves it at a terminal status; the moves in between
 //     leave it alone, so runs of no job never touch it.
+//   - callbacks (next_at, seq): the pending deliveries of runs with a
+//     callback URL (feedback, callbacks.go). The delivery state itself is
+//     in runs, in columns no index names.
 //
 // A side row is written in the statement that moves its run in or out of
 // the state, so the two never disagree for long. There are no foreign

@@ -37,7 +37,7 @@ import (
 
 // jobCols is the column list every job query reads, in scanJob's order.
 const jobCols = `name, type, grp, payload, schedule, timezone, depends_on, misfire, misfire_max, overlap,
-	routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at`
+	routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at, callback_url`
 
 const (
 	sqlJobGet  = `SELECT ` + jobCols + ` FROM jobs WHERE name = $1`
@@ -49,14 +49,15 @@ const (
 	// version, keeping created_at; version 1 tells a creation.
 	sqlJobPut = `INSERT INTO jobs AS j (name, type, grp, payload, schedule, timezone, depends_on, misfire,
 			misfire_max, overlap, routing, priority, timeout, retries, shards, paused, next_fire, version,
-			created_at, updated_at)
-		VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7::text[], $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $18)
+			created_at, updated_at, callback_url)
+		VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7::text[], $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $18, $19)
 		ON CONFLICT (name) DO UPDATE SET type = excluded.type, grp = excluded.grp, payload = excluded.payload,
 			schedule = excluded.schedule, timezone = excluded.timezone, depends_on = excluded.depends_on,
 			misfire = excluded.misfire, misfire_max = excluded.misfire_max, overlap = excluded.overlap,
 			routing = excluded.routing, priority = excluded.priority, timeout = excluded.timeout,
 			retries = excluded.retries, shards = excluded.shards, paused = excluded.paused,
-			next_fire = excluded.next_fire, version = j.version + 1, updated_at = excluded.updated_at
+			next_fire = excluded.next_fire, version = j.version + 1, updated_at = excluded.updated_at,
+			callback_url = excluded.callback_url
 		RETURNING ` + jobCols
 	sqlJobDelete = `DELETE FROM jobs WHERE name = $1`
 	sqlJobPause  = `UPDATE jobs SET paused = $2, next_fire = $3, version = version + 1, updated_at = $4
@@ -86,22 +87,26 @@ const (
 	sqlInsertFull = `WITH i AS (
 			INSERT INTO runs (id, job, parent_id, shard, type, grp, payload, priority, status,
 				max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key,
-				finished_at, error)
+				finished_at, error, callback_url, callback_state, callback_next_at)
 			SELECT u.id, u.job, u.parent_id, u.shard, u.type, u.grp, u.payload, u.priority, u.status,
 				u.max_attempts, u.key, u.logical_time, u.run_at, u.created_at, u.timeout, u.routing, u.routing_key,
-				CASE WHEN u.status = 'skipped' THEN u.created_at END, u.error
+				CASE WHEN u.status = 'skipped' THEN u.created_at END, u.error, u.callback_url,
+				CASE WHEN u.status = 'skipped' AND u.callback_url IS NOT NULL THEN 'pending' ELSE '' END,
+				CASE WHEN u.status = 'skipped' AND u.callback_url IS NOT NULL THEN u.created_at END
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::text[],
 					$8::int4[], $9::text[], $10::int4[], $11::text[], $12::timestamptz[], $13::timestamptz[],
-					$14::timestamptz[], $15::int8[], $16::text[], $17::text[], $18::text[])
+					$14::timestamptz[], $15::int8[], $16::text[], $17::text[], $18::text[], $19::text[])
 				WITH ORDINALITY AS u(id, job, parent_id, shard, type, grp, payload, priority, status,
-					max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key, error, ord)
+					max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key, error,
+					callback_url, ord)
 			ORDER BY u.ord
 			ON CONFLICT DO NOTHING
-			RETURNING id, key, job, logical_time, status, ` + queueCols + `),
+			RETURNING id, key, job, logical_time, status, callback_next_at, ` + queueCols + `),
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM i WHERE status = 'queued'),
 		p AS (INSERT INTO pending (run_at, seq) SELECT run_at, seq FROM i WHERE status = 'pending'),
 		b AS (INSERT INTO blocked (job, seq) SELECT job, seq FROM i WHERE status = 'blocked'),
-		l AS (INSERT INTO job_live (job, seq) SELECT job, seq FROM i WHERE job <> '' AND status IN ('queued', 'pending'))
+		l AS (INSERT INTO job_live (job, seq) SELECT job, seq FROM i WHERE job <> '' AND status IN ('queued', 'pending')),
+		c AS (INSERT INTO callbacks (next_at, seq) SELECT callback_next_at, seq FROM i WHERE callback_next_at IS NOT NULL)
 		SELECT seq, id, key, job, logical_time FROM i`
 
 	// sqlGetBySlots reads the runs of slots (arrays of job and logical
@@ -160,7 +165,8 @@ const (
 
 // needsFullInsert says whether a run takes sqlInsertFull.
 func needsFullInsert(p *store.RunInsertParams) bool {
-	return p.Job != "" || p.Status == store.StatusBlocked || p.Status == store.StatusSkipped || p.Error != ""
+	return p.Job != "" || p.Status == store.StatusBlocked || p.Status == store.StatusSkipped || p.Error != "" ||
+		p.CallbackURL != ""
 }
 
 // slot is a run's (job, logical time) when both are set, the time in
@@ -229,7 +235,7 @@ func scanJob(row pgx.Row) (*store.Job, error) {
 	j := &jr.j
 	if err := row.Scan(&j.Name, &j.Type, &j.Group, &jr.payload, &j.Schedule, &j.Timezone, &jr.dependsOn,
 		&j.Misfire, &j.MisfireMax, &j.Overlap, &j.Routing, &j.Priority, &jr.timeout, &j.Retries, &j.Shards,
-		&j.Paused, &jr.nextFire, &j.Version, &j.CreatedAt, &j.UpdatedAt); err != nil {
+		&j.Paused, &jr.nextFire, &j.Version, &j.CreatedAt, &j.UpdatedAt, &j.CallbackURL); err != nil {
 		return nil, err
 	}
 	if jr.payload != nil {
@@ -353,7 +359,7 @@ func (t *tx) JobPut(ctx context.Context, p store.JobPutParams) (*store.Job, bool
 	}
 	job, err := scanJob(t.q.QueryRow(ctx, sqlJobPut, j.Name, j.Type, j.Group, payload, j.Schedule, j.Timezone,
 		dependsOn, j.Misfire, int32(j.MisfireMax), j.Overlap, j.Routing, int32(j.Priority), int64(j.Timeout),
-		int32(j.Retries), int32(j.Shards), j.Paused, nullTime(j.NextFire), p.Now))
+		int32(j.Retries), int32(j.Shards), j.Paused, nullTime(j.NextFire), p.Now, cleanText(j.CallbackURL)))
 	if err != nil {
 		return nil, false, t.s.wrap("JobPut", err)
 	}

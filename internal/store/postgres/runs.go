@@ -106,16 +106,22 @@ const (
 				failures = runs.failures + u.failure,
 				started_at = coalesce(runs.started_at, u.started_at),
 				result = coalesce(u.result, runs.result),
-				error = coalesce(u.error, runs.error)
+				error = coalesce(u.error, runs.error),
+				callback_state = CASE WHEN runs.callback_url IS NOT NULL AND u.finished_at IS NOT NULL
+					THEN 'pending' ELSE runs.callback_state END,
+				callback_next_at = CASE WHEN runs.callback_url IS NOT NULL AND u.finished_at IS NOT NULL
+					THEN u.finished_at ELSE runs.callback_next_at END
 			FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
 					$7::int4[], $8::timestamptz[], $9::text[], $10::text[], $11::text[])
 				AS u(id, attempt, status, finished_at, run_at, worker, failure, started_at, result, error, server)
 			WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status IN ('dispatched', 'running')
 				AND (u.server = '' OR runs.server_id = u.server)
-			RETURNING runs.id, runs.job, runs.status, ` + qualifiedQueueCols + `),
+			RETURNING runs.id, runs.job, runs.status, ` + qualifiedQueueCols + `,
+				CASE WHEN runs.callback_url IS NOT NULL THEN u.finished_at END AS callback_at),
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM f WHERE status = 'queued'),
-		p AS (INSERT INTO pending (run_at, seq) SELECT run_at, seq FROM f WHERE status = 'pending')
-		SELECT id, seq, job FROM f`
+		p AS (INSERT INTO pending (run_at, seq) SELECT run_at, seq FROM f WHERE status = 'pending'),
+		c AS (INSERT INTO callbacks (next_at, seq) SELECT callback_at, seq FROM f WHERE callback_at IS NOT NULL)
+		SELECT id, seq, job, callback_at IS NOT NULL FROM f`
 
 	sqlAdopt = `UPDATE runs SET server_id = u.server
 		FROM unnest($1::text[], $2::int4[], $3::text[]) AS u(id, attempt, server)
@@ -137,7 +143,9 @@ const (
 	// lock. Arguments: finished_at, error, seq, then the run's group, type,
 	// priority, run_at and job.
 	sqlCancel = `WITH u AS (
-			UPDATE runs SET status = 'cancelled', finished_at = $1, error = $2, server_id = NULL
+			UPDATE runs SET status = 'cancelled', finished_at = $1, error = $2, server_id = NULL,
+				callback_state = CASE WHEN callback_url IS NULL THEN callback_state ELSE 'pending' END,
+				callback_next_at = CASE WHEN callback_url IS NULL THEN callback_next_at ELSE $1 END
 			WHERE seq = $3 RETURNING ` + runCols + `),
 		d AS (DELETE FROM active WHERE seq = $3),
 		q AS (DELETE FROM queue WHERE ctid = ANY (ARRAY(
@@ -146,15 +154,23 @@ const (
 		p AS (DELETE FROM pending WHERE ctid = ANY (ARRAY(
 			SELECT ctid FROM pending WHERE run_at = $7 AND seq = $3 FOR UPDATE SKIP LOCKED))),
 		b AS (DELETE FROM blocked WHERE job = $8 AND seq = $3),
-		l AS (DELETE FROM job_live WHERE job = $8 AND seq = $3)
+		l AS (DELETE FROM job_live WHERE job = $8 AND seq = $3),
+		c AS (INSERT INTO callbacks (next_at, seq) SELECT $1::timestamptz, seq FROM u WHERE callback_url IS NOT NULL)
 		SELECT * FROM u`
 
+	// sqlRetry queues a run the caller locked (by seq). Its delivery state
+	// is reset; a callbacks row a claimer holds is not waited for (the
+	// claim then finds the run owes nothing and drops the row).
 	sqlRetry = `WITH u AS (
 			UPDATE runs SET status = 'queued', failures = 0, run_at = $1, finished_at = NULL,
-				started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL
+				started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL,
+				callback_state = '', callback_attempts = 0, callback_next_at = NULL, callback_error = '',
+				callback_delivered_at = NULL
 			WHERE seq = $2 RETURNING ` + runCols + `),
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u),
-		l AS (INSERT INTO job_live (job, seq) SELECT job, seq FROM u WHERE job <> '')
+		l AS (INSERT INTO job_live (job, seq) SELECT job, seq FROM u WHERE job <> ''),
+		c AS (DELETE FROM callbacks WHERE ctid = ANY (ARRAY(
+			SELECT ctid FROM callbacks WHERE seq = $2 FOR UPDATE SKIP LOCKED)))
 		SELECT * FROM u`
 
 	// sqlPromote takes the first due rows of pending (rows another
@@ -172,39 +188,7 @@ const (
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u)
 		SELECT * FROM u`
 
-	// sqlRequeueLost: the active runs whose server is not registered or
-	// was last seen before the cut-off, oldest first. The servers holding
-	// runs are read from active_server one at a time (a skip scan); only
-	// the runs of lost ones are read. Staleness is decided on the locked
-	// run's server_id, so a run adopted meanwhile stays.
-	sqlRequeueLost = `WITH RECURSIVE h(server_id) AS (
-			(SELECT a.server_id FROM active AS a ORDER BY a.server_id LIMIT 1)
-			UNION ALL
-			SELECT (SELECT a.server_id FROM active AS a WHERE a.server_id > h.server_id ORDER BY a.server_id LIMIT 1)
-			FROM h WHERE h.server_id IS NOT NULL),
-		lost AS (
-			SELECT h.server_id FROM h WHERE h.server_id IS NOT NULL
-				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = h.server_id AND s.last_seen >= $1)),
-		held AS MATERIALIZED (SELECT a.seq FROM lost JOIN active AS a ON a.server_id = lost.server_id),
-		l AS MATERIALIZED (
-			SELECT r.seq FROM runs AS r
-			WHERE r.seq = ANY (ARRAY(SELECT seq FROM held)) AND r.status IN ('dispatched', 'running')
-				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = r.server_id AND s.last_seen >= $1)
-			ORDER BY r.seq
-			LIMIT $2
-			FOR UPDATE SKIP LOCKED),
-		u AS (UPDATE runs SET status = 'queued', server_id = NULL, worker_id = '' FROM l WHERE runs.seq = l.seq
-			RETURNING ` + qualifiedRunCols + `),
-		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u)
-		SELECT * FROM u`
-
 	sqlDeleteActive = `DELETE FROM active WHERE seq = ANY ($1::int8[])`
-
-	sqlLogAppend = `INSERT INTO run_logs (run_id, attempt, time, stream, level, text)
-		SELECT u.run_id, u.attempt, u.time, u.stream, u.level, u.text
-		FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
-			WITH ORDINALITY AS u(run_id, attempt, time, stream, level, text, ord)
-		ORDER BY u.ord`
 )
 
 // RunInsert implements store.Tx.
@@ -241,9 +225,10 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		runAt, createdAt = make([]time.Time, n), make([]time.Time, n)
 		timeout          = make([]int64, n)
 		errorText        []string
+		callbackURL      []pgtype.Text
 	)
 	if full {
-		errorText = make([]string, n)
+		errorText, callbackURL = make([]string, n), make([]pgtype.Text, n)
 	}
 	for i := range runs {
 		p := &runs[i]
@@ -259,13 +244,14 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		timeout[i] = int64(p.Timeout)
 		if full {
 			errorText[i] = cleanText(p.Error)
+			callbackURL[i] = nullText(cleanText(p.CallbackURL))
 		}
 	}
 	args := []any{id, job, parent, shard, typ, grp, payload, priority, status,
 		maxAtt, key, logical, runAt, createdAt, timeout, routing, routingKey}
 	sql := sqlInsert
 	if full {
-		sql, args = sqlInsertFull, append(args, errorText)
+		sql, args = sqlInsertFull, append(args, errorText, callbackURL)
 	}
 	rows, err := t.q.Query(ctx, sql, args...)
 	if err != nil {
@@ -372,6 +358,10 @@ func insertedRun(p *store.RunInsertParams, seq int64) *Run {
 	}
 	if p.Status == store.StatusSkipped {
 		r.FinishedAt = r.CreatedAt
+	}
+	r.CallbackURL = cleanText(p.CallbackURL)
+	if p.CallbackURL != "" && p.Status == store.StatusSkipped {
+		r.Callback = store.Callback{State: store.CallbackPending, NextAt: r.FinishedAt}
 	}
 	if p.Shard != nil {
 		n := *p.Shard
@@ -552,20 +542,28 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 		}
 		applied := map[string]bool{}
 		var (
-			seqs     []int64
-			jobOf    map[string]string // runs of jobs, by ID
-			jobSeqOf map[string]int64
+			seqs      []int64
+			jobOf     map[string]string // runs of jobs, by ID
+			jobSeqOf  map[string]int64
+			callbacks map[string]bool // runs whose delivery became pending
 		)
 		for rows.Next() {
 			var (
 				id, job string
 				seq     int64
+				cb      bool
 			)
-			if err := rows.Scan(&id, &seq, &job); err != nil {
+			if err := rows.Scan(&id, &seq, &job, &cb); err != nil {
 				rows.Close()
 				return nil, t.s.wrap("RunFinish", err)
 			}
 			applied[id] = true
+			if cb {
+				if callbacks == nil {
+					callbacks = map[string]bool{}
+				}
+				callbacks[id] = true
+			}
 			seqs = append(seqs, seq)
 			if job != "" {
 				if jobOf == nil {
@@ -596,7 +594,7 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			}
 		}
 		for _, i := range idx {
-			out[i] = store.RunFinishResult{ID: ps[i].ID, Accepted: applied[ps[i].ID]}
+			out[i] = store.RunFinishResult{ID: ps[i].ID, Accepted: applied[ps[i].ID], Callback: callbacks[ps[i].ID]}
 		}
 	}
 	return out, nil
@@ -734,57 +732,4 @@ func (t *tx) RunPromote(ctx context.Context, p store.RunPromoteParams) ([]*Run, 
 		return cmp.Compare(a.Seq, b.Seq)
 	})
 	return runs, nil
-}
-
-// RunRequeueLost implements store.Tx.
-func (t *tx) RunRequeueLost(ctx context.Context, p store.RunRequeueLostParams) ([]*Run, error) {
-	if err := t.check(ctx); err != nil {
-		return nil, err
-	}
-	if p.Limit <= 0 {
-		return nil, nil
-	}
-	rows, err := t.q.Query(ctx, sqlRequeueLost, p.StaleBefore, int64(p.Limit))
-	if err != nil {
-		return nil, t.s.wrap("RunRequeueLost", err)
-	}
-	runs, err := collectRuns(rows)
-	if err != nil {
-		return nil, t.s.wrap("RunRequeueLost", err)
-	}
-	if len(runs) > 0 {
-		seqs := make([]int64, len(runs))
-		for i, r := range runs {
-			seqs[i] = r.Seq
-		}
-		if _, err := t.q.Exec(ctx, sqlDeleteActive, seqs); err != nil {
-			return nil, t.s.wrap("RunRequeueLost", err)
-		}
-	}
-	slices.SortFunc(runs, func(a, b *Run) int { return cmp.Compare(a.Seq, b.Seq) })
-	return runs, nil
-}
-
-// LogAppend implements store.Tx.
-func (t *tx) LogAppend(ctx context.Context, lines []store.LogLine) error {
-	if err := t.check(ctx); err != nil {
-		return err
-	}
-	if len(lines) == 0 {
-		return nil
-	}
-	n := len(lines)
-	var (
-		runIDs, streams, levels, texts = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		attempts                       = make([]int32, n)
-		times                          = make([]time.Time, n)
-	)
-	for i := range lines {
-		l := &lines[i]
-		runIDs[i], attempts[i], times[i], streams[i], levels[i], texts[i] = l.RunID, int32(l.Attempt), l.Time, cleanText(l.Stream), cleanText(l.Level), cleanText(l.Text)
-	}
-	if _, err := t.q.Exec(ctx, sqlLogAppend, runIDs, attempts, times, streams, levels, texts); err != nil {
-		return t.s.wrap("LogAppend", err)
-	}
-	return nil
 }

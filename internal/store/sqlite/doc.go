@@ -82,6 +82,15 @@
 //     finished runs. Its predicate names status, so a state change of a
 //     run of no job evaluates it (and stops at the job test): about 1–2%
 //     of a start or a finish, and nothing on insert.
+//   - for feedback (migration 00004_callbacks), runs_callback_due
+//     (callback_next_at, seq) WHERE callback_next_at IS NOT NULL: the
+//     pending deliveries of runs with a callback URL, in due order. The hot
+//     finish applies to runs without a URL ("AND callback_url IS NULL") and
+//     names no callback column, so it never evaluates that predicate; a
+//     finish it does not apply is retried by a statement that also makes
+//     the delivery pending when the run ends (callbacks.go). runCols
+//     returns the delivery state as one JSON array, NULL for runs without a
+//     URL, so reads pay one column for it, not five.
 //
 // RunCountByGroup is the one full scan (an index on status would be written
 // on every state change); it is for dashboards, not hot paths.

@@ -28,9 +28,10 @@ import (
 // jobCols is the column list every job query selects or returns, in the
 // order decodeJob reads it.
 const jobCols = `name, type, grp, payload, schedule, timezone, depends_on, misfire, misfire_max,
-	overlap, routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at`
+	overlap, routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at,
+	callback_url`
 
-const numJobCols = 20
+const numJobCols = 21
 
 // tx.query decodes rows into a buffer of numRunCols values.
 var _ [numRunCols - numJobCols]struct{}
@@ -83,8 +84,8 @@ const (
 	// and updated_at. A replace keeps created_at and bumps version.
 	jobPutSQL = `INSERT INTO jobs (name, type, grp, payload, schedule, timezone, depends_on, misfire,
 			misfire_max, overlap, routing, priority, timeout, retries, shards, paused, next_fire,
-			version, created_at, updated_at)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?)
+			version, created_at, updated_at, callback_url)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?)
 		ON CONFLICT (name) DO UPDATE SET
 			type = excluded.type, grp = excluded.grp, payload = excluded.payload,
 			schedule = excluded.schedule, timezone = excluded.timezone,
@@ -93,7 +94,7 @@ const (
 			routing = excluded.routing, priority = excluded.priority, timeout = excluded.timeout,
 			retries = excluded.retries, shards = excluded.shards, paused = excluded.paused,
 			next_fire = excluded.next_fire, version = jobs.version + 1,
-			updated_at = excluded.updated_at
+			updated_at = excluded.updated_at, callback_url = excluded.callback_url
 		RETURNING ` + jobCols
 
 	jobPauseSQL = `UPDATE jobs SET paused = ?, next_fire = ?, version = version + 1, updated_at = ?
@@ -112,25 +113,26 @@ const (
 func decodeJob[V any](vs []V) (*store.Job, error) {
 	v := func(i int) any { return vs[i] }
 	j := &store.Job{
-		Name:       asString(v(0)),
-		Type:       asString(v(1)),
-		Group:      asString(v(2)),
-		Payload:    asJSON(v(3)),
-		Schedule:   asString(v(4)),
-		Timezone:   asString(v(5)),
-		Misfire:    asString(v(7)),
-		MisfireMax: int(asInt(v(8))),
-		Overlap:    asString(v(9)),
-		Routing:    asString(v(10)),
-		Priority:   int(asInt(v(11))),
-		Timeout:    time.Duration(asInt(v(12))),
-		Retries:    int(asInt(v(13))),
-		Shards:     int(asInt(v(14))),
-		Paused:     asInt(v(15)) != 0,
-		NextFire:   asTime(v(16)),
-		Version:    asInt(v(17)),
-		CreatedAt:  asTime(v(18)),
-		UpdatedAt:  asTime(v(19)),
+		Name:        asString(v(0)),
+		Type:        asString(v(1)),
+		Group:       asString(v(2)),
+		Payload:     asJSON(v(3)),
+		Schedule:    asString(v(4)),
+		Timezone:    asString(v(5)),
+		Misfire:     asString(v(7)),
+		MisfireMax:  int(asInt(v(8))),
+		Overlap:     asString(v(9)),
+		Routing:     asString(v(10)),
+		Priority:    int(asInt(v(11))),
+		Timeout:     time.Duration(asInt(v(12))),
+		Retries:     int(asInt(v(13))),
+		Shards:      int(asInt(v(14))),
+		Paused:      asInt(v(15)) != 0,
+		NextFire:    asTime(v(16)),
+		Version:     asInt(v(17)),
+		CreatedAt:   asTime(v(18)),
+		UpdatedAt:   asTime(v(19)),
+		CallbackURL: asString(v(20)),
 	}
 	if v(6) != nil {
 		if err := json.Unmarshal([]byte(asString(v(6))), &j.DependsOn); err != nil {
@@ -213,6 +215,7 @@ func (t *tx) JobPut(ctx context.Context, p store.JobPutParams) (*store.Job, bool
 	t.arg(nullMicro(j.NextFire))
 	t.arg(micro(p.Now))
 	t.arg(micro(p.Now))
+	t.arg(j.CallbackURL)
 	jobs, err := t.queryJobs("JobPut", wJobPut)
 	if err != nil {
 		return nil, false, err

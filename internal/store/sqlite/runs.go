@@ -13,10 +13,14 @@ import (
 )
 
 // runCols is the column list every run query selects or returns, in the
-// order scanRun reads it.
+// order scanRun reads it. The delivery state of a run with a callback URL
+// comes as one JSON array (decodeCallback): runs without one, nearly all,
+// then cost one NULL column, not five.
 const runCols = `seq, id, job, parent_id, shard, type, grp, payload, priority, status,
 	attempt, max_attempts, failures, key, logical_time, run_at, created_at, started_at,
-	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key`
+	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key,
+	callback_url, CASE WHEN callback_url IS NOT NULL THEN json_array(callback_state, callback_attempts,
+		callback_next_at, callback_error, callback_delivered_at) END`
 
 // Writer statements, prepared once on the writer connection. Hot
 // statements use plain "?" placeholders: the driver binds them without
@@ -55,6 +59,10 @@ const (
 	wJobAdvance
 	wListActiveForJob
 	wUnblockNext
+	wFinishCallback       // wFinish of a run with a callback URL (callbacks.go)
+	wFinishCallbackFenced // … AND server_id = ?
+	wCallbackListDue
+	wCallbackRecord
 	wClaimSelect1 // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8 = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts     = wClaimSelect1 + maxClaimTypes
@@ -73,9 +81,12 @@ func insertSQL(rows int) string {
 // insertOneSQL inserts one run that may conflict: on its idempotency key or
 // on its job's slot (job, logical_time). Either conflict inserts nothing. It
 // also sets finished_at and error, which only a skipped run has at insert,
-// so the multi-row statements of the hot path bind two values fewer.
+// and the callback columns (a skipped run with a callback URL owes its
+// delivery at once), so the multi-row statements of the hot path bind five
+// values fewer.
 func insertOneSQL() string {
-	return "INSERT INTO runs (" + insertCols + ", finished_at, error) VALUES (?" + strings.Repeat(",?", numInsertCols+1) + ")" +
+	return "INSERT INTO runs (" + insertCols + ", finished_at, error, callback_url, callback_state, callback_next_at) VALUES (?" +
+		strings.Repeat(",?", numInsertCols+4) + ")" +
 		" ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING" +
 		" ON CONFLICT (job, logical_time) WHERE job <> '' AND logical_time IS NOT NULL DO NOTHING"
 }
@@ -103,12 +114,18 @@ var wSQL = [numWStmts]string{
 		WHERE seq IN (SELECT value FROM json_each(?))`,
 	wStart:        startSQL,
 	wStartFenced:  startSQL + fenced,
-	wFinish:       finishSQL,
-	wFinishFenced: finishSQL + fenced,
-	wCancel: `UPDATE runs SET status = 'cancelled', finished_at = ?, error = ?, server_id = NULL
-		WHERE seq = ? RETURNING ` + runCols,
+	wFinish:       finishSQL + noCallback,
+	wFinishFenced: finishSQL + noCallback + fenced,
+	// A cancelled run with a callback URL owes its delivery from now on.
+	wCancel: `UPDATE runs SET status = 'cancelled', finished_at = ?1, error = ?2, server_id = NULL,
+			callback_state = CASE WHEN callback_url IS NULL THEN callback_state ELSE 'pending' END,
+			callback_next_at = CASE WHEN callback_url IS NULL THEN callback_next_at ELSE ?1 END
+		WHERE seq = ?3 RETURNING ` + runCols,
+	// A retried run delivers its next outcome; one not yet delivered is dropped.
 	wRetry: `UPDATE runs SET status = 'queued', failures = 0, run_at = ?, finished_at = NULL,
-			started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL
+			started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL,
+			callback_state = '', callback_attempts = 0, callback_next_at = NULL, callback_error = '',
+			callback_delivered_at = NULL
 		WHERE seq = ? RETURNING ` + runCols,
 	wPromote: `UPDATE runs SET status = 'queued'
 		WHERE seq IN (
@@ -172,6 +189,9 @@ const (
 			error = coalesce(?, error)
 		WHERE id = ? AND attempt = ? AND status IN ('dispatched', 'running')`
 	fenced = ` AND server_id = ?`
+	// noCallback keeps the hot finish to runs without a callback URL; a
+	// finish it does not apply is tried again with wFinishCallback.
+	noCallback = ` AND callback_url IS NULL`
 )
 
 func init() {
@@ -225,6 +245,7 @@ const (
 	rJobGet
 	rJobList
 	rJobNextFire
+	rCallbackNextAt // callbacks.go
 	numRStmts
 )
 
@@ -319,7 +340,7 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 // or on its job's slot, or it sets finished_at and error (a skipped run).
 func alone(p *store.RunInsertParams) bool {
 	return p.Key != "" || (p.Job != "" && !p.LogicalTime.IsZero()) ||
-		p.Status == store.StatusSkipped || p.Error != ""
+		p.Status == store.StatusSkipped || p.Error != "" || p.CallbackURL != ""
 }
 
 func (t *tx) insertOne(p *store.RunInsertParams) (store.RunInsertResult, error) {
@@ -331,6 +352,13 @@ func (t *tx) insertOne(p *store.RunInsertParams) (store.RunInsertResult, error) 
 	}
 	t.arg(finishedAt)
 	t.arg(p.Error)
+	var cbState, cbNext driver.Value = "", nil
+	if p.CallbackURL != "" && p.Status == store.StatusSkipped {
+		cbState, cbNext = string(store.CallbackPending), finishedAt
+	}
+	t.arg(nullString(p.CallbackURL))
+	t.arg(cbState)
+	t.arg(cbNext)
 	n, seq, err := t.exec("RunInsert", wInsertOne)
 	if err != nil {
 		return store.RunInsertResult{}, err
@@ -422,6 +450,10 @@ func insertedRun(p *store.RunInsertParams, seq int64) *Run {
 		r.FinishedAt = r.CreatedAt
 	}
 	r.Error = p.Error
+	r.CallbackURL = p.CallbackURL
+	if p.CallbackURL != "" && p.Status == store.StatusSkipped {
+		r.Callback = store.Callback{State: store.CallbackPending, NextAt: r.FinishedAt}
+	}
 	return r
 }
 
@@ -571,16 +603,24 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 		t.arg(errText)
 		t.arg(p.ID)
 		t.arg(int64(p.Attempt))
-		st := wFinish
+		st, cb := wFinish, wFinishCallback
 		if p.ServerID != "" {
 			t.arg(p.ServerID)
-			st = wFinishFenced
+			st, cb = wFinishFenced, wFinishCallbackFenced
 		}
 		n, _, err := t.exec("RunFinish", st)
 		if err != nil {
 			return nil, err
 		}
 		out[i] = store.RunFinishResult{ID: p.ID, Accepted: n > 0}
+		if n == 0 {
+			// Rejected, or a run with a callback URL: its finish also makes
+			// the delivery pending when the run ends (same arguments).
+			if n, _, err = t.exec("RunFinish", cb); err != nil {
+				return nil, err
+			}
+			out[i] = store.RunFinishResult{ID: p.ID, Accepted: n > 0, Callback: n > 0 && p.Status.Terminal()}
+		}
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
@@ -11,7 +12,7 @@ import (
 
 type scanner interface{ Scan(dest ...any) error }
 
-const numRunCols = 26
+const numRunCols = 28
 
 // runRow receives one row of runCols on the read pool. Scanning into *any
 // is database/sql's fast path (no reflection, no int-to-string-to-int round
@@ -71,6 +72,10 @@ func decodeRun[V any](vs []V) *Run {
 		Timeout:     time.Duration(asInt(v(23))),
 		Routing:     asString(v(24)),
 		RoutingKey:  asString(v(25)),
+		CallbackURL: asString(v(26)),
+	}
+	if r.CallbackURL != "" {
+		r.Callback = decodeCallback(asString(v(27)))
 	}
 	if v(4) != nil {
 		n := int(asInt(v(4)))
@@ -143,4 +148,40 @@ func scanRuns(rows *sql.Rows) ([]*Run, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// decodeCallback decodes the delivery state runCols returns for a run with
+// a callback URL: [state, attempts, next_at, error, delivered_at], times in
+// Unix microseconds or null.
+func decodeCallback(s string) store.Callback {
+	var v [5]any
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	var raw []any
+	if err := d.Decode(&raw); err != nil || len(raw) != len(v) {
+		return store.Callback{}
+	}
+	copy(v[:], raw)
+	num := func(x any) int64 {
+		if n, ok := x.(json.Number); ok {
+			i, _ := n.Int64()
+			return i
+		}
+		return 0
+	}
+	tm := func(x any) time.Time {
+		if x == nil {
+			return time.Time{}
+		}
+		return fromMicro(num(x))
+	}
+	str, _ := v[0].(string)
+	errText, _ := v[3].(string)
+	return store.Callback{
+		State:       store.CallbackState(str),
+		Attempts:    int(num(v[1])),
+		NextAt:      tm(v[2]),
+		LastError:   errText,
+		DeliveredAt: tm(v[4]),
+	}
 }

@@ -136,6 +136,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"JobListDueConcurrent", testJobListDueConcurrent},
 		{"JobListDueHeld", func(t *testing.T, s store.Store) { testJobListDueHeld(t, s, opts) }},
 		{"JobsClosed", testJobsClosed},
+		{"CallbackInsert", testCallbackInsert},
+		{"CallbackFinish", testCallbackFinish},
+		{"CallbackCancelAndSkip", testCallbackCancelAndSkip},
+		{"CallbackListDue", testCallbackListDue},
+		{"CallbackRecord", testCallbackRecord},
+		{"CallbackRetry", testCallbackRetry},
+		{"CallbackListDueConcurrent", testCallbackListDueConcurrent},
+		{"CallbackJob", testCallbackJob},
+		{"CallbacksClosed", testCallbacksClosed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

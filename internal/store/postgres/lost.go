@@ -1,0 +1,100 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// RunRequeueLost and LogAppend: write-side statements off the hot path of
+// a run's state changes (runs.go holds that).
+
+const (
+	// sqlRequeueLost: the active runs whose server is not registered or
+	// was last seen before the cut-off, oldest first. The servers holding
+	// runs are read from active_server one at a time (a skip scan); only
+	// the runs of lost ones are read. Staleness is decided on the locked
+	// run's server_id, so a run adopted meanwhile stays.
+	sqlRequeueLost = `WITH RECURSIVE h(server_id) AS (
+			(SELECT a.server_id FROM active AS a ORDER BY a.server_id LIMIT 1)
+			UNION ALL
+			SELECT (SELECT a.server_id FROM active AS a WHERE a.server_id > h.server_id ORDER BY a.server_id LIMIT 1)
+			FROM h WHERE h.server_id IS NOT NULL),
+		lost AS (
+			SELECT h.server_id FROM h WHERE h.server_id IS NOT NULL
+				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = h.server_id AND s.last_seen >= $1)),
+		held AS MATERIALIZED (SELECT a.seq FROM lost JOIN active AS a ON a.server_id = lost.server_id),
+		l AS MATERIALIZED (
+			SELECT r.seq FROM runs AS r
+			WHERE r.seq = ANY (ARRAY(SELECT seq FROM held)) AND r.status IN ('dispatched', 'running')
+				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = r.server_id AND s.last_seen >= $1)
+			ORDER BY r.seq
+			LIMIT $2
+			FOR UPDATE SKIP LOCKED),
+		u AS (UPDATE runs SET status = 'queued', server_id = NULL, worker_id = '' FROM l WHERE runs.seq = l.seq
+			RETURNING ` + qualifiedRunCols + `),
+		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u)
+		SELECT * FROM u`
+
+	sqlLogAppend = `INSERT INTO run_logs (run_id, attempt, time, stream, level, text)
+		SELECT u.run_id, u.attempt, u.time, u.stream, u.level, u.text
+		FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+			WITH ORDINALITY AS u(run_id, attempt, time, stream, level, text, ord)
+		ORDER BY u.ord`
+)
+
+// RunRequeueLost implements store.Tx.
+func (t *tx) RunRequeueLost(ctx context.Context, p store.RunRequeueLostParams) ([]*Run, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, err
+	}
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	rows, err := t.q.Query(ctx, sqlRequeueLost, p.StaleBefore, int64(p.Limit))
+	if err != nil {
+		return nil, t.s.wrap("RunRequeueLost", err)
+	}
+	runs, err := collectRuns(rows)
+	if err != nil {
+		return nil, t.s.wrap("RunRequeueLost", err)
+	}
+	if len(runs) > 0 {
+		seqs := make([]int64, len(runs))
+		for i, r := range runs {
+			seqs[i] = r.Seq
+		}
+		if _, err := t.q.Exec(ctx, sqlDeleteActive, seqs); err != nil {
+			return nil, t.s.wrap("RunRequeueLost", err)
+		}
+	}
+	slices.SortFunc(runs, func(a, b *Run) int { return cmp.Compare(a.Seq, b.Seq) })
+	return runs, nil
+}
+
+// LogAppend implements store.Tx.
+func (t *tx) LogAppend(ctx context.Context, lines []store.LogLine) error {
+	if err := t.check(ctx); err != nil {
+		return err
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	n := len(lines)
+	var (
+		runIDs, streams, levels, texts = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		attempts                       = make([]int32, n)
+		times                          = make([]time.Time, n)
+	)
+	for i := range lines {
+		l := &lines[i]
+		runIDs[i], attempts[i], times[i], streams[i], levels[i], texts[i] = l.RunID, int32(l.Attempt), l.Time, cleanText(l.Stream), cleanText(l.Level), cleanText(l.Text)
+	}
+	if _, err := t.q.Exec(ctx, sqlLogAppend, runIDs, attempts, times, streams, levels, texts); err != nil {
+		return t.s.wrap("LogAppend", err)
+	}
+	return nil
+}
