@@ -241,6 +241,12 @@ type RunSpec struct {
 	RoutingKey string
 	// Job names the stored job this run belongs to, if any.
 	Job string
+	// CallbackURL, if set, receives the run's outcome when it ends: the
+	// server POSTs the run (its JSON, as Run marshals it) there, retrying
+	// with back-off until an answer in 2xx or expiry (24 h by default).
+	// Delivery is at least once: dedupe on the X-Pluto-Run-Id header. An
+	// absolute http or https URL of at most 2048 bytes.
+	CallbackURL string
 }
 
 func (s *RunSpec) toProto(index, n int) (*plutov1.RunSpec, error) {
@@ -265,6 +271,7 @@ func (s *RunSpec) toProto(index, n int) (*plutov1.RunSpec, error) {
 		Routing:     s.Routing,
 		RoutingKey:  s.RoutingKey,
 		Job:         s.Job,
+		CallbackUrl: s.CallbackURL,
 	}, nil
 }
 

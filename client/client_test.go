@@ -77,7 +77,7 @@ func TestSubmitAndGet(t *testing.T) {
 	run, err := c.Submit(ctx, client.RunSpec{
 		Type: "email.send", Group: "mail", Payload: map[string]any{"to": "a@b", "n": 1},
 		Priority: 7, RunAt: runAt, Timeout: 90 * time.Second, Retries: 2, Key: "k-1",
-		Routing: "hash", RoutingKey: "cust-9", Job: "welcome",
+		Routing: "hash", RoutingKey: "cust-9", Job: "welcome", CallbackURL: "https://hooks.example.com/x",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestSubmitAndGet(t *testing.T) {
 
 	spec := f.lastSubmit().Runs[0]
 	if spec.RunAtUnixMs != runAt.UnixMilli() || spec.TimeoutMs != 90000 || spec.Retries != 2 ||
-		spec.RoutingKey != "cust-9" || spec.DelayMs != 0 {
+		spec.RoutingKey != "cust-9" || spec.DelayMs != 0 || spec.CallbackUrl != "https://hooks.example.com/x" {
 		t.Errorf("wire spec = %v", spec)
 	}
 
@@ -714,6 +714,8 @@ func TestRunJSON(t *testing.T) {
 		MaxAttempts: 3, Key: "order-42", LogicalTime: t0, RunAt: t0, CreatedAt: t0, StartedAt: t0.Add(time.Second),
 		FinishedAt: t0.Add(2 * time.Second), WorkerID: "w-host-1", Result: json.RawMessage(`{"exit_code":0}`),
 		Timeout: 30 * time.Minute, Routing: "least-recent", Existing: true,
+		CallbackURL: "https://hooks.example.com/h",
+		Callback:    &client.Callback{State: client.CallbackPending, Attempts: 2, NextAt: t0.Add(5 * time.Second), LastError: "HTTP 500"},
 	}
 	b, err := json.Marshal(full)
 	if err != nil {
@@ -723,7 +725,9 @@ func TestRunJSON(t *testing.T) {
 		`"payload":{"cmd":"echo hi"},"priority":0,"status":"succeeded","attempt":1,"max_attempts":3,"key":"order-42",` +
 		`"logical_time":"2026-11-21T00:00:00Z","run_at":"2026-11-21T00:00:00Z","created_at":"2026-11-21T00:00:00Z",` +
 		`"started_at":"2026-11-21T00:00:01Z","finished_at":"2026-11-21T00:00:02Z","worker_id":"w-host-1",` +
-		`"result":{"exit_code":0},"error":null,"timeout":"30m","routing":"least-recent"}`
+		`"result":{"exit_code":0},"error":null,"timeout":"30m","routing":"least-recent",` +
+		`"callback_url":"https://hooks.example.com/h","callback":{"state":"pending","attempts":2,` +
+		`"next_at":"2026-11-21T00:00:05Z","last_error":"HTTP 500","delivered_at":null}}`
 	if string(b) != want {
 		t.Errorf("marshal:\n got %s\nwant %s", b, want)
 	}
@@ -744,7 +748,7 @@ func TestRunJSON(t *testing.T) {
 	want = `{"id":"r_2","job":null,"parent_id":null,"shard":null,"type":"t","group":"g","payload":null,"priority":0,` +
 		`"status":"queued","attempt":0,"max_attempts":1,"key":null,"logical_time":null,"run_at":"2026-11-21T00:00:00Z",` +
 		`"created_at":"2026-11-21T00:00:00Z","started_at":null,"finished_at":null,"worker_id":null,"result":null,"error":null,` +
-		`"timeout":null,"routing":null}`
+		`"timeout":null,"routing":null,"callback_url":null,"callback":null}`
 	if string(b) != want {
 		t.Errorf("marshal:\n got %s\nwant %s", b, want)
 	}

@@ -68,6 +68,11 @@ type Run struct {
 	Error       string          `json:"error"`
 	Timeout     time.Duration   `json:"timeout"` // per attempt; 0: none
 	Routing     string          `json:"routing"` // routing strategy; "": the default
+	// CallbackURL is where the run's outcome is POSTed when it ends
+	// ("": nowhere); Callback is the state of that delivery (nil without
+	// a URL).
+	CallbackURL string    `json:"callback_url"`
+	Callback    *Callback `json:"callback"`
 
 	// Existing is set by Submit and SubmitBatch: true when the spec's Key
 	// already named a run, which is returned and nothing new was created.
@@ -106,6 +111,61 @@ func (r *Run) DecodePayload(v any) error {
 	return nil
 }
 
+// Callback is the state of the delivery of a run's outcome to its
+// CallbackURL.
+type Callback struct {
+	// State is CallbackNone until the run ends, then CallbackPending until
+	// a POST is answered 2xx (CallbackDelivered) or the delivery expires
+	// (CallbackFailed).
+	State       string
+	Attempts    int       // POSTs started
+	NextAt      time.Time // when a pending delivery is next tried
+	LastError   string    // why the last attempt failed
+	DeliveredAt time.Time
+}
+
+// Callback states.
+const (
+	CallbackNone      = "none"
+	CallbackPending   = "pending"
+	CallbackDelivered = "delivered"
+	CallbackFailed    = "failed"
+)
+
+// callbackJSON is Callback's wire JSON form.
+type callbackJSON struct {
+	State       string     `json:"state"`
+	Attempts    int        `json:"attempts"`
+	NextAt      *time.Time `json:"next_at"`
+	LastError   *string    `json:"last_error"`
+	DeliveredAt *time.Time `json:"delivered_at"`
+}
+
+func (c *Callback) toJSON() *callbackJSON {
+	if c == nil {
+		return nil
+	}
+	return &callbackJSON{State: c.State, Attempts: c.Attempts, NextAt: optTime(c.NextAt),
+		LastError: optString(c.LastError), DeliveredAt: optTime(c.DeliveredAt)}
+}
+
+func (j *callbackJSON) callback() *Callback {
+	if j == nil {
+		return nil
+	}
+	c := &Callback{State: j.State, Attempts: j.Attempts}
+	if j.NextAt != nil {
+		c.NextAt = *j.NextAt
+	}
+	if j.LastError != nil {
+		c.LastError = *j.LastError
+	}
+	if j.DeliveredAt != nil {
+		c.DeliveredAt = *j.DeliveredAt
+	}
+	return c
+}
+
 // runJSON is Run's wire JSON form.
 type runJSON struct {
 	ID          string          `json:"id"`
@@ -130,6 +190,8 @@ type runJSON struct {
 	Error       *string         `json:"error"`
 	Timeout     *string         `json:"timeout"`
 	Routing     *string         `json:"routing"`
+	CallbackURL *string         `json:"callback_url"`
+	Callback    *callbackJSON   `json:"callback"`
 }
 
 func optString(s string) *string {
@@ -191,6 +253,8 @@ func (r Run) MarshalJSON() ([]byte, error) {
 		Result:      optRaw(r.Result),
 		Error:       optString(r.Error),
 		Routing:     optString(r.Routing),
+		CallbackURL: optString(r.CallbackURL),
+		Callback:    r.Callback.toJSON(),
 	}
 	if r.Timeout != 0 {
 		d := formatDuration(r.Timeout)
@@ -255,6 +319,8 @@ func (r *Run) UnmarshalJSON(data []byte) error {
 		Error:       deref(j.Error),
 		Timeout:     timeout,
 		Routing:     deref(j.Routing),
+		CallbackURL: deref(j.CallbackURL),
+		Callback:    j.Callback.callback(),
 	}
 	return nil
 }
@@ -307,6 +373,13 @@ func runFromProto(p *plutov1.Run) *Run {
 		Error:       p.GetError(),
 		Timeout:     time.Duration(p.GetTimeoutMs()) * time.Millisecond,
 		Routing:     p.GetRouting(),
+		CallbackURL: p.GetCallbackUrl(),
+	}
+	if c := p.GetCallback(); c != nil {
+		r.Callback = &Callback{
+			State: c.GetState(), Attempts: int(c.GetAttempts()), NextAt: fromUnixMs(c.GetNextAtUnixMs()),
+			LastError: c.GetLastError(), DeliveredAt: fromUnixMs(c.GetDeliveredAtUnixMs()),
+		}
 	}
 	if p.GetHasShard() {
 		s := int(p.GetShard())

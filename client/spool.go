@@ -443,12 +443,15 @@ type specJSON struct {
 	Routing    string          `json:"routing,omitempty"`
 	RoutingKey string          `json:"routing_key,omitempty"`
 	Job        string          `json:"job,omitempty"`
+	// CallbackURL: see RunSpec.CallbackURL.
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
 func toSpecJSON(s *RunSpec) *specJSON {
 	j := &specJSON{
 		Type: s.Type, Group: s.Group, Priority: s.Priority, Retries: s.Retries, Key: s.Key,
 		Routing: s.Routing, RoutingKey: s.RoutingKey, Job: s.Job, RunAt: optTime(s.RunAt),
+		CallbackURL: s.CallbackURL,
 	}
 	if raw, ok := s.Payload.(json.RawMessage); ok && len(raw) > 0 {
 		j.Payload = raw

@@ -421,6 +421,7 @@ func specFromProto(p *plutov1.RunSpec) RunSpec {
 		Delay: time.Duration(p.GetDelayMs()) * time.Millisecond, RunAt: fromUnixMs(p.GetRunAtUnixMs()),
 		Timeout: time.Duration(p.GetTimeoutMs()) * time.Millisecond, Retries: int(p.GetRetries()),
 		Key: p.GetKey(), Routing: p.GetRouting(), RoutingKey: p.GetRoutingKey(), Job: p.GetJob(),
+		CallbackURL: p.GetCallbackUrl(),
 	}
 	if len(p.GetPayload()) > 0 {
 		s.Payload = json.RawMessage(p.GetPayload())

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/pluto-sched/pluto/internal/config"
 	"github.com/pluto-sched/pluto/internal/server"
@@ -21,6 +22,12 @@ func serverConfig(s config.Server) server.Config {
 	cfg.Engine.MisfireGrace = s.MisfireGrace
 	cfg.Engine.RetryBase = s.RetryBase
 	cfg.Engine.RetryMax = s.RetryMax
+	cfg.Engine.CallbackExpiry = s.CallbackExpiry
+	for _, a := range strings.Split(s.CallbackAllow, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.Engine.CallbackAllow = append(cfg.Engine.CallbackAllow, a)
+		}
+	}
 	return cfg
 }
 

@@ -27,6 +27,8 @@ type submitBody struct {
 	Key        string          `json:"key,omitempty"`
 	Routing    string          `json:"routing,omitempty"`
 	RoutingKey string          `json:"routing_key,omitempty"`
+	// CallbackURL receives the run's outcome when it ends.
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
 func (a *app) newSubmitCmd() *cobra.Command {
@@ -65,6 +67,7 @@ to finish, prints it, and exits 0 only if it succeeded (1 otherwise).`,
 	f.StringVar(&body.Key, "key", "", "idempotency key: resubmitting with the same key returns the existing run")
 	f.StringVar(&body.Routing, "routing", "", "routing strategy (least-recent, least-loaded, round-robin, random, hash, failover)")
 	f.StringVar(&body.RoutingKey, "routing-key", "", "key for --routing hash")
+	f.StringVar(&body.CallbackURL, "callback", "", "POST the run's outcome to this http(s) URL when it ends (retried until a 2xx answer or expiry)")
 	f.BoolVar(&wait, "wait", false, "wait until the run finishes; exit 1 unless it succeeded")
 	f.DurationVar(&waitTimeout, "wait-timeout", 0, "with --wait, give up after this long (0: never)")
 	_ = cmd.MarkFlagRequired("type")

@@ -32,6 +32,21 @@ type Run struct {
 	// (null: none) and its routing strategy (null: the default).
 	Timeout *string `json:"timeout"`
 	Routing *string `json:"routing"`
+	// Feedback: where the run's outcome is POSTed when it ends (null:
+	// nowhere), and the state of that delivery (null without a URL).
+	CallbackURL *string   `json:"callback_url"`
+	Callback    *Callback `json:"callback"`
+}
+
+// Callback is the state of a run's result delivery to its callback URL.
+// State is none (the run has not ended), pending (owed; due at next_at),
+// delivered or failed. Attempts counts the POSTs started.
+type Callback struct {
+	State       string  `json:"state"`
+	Attempts    int     `json:"attempts"`
+	NextAt      *string `json:"next_at"`
+	LastError   *string `json:"last_error"`
+	DeliveredAt *string `json:"delivered_at"`
 }
 
 // Worker is a connected worker (DESIGN §12: exactly these fields).
@@ -131,10 +146,12 @@ type Job struct {
 	Retries    int             `json:"retries"`
 	Shards     int             `json:"shards"`
 	Paused     bool            `json:"paused"`
-	NextFire   *string         `json:"next_fire"`
-	Version    int64           `json:"version"`
-	CreatedAt  *string         `json:"created_at"`
-	UpdatedAt  *string         `json:"updated_at"`
+	// CallbackURL is copied into the job's runs (null: none).
+	CallbackURL *string `json:"callback_url"`
+	NextFire    *string `json:"next_fire"`
+	Version     int64   `json:"version"`
+	CreatedAt   *string `json:"created_at"`
+	UpdatedAt   *string `json:"updated_at"`
 }
 
 // JobTrigger is the optional body of POST /api/v1/jobs/{name}/trigger: a

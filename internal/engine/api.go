@@ -44,6 +44,9 @@ type SubmitSpec struct {
 	Routing    string
 	RoutingKey string
 	Job        string
+	// CallbackURL, if set, receives the run's outcome when it ends
+	// (feedback.go): an absolute http or https URL.
+	CallbackURL string
 }
 
 // SubmitResult is the stored run for one spec; Existing is true when its

@@ -55,7 +55,10 @@ type op struct {
 	// are runs it cancelled. Both are handled like inserts and cancels.
 	made    []*store.Run
 	cancels []store.RunCancelResult
-	err     error
+	// callbackAt is the earliest callback delivery a txfn made due
+	// (noteCallbackRun; zero: none).
+	callbackAt time.Time
+	err        error
 
 	// done runs on the committer goroutine after the op's batch committed
 	// (or failed, with err set). It must not block.
@@ -172,6 +175,9 @@ func (e *Engine) commit(batch []*op) {
 			o.done(o)
 		}
 	}
+	if err == nil {
+		e.callbacksCommitted(batch)
+	}
 	e.noteDrain()
 }
 
@@ -198,6 +204,7 @@ func resetOutputs(o *op) {
 	o.insertRes, o.started, o.finishRes, o.claimed, o.promoted, o.retried = nil, nil, nil, nil, nil, nil
 	o.requeued, o.adopted, o.claim, o.made, o.cancels = nil, nil, nil, nil, nil
 	o.cancelRes = store.RunCancelResult{}
+	o.callbackAt = time.Time{}
 }
 
 // apply writes a batch inside one transaction. Order matters: inserts

@@ -370,6 +370,9 @@ func (e *Engine) overlap(ctx context.Context, tx store.Tx, o *op, j *store.Job, 
 		if !r.Existing && !r.Run.Status.Terminal() {
 			o.made = append(o.made, r.Run)
 		}
+		if !r.Existing {
+			o.noteCallbackRun(r.Run) // a skipped slot's delivery is due at once
+		}
 	}
 	return nil
 }
@@ -396,7 +399,7 @@ func (e *Engine) slotRun(j *store.Job, at, now time.Time) store.RunInsertParams 
 	return store.RunInsertParams{
 		ID: e.cfg.NewID(), Job: j.Name, Type: j.Type, Group: j.Group, Payload: payload,
 		Priority: j.Priority, Status: store.StatusQueued, MaxAttempts: j.Retries + 1,
-		LogicalTime: at, RunAt: at, Timeout: j.Timeout, Routing: j.Routing, Now: now,
+		LogicalTime: at, RunAt: at, Timeout: j.Timeout, Routing: j.Routing, CallbackURL: j.CallbackURL, Now: now,
 	}
 }
 

@@ -128,6 +128,19 @@ type Config struct {
 	// terminal status, after that status is committed. It runs on engine
 	// goroutines with the engine locked and must not block.
 	OnTerminal func(id string, status store.RunStatus)
+
+	// Feedback (feedback.go): a run's outcome POSTed to its callback URL.
+	// CallbackExpiry is how long after a run ends its delivery is retried
+	// (default 24h); CallbackTimeout caps one POST (default 10s);
+	// CallbackConcurrency caps the POSTs in flight (default 16).
+	// CallbackAllow, if not empty, restricts the destinations: CIDRs, IPs,
+	// host names and *.wildcards (feedback_http.go). CallbackClient
+	// replaces the HTTP client (tests).
+	CallbackExpiry      time.Duration
+	CallbackTimeout     time.Duration
+	CallbackConcurrency int
+	CallbackAllow       []string
+	CallbackClient      CallbackDoer
 }
 
 func (c *Config) defaults() error {
@@ -220,6 +233,7 @@ type Engine struct {
 	state      lifecycle
 	promote    promoter
 	cron       cronLoop
+	feedback   feedback        // leader only: callback deliveries (feedback.go)
 	unblock    map[string]bool // jobs whose next blocked run may be released
 	unblocking bool            // an unblock op is in flight
 	lead       leadership
@@ -267,6 +281,9 @@ func New(cfg Config) (*Engine, error) {
 		drainSig:  make(chan struct{}, 1),
 	}
 	e.liveCfg.Store(liveFromConfig(&e.cfg))
+	if err := e.initFeedback(); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -362,6 +379,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		e.promote.stop()
 		e.cron.stop()
+		e.feedback.stop()
 		e.mu.Unlock()
 		if !started {
 			e.mu.Lock()

@@ -141,7 +141,7 @@ func (e *Engine) JobTrigger(ctx context.Context, name string, payload json.RawMe
 func jobSubmitSpec(j *store.Job) SubmitSpec {
 	return SubmitSpec{
 		Type: j.Type, Group: j.Group, Payload: j.Payload, Priority: j.Priority,
-		Timeout: j.Timeout, Retries: j.Retries, Routing: j.Routing, Job: j.Name,
+		Timeout: j.Timeout, Retries: j.Retries, Routing: j.Routing, Job: j.Name, CallbackURL: j.CallbackURL,
 	}
 }
 

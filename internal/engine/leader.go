@@ -124,12 +124,14 @@ func (e *Engine) becomeLeader(l store.Leader) {
 	e.lead.stopLoops = func() { cancel(); <-done }
 	e.promote.stopped = false
 	e.cron.stopped = false
+	e.feedback.start()
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		defer close(done)
 		e.armPromoter(ctx)
 		e.armCron(ctx)
+		e.armFeedback(ctx, time.Time{})
 		e.reapLoop(ctx)
 	}()
 }
@@ -147,6 +149,7 @@ func (e *Engine) stepDown(why string) {
 	}
 	e.promote.stop()
 	e.cron.stop()
+	e.feedback.stop()
 	if stop := e.lead.stopLoops; stop != nil {
 		e.lead.stopLoops = nil
 		// The loops take e.mu; let go of it while they finish.

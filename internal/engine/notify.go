@@ -25,6 +25,8 @@ import (
 //	         waiters wake
 //	jobs     a job was saved, paused or resumed: the leader re-reads the
 //	         next fire time of its cron timer
+//	callback a run with a callback URL ended: the leader's deliverer
+//	         re-arms (feedback.go)
 //
 // Completions are published only for watched runs: announcing every one
 // would cost a fifth of the throughput on PostgreSQL for waits that are
@@ -140,6 +142,9 @@ func (e *Engine) publish(ctx context.Context, tx store.Tx, batch []*op) error {
 	if !pending.IsZero() {
 		ns = append(ns, store.Notification{Topic: store.TopicPending, Payload: strconv.FormatInt(pending.UnixMicro(), 10)})
 	}
+	if n, ok := callbackNotification(batch); ok {
+		ns = append(ns, n)
+	}
 	for len(finished) > 0 {
 		var b strings.Builder
 		n := 0
@@ -208,5 +213,7 @@ func (e *Engine) heard(n store.Notification) {
 		e.watch(n.Payload)
 	case store.TopicJobs:
 		e.rearmCron()
+	case store.TopicCallback:
+		e.heardCallback(n.Payload)
 	}
 }

@@ -118,6 +118,9 @@ func (e *Engine) insertParams(s *SubmitSpec, now time.Time) (store.RunInsertPara
 			return store.RunInsertParams{}, err
 		}
 	}
+	if err := e.validateCallbackURL(s.CallbackURL); err != nil {
+		return store.RunInsertParams{}, err
+	}
 	runAt := now
 	if s.Delay > 0 {
 		runAt = now.Add(s.Delay)
@@ -135,7 +138,7 @@ func (e *Engine) insertParams(s *SubmitSpec, now time.Time) (store.RunInsertPara
 	return store.RunInsertParams{
 		ID: e.cfg.NewID(), Job: s.Job, Type: s.Type, Group: s.Group, Payload: payload,
 		Priority: s.Priority, Status: status, MaxAttempts: s.Retries + 1, Key: s.Key,
-		RunAt: runAt, Timeout: s.Timeout, Routing: s.Routing, RoutingKey: s.RoutingKey, Now: now,
+		RunAt: runAt, Timeout: s.Timeout, Routing: s.Routing, RoutingKey: s.RoutingKey, CallbackURL: s.CallbackURL, Now: now,
 	}, nil
 }
 

@@ -57,6 +57,20 @@ func runToPB(r *store.Run) *plutov1.Run {
 		Error:             r.Error,
 		TimeoutMs:         r.Timeout.Milliseconds(),
 		Routing:           r.Routing,
+		CallbackUrl:       r.CallbackURL,
+	}
+	if r.CallbackURL != "" {
+		state := string(r.Callback.State)
+		if state == "" {
+			state = "none"
+		}
+		p.Callback = &plutov1.CallbackState{
+			State:             state,
+			Attempts:          int32(r.Callback.Attempts),
+			NextAtUnixMs:      pbMillis(r.Callback.NextAt),
+			LastError:         r.Callback.LastError,
+			DeliveredAtUnixMs: pbMillis(r.Callback.DeliveredAt),
+		}
 	}
 	if r.Shard != nil {
 		p.Shard = int32(*r.Shard)
@@ -89,18 +103,19 @@ func specFromPB(s *plutov1.RunSpec, index, n int, maxPayload int64) (engine.Subm
 		payload = json.RawMessage(s.Payload)
 	}
 	return engine.SubmitSpec{
-		Type:       s.Type,
-		Group:      s.Group,
-		Payload:    payload,
-		Priority:   int(s.Priority),
-		Delay:      time.Duration(s.DelayMs) * time.Millisecond,
-		RunAt:      pbTime(s.RunAtUnixMs),
-		Timeout:    time.Duration(s.TimeoutMs) * time.Millisecond,
-		Retries:    int(s.Retries),
-		Key:        s.Key,
-		Routing:    s.Routing,
-		RoutingKey: s.RoutingKey,
-		Job:        s.Job,
+		Type:        s.Type,
+		Group:       s.Group,
+		Payload:     payload,
+		Priority:    int(s.Priority),
+		Delay:       time.Duration(s.DelayMs) * time.Millisecond,
+		RunAt:       pbTime(s.RunAtUnixMs),
+		Timeout:     time.Duration(s.TimeoutMs) * time.Millisecond,
+		Retries:     int(s.Retries),
+		Key:         s.Key,
+		Routing:     s.Routing,
+		RoutingKey:  s.RoutingKey,
+		Job:         s.Job,
+		CallbackURL: s.CallbackUrl,
 	}, nil
 }
 

@@ -209,6 +209,8 @@ type submitRequest struct {
 	Key        string          `json:"key"`
 	Routing    string          `json:"routing"`
 	RoutingKey string          `json:"routing_key"`
+	// CallbackURL receives the run's outcome when it ends (feedback).
+	CallbackURL string `json:"callback_url"`
 }
 
 func (h *httpAPI) submit(w http.ResponseWriter, r *http.Request) {
@@ -321,13 +323,14 @@ func (h *httpAPI) decodeSpec(raw json.RawMessage, prefix string) (engine.SubmitS
 		return engine.SubmitSpec{}, err
 	}
 	spec := engine.SubmitSpec{
-		Type:       strings.TrimSpace(req.Type),
-		Group:      strings.TrimSpace(req.Group),
-		Priority:   req.Priority,
-		Retries:    req.Retries,
-		Key:        req.Key,
-		Routing:    req.Routing,
-		RoutingKey: req.RoutingKey,
+		Type:        strings.TrimSpace(req.Type),
+		Group:       strings.TrimSpace(req.Group),
+		Priority:    req.Priority,
+		Retries:     req.Retries,
+		Key:         req.Key,
+		Routing:     req.Routing,
+		RoutingKey:  req.RoutingKey,
+		CallbackURL: req.CallbackURL,
 	}
 	if spec.Type == "" {
 		return spec, badRequest(prefix+"type", "type is required (the handler type a worker registered, e.g. \"shell\")")

@@ -276,7 +276,7 @@ func httpDo(t *testing.T, srv *httptest.Server, method, path, body string) httpR
 var httpRunKeys = []string{
 	"id", "job", "parent_id", "shard", "type", "group", "payload", "priority", "status", "attempt",
 	"max_attempts", "key", "logical_time", "run_at", "created_at", "started_at", "finished_at",
-	"worker_id", "result", "error", "timeout", "routing",
+	"worker_id", "result", "error", "timeout", "routing", "callback_url", "callback",
 }
 
 func checkHTTPRunKeys(t *testing.T, m map[string]any) {

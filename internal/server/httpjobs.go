@@ -85,6 +85,9 @@ func (h *httpAPI) jobFromJSON(name string, in jobJSON) (store.Job, error) {
 	if in.Routing != nil {
 		j.Routing = strings.TrimSpace(*in.Routing)
 	}
+	if in.CallbackURL != nil {
+		j.CallbackURL = *in.CallbackURL
+	}
 	payload, err := h.compactPayload("payload", in.Payload)
 	if err != nil {
 		return j, err
@@ -243,25 +246,26 @@ func toJobJSON(j *store.Job) jobJSON {
 		deps = []string{}
 	}
 	return jobJSON{
-		Name:       j.Name,
-		Type:       j.Type,
-		Group:      j.Group,
-		Payload:    rawJSON(j.Payload),
-		Schedule:   j.Schedule,
-		Timezone:   j.Timezone,
-		DependsOn:  deps,
-		Misfire:    j.Misfire,
-		MisfireMax: j.MisfireMax,
-		Overlap:    j.Overlap,
-		Routing:    optString(j.Routing),
-		Priority:   j.Priority,
-		Timeout:    optDuration(j.Timeout),
-		Retries:    j.Retries,
-		Shards:     j.Shards,
-		Paused:     j.Paused,
-		NextFire:   optTime(j.NextFire),
-		Version:    j.Version,
-		CreatedAt:  optTime(j.CreatedAt),
-		UpdatedAt:  optTime(j.UpdatedAt),
+		Name:        j.Name,
+		Type:        j.Type,
+		Group:       j.Group,
+		Payload:     rawJSON(j.Payload),
+		Schedule:    j.Schedule,
+		Timezone:    j.Timezone,
+		DependsOn:   deps,
+		Misfire:     j.Misfire,
+		MisfireMax:  j.MisfireMax,
+		Overlap:     j.Overlap,
+		Routing:     optString(j.Routing),
+		Priority:    j.Priority,
+		Timeout:     optDuration(j.Timeout),
+		Retries:     j.Retries,
+		Shards:      j.Shards,
+		Paused:      j.Paused,
+		CallbackURL: optString(j.CallbackURL),
+		NextFire:    optTime(j.NextFire),
+		Version:     j.Version,
+		CreatedAt:   optTime(j.CreatedAt),
+		UpdatedAt:   optTime(j.UpdatedAt),
 	}
 }

@@ -31,32 +31,7 @@ type statusJSON struct {
 	Error  *errorBody `json:"error,omitempty"`
 }
 
-func toRunJSON(r *store.Run) runJSON {
-	return runJSON{
-		ID:          r.ID,
-		Job:         optString(r.Job),
-		ParentID:    optString(r.ParentID),
-		Shard:       r.Shard,
-		Type:        r.Type,
-		Group:       r.Group,
-		Payload:     rawJSON(r.Payload),
-		Priority:    r.Priority,
-		Status:      string(r.Status),
-		Attempt:     r.Attempt,
-		MaxAttempts: r.MaxAttempts,
-		Key:         optString(r.Key),
-		LogicalTime: optTime(r.LogicalTime),
-		RunAt:       optTime(r.RunAt),
-		CreatedAt:   optTime(r.CreatedAt),
-		StartedAt:   optTime(r.StartedAt),
-		FinishedAt:  optTime(r.FinishedAt),
-		WorkerID:    optString(r.WorkerID),
-		Result:      rawJSON(r.Result),
-		Error:       optString(r.Error),
-		Timeout:     optDuration(r.Timeout),
-		Routing:     optString(r.Routing),
-	}
-}
+func toRunJSON(r *store.Run) runJSON { return apijson.FromRun(r) }
 
 func toRunsJSON(runs []*store.Run) []runJSON {
 	out := make([]runJSON, 0, len(runs))

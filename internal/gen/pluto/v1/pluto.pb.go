@@ -1661,19 +1661,22 @@ func (x *Command) GetArgs() []byte {
 
 // RunSpec is a submission. Zero values mean the server default.
 type RunSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
-	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"` // JSON; empty means null
-	Priority      int32                  `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
-	DelayMs       int64                  `protobuf:"varint,5,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
-	RunAtUnixMs   int64                  `protobuf:"varint,6,opt,name=run_at_unix_ms,json=runAtUnixMs,proto3" json:"run_at_unix_ms,omitempty"`
-	TimeoutMs     int64                  `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
-	Retries       int32                  `protobuf:"varint,8,opt,name=retries,proto3" json:"retries,omitempty"`
-	Key           string                 `protobuf:"bytes,9,opt,name=key,proto3" json:"key,omitempty"` // idempotency key
-	Routing       string                 `protobuf:"bytes,10,opt,name=routing,proto3" json:"routing,omitempty"`
-	RoutingKey    string                 `protobuf:"bytes,11,opt,name=routing_key,json=routingKey,proto3" json:"routing_key,omitempty"`
-	Job           string                 `protobuf:"bytes,12,opt,name=job,proto3" json:"job,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Type        string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	Group       string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Payload     []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"` // JSON; empty means null
+	Priority    int32                  `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
+	DelayMs     int64                  `protobuf:"varint,5,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	RunAtUnixMs int64                  `protobuf:"varint,6,opt,name=run_at_unix_ms,json=runAtUnixMs,proto3" json:"run_at_unix_ms,omitempty"`
+	TimeoutMs   int64                  `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Retries     int32                  `protobuf:"varint,8,opt,name=retries,proto3" json:"retries,omitempty"`
+	Key         string                 `protobuf:"bytes,9,opt,name=key,proto3" json:"key,omitempty"` // idempotency key
+	Routing     string                 `protobuf:"bytes,10,opt,name=routing,proto3" json:"routing,omitempty"`
+	RoutingKey  string                 `protobuf:"bytes,11,opt,name=routing_key,json=routingKey,proto3" json:"routing_key,omitempty"`
+	Job         string                 `protobuf:"bytes,12,opt,name=job,proto3" json:"job,omitempty"`
+	// Where the run's outcome is POSTed when it ends (feedback); "" for
+	// nowhere. An absolute http or https URL of at most 2048 bytes.
+	CallbackUrl   string `protobuf:"bytes,13,opt,name=callback_url,json=callbackUrl,proto3" json:"callback_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1788,6 +1791,13 @@ func (x *RunSpec) GetRoutingKey() string {
 func (x *RunSpec) GetJob() string {
 	if x != nil {
 		return x.Job
+	}
+	return ""
+}
+
+func (x *RunSpec) GetCallbackUrl() string {
+	if x != nil {
+		return x.CallbackUrl
 	}
 	return ""
 }
@@ -1914,8 +1924,11 @@ type Run struct {
 	Error             string                 `protobuf:"bytes,21,opt,name=error,proto3" json:"error,omitempty"`
 	TimeoutMs         int64                  `protobuf:"varint,22,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	Routing           string                 `protobuf:"bytes,23,opt,name=routing,proto3" json:"routing,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	CallbackUrl       string                 `protobuf:"bytes,24,opt,name=callback_url,json=callbackUrl,proto3" json:"callback_url,omitempty"`
+	// The delivery of the outcome to callback_url; unset without one.
+	Callback      *CallbackState `protobuf:"bytes,25,opt,name=callback,proto3" json:"callback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
@@ -2109,6 +2122,98 @@ func (x *Run) GetRouting() string {
 	return ""
 }
 
+func (x *Run) GetCallbackUrl() string {
+	if x != nil {
+		return x.CallbackUrl
+	}
+	return ""
+}
+
+func (x *Run) GetCallback() *CallbackState {
+	if x != nil {
+		return x.Callback
+	}
+	return nil
+}
+
+// CallbackState is the state of a run's result delivery: state is none
+// (the run has not ended), pending, delivered or failed.
+type CallbackState struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	State             string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	Attempts          int32                  `protobuf:"varint,2,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	NextAtUnixMs      int64                  `protobuf:"varint,3,opt,name=next_at_unix_ms,json=nextAtUnixMs,proto3" json:"next_at_unix_ms,omitempty"`
+	LastError         string                 `protobuf:"bytes,4,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	DeliveredAtUnixMs int64                  `protobuf:"varint,5,opt,name=delivered_at_unix_ms,json=deliveredAtUnixMs,proto3" json:"delivered_at_unix_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CallbackState) Reset() {
+	*x = CallbackState{}
+	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallbackState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallbackState) ProtoMessage() {}
+
+func (x *CallbackState) ProtoReflect() protoreflect.Message {
+	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallbackState.ProtoReflect.Descriptor instead.
+func (*CallbackState) Descriptor() ([]byte, []int) {
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CallbackState) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *CallbackState) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *CallbackState) GetNextAtUnixMs() int64 {
+	if x != nil {
+		return x.NextAtUnixMs
+	}
+	return 0
+}
+
+func (x *CallbackState) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *CallbackState) GetDeliveredAtUnixMs() int64 {
+	if x != nil {
+		return x.DeliveredAtUnixMs
+	}
+	return 0
+}
+
 type GetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2118,7 +2223,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2235,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2248,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{26}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetRequest) GetId() string {
@@ -2166,7 +2271,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2283,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2296,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{27}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListRequest) GetStatus() []string {
@@ -2239,7 +2344,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2356,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2369,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{28}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListResponse) GetRuns() []*Run {
@@ -2291,7 +2396,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2408,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2421,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{29}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WaitRequest) GetId() string {
@@ -2343,7 +2448,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2460,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2473,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{30}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CancelRequest) GetId() string {
@@ -2394,7 +2499,7 @@ type RetryRequest struct {
 
 func (x *RetryRequest) Reset() {
 	*x = RetryRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2511,7 @@ func (x *RetryRequest) String() string {
 func (*RetryRequest) ProtoMessage() {}
 
 func (x *RetryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +2524,7 @@ func (x *RetryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRequest.ProtoReflect.Descriptor instead.
 func (*RetryRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{31}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RetryRequest) GetId() string {
@@ -2540,7 +2645,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04args\x18\x03 \x01(\fR\x04args\"\xc1\x02\n" +
+	"\x04args\x18\x03 \x01(\fR\x04args\"\xe4\x02\n" +
 	"\aRunSpec\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -2556,12 +2661,13 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	" \x01(\tR\arouting\x12\x1f\n" +
 	"\vrouting_key\x18\v \x01(\tR\n" +
 	"routingKey\x12\x10\n" +
-	"\x03job\x18\f \x01(\tR\x03job\"6\n" +
+	"\x03job\x18\f \x01(\tR\x03job\x12!\n" +
+	"\fcallback_url\x18\r \x01(\tR\vcallbackUrl\"6\n" +
 	"\rSubmitRequest\x12%\n" +
 	"\x04runs\x18\x01 \x03(\v2\x11.pluto.v1.RunSpecR\x04runs\"O\n" +
 	"\x0eSubmitResponse\x12!\n" +
 	"\x04runs\x18\x01 \x03(\v2\r.pluto.v1.RunR\x04runs\x12\x1a\n" +
-	"\bexisting\x18\x02 \x03(\bR\bexisting\"\xa1\x05\n" +
+	"\bexisting\x18\x02 \x03(\bR\bexisting\"\xf9\x05\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03job\x18\x02 \x01(\tR\x03job\x12\x1b\n" +
@@ -2587,7 +2693,16 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x05error\x18\x15 \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x16 \x01(\x03R\ttimeoutMs\x12\x18\n" +
-	"\arouting\x18\x17 \x01(\tR\arouting\"\x1c\n" +
+	"\arouting\x18\x17 \x01(\tR\arouting\x12!\n" +
+	"\fcallback_url\x18\x18 \x01(\tR\vcallbackUrl\x123\n" +
+	"\bcallback\x18\x19 \x01(\v2\x17.pluto.v1.CallbackStateR\bcallback\"\xb8\x01\n" +
+	"\rCallbackState\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1a\n" +
+	"\battempts\x18\x02 \x01(\x05R\battempts\x12%\n" +
+	"\x0fnext_at_unix_ms\x18\x03 \x01(\x03R\fnextAtUnixMs\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x04 \x01(\tR\tlastError\x12/\n" +
+	"\x14delivered_at_unix_ms\x18\x05 \x01(\x03R\x11deliveredAtUnixMs\"\x1c\n" +
 	"\n" +
 	"GetRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"{\n" +
@@ -2639,7 +2754,7 @@ func file_pluto_v1_pluto_proto_rawDescGZIP() []byte {
 }
 
 var file_pluto_v1_pluto_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pluto_v1_pluto_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_pluto_v1_pluto_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_pluto_v1_pluto_proto_goTypes = []any{
 	(Outcome)(0),           // 0: pluto.v1.Outcome
 	(*WorkerMessage)(nil),  // 1: pluto.v1.WorkerMessage
@@ -2668,12 +2783,13 @@ var file_pluto_v1_pluto_proto_goTypes = []any{
 	(*SubmitRequest)(nil),  // 24: pluto.v1.SubmitRequest
 	(*SubmitResponse)(nil), // 25: pluto.v1.SubmitResponse
 	(*Run)(nil),            // 26: pluto.v1.Run
-	(*GetRequest)(nil),     // 27: pluto.v1.GetRequest
-	(*ListRequest)(nil),    // 28: pluto.v1.ListRequest
-	(*ListResponse)(nil),   // 29: pluto.v1.ListResponse
-	(*WaitRequest)(nil),    // 30: pluto.v1.WaitRequest
-	(*CancelRequest)(nil),  // 31: pluto.v1.CancelRequest
-	(*RetryRequest)(nil),   // 32: pluto.v1.RetryRequest
+	(*CallbackState)(nil),  // 27: pluto.v1.CallbackState
+	(*GetRequest)(nil),     // 28: pluto.v1.GetRequest
+	(*ListRequest)(nil),    // 29: pluto.v1.ListRequest
+	(*ListResponse)(nil),   // 30: pluto.v1.ListResponse
+	(*WaitRequest)(nil),    // 31: pluto.v1.WaitRequest
+	(*CancelRequest)(nil),  // 32: pluto.v1.CancelRequest
+	(*RetryRequest)(nil),   // 33: pluto.v1.RetryRequest
 }
 var file_pluto_v1_pluto_proto_depIdxs = []int32{
 	2,  // 0: pluto.v1.WorkerMessage.hello:type_name -> pluto.v1.Hello
@@ -2700,26 +2816,27 @@ var file_pluto_v1_pluto_proto_depIdxs = []int32{
 	21, // 21: pluto.v1.ResultAcks.acks:type_name -> pluto.v1.ResultAck
 	23, // 22: pluto.v1.SubmitRequest.runs:type_name -> pluto.v1.RunSpec
 	26, // 23: pluto.v1.SubmitResponse.runs:type_name -> pluto.v1.Run
-	26, // 24: pluto.v1.ListResponse.runs:type_name -> pluto.v1.Run
-	1,  // 25: pluto.v1.WorkerService.Connect:input_type -> pluto.v1.WorkerMessage
-	24, // 26: pluto.v1.ClientService.Submit:input_type -> pluto.v1.SubmitRequest
-	27, // 27: pluto.v1.ClientService.Get:input_type -> pluto.v1.GetRequest
-	28, // 28: pluto.v1.ClientService.List:input_type -> pluto.v1.ListRequest
-	30, // 29: pluto.v1.ClientService.Wait:input_type -> pluto.v1.WaitRequest
-	31, // 30: pluto.v1.ClientService.Cancel:input_type -> pluto.v1.CancelRequest
-	32, // 31: pluto.v1.ClientService.Retry:input_type -> pluto.v1.RetryRequest
-	13, // 32: pluto.v1.WorkerService.Connect:output_type -> pluto.v1.ServerMessage
-	25, // 33: pluto.v1.ClientService.Submit:output_type -> pluto.v1.SubmitResponse
-	26, // 34: pluto.v1.ClientService.Get:output_type -> pluto.v1.Run
-	29, // 35: pluto.v1.ClientService.List:output_type -> pluto.v1.ListResponse
-	26, // 36: pluto.v1.ClientService.Wait:output_type -> pluto.v1.Run
-	26, // 37: pluto.v1.ClientService.Cancel:output_type -> pluto.v1.Run
-	26, // 38: pluto.v1.ClientService.Retry:output_type -> pluto.v1.Run
-	32, // [32:39] is the sub-list for method output_type
-	25, // [25:32] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	27, // 24: pluto.v1.Run.callback:type_name -> pluto.v1.CallbackState
+	26, // 25: pluto.v1.ListResponse.runs:type_name -> pluto.v1.Run
+	1,  // 26: pluto.v1.WorkerService.Connect:input_type -> pluto.v1.WorkerMessage
+	24, // 27: pluto.v1.ClientService.Submit:input_type -> pluto.v1.SubmitRequest
+	28, // 28: pluto.v1.ClientService.Get:input_type -> pluto.v1.GetRequest
+	29, // 29: pluto.v1.ClientService.List:input_type -> pluto.v1.ListRequest
+	31, // 30: pluto.v1.ClientService.Wait:input_type -> pluto.v1.WaitRequest
+	32, // 31: pluto.v1.ClientService.Cancel:input_type -> pluto.v1.CancelRequest
+	33, // 32: pluto.v1.ClientService.Retry:input_type -> pluto.v1.RetryRequest
+	13, // 33: pluto.v1.WorkerService.Connect:output_type -> pluto.v1.ServerMessage
+	25, // 34: pluto.v1.ClientService.Submit:output_type -> pluto.v1.SubmitResponse
+	26, // 35: pluto.v1.ClientService.Get:output_type -> pluto.v1.Run
+	30, // 36: pluto.v1.ClientService.List:output_type -> pluto.v1.ListResponse
+	26, // 37: pluto.v1.ClientService.Wait:output_type -> pluto.v1.Run
+	26, // 38: pluto.v1.ClientService.Cancel:output_type -> pluto.v1.Run
+	26, // 39: pluto.v1.ClientService.Retry:output_type -> pluto.v1.Run
+	33, // [33:40] is the sub-list for method output_type
+	26, // [26:33] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_pluto_v1_pluto_proto_init() }
@@ -2751,7 +2868,7 @@ func file_pluto_v1_pluto_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluto_v1_pluto_proto_rawDesc), len(file_pluto_v1_pluto_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
