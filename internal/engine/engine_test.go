@@ -462,3 +462,41 @@ func TestWorkerThatLeavesGivesBackAtOnce(t *testing.T) {
 		}
 	})
 }
+
+func TestReconnectWithAStaleAttemptIsToldToCancelIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		s1, c1 := en.connect("w1", 1)
+		run := en.submit(SubmitSpec{})[0]
+		t1 := c1.Tasks()[0]
+		ack(s1, t1)
+		s1.Close(errors.New("network cut"))
+		_, c2 := en.connect("w2", 1)
+		time.Sleep(4 * time.Second) // past the dead timeout (three 1 s intervals)
+		synctest.Wait()
+		if got := c2.Tasks(); len(got) != 1 || got[0].RunID != run.ID || got[0].Attempt != 2 {
+			t.Fatalf("w2 got %+v, want the run at attempt 2", got)
+		}
+		// w1 comes back still holding attempt 1: it is told that attempt is
+		// stale (the worker cancels it), and its late result is rejected.
+		c1b := &fakeConn{}
+		s1b, stale, err := en.e.Connect(en.ctx, Hello{WorkerID: "w1", Group: "g", Capacity: 1, Window: 1, Types: []string{"noop"},
+			Held: []RunRef{{run.ID, 1}}}, c1b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stale) != 1 || stale[0] != (RunRef{run.ID, 1}) {
+			t.Fatalf("stale %v, want attempt 1 of the run", stale)
+		}
+		finish(s1b, OutcomeSucceeded, t1)
+		if acks := c1b.Acks(); len(acks) != 1 || acks[0].Accepted {
+			t.Fatalf("late result acks %+v, want rejected", acks)
+		}
+		r := en.wantStatus(run.ID, store.StatusDispatched)
+		if r.Attempt != 2 {
+			t.Fatalf("run at attempt %d, want 2 (w2's)", r.Attempt)
+		}
+		s1b.Close(ErrWorkerLeft)
+		synctest.Wait()
+	})
+}
