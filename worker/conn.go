@@ -404,7 +404,12 @@ func (w *Worker) command(c *plutov1.Command) {
 		if len(c.GetArgs()) > 0 {
 			args = c.GetArgs()
 		}
-		v, err := callCommand(w.runCtx, f, args)
+		ctx, cancel := w.runCtx, context.CancelFunc(func() {})
+		if ms := c.GetTimeoutMs(); ms > 0 { // nobody waits for the answer after that
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+		}
+		v, err := callCommand(ctx, f, args)
+		cancel()
 		if err == nil {
 			rep.Reply, err = json.Marshal(v)
 		}

@@ -139,4 +139,24 @@
 // had not started by then are abandoned and the server requeues them when
 // the stream closes. The server can also drain a worker without stopping it
 // (Drain{resume: false}) and resume it later.
+//
+// # Remote control
+//
+// Operators control a worker through any server (pluto worker
+// drain|resume|shutdown|restart ID, POST /api/v1/workers/{id}/…):
+//
+//   - drain: the window goes to zero and stays there, across reconnects
+//     (the Hello announces it), until resume; the held runs finish.
+//   - shutdown: the worker drains as above and Run returns nil.
+//   - restart: the same, and Run returns [ErrRestart]: the program decides
+//     what a restart is. `pluto worker` re-executes itself; a program under
+//     a supervisor can simply exit.
+//
+// Custom commands (pluto worker command ID|--group G NAME, POST
+// /api/v1/workers/{id}/command, POST /api/v1/groups/{group}/command) reach
+// the handlers registered with [Worker.HandleCommand] before Run; their
+// names are announced in the Hello, and the server answers a command the
+// worker did not announce itself. A handler runs in its own goroutine with a
+// context that ends when the server stops waiting for the answer (the
+// command's timeout) or when Run returns; what it returns is sent as JSON.
 package worker

@@ -33,9 +33,26 @@ func newAPIClient(base *url.URL, token string) *apiClient {
 	return &apiClient{
 		base:           base,
 		token:          token,
-		hc:             &http.Client{Transport: tr},
+		hc:             &http.Client{Transport: tr, CheckRedirect: followServer(base, token)},
 		requestTimeout: 60 * time.Second,
 		retryFor:       30 * time.Second,
+	}
+}
+
+// followServer follows the redirects a server answers with, such as the
+// 307 that sends a request about a worker to the server of the cluster it
+// is connected to. The token goes along (Go drops it when the host
+// changes): the other server belongs to the same cluster — unless the
+// redirect would send it in clear text when it was sent over TLS.
+func followServer(base *url.URL, token string) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return fmt.Errorf("stopped after %d redirects", len(via))
+		}
+		if token != "" && (base.Scheme != "https" || req.URL.Scheme == "https") {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		return nil
 	}
 }
 

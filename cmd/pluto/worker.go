@@ -31,7 +31,7 @@ func (a *app) newWorkerCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "worker --server HOST:GRPCPORT[,HOST:PORT…] --group G --capacity N [--shell]",
-		Short: "Run a worker (or list workers: pluto worker ls)",
+		Short: "Run a worker (or control workers: pluto worker ls|get|drain|resume|shutdown|restart|command)",
 		Long: `Run a worker that executes runs of group --group with the built-in
 handlers http and noop, and shell only with --shell.
 
@@ -41,7 +41,8 @@ sent over the network, so it must be enabled on purpose.
 The worker dials the servers' gRPC port (--server, comma-separated for
 failover; env ` + envWorkerServer + `). SIGINT or SIGTERM drains it: it takes
 no new runs, lets running ones finish (up to --drain-timeout), reports, and
-exits. When a server asks it to restart, it re-executes itself.
+exits. When a server asks it to restart, it re-executes itself. It answers
+the remote commands ping and stats (pluto worker command ID ping).
 
 Results no server has acknowledged yet (the server is unreachable, or slow
 to answer) are kept on disk in --result-dir and delivered when a server is
@@ -53,7 +54,9 @@ contains the process ID) results are kept in memory only unless
 		Example: `  pluto worker --server 127.0.0.1:7071 --group default --capacity 8
   pluto worker --server pluto-1:7071,pluto-2:7071 --group reports --capacity 2 --shell
   pluto worker --id builder-1 --result-dir /var/lib/pluto/builder-1
-  pluto worker ls`,
+  pluto worker ls
+  pluto worker drain w1
+  pluto worker command --group default stats`,
 		Args: cobra.NoArgs,
 	}
 	defServers := []string{defaultGRPCAddr}
@@ -108,6 +111,7 @@ contains the process ID) results are kept in memory only unless
 			resultDir = defaultResultDir(a.getenv, id)
 		}
 		mux := builtinMux(shell)
+		version := buildVersion()
 		w, err := worker.New(worker.Options{
 			Servers:      addrs,
 			ID:           id,
@@ -118,10 +122,12 @@ contains the process ID) results are kept in memory only unless
 			Logger:       log,
 			DrainTimeout: drainTimeout,
 			ResultDir:    resultDir,
+			Version:      version,
 		})
 		if err != nil {
 			return usageErrorf("%v", err)
 		}
+		registerBuiltinCommands(w, version)
 		stored := resultDir
 		if stored == "" {
 			stored = "memory only"
@@ -142,6 +148,7 @@ contains the process ID) results are kept in memory only unless
 		return nil
 	}
 	cmd.AddCommand(a.newWorkerLsCmd())
+	cmd.AddCommand(a.workerControlCmds()...)
 	return cmd
 }
 
@@ -181,7 +188,7 @@ func printWorkers(w io.Writer, ws []apiWorker) {
 	for _, wk := range ws {
 		handlers := slices.Clone(wk.Handlers)
 		slices.Sort(handlers)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%s\t%s\n", wk.ID, wk.Group, wk.State, wk.Running, wk.Capacity,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%.0f%%\t%s\t%s\n", wk.ID, wk.Group, workerState(wk), wk.Running, wk.Capacity,
 			wk.CPU*100, formatBytes(wk.MemBytes), strings.Join(handlers, ","))
 	}
 	_ = tw.Flush()

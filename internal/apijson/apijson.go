@@ -63,6 +63,13 @@ type Worker struct {
 	ConnectedAt   *string  `json:"connected_at"`
 	LastHeartbeat *string  `json:"last_heartbeat"`
 	Server        string   `json:"server"`
+	// Additions to DESIGN §12 (remote control): draining — the worker
+	// takes no new runs (drained, or it announced a window of zero);
+	// leaving — it was told to shut down or restart; commands — the
+	// remote commands it answers (POST /workers/{id}/command).
+	Draining bool     `json:"draining"`
+	Leaving  bool     `json:"leaving"`
+	Commands []string `json:"commands"`
 }
 
 // LogLine is one stored log line of a run.

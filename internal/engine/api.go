@@ -144,6 +144,10 @@ type Conn interface {
 	ResultAcks(acks []ResultAck)
 	Drain(resume bool)
 	Shutdown(restart bool)
+	// Command sends a remote command; the worker answers with a
+	// CommandReply carrying id (Session.CommandReply). timeout is how long
+	// the engine waits for the answer.
+	Command(id, name string, args json.RawMessage, timeout time.Duration)
 	// Close ends the session's stream (the worker was declared dead or
 	// reconnected elsewhere).
 	Close(reason string)
@@ -174,5 +178,10 @@ type WorkerInfo struct {
 	ConnectedAt   time.Time
 	LastHeartbeat time.Time
 	Server        string
-	Draining      bool
+	// Draining: the worker takes no new runs (the server drained it, or
+	// the worker announced a window of zero). Leaving: it was told to shut
+	// down or restart.
+	Draining bool
+	Leaving  bool
+	Commands []string // remote commands the worker answers
 }

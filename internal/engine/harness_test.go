@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -24,7 +25,39 @@ type fakeConn struct {
 	acks     []ResultAck
 	drains   []bool
 	shutdown []bool
+	commands []sentCommand
 	closed   string
+}
+
+// sentCommand is a remote command the engine sent to a fakeConn.
+type sentCommand struct {
+	ID, Name string
+	Args     string
+	Timeout  time.Duration
+}
+
+func (c *fakeConn) Command(id, name string, args json.RawMessage, timeout time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.commands = append(c.commands, sentCommand{ID: id, Name: name, Args: string(args), Timeout: timeout})
+}
+
+func (c *fakeConn) Commands() []sentCommand {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]sentCommand(nil), c.commands...)
+}
+
+func (c *fakeConn) Drains() []bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]bool(nil), c.drains...)
+}
+
+func (c *fakeConn) Shutdowns() []bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]bool(nil), c.shutdown...)
 }
 
 func (c *fakeConn) Dispatch(ts []Task) {

@@ -32,7 +32,8 @@ type Session struct {
 	closed       bool // the stream is gone
 	draining     bool
 	deadTimer    clock.Timer
-	heartbeat    time.Duration // the interval the worker was told at connect
+	heartbeat    time.Duration  // the interval the worker was told at connect
+	ctl          sessionControl // remote control (control_workers.go)
 }
 
 // HeartbeatInterval is the interval to tell the worker in the welcome.
@@ -128,6 +129,7 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 			e.handBack(lost, "worker reconnected without it")
 		}
 	}
+	s.inheritControl(old)
 	e.sessions[h.WorkerID] = s
 	g.sessions = append(g.sessions, s)
 	e.wakeGroup(g)
@@ -180,6 +182,7 @@ func (e *Engine) adoptHeld(ctx context.Context, held []RunRef) (map[string]*flig
 func (e *Engine) removeSession(s *Session, why string) {
 	s.stopTimers()
 	s.closed = true
+	s.failCommands()
 	if e.sessions[s.hello.WorkerID] == s {
 		delete(e.sessions, s.hello.WorkerID)
 	}
@@ -340,6 +343,7 @@ func (s *Session) Close(err error) {
 		return
 	}
 	s.closed = true
+	s.failCommands()
 	defer e.noteDrain()
 	if s.state == WorkerAlive {
 		s.state = WorkerSuspect
@@ -386,20 +390,10 @@ func (e *Engine) declareDead(s *Session, why string) {
 }
 
 // Drain stops dispatching to a worker and asks it to finish what it holds
-// (resume undoes it).
+// (resume undoes it). See DrainWorker.
 func (e *Engine) Drain(workerID string, resume bool) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s := e.sessions[workerID]
-	if s == nil {
-		return fmt.Errorf("worker %q: %w", workerID, store.ErrNotFound)
-	}
-	s.draining = !resume
-	s.conn.Drain(resume)
-	if resume {
-		e.kick(s.g)
-	}
-	return nil
+	_, err := e.DrainWorker(workerID, resume)
+	return err
 }
 
 // Workers lists connected (and suspect) workers, by id.
@@ -408,13 +402,7 @@ func (e *Engine) Workers() []WorkerInfo {
 	defer e.mu.Unlock()
 	out := make([]WorkerInfo, 0, len(e.sessions))
 	for _, s := range e.sessions {
-		out = append(out, WorkerInfo{
-			ID: s.hello.WorkerID, Group: s.hello.Group, State: s.state,
-			Capacity: s.hello.Capacity, Window: s.window, Running: len(s.held),
-			CPU: s.load.CPU, MemBytes: s.load.MemBytes, Handlers: slices.Clone(s.hello.Types),
-			Version: s.hello.Version, Hostname: s.hello.Hostname, ConnectedAt: s.connectedAt,
-			LastHeartbeat: s.lastSeen, Server: e.cfg.ServerID, Draining: s.draining,
-		})
+		out = append(out, s.info())
 	}
 	slices.SortFunc(out, func(a, b WorkerInfo) int {
 		if a.ID < b.ID {

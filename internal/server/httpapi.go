@@ -10,6 +10,8 @@ package server
 //	GET  /api/v1/runs/{id}/wait       long-poll until terminal (?timeout=30s, max 5m)
 //	GET  /api/v1/runs/{id}/logs       log lines (?after=SEQ&limit=N; ?follow=1 streams NDJSON)
 //	GET  /api/v1/workers              connected workers
+//	GET, POST /api/v1/workers/{id}[/drain|resume|shutdown|restart|command],
+//	POST /api/v1/groups/{group}/command   remote control (httpworkers.go)
 //	PUT, GET, DELETE /api/v1/jobs/{name}, GET /api/v1/jobs,
 //	POST /api/v1/jobs/{name}/{pause|resume|trigger}   jobs (httpjobs.go)
 //	GET  /healthz, GET /readyz
@@ -133,6 +135,7 @@ func newHTTPHandler(eng Engine, opts HTTPOptions) http.Handler {
 	m.HandleFunc("GET /api/v1/runs/{id}/wait", h.wait)
 	m.HandleFunc("GET /api/v1/runs/{id}/logs", h.logs)
 	m.HandleFunc("GET /api/v1/workers", h.workers)
+	h.workerRoutes(m)
 	m.HandleFunc("PUT /api/v1/jobs/{name}", h.putJob)
 	m.HandleFunc("GET /api/v1/jobs", h.listJobs)
 	m.HandleFunc("GET /api/v1/jobs/{name}", h.getJob)

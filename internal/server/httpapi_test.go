@@ -781,11 +781,13 @@ func TestHTTPWorkers(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	if fmt.Sprint(keys) != "[capacity connected_at cpu group handlers id last_heartbeat mem_bytes running server state version]" {
+	// DESIGN §12's fields plus the remote-control additions (commands, draining, leaving).
+	if fmt.Sprint(keys) != "[capacity commands connected_at cpu draining group handlers id last_heartbeat leaving mem_bytes running server state version]" {
 		t.Errorf("worker keys %v", keys)
 	}
 	if w["state"] != "alive" || w["capacity"] != 8.0 || w["running"] != 3.0 || w["cpu"] != 0.41 || w["mem_bytes"] != 123456789.0 ||
-		fmt.Sprint(w["handlers"]) != "[shell http]" || w["connected_at"] != "2026-11-21T08:00:00.123Z" || w["server"] != "s1" {
+		fmt.Sprint(w["handlers"]) != "[shell http]" || w["connected_at"] != "2026-11-21T08:00:00.123Z" || w["server"] != "s1" ||
+		w["draining"] != true || w["leaving"] != false || fmt.Sprint(w["commands"]) != "[]" {
 		t.Errorf("worker %v", w)
 	}
 	if h := items[0].(map[string]any)["handlers"]; h == nil {

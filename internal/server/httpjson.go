@@ -48,6 +48,10 @@ func toWorkerJSON(w engine.WorkerInfo) workerJSON {
 	if handlers == nil {
 		handlers = []string{}
 	}
+	commands := w.Commands
+	if commands == nil {
+		commands = []string{}
+	}
 	return workerJSON{
 		ID:            w.ID,
 		Group:         w.Group,
@@ -61,6 +65,9 @@ func toWorkerJSON(w engine.WorkerInfo) workerJSON {
 		ConnectedAt:   optTime(w.ConnectedAt),
 		LastHeartbeat: optTime(w.LastHeartbeat),
 		Server:        w.Server,
+		Draining:      w.Draining,
+		Leaving:       w.Leaving,
+		Commands:      commands,
 	}
 }
 

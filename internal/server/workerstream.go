@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -148,6 +149,9 @@ func (w *workerService) recvLoop(stream plutov1.WorkerService_ConnectServer, ses
 				lines[i] = store.LogLine{RunID: l.RunId, Attempt: int(l.Attempt), Time: fromMillis(l.UnixMs), Stream: l.Stream, Level: l.Level, Text: l.Text}
 			}
 			sess.Logs(lines)
+		case *plutov1.WorkerMessage_CommandReply:
+			rep := msg.CommandReply
+			sess.CommandReply(rep.CommandId, rep.Reply, rep.Error)
 		case *plutov1.WorkerMessage_Hello:
 			return status.Error(codes.InvalidArgument, "hello sent twice")
 		}
@@ -323,6 +327,12 @@ func (c *streamConn) Drain(resume bool) {
 
 func (c *streamConn) Shutdown(restart bool) {
 	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_Shutdown{Shutdown: &plutov1.Shutdown{Restart: restart}}})
+}
+
+func (c *streamConn) Command(id, name string, args json.RawMessage, timeout time.Duration) {
+	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_Command{Command: &plutov1.Command{
+		CommandId: id, Name: name, Args: args, TimeoutMs: timeout.Milliseconds(),
+	}}})
 }
 
 func (c *streamConn) Close(reason string) {

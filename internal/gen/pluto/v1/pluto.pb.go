@@ -1599,11 +1599,17 @@ func (x *ResultAck) GetAccepted() bool {
 	return false
 }
 
+// Command is a remote command (the worker registered a handler for name
+// and listed it in Hello.commands). The worker answers with a CommandReply
+// carrying command_id.
 type Command struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CommandId     string                 `protobuf:"bytes,1,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Args          []byte                 `protobuf:"bytes,3,opt,name=args,proto3" json:"args,omitempty"` // JSON
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	CommandId string                 `protobuf:"bytes,1,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Args      []byte                 `protobuf:"bytes,3,opt,name=args,proto3" json:"args,omitempty"` // JSON
+	// How long the server waits for the reply (0: unknown); the worker may
+	// cancel the handler after it, since the answer would be dropped.
+	TimeoutMs     int64 `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1657,6 +1663,13 @@ func (x *Command) GetArgs() []byte {
 		return x.Args
 	}
 	return nil
+}
+
+func (x *Command) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
 }
 
 // RunSpec is a submission. Zero values mean the server default.
@@ -2640,12 +2653,14 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\tResultAck\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x1a\n" +
-	"\baccepted\x18\x03 \x01(\bR\baccepted\"P\n" +
+	"\baccepted\x18\x03 \x01(\bR\baccepted\"o\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
-	"\x04args\x18\x03 \x01(\fR\x04args\"\xe4\x02\n" +
+	"\x04args\x18\x03 \x01(\fR\x04args\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"\xe4\x02\n" +
 	"\aRunSpec\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
