@@ -94,6 +94,14 @@ func (w *Worker) connectLoop(ctx context.Context, pool *connPool) {
 		if ctx.Err() != nil {
 			return
 		}
+		w.mu.Lock()
+		leaving := w.leaving
+		w.mu.Unlock()
+		if leaving {
+			close(w.left) // the stream ended after the worker closed its side
+			<-ctx.Done()
+			return
+		}
 		if welcomed {
 			w.log.Warn("disconnected from server", "server", addr, "err", err)
 			delay = minBackoff
@@ -259,6 +267,14 @@ func (w *Worker) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient[p
 	for {
 		msgs = w.take(msgs[:0])
 		if len(msgs) == 0 {
+			w.mu.Lock()
+			leaving := w.leaving
+			w.mu.Unlock()
+			if leaving {
+				// Everything is sent: end our side; the server ends its
+				// side and the receive loop sees the end of the stream.
+				return stream.CloseSend()
+			}
 			select {
 			case <-w.wake:
 				continue

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,14 @@ func (f *fakeServer) Connect(stream plutov1.WorkerService_ConnectServer) error {
 		for {
 			m, err := stream.Recv()
 			if err != nil {
+				if errors.Is(err, io.EOF) {
+					// The worker closed its side (it left): end the
+					// stream, as the real server does.
+					select {
+					case c.kill <- nil:
+					default:
+					}
+				}
 				return
 			}
 			c.add(m)

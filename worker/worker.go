@@ -120,6 +120,12 @@ type Worker struct {
 	runCtx     context.Context // parent of run contexts; outlives the caller's ctx
 	runCancel  context.CancelCauseFunc
 	shutdownCh chan bool // server's Shutdown; value is restart
+	// leaving is set once the drain is over: the sender then ends the
+	// stream cleanly (CloseSend), so the server forgets the worker at once
+	// instead of holding it suspect until the dead timeout; left is
+	// closed when that session has ended.
+	leaving bool
+	left    chan struct{}
 	abortCh    chan struct{}
 	abortOnce  sync.Once
 	cmdWG      sync.WaitGroup
@@ -239,6 +245,7 @@ func New(opts Options) (*Worker, error) {
 		window:     int32(opts.Capacity + opts.Prefetch),
 		commands:   make(map[string]CommandFunc),
 		shutdownCh: make(chan bool, 1),
+		left:       make(chan struct{}),
 		abortCh:    make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 		changed:    make(chan struct{}, 1),
@@ -362,6 +369,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Info("draining", "reason", "shutdown requested by server", "restart", restart)
 	}
 	w.drain()
+	w.leave()
 
 	stopSessions()
 	connector.Wait()
@@ -421,6 +429,27 @@ func Serve(opts Options) error {
 		return err
 	}
 	return w.RunWithSignals(context.Background())
+}
+
+// leaveTimeout bounds how long a drained worker waits for the server to
+// end its stream after it closed its side.
+const leaveTimeout = 2 * time.Second
+
+// leave ends the current stream cleanly after the drain: the server then
+// knows the worker left on purpose (it requeues whatever it still held at
+// once and drops the session) rather than waiting for it to be declared
+// dead.
+func (w *Worker) leave() {
+	w.mu.Lock()
+	w.leaving = true
+	w.mu.Unlock()
+	w.signal(w.wake)
+	t := time.NewTimer(leaveTimeout)
+	defer t.Stop()
+	select {
+	case <-w.left:
+	case <-t.C:
+	}
 }
 
 // abort ends the drain period now.

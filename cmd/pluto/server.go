@@ -289,6 +289,7 @@ network is remote code execution: --shell with a non-loopback --http or
 			_ = srv.Stop(context.Background())
 			return err
 		}
+		registerBuiltinCommands(first, buildVersion())
 		go func() { workerDone <- runDevWorker(wctx, first, wopts, log) }()
 
 		a.printDevBanner(srv, storeURL, wopts, mux.Types())
@@ -331,6 +332,7 @@ func runDevWorker(ctx context.Context, w *worker.Worker, opts worker.Options, lo
 		if w, err = worker.New(opts); err != nil {
 			return err
 		}
+		registerBuiltinCommands(w, buildVersion())
 	}
 }
 
