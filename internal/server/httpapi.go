@@ -26,9 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -36,7 +34,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pluto-sched/pluto/internal/dur"
 	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
 )
@@ -540,127 +537,6 @@ func (h *httpAPI) wait(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toRunJSON(run))
 }
 
-func (h *httpAPI) logs(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	q := r.URL.Query()
-	var after int64
-	afterParam := "after"
-	v := q.Get("after")
-	if v == "" && q.Get("cursor") != "" {
-		afterParam, v = "cursor", q.Get("cursor")
-	}
-	if v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			writeError(w, badRequest(afterParam, "%s must be a non-negative line number, got %q", afterParam, v))
-			return
-		}
-		after = n
-	}
-	limit := defaultLogLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxLogLimit {
-			writeError(w, badRequest("limit", "limit must be an integer from 1 to %d, got %q", maxLogLimit, v))
-			return
-		}
-		limit = n
-	}
-	follow := false
-	if v := q.Get("follow"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			writeError(w, badRequest("follow", "follow must be a boolean (1, true, 0, false), got %q", v))
-			return
-		}
-		follow = b
-	}
-	run, err := h.getRun(r.Context(), id)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if follow {
-		h.followLogs(w, r, run, after, limit)
-		return
-	}
-	entries, err := h.eng.Logs(r.Context(), store.LogListParams{RunID: id, After: after, Limit: limit})
-	if err != nil {
-		writeError(w, runErr(id, err))
-		return
-	}
-	out := listJSON[logJSON]{Items: make([]logJSON, 0, len(entries))}
-	for _, e := range entries {
-		out.Items = append(out.Items, toLogJSON(e))
-	}
-	if len(entries) == limit && len(entries) > 0 {
-		out.NextCursor = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// followLogs streams a run's log lines as NDJSON (one log object per line)
-// until the run is terminal and every line has been sent, the client goes
-// away or the server stops. An error after the stream began is sent as a
-// final {"error": {…}} line.
-func (h *httpAPI) followLogs(w http.ResponseWriter, r *http.Request, run *store.Run, after int64, limit int) {
-	ctx, cancel := h.untilStopping(r.Context())
-	defer cancel()
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	_ = rc.Flush()
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	fail := func(err error) {
-		ae := toAPIError(err)
-		_ = enc.Encode(errorJSON{Error: errorBody{Code: ae.Code, Message: ae.Message, Field: ae.Field}})
-		_ = rc.Flush()
-	}
-	terminal := run.Status.Terminal()
-	for {
-		entries, err := h.eng.Logs(ctx, store.LogListParams{RunID: run.ID, After: after, Limit: limit})
-		if err != nil {
-			if ctx.Err() == nil {
-				fail(err)
-			}
-			return
-		}
-		for _, e := range entries {
-			if err := enc.Encode(toLogJSON(e)); err != nil {
-				return
-			}
-			after = e.Seq
-		}
-		if len(entries) > 0 {
-			if err := rc.Flush(); err != nil {
-				return
-			}
-		}
-		if len(entries) == limit {
-			continue
-		}
-		if terminal || ctx.Err() != nil {
-			return
-		}
-		wctx, wcancel := context.WithTimeout(ctx, followPoll)
-		cur, err := h.eng.Wait(wctx, run.ID)
-		wcancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			fail(runErr(run.ID, err))
-			return
-		}
-		if cur != nil && cur.Status.Terminal() {
-			terminal = true // one more pass collects the last lines
-		}
-	}
-}
-
 // ---- workers, health ----
 
 func (h *httpAPI) workers(w http.ResponseWriter, r *http.Request) {
@@ -708,141 +584,6 @@ func (h *httpAPI) untilStopping(ctx context.Context) (context.Context, context.C
 		}()
 	}
 	return ctx, cancel
-}
-
-// readBody reads a request body of at most limit bytes (413 above).
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, tooLarge("", "request body is %d bytes; the limit is %d", r.ContentLength, limit)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge("", "request body is larger than the limit of %d bytes", limit)
-		}
-		return nil, badRequest("", "reading request body: %v", err)
-	}
-	return body, nil
-}
-
-// checkJSON reports malformed JSON with where it broke.
-func checkJSON(body []byte) error {
-	if json.Valid(body) {
-		return nil
-	}
-	var v any
-	err := json.Unmarshal(body, &v)
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		line, col := lineCol(body, se.Offset)
-		return badJSON("malformed JSON at line %d, column %d (byte %d): %s", line, col, se.Offset, strings.TrimPrefix(se.Error(), "json: "))
-	}
-	if err != nil {
-		return badJSON("malformed JSON: %v", err)
-	}
-	return badJSON("malformed JSON")
-}
-
-// lineCol turns a byte offset into a 1-based line and column.
-func lineCol(b []byte, off int64) (line, col int) {
-	if off > int64(len(b)) {
-		off = int64(len(b))
-	}
-	if off < 0 {
-		off = 0
-	}
-	prefix := b[:off]
-	line = bytes.Count(prefix, []byte("\n")) + 1
-	col = int(off) - (bytes.LastIndexByte(prefix, '\n') + 1)
-	if col < 1 {
-		col = 1
-	}
-	return line, col
-}
-
-// decodeStrict decodes valid JSON into v, rejecting unknown fields and
-// values of the wrong type with the field named.
-func decodeStrict(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		return nil
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := te.Field
-		if field == "" {
-			return badJSON("request body must be a JSON object, got %s", te.Value)
-		}
-		return badRequest(field, "%s must be %s, got %s", field, typeName(te.Type.Kind().String()), te.Value)
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
-		return badRequest(name, "unknown field %q", name)
-	}
-	return badJSON("malformed JSON: %v", err)
-}
-
-func typeName(kind string) string {
-	switch kind {
-	case "int", "int64", "int32", "uint", "uint64":
-		return "an integer"
-	case "string":
-		return "a string"
-	case "bool":
-		return "a boolean"
-	case "float64", "float32":
-		return "a number"
-	case "slice":
-		return "an array"
-	case "struct", "map":
-		return "an object"
-	}
-	return "a " + kind
-}
-
-// jsonKind names the kind of a JSON value for error messages.
-func jsonKind(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return "nothing"
-	}
-	switch b[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
-
-// parseDuration parses a duration ("90s", "1h30m", "3d", "1w"); a bare
-// integer means seconds.
-func parseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n > math.MaxInt64/int64(time.Second) || n < math.MinInt64/int64(time.Second) {
-			return 0, errors.New("out of range")
-		}
-		return time.Duration(n) * time.Second, nil
-	}
-	return dur.Parse(s)
-}
-
-func statusNames() string {
-	names := make([]string, len(store.AllStatuses))
-	for i, s := range store.AllStatuses {
-		names[i] = string(s)
-	}
-	return strings.Join(names, ", ")
 }
 
 // trackingWriter remembers whether a response was started.
