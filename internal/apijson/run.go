@@ -14,8 +14,8 @@ import (
 func FromRun(r *store.Run) Run {
 	out := Run{
 		ID:          r.ID,
-		Job:         optString(r.Job),
-		ParentID:    optString(r.ParentID),
+		Job:         OptString(r.Job),
+		ParentID:    OptString(r.ParentID),
 		Shard:       r.Shard,
 		Type:        r.Type,
 		Group:       r.Group,
@@ -24,18 +24,18 @@ func FromRun(r *store.Run) Run {
 		Status:      string(r.Status),
 		Attempt:     r.Attempt,
 		MaxAttempts: r.MaxAttempts,
-		Key:         optString(r.Key),
+		Key:         OptString(r.Key),
 		LogicalTime: OptTime(r.LogicalTime),
 		RunAt:       OptTime(r.RunAt),
 		CreatedAt:   OptTime(r.CreatedAt),
 		StartedAt:   OptTime(r.StartedAt),
 		FinishedAt:  OptTime(r.FinishedAt),
-		WorkerID:    optString(r.WorkerID),
+		WorkerID:    OptString(r.WorkerID),
 		Result:      RawJSON(r.Result),
-		Error:       optString(r.Error),
-		Timeout:     optDuration(r.Timeout),
-		Routing:     optString(r.Routing),
-		CallbackURL: optString(r.CallbackURL),
+		Error:       OptString(r.Error),
+		Timeout:     OptDuration(r.Timeout),
+		Routing:     OptString(r.Routing),
+		CallbackURL: OptString(r.CallbackURL),
 	}
 	if r.CallbackURL != "" {
 		state := string(r.Callback.State)
@@ -46,14 +46,15 @@ func FromRun(r *store.Run) Run {
 			State:       state,
 			Attempts:    r.Callback.Attempts,
 			NextAt:      OptTime(r.Callback.NextAt),
-			LastError:   optString(r.Callback.LastError),
+			LastError:   OptString(r.Callback.LastError),
 			DeliveredAt: OptTime(r.Callback.DeliveredAt),
 		}
 	}
 	return out
 }
 
-func optString(s string) *string {
+// OptString is s, or nil for "".
+func OptString(s string) *string {
 	if s == "" {
 		return nil
 	}
@@ -86,7 +87,8 @@ func FormatDuration(d time.Duration) string {
 	return s
 }
 
-func optDuration(d time.Duration) *string {
+// OptDuration is FormatDuration, or nil for 0.
+func OptDuration(d time.Duration) *string {
 	if d == 0 {
 		return nil
 	}

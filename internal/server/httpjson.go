@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/engine"
@@ -82,59 +80,15 @@ func toLogJSON(e store.LogEntry) logJSON {
 	}
 }
 
-func optString(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-// formatTime is the API's time format: RFC 3339 in UTC with as many
-// fractional digits as needed.
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func optTime(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	s := formatTime(t)
-	return &s
-}
-
-// formatDuration is a Go duration string without trailing zero units:
-// "30m" rather than "30m0s", "1h" rather than "1h0m0s".
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}
-
-func optDuration(d time.Duration) *string {
-	if d == 0 {
-		return nil
-	}
-	s := formatDuration(d)
-	return &s
-}
-
-// rawJSON makes stored JSON safe to embed: empty becomes null, and bytes
-// that are not valid JSON (which a correct store never holds) become a JSON
-// string rather than corrupting the response.
-func rawJSON(b json.RawMessage) json.RawMessage {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil
-	}
-	if !json.Valid(b) {
-		s, _ := json.Marshal(string(b))
-		return s
-	}
-	return b
-}
+// The API's value formats, shared with the CLI and the feedback deliverer.
+var (
+	optString      = apijson.OptString
+	formatTime     = apijson.FormatTime
+	optTime        = apijson.OptTime
+	formatDuration = apijson.FormatDuration
+	optDuration    = apijson.OptDuration
+	rawJSON        = apijson.RawJSON
+)
 
 // writeJSON writes v with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
