@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/pluto-sched/pluto/internal/apijson"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pluto-sched/pluto/internal/apijson"
 )
 
 // apiClient is a small client of the HTTP JSON API (/api/v1).
@@ -216,6 +219,27 @@ type (
 	apiList[T any] = apijson.List[T]
 	apiJob         = apijson.Job
 )
+
+// show sends one request (no query, no body) and prints the answer: the
+// JSON as it is with -o json, otherwise decoded as T and printed by print.
+func show[T any](cmd *cobra.Command, co *clientOpts, out io.Writer, method, path string, print func(T) error) error {
+	c, err := co.client()
+	if err != nil {
+		return err
+	}
+	raw, err := c.do(cmd.Context(), method, path, nil, nil)
+	if err != nil {
+		return err
+	}
+	if co.json() {
+		return printJSON(out, raw)
+	}
+	v, err := decode[T](raw)
+	if err != nil {
+		return err
+	}
+	return print(v)
+}
 
 func decode[T any](raw []byte) (T, error) {
 	var v T

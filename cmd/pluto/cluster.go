@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/spf13/cobra"
@@ -19,34 +20,25 @@ server (GET /api/v1/cluster). With SQLite there is one server and it leads.`,
 	}
 	co := a.addClientFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := co.client()
-		if err != nil {
-			return err
-		}
-		raw, err := c.do(cmd.Context(), http.MethodGet, "/cluster", nil, nil)
-		if err != nil {
-			return err
-		}
-		if co.json() {
-			return printJSON(a.stdout, raw)
-		}
-		cl, err := decode[apijson.Cluster](raw)
-		if err != nil {
-			return err
-		}
-		leader := cl.Leader
-		if leader == "" {
-			leader = "(none)"
-		}
-		fmt.Fprintf(a.stdout, "store:  %s\nleader: %s (term %d)\n\n", cl.Store, leader, cl.Term)
-		tw := newTable(a.stdout)
-		fmt.Fprintln(tw, "ID\tHTTP\tGRPC\tLEADER\tALIVE\tSTARTED\tLAST SEEN")
-		for _, s := range cl.Servers {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\n", s.ID, s.HTTP, s.GRPC, s.Leader, s.Alive, deref(s.StartedAt), deref(s.LastSeen))
-		}
-		return tw.Flush()
+		return show(cmd, co, a.stdout, http.MethodGet, "/cluster", func(cl apijson.Cluster) error {
+			return printCluster(a.stdout, cl)
+		})
 	}
 	return cmd
+}
+
+func printCluster(w io.Writer, cl apijson.Cluster) error {
+	leader := cl.Leader
+	if leader == "" {
+		leader = "(none)"
+	}
+	fmt.Fprintf(w, "store:  %s\nleader: %s (term %d)\n\n", cl.Store, leader, cl.Term)
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ID\tHTTP\tGRPC\tLEADER\tALIVE\tSTARTED\tLAST SEEN")
+	for _, s := range cl.Servers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\t%s\n", s.ID, s.HTTP, s.GRPC, s.Leader, s.Alive, deref(s.StartedAt), deref(s.LastSeen))
+	}
+	return tw.Flush()
 }
 
 func deref(s *string) string {

@@ -153,30 +153,21 @@ func (a *app) newJobLsCmd() *cobra.Command {
 	}
 	co := a.addClientFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := co.client()
-		if err != nil {
-			return err
-		}
-		raw, err := c.do(cmd.Context(), http.MethodGet, "/jobs", nil, nil)
-		if err != nil {
-			return err
-		}
-		if co.json() {
-			return printJSON(a.stdout, raw)
-		}
-		page, err := decode[apiList[apiJob]](raw)
-		if err != nil {
-			return err
-		}
-		tw := newTable(a.stdout)
-		fmt.Fprintln(tw, "NAME\tSCHEDULE\tTZ\tNEXT_FIRE\tPAUSED\tMISFIRE\tOVERLAP")
-		for _, j := range page.Items {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\n", j.Name, orDash(&j.Schedule), jobZone(j),
-				shortTime(j.NextFire), j.Paused, j.Misfire, j.Overlap)
-		}
-		return tw.Flush()
+		return show(cmd, co, a.stdout, http.MethodGet, "/jobs", func(page apiList[apiJob]) error {
+			return printJobs(a.stdout, page.Items)
+		})
 	}
 	return cmd
+}
+
+func printJobs(w io.Writer, jobs []apiJob) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tSCHEDULE\tTZ\tNEXT_FIRE\tPAUSED\tMISFIRE\tOVERLAP")
+	for _, j := range jobs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\n", j.Name, orDash(&j.Schedule), jobZone(j),
+			shortTime(j.NextFire), j.Paused, j.Misfire, j.Overlap)
+	}
+	return tw.Flush()
 }
 
 func jobZone(j apiJob) string {
@@ -194,23 +185,10 @@ func (a *app) newJobGetCmd() *cobra.Command {
 	}
 	co := a.addClientFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := co.client()
-		if err != nil {
-			return err
-		}
-		raw, err := c.do(cmd.Context(), http.MethodGet, "/jobs/"+url.PathEscape(args[0]), nil, nil)
-		if err != nil {
-			return err
-		}
-		if co.json() {
-			return printJSON(a.stdout, raw)
-		}
-		j, err := decode[apiJob](raw)
-		if err != nil {
-			return err
-		}
-		printJobDetail(a.stdout, j)
-		return nil
+		return show(cmd, co, a.stdout, http.MethodGet, "/jobs/"+url.PathEscape(args[0]), func(j apiJob) error {
+			printJobDetail(a.stdout, j)
+			return nil
+		})
 	}
 	return cmd
 }
@@ -256,31 +234,23 @@ func (a *app) newJobPauseCmd(pause bool) *cobra.Command {
 	}
 	co := a.addClientFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := co.client()
-		if err != nil {
-			return err
-		}
-		raw, err := c.do(cmd.Context(), http.MethodPost, "/jobs/"+url.PathEscape(args[0])+"/"+action, nil, nil)
-		if err != nil {
-			return err
-		}
-		if co.json() {
-			return printJSON(a.stdout, raw)
-		}
-		j, err := decode[apiJob](raw)
-		if err != nil {
-			return err
-		}
-		if pause {
-			fmt.Fprintf(a.stdout, "job %s paused\n", j.Name)
-		} else if j.NextFire != nil {
-			fmt.Fprintf(a.stdout, "job %s resumed; next fire %s\n", j.Name, shortTime(j.NextFire))
-		} else {
-			fmt.Fprintf(a.stdout, "job %s resumed\n", j.Name)
-		}
-		return nil
+		return show(cmd, co, a.stdout, http.MethodPost, "/jobs/"+url.PathEscape(args[0])+"/"+action, func(j apiJob) error {
+			printPaused(a.stdout, j, pause)
+			return nil
+		})
 	}
 	return cmd
+}
+
+func printPaused(w io.Writer, j apiJob, pause bool) {
+	switch {
+	case pause:
+		fmt.Fprintf(w, "job %s paused\n", j.Name)
+	case j.NextFire != nil:
+		fmt.Fprintf(w, "job %s resumed; next fire %s\n", j.Name, shortTime(j.NextFire))
+	default:
+		fmt.Fprintf(w, "job %s resumed\n", j.Name)
+	}
 }
 
 func (a *app) newJobTriggerCmd() *cobra.Command {

@@ -62,23 +62,10 @@ func (a *app) newWorkerGetCmd() *cobra.Command {
 	}
 	co := a.addClientFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := co.client()
-		if err != nil {
-			return err
-		}
-		raw, err := c.do(cmd.Context(), http.MethodGet, "/workers/"+url.PathEscape(args[0]), nil, nil)
-		if err != nil {
-			return err
-		}
-		if co.json() {
-			return printJSON(a.stdout, raw)
-		}
-		wk, err := decode[apiWorker](raw)
-		if err != nil {
-			return err
-		}
-		printWorkers(a.stdout, []apiWorker{wk})
-		return nil
+		return show(cmd, co, a.stdout, http.MethodGet, "/workers/"+url.PathEscape(args[0]), func(wk apiWorker) error {
+			printWorkers(a.stdout, []apiWorker{wk})
+			return nil
+		})
 	}
 	return cmd
 }
@@ -92,35 +79,26 @@ func (a *app) newWorkerActionCmd(action, short, long string) *cobra.Command {
 	}
 	co := a.addClientFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := co.client()
-		if err != nil {
-			return err
-		}
-		raw, err := c.do(cmd.Context(), http.MethodPost, "/workers/"+url.PathEscape(args[0])+"/"+action, nil, nil)
-		if err != nil {
-			return err
-		}
-		if co.json() {
-			return printJSON(a.stdout, raw)
-		}
-		wk, err := decode[apiWorker](raw)
-		if err != nil {
-			return err
-		}
-		holds := fmt.Sprintf("the %d run(s) it holds", wk.Running)
-		switch action {
-		case "drain":
-			fmt.Fprintf(a.stdout, "worker %s draining: it takes no new runs and finishes %s (server %s)\n", wk.ID, holds, wk.Server)
-		case "resume":
-			fmt.Fprintf(a.stdout, "worker %s resumed: it takes runs again (server %s)\n", wk.ID, wk.Server)
-		case "shutdown":
-			fmt.Fprintf(a.stdout, "worker %s shutting down: it finishes %s, then exits (server %s)\n", wk.ID, holds, wk.Server)
-		case "restart":
-			fmt.Fprintf(a.stdout, "worker %s restarting: it finishes %s, then starts again (server %s)\n", wk.ID, holds, wk.Server)
-		}
-		return nil
+		return show(cmd, co, a.stdout, http.MethodPost, "/workers/"+url.PathEscape(args[0])+"/"+action, func(wk apiWorker) error {
+			printWorkerAction(a.stdout, action, wk)
+			return nil
+		})
 	}
 	return cmd
+}
+
+func printWorkerAction(w io.Writer, action string, wk apiWorker) {
+	holds := fmt.Sprintf("the %d run(s) it holds", wk.Running)
+	switch action {
+	case "drain":
+		fmt.Fprintf(w, "worker %s draining: it takes no new runs and finishes %s (server %s)\n", wk.ID, holds, wk.Server)
+	case "resume":
+		fmt.Fprintf(w, "worker %s resumed: it takes runs again (server %s)\n", wk.ID, wk.Server)
+	case "shutdown":
+		fmt.Fprintf(w, "worker %s shutting down: it finishes %s, then exits (server %s)\n", wk.ID, holds, wk.Server)
+	case "restart":
+		fmt.Fprintf(w, "worker %s restarting: it finishes %s, then starts again (server %s)\n", wk.ID, holds, wk.Server)
+	}
 }
 
 func (a *app) newWorkerCommandCmd() *cobra.Command {
