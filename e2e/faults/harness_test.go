@@ -43,8 +43,8 @@ func newScenario(t *testing.T, name string) *scenario {
 		execLog: filepath.Join(dir, "exec.log"), completions: filepath.Join(dir, "completions.log")}
 }
 
-// serverArgs are a server's flags: SQLite in the scenario's directory
-// (store "" ) or the given store, the completion log, and extra.
+// serverArgs are a server's flags: the given store (for "", SQLite in the
+// scenario's directory), the completion log, and extra.
 func (s *scenario) serverArgs(store string, extra ...string) []string {
 	if store == "" {
 		store = "sqlite:" + filepath.Join(s.dir, "pluto.db")

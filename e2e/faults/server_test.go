@@ -16,9 +16,9 @@ import (
 // burst runs clients that each submit one run at a time, paced, until stop
 // is closed, recording what a server acknowledged (HTTP 201). A client
 // that gets no answer moves to the next server in apis, as the Go client
-// does, and tries again after a pause. wait returns the number of
-// submissions that got no answer (their outcome unknown to the client:
-// not acknowledged, so not counted as lost if they never run).
+// does, and tries again after a pause. stop ends the clients and returns
+// the number of submissions that got no answer (their outcome unknown to
+// the client: not acknowledged, so not counted as lost if they never run).
 func (s *scenario) burst(apis []proc.API, clients int, pace time.Duration, sleep string) (stop func() (unanswered int64)) {
 	quit := make(chan struct{})
 	var wg sync.WaitGroup

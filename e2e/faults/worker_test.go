@@ -105,8 +105,9 @@ func TestWorkerSIGSTOP(t *testing.T) {
 	_, last, _ := span(moved, finishedAt)
 	s.recovery("restarted", first.Sub(fault))
 	s.recovery("affected_done", last.Sub(fault))
+	executed := proc.CountLines(t, s.execLog, -1)
 	for _, r := range moved {
-		if n := proc.CountLines(t, s.execLog, -1)[r.ID+" 1"]; n != 1 {
+		if n := executed[r.ID+" 1"]; n != 1 {
 			t.Errorf("run %s: attempt 1 (on the frozen worker) executed %d times, want 1", r.ID, n)
 		}
 	}
