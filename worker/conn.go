@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
 )
@@ -33,6 +34,11 @@ const (
 	maxBatchItems = 4096
 	// maxRecvBytes is the largest Dispatch the worker accepts.
 	maxRecvBytes = 64 << 20
+
+	// gRPC's minimum ping interval is 10 s; the server permits pings every
+	// 5 s (internal/server).
+	keepaliveTime    = 10 * time.Second
+	keepaliveTimeout = 5 * time.Second
 )
 
 // connPool keeps one grpc.ClientConn per server address for the life of Run.
@@ -57,6 +63,13 @@ func newConnPool(extra []grpc.DialOption) *connPool {
 			},
 			MinConnectTimeout: 5 * time.Second,
 		}),
+		// A server behind a silent partition (packets dropped, nothing
+		// closed) sends nothing while the worker keeps sending heartbeats,
+		// and TCP alone would take ~15 minutes to notice. After keepaliveTime
+		// without hearing from it the worker pings; no answer within
+		// keepaliveTimeout closes the connection and the worker fails over,
+		// in about the time the server takes to declare it dead.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 	}
 	return &connPool{opts: append(opts, extra...), conns: make(map[string]*grpc.ClientConn)}
 }

@@ -124,11 +124,11 @@ type Worker struct {
 	// stream cleanly (CloseSend), so the server forgets the worker at once
 	// instead of holding it suspect until the dead timeout; left is
 	// closed when that session has ended.
-	leaving bool
-	left    chan struct{}
-	abortCh    chan struct{}
-	abortOnce  sync.Once
-	cmdWG      sync.WaitGroup
+	leaving   bool
+	left      chan struct{}
+	abortCh   chan struct{}
+	abortOnce sync.Once
+	cmdWG     sync.WaitGroup
 
 	// wake signals the sender that something was queued; changed signals
 	// the drain loop that runs finished or results were acknowledged.
