@@ -500,3 +500,27 @@ func TestReconnectWithAStaleAttemptIsToldToCancelIt(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// A broken stream is stronger evidence than silence: the worker is dead
+// two intervals after its stream broke, not three after it was last heard.
+func TestBrokenStreamIsDeadAfterTwoIntervals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil) // heartbeat 1 s: dead after 3 s of silence
+		s1, c1 := en.connectSilent("w1", 1)
+		run := en.submit(SubmitSpec{})[0]
+		ack(s1, c1.Tasks()...)
+		time.Sleep(500 * time.Millisecond)
+		s1.Close(errors.New("connection reset")) // heard from 0.5 s ago
+		_, c2 := en.connect("w2", 1)
+		time.Sleep(1900 * time.Millisecond)
+		synctest.Wait()
+		if n := len(c2.Tasks()); n != 0 {
+			t.Fatalf("requeued %v after the break, want 2 s", 1900*time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond) // 2.1 s after the break, 2.6 s after last heard
+		synctest.Wait()
+		if got := c2.Tasks(); len(got) != 1 || got[0].RunID != run.ID || got[0].Attempt != 2 {
+			t.Fatalf("w2 got %+v, want the run at attempt 2, 2 s after w1's stream broke", got)
+		}
+	})
+}

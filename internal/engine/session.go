@@ -357,8 +357,17 @@ func (s *Session) Close(err error) {
 		}
 		return
 	}
-	// Dead exactly DeadAfter after the worker was last heard from.
-	wait := max(0, s.lastSeen.Add(e.live().deadAfter(s.heartbeat)).Sub(e.now()))
+	// Dead DeadAfter after the worker was last heard from, or two thirds
+	// of that (two heartbeat intervals by default) after its stream broke,
+	// whichever comes first: a broken stream is stronger evidence than
+	// silence (a killed process closes its connections at once), and a
+	// worker that is alive reconnects within a second or two.
+	dead := e.live().deadAfter(s.heartbeat)
+	at := s.lastSeen.Add(dead)
+	if closed := e.now().Add(dead * 2 / 3); closed.Before(at) {
+		at = closed
+	}
+	wait := max(0, at.Sub(e.now()))
 	s.deadTimer = e.clk.AfterFunc(wait, func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
