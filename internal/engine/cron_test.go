@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -403,6 +404,50 @@ func TestTwoLeadersFireEachSlotOnce(t *testing.T) {
 					t.Errorf("job %s slot %d: runs %v, want exactly one", name, s, slots[s])
 				}
 			}
+		}
+	})
+}
+
+// listenOnceFails is a store whose first Listen fails at once, as a lost
+// PostgreSQL connection would.
+type listenOnceFails struct {
+	store.Store
+	failed atomic.Bool
+}
+
+func (s *listenOnceFails) Listen(ctx context.Context, fn func(store.Notification)) error {
+	if s.failed.CompareAndSwap(false, true) {
+		return errors.New("connection lost")
+	}
+	return s.Store.Listen(ctx, fn)
+}
+
+// A job saved by another server while this leader's notification
+// connection was down (its TopicJobs lost) still fires: re-listening
+// re-reads the next fire time from the store.
+func TestLeaderRearmsCronWhenItListensAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := newEnv(t, func(c *Config) { c.ServerID = "s0" })
+		base.e.Stop(context.Background()) // only its store is used
+		en := &env{t: t, ctx: context.Background(), st: base.st}
+		en.e = en.start(&listenOnceFails{Store: base.st}, func(c *Config) { c.ExclusiveStore = false })
+		synctest.Wait() // leading, cron armed from an empty store, Listen failed
+		start := time.Now()
+		err := en.st.Tx(en.ctx, func(tx store.Tx) error {
+			_, _, err := tx.JobPut(en.ctx, store.JobPutParams{Now: start, Job: store.Job{
+				Name: "elsewhere", Type: "noop", Group: "g", Schedule: "@every 1s", Misfire: store.MisfireSkip,
+				MisfireMax: 10, Overlap: store.OverlapAllow, NextFire: start.Add(3 * time.Second),
+			}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(4500 * time.Millisecond)
+		synctest.Wait()
+		got := slotsOf(en.jobRuns("elsewhere"), start)
+		if len(got[3]) != 1 || len(got[4]) != 1 {
+			t.Fatalf("slots %v, want 3 and 4 fired", got)
 		}
 	})
 }

@@ -186,6 +186,28 @@ func (e *Engine) listenLoop(ctx context.Context) {
 			return
 		case <-tick:
 		}
+		e.relisten()
+	}
+}
+
+// relisten re-reads the leader's timers from the store before listening
+// again: notifications published while the connection was down (a pending
+// run's time, a saved job, an owed callback on another server) are lost,
+// and the store has what they said.
+func (e *Engine) relisten() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.running() || e.lead.term == 0 {
+		return
+	}
+	e.rearmCron()
+	e.rearmFeedback(time.Time{})
+	if !e.promote.stopped {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.armPromoter(context.Background())
+		}()
 	}
 }
 
