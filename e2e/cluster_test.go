@@ -1,29 +1,20 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pluto-sched/pluto/e2e/internal/proc"
 )
 
 type node struct {
 	id, http, grpc string
-	p              *proc
-	api            api
-}
-
-type clusterJSON struct {
-	Leader  string `json:"leader"`
-	Term    int64  `json:"term"`
-	Servers []struct {
-		ID    string `json:"id"`
-		Alive bool   `json:"alive"`
-	} `json:"servers"`
+	p              *proc.Proc
+	api            proc.API
 }
 
 // TestClusterFailover: three servers on one PostgreSQL, four workers spread
@@ -33,7 +24,7 @@ type clusterJSON struct {
 // No run is completed twice: the servers' completion logs count every
 // accepted terminal status.
 func TestClusterFailover(t *testing.T) {
-	storeURL := pgURL(t)
+	storeURL := proc.PGURL(t)
 	dir := t.TempDir()
 	completions := filepath.Join(dir, "completions.log")
 	execLog := filepath.Join(dir, "exec.log")
@@ -41,9 +32,9 @@ func TestClusterFailover(t *testing.T) {
 	nodes := make([]*node, 3)
 	for i := range nodes {
 		n := &node{id: fmt.Sprintf("s%d", i+1)}
-		n.p, n.http, n.grpc = startServer(t, n.id, "--store", storeURL, "--id", n.id,
+		n.p, n.http, n.grpc = proc.StartServer(t, n.id, "--store", storeURL, "--id", n.id,
 			"--heartbeat", "1s", "--completion-log", completions)
-		n.api = api{t: t, base: "http://" + n.http}
+		n.api = proc.NewAPI(t, n.http)
 		nodes[i] = n
 	}
 	// Each worker lists every server, starting with a different one.
@@ -52,9 +43,9 @@ func TestClusterFailover(t *testing.T) {
 		for j := range nodes {
 			list = append(list, nodes[(i+j)%len(nodes)].grpc)
 		}
-		w := start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(list, ","),
+		w := proc.Start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(list, ","),
 			"--id", fmt.Sprintf("w%d", i+1), "--capacity", "4", "--shell")
-		w.await(30*time.Second, "connected")
+		w.Await(30*time.Second, "connected")
 	}
 
 	var ids []string
@@ -65,8 +56,8 @@ func TestClusterFailover(t *testing.T) {
 				specs[i] = map[string]any{"type": "shell", "group": "default", "payload": map[string]string{
 					"cmd": fmt.Sprintf(`echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s; sleep 0.1`, execLog)}}
 			}
-			var batch struct{ Items []run }
-			if code := n.api.do("POST", "/api/v1/runs", map[string]any{"runs": specs}, &batch); code != 201 {
+			var batch struct{ Items []proc.Run }
+			if code := n.api.Do("POST", "/api/v1/runs", map[string]any{"runs": specs}, &batch); code != 201 {
 				t.Fatalf("submit via %s: HTTP %d", n.id, code)
 			}
 			for _, r := range batch.Items {
@@ -74,9 +65,9 @@ func TestClusterFailover(t *testing.T) {
 			}
 		}
 	}
-	cluster := func(n *node) clusterJSON {
-		var c clusterJSON
-		n.api.do("GET", "/api/v1/cluster", nil, &c)
+	cluster := func(n *node) proc.ClusterJSON {
+		var c proc.ClusterJSON
+		n.api.Do("GET", "/api/v1/cluster", nil, &c)
 		return c
 	}
 
@@ -94,14 +85,14 @@ func TestClusterFailover(t *testing.T) {
 
 	// Kill the leader while runs are in flight.
 	killed := time.Now()
-	leader.p.signal(syscall.SIGKILL)
+	leader.p.Signal(syscall.SIGKILL)
 	var rest []*node
 	for _, n := range nodes {
 		if n != leader {
 			rest = append(rest, n)
 		}
 	}
-	var after clusterJSON
+	var after proc.ClusterJSON
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		after = cluster(rest[0])
@@ -131,14 +122,14 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	var workers struct{ Items []struct{ ID string } }
-	victim.api.do("GET", "/api/v1/workers", nil, &workers)
+	victim.api.Do("GET", "/api/v1/workers", nil, &workers)
 	t.Logf("killing non-leader %s with %d workers attached", victim.id, len(workers.Items))
 	killed = time.Now()
-	victim.p.signal(syscall.SIGKILL)
+	victim.p.Signal(syscall.SIGKILL)
 
 	for _, id := range ids {
-		if got := survivor.api.wait(id, 2*time.Minute); got.Status != "succeeded" {
-			t.Fatalf("run %s: %s (error %v)", id, got.Status, deref(got.Error))
+		if got := survivor.api.Wait(id, 2*time.Minute); got.Status != "succeeded" {
+			t.Fatalf("run %s: %s (error %v)", id, got.Status, proc.Deref(got.Error))
 		}
 	}
 	t.Logf("all %d runs succeeded %v after the non-leader was killed", len(ids), time.Since(killed).Round(time.Millisecond))
@@ -146,7 +137,7 @@ func TestClusterFailover(t *testing.T) {
 	// Never two accepted completions for a run, across all servers. (A
 	// server killed between a commit and its audit write misses that line;
 	// the store has the completion — every run succeeded above.)
-	done := countLines(t, completions, 0)
+	done := proc.CountLines(t, completions, 0)
 	unlogged := 0
 	for _, id := range ids {
 		switch n := done[id]; {
@@ -161,30 +152,9 @@ func TestClusterFailover(t *testing.T) {
 	}
 	t.Logf("accepted completions: %d runs once, %d lost with a killed server's last audit lines, none twice", len(ids)-unlogged, unlogged)
 	// No attempt executed twice.
-	for k, n := range countLines(t, execLog, -1) {
+	for k, n := range proc.CountLines(t, execLog, -1) {
 		if n > 1 {
 			t.Errorf("attempt %q executed %d times", k, n)
 		}
 	}
-}
-
-// countLines counts a file's lines by their field number f (-1: the whole
-// line).
-func countLines(t *testing.T, path string, f int) map[string]int {
-	t.Helper()
-	file, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
-	out := map[string]int{}
-	sc := bufio.NewScanner(file)
-	for sc.Scan() {
-		key := sc.Text()
-		if f >= 0 {
-			key = strings.Fields(key)[f]
-		}
-		out[key]++
-	}
-	return out
 }

@@ -8,12 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pluto-sched/pluto/e2e/internal/proc"
 )
 
 // cli runs a pluto client command and returns its exit code and output.
 func cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(proc.Binary, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -24,39 +26,6 @@ func cli(t *testing.T, args ...string) (code int, stdout, stderr string) {
 		t.Fatalf("pluto %v: %v", args, err)
 	}
 	return 0, out.String(), errb.String()
-}
-
-// awaitCount blocks until n log lines contain every one of parts and
-// returns the n-th.
-func (p *proc) awaitCount(d time.Duration, n int, parts ...string) string {
-	p.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		p.mu.Lock()
-		lines := p.lines
-		p.mu.Unlock()
-		seen := 0
-		for _, l := range lines {
-			ok := true
-			for _, part := range parts {
-				ok = ok && strings.Contains(l, part)
-			}
-			if ok {
-				if seen++; seen == n {
-					return l
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("%s did not log %q %d times within %v:\n%s", p.name, parts, n, d, p.log())
-		}
-		select {
-		case <-p.grew:
-		case <-p.exit:
-			p.t.Fatalf("%s exited before logging %q %d times:\n%s", p.name, parts, n, p.log())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 type workerJSON struct {
@@ -70,23 +39,23 @@ type workerJSON struct {
 
 // submitNoops submits n noop runs and waits for them; it returns the
 // worker each ran on.
-func submitNoops(t *testing.T, a api, n int) []string {
+func submitNoops(t *testing.T, a proc.API, n int) []string {
 	t.Helper()
 	specs := make([]map[string]any, n)
 	for i := range specs {
 		specs[i] = map[string]any{"type": "noop", "group": "default"}
 	}
-	var batch struct{ Items []run }
-	if code := a.do("POST", "/api/v1/runs", map[string]any{"runs": specs}, &batch); code != 201 || len(batch.Items) != n {
+	var batch struct{ Items []proc.Run }
+	if code := a.Do("POST", "/api/v1/runs", map[string]any{"runs": specs}, &batch); code != 201 || len(batch.Items) != n {
 		t.Fatalf("submit: HTTP %d, %d runs", code, len(batch.Items))
 	}
 	var on []string
 	for _, r := range batch.Items {
-		got := a.wait(r.ID, 30*time.Second)
+		got := a.Wait(r.ID, 30*time.Second)
 		if got.Status != "succeeded" {
 			t.Fatalf("run %s: %s", r.ID, got.Status)
 		}
-		on = append(on, deref(got.WorkerID))
+		on = append(on, proc.Deref(got.WorkerID))
 	}
 	return on
 }
@@ -100,19 +69,19 @@ func submitNoops(t *testing.T, a api, n int) []string {
 // and runs go to it.
 func TestRemoteControlWithRealProcesses(t *testing.T) {
 	dir := t.TempDir()
-	_, httpAddr, grpcAddr := startServer(t, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"))
+	_, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"))
 	base := "http://" + httpAddr
-	a := api{t: t, base: base}
+	a := proc.NewAPI(t, httpAddr)
 
-	w1 := start(t, "w1", "worker", "--server", grpcAddr, "--capacity", "2") // default ID: host-pid
-	w2 := start(t, "w2", "worker", "--server", grpcAddr, "--id", "w2", "--capacity", "2")
-	id1 := logField(t, w1.await(20*time.Second, "pluto worker starting"), "id")
-	w1.await(20*time.Second, "connected")
-	w2.await(20*time.Second, "connected")
+	w1 := proc.Start(t, "w1", "worker", "--server", grpcAddr, "--capacity", "2") // default ID: host-pid
+	w2 := proc.Start(t, "w2", "worker", "--server", grpcAddr, "--id", "w2", "--capacity", "2")
+	id1 := proc.LogField(t, w1.Await(20*time.Second, "pluto worker starting"), "id")
+	w1.Await(20*time.Second, "connected")
+	w2.Await(20*time.Second, "connected")
 	getWorker := func(id string) workerJSON {
 		t.Helper()
 		var wk workerJSON
-		if code := a.do("GET", "/api/v1/workers/"+id, nil, &wk); code != 200 {
+		if code := a.Do("GET", "/api/v1/workers/"+id, nil, &wk); code != 200 {
 			t.Fatalf("GET worker %s: HTTP %d", id, code)
 		}
 		return wk
@@ -182,10 +151,10 @@ func TestRemoteControlWithRealProcesses(t *testing.T) {
 	if code, out, errOut := cli(t, "worker", "shutdown", "w2", "--server", base); code != 0 || !strings.Contains(out, "shutting down") {
 		t.Fatalf("shutdown: exit %d\n%s%s", code, out, errOut)
 	}
-	if code := w2.awaitExit(30 * time.Second); code != 0 {
-		t.Fatalf("w2 exited %d after shutdown:\n%s", code, w2.log())
+	if code := w2.AwaitExit(30 * time.Second); code != 0 {
+		t.Fatalf("w2 exited %d after shutdown:\n%s", code, w2.Log())
 	}
-	w2.await(time.Second, "shutdown requested by server")
+	w2.Await(time.Second, "shutdown requested by server")
 
 	// Restart: the same process (same PID, so the same default ID)
 	// re-executes itself and connects again.
@@ -193,12 +162,12 @@ func TestRemoteControlWithRealProcesses(t *testing.T) {
 	if code, out, errOut := cli(t, "worker", "restart", id1, "--server", base); code != 0 || !strings.Contains(out, "restarting") {
 		t.Fatalf("restart: exit %d\n%s%s", code, out, errOut)
 	}
-	w1.await(30*time.Second, "restarting at the server's request")
-	again := w1.awaitCount(30*time.Second, 2, "pluto worker starting")
-	if got := logField(t, again, "id"); got != id1 {
+	w1.Await(30*time.Second, "restarting at the server's request")
+	again := w1.AwaitNth(30*time.Second, 2, "pluto worker starting").Text
+	if got := proc.LogField(t, again, "id"); got != id1 {
 		t.Fatalf("restarted worker has ID %s, want %s", got, id1)
 	}
-	w1.awaitCount(30*time.Second, 2, "connected")
+	w1.AwaitNth(30*time.Second, 2, "connected")
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		wk := getWorker(id1)
@@ -216,8 +185,8 @@ func TestRemoteControlWithRealProcesses(t *testing.T) {
 		}
 	}
 	select {
-	case <-w1.exit:
-		t.Fatalf("the restarted worker's process exited:\n%s", w1.log())
+	case <-w1.Exited():
+		t.Fatalf("the restarted worker's process exited:\n%s", w1.Log())
 	default:
 	}
 }
@@ -227,15 +196,15 @@ func TestRemoteControlWithRealProcesses(t *testing.T) {
 // the first follows its redirect to the second, and a group command asked
 // of the first reaches the worker.
 func TestRemoteControlAcrossClusterWithRealProcesses(t *testing.T) {
-	storeURL := pgURL(t)
-	_, http1, _ := startServer(t, "s1", "--store", storeURL, "--id", "s1")
-	_, http2, grpc2 := startServer(t, "s2", "--store", storeURL, "--id", "s2")
-	w := start(t, "w1", "worker", "--server", grpc2, "--id", "w1", "--capacity", "1")
-	w.await(20*time.Second, "connected")
+	storeURL := proc.PGURL(t)
+	_, http1, _ := proc.StartServer(t, "s1", "--store", storeURL, "--id", "s1")
+	_, http2, grpc2 := proc.StartServer(t, "s2", "--store", storeURL, "--id", "s2")
+	w := proc.Start(t, "w1", "worker", "--server", grpc2, "--id", "w1", "--capacity", "1")
+	w.Await(20*time.Second, "connected")
 	deadline := time.Now().Add(20 * time.Second)
 	for { // s1 sees s2 alive in the cluster listing
-		var c clusterJSON
-		api{t: t, base: "http://" + http1}.do("GET", "/api/v1/cluster", nil, &c)
+		var c proc.ClusterJSON
+		proc.NewAPI(t, http1).Do("GET", "/api/v1/cluster", nil, &c)
 		alive := 0
 		for _, s := range c.Servers {
 			if s.Alive {
@@ -254,7 +223,7 @@ func TestRemoteControlAcrossClusterWithRealProcesses(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "worker w1 draining") || !strings.Contains(out, "server s2") {
 		t.Fatalf("drain via s1: exit %d\n%s%s", code, out, errOut)
 	}
-	w.await(10*time.Second, "drain requested by server")
+	w.Await(10*time.Second, "drain requested by server")
 	code, out, errOut = cli(t, "worker", "command", "--group", "default", "ping", "--server", "http://"+http1)
 	if code != 0 || !strings.Contains(out, "w1") || !strings.Contains(out, "s2") || !strings.Contains(out, "pong") {
 		t.Fatalf("group ping via s1: exit %d\n%s%s", code, out, errOut)

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pluto-sched/pluto/e2e/internal/proc"
 )
 
 type slotRun struct {
@@ -18,45 +20,30 @@ type slotRun struct {
 }
 
 // jobRuns lists every run of a job.
-func (a api) jobRuns(job string) []slotRun {
-	a.t.Helper()
-	var all []slotRun
-	cursor := ""
-	for {
-		var page struct {
-			Items      []slotRun `json:"items"`
-			NextCursor string    `json:"next_cursor"`
-		}
-		if code := a.do("GET", "/api/v1/runs?job="+job+"&limit=1000&cursor="+cursor, nil, &page); code != 200 {
-			a.t.Fatalf("list runs of %s: HTTP %d", job, code)
-		}
-		all = append(all, page.Items...)
-		if page.NextCursor == "" {
-			return all
-		}
-		cursor = page.NextCursor
-	}
+func jobRuns(a proc.API, job string) []slotRun {
+	a.T.Helper()
+	return proc.MustListOf[slotRun](a, "job="+job)
 }
 
 // awaitSlots polls until the job has at least n runs in a terminal state.
-func (a api) awaitSlots(job string, n int, within time.Duration) {
-	a.t.Helper()
+func awaitSlots(a proc.API, job string, n int, within time.Duration) {
+	a.T.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		done := len(a.jobRunsTerminal(job))
+		done := len(jobRunsTerminal(a, job))
 		if done >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			a.t.Fatalf("job %s: %d terminal runs after %v, want %d", job, done, within, n)
+			a.T.Fatalf("job %s: %d terminal runs after %v, want %d", job, done, within, n)
 		}
 		time.Sleep(200 * time.Millisecond) // polling another process's state
 	}
 }
 
-func (a api) jobRunsTerminal(job string) []slotRun {
+func jobRunsTerminal(a proc.API, job string) []slotRun {
 	var out []slotRun
-	for _, r := range a.jobRuns(job) {
+	for _, r := range jobRuns(a, job) {
 		if r.Status == "succeeded" || r.Status == "skipped" || r.Status == "failed" {
 			out = append(out, r)
 		}
@@ -98,31 +85,31 @@ func checkSlots(t *testing.T, runs []slotRun) map[time.Time]slotRun {
 	return bySlot
 }
 
-func putTickJob(t *testing.T, a api, name, misfire, execLog string) {
+func putTickJob(t *testing.T, a proc.API, name, misfire, execLog string) {
 	t.Helper()
 	job := map[string]any{
 		"type": "shell", "group": "default", "schedule": "* * * * * ?", "misfire": misfire, "overlap": "allow",
 		"payload": map[string]string{"cmd": fmt.Sprintf(`echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s`, execLog)},
 	}
-	if code := a.do("PUT", "/api/v1/jobs/"+name, job, nil); code != 201 {
+	if code := a.Do("PUT", "/api/v1/jobs/"+name, job, nil); code != 201 {
 		t.Fatalf("PUT job: HTTP %d", code)
 	}
 }
 
-func pauseAndSettle(t *testing.T, a api, job string) []slotRun {
+func pauseAndSettle(t *testing.T, a proc.API, job string) []slotRun {
 	t.Helper()
-	if code := a.do("POST", "/api/v1/jobs/"+job+"/pause", nil, nil); code != 200 {
+	if code := a.Do("POST", "/api/v1/jobs/"+job+"/pause", nil, nil); code != 200 {
 		t.Fatalf("pause: HTTP %d", code)
 	}
-	runs := a.jobRuns(job)
+	runs := jobRuns(a, job)
 	for _, r := range runs {
 		if r.Status != "skipped" {
-			if got := a.wait(r.ID, time.Minute); got.Status != "succeeded" {
-				t.Errorf("run %s: %s (%v)", r.ID, got.Status, deref(got.Error))
+			if got := a.Wait(r.ID, time.Minute); got.Status != "succeeded" {
+				t.Errorf("run %s: %s (%v)", r.ID, got.Status, proc.Deref(got.Error))
 			}
 		}
 	}
-	return a.jobRuns(job)
+	return jobRuns(a, job)
 }
 
 // TestCronAcrossServerKill: an every-second job on SQLite; the server is
@@ -135,21 +122,21 @@ func TestCronAcrossServerKill(t *testing.T) {
 			dir := t.TempDir()
 			db := "sqlite:" + filepath.Join(dir, "pluto.db")
 			execLog := filepath.Join(dir, "exec.log")
-			srv, httpAddr, grpcAddr := startServer(t, "server", "--store", db, "--heartbeat", "1s")
-			w := start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "4", "--shell")
-			w.await(30*time.Second, "connected")
-			a := api{t: t, base: "http://" + httpAddr}
+			srv, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", db, "--heartbeat", "1s")
+			w := proc.Start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "4", "--shell")
+			w.Await(30*time.Second, "connected")
+			a := proc.NewAPI(t, httpAddr)
 			putTickJob(t, a, "tick", misfire, execLog)
-			a.awaitSlots("tick", 4, 30*time.Second)
+			awaitSlots(a, "tick", 4, 30*time.Second)
 
-			srv.signal(syscall.SIGKILL)
-			<-srv.exit
+			srv.Signal(syscall.SIGKILL)
+			<-srv.Exited()
 			killed := time.Now()
 			time.Sleep(8 * time.Second) // the outage
-			restarted := start(t, "server2", "server", "--store", db, "--heartbeat", "1s", "--http", httpAddr, "--grpc", grpcAddr)
-			restarted.await(30*time.Second, "pluto server started")
-			before := len(a.jobRuns("tick"))
-			a.awaitSlots("tick", before+3, 30*time.Second)
+			restarted := proc.Start(t, "server2", "server", "--store", db, "--heartbeat", "1s", "--http", httpAddr, "--grpc", grpcAddr)
+			restarted.Await(30*time.Second, "pluto server started")
+			before := len(jobRuns(a, "tick"))
+			awaitSlots(a, "tick", before+3, 30*time.Second)
 
 			bySlot := checkSlots(t, pauseAndSettle(t, a, "tick"))
 			var skipped []string
@@ -157,7 +144,7 @@ func TestCronAcrossServerKill(t *testing.T) {
 				if r.Status == "skipped" {
 					skipped = append(skipped, at.Format(time.RFC3339))
 					if !at.After(killed.Add(-2*time.Second)) || r.Error == nil || !strings.Contains(*r.Error, "misfire") {
-						t.Errorf("slot %s skipped (%v) but it was not missed in the outage", at.Format(time.RFC3339), deref(r.Error))
+						t.Errorf("slot %s skipped (%v) but it was not missed in the outage", at.Format(time.RFC3339), proc.Deref(r.Error))
 					}
 				}
 			}
@@ -169,7 +156,7 @@ func TestCronAcrossServerKill(t *testing.T) {
 				t.Errorf("misfire skip: no slot skipped after an 8 s outage (grace 5 s)")
 			}
 			t.Logf("skipped slots: %v", skipped)
-			for k, n := range countLines(t, execLog, -1) {
+			for k, n := range proc.CountLines(t, execLog, -1) {
 				if n > 1 {
 					t.Errorf("attempt %q executed %d times", k, n)
 				}
@@ -183,31 +170,31 @@ func TestCronAcrossServerKill(t *testing.T) {
 // leader fires the slots the outage missed, late, and every slot has
 // exactly one run, executed once.
 func TestCronAcrossLeaderFailover(t *testing.T) {
-	storeURL := pgURL(t)
+	storeURL := proc.PGURL(t)
 	dir := t.TempDir()
 	execLog := filepath.Join(dir, "exec.log")
 	nodes := make([]*node, 3)
 	var grpcs []string
 	for i := range nodes {
 		n := &node{id: fmt.Sprintf("s%d", i+1)}
-		n.p, n.http, n.grpc = startServer(t, n.id, "--store", storeURL, "--id", n.id, "--heartbeat", "1s",
+		n.p, n.http, n.grpc = proc.StartServer(t, n.id, "--store", storeURL, "--id", n.id, "--heartbeat", "1s",
 			"--lease-ttl", "5s", "--renew-interval", "1s")
-		n.api = api{t: t, base: "http://" + n.http}
+		n.api = proc.NewAPI(t, n.http)
 		nodes[i] = n
 		grpcs = append(grpcs, n.grpc)
 	}
 	for i := range 2 {
-		w := start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(grpcs[i:], ",")+","+strings.Join(grpcs[:i], ","),
+		w := proc.Start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(grpcs[i:], ",")+","+strings.Join(grpcs[:i], ","),
 			"--id", fmt.Sprintf("w%d", i+1), "--capacity", "4", "--shell")
-		w.await(30*time.Second, "connected")
+		w.Await(30*time.Second, "connected")
 	}
 	putTickJob(t, nodes[1].api, "tick", "all", execLog)
 	leader := func(via *node) string {
-		var c clusterJSON
-		via.api.do("GET", "/api/v1/cluster", nil, &c)
+		var c proc.ClusterJSON
+		via.api.Do("GET", "/api/v1/cluster", nil, &c)
 		return c.Leader
 	}
-	nodes[0].api.awaitSlots("tick", 4, 30*time.Second)
+	awaitSlots(nodes[0].api, "tick", 4, 30*time.Second)
 	var old *node
 	for _, n := range nodes {
 		if n.id == leader(nodes[0]) {
@@ -217,8 +204,8 @@ func TestCronAcrossLeaderFailover(t *testing.T) {
 	if old == nil {
 		t.Fatal("no leader")
 	}
-	old.p.signal(syscall.SIGKILL)
-	<-old.p.exit
+	old.p.Signal(syscall.SIGKILL)
+	<-old.p.Exited()
 	var survivor *node
 	for _, n := range nodes {
 		if n != old {
@@ -232,15 +219,15 @@ func TestCronAcrossLeaderFailover(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // polling another process's state
 	}
-	before := len(survivor.api.jobRuns("tick"))
-	survivor.api.awaitSlots("tick", before+3, 30*time.Second)
+	before := len(jobRuns(survivor.api, "tick"))
+	awaitSlots(survivor.api, "tick", before+3, 30*time.Second)
 	bySlot := checkSlots(t, pauseAndSettle(t, survivor.api, "tick"))
 	for at, r := range bySlot {
 		if r.Status != "succeeded" {
 			t.Errorf("slot %s: %s, want succeeded (misfire all)", at.Format(time.RFC3339), r.Status)
 		}
 	}
-	for k, n := range countLines(t, execLog, -1) {
+	for k, n := range proc.CountLines(t, execLog, -1) {
 		if n > 1 {
 			t.Errorf("attempt %q executed %d times", k, n)
 		}

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pluto-sched/pluto/e2e/internal/proc"
 )
 
 // post is one POST the receiver got.
@@ -79,7 +81,7 @@ type callbackState struct {
 }
 
 type runWithCallback struct {
-	run
+	proc.Run
 	CallbackURL *string        `json:"callback_url"`
 	Callback    *callbackState `json:"callback"`
 }
@@ -97,13 +99,13 @@ func TestCallbackAcrossServerKill(t *testing.T) {
 	db := "sqlite:" + filepath.Join(t.TempDir(), "pluto.db")
 	// One server ID for both processes: the second renews the first's
 	// leader lease instead of waiting for it to run out.
-	srv, httpAddr, grpcAddr := startServer(t, "server", "--store", db, "--heartbeat", "1s", "--id", "s1")
-	w := start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "2", "--shell")
-	w.await(30*time.Second, "connected")
-	a := api{t: t, base: "http://" + httpAddr}
+	srv, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", db, "--heartbeat", "1s", "--id", "s1")
+	w := proc.Start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "2", "--shell")
+	w.Await(30*time.Second, "connected")
+	a := proc.NewAPI(t, httpAddr)
 
 	var created runWithCallback
-	if code := a.do("POST", "/api/v1/runs", map[string]any{
+	if code := a.Do("POST", "/api/v1/runs", map[string]any{
 		"type": "shell", "group": "default", "payload": map[string]string{"cmd": "echo feedback"},
 		"callback_url": hook.URL + "/hook?from=e2e",
 	}, &created); code != http.StatusCreated {
@@ -112,7 +114,7 @@ func TestCallbackAcrossServerKill(t *testing.T) {
 	if created.Callback == nil || created.Callback.State != "none" || created.CallbackURL == nil {
 		t.Fatalf("submitted run: callback_url %v callback %+v", created.CallbackURL, created.Callback)
 	}
-	if got := a.wait(created.ID, time.Minute); got.Status != "succeeded" {
+	if got := a.Wait(created.ID, time.Minute); got.Status != "succeeded" {
 		t.Fatalf("run %s", got.Status)
 	}
 	first := rc.awaitPosts(t, 1, 30*time.Second)
@@ -122,7 +124,7 @@ func TestCallbackAcrossServerKill(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var r runWithCallback
-		a.do("GET", "/api/v1/runs/"+created.ID, nil, &r)
+		a.Do("GET", "/api/v1/runs/"+created.ID, nil, &r)
 		if r.Callback != nil && r.Callback.LastError != nil {
 			if r.Callback.State != "pending" || r.Callback.Attempts != 1 || r.Callback.NextAt == nil {
 				t.Fatalf("after the first refusal: %+v", r.Callback)
@@ -134,15 +136,15 @@ func TestCallbackAcrossServerKill(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling another process's state
 	}
-	srv.signal(syscall.SIGKILL)
-	<-srv.exit
+	srv.Signal(syscall.SIGKILL)
+	<-srv.Exited()
 	if first[0].runID != created.ID || first[0].attempt != "1" {
 		t.Fatalf("first POST %+v", first[0])
 	}
 	t.Logf("server SIGKILLed after %d POST(s), the first answered %d", len(rc.snapshot()), first[0].status)
 
-	restarted := start(t, "server2", "server", "--store", db, "--heartbeat", "1s", "--id", "s1", "--http", httpAddr, "--grpc", grpcAddr)
-	restarted.await(30*time.Second, "pluto server started")
+	restarted := proc.Start(t, "server2", "server", "--store", db, "--heartbeat", "1s", "--id", "s1", "--http", httpAddr, "--grpc", grpcAddr)
+	restarted.Await(30*time.Second, "pluto server started")
 	posts := rc.awaitPosts(t, 3, time.Minute)
 	var delivered *post
 	for i := range posts {
@@ -163,7 +165,7 @@ func TestCallbackAcrossServerKill(t *testing.T) {
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		var r runWithCallback
-		a.do("GET", "/api/v1/runs/"+created.ID, nil, &r)
+		a.Do("GET", "/api/v1/runs/"+created.ID, nil, &r)
 		if r.Callback != nil && r.Callback.State == "delivered" {
 			if r.Callback.Attempts < 3 || r.Callback.DeliveredAt == nil || r.Callback.LastError != nil {
 				t.Errorf("delivered callback %+v", r.Callback)
@@ -189,25 +191,25 @@ func TestCallbackAcrossServerKill(t *testing.T) {
 // takes the lease and delivers what is owed, including a delivery owed
 // while nobody led.
 func TestCallbackOnPostgresAcrossServers(t *testing.T) {
-	store := pgURL(t)
+	store := proc.PGURL(t)
 	rc := &receiver{got: make(chan struct{}, 1)}
 	hook := httptest.NewServer(rc)
 	defer hook.Close()
 	lease := []string{"--store", store, "--heartbeat", "1s", "--lease-ttl", "3s", "--renew-interval", "500ms"}
-	leader, _, _ := startServer(t, "s1", append(lease, "--id", "s1")...)
+	leader, _, _ := proc.StartServer(t, "s1", append(lease, "--id", "s1")...)
 	time.Sleep(time.Second) // s1 takes the first term
-	_, httpAddr, grpcAddr := startServer(t, "s2", append(lease, "--id", "s2")...)
-	w := start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "2", "--shell")
-	w.await(30*time.Second, "connected")
-	a := api{t: t, base: "http://" + httpAddr}
+	_, httpAddr, grpcAddr := proc.StartServer(t, "s2", append(lease, "--id", "s2")...)
+	w := proc.Start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "2", "--shell")
+	w.Await(30*time.Second, "connected")
+	a := proc.NewAPI(t, httpAddr)
 	var cluster struct{ Leader string }
-	if a.do("GET", "/api/v1/cluster", nil, &cluster); cluster.Leader != "s1" {
+	if a.Do("GET", "/api/v1/cluster", nil, &cluster); cluster.Leader != "s1" {
 		t.Fatalf("leader %q, want s1", cluster.Leader)
 	}
 
 	submit := func(cmd string) string {
 		var r runWithCallback
-		if code := a.do("POST", "/api/v1/runs", map[string]any{
+		if code := a.Do("POST", "/api/v1/runs", map[string]any{
 			"type": "shell", "group": "default", "payload": map[string]string{"cmd": cmd}, "callback_url": hook.URL,
 		}, &r); code != http.StatusCreated {
 			t.Fatalf("submit: HTTP %d", code)
@@ -215,7 +217,7 @@ func TestCallbackOnPostgresAcrossServers(t *testing.T) {
 		return r.ID
 	}
 	first := submit("echo one")
-	if got := a.wait(first, time.Minute); got.Status != "succeeded" {
+	if got := a.Wait(first, time.Minute); got.Status != "succeeded" {
 		t.Fatalf("run %s", got.Status)
 	}
 	if ps := rc.awaitPosts(t, 1, 10*time.Second); ps[0].runID != first {
@@ -226,7 +228,7 @@ func TestCallbackOnPostgresAcrossServers(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			var r runWithCallback
-			a.do("GET", "/api/v1/runs/"+id, nil, &r)
+			a.Do("GET", "/api/v1/runs/"+id, nil, &r)
 			if r.Callback != nil && r.Callback.State == "delivered" {
 				return
 			}
@@ -240,10 +242,10 @@ func TestCallbackOnPostgresAcrossServers(t *testing.T) {
 	// would be POSTed again once its claim lapsed: at least once).
 	awaitDelivered(first)
 
-	leader.signal(syscall.SIGKILL)
-	<-leader.exit
+	leader.Signal(syscall.SIGKILL)
+	<-leader.Exited()
 	second := submit("echo two") // finishes while nobody may lead yet
-	if got := a.wait(second, time.Minute); got.Status != "succeeded" {
+	if got := a.Wait(second, time.Minute); got.Status != "succeeded" {
 		t.Fatalf("run %s", got.Status)
 	}
 	ps := rc.awaitPosts(t, 2, 30*time.Second)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pluto-sched/pluto/e2e/internal/proc"
 )
 
 // TestLifecycleWithRealProcesses runs a server and two shell workers as
@@ -22,20 +24,20 @@ import (
 // execute twice.
 func TestLifecycleWithRealProcesses(t *testing.T) {
 	dir := t.TempDir()
-	_, httpAddr, grpcAddr := startServer(t, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"), "--heartbeat", "1s")
-	a := api{t: t, base: "http://" + httpAddr}
+	_, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"), "--heartbeat", "1s")
+	a := proc.NewAPI(t, httpAddr)
 
-	w1 := start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "4", "--shell")
-	w2 := start(t, "w2", "worker", "--server", grpcAddr, "--id", "w2", "--capacity", "4", "--shell")
-	w1.await(20*time.Second, "connected")
-	w2.await(20*time.Second, "connected")
+	w1 := proc.Start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "4", "--shell")
+	w2 := proc.Start(t, "w2", "worker", "--server", grpcAddr, "--id", "w2", "--capacity", "4", "--shell")
+	w1.Await(20*time.Second, "connected")
+	w2.Await(20*time.Second, "connected")
 
 	execLog := filepath.Join(dir, "exec.log")
 	pidFile := filepath.Join(dir, "long.pid")
 
 	// A long command to cancel while it runs.
-	var long run
-	if code := a.do("POST", "/api/v1/runs", map[string]any{
+	var long proc.Run
+	if code := a.Do("POST", "/api/v1/runs", map[string]any{
 		"type": "shell", "group": "default", "priority": 10,
 		"payload": map[string]string{"cmd": "echo $$ > " + pidFile + "; exec sleep 60"},
 	}, &long); code != 201 {
@@ -52,31 +54,31 @@ func TestLifecycleWithRealProcesses(t *testing.T) {
 		}
 		specs[i] = map[string]any{"type": "shell", "group": "default", "payload": map[string]string{"cmd": cmd}}
 	}
-	var batch struct{ Items []run }
-	if code := a.do("POST", "/api/v1/runs", map[string]any{"runs": specs}, &batch); code != 201 || len(batch.Items) != 500 {
+	var batch struct{ Items []proc.Run }
+	if code := a.Do("POST", "/api/v1/runs", map[string]any{"runs": specs}, &batch); code != 201 || len(batch.Items) != 500 {
 		t.Fatalf("submit batch: HTTP %d, %d runs", code, len(batch.Items))
 	}
 
 	// Cancel the long command once it is running.
 	pid := awaitPID(t, pidFile)
-	var cancelled run
-	a.do("POST", "/api/v1/runs/"+long.ID+"/cancel", map[string]string{"reason": "e2e"}, &cancelled)
-	if got := a.wait(long.ID, 30*time.Second); got.Status != "cancelled" {
+	var cancelled proc.Run
+	a.Do("POST", "/api/v1/runs/"+long.ID+"/cancel", map[string]string{"reason": "e2e"}, &cancelled)
+	if got := a.Wait(long.ID, 30*time.Second); got.Status != "cancelled" {
 		t.Fatalf("long run after cancel: %s", got.Status)
 	}
 	awaitGone(t, pid)
 
 	// Kill w2 once a fifth of the burst is done.
-	a.wait(batch.Items[99].ID, time.Minute)
+	a.Wait(batch.Items[99].ID, time.Minute)
 	killed := time.Now()
-	w2.signal(syscall.SIGKILL)
+	w2.Signal(syscall.SIGKILL)
 
 	moved := 0
 	var firstMoved time.Duration
 	for i, r := range batch.Items {
-		got := a.wait(r.ID, 2*time.Minute)
+		got := a.Wait(r.ID, 2*time.Minute)
 		if got.Status != "succeeded" {
-			t.Fatalf("run %d (%s): %s, error %v", i, r.ID, got.Status, deref(got.Error))
+			t.Fatalf("run %d (%s): %s, error %v", i, r.ID, got.Status, proc.Deref(got.Error))
 		}
 		var res struct {
 			ExitCode int    `json:"exit_code"`
@@ -87,7 +89,7 @@ func TestLifecycleWithRealProcesses(t *testing.T) {
 		}
 		if got.Attempt > 1 {
 			moved++
-			if w := deref(got.WorkerID); w != "w1" {
+			if w := proc.Deref(got.WorkerID); w != "w1" {
 				t.Fatalf("run %d moved at attempt %d but finished on %q", i, got.Attempt, w)
 			}
 		}
@@ -119,13 +121,6 @@ func TestLifecycleWithRealProcesses(t *testing.T) {
 	if len(runs) != 500 {
 		t.Errorf("%d distinct runs executed, want 500", len(runs))
 	}
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 func awaitPID(t *testing.T, path string) int {

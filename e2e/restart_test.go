@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pluto-sched/pluto/e2e/internal/proc"
 )
 
 // TestServerKilledMidBurst: SIGKILL the server while clients submit, start
@@ -15,10 +17,10 @@ func TestServerKilledMidBurst(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "pluto.db")
 	execLog := filepath.Join(dir, "exec.log")
-	srv, httpAddr, grpcAddr := startServer(t, "server", "--store", db, "--heartbeat", "1s")
-	w := start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "4", "--shell")
-	w.await(30*time.Second, "connected")
-	a := api{t: t, base: "http://" + httpAddr}
+	srv, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", db, "--heartbeat", "1s")
+	w := proc.Start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "4", "--shell")
+	w.Await(30*time.Second, "connected")
+	a := proc.NewAPI(t, httpAddr)
 
 	var acked []string
 	stop := make(chan struct{})
@@ -31,8 +33,8 @@ func TestServerKilledMidBurst(t *testing.T) {
 				return
 			default:
 			}
-			var r run
-			code, err := a.try("POST", "/api/v1/runs", map[string]any{"type": "shell", "group": "default",
+			var r proc.Run
+			code, err := a.Try("POST", "/api/v1/runs", map[string]any{"type": "shell", "group": "default",
 				"payload": map[string]string{"cmd": fmt.Sprintf(`echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s; sleep 0.02`, execLog)}}, &r)
 			if err != nil {
 				return // the server is gone
@@ -44,27 +46,27 @@ func TestServerKilledMidBurst(t *testing.T) {
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var page struct{ Items []run }
-		a.do("GET", "/api/v1/runs?status=succeeded&limit=100", nil, &page)
+		var page struct{ Items []proc.Run }
+		a.Do("GET", "/api/v1/runs?status=succeeded&limit=100", nil, &page)
 		if len(page.Items) >= 50 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond) // polling another process's state
 	}
-	srv.signal(syscall.SIGKILL)
-	<-srv.exit
+	srv.Signal(syscall.SIGKILL)
+	<-srv.Exited()
 	close(stop)
 	<-done
 	t.Logf("server SIGKILLed after acknowledging %d runs", len(acked))
 
-	restarted := start(t, "server2", "server", "--store", db, "--heartbeat", "1s", "--http", httpAddr, "--grpc", grpcAddr)
-	restarted.await(30*time.Second, "pluto server started")
+	restarted := proc.Start(t, "server2", "server", "--store", db, "--heartbeat", "1s", "--http", httpAddr, "--grpc", grpcAddr)
+	restarted.Await(30*time.Second, "pluto server started")
 	for _, id := range acked {
-		if got := a.wait(id, 2*time.Minute); got.Status != "succeeded" {
-			t.Fatalf("acknowledged run %s: %s (error %v)", id, got.Status, deref(got.Error))
+		if got := a.Wait(id, 2*time.Minute); got.Status != "succeeded" {
+			t.Fatalf("acknowledged run %s: %s (error %v)", id, got.Status, proc.Deref(got.Error))
 		}
 	}
-	for k, n := range countLines(t, execLog, -1) {
+	for k, n := range proc.CountLines(t, execLog, -1) {
 		if n > 1 {
 			t.Errorf("attempt %q executed %d times", k, n)
 		}

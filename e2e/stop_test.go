@@ -7,43 +7,33 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// awaitExit waits for p to exit and returns its exit code.
-func (p *proc) awaitExit(d time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.exit:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(d):
-		p.t.Fatalf("%s did not exit within %v:\n%s", p.name, d, p.log())
-		return -1
-	}
-}
+	"github.com/pluto-sched/pluto/e2e/internal/proc"
+)
 
 // submitShell submits n shell runs that log "$PLUTO_RUN_ID $PLUTO_ATTEMPT"
 // to execLog, sleep, and print their index.
-func submitShell(t *testing.T, a api, n int, sleep, execLog string) []run {
+func submitShell(t *testing.T, a proc.API, n int, sleep, execLog string) []proc.Run {
 	t.Helper()
 	specs := make([]map[string]any, n)
 	for i := range specs {
 		specs[i] = map[string]any{"type": "shell", "group": "default", "payload": map[string]string{
 			"cmd": fmt.Sprintf(`echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s; sleep %s; echo run-%d`, execLog, sleep, i)}}
 	}
-	var batch struct{ Items []run }
-	if code := a.do("POST", "/api/v1/runs", map[string]any{"runs": specs}, &batch); code != 201 || len(batch.Items) != n {
+	var batch struct{ Items []proc.Run }
+	if code := a.Do("POST", "/api/v1/runs", map[string]any{"runs": specs}, &batch); code != 201 || len(batch.Items) != n {
 		t.Fatalf("submit: HTTP %d, %d runs", code, len(batch.Items))
 	}
 	return batch.Items
 }
 
 // awaitRunning polls until at least n runs are running.
-func awaitRunning(t *testing.T, a api, n int) {
+func awaitRunning(t *testing.T, a proc.API, n int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		var page struct{ Items []run }
-		a.do("GET", "/api/v1/runs?status=running&limit=100", nil, &page)
+		var page struct{ Items []proc.Run }
+		a.Do("GET", "/api/v1/runs?status=running&limit=100", nil, &page)
 		if len(page.Items) >= n {
 			return
 		}
@@ -59,7 +49,7 @@ func awaitRunning(t *testing.T, a api, n int) {
 func checkOnce(t *testing.T, execLog string) int {
 	t.Helper()
 	runs := map[string]int{}
-	for line, n := range countLines(t, execLog, -1) {
+	for line, n := range proc.CountLines(t, execLog, -1) {
 		if n > 1 {
 			t.Errorf("attempt %q executed %d times", line, n)
 		}
@@ -83,10 +73,10 @@ func TestStopSIGTERMWaitsForRunsInFlight(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "pluto.db")
 	execLog := filepath.Join(dir, "exec.log")
-	srv, httpAddr, grpcAddr := startServer(t, "server", "--store", db, "--stop-timeout", "30s")
-	a := api{t: t, base: "http://" + httpAddr}
-	w := start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "4", "--shell")
-	w.await(30*time.Second, "connected")
+	srv, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", db, "--stop-timeout", "30s")
+	a := proc.NewAPI(t, httpAddr)
+	w := proc.Start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "4", "--shell")
+	w.Await(30*time.Second, "connected")
 
 	// Window 8 (capacity 4 + prefetch 4): 4 run, 4 wait on the worker, 4
 	// stay queued in the store.
@@ -94,37 +84,37 @@ func TestStopSIGTERMWaitsForRunsInFlight(t *testing.T) {
 	awaitRunning(t, a, 4)
 
 	began := time.Now()
-	srv.signal(syscall.SIGTERM)
-	line := srv.await(10*time.Second, "graceful stop: taking no new work")
+	srv.Signal(syscall.SIGTERM)
+	line := srv.Await(10*time.Second, "graceful stop: taking no new work")
 	var refused struct {
 		Error struct{ Code, Message string }
 	}
-	code, err := a.try("POST", "/api/v1/runs", map[string]any{"type": "shell", "group": "default", "payload": map[string]string{"cmd": "true"}}, &refused)
+	code, err := a.Try("POST", "/api/v1/runs", map[string]any{"type": "shell", "group": "default", "payload": map[string]string{"cmd": "true"}}, &refused)
 	if err != nil || code != 503 || refused.Error.Code != "unavailable" || !strings.Contains(refused.Error.Message, "stopping") {
 		t.Fatalf("submit while stopping: HTTP %d %+v %v, want 503 unavailable", code, refused, err)
 	}
-	if code := srv.awaitExit(30 * time.Second); code != 0 {
-		t.Fatalf("server exited %d after SIGTERM:\n%s", code, srv.log())
+	if code := srv.AwaitExit(30 * time.Second); code != 0 {
+		t.Fatalf("server exited %d after SIGTERM:\n%s", code, srv.Log())
 	}
 	exited := time.Now()
-	srv.await(time.Second, "every run in flight finished")
-	executed := countLines(t, execLog, -1)
+	srv.Await(time.Second, "every run in flight finished")
+	executed := proc.CountLines(t, execLog, -1)
 	t.Logf("SIGTERM with %s in flight: server exited 0 after %v; %d of %d runs had executed",
-		logField(t, line, "in_flight"), exited.Sub(began).Round(time.Millisecond), len(executed), len(runs))
+		proc.LogField(t, line, "in_flight"), exited.Sub(began).Round(time.Millisecond), len(executed), len(runs))
 	if len(executed) < 8 || len(executed) == len(runs) {
 		t.Fatalf("%d runs executed before the server exited, want the 8 on the worker and not the queued ones", len(executed))
 	}
 
-	restarted := start(t, "server2", "server", "--store", db, "--http", httpAddr, "--grpc", grpcAddr)
-	restarted.await(30*time.Second, "pluto server started")
+	restarted := proc.Start(t, "server2", "server", "--store", db, "--http", httpAddr, "--grpc", grpcAddr)
+	restarted.Await(30*time.Second, "pluto server started")
 	for i, r := range runs {
-		a.wait(r.ID, time.Minute)
+		a.Wait(r.ID, time.Minute)
 		var got struct {
 			Status     string    `json:"status"`
 			Attempt    int       `json:"attempt"`
 			FinishedAt time.Time `json:"finished_at"`
 		}
-		a.do("GET", "/api/v1/runs/"+r.ID, nil, &got)
+		a.Do("GET", "/api/v1/runs/"+r.ID, nil, &got)
 		if got.Status != "succeeded" || got.Attempt != 1 {
 			t.Fatalf("run %d (%s): %s at attempt %d", i, r.ID, got.Status, got.Attempt)
 		}
@@ -145,29 +135,29 @@ func TestStopSIGTERMDeadlinePasses(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "pluto.db")
 	execLog := filepath.Join(dir, "exec.log")
-	srv, httpAddr, grpcAddr := startServer(t, "server", "--store", db, "--stop-timeout", "3s")
-	a := api{t: t, base: "http://" + httpAddr}
-	w := start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "2", "--prefetch", "-1", "--shell")
-	w.await(30*time.Second, "connected")
+	srv, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", db, "--stop-timeout", "3s")
+	a := proc.NewAPI(t, httpAddr)
+	w := proc.Start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "2", "--prefetch", "-1", "--shell")
+	w.Await(30*time.Second, "connected")
 	runs := submitShell(t, a, 2, "6", execLog)
 	awaitRunning(t, a, 2)
 
 	began := time.Now()
-	srv.signal(syscall.SIGTERM)
-	if code := srv.awaitExit(10 * time.Second); code != 0 {
-		t.Fatalf("server exited %d:\n%s", code, srv.log())
+	srv.Signal(syscall.SIGTERM)
+	if code := srv.AwaitExit(10 * time.Second); code != 0 {
+		t.Fatalf("server exited %d:\n%s", code, srv.Log())
 	}
 	if took := time.Since(began); took > 4*time.Second {
 		t.Fatalf("stop took %v with --stop-timeout 3s", took)
 	}
-	srv.await(time.Second, "deadline reached with runs still on workers", "left=2")
+	srv.Await(time.Second, "deadline reached with runs still on workers", "left=2")
 
-	restarted := start(t, "server2", "server", "--store", db, "--http", httpAddr, "--grpc", grpcAddr)
-	restarted.await(30*time.Second, "pluto server started")
+	restarted := proc.Start(t, "server2", "server", "--store", db, "--http", httpAddr, "--grpc", grpcAddr)
+	restarted.Await(30*time.Second, "pluto server started")
 	for i, r := range runs {
-		got := a.wait(r.ID, time.Minute)
+		got := a.Wait(r.ID, time.Minute)
 		if got.Status != "succeeded" || got.Attempt != 1 {
-			t.Fatalf("run %d (%s): %s at attempt %d, error %v", i, r.ID, got.Status, got.Attempt, deref(got.Error))
+			t.Fatalf("run %d (%s): %s at attempt %d, error %v", i, r.ID, got.Status, got.Attempt, proc.Deref(got.Error))
 		}
 	}
 	if n := checkOnce(t, execLog); n != len(runs) {
@@ -182,35 +172,35 @@ func TestStopSIGTERMStopWorkersOnExit(t *testing.T) {
 	dir := t.TempDir()
 	db := "sqlite:" + filepath.Join(dir, "pluto.db")
 	execLog := filepath.Join(dir, "exec.log")
-	srv, httpAddr, grpcAddr := startServer(t, "server", "--store", db, "--stop-timeout", "30s", "--stop-workers-on-exit")
-	a := api{t: t, base: "http://" + httpAddr}
-	w1 := start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "2", "--prefetch", "-1", "--shell")
-	w2 := start(t, "w2", "worker", "--server", grpcAddr, "--id", "w2", "--capacity", "2", "--prefetch", "-1", "--shell")
-	w1.await(30*time.Second, "connected")
-	w2.await(30*time.Second, "connected")
+	srv, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", db, "--stop-timeout", "30s", "--stop-workers-on-exit")
+	a := proc.NewAPI(t, httpAddr)
+	w1 := proc.Start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "2", "--prefetch", "-1", "--shell")
+	w2 := proc.Start(t, "w2", "worker", "--server", grpcAddr, "--id", "w2", "--capacity", "2", "--prefetch", "-1", "--shell")
+	w1.Await(30*time.Second, "connected")
+	w2.Await(30*time.Second, "connected")
 	runs := submitShell(t, a, 6, "2", execLog) // 4 on the workers, 2 queued
 	awaitRunning(t, a, 4)
 
-	srv.signal(syscall.SIGTERM)
-	for _, w := range []*proc{w1, w2} {
-		if code := w.awaitExit(30 * time.Second); code != 0 {
-			t.Fatalf("%s exited %d:\n%s", w.name, code, w.log())
+	srv.Signal(syscall.SIGTERM)
+	for _, w := range []*proc.Proc{w1, w2} {
+		if code := w.AwaitExit(30 * time.Second); code != 0 {
+			t.Fatalf("%s exited %d:\n%s", w.Name, code, w.Log())
 		}
-		w.await(time.Second, "shutdown requested by server")
+		w.Await(time.Second, "shutdown requested by server")
 	}
-	if code := srv.awaitExit(30 * time.Second); code != 0 {
-		t.Fatalf("server exited %d:\n%s", code, srv.log())
+	if code := srv.AwaitExit(30 * time.Second); code != 0 {
+		t.Fatalf("server exited %d:\n%s", code, srv.Log())
 	}
-	srv.await(time.Second, "workers_told_to_stop=2")
-	srv.await(time.Second, "every run in flight finished")
-	executed := countLines(t, execLog, -1)
+	srv.Await(time.Second, "workers_told_to_stop=2")
+	srv.Await(time.Second, "every run in flight finished")
+	executed := proc.CountLines(t, execLog, -1)
 
-	restarted := start(t, "server2", "server", "--store", db, "--http", httpAddr, "--grpc", grpcAddr)
-	restarted.await(30*time.Second, "pluto server started")
+	restarted := proc.Start(t, "server2", "server", "--store", db, "--http", httpAddr, "--grpc", grpcAddr)
+	restarted.Await(30*time.Second, "pluto server started")
 	succeeded := 0
 	for _, r := range runs {
-		var got run
-		a.do("GET", "/api/v1/runs/"+r.ID, nil, &got)
+		var got proc.Run
+		a.Do("GET", "/api/v1/runs/"+r.ID, nil, &got)
 		ran := executed[r.ID+" 1"] > 0
 		switch {
 		case ran && got.Status == "succeeded" && got.Attempt == 1:
@@ -234,17 +224,17 @@ func TestStopSIGTERMStopWorkersOnExit(t *testing.T) {
 // registration so nobody requeues them; the worker fails over and the
 // other server adopts the runs, whose results it accepts at attempt 1.
 func TestStopSIGTERMOnPostgres(t *testing.T) {
-	storeURL := pgURL(t)
+	storeURL := proc.PGURL(t)
 	dir := t.TempDir()
 	execLog := filepath.Join(dir, "exec.log")
-	s1, http1, grpc1 := startServer(t, "s1", "--store", storeURL, "--id", "s1", "--stop-timeout", "5s")
-	a1 := api{t: t, base: "http://" + http1}
-	awaitLeader := func(a api, want string, within time.Duration) {
+	s1, http1, grpc1 := proc.StartServer(t, "s1", "--store", storeURL, "--id", "s1", "--stop-timeout", "5s")
+	a1 := proc.NewAPI(t, http1)
+	awaitLeader := func(a proc.API, want string, within time.Duration) {
 		t.Helper()
 		deadline := time.Now().Add(within)
 		for {
-			var c clusterJSON
-			if code, err := a.try("GET", "/api/v1/cluster", nil, &c); err == nil && code == 200 && c.Leader == want {
+			var c proc.ClusterJSON
+			if code, err := a.Try("GET", "/api/v1/cluster", nil, &c); err == nil && code == 200 && c.Leader == want {
 				return
 			}
 			if time.Now().After(deadline) {
@@ -254,34 +244,34 @@ func TestStopSIGTERMOnPostgres(t *testing.T) {
 		}
 	}
 	awaitLeader(a1, "s1", 30*time.Second)
-	_, http2, grpc2 := startServer(t, "s2", "--store", storeURL, "--id", "s2")
-	a2 := api{t: t, base: "http://" + http2}
-	w := start(t, "w1", "worker", "--server", grpc1+","+grpc2, "--id", "w1", "--capacity", "2", "--prefetch", "-1", "--shell")
-	w.await(30*time.Second, "connected", grpc1)
+	_, http2, grpc2 := proc.StartServer(t, "s2", "--store", storeURL, "--id", "s2")
+	a2 := proc.NewAPI(t, http2)
+	w := proc.Start(t, "w1", "worker", "--server", grpc1+","+grpc2, "--id", "w1", "--capacity", "2", "--prefetch", "-1", "--shell")
+	w.Await(30*time.Second, "connected", grpc1)
 	runs := submitShell(t, a1, 2, "7", execLog)
 	awaitRunning(t, a1, 2)
 
 	began := time.Now()
-	s1.signal(syscall.SIGTERM)
+	s1.Signal(syscall.SIGTERM)
 	awaitLeader(a2, "s2", 3*time.Second)
 	select {
-	case <-s1.exit:
+	case <-s1.Exited():
 		t.Fatal("s1 exited before s2 took the lease: it was not given up when the stop began")
 	default:
 	}
-	if code := s1.awaitExit(10 * time.Second); code != 0 {
-		t.Fatalf("s1 exited %d:\n%s", code, s1.log())
+	if code := s1.AwaitExit(10 * time.Second); code != 0 {
+		t.Fatalf("s1 exited %d:\n%s", code, s1.Log())
 	}
 	if took := time.Since(began); took > 6*time.Second {
 		t.Fatalf("stop took %v with --stop-timeout 5s", took)
 	}
-	s1.await(time.Second, "deadline reached with runs still on workers", "left=2")
-	s1.await(time.Second, "registration expires instead of being removed")
+	s1.Await(time.Second, "deadline reached with runs still on workers", "left=2")
+	s1.Await(time.Second, "registration expires instead of being removed")
 
 	for i, r := range runs {
-		got := a2.wait(r.ID, time.Minute)
+		got := a2.Wait(r.ID, time.Minute)
 		if got.Status != "succeeded" || got.Attempt != 1 {
-			t.Fatalf("run %d (%s): %s at attempt %d, error %v", i, r.ID, got.Status, got.Attempt, deref(got.Error))
+			t.Fatalf("run %d (%s): %s at attempt %d, error %v", i, r.ID, got.Status, got.Attempt, proc.Deref(got.Error))
 		}
 	}
 	if n := checkOnce(t, execLog); n != len(runs) {

@@ -116,12 +116,16 @@ func (a API) Wait(id string, within time.Duration) Run {
 
 // List returns every run matching query (e.g. "status=running"), following
 // the cursor, or an error if the server does not answer.
-func (a API) List(query string) ([]Run, error) {
-	var all []Run
+func (a API) List(query string) ([]Run, error) { return ListOf[Run](a, query) }
+
+// ListOf is List decoding each run into a T, for a test that reads fields
+// Run does not have.
+func ListOf[T any](a API, query string) ([]T, error) {
+	var all []T
 	cursor := ""
 	for {
 		var page struct {
-			Items      []Run  `json:"items"`
+			Items      []T    `json:"items"`
 			NextCursor string `json:"next_cursor"`
 		}
 		q := "limit=1000&cursor=" + url.QueryEscape(cursor)
@@ -146,7 +150,13 @@ func (a API) List(query string) ([]Run, error) {
 // MustList is List that fails the test on an error.
 func (a API) MustList(query string) []Run {
 	a.T.Helper()
-	runs, err := a.List(query)
+	return MustListOf[Run](a, query)
+}
+
+// MustListOf is ListOf that fails the test on an error.
+func MustListOf[T any](a API, query string) []T {
+	a.T.Helper()
+	runs, err := ListOf[T](a, query)
 	if err != nil {
 		a.T.Fatal(err)
 	}
