@@ -30,7 +30,7 @@ import (
 // fires the same slots.
 
 // cronBatch caps the jobs one tick fires; a full batch ticks again at once.
-const cronBatch = 100
+const cronBatch = 1000
 
 // missCountCap bounds how many missed slots a tick walks one by one; past
 // it, it skips ahead to the newest slots (see dueSlots).
@@ -192,9 +192,27 @@ func (e *Engine) tick(ctx context.Context, tx store.Tx, o *op, due time.Time) (i
 	if err != nil {
 		return 0, fmt.Errorf("cron: list due jobs: %w", err)
 	}
+	// Every job's runs go into one insert: with hundreds of jobs due in the
+	// same second, a statement per job made the last ones fire late.
+	var runs []store.RunInsertParams
 	for _, j := range jobs {
-		if err := e.fireJob(ctx, tx, o, j, now); err != nil {
+		if runs, err = e.fireJob(ctx, tx, o, j, now, runs); err != nil {
 			return 0, fmt.Errorf("cron: job %s: %w", j.Name, err)
+		}
+	}
+	if len(runs) == 0 {
+		return len(jobs), nil
+	}
+	res, err := tx.RunInsert(ctx, runs)
+	if err != nil {
+		return 0, fmt.Errorf("cron: insert runs: %w", err)
+	}
+	for _, r := range res {
+		if !r.Existing && !r.Run.Status.Terminal() {
+			o.made = append(o.made, r.Run)
+		}
+		if !r.Existing {
+			o.noteCallbackRun(r.Run) // a skipped slot's delivery is due at once
 		}
 	}
 	return len(jobs), nil
@@ -209,29 +227,29 @@ type slot struct {
 
 // fireJob fires one due job's slots, applying its misfire and overlap
 // policies.
-func (e *Engine) fireJob(ctx context.Context, tx store.Tx, o *op, j *store.Job, now time.Time) error {
+func (e *Engine) fireJob(ctx context.Context, tx store.Tx, o *op, j *store.Job, now time.Time, runs []store.RunInsertParams) ([]store.RunInsertParams, error) {
 	sched, err := jobSchedule(j)
 	if err != nil {
 		// The stored schedule no longer parses (a time zone gone from the
 		// tz database): stop firing it rather than spin on it.
 		e.log.Error("cron: job schedule unusable; not firing it until it is saved again", "job", j.Name, "err", err)
 		_, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: time.Time{}, Now: now})
-		return err
+		return runs, err
 	}
 	slots, earlier := dueSlots(sched, j.NextFire, now, e.live().MisfireGrace, 2*j.MisfireMax)
 	next := utc(sched.Next(now))
 	ok, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: next, Now: now})
 	if err != nil || !ok {
-		return err // !ok: another tick fired these slots
+		return runs, err // !ok: another tick fired these slots
 	}
 	e.misfire(j, slots)
 	if earlier > 0 {
 		e.log.Warn("cron: missed slots not recorded", "job", j.Name, "slots", earlier, "before", slots[0].at)
 	}
 	if len(slots) == 0 {
-		return nil
+		return runs, nil
 	}
-	return e.overlap(ctx, tx, o, j, slots, now)
+	return e.overlap(ctx, tx, o, j, slots, now, runs)
 }
 
 // dueSlots returns the slots of sched from first up to now, oldest first.
@@ -312,19 +330,19 @@ func (e *Engine) misfire(j *store.Job, slots []slot) {
 }
 
 // overlap applies the job's overlap policy to the slots that fire and
-// writes every slot's run.
+// appends every slot's run to runs (the tick inserts them all at once).
 //
 //	allow    every slot runs
 //	forbid   a slot is skipped while a run of the job is not finished
 //	queue    a slot's run is blocked until the earlier runs end
 //	replace  earlier unfinished runs are cancelled; of several slots
 //	         firing at once only the newest runs
-func (e *Engine) overlap(ctx context.Context, tx store.Tx, o *op, j *store.Job, slots []slot, now time.Time) error {
+func (e *Engine) overlap(ctx context.Context, tx store.Tx, o *op, j *store.Job, slots []slot, now time.Time, runs []store.RunInsertParams) ([]store.RunInsertParams, error) {
 	var active []*store.Run
 	if j.Overlap != store.OverlapAllow {
 		var err error
 		if active, err = tx.RunListActiveForJob(ctx, j.Name, 1000); err != nil {
-			return err
+			return runs, err
 		}
 	}
 	busy := len(active) > 0
@@ -334,7 +352,7 @@ func (e *Engine) overlap(ctx context.Context, tx store.Tx, o *op, j *store.Job, 
 			lastFire = i
 		}
 	}
-	params := make([]store.RunInsertParams, 0, len(slots))
+	params := make([]store.RunInsertParams, 0, len(slots)) // this job's runs
 	for i, s := range slots {
 		p := e.slotRun(j, s.at, now)
 		switch {
@@ -352,7 +370,7 @@ func (e *Engine) overlap(ctx context.Context, tx store.Tx, o *op, j *store.Job, 
 					ID: r.ID, Reason: "replaced by the run for " + s.at.Format(time.RFC3339) + " (overlap policy replace)", Now: now,
 				})
 				if err != nil {
-					return fmt.Errorf("replace run %s: %w", r.ID, err)
+					return runs, fmt.Errorf("replace run %s: %w", r.ID, err)
 				}
 				o.cancels = append(o.cancels, res)
 			}
@@ -362,19 +380,7 @@ func (e *Engine) overlap(ctx context.Context, tx store.Tx, o *op, j *store.Job, 
 		}
 		params = append(params, p)
 	}
-	res, err := tx.RunInsert(ctx, params)
-	if err != nil {
-		return err
-	}
-	for _, r := range res {
-		if !r.Existing && !r.Run.Status.Terminal() {
-			o.made = append(o.made, r.Run)
-		}
-		if !r.Existing {
-			o.noteCallbackRun(r.Run) // a skipped slot's delivery is due at once
-		}
-	}
-	return nil
+	return append(runs, params...), nil
 }
 
 func overlapReason(active []*store.Run, firing []store.RunInsertParams) string {
