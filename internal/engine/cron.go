@@ -192,12 +192,27 @@ func (e *Engine) tick(ctx context.Context, tx store.Tx, o *op, due time.Time) (i
 	if err != nil {
 		return 0, fmt.Errorf("cron: list due jobs: %w", err)
 	}
-	// Every job's runs go into one insert: with hundreds of jobs due in the
-	// same second, a statement per job made the last ones fire late.
+	// Every job's advance goes into one call and every job's runs into
+	// one insert: with hundreds of jobs due in the same second, statements
+	// per job made the last ones fire late.
+	plans := make([]jobPlan, len(jobs))
+	advances := make([]store.JobAdvanceParams, len(jobs))
+	for i, j := range jobs {
+		plans[i] = e.planJob(j, now)
+		advances[i] = store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: plans[i].next, Now: now}
+	}
+	advanced, err := tx.JobAdvance(ctx, advances)
+	if err != nil {
+		return 0, fmt.Errorf("cron: advance due jobs: %w", err)
+	}
 	var runs []store.RunInsertParams
-	for _, j := range jobs {
-		if runs, err = e.fireJob(ctx, tx, o, j, now, runs); err != nil {
-			return 0, fmt.Errorf("cron: job %s: %w", j.Name, err)
+	for i, pl := range plans {
+		if !advanced[i] || len(pl.slots) == 0 {
+			continue // !advanced: another tick fired these slots
+		}
+		e.misfire(pl.job, pl.slots)
+		if runs, err = e.overlap(ctx, tx, o, pl.job, pl.slots, now, runs); err != nil {
+			return 0, fmt.Errorf("cron: job %s: %w", pl.job.Name, err)
 		}
 	}
 	if len(runs) == 0 {
@@ -225,31 +240,28 @@ type slot struct {
 	reason string // why it is skipped, when not fired
 }
 
-// fireJob fires one due job's slots, applying its misfire and overlap
-// policies.
-func (e *Engine) fireJob(ctx context.Context, tx store.Tx, o *op, j *store.Job, now time.Time, runs []store.RunInsertParams) ([]store.RunInsertParams, error) {
+// jobPlan is what a tick will do with one due job once its advance
+// applies.
+type jobPlan struct {
+	job   *store.Job
+	next  time.Time // the first slot after now (zero: none)
+	slots []slot
+}
+
+// planJob computes a due job's slots up to now and its next fire time.
+func (e *Engine) planJob(j *store.Job, now time.Time) jobPlan {
 	sched, err := jobSchedule(j)
 	if err != nil {
 		// The stored schedule no longer parses (a time zone gone from the
 		// tz database): stop firing it rather than spin on it.
 		e.log.Error("cron: job schedule unusable; not firing it until it is saved again", "job", j.Name, "err", err)
-		_, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: time.Time{}, Now: now})
-		return runs, err
+		return jobPlan{job: j}
 	}
 	slots, earlier := dueSlots(sched, j.NextFire, now, e.live().MisfireGrace, 2*j.MisfireMax)
-	next := utc(sched.Next(now))
-	ok, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: next, Now: now})
-	if err != nil || !ok {
-		return runs, err // !ok: another tick fired these slots
-	}
-	e.misfire(j, slots)
 	if earlier > 0 {
 		e.log.Warn("cron: missed slots not recorded", "job", j.Name, "slots", earlier, "before", slots[0].at)
 	}
-	if len(slots) == 0 {
-		return runs, nil
-	}
-	return e.overlap(ctx, tx, o, j, slots, now, runs)
+	return jobPlan{job: j, next: utc(sched.Next(now)), slots: slots}
 }
 
 // dueSlots returns the slots of sched from first up to now, oldest first.

@@ -116,8 +116,11 @@ type JobTx interface {
 	JobDelete(ctx context.Context, name string) error
 	JobPause(ctx context.Context, p JobPauseParams) (*Job, error)
 	JobListDue(ctx context.Context, p JobListDueParams) ([]*Job, error)
-	// JobAdvance reports whether the compare-and-set applied.
-	JobAdvance(ctx context.Context, p JobAdvanceParams) (bool, error)
+	// JobAdvance applies each compare-and-set independently and reports,
+	// in input order, which applied (a tick advances all its due jobs in
+	// one call). Of two elements naming one job with the same From, at
+	// most one applies.
+	JobAdvance(ctx context.Context, ps []JobAdvanceParams) ([]bool, error)
 	// RunListActiveForJob returns the job's runs that are not terminal
 	// (pending, blocked, queued, dispatched, running), oldest first, at
 	// most limit.

@@ -179,7 +179,7 @@ func TestSideTablesConsistent(t *testing.T) {
 								if _, err := tx.RunListActiveForJob(ctx, j.Name, 10); err != nil {
 									return err
 								}
-								if _, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, To: now.Add(time.Second), Now: now}); err != nil {
+								if _, err := tx.JobAdvance(ctx, []store.JobAdvanceParams{{Name: j.Name, From: j.NextFire, To: now.Add(time.Second), Now: now}}); err != nil {
 									return err
 								}
 							}

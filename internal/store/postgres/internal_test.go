@@ -147,7 +147,7 @@ func TestQueryPlans(t *testing.T) {
 			{"lock job", sqlLockJob, []any{"j"}, "jobs_pkey"},
 			{"job list due", sqlJobListDue, []any{now, int64(k)}, "jobs_due"},
 			{"job next fire", sqlJobNextFire, nil, "jobs_due"},
-			{"job advance", sqlJobAdvance, []any{"j", now, now, now}, "jobs_pkey"},
+			{"job advance", sqlJobAdvance, []any{[]string{"j"}, []time.Time{now}, []time.Time{now}, []time.Time{now}}, "jobs_pkey"},
 			{"retry", sqlRetry, []any{now, int64(5)}, "runs_pkey"},
 			{"insert", sqlInsert, insertArgs(k, now), "runs_key"},
 			{"get by keys", sqlGetByKeys, []any{fill(k, "key")}, "runs_key"},

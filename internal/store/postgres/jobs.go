@@ -70,10 +70,15 @@ const (
 		ORDER BY next_fire, name
 		LIMIT $2
 		FOR UPDATE SKIP LOCKED`
-	// sqlJobAdvance: a compare-and-set of next_fire (NULL: none).
-	// Arguments: name, from, to, now.
-	sqlJobAdvance = `UPDATE jobs SET next_fire = $3, version = version + 1, updated_at = $4
-		WHERE name = $1 AND next_fire IS NOT DISTINCT FROM $2::timestamptz`
+	// sqlJobAdvance: compare-and-sets of next_fire (NULL: none), one per
+	// element; returns the ordinals (1-based) that applied. A row is
+	// updated at most once per statement, so of duplicates at most one
+	// applies. Arguments: names, froms, tos, nows.
+	sqlJobAdvance = `UPDATE jobs j SET next_fire = u.to_t, version = j.version + 1, updated_at = u.now_t
+		FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[])
+			WITH ORDINALITY AS u(name, from_t, to_t, now_t, ord)
+		WHERE j.name = u.name AND j.next_fire IS NOT DISTINCT FROM u.from_t
+		RETURNING u.ord`
 )
 
 const (
@@ -416,15 +421,36 @@ func (t *tx) JobListDue(ctx context.Context, p store.JobListDueParams) ([]*store
 }
 
 // JobAdvance implements store.Tx.
-func (t *tx) JobAdvance(ctx context.Context, p store.JobAdvanceParams) (bool, error) {
+func (t *tx) JobAdvance(ctx context.Context, ps []store.JobAdvanceParams) ([]bool, error) {
 	if err := t.check(ctx); err != nil {
-		return false, err
+		return nil, err
 	}
-	tag, err := t.q.Exec(ctx, sqlJobAdvance, p.Name, nullTime(p.From), nullTime(p.To), p.Now)
+	out := make([]bool, len(ps))
+	if len(ps) == 0 {
+		return out, nil
+	}
+	names := make([]string, len(ps))
+	froms := make([]pgtype.Timestamptz, len(ps))
+	tos := make([]pgtype.Timestamptz, len(ps))
+	nows := make([]time.Time, len(ps))
+	for i, p := range ps {
+		names[i], froms[i], tos[i], nows[i] = p.Name, nullTime(p.From), nullTime(p.To), p.Now
+	}
+	rows, err := t.q.Query(ctx, sqlJobAdvance, names, froms, tos, nows)
 	if err != nil {
-		return false, t.s.wrap("JobAdvance", err)
+		return nil, t.s.wrap("JobAdvance", err)
 	}
-	return tag.RowsAffected() == 1, nil
+	var ord int64
+	_, err = pgx.ForEachRow(rows, []any{&ord}, func() error {
+		if ord >= 1 && int(ord) <= len(out) {
+			out[ord-1] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, t.s.wrap("JobAdvance", err)
+	}
+	return out, nil
 }
 
 // RunListActiveForJob implements store.Tx.

@@ -278,20 +278,26 @@ func (t *tx) JobListDue(ctx context.Context, p store.JobListDueParams) ([]*store
 }
 
 // JobAdvance implements store.Tx.
-func (t *tx) JobAdvance(ctx context.Context, p store.JobAdvanceParams) (bool, error) {
+func (t *tx) JobAdvance(ctx context.Context, ps []store.JobAdvanceParams) ([]bool, error) {
 	if err := t.check(ctx); err != nil {
-		return false, err
+		return nil, err
 	}
-	t.bind()
-	t.arg(nullMicro(p.To))
-	t.arg(micro(p.Now))
-	t.arg(p.Name)
-	t.arg(nullMicro(p.From))
-	n, _, err := t.exec("JobAdvance", wJobAdvance)
-	if err != nil {
-		return false, err
+	// One statement per job: in-process, on the single writer, that is
+	// microseconds each.
+	out := make([]bool, len(ps))
+	for i, p := range ps {
+		t.bind()
+		t.arg(nullMicro(p.To))
+		t.arg(micro(p.Now))
+		t.arg(p.Name)
+		t.arg(nullMicro(p.From))
+		n, _, err := t.exec("JobAdvance", wJobAdvance)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n > 0
 	}
-	return n > 0, nil
+	return out, nil
 }
 
 // RunListActiveForJob implements store.Tx.

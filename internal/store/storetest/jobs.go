@@ -105,12 +105,20 @@ func listDue(t *testing.T, s store.Store, now time.Time, limit int) []*store.Job
 
 func advance(t *testing.T, s store.Store, p store.JobAdvanceParams) bool {
 	t.Helper()
-	var ok bool
+	return advanceAll(t, s, p)[0]
+}
+
+func advanceAll(t *testing.T, s store.Store, ps ...store.JobAdvanceParams) []bool {
+	t.Helper()
+	var ok []bool
 	tx(t, s, func(tx store.Tx) error {
 		var err error
-		ok, err = tx.JobAdvance(ctx, p)
+		ok, err = tx.JobAdvance(ctx, ps)
 		return err
 	})
+	if len(ok) != len(ps) {
+		t.Fatalf("JobAdvance of %d returned %d results", len(ps), len(ok))
+	}
 	return ok
 }
 
@@ -248,8 +256,8 @@ func testJobNotFound(t *testing.T, s store.Store) {
 		wantErr(t, "JobDelete", tx.JobDelete(ctx, "nope"), store.ErrNotFound)
 		_, err := tx.JobPause(ctx, store.JobPauseParams{Name: "nope", Paused: true, Now: t0})
 		wantErr(t, "JobPause", err, store.ErrNotFound)
-		ok, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: "nope", From: t0, To: t0.Add(time.Minute), Now: t0})
-		if ok || err != nil {
+		ok, err := tx.JobAdvance(ctx, []store.JobAdvanceParams{{Name: "nope", From: t0, To: t0.Add(time.Minute), Now: t0}})
+		if len(ok) != 1 || ok[0] || err != nil {
 			t.Errorf("JobAdvance of a missing job = %v, %v; want false, nil", ok, err)
 		}
 		_, _, err = tx.JobPut(ctx, store.JobPutParams{Job: job("after"), Now: t0})
@@ -429,6 +437,29 @@ func testJobAdvance(t *testing.T, s store.Store) {
 		t.Error("advance from the old NextFire applied after it became zero")
 	}
 	diffJob(t, "after a rejected advance from the old NextFire", &want, getJob(t, s, "j"))
+
+	// A batch: each element on its own, results in input order; of two
+	// elements with the same From for one job only one applies.
+	putJob(t, s, dueJob("a", t0), t0)
+	putJob(t, s, dueJob("b", t0), t0)
+	got := advanceAll(t, s,
+		store.JobAdvanceParams{Name: "b", From: t0, To: t1, Now: t0},
+		store.JobAdvanceParams{Name: "nope", From: t0, To: t1, Now: t0},
+		store.JobAdvanceParams{Name: "a", From: t2, To: t1, Now: t0}, // wrong From
+		store.JobAdvanceParams{Name: "a", From: t0, To: t2, Now: t0},
+		store.JobAdvanceParams{Name: "b", From: t0, To: t2, Now: t0}, // b again, same From
+	)
+	// Which of b's two applies is the backend's choice; exactly one does.
+	if got[1] || got[2] || !got[3] || got[0] == got[4] {
+		t.Errorf("batch advance = %v, want [one-of false false true other-of]", got)
+	}
+	wantB := t1
+	if got[4] {
+		wantB = t2
+	}
+	if a, b := getJob(t, s, "a"), getJob(t, s, "b"); !a.NextFire.Equal(t2) || !b.NextFire.Equal(wantB) {
+		t.Errorf("after the batch: a next %v (want %v), b next %v (want %v)", a.NextFire, t2, b.NextFire, wantB)
+	}
 }
 
 // testJobListDueConcurrent has 8 cron ticks race over 60 due jobs, each
@@ -457,11 +488,11 @@ func testJobListDueConcurrent(t *testing.T, s store.Store) {
 						return err
 					}
 					for _, j := range got {
-						ok, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, Now: t0})
+						ok, err := tx.JobAdvance(ctx, []store.JobAdvanceParams{{Name: j.Name, From: j.NextFire, Now: t0}})
 						if err != nil {
 							return err
 						}
-						if !ok {
+						if !ok[0] {
 							return fmt.Errorf("advance of %s (listed due in this transaction) rejected", j.Name)
 						}
 					}
@@ -523,12 +554,16 @@ func testJobListDueHeld(t *testing.T, s store.Store, opts Options) {
 			if hold != nil {
 				hold()
 			}
-			for _, j := range due {
-				ok, err := tx.JobAdvance(ctx, store.JobAdvanceParams{Name: j.Name, From: j.NextFire, Now: t0})
-				if err != nil {
-					return err
-				}
-				if !ok {
+			ps := make([]store.JobAdvanceParams, len(due))
+			for i, j := range due {
+				ps[i] = store.JobAdvanceParams{Name: j.Name, From: j.NextFire, Now: t0}
+			}
+			ok, err := tx.JobAdvance(ctx, ps)
+			if err != nil {
+				return err
+			}
+			for i, j := range due {
+				if !ok[i] {
 					return fmt.Errorf("advance of %s (listed due in this transaction) rejected", j.Name)
 				}
 			}
