@@ -122,7 +122,7 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	var workers struct{ Items []struct{ ID string } }
-	victim.api.Do("GET", "/api/v1/workers", nil, &workers)
+	victim.api.Do("GET", "/api/v1/workers?local=1", nil, &workers)
 	t.Logf("killing non-leader %s with %d workers attached", victim.id, len(workers.Items))
 	killed = time.Now()
 	victim.p.Signal(syscall.SIGKILL)

@@ -65,7 +65,7 @@ func TestLeaderSIGKILLMidBurst(t *testing.T) {
 		t.Fatalf("no leader: %+v", before)
 	}
 	var attached struct{ Items []struct{ ID string } }
-	leader.api.Do("GET", "/api/v1/workers", nil, &attached)
+	leader.api.Do("GET", "/api/v1/workers?local=1", nil, &attached)
 	moving := map[string]bool{}
 	for _, w := range attached.Items {
 		moving[w.ID] = true

@@ -34,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
 )
@@ -539,19 +540,26 @@ func (h *httpAPI) wait(w http.ResponseWriter, r *http.Request) {
 
 // ---- workers, health ----
 
+// workers lists the workers of every live server (each asked with
+// ?local=1), or with ?local=1 this server's only.
 func (h *httpAPI) workers(w http.ResponseWriter, r *http.Request) {
-	ws := h.eng.Workers()
-	slices.SortFunc(ws, func(a, b engine.WorkerInfo) int {
+	items := make([]workerJSON, 0)
+	for _, wi := range h.eng.Workers() {
+		items = append(items, toWorkerJSON(wi))
+	}
+	var unreachable []apijson.UnreachableServer
+	if !local(r) {
+		var others []workerJSON
+		others, unreachable = h.peerWorkers(r.Context(), r)
+		items = mergeWorkers(items, others)
+	}
+	slices.SortFunc(items, func(a, b workerJSON) int {
 		if c := strings.Compare(a.Group, b.Group); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	out := listJSON[workerJSON]{Items: make([]workerJSON, 0, len(ws))}
-	for _, wi := range ws {
-		out.Items = append(out.Items, toWorkerJSON(wi))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, workersJSON{Items: items, Unreachable: unreachable})
 }
 
 func (h *httpAPI) healthz(w http.ResponseWriter, r *http.Request) {

@@ -439,3 +439,79 @@ func askPeer(ctx context.Context, orig *http.Request, p engine.ServerStatus, met
 	}
 	return peerAnswer{status: res.StatusCode, body: b}, nil
 }
+
+// workersJSON is the worker listing: every live server's workers, and the
+// servers that did not answer.
+type workersJSON struct {
+	Items       []workerJSON                `json:"items"`
+	Unreachable []apijson.UnreachableServer `json:"unreachable,omitempty"`
+}
+
+// peerWorkers asks every other live server for its workers.
+func (h *httpAPI) peerWorkers(ctx context.Context, r *http.Request) ([]workerJSON, []apijson.UnreachableServer) {
+	var (
+		mu          sync.Mutex
+		items       []workerJSON
+		unreachable []apijson.UnreachableServer
+		wg          sync.WaitGroup
+	)
+	for _, p := range h.peers(ctx) {
+		wg.Go(func() {
+			got, err := askPeer(ctx, r, p, http.MethodGet, "/api/v1/workers", nil, peerLookupTimeout)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil && got.status != http.StatusOK {
+				err = errors.New(got.message())
+			}
+			var list workersJSON
+			if err == nil {
+				if err = json.Unmarshal(got.body, &list); err != nil {
+					err = fmt.Errorf("bad answer: %w", err)
+				}
+			}
+			if err != nil {
+				unreachable = append(unreachable, apijson.UnreachableServer{Server: p.ID, HTTP: p.HTTP, Error: err.Error()})
+				return
+			}
+			items = append(items, list.Items...)
+		})
+	}
+	wg.Wait()
+	slices.SortFunc(unreachable, func(a, b apijson.UnreachableServer) int { return strings.Compare(a.Server, b.Server) })
+	return items, unreachable
+}
+
+// mergeWorkers adds others to mine, one entry per worker id: a worker that
+// moved may still have a suspect session on the server it left, and the
+// alive one (else the one heard from last) is the one that counts.
+func mergeWorkers(mine, others []workerJSON) []workerJSON {
+	at := make(map[string]int, len(mine)+len(others))
+	out := make([]workerJSON, 0, len(mine)+len(others))
+	for _, w := range append(mine, others...) {
+		i, seen := at[w.ID]
+		switch {
+		case !seen:
+			at[w.ID] = len(out)
+			out = append(out, w)
+		case betterWorker(w, out[i]):
+			out[i] = w
+		}
+	}
+	return out
+}
+
+func betterWorker(a, b workerJSON) bool {
+	aliveA, aliveB := a.State == string(engine.WorkerAlive), b.State == string(engine.WorkerAlive)
+	if aliveA != aliveB {
+		return aliveA
+	}
+	return heard(a).After(heard(b))
+}
+
+func heard(w workerJSON) time.Time {
+	if w.LastHeartbeat == nil {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, *w.LastHeartbeat)
+	return t
+}

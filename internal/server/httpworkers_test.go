@@ -72,13 +72,13 @@ func startCtlWorker(t *testing.T, id string, servers ...string) *ctlWorker {
 	return cw
 }
 
-// awaitWorkers waits until the server lists these workers.
+// awaitWorkers waits until exactly ids are alive on the server at base.
 func awaitWorkers(t *testing.T, base string, ids ...string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var list apijson.List[apijson.Worker]
-		res := ctlHTTP(t, http.MethodGet, base+"/api/v1/workers", "", true)
+		res := ctlHTTP(t, http.MethodGet, base+"/api/v1/workers?local=1", "", true)
 		_ = json.Unmarshal(res.body, &list)
 		var got []string
 		for _, w := range list.Items {
@@ -422,6 +422,27 @@ func TestWorkerRemoteControlAcrossCluster(t *testing.T) {
 			t.Fatalf("cluster %+v", c)
 		}
 		time.Sleep(50 * time.Millisecond) // the servers' registration loops
+	}
+
+	// The listing is the cluster's; ?local=1 is this server's.
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{{"", []string{"w1@s1", "w2@s2"}}, {"?local=1", []string{"w1@s1"}}} {
+		var list struct {
+			Items []apijson.Worker `json:"items"`
+		}
+		res := ctlHTTP(t, http.MethodGet, s1.HTTPURL()+"/api/v1/workers"+tc.query, "", true)
+		if err := json.Unmarshal(res.body, &list); err != nil || res.status != http.StatusOK {
+			t.Fatalf("GET workers%s: %d %s", tc.query, res.status, res.body)
+		}
+		var got []string
+		for _, w := range list.Items {
+			got = append(got, w.ID+"@"+w.Server)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Fatalf("GET workers%s via s1: %v, want %v", tc.query, got, tc.want)
+		}
 	}
 
 	res := ctlHTTP(t, http.MethodPost, s1.HTTPURL()+"/api/v1/workers/w2/drain", "", false)
