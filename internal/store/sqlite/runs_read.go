@@ -42,7 +42,7 @@ func (s *Store) RunGetByKey(ctx context.Context, key string) (*Run, error) {
 // the previous page, in decimal. The walk goes down the rowid (newest
 // first) and tests the filters on each run, so a filter that matches few of
 // many runs reads many; it serves the console and the API, not the
-// scheduler, and retention keeps the table bounded.
+// scheduler. (There is no retention yet: the table grows with history.)
 func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPage, error) {
 	if s.closed.Load() {
 		return store.RunPage{}, errClosed
