@@ -18,6 +18,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pluto-sched/pluto/internal/apijson"
 )
 
 // jobDoc is one job read from a file.
@@ -222,7 +224,7 @@ func jobItems(doc json.RawMessage) (items []json.RawMessage, list bool, err erro
 		return items, true, nil
 	}
 	if len(t) == 0 || t[0] != '{' {
-		return nil, false, fmt.Errorf("want a job (an object) or a list of jobs, got %s", jsonKindOf(t))
+		return nil, false, fmt.Errorf("want a job (an object) or a list of jobs, got %s", apijson.KindOf(t))
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(t, &top); err != nil {
@@ -231,7 +233,7 @@ func jobItems(doc json.RawMessage) (items []json.RawMessage, list bool, err erro
 	_, cursor := top["next_cursor"]
 	if raw, ok := top["items"]; ok && (len(top) == 1 || len(top) == 2 && cursor) {
 		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, false, fmt.Errorf("items: want a list of jobs, got %s", jsonKindOf(raw))
+			return nil, false, fmt.Errorf("items: want a list of jobs, got %s", apijson.KindOf(raw))
 		}
 		return items, true, nil
 	}
@@ -243,7 +245,7 @@ func jobItems(doc json.RawMessage) (items []json.RawMessage, list bool, err erro
 func decodeJob(raw json.RawMessage, j *apiJob) error {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 || t[0] != '{' {
-		return fmt.Errorf("want an object, got %s", jsonKindOf(t))
+		return fmt.Errorf("want an object, got %s", apijson.KindOf(t))
 	}
 	dec := json.NewDecoder(bytes.NewReader(t))
 	dec.DisallowUnknownFields()
@@ -253,49 +255,13 @@ func decodeJob(raw json.RawMessage, j *apiJob) error {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
-		return fmt.Errorf("%s: must be %s, got %s", te.Field, jsonTypeName(te.Type.Kind().String()), te.Value)
+		return fmt.Errorf("%s: must be %s, got %s", te.Field, apijson.TypeName(te.Type), te.Value)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
 		return fmt.Errorf("%s: unknown field %q (the fields are those of the API's job object: name, type, group, payload, schedule, timezone, misfire, misfire_max, overlap, routing, priority, timeout, retries, depends_on, shards, paused, callback_url)", name, name)
 	}
 	return err
-}
-
-func jsonTypeName(kind string) string {
-	switch kind {
-	case "int", "int64", "int32", "uint", "uint64":
-		return "an integer"
-	case "string", "ptr":
-		return "a string"
-	case "bool":
-		return "a boolean"
-	case "slice":
-		return "a list"
-	case "struct", "map":
-		return "an object"
-	}
-	return "a " + kind
-}
-
-func jsonKindOf(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return "nothing"
-	}
-	switch b[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "a list"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
 }
 
 // lineCol turns a byte offset into a 1-based line and column.

@@ -230,7 +230,7 @@ func (h *httpAPI) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
-		writeError(w, badJSON("request body must be a JSON object, got %s", jsonKind(body)))
+		writeError(w, badJSON("request body must be a JSON object, got %s", apijson.KindOf(body)))
 		return
 	}
 
@@ -244,7 +244,7 @@ func (h *httpAPI) submit(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if err := json.Unmarshal(runsRaw, &elems); err != nil {
-			writeError(w, badRequest("runs", "runs must be an array of run objects, got %s", jsonKind(runsRaw)))
+			writeError(w, badRequest("runs", "runs must be an array of run objects, got %s", apijson.KindOf(runsRaw)))
 			return
 		}
 		if len(elems) == 0 {
@@ -312,9 +312,9 @@ func (h *httpAPI) decodeSpec(raw json.RawMessage, prefix string) (engine.SubmitS
 	if len(bytes.TrimSpace(raw)) == 0 || bytes.TrimSpace(raw)[0] != '{' {
 		field := strings.TrimSuffix(prefix, ".")
 		if field == "" {
-			return engine.SubmitSpec{}, badJSON("request body must be a JSON object, got %s", jsonKind(raw))
+			return engine.SubmitSpec{}, badJSON("request body must be a JSON object, got %s", apijson.KindOf(raw))
 		}
-		return engine.SubmitSpec{}, badRequest(field, "each run must be a JSON object, got %s", jsonKind(raw))
+		return engine.SubmitSpec{}, badRequest(field, "each run must be a JSON object, got %s", apijson.KindOf(raw))
 	}
 	if err := decodeStrict(raw, &req); err != nil {
 		var ae *apiError
@@ -465,7 +465,7 @@ func (h *httpAPI) cancel(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if bytes.TrimSpace(body)[0] != '{' {
-			writeError(w, badJSON("request body must be a JSON object, got %s", jsonKind(body)))
+			writeError(w, badJSON("request body must be a JSON object, got %s", apijson.KindOf(body)))
 			return
 		}
 		if err := decodeStrict(body, &req); err != nil {

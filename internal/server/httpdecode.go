@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/dur"
 	"github.com/pluto-sched/pluto/internal/store"
 )
@@ -84,52 +85,13 @@ func decodeStrict(body []byte, v any) error {
 		if field == "" {
 			return badJSON("request body must be a JSON object, got %s", te.Value)
 		}
-		return badRequest(field, "%s must be %s, got %s", field, typeName(te.Type.Kind().String()), te.Value)
+		return badRequest(field, "%s must be %s, got %s", field, apijson.TypeName(te.Type), te.Value)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
 		return badRequest(name, "unknown field %q", name)
 	}
 	return badJSON("malformed JSON: %v", err)
-}
-
-func typeName(kind string) string {
-	switch kind {
-	case "int", "int64", "int32", "uint", "uint64":
-		return "an integer"
-	case "string":
-		return "a string"
-	case "bool":
-		return "a boolean"
-	case "float64", "float32":
-		return "a number"
-	case "slice":
-		return "an array"
-	case "struct", "map":
-		return "an object"
-	}
-	return "a " + kind
-}
-
-// jsonKind names the kind of a JSON value for error messages.
-func jsonKind(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return "nothing"
-	}
-	switch b[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
 }
 
 // parseDuration parses a duration ("90s", "1h30m", "3d", "1w"); a bare

@@ -124,9 +124,6 @@ func (h *httpAPI) listJobs(w http.ResponseWriter, r *http.Request) {
 func (h *httpAPI) getJob(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	j, err := h.eng.JobGet(r.Context(), name)
-	if err == nil && j == nil {
-		err = store.ErrNotFound
-	}
 	if err != nil {
 		writeError(w, jobErr(name, err))
 		return
@@ -150,9 +147,6 @@ func (h *httpAPI) resumeJob(w http.ResponseWriter, r *http.Request) { h.setPause
 func (h *httpAPI) setPaused(w http.ResponseWriter, r *http.Request, paused bool) {
 	name := r.PathValue("name")
 	j, err := h.eng.JobPause(r.Context(), name, paused)
-	if err == nil && j == nil {
-		err = store.ErrNotFound
-	}
 	if err != nil {
 		writeError(w, jobErr(name, err))
 		return
@@ -210,7 +204,7 @@ func (h *httpAPI) readObject(w http.ResponseWriter, r *http.Request, what string
 		return nil, err
 	}
 	if trimmed[0] != '{' {
-		return nil, badJSON("request body must be a JSON object (%s), got %s", what, jsonKind(body))
+		return nil, badJSON("request body must be a JSON object (%s), got %s", what, apijson.KindOf(body))
 	}
 	return body, nil
 }
