@@ -74,22 +74,9 @@ func getJob(t *testing.T, s store.Store, name string) *store.Job {
 	return j
 }
 
-func jobNames(js []*store.Job) []string {
-	out := make([]string, len(js))
-	for i, j := range js {
-		out[i] = j.Name
-	}
-	return out
-}
-
 func diffJobNames(t *testing.T, what string, want []string, got []*store.Job) {
 	t.Helper()
-	if want == nil {
-		want = []string{}
-	}
-	if d := cmp.Diff(want, jobNames(got)); d != "" {
-		t.Errorf("%s: job names mismatch (-want +got):\n%s", what, d)
-	}
+	diffNames(t, what+": job names", want, names(got, func(j *store.Job) string { return j.Name }))
 }
 
 func listDue(t *testing.T, s store.Store, now time.Time, limit int) []*store.Job {
@@ -550,7 +537,7 @@ func testJobListDueHeld(t *testing.T, s store.Store, opts Options) {
 			if err != nil {
 				return err
 			}
-			l.names = jobNames(due)
+			l.names = names(due, func(j *store.Job) string { return j.Name })
 			if hold != nil {
 				hold()
 			}

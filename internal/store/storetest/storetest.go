@@ -305,21 +305,28 @@ func get(t *testing.T, s store.Store, id string) *store.Run {
 	return r
 }
 
-func ids(runs []*store.Run) []string {
-	out := make([]string, len(runs))
-	for i, r := range runs {
-		out[i] = r.ID
+func ids(runs []*store.Run) []string { return names(runs, func(r *store.Run) string { return r.ID }) }
+
+func names[T any](xs []T, name func(T) string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = name(x)
 	}
 	return out
 }
 
 func diffIDs(t *testing.T, what string, want []string, got []*store.Run) {
 	t.Helper()
+	diffNames(t, what+": run IDs", want, ids(got))
+}
+
+func diffNames(t *testing.T, what string, want, got []string) {
+	t.Helper()
 	if want == nil {
 		want = []string{}
 	}
-	if d := cmp.Diff(want, ids(got)); d != "" {
-		t.Errorf("%s: run IDs mismatch (-want +got):\n%s", what, d)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", what, d)
 	}
 }
 
