@@ -474,4 +474,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
