@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pluto-sched/pluto/internal/clock"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -38,8 +37,7 @@ const missCountCap = 20000
 
 // cronLoop is the leader's cron timer.
 type cronLoop struct {
-	timer    clock.Timer
-	at       time.Time
+	wake     wakeTimer
 	inflight bool
 	again    bool
 	stopped  bool
@@ -55,10 +53,7 @@ const lockedJobBackoff = 50 * time.Millisecond
 
 func (c *cronLoop) stop() {
 	c.stopped = true
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
+	c.wake.stop()
 }
 
 // armCron arms the cron timer from the store (on taking the lease, after a
@@ -101,22 +96,13 @@ func (e *Engine) noteFire(at time.Time) {
 	if at.Before(c.notBefore) {
 		at = c.notBefore
 	}
-	if c.timer != nil && !at.Before(c.at) {
-		return
-	}
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-	c.at = at
-	c.timer = e.clk.AfterFunc(max(0, at.Sub(e.clk.Now())), e.cronDue)
+	c.wake.arm(e.clk, at, e.cronDue)
 }
 
 func (e *Engine) cronDue() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	due := e.cron.at
-	e.cron.timer = nil
-	e.cron.at = time.Time{}
+	due := e.cron.wake.fired()
 	e.startTick(due)
 }
 

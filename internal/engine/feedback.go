@@ -9,7 +9,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/pluto-sched/pluto/internal/clock"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -74,8 +73,7 @@ const (
 
 // feedback is the leader's deliverer. All fields are guarded by e.mu.
 type feedback struct {
-	timer     clock.Timer
-	at        time.Time
+	wake      wakeTimer
 	claiming  bool // a claim op is in flight
 	again     bool // a wake-up came while it was
 	full      bool // every slot is taken: claim again when one frees
@@ -124,10 +122,7 @@ func (f *feedback) start() {
 // Called with e.mu held.
 func (f *feedback) stop() {
 	f.stopped = true
-	if f.timer != nil {
-		f.timer.Stop()
-		f.timer = nil
-	}
+	f.wake.stop()
 	if f.cancel != nil {
 		f.cancel()
 	}
@@ -188,21 +183,13 @@ func (e *Engine) noteCallback(at time.Time) {
 	if f.stopped || !e.running() || e.lead.term == 0 {
 		return
 	}
-	if f.timer != nil && !at.Before(f.at) {
-		return
-	}
-	if f.timer != nil {
-		f.timer.Stop()
-	}
-	f.at = at
-	f.timer = e.clk.AfterFunc(max(0, at.Sub(e.clk.Now())), e.callbackDue)
+	f.wake.arm(e.clk, at, e.callbackDue)
 }
 
 func (e *Engine) callbackDue() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.feedback.timer = nil
-	e.feedback.at = time.Time{}
+	e.feedback.wake.fired()
 	e.startCallbackClaim()
 }
 

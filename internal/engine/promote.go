@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/pluto-sched/pluto/internal/clock"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -17,8 +16,7 @@ const promoteBatch = 1000
 // each promotion it asks the store for the next run_at instead of keeping
 // every pending run in memory.
 type promoter struct {
-	timer    clock.Timer
-	at       time.Time
+	wake     wakeTimer
 	inflight bool
 	again    bool
 	stopped  bool
@@ -26,10 +24,7 @@ type promoter struct {
 
 func (p *promoter) stop() {
 	p.stopped = true
-	if p.timer != nil {
-		p.timer.Stop()
-		p.timer = nil
-	}
+	p.wake.stop()
 }
 
 // armPromoter arms the promoter from the store (at start).
@@ -54,22 +49,14 @@ func (e *Engine) notePending(at time.Time) {
 	if p.stopped || !e.running() || e.lead.term == 0 {
 		return
 	}
-	if p.timer != nil && !at.Before(p.at) {
-		return
-	}
-	if p.timer != nil {
-		p.timer.Stop()
-	}
-	p.at = at
-	p.timer = e.clk.AfterFunc(max(0, at.Sub(e.clk.Now())), e.promoteDue)
+	p.wake.arm(e.clk, at, e.promoteDue)
 }
 
 func (e *Engine) promoteDue() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p := &e.promote
-	p.timer = nil
-	p.at = time.Time{}
+	p.wake.fired()
 	e.startPromotion()
 }
 
