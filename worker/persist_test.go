@@ -286,7 +286,7 @@ func TestInvalidUTF8Error(t *testing.T) {
 	startWorker(t, Options{Servers: []string{f.addr}, Handler: mux, ResultDir: t.TempDir()})
 	c := f.next(t)
 	c.dispatch(task("r1", "bad"))
-	if res := c.waitResult(t, "r1"); res.GetError() != "bad \uFFFD byte" {
+	if res := c.waitResult(t, "r1"); string(res.GetError()) != "bad \uFFFD byte" {
 		t.Errorf("error = %q", res.GetError())
 	}
 }

@@ -82,7 +82,7 @@ func TestFileStoreRoundTrip(t *testing.T) {
 		t.Fatalf("new log is %d bytes, want just the magic", got)
 	}
 	in := []*plutov1.Result{testResult("r1", 1), testResult("r2", 3), testResult("r3", 1)}
-	in[1].Outcome, in[1].Error, in[1].NoRetry = plutov1.Outcome_OUTCOME_FAILED, "bad \u00e9", true
+	in[1].Outcome, in[1].Error, in[1].NoRetry = plutov1.Outcome_OUTCOME_FAILED, []byte("bad \u00e9"), true
 	if err := s.Append(in[:2]); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func FuzzDecodeRecords(f *testing.F) {
 	var b []byte
 	b, _ = appendRecord(b, recResult, testResult("r1", 1))
 	b, _ = appendRecord(b, recRemove, &plutov1.Result{RunId: "r1", Attempt: 1})
-	b, _ = appendRecord(b, recResult, &plutov1.Result{RunId: "r2", Attempt: 7, Error: "x"})
+	b, _ = appendRecord(b, recResult, &plutov1.Result{RunId: "r2", Attempt: 7, Error: []byte("x")})
 	f.Add(b)
 	f.Add(b[:len(b)-3])
 	f.Add([]byte{})

@@ -113,7 +113,9 @@ func (w *Worker) execute(ctx context.Context, r *Run) *plutov1.Result {
 		StartedUnixMs:  r.started.UnixMilli(),
 		FinishedUnixMs: finished.UnixMilli(),
 	}
-	res.Outcome, res.Error, res.NoRetry = classify(ctx, err)
+	var why string
+	res.Outcome, why, res.NoRetry = classify(ctx, err)
+	res.Error = []byte(why)
 	return res
 }
 
@@ -235,7 +237,7 @@ func (w *Worker) cancelLocked(c *plutov1.CancelRun) {
 			RunId:          r.id,
 			Attempt:        r.attempt,
 			Outcome:        plutov1.Outcome_OUTCOME_CANCELLED,
-			Error:          cause.Error(),
+			Error:          []byte(cause.Error()),
 			FinishedUnixMs: time.Now().UnixMilli(),
 		})
 	}
@@ -250,7 +252,7 @@ func (w *Worker) emitLine(r *Run, stream, level, text string, t time.Time) {
 		UnixMs:  t.UnixMilli(),
 		Stream:  stream,
 		Level:   level,
-		Text:    text,
+		Text:    []byte(text),
 	}
 	w.mu.Lock()
 	if len(w.outLogs) >= maxPendingLogs {

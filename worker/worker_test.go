@@ -138,7 +138,7 @@ func TestDispatchAckResult(t *testing.T) {
 	}
 	close(g.release)
 	res := c.waitResult(t, "r1")
-	if res.GetOutcome() != plutov1.Outcome_OUTCOME_SUCCEEDED || res.GetAttempt() != 3 || res.GetError() != "" {
+	if res.GetOutcome() != plutov1.Outcome_OUTCOME_SUCCEEDED || res.GetAttempt() != 3 || len(res.GetError()) != 0 {
 		t.Fatalf("result = %v", res)
 	}
 	if got, want := string(res.GetResult()), `{"attempt":3,"job":"j","max":5,"n":42}`; got != want {
@@ -153,7 +153,7 @@ func TestDispatchAckResult(t *testing.T) {
 	check := func(id string, outcome plutov1.Outcome, errSub string, noRetry bool) {
 		t.Helper()
 		r := rs[id]
-		if r.GetOutcome() != outcome || !strings.Contains(r.GetError(), errSub) || r.GetNoRetry() != noRetry {
+		if r.GetOutcome() != outcome || !strings.Contains(string(r.GetError()), errSub) || r.GetNoRetry() != noRetry {
 			t.Errorf("%s: result = %v; want %v, error containing %q, no_retry %v", id, r, outcome, errSub, noRetry)
 		}
 	}
@@ -193,7 +193,7 @@ func TestLogsBeforeResult(t *testing.T) {
 			if l.GetRunId() != "r1" || l.GetAttempt() != 2 || l.GetUnixMs() == 0 {
 				t.Errorf("bad line header: %v", l)
 			}
-			got = append(got, line{l.GetStream(), l.GetLevel(), l.GetText()})
+			got = append(got, line{l.GetStream(), l.GetLevel(), string(l.GetText())})
 			lastLog = i
 		}
 		if m.GetResults() != nil && firstResult < 0 {
@@ -342,7 +342,7 @@ func TestCancelRunning(t *testing.T) {
 		t.Errorf("cause = %v", cause)
 	}
 	res := c.waitResult(t, "r1")
-	if res.GetOutcome() != plutov1.Outcome_OUTCOME_CANCELLED || !strings.Contains(res.GetError(), "cancelled") {
+	if res.GetOutcome() != plutov1.Outcome_OUTCOME_CANCELLED || !strings.Contains(string(res.GetError()), "cancelled") {
 		t.Errorf("result = %v", res)
 	}
 }
@@ -401,7 +401,7 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("cause = %v", cause)
 	}
 	res := c.waitResult(t, "t1")
-	if res.GetOutcome() != plutov1.Outcome_OUTCOME_TIMED_OUT || !strings.Contains(res.GetError(), "timed out") {
+	if res.GetOutcome() != plutov1.Outcome_OUTCOME_TIMED_OUT || !strings.Contains(string(res.GetError()), "timed out") {
 		t.Errorf("result = %v", res)
 	}
 
@@ -468,7 +468,7 @@ func TestDrainTimeout(t *testing.T) {
 	}
 	msgs := c.snapshot()
 	rs := results(msgs)
-	if len(rs) != 1 || rs[0].GetRunId() != "r1" || rs[0].GetOutcome() != plutov1.Outcome_OUTCOME_FAILED || !strings.Contains(rs[0].GetError(), "drain timeout") {
+	if len(rs) != 1 || rs[0].GetRunId() != "r1" || rs[0].GetOutcome() != plutov1.Outcome_OUTCOME_FAILED || !strings.Contains(string(rs[0].GetError()), "drain timeout") {
 		t.Errorf("results = %v; want r1 FAILED by the drain timeout, r2 abandoned", rs)
 	}
 }

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -138,7 +141,7 @@ func (w *workerService) recvLoop(stream plutov1.WorkerService_ConnectServer, ses
 			for i, r := range msg.Results.Results {
 				rs[i] = engine.Result{
 					RunID: r.RunId, Attempt: int(r.Attempt), Outcome: outcomeFromProto(r.Outcome),
-					Result: r.Result, Error: r.Error, NoRetry: r.NoRetry,
+					Result: r.Result, Error: storedText(r.Error, maxErrorBytes), NoRetry: r.NoRetry,
 					StartedAt: fromMillis(r.StartedUnixMs), FinishedAt: fromMillis(r.FinishedUnixMs),
 				}
 			}
@@ -146,7 +149,7 @@ func (w *workerService) recvLoop(stream plutov1.WorkerService_ConnectServer, ses
 		case *plutov1.WorkerMessage_Logs:
 			lines := make([]store.LogLine, len(msg.Logs.Lines))
 			for i, l := range msg.Logs.Lines {
-				lines[i] = store.LogLine{RunID: l.RunId, Attempt: int(l.Attempt), Time: fromMillis(l.UnixMs), Stream: l.Stream, Level: l.Level, Text: l.Text}
+				lines[i] = store.LogLine{RunID: l.RunId, Attempt: int(l.Attempt), Time: fromMillis(l.UnixMs), Stream: l.Stream, Level: l.Level, Text: storedText(l.Text, maxLogLineBytes)}
 			}
 			sess.Logs(lines)
 		case *plutov1.WorkerMessage_CommandReply:
@@ -167,6 +170,26 @@ func helloFromProto(h *plutov1.Hello) engine.Hello {
 		WorkerID: h.WorkerId, Group: h.Group, Capacity: int(h.Capacity), Window: int(h.Window),
 		Types: h.HandlerTypes, Version: h.Version, Hostname: h.Hostname, Held: held, Commands: h.Commands,
 	}
+}
+
+// Handler output arrives as bytes (a handler may print anything). What is
+// stored is text: invalid UTF-8 and NUL bytes (which PostgreSQL's text
+// refuses, failing the whole batch) become U+FFFD, and a line longer than
+// the cap is cut, so no output can fail a commit or grow a row unbounded.
+const (
+	maxLogLineBytes = 64 << 10
+	maxErrorBytes   = 64 << 10
+)
+
+func storedText(b []byte, limit int) string {
+	if len(b) > limit {
+		b = b[:limit]
+	}
+	if utf8.Valid(b) && bytes.IndexByte(b, 0) < 0 {
+		return string(b)
+	}
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
 func outcomeFromProto(o plutov1.Outcome) engine.Outcome {

@@ -259,7 +259,19 @@ type Hello struct {
 	// Runs the worker still holds from an earlier connection (reconnect).
 	Held []*RunRef `protobuf:"bytes,8,rep,name=held,proto3" json:"held,omitempty"`
 	// Custom command names the worker answers (remote control).
-	Commands      []string `protobuf:"bytes,9,rep,name=commands,proto3" json:"commands,omitempty"`
+	Commands []string `protobuf:"bytes,9,rep,name=commands,proto3" json:"commands,omitempty"`
+	// The largest ServerMessage, in bytes, the worker accepts; 0 means 4 MiB
+	// (gRPC's default receive limit). The server splits dispatches to stay
+	// under it and fails a run whose task alone would not fit.
+	MaxMessageBytes int32 `protobuf:"varint,10,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
+	// A random token of this worker process. Two connections with one
+	// worker_id from different instances are two processes: while the first
+	// is alive the second is refused (ALREADY_EXISTS). A reconnect of the
+	// same process replaces its old stream.
+	Instance string `protobuf:"bytes,11,opt,name=instance,proto3" json:"instance,omitempty"`
+	// The worker is draining: window 0 then means take nothing new.
+	// Without it, window 0 means window = capacity.
+	Draining      bool `protobuf:"varint,12,opt,name=draining,proto3" json:"draining,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -355,6 +367,27 @@ func (x *Hello) GetCommands() []string {
 		return x.Commands
 	}
 	return nil
+}
+
+func (x *Hello) GetMaxMessageBytes() int32 {
+	if x != nil {
+		return x.MaxMessageBytes
+	}
+	return 0
+}
+
+func (x *Hello) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *Hello) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
 }
 
 type RunRef struct {
@@ -676,14 +709,15 @@ func (x *Results) GetResults() []*Result {
 }
 
 type Result struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	RunId          string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	Attempt        int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Outcome        Outcome                `protobuf:"varint,3,opt,name=outcome,proto3,enum=pluto.v1.Outcome" json:"outcome,omitempty"`
-	Result         []byte                 `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"` // JSON
-	Error          string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
-	StartedUnixMs  int64                  `protobuf:"varint,6,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
-	FinishedUnixMs int64                  `protobuf:"varint,7,opt,name=finished_unix_ms,json=finishedUnixMs,proto3" json:"finished_unix_ms,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RunId   string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Attempt int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Outcome Outcome                `protobuf:"varint,3,opt,name=outcome,proto3,enum=pluto.v1.Outcome" json:"outcome,omitempty"`
+	Result  []byte                 `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"` // JSON
+	// Why it failed, as the handler said it: any bytes (stored like log text).
+	Error          []byte `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	StartedUnixMs  int64  `protobuf:"varint,6,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
+	FinishedUnixMs int64  `protobuf:"varint,7,opt,name=finished_unix_ms,json=finishedUnixMs,proto3" json:"finished_unix_ms,omitempty"`
 	// The handler asked for no retry even if attempts are left.
 	NoRetry       bool `protobuf:"varint,8,opt,name=no_retry,json=noRetry,proto3" json:"no_retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -748,11 +782,11 @@ func (x *Result) GetResult() []byte {
 	return nil
 }
 
-func (x *Result) GetError() string {
+func (x *Result) GetError() []byte {
 	if x != nil {
 		return x.Error
 	}
-	return ""
+	return nil
 }
 
 func (x *Result) GetStartedUnixMs() int64 {
@@ -821,13 +855,15 @@ func (x *LogBatch) GetLines() []*LogLine {
 }
 
 type LogLine struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	UnixMs        int64                  `protobuf:"varint,3,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
-	Stream        string                 `protobuf:"bytes,4,opt,name=stream,proto3" json:"stream,omitempty"` // "stdout", "stderr" or "log"
-	Level         string                 `protobuf:"bytes,5,opt,name=level,proto3" json:"level,omitempty"`
-	Text          string                 `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RunId   string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Attempt int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	UnixMs  int64                  `protobuf:"varint,3,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	Stream  string                 `protobuf:"bytes,4,opt,name=stream,proto3" json:"stream,omitempty"` // "stdout", "stderr" or "log"
+	Level   string                 `protobuf:"bytes,5,opt,name=level,proto3" json:"level,omitempty"`
+	// What the handler printed: any bytes. The server stores it as UTF-8,
+	// replacing invalid sequences and NUL bytes.
+	Text          []byte `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -897,11 +933,11 @@ func (x *LogLine) GetLevel() string {
 	return ""
 }
 
-func (x *LogLine) GetText() string {
+func (x *LogLine) GetText() []byte {
 	if x != nil {
 		return x.Text
 	}
-	return ""
+	return nil
 }
 
 type CommandReply struct {
@@ -2560,7 +2596,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\aresults\x18\x05 \x01(\v2\x11.pluto.v1.ResultsH\x00R\aresults\x12(\n" +
 	"\x04logs\x18\x06 \x01(\v2\x12.pluto.v1.LogBatchH\x00R\x04logs\x12=\n" +
 	"\rcommand_reply\x18\a \x01(\v2\x16.pluto.v1.CommandReplyH\x00R\fcommandReplyB\x05\n" +
-	"\x03msg\"\x8b\x02\n" +
+	"\x03msg\"\xef\x02\n" +
 	"\x05Hello\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x1a\n" +
@@ -2570,7 +2606,11 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\bhostname\x18\x06 \x01(\tR\bhostname\x12\x16\n" +
 	"\x06window\x18\a \x01(\x05R\x06window\x12$\n" +
 	"\x04held\x18\b \x03(\v2\x10.pluto.v1.RunRefR\x04held\x12\x1a\n" +
-	"\bcommands\x18\t \x03(\tR\bcommands\"9\n" +
+	"\bcommands\x18\t \x03(\tR\bcommands\x12*\n" +
+	"\x11max_message_bytes\x18\n" +
+	" \x01(\x05R\x0fmaxMessageBytes\x12\x1a\n" +
+	"\binstance\x18\v \x01(\tR\binstance\x12\x1a\n" +
+	"\bdraining\x18\f \x01(\bR\bdraining\"9\n" +
 	"\x06RunRef\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\"p\n" +
@@ -2594,7 +2634,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12+\n" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x11.pluto.v1.OutcomeR\aoutcome\x12\x16\n" +
 	"\x06result\x18\x04 \x01(\fR\x06result\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error\x12&\n" +
+	"\x05error\x18\x05 \x01(\fR\x05error\x12&\n" +
 	"\x0fstarted_unix_ms\x18\x06 \x01(\x03R\rstartedUnixMs\x12(\n" +
 	"\x10finished_unix_ms\x18\a \x01(\x03R\x0efinishedUnixMs\x12\x19\n" +
 	"\bno_retry\x18\b \x01(\bR\anoRetry\"3\n" +
@@ -2606,7 +2646,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\aunix_ms\x18\x03 \x01(\x03R\x06unixMs\x12\x16\n" +
 	"\x06stream\x18\x04 \x01(\tR\x06stream\x12\x14\n" +
 	"\x05level\x18\x05 \x01(\tR\x05level\x12\x12\n" +
-	"\x04text\x18\x06 \x01(\tR\x04text\"Y\n" +
+	"\x04text\x18\x06 \x01(\fR\x04text\"Y\n" +
 	"\fCommandReply\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x14\n" +
