@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
@@ -63,7 +66,17 @@ type op struct {
 	// done runs on the committer goroutine after the op's batch committed
 	// (or failed, with err set). It must not block.
 	done func(*op)
+
+	stage atomic.Int32 // opQueued, opCommitting or opWithdrawn
+	tries int          // failed tries so far (committer only)
+	// abandoned: the owner stopped waiting (its context ended); a failed
+	// try is then not retried.
+	abandoned atomic.Bool
 }
+
+// withdraw takes o back before a committer takes it: true if it will never
+// be applied.
+func (o *op) withdraw() bool { return o.stage.CompareAndSwap(opQueued, opWithdrawn) }
 
 // opQueue is an unbounded queue of ops with a wake-up signal. Unbounded
 // because callbacks running on the committer push follow-up ops (a claim
@@ -103,12 +116,19 @@ func (q *opQueue) take(max int) []*op {
 			if n > max {
 				n = max
 			}
-			batch := make([]*op, n)
-			copy(batch, q.ops)
+			batch := make([]*op, 0, n)
+			for _, o := range q.ops[:n] {
+				if o.stage.CompareAndSwap(opQueued, opCommitting) {
+					batch = append(batch, o)
+				}
+			}
 			rest := copy(q.ops, q.ops[n:])
 			clear(q.ops[rest:])
 			q.ops = q.ops[:rest]
 			q.mu.Unlock()
+			if len(batch) == 0 {
+				continue // every op taken was withdrawn
+			}
 			return batch
 		}
 		closed := q.closed
@@ -128,6 +148,25 @@ func (q *opQueue) close() {
 		q.closed = true
 		close(q.wake)
 	}
+}
+
+// await waits for o's commit (done is closed by o.done). If ctx ends first
+// and o is still queued, it is withdrawn: nothing was written, so ctx's
+// error is the truth. If a committer has it, its try is waited out — it
+// either commits (and the caller gets the result) or fails and is not
+// retried.
+func await(ctx context.Context, o *op, done <-chan struct{}) error {
+	select {
+	case <-done:
+		return o.err
+	case <-ctx.Done():
+	}
+	o.abandoned.Store(true)
+	if o.withdraw() {
+		return ctx.Err()
+	}
+	<-done
+	return o.err
 }
 
 // submitOp queues o, or fails it with ErrStopped when the engine stops.
@@ -153,23 +192,54 @@ func (e *Engine) commitLoop() {
 	}
 }
 
+// The error policy of every engine write
+//
+// A batch that fails is applied again op by op, so one bad op cannot fail
+// the others. An op that fails on its own is not dropped: it goes back to
+// the queue after a jittered, capped backoff (retryDelay) and is applied
+// again until it commits. Nothing is lost to a store outage: the run
+// changes the engine has already acted on in memory (a result, a requeue,
+// a timeout, a claim) land once the store answers again. Every change is
+// conditional in the store, so an op retried after its transaction did
+// commit (the commit's answer was lost) is rejected the second time; the
+// engine then re-reads the run to learn what happened (rederive).
+//
+// Only two things end an op without a commit: the engine stopping (the
+// next start re-derives everything from the store), and the op's owner
+// withdrawing it before the committer took it (a client whose request
+// ended: nothing was written, so the client's error is the truth).
+//
+// Failures are logged with the number of tries; the periodic reconciler
+// (reconcile.go) repairs whatever a lost answer still leaves undriven.
+
+// Op stages: queued (in the queue or waiting to be retried), committing
+// (taken by a committer) and withdrawn (its owner gave up before it was
+// taken: it is never applied).
+const (
+	opQueued int32 = iota
+	opCommitting
+	opWithdrawn
+)
+
 func (e *Engine) commit(batch []*op) {
 	ctx := context.Background()
 	err := e.st.Tx(ctx, func(tx store.Tx) error { return e.apply(ctx, tx, batch) })
 	if err != nil && len(batch) > 1 {
-		// Isolate the op that failed so one bad op cannot fail the others.
 		e.log.Warn("batch commit failed; applying ops one by one", "ops", len(batch), "err", err)
 		for _, o := range batch {
+			resetOutputs(o)
 			e.commit([]*op{o})
 		}
 		return
 	}
-	if err != nil {
-		err = e.retryCommit(ctx, batch, err)
+	if err != nil && !errors.Is(err, store.ErrClosed) && e.retryLater(batch[0], err) {
+		return
 	}
 	for _, o := range batch {
 		if err != nil {
-			o.err = err
+			o.err = fmt.Errorf("engine: commit: %w", err)
+		} else if o.tries > 0 {
+			e.rederive(ctx, o)
 		}
 		if o.done != nil {
 			o.done(o)
@@ -181,23 +251,92 @@ func (e *Engine) commit(batch []*op) {
 	e.noteDrain()
 }
 
-// retryCommit retries a single failed op a few times with backoff: store
-// errors are usually transient (a busy database, a reconnect).
-func (e *Engine) retryCommit(ctx context.Context, batch []*op, err error) error {
-	for i, d := 0, 50*time.Millisecond; i < 3 && !errors.Is(err, store.ErrClosed); i, d = i+1, d*4 {
-		timer := make(chan struct{})
-		t := e.clk.AfterFunc(d, func() { close(timer) })
-		<-timer
-		t.Stop()
-		for _, o := range batch {
-			resetOutputs(o)
+// retryLater queues o again after a backoff; false when the engine is
+// stopping (the op then fails with the error).
+func (e *Engine) retryLater(o *op, err error) bool {
+	if o.abandoned.Load() {
+		return false
+	}
+	o.tries++
+	resetOutputs(o)
+	level := slog.LevelWarn
+	if o.tries%20 == 0 {
+		level = slog.LevelError
+	}
+	d := retryDelay(o.tries)
+	e.log.Log(context.Background(), level, "store write failed; retrying", "tries", o.tries, "in", d, "err", err)
+	o.stage.Store(opQueued)
+	e.clk.AfterFunc(d, func() {
+		if e.insertedAlready(o) {
+			return
 		}
-		if err = e.st.Tx(ctx, func(tx store.Tx) error { return e.apply(ctx, tx, batch) }); err == nil {
-			return nil
+		if !e.ops.push(o) && o.stage.CompareAndSwap(opQueued, opCommitting) {
+			o.err = ErrStopped
+			if o.done != nil {
+				o.done(o)
+			}
+		}
+	})
+	return true
+}
+
+// retryDelay is the wait before try n+1 of a failed write: 50 ms doubling
+// up to 5 s, with equal jitter so that many servers do not retry in step.
+func retryDelay(n int) time.Duration {
+	d := 50 * time.Millisecond
+	for i := 1; i < n && d < 5*time.Second; i++ {
+		d *= 2
+	}
+	d = min(d, 5*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+// insertedAlready completes an op of new runs whose earlier try did commit
+// (its answer was lost): the runs of one op commit together, so if the
+// first exists they all do, and inserting them again would fail on their
+// IDs forever. True if o was completed here.
+func (e *Engine) insertedAlready(o *op) bool {
+	if len(o.inserts) == 0 || o.stage.Load() != opQueued {
+		return false
+	}
+	ctx := context.Background()
+	if _, err := e.st.RunGet(ctx, o.inserts[0].ID); err != nil {
+		return false
+	}
+	res := make([]store.RunInsertResult, len(o.inserts))
+	for i, p := range o.inserts {
+		r, err := e.st.RunGet(ctx, p.ID)
+		if err != nil {
+			return false
+		}
+		res[i] = store.RunInsertResult{Run: r}
+	}
+	if !o.stage.CompareAndSwap(opQueued, opCommitting) {
+		return true // withdrawn meanwhile: nobody waits for it
+	}
+	o.insertRes = res
+	if o.done != nil {
+		o.done(o)
+	}
+	return true
+}
+
+// rederive fixes up the outputs of an op that committed after earlier
+// tries failed: an earlier try may have committed although its answer was
+// an error, so a change this try saw rejected may in fact be the op's
+// own. The run as stored says: if it is at the op's attempt in the op's
+// status, the change was applied.
+func (e *Engine) rederive(ctx context.Context, o *op) {
+	for i, res := range o.finishRes {
+		if res.Accepted {
+			continue
+		}
+		p := o.finishes[i]
+		r, err := e.st.RunGet(ctx, p.ID)
+		if err == nil && r.Attempt == p.Attempt && r.Status == p.Status {
+			o.finishRes[i].Accepted = true
 		}
 	}
-	e.log.Error("commit failed", "err", err)
-	return fmt.Errorf("engine: commit: %w", err)
 }
 
 func resetOutputs(o *op) {

@@ -57,13 +57,8 @@ func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult
 		close(done)
 	}
 	e.submitOp(o)
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if o.err != nil {
-		return nil, o.err
+	if err := await(ctx, o, done); err != nil {
+		return nil, err
 	}
 	out := make([]SubmitResult, len(o.insertRes))
 	for i, r := range o.insertRes {

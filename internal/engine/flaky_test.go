@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// errFlaky is the error a flakyStore injects.
+var errFlaky = errors.New("flaky store: injected failure")
+
+// flakyStore fails chosen writes of a real store: set("RunClaim", 2)
+// makes the next two transactions that claim fail (rolled back), and
+// fail["commit"] = 1 makes the next transaction commit and then report an
+// error, as a store whose answer was lost does.
+type flakyStore struct {
+	store.Store
+	mu   sync.Mutex
+	fail map[string]int
+}
+
+func newFlaky(st store.Store) *flakyStore { return &flakyStore{Store: st, fail: map[string]int{}} }
+
+// set arms n failures of what ("RunClaim", "RunFinish", "RunInsert",
+// "RunUnblockNext", "commit"), or n transactions that take five seconds
+// ("slow").
+func (f *flakyStore) set(what string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail[what] = n
+}
+
+func (f *flakyStore) take(what string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail[what] > 0 {
+		f.fail[what]--
+		return true
+	}
+	return false
+}
+
+func (f *flakyStore) Tx(ctx context.Context, fn func(store.Tx) error) error {
+	if f.take("slow") {
+		time.Sleep(5 * time.Second) // fake time inside a synctest bubble
+	}
+	err := f.Store.Tx(ctx, func(tx store.Tx) error { return fn(&flakyTx{Tx: tx, f: f}) })
+	if err == nil && f.take("commit") {
+		return errFlaky
+	}
+	return err
+}
+
+type flakyTx struct {
+	store.Tx
+	f *flakyStore
+}
+
+func (t *flakyTx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*store.Run, error) {
+	if t.f.take("RunClaim") {
+		return nil, errFlaky
+	}
+	return t.Tx.RunClaim(ctx, p)
+}
+
+func (t *flakyTx) RunFinish(ctx context.Context, p []store.RunFinishParams) ([]store.RunFinishResult, error) {
+	if t.f.take("RunFinish") {
+		return nil, errFlaky
+	}
+	return t.Tx.RunFinish(ctx, p)
+}
+
+func (t *flakyTx) RunInsert(ctx context.Context, p []store.RunInsertParams) ([]store.RunInsertResult, error) {
+	if t.f.take("RunInsert") {
+		return nil, errFlaky
+	}
+	return t.Tx.RunInsert(ctx, p)
+}
+
+func (t *flakyTx) RunUnblockNext(ctx context.Context, job string, now time.Time) (*store.Run, error) {
+	if t.f.take("RunUnblockNext") {
+		return nil, errFlaky
+	}
+	return t.Tx.RunUnblockNext(ctx, job, now)
+}
