@@ -32,8 +32,9 @@ type op struct {
 	// prepareClaim, if set, computes the claim when the transaction applies
 	// it (nil: nothing to claim), so the claim takes every credit freed up
 	// to that moment, not just those free when it was queued.
-	prepareClaim func() *store.RunClaimParams
-	claim        *store.RunClaimParams // the claim applied
+	prepareClaim func() []store.RunClaimParams
+	claims       []store.RunClaimParams // the claims applied (one per kind of worker)
+	short        bool                   // every claim came back with fewer runs than asked
 	claimGen     uint64                // the group's wakeGen when it was prepared
 	// txfn, if set, applies writes of its own in the batch's transaction
 	// (job changes, cron ticks, unblocking), after cancels and retries and
@@ -341,7 +342,7 @@ func (e *Engine) rederive(ctx context.Context, o *op) {
 
 func resetOutputs(o *op) {
 	o.insertRes, o.started, o.finishRes, o.claimed, o.promoted, o.retried = nil, nil, nil, nil, nil, nil
-	o.requeued, o.adopted, o.claim, o.made, o.cancels = nil, nil, nil, nil, nil
+	o.requeued, o.adopted, o.claims, o.made, o.cancels = nil, nil, nil, nil, nil
 	o.cancelRes = store.RunCancelResult{}
 	o.callbackAt = time.Time{}
 }
@@ -439,11 +440,14 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, batch []*op) error {
 		if o.prepareClaim == nil {
 			continue
 		}
-		if o.claim = o.prepareClaim(); o.claim != nil {
-			var err error
-			if o.claimed, err = tx.RunClaim(ctx, *o.claim); err != nil {
+		o.claims, o.short = o.prepareClaim(), true
+		for _, c := range o.claims {
+			got, err := tx.RunClaim(ctx, c)
+			if err != nil {
 				return fmt.Errorf("claim: %w", err)
 			}
+			o.claimed = append(o.claimed, got...)
+			o.short = o.short && len(got) < c.Limit
 		}
 	}
 	if len(logs) > 0 {

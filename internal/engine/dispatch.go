@@ -3,6 +3,7 @@ package engine
 import (
 	"container/heap"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/clock"
@@ -95,11 +96,11 @@ func (e *Engine) wakeGroup(g *group) {
 // runs already waiting and the store may hold queued runs. At most one
 // claim per group is in flight. Called with e.mu held.
 func (e *Engine) kick(g *group) {
-	if !e.running() || g.claiming || !g.mayHaveWork || e.claimParams(g) == nil {
+	if !e.running() || g.claiming || !g.mayHaveWork || len(e.claimParams(g)) == 0 {
 		return
 	}
 	o := &op{}
-	o.prepareClaim = func() *store.RunClaimParams {
+	o.prepareClaim = func() []store.RunClaimParams {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		o.claimGen = g.wakeGen
@@ -111,26 +112,47 @@ func (e *Engine) kick(g *group) {
 	}
 }
 
-// claimParams sizes a claim for g from the credits free now, or nil when
-// there are none. Called with e.mu held.
-func (e *Engine) claimParams(g *group) *store.RunClaimParams {
-	free := 0
-	var types []string
-	for _, s := range g.sessions {
-		if f := s.free(); f > 0 {
-			free += f
-			for _, t := range s.hello.Types {
-				if !contains(types, t) {
-					types = append(types, t)
-				}
-			}
-		}
-	}
-	free -= g.ready.Len()
-	if free <= 0 || !e.running() {
+// claimParams sizes the claims for g from the credits free now: one claim
+// per kind of worker (the handler types it serves), for as many runs as
+// those workers have free credits, less the claimed runs already waiting
+// that they could run. Sizing by kind keeps a busy worker's types from
+// eating an idle worker's credits: runs that only a busy worker serves are
+// not claimed for the idle one, and those already waiting for the busy one
+// do not count against it. Nil when nothing is free. Called with e.mu held.
+func (e *Engine) claimParams(g *group) []store.RunClaimParams {
+	if !e.running() {
 		return nil
 	}
-	return &store.RunClaimParams{Group: g.name, Types: types, Limit: min(free, e.cfg.ClaimBatch), ServerID: e.cfg.ServerID, Now: e.now()}
+	var out []store.RunClaimParams
+	for _, s := range g.sessions {
+		f := s.free()
+		if f <= 0 {
+			continue
+		}
+		i := slices.IndexFunc(out, func(c store.RunClaimParams) bool { return slices.Equal(c.Types, s.hello.Types) })
+		if i < 0 {
+			out = append(out, store.RunClaimParams{Group: g.name, Types: s.hello.Types, ServerID: e.cfg.ServerID})
+			i = len(out) - 1
+		}
+		out[i].Limit += f
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	now := e.now()
+	keep := out[:0]
+	for _, c := range out {
+		for _, f := range g.ready {
+			if slices.Contains(c.Types, f.typ) {
+				c.Limit--
+			}
+		}
+		if c.Limit > 0 {
+			c.Limit, c.Now = min(c.Limit, e.cfg.ClaimBatch), now
+			keep = append(keep, c)
+		}
+	}
+	return keep
 }
 
 // claimed runs after a claim committed: the runs are now dispatched with a
@@ -143,11 +165,11 @@ func (e *Engine) claimed(g *group, o *op) {
 		e.log.Error("claim failed", "group", g.name, "err", o.err)
 		return // the next event (a submit, a freed slot) tries again
 	}
-	if o.claim == nil {
+	if len(o.claims) == 0 {
 		e.kick(g) // nothing was free when it applied; maybe now
 		return
 	}
-	if len(o.claimed) < o.claim.Limit && g.wakeGen == o.claimGen {
+	if o.short && g.wakeGen == o.claimGen {
 		g.mayHaveWork = false
 	}
 	if !e.running() {
@@ -295,13 +317,4 @@ func (q *readyQueue) Pop() any {
 	old[n] = nil
 	*q = old[:n]
 	return f
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
