@@ -35,7 +35,7 @@ type op struct {
 	prepareClaim func() []store.RunClaimParams
 	claims       []store.RunClaimParams // the claims applied (one per kind of worker)
 	short        bool                   // every claim came back with fewer runs than asked
-	claimGen     uint64                // the group's wakeGen when it was prepared
+	claimGen     uint64                 // the group's wakeGen when it was prepared
 	// txfn, if set, applies writes of its own in the batch's transaction
 	// (job changes, cron ticks, unblocking), after cancels and retries and
 	// before claims, so that the runs it queues are claimable in the same
