@@ -15,6 +15,9 @@ import (
 var (
 	ErrPayloadTooLarge = errors.New("engine: payload too large")
 	ErrStopped         = errors.New("engine: stopped")
+	// ErrDuplicateWorker refuses a worker whose id is connected from
+	// another process (another Hello.Instance) that is still alive.
+	ErrDuplicateWorker = errors.New("engine: another process is connected with this worker id")
 	// ErrWorkerLeft closes a session whose worker ended its stream on
 	// purpose (it drained and exited): what it still held is requeued at
 	// once instead of after the dead timeout.
@@ -68,14 +71,37 @@ type Hello struct {
 	Group    string
 	Capacity int
 	// Window is the most runs the worker holds at once (capacity +
-	// prefetch). Zero is meant: a draining worker that reconnects takes
-	// nothing new.
+	// prefetch). Zero means Capacity unless Draining (a draining worker
+	// that reconnects takes nothing new).
 	Window   int
+	Draining bool
 	Types    []string
 	Version  string
 	Hostname string
 	Held     []RunRef // runs still held from an earlier connection
 	Commands []string
+	// Instance identifies the worker process: a second process with the
+	// same WorkerID is refused while the first is alive (ErrDuplicateWorker);
+	// the same process reconnecting replaces its old session. Empty: every
+	// connection replaces the last (older workers).
+	Instance string
+	// MaxMessage is the largest dispatch message, in bytes, the worker
+	// takes (0: DefaultMaxMessage). Dispatches are split to fit; a run
+	// whose task alone would not fit fails.
+	MaxMessage int
+}
+
+// DefaultMaxMessage is the message limit of a worker that announces none:
+// gRPC's default receive limit.
+const DefaultMaxMessage = 4 << 20
+
+// TaskOverhead bounds the bytes a task adds to a dispatch besides its
+// payload and names (numbers, tags, lengths).
+const TaskOverhead = 64
+
+// Size is the most bytes t takes in a dispatch message.
+func (t *Task) Size() int {
+	return len(t.Payload) + len(t.RunID) + len(t.Type) + len(t.Group) + len(t.Job) + TaskOverhead
 }
 
 // Load is a heartbeat's payload.
@@ -95,7 +121,6 @@ type Task struct {
 	Job         string
 	Payload     json.RawMessage
 	Timeout     time.Duration
-	Deadline    time.Time // zero: none
 	MaxAttempts int
 }
 

@@ -51,7 +51,7 @@ func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 		delete(e.flights, id)
 		f.stopTimer()
 		if f.session != nil {
-			f.session.conn.Cancel(f.ref(), reason)
+			e.cancelOnWorker(f, reason)
 		}
 	}
 	delete(e.orphans, id)

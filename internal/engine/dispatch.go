@@ -82,8 +82,22 @@ func (e *Engine) group(name string) *group {
 	return g
 }
 
-// wake notes that a group may have claimable runs and kicks it.
-func (e *Engine) wake(name string) { e.wakeGroup(e.group(name)) }
+// wake notes that a group may have claimable runs and kicks it. A group
+// with no worker connected here has no entry (a new group starts out
+// assuming work), so names that clients invent cost no memory.
+func (e *Engine) wake(name string) {
+	if g := e.groups[name]; g != nil {
+		e.wakeGroup(g)
+	}
+}
+
+// dropIdleGroup forgets a group with no workers, no waiting runs and no
+// claim in flight. Called with e.mu held.
+func (e *Engine) dropIdleGroup(g *group) {
+	if len(g.sessions) == 0 && g.ready.Len() == 0 && !g.claiming && e.groups[g.name] == g {
+		delete(e.groups, g.name)
+	}
+}
 
 // wakeGroup: called with e.mu held.
 func (e *Engine) wakeGroup(g *group) {
@@ -172,9 +186,10 @@ func (e *Engine) claimed(g *group, o *op) {
 	if o.short && g.wakeGen == o.claimGen {
 		g.mayHaveWork = false
 	}
-	if !e.running() {
-		// Stopping: a claim that committed meanwhile goes back to the queue
-		// instead of to a worker.
+	if !e.running() || e.groups[g.name] != g {
+		// Stopping, or the group was forgotten when its last worker left: a
+		// claim that committed meanwhile goes back to the queue instead of
+		// to a worker.
 		if len(o.claimed) > 0 {
 			back := make([]*flight, len(o.claimed))
 			for i, r := range o.claimed {
@@ -191,6 +206,7 @@ func (e *Engine) claimed(g *group, o *op) {
 	}
 	e.assign(g)
 	e.kick(g)
+	e.dropIdleGroup(g)
 }
 
 // assign hands waiting runs to workers with free credits, in priority
@@ -205,26 +221,32 @@ func (e *Engine) assign(g *group) {
 	for _, s := range g.sessions {
 		free += s.free()
 	}
-	var waiting, orphaned []*flight
+	var waiting, orphaned, tooLarge []*flight
+	largest := 0 // the largest message limit of a worker serving a too-large run
 	for g.ready.Len() > 0 && free > 0 {
 		f := heap.Pop(&g.ready).(*flight)
 		if e.flights[f.id] != f {
 			continue // cancelled or timed out while waiting
 		}
 		g.cands, g.csess = g.cands[:0], g.csess[:0]
-		served := false
+		size := len(f.payload) + len(f.id) + len(f.typ) + len(f.group) + len(f.job) + TaskOverhead
+		served, limit := false, 0
 		for _, s := range g.sessions {
 			if !s.serves(f.typ) {
 				continue
 			}
-			served = true
-			if s.free() > 0 {
+			served, limit = true, max(limit, s.hello.MaxMessage)
+			if s.free() > 0 && s.hello.MaxMessage >= size {
 				g.cands = append(g.cands, s.candidate())
 				g.csess = append(g.csess, s)
 			}
 		}
 		if !served {
 			orphaned = append(orphaned, f)
+			continue
+		}
+		if limit < size {
+			tooLarge, largest = append(tooLarge, f), max(largest, limit)
 			continue
 		}
 		routing := f.routing
@@ -260,6 +282,9 @@ func (e *Engine) assign(g *group) {
 	}
 	if len(orphaned) > 0 {
 		e.handBack(orphaned, "no live worker serves this type")
+	}
+	if len(tooLarge) > 0 {
+		e.failTooLarge(tooLarge, largest)
 	}
 }
 

@@ -120,7 +120,7 @@ func (e *Engine) timedOut(f *flight) {
 	p := store.RunFinishParams{ID: f.id, Attempt: f.attempt, Error: fmt.Sprintf("timed out after %s", f.timeout), ServerID: e.fence(), Now: now}
 	if f.session != nil {
 		p.WorkerID = f.session.hello.WorkerID
-		f.session.conn.Cancel(f.ref(), "timed out")
+		e.cancelOnWorker(f, "timed out")
 	}
 	e.failure(&p, f, store.StatusTimedOut, false, now)
 	o := &op{finishes: []store.RunFinishParams{p}, finishGroups: []string{f.group}}
@@ -131,6 +131,63 @@ func (e *Engine) timedOut(f *flight) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.settled(f, p)
+	}
+	e.ops.push(o)
+}
+
+// cancelOnWorker tells the worker holding f to cancel it. Every CancelRun
+// is answered with a Result, which frees the worker's slot; a worker that
+// does not answer within the dead timeout gets the slot back anyway (its
+// handler ignores cancellation, or the worker is broken) and a warning is
+// logged, so a misbehaving worker cannot hold slots forever. Called with
+// e.mu held.
+func (e *Engine) cancelOnWorker(f *flight, reason string) {
+	s := f.session
+	s.conn.Cancel(f.ref(), reason)
+	id, attempt := f.id, f.attempt
+	e.clk.AfterFunc(e.live().deadAfter(s.heartbeat), func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if s.closed || s.held[id] != attempt {
+			return
+		}
+		delete(s.held, id)
+		e.log.Warn("worker did not answer a cancel; its slot is freed", "worker", s.hello.WorkerID, "run", id, "attempt", attempt)
+		e.assign(s.g)
+		e.kick(s.g)
+	})
+}
+
+// failTooLarge ends runs whose task no worker of their group takes in one
+// message: retrying cannot help. Called with e.mu held.
+func (e *Engine) failTooLarge(fs []*flight, limit int) {
+	now := e.now()
+	params := make([]store.RunFinishParams, len(fs))
+	groups := make([]string, len(fs))
+	for i, f := range fs {
+		f.stopTimer()
+		if e.flights[f.id] == f {
+			delete(e.flights, f.id)
+		}
+		size := len(f.payload) + len(f.id) + len(f.typ) + len(f.group) + len(f.job) + TaskOverhead
+		params[i] = store.RunFinishParams{
+			ID: f.id, Attempt: f.attempt, Status: store.StatusFailed, Failure: true, ServerID: e.fence(), Now: now,
+			Error: fmt.Sprintf("the task is %d bytes; no worker of group %q serving %q takes messages over %d bytes", size, f.group, f.typ, limit),
+		}
+		groups[i] = f.group
+	}
+	o := &op{finishes: params, finishGroups: groups}
+	o.done = func(o *op) {
+		if o.err != nil {
+			return
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for i, res := range o.finishRes {
+			if res.Accepted {
+				e.settled(fs[i], params[i])
+			}
+		}
 	}
 	e.ops.push(o)
 }

@@ -3,15 +3,22 @@ package engine
 import (
 	"container/heap"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/clock"
 	"github.com/pluto-sched/pluto/internal/store"
 )
+
+// maxWindow bounds a worker's capacity and window: more runs than this on
+// one connection is a bug or an attack, not a worker.
+const maxWindow = 100000
 
 // Session is one connected worker as the engine sees it. The transport
 // calls its methods as messages arrive; they are safe for concurrent use.
@@ -34,7 +41,24 @@ type Session struct {
 	deadTimer    clock.Timer
 	heartbeat    time.Duration  // the interval the worker was told at connect
 	ctl          sessionControl // remote control (control_workers.go)
+
+	// recent are the attempts this session reported last (oldest first),
+	// whose late log lines are still taken.
+	recent []RunRef
+	// logBytes are this session's log lines queued and not yet committed;
+	// Logs waits on logSpace while they exceed maxSessionLogBytes.
+	logBytes int
+	logSpace *sync.Cond
 }
+
+// Log intake limits: a worker's log lines wait for the committer at most
+// maxSessionLogBytes at a time (more blocks the worker's stream, and gRPC
+// flow control pushes back on the worker), and lines are taken only for
+// the attempts it holds or the last recentResults it reported.
+const (
+	maxSessionLogBytes = 4 << 20
+	recentResults      = 256
+)
 
 // HeartbeatInterval is the interval to tell the worker in the welcome.
 func (s *Session) HeartbeatInterval() time.Duration { return s.heartbeat }
@@ -74,12 +98,23 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 		return nil, nil, &FieldError{Field: "capacity", Message: "must be positive"}
 	case h.Window < 0:
 		return nil, nil, &FieldError{Field: "window", Message: "must not be negative"}
+	case h.Capacity > maxWindow || h.Window > maxWindow:
+		return nil, nil, &FieldError{Field: "window", Message: fmt.Sprintf("capacity and window must be at most %d", maxWindow)}
+	}
+	if h.Window == 0 && !h.Draining {
+		h.Window = h.Capacity // a worker that names no window gets its capacity, not nothing
+	}
+	if h.MaxMessage <= 0 {
+		h.MaxMessage = DefaultMaxMessage
 	}
 	e.mu.Lock()
-	up := e.running()
+	up, dup := e.running(), e.duplicate(h)
 	e.mu.Unlock()
 	if !up { // before adoptHeld: a stopping server must not take runs over
 		return nil, nil, ErrStopped
+	}
+	if dup {
+		return nil, nil, ErrDuplicateWorker
 	}
 	adopted, err := e.adoptHeld(ctx, h.Held)
 	if err != nil {
@@ -95,8 +130,15 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	s := &Session{
 		e: e, hello: h, conn: c, g: g, window: h.Window, held: make(map[string]int),
 		connectedAt: now, lastSeen: now, state: WorkerAlive, heartbeat: e.live().HeartbeatInterval,
+		logSpace: sync.NewCond(&e.mu),
 	}
 	old := e.sessions[h.WorkerID]
+	if e.duplicate(h) {
+		return nil, nil, ErrDuplicateWorker
+	}
+	if old != nil && old.hello.Instance != h.Instance {
+		e.log.Warn("worker id taken over by another process", "worker", h.WorkerID, "host", h.Hostname, "old_host", old.hello.Hostname)
+	}
 	var stale []RunRef
 	for _, ref := range h.Held {
 		if f := e.flights[ref.RunID]; f != nil && f.attempt == ref.Attempt && (f.session == nil || f.session == old) {
@@ -117,6 +159,10 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 		}
 		stale = append(stale, ref)
 	}
+	// In service before the old session leaves, so that its group is not
+	// forgotten in between and its waiting runs stay served.
+	e.sessions[h.WorkerID] = s
+	g.sessions = append(g.sessions, s)
 	if old != nil {
 		var lost []*flight
 		for id, att := range old.held {
@@ -130,10 +176,20 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 		}
 	}
 	s.inheritControl(old)
-	e.sessions[h.WorkerID] = s
-	g.sessions = append(g.sessions, s)
 	e.wakeGroup(g)
 	return s, stale, nil
+}
+
+// duplicate reports (and logs) whether h's worker id is connected from
+// another live process. Called with e.mu held.
+func (e *Engine) duplicate(h Hello) bool {
+	old := e.sessions[h.WorkerID]
+	if old == nil || old.closed || old.hello.Instance == h.Instance || old.hello.Instance == "" || h.Instance == "" {
+		return false
+	}
+	e.log.Warn("refused a worker whose id is connected from another process", "worker", h.WorkerID,
+		"group", h.Group, "host", h.Hostname, "connected_host", old.hello.Hostname)
+	return true
 }
 
 // adoptHeld makes this server the holder of runs a reconnecting worker
@@ -188,7 +244,9 @@ func (e *Engine) removeSession(s *Session, why string) {
 	}
 	s.g.sessions = slices.DeleteFunc(s.g.sessions, func(x *Session) bool { return x == s })
 	s.conn.Close(why)
+	s.logSpace.Broadcast()
 	e.dropUnserved(s.g)
+	e.dropIdleGroup(s.g)
 }
 
 // dropUnserved hands back claimed runs that no remaining worker of the
@@ -296,7 +354,9 @@ func (s *Session) Results(rs []Result) {
 		r := &rs[i]
 		if att, ok := s.held[r.RunID]; ok && att == r.Attempt {
 			delete(s.held, r.RunID)
+			s.remember(RunRef{r.RunID, r.Attempt})
 		}
+		r.Result = jsonResult(r.Result)
 		f := e.flights[r.RunID]
 		if f == nil || f.attempt != r.Attempt || f.session != s {
 			rejects = append(rejects, ResultAck{RunID: r.RunID, Attempt: r.Attempt})
@@ -321,15 +381,59 @@ func (s *Session) Results(rs []Result) {
 	}
 }
 
-// Logs stores log lines the worker sent for runs it holds or just ran.
+// Logs stores log lines the worker sent for attempts it holds or just
+// reported; lines for any other run are dropped (a worker writes only its
+// own runs' logs). It blocks while the session's lines waiting for the
+// committer exceed maxSessionLogBytes, so a worker printing faster than
+// the store writes is slowed down instead of growing the server's memory.
 func (s *Session) Logs(lines []store.LogLine) {
-	if len(lines) == 0 {
+	e := s.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s.touch()
+	keep, size := lines[:0], 0
+	for _, l := range lines {
+		if s.held[l.RunID] == l.Attempt && l.Attempt > 0 || slices.Contains(s.recent, RunRef{l.RunID, l.Attempt}) {
+			keep = append(keep, l)
+			size += len(l.Text) + len(l.RunID) + 32
+		}
+	}
+	if dropped := len(lines) - len(keep); dropped > 0 {
+		e.log.Debug("dropped log lines for runs the worker does not hold", "worker", s.hello.WorkerID, "lines", dropped)
+	}
+	if len(keep) == 0 {
 		return
 	}
-	s.e.mu.Lock()
-	s.touch()
-	s.e.mu.Unlock()
-	s.e.ops.push(&op{logs: lines})
+	for s.logBytes > 0 && s.logBytes+size > maxSessionLogBytes && !s.closed && e.serving() {
+		s.logSpace.Wait()
+	}
+	s.logBytes += size
+	e.ops.push(&op{logs: keep, done: func(*op) {
+		e.mu.Lock()
+		s.logBytes -= size
+		s.logSpace.Broadcast()
+		e.mu.Unlock()
+	}})
+}
+
+// jsonResult returns a worker's result as valid JSON: a result that is not
+// JSON is kept as a JSON string of its text, so that no worker can store a
+// run that the API cannot print.
+func jsonResult(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 || json.Valid(b) {
+		return b
+	}
+	out, _ := json.Marshal(strings.ToValidUTF8(string(b), "\uFFFD"))
+	return out
+}
+
+// remember notes an attempt the worker reported, for its late log lines.
+// Called with e.mu held.
+func (s *Session) remember(ref RunRef) {
+	if len(s.recent) == recentResults {
+		s.recent = append(s.recent[:0], s.recent[1:]...)
+	}
+	s.recent = append(s.recent, ref)
 }
 
 // Close tells the engine the worker's stream ended. The worker becomes
@@ -344,6 +448,7 @@ func (s *Session) Close(err error) {
 	}
 	s.closed = true
 	s.failCommands()
+	s.logSpace.Broadcast()
 	defer e.noteDrain()
 	if s.state == WorkerAlive {
 		s.state = WorkerSuspect

@@ -182,7 +182,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
-	s.workers = newWorkerService(eng, cfg.Logger)
+	s.workers = newWorkerService(eng, cfg.Logger, s.msgMax)
 	plutov1.RegisterWorkerServiceServer(s.grpcSrv, s.workers)
 	plutov1.RegisterClientServiceServer(s.grpcSrv, newClientServiceLive(eng, s.maxPayload, s.stopping))
 

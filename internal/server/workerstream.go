@@ -24,15 +24,16 @@ import (
 // live in the engine.
 type workerService struct {
 	plutov1.UnimplementedWorkerServiceServer
-	eng *engine.Engine
-	log *slog.Logger
+	eng    *engine.Engine
+	log    *slog.Logger
+	msgMax int // the server's own gRPC send limit
 
 	mu    sync.Mutex
 	conns map[*streamConn]struct{}
 }
 
-func newWorkerService(eng *engine.Engine, log *slog.Logger) *workerService {
-	return &workerService{eng: eng, log: log, conns: make(map[*streamConn]struct{})}
+func newWorkerService(eng *engine.Engine, log *slog.Logger, msgMax int) *workerService {
+	return &workerService{eng: eng, log: log, msgMax: msgMax, conns: make(map[*streamConn]struct{})}
 }
 
 // closeAll ends every worker stream (server stopping) once the messages
@@ -58,13 +59,16 @@ func (w *workerService) Connect(stream plutov1.WorkerService_ConnectServer) erro
 	if h == nil {
 		return status.Error(codes.InvalidArgument, "the first message must be a hello")
 	}
-	c := newStreamConn(stream)
-	sess, stale, err := w.eng.Connect(stream.Context(), helloFromProto(h), c)
+	hello := helloFromProto(h, w.msgMax)
+	c := newStreamConn(stream, hello.MaxMessage)
+	sess, stale, err := w.eng.Connect(stream.Context(), hello, c)
 	if err != nil {
 		var fe *engine.FieldError
 		switch {
 		case errors.As(err, &fe):
 			return status.Error(codes.InvalidArgument, fe.Error())
+		case errors.Is(err, engine.ErrDuplicateWorker):
+			return status.Errorf(codes.AlreadyExists, "worker id %q is connected from another process (instance); this one is refused while that one is alive", h.WorkerId)
 		case errors.Is(err, engine.ErrStopped):
 			return status.Error(codes.Unavailable, "server stopping")
 		}
@@ -161,14 +165,26 @@ func (w *workerService) recvLoop(stream plutov1.WorkerService_ConnectServer, ses
 	}
 }
 
-func helloFromProto(h *plutov1.Hello) engine.Hello {
+// dispatchSlack is kept free in every dispatch message for gRPC's and
+// protobuf's own framing.
+const dispatchSlack = 1 << 10
+
+// helloFromProto converts a hello; the message limit is the smaller of
+// what the worker takes and what this server sends.
+func helloFromProto(h *plutov1.Hello, sendMax int) engine.Hello {
 	held := make([]engine.RunRef, len(h.Held))
 	for i, r := range h.Held {
 		held[i] = engine.RunRef{RunID: r.RunId, Attempt: int(r.Attempt)}
 	}
+	limit := int(h.MaxMessageBytes)
+	if limit <= 0 {
+		limit = engine.DefaultMaxMessage
+	}
+	limit = max(min(limit, sendMax)-dispatchSlack, dispatchSlack)
 	return engine.Hello{
-		WorkerID: h.WorkerId, Group: h.Group, Capacity: int(h.Capacity), Window: int(h.Window),
+		WorkerID: h.WorkerId, Group: h.Group, Capacity: int(h.Capacity), Window: int(h.Window), Draining: h.Draining,
 		Types: h.HandlerTypes, Version: h.Version, Hostname: h.Hostname, Held: held, Commands: h.Commands,
+		Instance: h.Instance, MaxMessage: limit,
 	}
 }
 
@@ -217,21 +233,23 @@ func fromMillis(ms int64) time.Time {
 // neighbouring dispatches and result acks into one message each.
 type streamConn struct {
 	stream plutov1.WorkerService_ConnectServer
+	limit  int // the largest dispatch message the worker takes, in bytes
 
-	mu     sync.Mutex
-	queue  []*plutov1.ServerMessage
-	spare  []*plutov1.ServerMessage
-	closed bool
-	why    string
-	wake   chan struct{}
-	done   chan struct{}
+	mu           sync.Mutex
+	lastDispatch int // bytes in the last queued message, if a dispatch
+	queue        []*plutov1.ServerMessage
+	spare        []*plutov1.ServerMessage
+	closed       bool
+	why          string
+	wake         chan struct{}
+	done         chan struct{}
 	// closing: close once the queue is sent (closeAfterFlush).
 	closing    bool
 	closingWhy string
 }
 
-func newStreamConn(s plutov1.WorkerService_ConnectServer) *streamConn {
-	return &streamConn{stream: s, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newStreamConn(s plutov1.WorkerService_ConnectServer, limit int) *streamConn {
+	return &streamConn{stream: s, limit: limit, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 func (c *streamConn) reason() string {
@@ -240,21 +258,44 @@ func (c *streamConn) reason() string {
 	return c.why
 }
 
+// enqueueDispatch queues a dispatch of size bytes, merged into the last
+// queued message if that is a dispatch with room for it.
+func (c *streamConn) enqueueDispatch(d *plutov1.Dispatch, size int) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if n := len(c.queue); n > 0 && c.lastDispatch+size <= c.limit {
+		if last, ok := c.queue[n-1].Msg.(*plutov1.ServerMessage_Dispatch); ok {
+			last.Dispatch.Tasks = append(last.Dispatch.Tasks, d.Tasks...)
+			c.lastDispatch += size
+			c.mu.Unlock()
+			return
+		}
+	}
+	c.queue = append(c.queue, &plutov1.ServerMessage{Msg: &plutov1.ServerMessage_Dispatch{Dispatch: d}})
+	c.lastDispatch = size
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *streamConn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (c *streamConn) enqueue(m *plutov1.ServerMessage) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	// Merge into the last message when it is of the same kind.
+	// Merge result acks into the last message when it is one too.
 	if n := len(c.queue); n > 0 {
 		switch last := c.queue[n-1].Msg.(type) {
-		case *plutov1.ServerMessage_Dispatch:
-			if d, ok := m.Msg.(*plutov1.ServerMessage_Dispatch); ok {
-				last.Dispatch.Tasks = append(last.Dispatch.Tasks, d.Dispatch.Tasks...)
-				c.mu.Unlock()
-				return
-			}
 		case *plutov1.ServerMessage_ResultAcks:
 			if a, ok := m.Msg.(*plutov1.ServerMessage_ResultAcks); ok {
 				last.ResultAcks.Acks = append(last.ResultAcks.Acks, a.ResultAcks.Acks...)
@@ -317,19 +358,26 @@ func (c *streamConn) closeAfterFlush(reason string) {
 	}
 }
 
+// Dispatch queues tasks in messages of at most the worker's limit (the
+// engine fails a run whose task alone would not fit, so each does).
 func (c *streamConn) Dispatch(tasks []engine.Task) {
-	d := &plutov1.Dispatch{Tasks: make([]*plutov1.Task, len(tasks))}
-	for i, t := range tasks {
-		pt := &plutov1.Task{
-			RunId: t.RunID, Attempt: int32(t.Attempt), Type: t.Type, Payload: t.Payload,
-			TimeoutMs: t.Timeout.Milliseconds(), Group: t.Group, Job: t.Job, MaxAttempts: int32(t.MaxAttempts),
+	for len(tasks) > 0 {
+		d, size, n := &plutov1.Dispatch{}, 0, 0
+		for ; n < len(tasks); n++ {
+			ts := tasks[n].Size()
+			if n > 0 && size+ts > c.limit {
+				break
+			}
+			t := &tasks[n]
+			d.Tasks = append(d.Tasks, &plutov1.Task{
+				RunId: t.RunID, Attempt: int32(t.Attempt), Type: t.Type, Payload: t.Payload,
+				TimeoutMs: t.Timeout.Milliseconds(), Group: t.Group, Job: t.Job, MaxAttempts: int32(t.MaxAttempts),
+			})
+			size += ts
 		}
-		if !t.Deadline.IsZero() {
-			pt.DeadlineUnixMs = t.Deadline.UnixMilli()
-		}
-		d.Tasks[i] = pt
+		c.enqueueDispatch(d, size)
+		tasks = tasks[n:]
 	}
-	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_Dispatch{Dispatch: d}})
 }
 
 func (c *streamConn) Cancel(ref engine.RunRef, reason string) {
