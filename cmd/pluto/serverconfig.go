@@ -22,6 +22,7 @@ func serverConfig(s config.Server) server.Config {
 	cfg.Engine.MisfireGrace = s.MisfireGrace
 	cfg.Engine.RetryBase = s.RetryBase
 	cfg.Engine.RetryMax = s.RetryMax
+	cfg.Engine.MaxLostAttempts = int(s.MaxLostAttempts)
 	cfg.Engine.CallbackExpiry = s.CallbackExpiry
 	for _, a := range strings.Split(s.CallbackAllow, ",") {
 		if a = strings.TrimSpace(a); a != "" {

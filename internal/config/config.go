@@ -48,6 +48,7 @@ type Server struct {
 	MisfireGrace      time.Duration
 	RetryBase         time.Duration
 	RetryMax          time.Duration
+	MaxLostAttempts   int64
 	CallbackAllow     string // comma-separated CIDRs, IPs, host names, *.wildcards; "" allows all
 	CallbackExpiry    time.Duration
 }
@@ -58,20 +59,21 @@ const EnvStore = "PLUTO_STORE"
 // Defaults are the settings when nothing sets them.
 func Defaults() Server {
 	return Server{
-		Store:          "sqlite:" + filepath.Join("pluto-data", "pluto.db"),
-		HTTP:           "127.0.0.1:7070",
-		GRPC:           "127.0.0.1:7071",
-		Heartbeat:      5 * time.Second,
-		MaxPayload:     1 << 20,
-		StopTimeout:    30 * time.Second,
-		LeaseTTL:       10 * time.Second,
-		RenewInterval:  2 * time.Second,
-		LogLevel:       "info",
-		LogFormat:      "text",
-		MisfireGrace:   5 * time.Second,
-		RetryBase:      time.Second,
-		RetryMax:       10 * time.Minute,
-		CallbackExpiry: 24 * time.Hour,
+		Store:           "sqlite:" + filepath.Join("pluto-data", "pluto.db"),
+		HTTP:            "127.0.0.1:7070",
+		GRPC:            "127.0.0.1:7071",
+		Heartbeat:       5 * time.Second,
+		MaxPayload:      1 << 20,
+		StopTimeout:     30 * time.Second,
+		LeaseTTL:        10 * time.Second,
+		RenewInterval:   2 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "text",
+		MisfireGrace:    5 * time.Second,
+		RetryBase:       time.Second,
+		RetryMax:        10 * time.Minute,
+		MaxLostAttempts: 3,
+		CallbackExpiry:  24 * time.Hour,
 	}
 }
 
@@ -130,6 +132,8 @@ var Keys = []Key{
 		Usage: "first retry backoff (doubles per failure, jittered)"},
 	{Name: "retry-max", Live: true, kind: kDuration, field: func(s *Server) any { return &s.RetryMax },
 		Usage: "longest retry backoff"},
+	{Name: "max-lost-attempts", kind: kInt, field: func(s *Server) any { return &s.MaxLostAttempts },
+		Usage: "attempts of a run that may be lost with their worker (it died holding the run) before the run fails instead of being retried; lost attempts do not use up retries"},
 	{Name: "callback-allow", kind: kString, field: func(s *Server) any { return &s.CallbackAllow },
 		Usage: "where runs' callback URLs may point: comma-separated CIDRs, IPs, host names and *.wildcards (default: anywhere; see docs/operations.md, Feedback)"},
 	{Name: "callback-expiry", kind: kDuration, field: func(s *Server) any { return &s.CallbackExpiry },

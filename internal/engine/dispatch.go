@@ -3,6 +3,7 @@ package engine
 import (
 	"container/heap"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
@@ -25,6 +26,7 @@ type flight struct {
 	seq         int64
 	maxAttempts int
 	failures    int
+	lost        int // attempts lost with their worker so far
 	timeout     time.Duration
 	routing     string
 	routingKey  string
@@ -38,7 +40,7 @@ func newFlight(r *store.Run) *flight {
 	return &flight{
 		id: r.ID, attempt: r.Attempt, group: r.Group, typ: r.Type, job: r.Job,
 		payload: r.Payload, priority: r.Priority, runAt: r.RunAt, seq: r.Seq,
-		maxAttempts: r.MaxAttempts, failures: r.Failures, timeout: r.Timeout,
+		maxAttempts: r.MaxAttempts, failures: r.Failures, lost: r.Lost, timeout: r.Timeout,
 		routing: r.Routing, routingKey: r.RoutingKey,
 		started: r.Status == store.StatusRunning,
 	}
@@ -195,7 +197,7 @@ func (e *Engine) claimed(g *group, o *op) {
 			for i, r := range o.claimed {
 				back[i] = newFlight(r)
 			}
-			e.handBack(back, "server stopping")
+			e.handBack(back, "server stopping", false)
 		}
 		return
 	}
@@ -281,7 +283,7 @@ func (e *Engine) assign(g *group) {
 		}
 	}
 	if len(orphaned) > 0 {
-		e.handBack(orphaned, "no live worker serves this type")
+		e.handBack(orphaned, "no live worker serves this type", false)
 	}
 	if len(tooLarge) > 0 {
 		e.failTooLarge(tooLarge, largest)
@@ -289,8 +291,12 @@ func (e *Engine) assign(g *group) {
 }
 
 // handBack returns claimed attempts to the queue without counting a
-// failure (the attempt was lost, not failed). Called with e.mu held.
-func (e *Engine) handBack(fs []*flight, why string) {
+// failure (the attempt was lost, not failed). lost says the worker holding
+// them died or went away: that counts toward MaxLostAttempts, and a run
+// lost that often fails instead, so that a run that kills its worker (or
+// makes it crash) is not handed from worker to worker forever. Called with
+// e.mu held.
+func (e *Engine) handBack(fs []*flight, why string, lost bool) {
 	now := e.now()
 	params := make([]store.RunFinishParams, 0, len(fs))
 	groups := make([]string, 0, len(fs))
@@ -299,20 +305,24 @@ func (e *Engine) handBack(fs []*flight, why string) {
 		if e.flights[f.id] == f {
 			delete(e.flights, f.id)
 		}
-		params = append(params, store.RunFinishParams{ID: f.id, Attempt: f.attempt, Status: store.StatusQueued, ServerID: e.fence(), Now: now})
+		p := store.RunFinishParams{ID: f.id, Attempt: f.attempt, Status: store.StatusQueued, Lost: lost, ServerID: e.fence(), Now: now}
+		if lost && f.lost+1 >= e.cfg.MaxLostAttempts {
+			p.Status = store.StatusFailed
+			p.Error = fmt.Sprintf("lost with its worker %d times (%s); not retried again: a run that kills or crashes its worker would do it to every worker", f.lost+1, why)
+		}
+		params = append(params, p)
 		groups = append(groups, f.group)
 	}
 	e.log.Debug("requeueing lost attempts", "runs", len(fs), "why", why)
 	e.ops.push(&op{finishes: params, finishGroups: groups, done: func(o *op) {
 		if o.err != nil {
-			e.log.Error("requeue failed", "err", o.err)
-			return
+			return // the engine is stopping: the next start recovers the runs
 		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		for i, res := range o.finishRes {
 			if res.Accepted {
-				e.wake(fs[i].group)
+				e.settled(fs[i], params[i])
 			}
 		}
 	}})

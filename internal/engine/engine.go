@@ -120,6 +120,11 @@ type Config struct {
 	// restart under a new id loses nothing; on a shared store it recovers
 	// only its own and the leader requeues those of servers that are gone.
 	ExclusiveStore bool
+	// MaxLostAttempts is how many attempts of a run may be lost with their
+	// worker (it died, or reconnected without the run) before the run
+	// fails instead of going back to the queue (default 3). Lost attempts
+	// are not failures: they do not use up the run's retries.
+	MaxLostAttempts int
 	// MisfireGrace is how late a cron slot may fire and still count as on
 	// time (default 5s); a slot later than that was missed and the job's
 	// misfire policy decides what becomes of it.
@@ -186,6 +191,9 @@ func (c *Config) defaults() error {
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = 10 * time.Minute
+	}
+	if c.MaxLostAttempts <= 0 {
+		c.MaxLostAttempts = 3
 	}
 	if c.MisfireGrace <= 0 {
 		c.MisfireGrace = 5 * time.Second

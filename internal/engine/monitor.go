@@ -55,5 +55,5 @@ func (e *Engine) requeueOrphans() {
 		delete(e.orphans, id)
 	}
 	e.log.Info("requeueing runs not reclaimed after restart", "runs", len(lost))
-	e.handBack(lost, "not reclaimed after restart")
+	e.handBack(lost, "not reclaimed after restart", true)
 }

@@ -75,7 +75,7 @@ func (e *Engine) Quiesce(ctx context.Context, opts QuiesceOptions) (QuiesceResul
 		g.ready = nil
 	}
 	if len(back) > 0 {
-		e.handBack(back, "server stopping")
+		e.handBack(back, "server stopping", false)
 	}
 	res.HandedBack = len(back)
 	res.InFlight = e.heldByWorkers(true)

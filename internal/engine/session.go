@@ -172,7 +172,7 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 		}
 		e.removeSession(old, "replaced by a new connection")
 		if len(lost) > 0 {
-			e.handBack(lost, "worker reconnected without it")
+			e.handBack(lost, "worker reconnected without it", true)
 		}
 	}
 	s.inheritControl(old)
@@ -274,7 +274,7 @@ func (e *Engine) dropUnserved(g *group) {
 	g.ready = keep
 	heap.Init(&g.ready)
 	if len(lost) > 0 {
-		e.handBack(lost, "no live worker serves this type")
+		e.handBack(lost, "no live worker serves this type", false)
 	}
 }
 
@@ -499,7 +499,7 @@ func (e *Engine) declareDead(s *Session, why string) {
 	e.log.Log(context.Background(), level, "worker gone", "worker", s.hello.WorkerID, "group", s.hello.Group, "runs", len(lost), "why", why)
 	e.removeSession(s, "declared dead: "+why)
 	if len(lost) > 0 {
-		e.handBack(lost, "worker dead")
+		e.handBack(lost, "worker dead", true)
 	}
 }
 

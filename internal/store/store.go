@@ -98,6 +98,10 @@ type Run struct {
 	Attempt     int // current attempt; 0 before the first dispatch. The fencing token.
 	MaxAttempts int // attempts that may end in failure before the run fails
 	Failures    int // attempts that ended in failure or timeout
+	// Lost counts attempts lost with their worker (it died or went away
+	// while holding the run); the engine bounds it (a run that kills its
+	// worker must not be retried forever).
+	Lost int
 	Key         string
 	LogicalTime time.Time
 	RunAt       time.Time
@@ -183,6 +187,8 @@ type RunFinishParams struct {
 	Result    json.RawMessage
 	Error     string
 	Failure   bool
+	// Lost says the attempt was lost with its worker (lost+1).
+	Lost      bool
 	StartedAt time.Time // used when the run had not been marked running
 	WorkerID  string
 	// ServerID, if not empty, fences the change: it applies only while this

@@ -121,7 +121,7 @@ func TestQueryPlans(t *testing.T) {
 			{"claim", sqlClaim, []any{"srv", "g", []string{"t", "u"}, int64(k)}, "queue_order"},
 			{"start", sqlStart, []any{ids(k), fill(k, int32(1)), fill(k, now), fill(k, "w"), fill(k, "")}, "runs_id_key"},
 			{"finish", sqlFinish, []any{ids(k), fill(k, int32(1)), fill(k, "succeeded"), fill(k, now), fill(k, now),
-				fill(k, "w"), fill(k, int32(0)), fill(k, now), fill(k, "{}"), fill(k, ""), fill(k, "")}, "runs_id_key"},
+				fill(k, "w"), fill(k, int32(0)), fill(k, now), fill(k, "{}"), fill(k, ""), fill(k, ""), fill(k, int32(0))}, "runs_id_key"},
 			{"adopt", sqlAdopt, []any{ids(k), fill(k, int32(1)), fill(k, "srv2")}, "runs_id_key"},
 			{"promote", sqlPromote, []any{now, int64(k)}, "pending_order"},
 			{"requeue lost", sqlRequeueLost, []any{now, int64(k)}, "active_server"},

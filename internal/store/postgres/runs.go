@@ -104,6 +104,7 @@ const (
 				worker_id = coalesce(u.worker, runs.worker_id),
 				server_id = NULL,
 				failures = runs.failures + u.failure,
+				lost = runs.lost + u.lost,
 				started_at = coalesce(runs.started_at, u.started_at),
 				result = coalesce(u.result, runs.result),
 				error = coalesce(u.error, runs.error),
@@ -112,8 +113,8 @@ const (
 				callback_next_at = CASE WHEN runs.callback_url IS NOT NULL AND u.finished_at IS NOT NULL
 					THEN u.finished_at ELSE runs.callback_next_at END
 			FROM unnest($1::text[], $2::int4[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
-					$7::int4[], $8::timestamptz[], $9::text[], $10::text[], $11::text[])
-				AS u(id, attempt, status, finished_at, run_at, worker, failure, started_at, result, error, server)
+					$7::int4[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::int4[])
+				AS u(id, attempt, status, finished_at, run_at, worker, failure, started_at, result, error, server, lost)
 			WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status IN ('dispatched', 'running')
 				AND (u.server = '' OR runs.server_id = u.server)
 			RETURNING runs.id, runs.job, runs.status, ` + qualifiedQueueCols + `,
@@ -162,7 +163,7 @@ const (
 	// is reset; a callbacks row a claimer holds is not waited for (the
 	// claim then finds the run owes nothing and drops the row).
 	sqlRetry = `WITH u AS (
-			UPDATE runs SET status = 'queued', failures = 0, run_at = $1, finished_at = NULL,
+			UPDATE runs SET status = 'queued', failures = 0, lost = 0, run_at = $1, finished_at = NULL,
 				started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL,
 				callback_state = '', callback_attempts = 0, callback_next_at = NULL, callback_error = '',
 				callback_delivered_at = NULL
@@ -506,7 +507,7 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 		n := len(idx)
 		var (
 			ids, statuses, servers       = make([]string, n), make([]string, n), make([]string, n)
-			attempts, failures           = make([]int32, n), make([]int32, n)
+			attempts, failures, lost     = make([]int32, n), make([]int32, n), make([]int32, n)
 			finishedAt, runAt, startedAt = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
 			workers, results, errorTexts = make([]pgtype.Text, n), make([]pgtype.Text, n), make([]pgtype.Text, n)
 		)
@@ -531,12 +532,15 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			if p.Failure {
 				failures[j] = 1
 			}
+			if p.Lost {
+				lost[j] = 1
+			}
 			startedAt[j] = nullTime(p.StartedAt)
 			results[j] = nullJSON(p.Result)
 			errorTexts[j] = pgtype.Text{String: cleanText(p.Error), Valid: p.Error != "" || p.Status == store.StatusSucceeded}
 		}
 		rows, err := t.q.Query(ctx, sqlFinish, ids, attempts, statuses, finishedAt, runAt, workers, failures,
-			startedAt, results, errorTexts, servers)
+			startedAt, results, errorTexts, servers, lost)
 		if err != nil {
 			return nil, t.s.wrap("RunFinish", err)
 		}

@@ -23,14 +23,14 @@ const (
 	runCols = `seq, id, job, parent_id, shard, type, grp, payload, priority, status,
 	attempt, max_attempts, failures, key, logical_time, run_at, created_at, started_at,
 	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key,
-	callback_url, callback_state, callback_attempts, callback_next_at, callback_error, callback_delivered_at`
+	callback_url, callback_state, callback_attempts, callback_next_at, callback_error, callback_delivered_at, lost`
 	qualifiedRunCols = `runs.seq, runs.id, runs.job, runs.parent_id, runs.shard, runs.type, runs.grp,
 	runs.payload, runs.priority, runs.status, runs.attempt, runs.max_attempts, runs.failures,
 	runs.key, runs.logical_time, runs.run_at, runs.created_at, runs.started_at, runs.finished_at,
 	runs.worker_id, runs.server_id, runs.result, runs.error, runs.timeout, runs.routing,
 	runs.routing_key, runs.callback_url, runs.callback_state, runs.callback_attempts,
-	runs.callback_next_at, runs.callback_error, runs.callback_delivered_at`
-	numRunCols = 32
+	runs.callback_next_at, runs.callback_error, runs.callback_delivered_at, runs.lost`
+	numRunCols = 33
 )
 
 // runRow receives one row of runCols.
@@ -52,6 +52,7 @@ type runRow struct {
 	cbNextAt    pgtype.Timestamptz
 	cbError     string
 	cbDelivered pgtype.Timestamptz
+	lost        int32
 	dest        [numRunCols]any
 }
 
@@ -62,7 +63,7 @@ func newRunRow() *runRow {
 		&r.Seq, &r.ID, &r.Job, &r.ParentID, &rr.shard, &r.Type, &r.Group, &rr.payload, &r.Priority, &rr.status,
 		&r.Attempt, &r.MaxAttempts, &r.Failures, &rr.key, &rr.logicalTime, &r.RunAt, &r.CreatedAt, &rr.startedAt,
 		&rr.finishedAt, &r.WorkerID, &rr.serverID, &rr.result, &r.Error, &rr.timeout, &r.Routing, &r.RoutingKey,
-		&rr.cbURL, &rr.cbState, &rr.cbAttempts, &rr.cbNextAt, &rr.cbError, &rr.cbDelivered,
+		&rr.cbURL, &rr.cbState, &rr.cbAttempts, &rr.cbNextAt, &rr.cbError, &rr.cbDelivered, &rr.lost,
 	}
 	return rr
 }
@@ -95,6 +96,7 @@ func (rr *runRow) scan(row pgx.Row) (*Run, error) {
 	r.FinishedAt = tsTime(rr.finishedAt)
 	r.ServerID = rr.serverID.String
 	r.Timeout = time.Duration(rr.timeout)
+	r.Lost = int(rr.lost)
 	if rr.cbURL.Valid {
 		r.CallbackURL = rr.cbURL.String
 		r.Callback = store.Callback{

@@ -37,12 +37,13 @@ const (
 			worker_id = coalesce(?4, worker_id),
 			server_id = NULL,
 			failures = failures + ?5,
-			started_at = coalesce(started_at, ?6),
-			result = coalesce(?7, result),
-			error = coalesce(?8, error),
+			lost = lost + ?6,
+			started_at = coalesce(started_at, ?7),
+			result = coalesce(?8, result),
+			error = coalesce(?9, error),
 			callback_state = CASE WHEN ?2 IS NULL THEN callback_state ELSE 'pending' END,
 			callback_next_at = coalesce(?2, callback_next_at)
-		WHERE id = ?9 AND attempt = ?10 AND status IN ('dispatched', 'running') AND callback_url IS NOT NULL`
+		WHERE id = ?10 AND attempt = ?11 AND status IN ('dispatched', 'running') AND callback_url IS NOT NULL`
 
 	// callbackListDueSQL claims the first due deliveries (from
 	// runs_callback_due): one more attempt, and next_at moved to the lease.
@@ -69,7 +70,7 @@ const (
 
 func init() {
 	wSQL[wFinishCallback] = finishCallbackSQL
-	wSQL[wFinishCallbackFenced] = finishCallbackSQL + ` AND server_id = ?11`
+	wSQL[wFinishCallbackFenced] = finishCallbackSQL + ` AND server_id = ?12`
 	wSQL[wCallbackListDue] = callbackListDueSQL
 	wSQL[wCallbackRecord] = callbackRecordSQL
 	rSQL[rCallbackNextAt] = callbackNextAtSQL

@@ -20,7 +20,7 @@ const runCols = `seq, id, job, parent_id, shard, type, grp, payload, priority, s
 	attempt, max_attempts, failures, key, logical_time, run_at, created_at, started_at,
 	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key,
 	callback_url, CASE WHEN callback_url IS NOT NULL THEN json_array(callback_state, callback_attempts,
-		callback_next_at, callback_error, callback_delivered_at) END`
+		callback_next_at, callback_error, callback_delivered_at) END, lost`
 
 // Writer statements, prepared once on the writer connection. Hot
 // statements use plain "?" placeholders: the driver binds them without
@@ -122,7 +122,7 @@ var wSQL = [numWStmts]string{
 			callback_next_at = CASE WHEN callback_url IS NULL THEN callback_next_at ELSE ?1 END
 		WHERE seq = ?3 RETURNING ` + runCols,
 	// A retried run delivers its next outcome; one not yet delivered is dropped.
-	wRetry: `UPDATE runs SET status = 'queued', failures = 0, run_at = ?, finished_at = NULL,
+	wRetry: `UPDATE runs SET status = 'queued', failures = 0, lost = 0, run_at = ?, finished_at = NULL,
 			started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL,
 			callback_state = '', callback_attempts = 0, callback_next_at = NULL, callback_error = '',
 			callback_delivered_at = NULL
@@ -184,6 +184,7 @@ const (
 			worker_id = coalesce(?, worker_id),
 			server_id = NULL,
 			failures = failures + ?,
+			lost = lost + ?,
 			started_at = coalesce(started_at, ?),
 			result = coalesce(?, result),
 			error = coalesce(?, error)
@@ -598,6 +599,7 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 		t.arg(runAt)
 		t.arg(worker)
 		t.arg(failure)
+		t.arg(boolInt(p.Lost))
 		t.arg(nullMicro(p.StartedAt))
 		t.arg(nullJSON(p.Result))
 		t.arg(errText)

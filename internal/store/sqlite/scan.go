@@ -12,7 +12,7 @@ import (
 
 type scanner interface{ Scan(dest ...any) error }
 
-const numRunCols = 28
+const numRunCols = 29
 
 // runRow receives one row of runCols on the read pool. Scanning into *any
 // is database/sql's fast path (no reflection, no int-to-string-to-int round
@@ -73,6 +73,7 @@ func decodeRun[V any](vs []V) *Run {
 		Routing:     asString(v(24)),
 		RoutingKey:  asString(v(25)),
 		CallbackURL: asString(v(26)),
+		Lost:        int(asInt(v(28))),
 	}
 	if r.CallbackURL != "" {
 		r.Callback = decodeCallback(asString(v(27)))

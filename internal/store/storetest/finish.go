@@ -185,6 +185,35 @@ func testFinishQueuedHandsBack(t *testing.T, s store.Store) {
 	}
 }
 
+// A hand-back may count the attempt as lost with its worker; the count
+// survives further attempts and a manual retry starts it again.
+func testFinishCountsLostAttempts(t *testing.T, s store.Store) {
+	running(t, s, params("r1"))
+	if !finishOne(t, s, store.RunFinishParams{ID: "r1", Attempt: 1, Status: store.StatusQueued, Lost: true, Now: t0}) {
+		t.Fatal("hand-back rejected")
+	}
+	claimAll(t, s)
+	if !finishOne(t, s, store.RunFinishParams{ID: "r1", Attempt: 2, Status: store.StatusQueued, Now: t0}) {
+		t.Fatal("second hand-back rejected")
+	}
+	claimAll(t, s)
+	if !finishOne(t, s, store.RunFinishParams{ID: "r1", Attempt: 3, Status: store.StatusFailed, Lost: true, Error: "lost", Now: t0}) {
+		t.Fatal("final finish rejected")
+	}
+	if r := get(t, s, "r1"); r.Lost != 2 || r.Failures != 0 || r.Status != store.StatusFailed {
+		t.Fatalf("after two lost attempts: lost %d failures %d status %s", r.Lost, r.Failures, r.Status)
+	}
+	var retried *store.Run
+	tx(t, s, func(tx store.Tx) error {
+		var err error
+		retried, err = tx.RunRetry(ctx, store.RunRetryParams{ID: "r1", Now: t0})
+		return err
+	})
+	if retried.Lost != 0 || get(t, s, "r1").Lost != 0 {
+		t.Fatalf("a retried run keeps lost %d", get(t, s, "r1").Lost)
+	}
+}
+
 func testFinishWithoutStart(t *testing.T, s store.Store) {
 	insert(t, s, params("r1"))
 	claimAll(t, s)

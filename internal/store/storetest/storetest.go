@@ -92,6 +92,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"FinishFailedAndTimedOut", testFinishFailedAndTimedOut},
 		{"FinishPendingRetry", testFinishPendingRetry},
 		{"FinishQueuedHandsBack", testFinishQueuedHandsBack},
+		{"FinishCountsLostAttempts", testFinishCountsLostAttempts},
 		{"FinishWithoutStart", testFinishWithoutStart},
 		{"FinishRejectsBadStatus", testFinishRejectsBadStatus},
 		{"Cancel", testCancel},

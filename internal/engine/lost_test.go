@@ -1,0 +1,57 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"testing/synctest"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// A run whose command kills its worker (kill -9 $PPID under a supervisor
+// that restarts the worker) must end, not climb through attempts forever.
+func TestRunThatKillsItsWorkerFailsAfterMaxLostAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		run := en.submit(SubmitSpec{Retries: 5})[0]
+		for i := 1; i <= 3; i++ {
+			s, c := en.connect(fmt.Sprintf("w%d", i), 1)
+			ts := c.Tasks()
+			if len(ts) != 1 || ts[0].RunID != run.ID || ts[0].Attempt != i {
+				t.Fatalf("worker %d got %v, want attempt %d of the run", i, ts, i)
+			}
+			ack(s, ts...)
+			s.Close(ErrWorkerLeft) // the worker died with it
+			synctest.Wait()
+		}
+		r := en.wantStatus(run.ID, store.StatusFailed)
+		if r.Lost != 3 || r.Failures != 0 || !strings.Contains(r.Error, "lost with its worker 3 times") {
+			t.Fatalf("lost %d failures %d error %q", r.Lost, r.Failures, r.Error)
+		}
+		_, c := en.connect("w4", 1)
+		if n := len(c.Tasks()); n != 0 {
+			t.Fatalf("the failed run was dispatched again (%d tasks)", n)
+		}
+	})
+}
+
+// Lost attempts below the limit do not use up retries: the run still
+// succeeds, and its failures stay zero.
+func TestLostAttemptsBelowTheLimitRetryFreely(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		run := en.submit(SubmitSpec{})[0] // no retries
+		for i := 1; i <= 2; i++ {
+			s, c := en.connect(fmt.Sprintf("w%d", i), 1)
+			ack(s, c.Tasks()...)
+			s.Close(ErrWorkerLeft)
+			synctest.Wait()
+		}
+		s, c := en.connect("w3", 1)
+		finish(s, OutcomeSucceeded, c.Tasks()...)
+		if r := en.wantStatus(run.ID, store.StatusSucceeded); r.Lost != 2 || r.Attempt != 3 {
+			t.Fatalf("lost %d attempt %d", r.Lost, r.Attempt)
+		}
+	})
+}

@@ -1,0 +1,9 @@
+-- +goose Up
+
+-- lost counts the attempts of a run lost with their worker (it died or went
+-- away holding the run). The engine fails a run lost too often: one that
+-- kills its worker would otherwise be retried forever.
+ALTER TABLE runs ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+
+-- +goose Down
+ALTER TABLE runs DROP COLUMN lost;
