@@ -101,7 +101,7 @@ type Run struct {
 	// Lost counts attempts lost with their worker (it died or went away
 	// while holding the run); the engine bounds it (a run that kills its
 	// worker must not be retried forever).
-	Lost int
+	Lost        int
 	Key         string
 	LogicalTime time.Time
 	RunAt       time.Time
@@ -180,13 +180,13 @@ type RunStartParams struct {
 // RunAt), or queued (a lost attempt handed back). Failure says whether the
 // attempt counts as a failure (failures+1).
 type RunFinishParams struct {
-	ID        string
-	Attempt   int
-	Status    RunStatus
-	RunAt     time.Time // for pending
-	Result    json.RawMessage
-	Error     string
-	Failure   bool
+	ID      string
+	Attempt int
+	Status  RunStatus
+	RunAt   time.Time // for pending
+	Result  json.RawMessage
+	Error   string
+	Failure bool
 	// Lost says the attempt was lost with its worker (lost+1).
 	Lost      bool
 	StartedAt time.Time // used when the run had not been marked running
