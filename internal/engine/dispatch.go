@@ -31,8 +31,9 @@ type flight struct {
 	routing     string
 	routingKey  string
 
-	session *Session
-	started bool
+	session   *Session
+	started   bool
+	startedAt time.Time // when the worker started it, if it did
 	timer   clock.Timer // timeout
 }
 
@@ -42,7 +43,7 @@ func newFlight(r *store.Run) *flight {
 		payload: r.Payload, priority: r.Priority, runAt: r.RunAt, seq: r.Seq,
 		maxAttempts: r.MaxAttempts, failures: r.Failures, lost: r.Lost, timeout: r.Timeout,
 		routing: r.Routing, routingKey: r.RoutingKey,
-		started: r.Status == store.StatusRunning,
+		started: r.Status == store.StatusRunning, startedAt: r.StartedAt,
 	}
 }
 

@@ -135,6 +135,22 @@ func (e *Engine) timedOut(f *flight) {
 	e.ops.push(o)
 }
 
+// armTimeout arms the server-side timeout of a started attempt that this
+// engine did not see start: recovered after a restart, or adopted from
+// another server with its worker. It fires when the attempt's time is up
+// counted from its recorded start (at once if that has passed). Called
+// with e.mu held.
+func (e *Engine) armTimeout(f *flight, now time.Time) {
+	if !f.started || f.timeout <= 0 || f.timer != nil {
+		return
+	}
+	start := f.startedAt
+	if start.IsZero() {
+		start = now
+	}
+	f.timer = e.clk.AfterFunc(max(0, start.Add(f.timeout).Sub(now)), func() { e.timedOut(f) })
+}
+
 // cancelOnWorker tells the worker holding f to cancel it. Every CancelRun
 // is answered with a Result, which frees the worker's slot; a worker that
 // does not answer within the dead timeout gets the slot back anyway (its

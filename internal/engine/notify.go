@@ -197,7 +197,14 @@ func (e *Engine) listenLoop(ctx context.Context) {
 func (e *Engine) relisten() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.running() || e.lead.term == 0 {
+	if !e.running() {
+		return
+	}
+	// Any server: runs queued meanwhile were announced to nobody here.
+	for _, g := range e.groups {
+		e.wakeGroup(g)
+	}
+	if e.lead.term == 0 {
 		return
 	}
 	e.rearmCron()

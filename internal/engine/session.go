@@ -155,6 +155,7 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 			f.session = s
 			e.flights[f.id] = f
 			s.held[f.id] = f.attempt
+			e.armTimeout(f, now)
 			continue
 		}
 		stale = append(stale, ref)
