@@ -33,8 +33,8 @@ type flight struct {
 
 	session   *Session
 	started   bool
-	startedAt time.Time // when the worker started it, if it did
-	timer   clock.Timer // timeout
+	startedAt time.Time   // when the worker started it, if it did
+	timer     clock.Timer // timeout
 }
 
 func newFlight(r *store.Run) *flight {
