@@ -33,8 +33,12 @@ type flight struct {
 
 	session   *Session
 	started   bool
-	startedAt time.Time   // when the worker started it, if it did
-	timer     clock.Timer // timeout
+	startedAt time.Time // when the worker started it, if it did
+	// orphanedAt is when the run became an orphan: active in the store,
+	// held by no session here (recovered at start, or its result did not
+	// commit); the reconciler requeues orphans no worker reclaims.
+	orphanedAt time.Time
+	timer      clock.Timer // timeout
 }
 
 func newFlight(r *store.Run) *flight {
@@ -315,7 +319,7 @@ func (e *Engine) handBack(fs []*flight, why string, lost bool) {
 		groups = append(groups, f.group)
 	}
 	e.log.Debug("requeueing lost attempts", "runs", len(fs), "why", why)
-	e.ops.push(&op{finishes: params, finishGroups: groups, done: func(o *op) {
+	e.pushFinishes(&op{finishes: params, finishGroups: groups, done: func(o *op) {
 		if o.err != nil {
 			return // the engine is stopping: the next start recovers the runs
 		}

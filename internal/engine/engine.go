@@ -120,6 +120,10 @@ type Config struct {
 	// restart under a new id loses nothing; on a shared store it recovers
 	// only its own and the leader requeues those of servers that are gone.
 	ExclusiveStore bool
+	// ReconcileInterval is how often the reconciler compares the store with
+	// what the engine drives and repairs the difference (default 30s;
+	// reconcile.go).
+	ReconcileInterval time.Duration
 	// MaxLostAttempts is how many attempts of a run may be lost with their
 	// worker (it died, or reconnected without the run) before the run
 	// fails instead of going back to the queue (default 3). Lost attempts
@@ -192,6 +196,9 @@ func (c *Config) defaults() error {
 	if c.RetryMax <= 0 {
 		c.RetryMax = 10 * time.Minute
 	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = defaultReconcileInterval
+	}
 	if c.MaxLostAttempts <= 0 {
 		c.MaxLostAttempts = 3
 	}
@@ -241,7 +248,9 @@ type Engine struct {
 	state      lifecycle
 	promote    promoter
 	cron       cronLoop
-	feedback   feedback        // leader only: callback deliveries (feedback.go)
+	feedback   feedback       // leader only: callback deliveries (feedback.go)
+	settling   map[string]int // runs with a finish queued and not yet done (reconcile.go)
+	recon      reconciler
 	unblock    map[string]bool // jobs whose next blocked run may be released
 	unblocking bool            // an unblock op is in flight
 	lead       leadership
@@ -282,6 +291,7 @@ func New(cfg Config) (*Engine, error) {
 		sessions:  make(map[string]*Session),
 		flights:   make(map[string]*flight),
 		orphans:   make(map[string]*flight),
+		settling:  make(map[string]int),
 		waiters:   make(map[string][]chan struct{}),
 		watched:   make(map[string]time.Time),
 		stopMon:   make(chan struct{}),
@@ -319,19 +329,23 @@ func (e *Engine) Start(ctx context.Context) error {
 		return err
 	}
 	e.mu.Lock()
+	now := e.now()
 	for _, r := range active {
-		e.orphans[r.ID] = newFlight(r)
+		f := newFlight(r)
+		f.orphanedAt = now
+		e.orphans[r.ID] = f
 	}
 	e.state = stateRunning
 	e.mu.Unlock()
 
 	bg, cancel := context.WithCancel(context.Background())
 	e.cancelBG = cancel
-	e.wg.Add(2 + e.cfg.Committers)
+	e.wg.Add(3 + e.cfg.Committers)
 	for range e.cfg.Committers {
 		go e.commitLoop()
 	}
 	go e.monitorLoop()
+	go e.reconcileLoop()
 	go e.leaseLoop()
 	if !e.cfg.ExclusiveStore {
 		e.wg.Add(1)

@@ -77,8 +77,9 @@ func (e *Engine) finished(s *Session, fs []*flight, o *op) {
 		// reconnect: it resends the results it holds, and they are
 		// accepted then.
 		e.log.Error("results not committed", "worker", s.hello.WorkerID, "runs", len(fs), "err", o.err)
+		now := e.now()
 		for _, f := range fs {
-			f.session = nil
+			f.session, f.orphanedAt = nil, now
 			e.orphans[f.id] = f
 		}
 		s.conn.Close("store error")
@@ -132,7 +133,7 @@ func (e *Engine) timedOut(f *flight) {
 		defer e.mu.Unlock()
 		e.settled(f, p)
 	}
-	e.ops.push(o)
+	e.pushFinishes(o)
 }
 
 // armTimeout arms the server-side timeout of a started attempt that this
@@ -205,5 +206,5 @@ func (e *Engine) failTooLarge(fs []*flight, limit int) {
 			}
 		}
 	}
-	e.ops.push(o)
+	e.pushFinishes(o)
 }

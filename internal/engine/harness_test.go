@@ -196,28 +196,34 @@ func (en *env) connectOpts(id string, window int, held []RunRef, live bool, type
 		en.t.Logf("stale held runs: %v", stale)
 	}
 	if live {
-		stop := make(chan struct{})
-		en.t.Cleanup(func() { close(stop) })
-		e := en.e
-		go func() {
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(500 * time.Millisecond):
-				}
-				e.mu.Lock()
-				closed := s.closed
-				e.mu.Unlock()
-				if closed {
-					return
-				}
-				s.Heartbeat(Load{})
-			}
-		}()
+		en.keepAlive(s)
 	}
 	synctest.Wait()
 	return s, c
+}
+
+// keepAlive heartbeats for s every half interval until its session closes
+// or the test ends.
+func (en *env) keepAlive(s *Session) {
+	stop := make(chan struct{})
+	en.t.Cleanup(func() { close(stop) })
+	e := en.e
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			e.mu.Lock()
+			closed := s.closed
+			e.mu.Unlock()
+			if closed {
+				return
+			}
+			s.Heartbeat(Load{})
+		}
+	}()
 }
 
 func (en *env) submit(specs ...SubmitSpec) []*store.Run {

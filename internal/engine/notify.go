@@ -207,6 +207,12 @@ func (e *Engine) relisten() {
 	if e.lead.term == 0 {
 		return
 	}
+	e.relistenTimers()
+}
+
+// relistenTimers re-reads the leader's timers from the store. Called with
+// e.mu held, on the leader.
+func (e *Engine) relistenTimers() {
 	e.rearmCron()
 	e.rearmFeedback(time.Time{})
 	if !e.promote.stopped {

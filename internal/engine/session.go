@@ -372,14 +372,14 @@ func (s *Session) Results(rs []Result) {
 	if len(rejects) > 0 {
 		s.conn.ResultAcks(rejects)
 	}
-	e.assign(s.g)
-	e.kick(s.g)
-	e.mu.Unlock()
 	if len(params) > 0 {
 		o := &op{finishes: params, finishGroups: groups}
 		o.done = func(o *op) { e.finished(s, flights, o) }
-		e.ops.push(o)
+		e.pushFinishes(o)
 	}
+	e.assign(s.g)
+	e.kick(s.g)
+	e.mu.Unlock()
 }
 
 // Logs stores log lines the worker sent for attempts it holds or just

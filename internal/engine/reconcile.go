@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// The reconciler
+//
+// Every component drives the runs it owns: the dispatcher its claimed
+// runs, sessions what their workers hold, the promoter pending runs, the
+// cron loop and the unblocker blocked ones. The error policy (committer.go)
+// makes each of their writes land eventually. The reconciler is the safety
+// net under both: every ReconcileInterval it compares the store with what
+// the components hold and repairs what nobody drives —
+//
+//	active runs this server holds in the store that no session, no waiting
+//	claim and no pending write of this server knows (a claim whose commit
+//	answer was lost, an op dropped by a bug): after two passes in a row
+//	they go back to the queue at their attempt (fenced, so a run that moved
+//	on meanwhile is not touched);
+//	runs recovered at start or orphaned by an uncommitted result that no
+//	worker reclaimed within the dead timeout: back to the queue;
+//	groups with idle workers: woken, so queued runs a lost wake-up left
+//	behind are claimed;
+//	on the leader, jobs with blocked runs: unblocked if nothing of theirs
+//	is unfinished (a crash between a run's end and its unblock); and the
+//	promoter, cron and feedback timers re-read from the store.
+//
+// Each pass that repairs something logs one line with the counts.
+
+// defaultReconcileInterval is how often the reconciler looks.
+const defaultReconcileInterval = 30 * time.Second
+
+// reconciler is the reconciler's state; its loop is reconcileLoop.
+type reconciler struct {
+	// suspects are the undriven active runs of the last pass, by id, at
+	// their attempt: repaired if the next pass finds them so again.
+	suspects map[string]int
+}
+
+// reconcileStats counts one pass's repairs.
+type reconcileStats struct {
+	requeued, orphans, unblocked, woken int
+}
+
+func (e *Engine) reconcileLoop() {
+	defer e.wg.Done()
+	for {
+		tick := make(chan struct{})
+		t := e.clk.AfterFunc(e.cfg.ReconcileInterval, func() { close(tick) })
+		select {
+		case <-e.stopMon:
+			t.Stop()
+			return
+		case <-tick:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.ReconcileInterval)
+		e.reconcile(ctx)
+		cancel()
+	}
+}
+
+// reconcile makes one pass.
+func (e *Engine) reconcile(ctx context.Context) {
+	var st reconcileStats
+	held := store.RunListActiveParams{ServerID: e.cfg.ServerID}
+	if e.cfg.ExclusiveStore {
+		held.ServerID = ""
+	}
+	active, err := e.st.RunListActive(ctx, held)
+	if err != nil {
+		e.log.Warn("reconciler: read active runs", "err", err)
+		return
+	}
+	e.mu.Lock()
+	if !e.running() {
+		e.mu.Unlock()
+		return
+	}
+	st.requeued = e.requeueUndriven(active)
+	st.orphans = e.expireOrphans()
+	for _, g := range e.groups {
+		if len(e.claimParams(g)) > 0 && !g.claiming {
+			e.wakeGroup(g)
+			st.woken++
+		}
+	}
+	leading := e.lead.term != 0
+	if leading {
+		e.relistenTimers()
+	}
+	e.mu.Unlock()
+	if leading {
+		st.unblocked = e.unblockStranded(ctx)
+	}
+	if st.requeued+st.orphans+st.unblocked > 0 {
+		e.log.Warn("reconciler repaired runs no component was driving",
+			"requeued", st.requeued, "orphans", st.orphans, "jobs_unblocked", st.unblocked, "groups_woken", st.woken)
+	}
+}
+
+// requeueUndriven hands back active runs of this server that nothing here
+// drives, once they were found so on two passes in a row. Called with e.mu
+// held.
+func (e *Engine) requeueUndriven(active []*store.Run) int {
+	r := &e.recon
+	next := make(map[string]int)
+	var lost []*flight
+	for _, run := range active {
+		if e.flights[run.ID] != nil || e.orphans[run.ID] != nil || e.settling[run.ID] > 0 {
+			continue
+		}
+		if att, ok := r.suspects[run.ID]; ok && att == run.Attempt {
+			lost = append(lost, newFlight(run))
+			continue
+		}
+		next[run.ID] = run.Attempt
+	}
+	r.suspects = next
+	if len(lost) > 0 {
+		e.handBack(lost, "no component of the server held it", false)
+	}
+	return len(lost)
+}
+
+// expireOrphans hands back orphans older than the dead timeout: no worker
+// came back for them. Called with e.mu held.
+func (e *Engine) expireOrphans() int {
+	cutoff := e.now().Add(-e.live().DeadAfter)
+	var lost []*flight
+	for id, f := range e.orphans {
+		if !f.orphanedAt.IsZero() && f.orphanedAt.Before(cutoff) {
+			lost = append(lost, f)
+			delete(e.orphans, id)
+		}
+	}
+	if len(lost) > 0 {
+		e.handBack(lost, "not reclaimed by its worker", true)
+	}
+	return len(lost)
+}
+
+// unblockStranded releases the next blocked run of every job that has
+// blocked runs (the release is conditional: it happens only if nothing of
+// the job is unfinished). It returns how many jobs it asked for.
+func (e *Engine) unblockStranded(ctx context.Context) int {
+	page, err := e.st.RunList(ctx, store.RunListParams{Statuses: []store.RunStatus{store.StatusBlocked}, Limit: 1000})
+	if err != nil {
+		e.log.Warn("reconciler: read blocked runs", "err", err)
+		return 0
+	}
+	jobs := map[string]bool{}
+	for _, r := range page.Runs {
+		if r.Job != "" {
+			jobs[r.Job] = true
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for j := range jobs {
+		e.jobRunEnded(j)
+	}
+	return 0 // counted by the unblock itself if it released anything
+}
+
+// pushFinishes queues an op of finishes, remembering its runs as settling
+// until it is done, so that the reconciler leaves them alone. Called with
+// e.mu held.
+func (e *Engine) pushFinishes(o *op) {
+	for _, p := range o.finishes {
+		e.settling[p.ID]++
+	}
+	done := o.done
+	o.done = func(o *op) {
+		e.mu.Lock()
+		for _, p := range o.finishes {
+			if e.settling[p.ID]--; e.settling[p.ID] <= 0 {
+				delete(e.settling, p.ID)
+			}
+		}
+		e.mu.Unlock()
+		if done != nil {
+			done(o)
+		}
+	}
+	e.ops.push(o)
+}
