@@ -175,18 +175,18 @@ func TestSQLiteDiskFull(t *testing.T) {
 	s.verdict(runs)
 }
 
-// refusalKinds counts refused submissions by how they were refused: "500:3
-// timeout:1".
+// refusalKinds counts refused submissions by how they were refused: the
+// HTTP status, "timeout" or "error" (no answer), as in "500:3,timeout:1".
 func refusalKinds(rs []refusal) string {
 	n := map[string]int{}
 	for _, r := range rs {
 		switch {
-		case r.err != nil && strings.Contains(r.err.Error(), "deadline exceeded"):
-			n["timeout"]++
-		case r.err != nil:
-			n["error"]++
-		default:
+		case r.code != 0:
 			n[fmt.Sprint(r.code)]++
+		case strings.Contains(r.err.Error(), "deadline exceeded"):
+			n["timeout"]++
+		default:
+			n["error"]++
 		}
 	}
 	var out []string
