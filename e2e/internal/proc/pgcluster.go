@@ -116,8 +116,8 @@ func (c *PGCluster) ensureUp() {
 	}
 }
 
-// PGOutage is what a PGProbe saw: the first time PostgreSQL did not answer
-// and the first time it answered again after that (zero if it did not).
+// PGOutage is what a PGProbe saw: when PostgreSQL first did not answer,
+// and when it first answered again after that (zero if it did not).
 type PGOutage struct {
 	Down, Back time.Time
 }
@@ -133,7 +133,9 @@ type PGProbe struct {
 // Probe connects to the cluster every interval (each attempt bounded by a
 // second) until Stop, recording the first outage it sees: Down is when
 // the first failed attempt began, Back when the first successful one
-// after it ended.
+// after it began (its connection was accepted at once: an attempt may
+// take tens of milliseconds on a loaded machine, in which the servers
+// under test may already have reconnected and committed).
 func (c *PGCluster) Probe(interval time.Duration) *PGProbe {
 	p := &PGProbe{quit: make(chan struct{})}
 	p.wg.Go(func() {
@@ -147,7 +149,7 @@ func (c *PGCluster) Probe(interval time.Duration) *PGProbe {
 			case !up && p.o.Down.IsZero():
 				p.o.Down = at
 			case up && !p.o.Down.IsZero() && p.o.Back.IsZero():
-				p.o.Back = time.Now()
+				p.o.Back = at
 			}
 			p.mu.Unlock()
 			select {
