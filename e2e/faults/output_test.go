@@ -174,6 +174,8 @@ func TestWorkerBinaryOutput(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if r.Status != "succeeded" {
 				t.Errorf("%s: %s at attempt %d (error %q), want succeeded", id, r.Status, r.Attempt, proc.Deref(r.Error))
+			} else if r.Attempt != 1 {
+				t.Errorf("%s: succeeded at attempt %d: it ran again, want once", id, r.Attempt)
 			}
 			var res struct {
 				ExitCode int    `json:"exit_code"`
