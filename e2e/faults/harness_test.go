@@ -30,7 +30,15 @@ type scenario struct {
 
 	mu      sync.Mutex
 	acked   []string
-	metrics []string
+	refused []refusal // submissions without an acknowledgement, by burst
+	// slowest is the longest a burst's client waited for an
+	// acknowledgement, and when it sent that submission.
+	slowest     time.Duration
+	slowestSent time.Time
+	metrics     []string
+	// output is a shell command each run executes after it slept (to
+	// print something), or "".
+	output string
 	// unloggedOK is how many accepted completions may be missing from the
 	// completion log: a SIGKILLed server loses the audit lines of what it
 	// committed just before it died (the store has the completions).
@@ -52,10 +60,14 @@ func (s *scenario) serverArgs(store string, extra ...string) []string {
 	return append([]string{"--store", store, "--completion-log", s.completions}, extra...)
 }
 
-// shell is a shell run that records its attempt, then sleeps.
+// shell is a shell run that records its attempt, then sleeps (then runs
+// s.output).
 func (s *scenario) shell(sleep string) map[string]any {
-	return map[string]any{"type": "shell", "group": "default", "payload": map[string]string{
-		"cmd": fmt.Sprintf(`echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s; sleep %s`, s.execLog, sleep)}}
+	cmd := fmt.Sprintf(`echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s; sleep %s`, s.execLog, sleep)
+	if s.output != "" {
+		cmd += "; " + s.output
+	}
+	return map[string]any{"type": "shell", "group": "default", "payload": map[string]string{"cmd": cmd}}
 }
 
 // submit submits n shell runs in one batch and records them as acknowledged.
@@ -82,6 +94,50 @@ func (s *scenario) ack(ids ...string) {
 	s.mu.Lock()
 	s.acked = append(s.acked, ids...)
 	s.mu.Unlock()
+}
+
+// refusal is a submission a client sent that was not acknowledged: a
+// transport error or an answer other than 201.
+type refusal struct {
+	at   time.Time
+	err  error
+	code int
+}
+
+func (s *scenario) refuse(err error, code int) {
+	s.mu.Lock()
+	s.refused = append(s.refused, refusal{at: time.Now(), err: err, code: code})
+	s.mu.Unlock()
+}
+
+// ackTook records how long a client waited for an acknowledgement.
+func (s *scenario) ackTook(sent time.Time, d time.Duration) {
+	s.mu.Lock()
+	if d > s.slowest {
+		s.slowest, s.slowestSent = d, sent
+	}
+	s.mu.Unlock()
+}
+
+// slowestAck is the longest a client waited for an acknowledgement and
+// when it sent that submission.
+func (s *scenario) slowestAck() (time.Duration, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.slowest, s.slowestSent
+}
+
+// refusals returns the submissions not acknowledged since t.
+func (s *scenario) refusals(since time.Time) []refusal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []refusal
+	for _, r := range s.refused {
+		if !r.at.Before(since) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (s *scenario) ackedIDs() []string {
@@ -136,6 +192,26 @@ func (s *scenario) settle(a proc.API, within time.Duration) map[string]proc.Run 
 		}
 		time.Sleep(200 * time.Millisecond) // polling another process's state
 	}
+}
+
+// settleAfter is settle for a fault that cleared at cleared: every
+// acknowledged run must be terminal within bound of it. It fails the test
+// (NOT TERMINAL, and not_terminal in the summary) for each that is not.
+func (s *scenario) settleAfter(a proc.API, cleared time.Time, bound time.Duration) map[string]proc.Run {
+	s.t.Helper()
+	runs := s.settle(a, time.Until(cleared.Add(bound)))
+	pending := 0
+	for _, id := range s.ackedIDs() {
+		if r := runs[id]; !r.Terminal() {
+			if pending++; pending <= 10 {
+				s.t.Errorf("NOT TERMINAL: run %s is %q (attempt %d) %v after the fault cleared", id, r.Status, r.Attempt, bound)
+			}
+		}
+	}
+	if pending > 0 {
+		s.metric("not_terminal", pending)
+	}
+	return runs
 }
 
 // awaitRunning polls until pred holds for the running runs, and returns

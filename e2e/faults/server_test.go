@@ -33,12 +33,15 @@ func (s *scenario) burst(apis []proc.API, clients int, pace time.Duration, sleep
 				case <-time.After(pace): // the client's pace
 				}
 				var r proc.Run
+				sent := time.Now()
 				code, err := apis[k].TryWithin(10*time.Second, "POST", "/api/v1/runs", s.shell(sleep), &r)
 				if err == nil && code == 201 {
 					s.ack(r.ID)
+					s.ackTook(sent, time.Since(sent))
 					continue
 				}
 				failed.Add(1)
+				s.refuse(err, code)
 				k = (k + 1) % len(apis)
 				select {
 				case <-quit:

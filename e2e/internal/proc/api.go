@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // API is a minimal HTTP JSON client for the tests.
@@ -182,4 +183,49 @@ func (a API) Cluster() (ClusterJSON, error) {
 		err = fmt.Errorf("GET /api/v1/cluster: HTTP %d", code)
 	}
 	return c, err
+}
+
+// LogLine is a run's log line as GET /api/v1/runs/{id}/logs shows it.
+type LogLine struct {
+	Seq     int64     `json:"seq"`
+	Time    time.Time `json:"time"`
+	Stream  string    `json:"stream"`
+	Level   string    `json:"level"`
+	Text    string    `json:"text"`
+	Attempt int       `json:"attempt"`
+}
+
+// Logs returns every log line of a run, following the cursor, and the
+// bytes the server sent; an error if the server does not answer, answers
+// other than 200, or sends what is not valid UTF-8 JSON (Go's decoder
+// would silently replace invalid bytes: they are checked first).
+func (a API) Logs(id string) (lines []LogLine, size int, err error) {
+	after := int64(0)
+	for {
+		var raw json.RawMessage
+		q := fmt.Sprintf("/api/v1/runs/%s/logs?limit=10000&after=%d", url.PathEscape(id), after)
+		code, err := a.TryWithin(30*time.Second, "GET", q, nil, &raw)
+		if err != nil {
+			return lines, size, err
+		}
+		if code != 200 {
+			return lines, size, fmt.Errorf("GET %s: HTTP %d: %.200s", q, code, raw)
+		}
+		size += len(raw)
+		if !utf8.Valid(raw) {
+			return lines, size, fmt.Errorf("GET %s: the answer is not valid UTF-8", q)
+		}
+		var page struct {
+			Items      []LogLine `json:"items"`
+			NextCursor string    `json:"next_cursor"`
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return lines, size, fmt.Errorf("GET %s: %w", q, err)
+		}
+		lines = append(lines, page.Items...)
+		if page.NextCursor == "" || len(page.Items) == 0 {
+			return lines, size, nil
+		}
+		after = page.Items[len(page.Items)-1].Seq
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -13,24 +12,26 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// PGBase is the PostgreSQL the tests use: PLUTO_TEST_POSTGRES, by default
+// postgres://postgres@127.0.0.1:5432/test.
+func PGBase() string {
+	if base := os.Getenv("PLUTO_TEST_POSTGRES"); base != "" {
+		return base
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
 // PGURL returns the URL of a fresh PostgreSQL schema for one test (dropped
 // afterwards). Without a reachable PostgreSQL the test fails in CI and is
 // skipped, loudly, elsewhere.
 func PGURL(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("PLUTO_TEST_POSTGRES")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
+	base := PGBase()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL unreachable at %s (CI must run the PostgreSQL tests): %v", base, err)
-		}
-		fmt.Fprintf(os.Stderr, "\n*** PostgreSQL unreachable at %s: SKIPPING %s ***\n\n", base, t.Name())
-		t.Skipf("PostgreSQL unreachable at %s: %v", base, err)
+		Unavailable(t, "PostgreSQL unreachable at %s: %v", base, err)
 	}
 	conn.Close(ctx)
 	b := make([]byte, 6)
