@@ -53,6 +53,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -150,6 +151,10 @@ type Config struct {
 	CallbackConcurrency int
 	CallbackAllow       []string
 	CallbackClient      CallbackDoer
+	// CallbackBody encodes the run POSTed to its callback URL. The engine
+	// keeps no wire format of its own: the server passes the API's run
+	// shape. Default: the store's Run as encoding/json writes it.
+	CallbackBody func(*store.Run) ([]byte, error)
 }
 
 func (c *Config) defaults() error {
@@ -219,6 +224,9 @@ func (c *Config) defaults() error {
 	}
 	if !knownRouting(c.DefaultRouting) {
 		return fmt.Errorf("engine: unknown default routing %q", c.DefaultRouting)
+	}
+	if c.CallbackBody == nil {
+		c.CallbackBody = func(r *store.Run) ([]byte, error) { return json.Marshal(r) }
 	}
 	if c.NewID == nil {
 		c.NewID = newRunID

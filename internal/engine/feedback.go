@@ -36,7 +36,7 @@ import (
 //     transaction that then commits. No transaction stays open while a
 //     POST is in flight.
 //  2. Deliver: one goroutine per claimed run POSTs the run's JSON (the API
-//     shape, apijson.Run) with Content-Type application/json, X-Pluto-Run-Id
+//     shape, as Config.CallbackBody encodes it) with Content-Type application/json, X-Pluto-Run-Id
 //     and X-Pluto-Delivery-Attempt, bounded by CallbackTimeout.
 //  3. Record: outcomes are collected and written by one op at a time
 //     (CallbackRecord, fenced by the claim's attempt and lease): 2xx is

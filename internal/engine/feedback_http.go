@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -195,7 +193,7 @@ func newCallbackClient(p *callbackPolicy) *http.Client {
 // postCallback POSTs r (as the API shows it) to its callback URL: nil for
 // an answer in 2xx.
 func (e *Engine) postCallback(ctx context.Context, r *store.Run) error {
-	body, err := json.Marshal(apijson.FromRun(r))
+	body, err := e.cfg.CallbackBody(r)
 	if err != nil {
 		return fmt.Errorf("encode run: %w", err)
 	}

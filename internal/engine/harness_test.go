@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/store"
 	"github.com/pluto-sched/pluto/internal/store/sqlite"
 )
@@ -134,7 +135,8 @@ func openStore(t *testing.T, dir string) store.Store {
 
 func testConfig(st store.Store) Config {
 	// SQLite is an exclusive store; the multi-server tests say otherwise.
-	return Config{Store: st, ServerID: "s1", HeartbeatInterval: time.Second, RetryBase: time.Second, RetryMax: 8 * time.Second, ExclusiveStore: true}
+	return Config{Store: st, ServerID: "s1", HeartbeatInterval: time.Second, RetryBase: time.Second, RetryMax: 8 * time.Second, ExclusiveStore: true,
+		CallbackBody: func(r *store.Run) ([]byte, error) { return json.Marshal(apijson.FromRun(r)) }}
 }
 
 // newEnv starts an engine; mod may adjust its config.

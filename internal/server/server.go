@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/engine"
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
 	"github.com/pluto-sched/pluto/internal/store"
@@ -155,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	ecfg := cfg.Engine
 	ecfg.Store = s.store
+	ecfg.CallbackBody = func(r *store.Run) ([]byte, error) { return json.Marshal(apijson.FromRun(r)) }
 	ecfg.ServerID = cfg.ServerID
 	ecfg.Logger = cfg.Logger
 	ecfg.HeartbeatInterval = cfg.HeartbeatInterval
