@@ -23,6 +23,16 @@
 //     worker's runs with a new attempt.
 //   - timers: per-run timeouts (finish.go) and the promoter (promote.go),
 //     which moves pending runs to queued when their time comes.
+//   - reconciler (reconcile.go): every ReconcileInterval, compares the
+//     store with what the components drive and repairs the difference.
+//
+// # Errors
+//
+// A failed store write is never logged and dropped: the committer applies
+// it again, with backoff, until it commits; a change whose commit answer
+// was lost is re-derived from the store; what still slips through is the
+// reconciler's (committer.go has the whole policy). A caller that gives up
+// before its op was taken withdraws it, so its error is the truth.
 //
 // # Invariants
 //
