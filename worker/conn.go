@@ -25,9 +25,12 @@ const (
 	welcomeTimeout   = 10 * time.Second
 	defaultHeartbeat = 5 * time.Second
 
-	// maxPendingLogs bounds the log lines waiting to be sent (while the
-	// server is away); further lines are dropped and counted.
-	maxPendingLogs = 50000
+	// maxPendingLogs and maxPendingLogBytes bound the log lines waiting to
+	// be sent (while the server is away, or output outruns the stream);
+	// further lines are dropped and counted. With the batch the sender is
+	// sending, log lines hold at most twice this.
+	maxPendingLogs     = 50000
+	maxPendingLogBytes = 16 << 20
 	// A Results or LogBatch message is cut at about this many bytes or
 	// items, well under gRPC's default 4 MiB message limit.
 	maxBatchBytes = 1 << 20
@@ -335,12 +338,14 @@ func (w *Worker) take(msgs []*plutov1.WorkerMessage) []*plutov1.WorkerMessage {
 	}
 	logs, results, replies, hb := w.outLogs, w.outResults, w.outReplies, w.outHeartbeat
 	w.outLogs, w.outResults, w.outReplies, w.outHeartbeat = nil, nil, nil, nil
-	dropped := w.droppedLogs
-	w.droppedLogs = 0
+	w.outLogBytes = 0
+	dropped, droppedRuns := w.droppedLogs, w.dropped
+	w.droppedLogs, w.dropped = 0, nil
 	w.mu.Unlock()
 
 	if dropped > 0 {
-		w.log.Warn("run log lines dropped: too many waiting to be sent", "lines", dropped)
+		w.log.Warn("run log lines dropped: too many waiting to be sent", "lines", dropped, "runs", len(droppedRuns))
+		logs = append(logs, droppedMarkers(droppedRuns)...)
 	}
 	for len(logs) > 0 {
 		n, size := 0, 0
@@ -443,7 +448,8 @@ func (w *Worker) command(c *plutov1.Command) {
 			rep.Reply, err = json.Marshal(v)
 		}
 		if err != nil {
-			rep.Error = err.Error()
+			// A proto string: it must be UTF-8 for the reply to be sent.
+			rep.Error = strings.ToValidUTF8(err.Error(), "\uFFFD")
 			rep.Reply = nil
 		}
 		w.queueReply(rep)

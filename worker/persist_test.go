@@ -277,17 +277,26 @@ func TestResultStoreInUse(t *testing.T) {
 	}
 }
 
-// An error message that is not UTF-8 would make the Results message (and
-// the store record) unencodable; it is repaired.
+// An error message that is not UTF-8 is sent, and stored, as the handler
+// made it: Result.error is bytes (the server makes text of it).
 func TestInvalidUTF8Error(t *testing.T) {
 	f := startFake(t)
+	f.autoAck.Store(false)
 	mux := NewMux()
-	mux.HandleFunc("bad", func(context.Context, *Run) error { return errors.New("bad \xff byte") })
-	startWorker(t, Options{Servers: []string{f.addr}, Handler: mux, ResultDir: t.TempDir()})
+	mux.HandleFunc("bad", func(context.Context, *Run) error { return errors.New("bad \xff\x00 byte") })
+	dir := t.TempDir()
+	r := startWorkerWith(t, Options{Servers: []string{f.addr}, Handler: mux, ResultDir: dir}, func(w *Worker) {
+		fastPersist(w)
+		w.drainGrace = 50 * time.Millisecond // nothing acknowledges: do not wait for it when stopping
+	})
 	c := f.next(t)
 	c.dispatch(task("r1", "bad"))
-	if res := c.waitResult(t, "r1"); string(res.GetError()) != "bad \uFFFD byte" {
+	if res := c.waitResult(t, "r1"); string(res.GetError()) != "bad \xff\x00 byte" {
 		t.Errorf("error = %q", res.GetError())
+	}
+	eventually(t, "the result on disk", func() bool { return r.w.Stats().Stored == 1 })
+	if got, _ := readLog(t, dir); len(got) != 1 || string(got[0].GetError()) != "bad \xff\x00 byte" {
+		t.Errorf("stored = %v", got)
 	}
 }
 

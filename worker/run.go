@@ -75,9 +75,11 @@ const (
 	stateAbandoned                 // dropped (stale, or drain expired) before it started
 )
 
-// lineSink receives the log and output lines of a run.
+// lineSink receives the log and output lines of a run. text is the line's
+// bytes, as the handler wrote them (any bytes, no newline); the sink owns
+// it.
 type lineSink interface {
-	emitLine(r *Run, stream, level, text string, t time.Time)
+	emitLine(r *Run, stream, level string, text []byte, t time.Time)
 }
 
 // ID returns the run's ID.
@@ -186,12 +188,15 @@ func (r *Run) Output(stream string) io.Writer {
 		}
 	}
 	w := &lineWriter{stream: stream}
-	w.out = func(line []byte, _ bool) { r.emit(stream, "", string(line), time.Time{}) }
+	// LogLine.stream is a proto string: a name that is not UTF-8 would make
+	// every LogBatch carrying it unencodable and break the stream.
+	name := strings.ToValidUTF8(stream, "\uFFFD")
+	w.out = func(line []byte, _ bool) { r.emit(name, "", bytes.Clone(line), time.Time{}) }
 	r.outs = append(r.outs, w)
 	return w
 }
 
-func (r *Run) emit(stream, level, text string, t time.Time) {
+func (r *Run) emit(stream, level string, text []byte, t time.Time) {
 	if r.sink == nil {
 		return
 	}
@@ -336,7 +341,7 @@ func (h *runLogHandler) Handle(_ context.Context, rec slog.Record) error {
 		appendAttr(&b, h.prefix, a)
 		return true
 	})
-	h.r.emit(StreamLog, levelName(rec.Level), b.String(), rec.Time)
+	h.r.emit(StreamLog, levelName(rec.Level), []byte(b.String()), rec.Time)
 	return nil
 }
 
@@ -476,7 +481,7 @@ type writerSink struct {
 	w  io.Writer
 }
 
-func (s *writerSink) emitLine(_ *Run, stream, level, text string, _ time.Time) {
+func (s *writerSink) emitLine(_ *Run, stream, level string, text []byte, _ time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if level == "" {

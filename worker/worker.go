@@ -161,7 +161,9 @@ type Worker struct {
 	outLogs      []*plutov1.LogLine
 	outReplies   []*plutov1.CommandReply
 	outHeartbeat *plutov1.Heartbeat
-	droppedLogs  int
+	outLogBytes  int            // text bytes in outLogs
+	droppedLogs  int            // log lines dropped since the last send
+	dropped      []droppedLines // the same, by attempt
 
 	// The result store (Options.ResultDir; see persist.go). store is nil
 	// without one and set before Run starts any goroutine. The fields
