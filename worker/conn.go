@@ -35,7 +35,8 @@ const (
 	// items, well under gRPC's default 4 MiB message limit.
 	maxBatchBytes = 1 << 20
 	maxBatchItems = 4096
-	// maxRecvBytes is the largest Dispatch the worker accepts.
+	// maxRecvBytes is the largest message (a Dispatch) the worker accepts;
+	// the Hello announces it.
 	maxRecvBytes = 64 << 20
 
 	// gRPC's minimum ping interval is 10 s; the server permits pings every
@@ -196,6 +197,7 @@ func (w *Worker) hello() *plutov1.Hello {
 		held = append(held, &plutov1.RunRef{RunId: k.id, Attempt: k.attempt})
 	}
 	window := w.effectiveWindow()
+	draining := w.draining || w.paused
 	w.mu.Unlock()
 	slices.SortFunc(held, func(a, b *plutov1.RunRef) int {
 		if c := strings.Compare(a.RunId, b.RunId); c != 0 {
@@ -213,6 +215,12 @@ func (w *Worker) hello() *plutov1.Hello {
 		Window:       window,
 		Held:         held,
 		Commands:     w.commandNames(),
+		// The server splits dispatches to fit what the worker accepts.
+		MaxMessageBytes: maxRecvBytes,
+		Instance:        w.instance,
+		// Window 0 means "take nothing" only with draining set; without it
+		// the server would read it as "no window given".
+		Draining: draining,
 	}
 }
 

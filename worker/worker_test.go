@@ -83,6 +83,7 @@ func TestHello(t *testing.T) {
 	want := &plutov1.Hello{
 		WorkerId: "w-1", Group: "g1", Capacity: 3, HandlerTypes: []string{"a.type", "b.type"},
 		Version: "v1.2.3", Hostname: w.hostname, Window: 5, Commands: []string{"ping"},
+		MaxMessageBytes: maxRecvBytes, Instance: c.hello.GetInstance(), // its value: TestHelloInstanceLimitAndDraining
 	}
 	if diff := cmp.Diff(want, c.hello, protocmp.Transform()); diff != "" {
 		t.Errorf("Hello mismatch (-want +got):\n%s", diff)
