@@ -12,8 +12,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
 )
@@ -120,13 +122,11 @@ func (w *Worker) connectLoop(ctx context.Context, pool *connPool) {
 			return
 		}
 		if welcomed {
-			w.log.Warn("disconnected from server", "server", addr, "err", err)
 			delay = minBackoff
-		} else {
-			w.log.Warn("cannot connect to server", "server", addr, "err", err)
 		}
 		d := delay/2 + rand.N(delay/2+1)
 		delay = min(2*delay, maxBackoff)
+		w.logSessionEnd(addr, welcomed, err, d)
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -134,6 +134,23 @@ func (w *Worker) connectLoop(ctx context.Context, pool *connPool) {
 			t.Stop()
 			return
 		}
+	}
+}
+
+// logSessionEnd logs why a session ended, once per attempt.
+func (w *Worker) logSessionEnd(addr string, welcomed bool, err error, retryIn time.Duration) {
+	switch {
+	case welcomed:
+		w.log.Warn("disconnected from server", "server", addr, "err", err)
+	case status.Code(err) == codes.AlreadyExists:
+		// Two processes with one ID: the server keeps the first. This one
+		// retries with the usual back-off and takes over once the other is
+		// gone, but the operator must hear about it: it is a configuration
+		// error (or the previous process is still alive).
+		w.log.Error(fmt.Sprintf("worker ID %q is in use by another process connected to the server; retrying until it goes away (give each worker process its own ID)", w.opts.ID),
+			"server", addr, "retry_in", retryIn.Round(time.Millisecond), "err", err)
+	default:
+		w.log.Warn("cannot connect to server", "server", addr, "err", err)
 	}
 }
 

@@ -1,9 +1,17 @@
 package worker
 
 import (
+	"bytes"
 	"encoding/hex"
+	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
 )
@@ -67,4 +75,80 @@ func TestHelloInstanceLimitAndDraining(t *testing.T) {
 	if other := f.next(t).hello.GetInstance(); other == "" || other == h.GetInstance() {
 		t.Errorf("second Worker's instance = %q, first's %q: want a different one", other, h.GetInstance())
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// count returns how many lines contain every one of subs.
+func (s *syncBuffer) count(subs ...string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for l := range strings.Lines(s.b.String()) {
+		ok := true
+		for _, sub := range subs {
+			ok = ok && strings.Contains(l, sub)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// A worker refused because another process holds its ID (ALREADY_EXISTS)
+// says so once per attempt, as an error naming the ID, retries with the
+// growing back-off (not in a tight loop), and gets in once the other
+// process is gone.
+func TestAlreadyExistsBacksOffAndSaysWhy(t *testing.T) {
+	f := startFake(t)
+	held := status.Error(codes.AlreadyExists, "worker w-dup is connected from another process")
+	f.refuseWith.Store(&held)
+	var log syncBuffer
+	mux := NewMux()
+	mux.HandleFunc("noop", noop)
+	startWorker(t, Options{Servers: []string{f.addr}, ID: "w-dup", Handler: mux,
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+
+	// Back-off from 100 ms, doubling, with jitter down to half: at most
+	// five attempts (at 0, 50, 150, 350 and 750 ms) fit in 1.5 s.
+	const window = 1500 * time.Millisecond
+	time.Sleep(window)
+	attempts := int(f.attempts.Load())
+	if attempts < 2 || attempts > 6 {
+		t.Fatalf("%d connection attempts in %v; want a few (back-off from 100 ms, doubling)", attempts, window)
+	}
+	errorLine := []string{"level=ERROR", `worker ID \"w-dup\" is in use by another process`}
+	// Each attempt's error is logged as soon as it fails.
+	for deadline := time.Now().Add(2 * time.Second); log.count(errorLine...) < attempts; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d errors naming the ID for %d attempts; want one per attempt. Log:\n%s", log.count(errorLine...), attempts, log.String())
+		}
+	}
+	if n, now := log.count(errorLine...), int(f.attempts.Load()); n > now {
+		t.Errorf("%d errors logged for %d attempts; want one per attempt", n, now)
+	}
+	if n := log.count("cannot connect"); n != 0 {
+		t.Errorf("%d 'cannot connect' warnings besides the errors; want only the clear one", n)
+	}
+
+	// The other process went away: this one gets in.
+	f.refuseWith.Store(nil)
+	f.next(t)
 }

@@ -32,6 +32,10 @@ type fakeServer struct {
 	nconns atomic.Int32
 	// refuse makes Connect fail before the Welcome (a server that is down).
 	refuse atomic.Bool
+	// refuseWith, if it holds an error, is what Connect fails with before
+	// the Welcome; attempts counts the Hellos received.
+	refuseWith atomic.Pointer[error]
+	attempts   atomic.Int32
 	// reject, if set, chooses the results autoAck rejects (accepted false).
 	reject func(r *plutov1.Result) bool
 }
@@ -61,8 +65,12 @@ func (f *fakeServer) Connect(stream plutov1.WorkerService_ConnectServer) error {
 	if h == nil {
 		return errors.New("first message is not a Hello")
 	}
+	f.attempts.Add(1)
 	if f.refuse.Load() {
 		return errors.New("fake: refusing connections")
+	}
+	if err := f.refuseWith.Load(); err != nil {
+		return *err
 	}
 	n := int(f.nconns.Add(1))
 	c := &fakeConn{
