@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -227,6 +228,22 @@ func (c *fakeConn) waitResult(t *testing.T, id string) *plutov1.Result {
 	c.waitFor(t, "result of "+id, func(msgs []*plutov1.WorkerMessage) bool {
 		for _, r := range results(msgs) {
 			if r.GetRunId() == id {
+				res = r
+				return true
+			}
+		}
+		return false
+	})
+	return res
+}
+
+// waitAttempt waits for the result of one attempt of run id.
+func (c *fakeConn) waitAttempt(t *testing.T, id string, attempt int32) *plutov1.Result {
+	t.Helper()
+	var res *plutov1.Result
+	c.waitFor(t, fmt.Sprintf("result of %s attempt %d", id, attempt), func(msgs []*plutov1.WorkerMessage) bool {
+		for _, r := range results(msgs) {
+			if r.GetRunId() == id && r.GetAttempt() == attempt {
 				res = r
 				return true
 			}

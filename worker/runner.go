@@ -217,8 +217,13 @@ func (w *Worker) enqueueLocked(t *plutov1.Task) {
 	w.workCond.Signal()
 }
 
-// cancelLocked handles CancelRun: a running run's context is cancelled; a
-// run still queued locally is reported CANCELLED without being started.
+// cancelLocked handles CancelRun, which always gets a Result: a running
+// run's context is cancelled and its result follows when the handler
+// returns; a run still queued locally is reported CANCELLED without being
+// started; a finished run's result is already on its way (it is sent until
+// acknowledged). An attempt the worker does not hold at all (unknown, or
+// finished and acknowledged) is answered at once with a CANCELLED result
+// saying so, so that the server does not wait for one to free its slot.
 func (w *Worker) cancelLocked(c *plutov1.CancelRun) {
 	var r *Run
 	if c.GetAttempt() != 0 {
@@ -231,6 +236,17 @@ func (w *Worker) cancelLocked(c *plutov1.CancelRun) {
 		}
 	}
 	if r == nil {
+		// Nothing to keep or resend: this answer concerns no run the
+		// worker has; if it is lost with the stream, the next Hello's held
+		// list tells the server the same.
+		w.outResults = append(w.outResults, &plutov1.Result{
+			RunId:          c.GetRunId(),
+			Attempt:        c.GetAttempt(),
+			Outcome:        plutov1.Outcome_OUTCOME_CANCELLED,
+			Error:          []byte(notHeld),
+			FinishedUnixMs: time.Now().UnixMilli(),
+		})
+		w.signal(w.wake)
 		return
 	}
 	cause := ErrRunCancelled
@@ -252,6 +268,10 @@ func (w *Worker) cancelLocked(c *plutov1.CancelRun) {
 		})
 	}
 }
+
+// notHeld is the error of the answer to a CancelRun for an attempt the
+// worker does not hold.
+const notHeld = "not held by this worker"
 
 // emitLine queues a log line for the sender (the Worker is the lineSink of
 // its runs). The text goes out as the bytes the handler wrote: the server

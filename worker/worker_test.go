@@ -337,12 +337,12 @@ func TestCancelRunning(t *testing.T) {
 	c := f.next(t)
 	c.dispatch(task("r1", "block"))
 	g.waitStarted(t)
-	c.cancel("r1", 2) // another attempt: ignored
+	c.cancel("r1", 2) // another attempt: answered "not held", r1 goes on
 	c.cancel("r1", 1)
 	if cause := g.waitCause(t); !errors.Is(cause, ErrRunCancelled) {
 		t.Errorf("cause = %v", cause)
 	}
-	res := c.waitResult(t, "r1")
+	res := c.waitAttempt(t, "r1", 1)
 	if res.GetOutcome() != plutov1.Outcome_OUTCOME_CANCELLED || !strings.Contains(string(res.GetError()), "cancelled") {
 		t.Errorf("result = %v", res)
 	}
