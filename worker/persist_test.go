@@ -84,6 +84,41 @@ func TestResultStoreWhileDisconnected(t *testing.T) {
 	})
 }
 
+// Results waiting for their acknowledgement when the stream ends are
+// written to the result store at once: with no stream, no acknowledgement
+// will come, and the persister's next tick may be far off (here an hour).
+func TestResultStoreWrittenWhenStreamEnds(t *testing.T) {
+	f := startFake(t)
+	f.autoAck.Store(false)
+	dir := t.TempDir()
+	r := startWorkerWith(t, Options{Servers: []string{f.addr}, Handler: resultMux(), ResultDir: dir}, func(w *Worker) {
+		w.persistTick = time.Hour
+		w.drainGrace = 50 * time.Millisecond // nothing acknowledges: do not wait for it when stopping
+	})
+	c1 := f.next(t)
+	c1.dispatch(task("r1", "done"))
+	c1.waitResult(t, "r1")
+	if got, _ := readLog(t, dir); len(got) != 0 || r.w.Stats().Unacked != 1 {
+		t.Fatalf("stream up, no tick yet: log holds %v, stats %+v; want nothing stored, one result unacknowledged", ids(got), r.w.Stats())
+	}
+	f.refuse.Store(true)
+	c1.close()
+	const bound = 2 * time.Second
+	for deadline := time.Now().Add(bound); ; time.Sleep(5 * time.Millisecond) {
+		got, _ := readLog(t, dir)
+		if len(got) == 1 && got[0].GetRunId() == "r1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v after the stream ended the log holds %v; want r1#1, written when the stream ended", bound, ids(got))
+		}
+	}
+	f.refuse.Store(false)
+	if res := f.next(t).waitResult(t, "r1"); string(res.GetResult()) != `"done r1"` {
+		t.Errorf("resent result = %v", res)
+	}
+}
+
 // A result the server does not acknowledge within two persister ticks is
 // written while the stream is up; the ack then writes a tombstone.
 func TestResultStoreUnacknowledged(t *testing.T) {
