@@ -176,7 +176,9 @@ func (r *Run) Logger() *slog.Logger {
 }
 
 // Output returns a writer whose lines become log lines of the run on the
-// given stream (conventionally [StreamStdout] or [StreamStderr]). A partial
+// given stream (conventionally [StreamStdout] or [StreamStderr]). Anything
+// may be written: the bytes are sent as written (less one CR before each
+// newline), a line longer than 64 KiB is sent as several, and a partial
 // last line is sent when the handler returns. The same writer is returned
 // for the same stream; it may be written by one goroutine at a time.
 func (r *Run) Output(stream string) io.Writer {
