@@ -12,8 +12,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
 )
@@ -25,14 +27,18 @@ const (
 	welcomeTimeout   = 10 * time.Second
 	defaultHeartbeat = 5 * time.Second
 
-	// maxPendingLogs bounds the log lines waiting to be sent (while the
-	// server is away); further lines are dropped and counted.
-	maxPendingLogs = 50000
+	// maxPendingLogs and maxPendingLogBytes bound the log lines waiting to
+	// be sent (while the server is away, or output outruns the stream);
+	// further lines are dropped and counted. With the batch the sender is
+	// sending, log lines hold at most twice this.
+	maxPendingLogs     = 50000
+	maxPendingLogBytes = 16 << 20
 	// A Results or LogBatch message is cut at about this many bytes or
 	// items, well under gRPC's default 4 MiB message limit.
 	maxBatchBytes = 1 << 20
 	maxBatchItems = 4096
-	// maxRecvBytes is the largest Dispatch the worker accepts.
+	// maxRecvBytes is the largest message (a Dispatch) the worker accepts;
+	// the Hello announces it.
 	maxRecvBytes = 64 << 20
 
 	// gRPC's minimum ping interval is 10 s; the server permits pings every
@@ -116,13 +122,11 @@ func (w *Worker) connectLoop(ctx context.Context, pool *connPool) {
 			return
 		}
 		if welcomed {
-			w.log.Warn("disconnected from server", "server", addr, "err", err)
 			delay = minBackoff
-		} else {
-			w.log.Warn("cannot connect to server", "server", addr, "err", err)
 		}
 		d := delay/2 + rand.N(delay/2+1)
 		delay = min(2*delay, maxBackoff)
+		w.logSessionEnd(addr, welcomed, err, d)
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -130,6 +134,23 @@ func (w *Worker) connectLoop(ctx context.Context, pool *connPool) {
 			t.Stop()
 			return
 		}
+	}
+}
+
+// logSessionEnd logs why a session ended, once per attempt.
+func (w *Worker) logSessionEnd(addr string, welcomed bool, err error, retryIn time.Duration) {
+	switch {
+	case welcomed:
+		w.log.Warn("disconnected from server", "server", addr, "err", err)
+	case status.Code(err) == codes.AlreadyExists:
+		// Two processes with one ID: the server keeps the first. This one
+		// retries with the usual back-off and takes over once the other is
+		// gone, but the operator must hear about it: it is a configuration
+		// error (or the previous process is still alive).
+		w.log.Error(fmt.Sprintf("worker ID %q is in use by another process connected to the server; retrying until it goes away (give each worker process its own ID)", w.opts.ID),
+			"server", addr, "retry_in", retryIn.Round(time.Millisecond), "err", err)
+	default:
+		w.log.Warn("cannot connect to server", "server", addr, "err", err)
 	}
 }
 
@@ -193,6 +214,7 @@ func (w *Worker) hello() *plutov1.Hello {
 		held = append(held, &plutov1.RunRef{RunId: k.id, Attempt: k.attempt})
 	}
 	window := w.effectiveWindow()
+	draining := w.draining || w.paused
 	w.mu.Unlock()
 	slices.SortFunc(held, func(a, b *plutov1.RunRef) int {
 		if c := strings.Compare(a.RunId, b.RunId); c != 0 {
@@ -210,6 +232,12 @@ func (w *Worker) hello() *plutov1.Hello {
 		Window:       window,
 		Held:         held,
 		Commands:     w.commandNames(),
+		// The server splits dispatches to fit what the worker accepts.
+		MaxMessageBytes: maxRecvBytes,
+		Instance:        w.instance,
+		// Window 0 means "take nothing" only with draining set; without it
+		// the server would read it as "no window given".
+		Draining: draining,
 	}
 }
 
@@ -335,12 +363,14 @@ func (w *Worker) take(msgs []*plutov1.WorkerMessage) []*plutov1.WorkerMessage {
 	}
 	logs, results, replies, hb := w.outLogs, w.outResults, w.outReplies, w.outHeartbeat
 	w.outLogs, w.outResults, w.outReplies, w.outHeartbeat = nil, nil, nil, nil
-	dropped := w.droppedLogs
-	w.droppedLogs = 0
+	w.outLogBytes = 0
+	dropped, droppedRuns := w.droppedLogs, w.dropped
+	w.droppedLogs, w.dropped = 0, nil
 	w.mu.Unlock()
 
 	if dropped > 0 {
-		w.log.Warn("run log lines dropped: too many waiting to be sent", "lines", dropped)
+		w.log.Warn("run log lines dropped: too many waiting to be sent", "lines", dropped, "runs", len(droppedRuns))
+		logs = append(logs, droppedMarkers(droppedRuns)...)
 	}
 	for len(logs) > 0 {
 		n, size := 0, 0
@@ -443,7 +473,8 @@ func (w *Worker) command(c *plutov1.Command) {
 			rep.Reply, err = json.Marshal(v)
 		}
 		if err != nil {
-			rep.Error = err.Error()
+			// A proto string: it must be UTF-8 for the reply to be sent.
+			rep.Error = strings.ToValidUTF8(err.Error(), "\uFFFD")
 			rep.Reply = nil
 		}
 		w.queueReply(rep)

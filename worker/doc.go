@@ -28,12 +28,21 @@
 // A worker dials a server (it never listens) and holds one bidirectional
 // gRPC stream (WorkerService.Connect in proto/pluto/v1/pluto.proto). It
 // introduces itself with a Hello — ID, group, capacity, the types its Mux
-// handles, and the runs it still holds from an earlier connection — and the
-// server answers Welcome, naming the held attempts that are no longer
-// current ("stale"): the worker cancels those and forgets their results.
-// If the stream fails, the worker reconnects with jittered exponential
-// back-off (100 ms to 5 s), trying Options.Servers in turn; runs keep running
+// handles, the runs it still holds from an earlier connection, the largest
+// message it accepts (64 MiB) and an instance token — and the server
+// answers Welcome, naming the held attempts that are no longer current
+// ("stale"): the worker cancels those and forgets their results. If the
+// stream fails, the worker reconnects with jittered exponential back-off
+// (100 ms to 5 s), trying Options.Servers in turn; runs keep running
 // meanwhile and their results wait for the next stream.
+//
+// The instance token is random, made once per [Worker], and the same in
+// every Hello of that Worker: the server lets a reconnect of the same
+// instance replace its old stream, but refuses (ALREADY_EXISTS) a second
+// process connecting under an ID whose first process is still connected.
+// A refused worker logs an error naming its ID on each attempt and keeps
+// retrying with the same back-off, so it takes over once the other process
+// is gone; two processes must not share an ID.
 //
 // # Credits and the window
 //
@@ -43,7 +52,9 @@
 // a request per run, and the Prefetch runs wait in a local FIFO so that a
 // freed slot is refilled at once. Capacity long-lived runner goroutines take
 // runs from that FIFO; the receive loop only queues, so it never waits on a
-// handler. A window of zero pauses dispatch: that is how drains work.
+// handler. A window of zero pauses dispatch: that is how drains work. A
+// Hello with window 0 also sets draining, because the server reads a bare
+// window 0 in a Hello as "no window given".
 //
 // # Batching
 //
@@ -55,6 +66,25 @@
 // accumulates, so the number of messages falls as the load rises, without
 // timers. An ack still waiting when its run's result is queued is dropped:
 // the result implies the start.
+//
+// # Output
+//
+// What a handler writes to [Run.Output] becomes the run's log lines, sent
+// as the bytes written: binary data, invalid UTF-8 and NUL bytes included
+// (LogLine.text is bytes; the server stores text, replacing invalid UTF-8
+// and NULs). Lines are split at newlines, one CR before each newline is
+// dropped, and a line longer than 64 KiB is sent as several, cut before a
+// UTF-8 sequence where there is one; however much arrives without a
+// newline, the writer buffers no more than one such piece. The error a
+// handler returns is sent as it is too (Result.error is bytes), cut to its
+// first 64 KiB, the most the server keeps.
+//
+// Lines waiting to be sent are capped (50,000 lines, 16 MiB): when a
+// handler prints faster than the stream takes it, or while no server is
+// connected, further lines are dropped and the run's log gets a line
+// "[pluto: N lines dropped: …]" (stream "log", level "warn") after the ones
+// that were kept. Memory stays bounded and the stream is never broken by
+// what a handler prints.
 //
 // # Fencing
 //
@@ -128,10 +158,20 @@
 // still waited in the local FIFO is reported CANCELLED without running, with
 // started_unix_ms 0.
 //
+// Every CancelRun is answered with a Result. For an attempt the worker
+// holds it is that attempt's own result (when the handler returns, at once
+// if it had not started, or the one already waiting for its
+// acknowledgement). For an attempt it does not hold — unknown, finished and
+// acknowledged, or another attempt of the run — the answer comes at once:
+// CANCELLED with the error "not held by this worker", so that the server
+// does not wait for a result that will never come. That answer is not kept
+// or resent.
+//
 // # Drain
 //
 // When Run's context ends (or the server sends Shutdown, or [Worker.RunWithSignals]
-// gets SIGTERM) the worker drains: it sends Credits{window: 0} so no new
+// gets SIGTERM) the worker drains: it sends Credits{window: 0} (and, should
+// it reconnect meanwhile, a Hello with window 0 and draining) so no new
 // runs come, lets the runs it holds finish, delivers their results, waits
 // for them to be acknowledged and returns. Runs still running after
 // Options.DrainTimeout have their contexts cancelled (cause

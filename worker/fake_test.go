@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -32,6 +33,10 @@ type fakeServer struct {
 	nconns atomic.Int32
 	// refuse makes Connect fail before the Welcome (a server that is down).
 	refuse atomic.Bool
+	// refuseWith, if it holds an error, is what Connect fails with before
+	// the Welcome; attempts counts the Hellos received.
+	refuseWith atomic.Pointer[error]
+	attempts   atomic.Int32
 	// reject, if set, chooses the results autoAck rejects (accepted false).
 	reject func(r *plutov1.Result) bool
 }
@@ -61,8 +66,12 @@ func (f *fakeServer) Connect(stream plutov1.WorkerService_ConnectServer) error {
 	if h == nil {
 		return errors.New("first message is not a Hello")
 	}
+	f.attempts.Add(1)
 	if f.refuse.Load() {
 		return errors.New("fake: refusing connections")
+	}
+	if err := f.refuseWith.Load(); err != nil {
+		return *err
 	}
 	n := int(f.nconns.Add(1))
 	c := &fakeConn{
@@ -219,6 +228,22 @@ func (c *fakeConn) waitResult(t *testing.T, id string) *plutov1.Result {
 	c.waitFor(t, "result of "+id, func(msgs []*plutov1.WorkerMessage) bool {
 		for _, r := range results(msgs) {
 			if r.GetRunId() == id {
+				res = r
+				return true
+			}
+		}
+		return false
+	})
+	return res
+}
+
+// waitAttempt waits for the result of one attempt of run id.
+func (c *fakeConn) waitAttempt(t *testing.T, id string, attempt int32) *plutov1.Result {
+	t.Helper()
+	var res *plutov1.Result
+	c.waitFor(t, fmt.Sprintf("result of %s attempt %d", id, attempt), func(msgs []*plutov1.WorkerMessage) bool {
+		for _, r := range results(msgs) {
+			if r.GetRunId() == id && r.GetAttempt() == attempt {
 				res = r
 				return true
 			}

@@ -84,6 +84,41 @@ func TestResultStoreWhileDisconnected(t *testing.T) {
 	})
 }
 
+// Results waiting for their acknowledgement when the stream ends are
+// written to the result store at once: with no stream, no acknowledgement
+// will come, and the persister's next tick may be far off (here an hour).
+func TestResultStoreWrittenWhenStreamEnds(t *testing.T) {
+	f := startFake(t)
+	f.autoAck.Store(false)
+	dir := t.TempDir()
+	r := startWorkerWith(t, Options{Servers: []string{f.addr}, Handler: resultMux(), ResultDir: dir}, func(w *Worker) {
+		w.persistTick = time.Hour
+		w.drainGrace = 50 * time.Millisecond // nothing acknowledges: do not wait for it when stopping
+	})
+	c1 := f.next(t)
+	c1.dispatch(task("r1", "done"))
+	c1.waitResult(t, "r1")
+	if got, _ := readLog(t, dir); len(got) != 0 || r.w.Stats().Unacked != 1 {
+		t.Fatalf("stream up, no tick yet: log holds %v, stats %+v; want nothing stored, one result unacknowledged", ids(got), r.w.Stats())
+	}
+	f.refuse.Store(true)
+	c1.close()
+	const bound = 2 * time.Second
+	for deadline := time.Now().Add(bound); ; time.Sleep(5 * time.Millisecond) {
+		got, _ := readLog(t, dir)
+		if len(got) == 1 && got[0].GetRunId() == "r1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v after the stream ended the log holds %v; want r1#1, written when the stream ended", bound, ids(got))
+		}
+	}
+	f.refuse.Store(false)
+	if res := f.next(t).waitResult(t, "r1"); string(res.GetResult()) != `"done r1"` {
+		t.Errorf("resent result = %v", res)
+	}
+}
+
 // A result the server does not acknowledge within two persister ticks is
 // written while the stream is up; the ack then writes a tombstone.
 func TestResultStoreUnacknowledged(t *testing.T) {
@@ -277,17 +312,26 @@ func TestResultStoreInUse(t *testing.T) {
 	}
 }
 
-// An error message that is not UTF-8 would make the Results message (and
-// the store record) unencodable; it is repaired.
+// An error message that is not UTF-8 is sent, and stored, as the handler
+// made it: Result.error is bytes (the server makes text of it).
 func TestInvalidUTF8Error(t *testing.T) {
 	f := startFake(t)
+	f.autoAck.Store(false)
 	mux := NewMux()
-	mux.HandleFunc("bad", func(context.Context, *Run) error { return errors.New("bad \xff byte") })
-	startWorker(t, Options{Servers: []string{f.addr}, Handler: mux, ResultDir: t.TempDir()})
+	mux.HandleFunc("bad", func(context.Context, *Run) error { return errors.New("bad \xff\x00 byte") })
+	dir := t.TempDir()
+	r := startWorkerWith(t, Options{Servers: []string{f.addr}, Handler: mux, ResultDir: dir}, func(w *Worker) {
+		fastPersist(w)
+		w.drainGrace = 50 * time.Millisecond // nothing acknowledges: do not wait for it when stopping
+	})
 	c := f.next(t)
 	c.dispatch(task("r1", "bad"))
-	if res := c.waitResult(t, "r1"); string(res.GetError()) != "bad \uFFFD byte" {
+	if res := c.waitResult(t, "r1"); string(res.GetError()) != "bad \xff\x00 byte" {
 		t.Errorf("error = %q", res.GetError())
+	}
+	eventually(t, "the result on disk", func() bool { return r.w.Stats().Stored == 1 })
+	if got, _ := readLog(t, dir); len(got) != 1 || string(got[0].GetError()) != "bad \xff\x00 byte" {
+		t.Errorf("stored = %v", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -74,9 +75,11 @@ const (
 	stateAbandoned                 // dropped (stale, or drain expired) before it started
 )
 
-// lineSink receives the log and output lines of a run.
+// lineSink receives the log and output lines of a run. text is the line's
+// bytes, as the handler wrote them (any bytes, no newline); the sink owns
+// it.
 type lineSink interface {
-	emitLine(r *Run, stream, level, text string, t time.Time)
+	emitLine(r *Run, stream, level string, text []byte, t time.Time)
 }
 
 // ID returns the run's ID.
@@ -173,7 +176,9 @@ func (r *Run) Logger() *slog.Logger {
 }
 
 // Output returns a writer whose lines become log lines of the run on the
-// given stream (conventionally [StreamStdout] or [StreamStderr]). A partial
+// given stream (conventionally [StreamStdout] or [StreamStderr]). Anything
+// may be written: the bytes are sent as written (less one CR before each
+// newline), a line longer than 64 KiB is sent as several, and a partial
 // last line is sent when the handler returns. The same writer is returned
 // for the same stream; it may be written by one goroutine at a time.
 func (r *Run) Output(stream string) io.Writer {
@@ -184,12 +189,16 @@ func (r *Run) Output(stream string) io.Writer {
 			return w
 		}
 	}
-	w := &lineWriter{r: r, stream: stream}
+	w := &lineWriter{stream: stream}
+	// LogLine.stream is a proto string: a name that is not UTF-8 would make
+	// every LogBatch carrying it unencodable and break the stream.
+	name := strings.ToValidUTF8(stream, "\uFFFD")
+	w.out = func(line []byte, _ bool) { r.emit(name, "", bytes.Clone(line), time.Time{}) }
 	r.outs = append(r.outs, w)
 	return w
 }
 
-func (r *Run) emit(stream, level, text string, t time.Time) {
+func (r *Run) emit(stream, level string, text []byte, t time.Time) {
 	if r.sink == nil {
 		return
 	}
@@ -209,12 +218,28 @@ func (r *Run) flushOutputs() {
 	}
 }
 
-// lineWriter splits what is written into lines.
+// lineWriter splits what is written into lines. A handler may write
+// anything (binary data, invalid UTF-8, no newline at all), so nothing about
+// the input is assumed: a line longer than maxLineBytes is sent as several
+// pieces of at most maxLineBytes, cut before a UTF-8 sequence where there is
+// one in its last bytes, and at most maxLineBytes+1 bytes are buffered
+// however much arrives without a newline. The bytes are sent as written,
+// except one CR before each LF, which is dropped (CRLF line endings).
 type lineWriter struct {
-	r      *Run
+	// out receives each line or piece; eol is true for the last piece of a
+	// line that ended with a newline. line is only valid during the call.
+	out    func(line []byte, eol bool)
 	stream string
+	size   int // the longest piece; 0: maxLineBytes (tests use smaller ones)
 	mu     sync.Mutex
-	buf    []byte
+	buf    []byte // the start of the current line; at most size+1 bytes
+}
+
+func (w *lineWriter) limit() int {
+	if w.size > 0 {
+		return w.size
+	}
+	return maxLineBytes
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -222,50 +247,60 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	n := len(p)
 	for len(p) > 0 {
-		i := indexByte(p, '\n')
+		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			w.buf = append(w.buf, p...)
-			for len(w.buf) >= maxLineBytes {
-				cut := runeCut(w.buf, maxLineBytes)
-				w.r.emit(w.stream, "", string(w.buf[:cut]), time.Time{})
-				w.buf = append(w.buf[:0], w.buf[cut:]...)
-			}
+			w.fill(p)
 			break
 		}
 		line := p[:i]
 		p = p[i+1:]
 		if len(w.buf) > 0 {
-			w.buf = append(w.buf, line...)
+			w.fill(line)
 			line = w.buf
 		}
-		line = trimCR(line)
-		for len(line) > maxLineBytes {
-			cut := runeCut(line, maxLineBytes)
-			w.r.emit(w.stream, "", string(line[:cut]), time.Time{})
-			line = line[cut:]
-		}
-		w.r.emit(w.stream, "", string(line), time.Time{})
+		w.pieces(trimCR(line), true)
 		w.buf = w.buf[:0]
 	}
 	return n, nil
 }
 
+// fill adds p (no newline in it) to the current line, sending pieces as
+// they fill. One byte more than a piece is kept back, so that a line of
+// exactly size bytes followed by CR LF is still sent as one line.
+func (w *lineWriter) fill(p []byte) {
+	size := w.limit()
+	for len(p) > 0 {
+		k := min(len(p), size+2-len(w.buf))
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+		for len(w.buf) > size+1 {
+			cut := runeCut(w.buf, size)
+			w.out(w.buf[:cut], false)
+			w.buf = w.buf[:copy(w.buf, w.buf[cut:])]
+		}
+	}
+}
+
+// pieces sends line in pieces of at most size bytes; the last one carries
+// eol.
+func (w *lineWriter) pieces(line []byte, eol bool) {
+	size := w.limit()
+	for len(line) > size {
+		cut := runeCut(line, size)
+		w.out(line[:cut], false)
+		line = line[cut:]
+	}
+	w.out(line, eol)
+}
+
+// flush sends the partial last line, as written.
 func (w *lineWriter) flush() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.buf) > 0 {
-		w.r.emit(w.stream, "", string(trimCR(w.buf)), time.Time{})
+		w.pieces(w.buf, false)
 		w.buf = w.buf[:0]
 	}
-}
-
-func indexByte(p []byte, c byte) int {
-	for i, b := range p {
-		if b == c {
-			return i
-		}
-	}
-	return -1
 }
 
 func trimCR(b []byte) []byte {
@@ -275,7 +310,10 @@ func trimCR(b []byte) []byte {
 	return b
 }
 
-// runeCut returns n, moved back so as not to split a UTF-8 sequence.
+// runeCut returns where to cut b (len(b) > n > 0) so that the first piece
+// has at most n bytes: n, moved back by up to three bytes so as not to split
+// a UTF-8 sequence. Bytes that are no UTF-8 (no rune start near n) are cut
+// at n. The result is always at least 1.
 func runeCut(b []byte, n int) int {
 	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
 		if utf8.RuneStart(b[i]) {
@@ -305,7 +343,7 @@ func (h *runLogHandler) Handle(_ context.Context, rec slog.Record) error {
 		appendAttr(&b, h.prefix, a)
 		return true
 	})
-	h.r.emit(StreamLog, levelName(rec.Level), b.String(), rec.Time)
+	h.r.emit(StreamLog, levelName(rec.Level), []byte(b.String()), rec.Time)
 	return nil
 }
 
@@ -445,7 +483,7 @@ type writerSink struct {
 	w  io.Writer
 }
 
-func (s *writerSink) emitLine(_ *Run, stream, level, text string, _ time.Time) {
+func (s *writerSink) emitLine(_ *Run, stream, level string, text []byte, _ time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if level == "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
@@ -113,32 +112,43 @@ func (w *Worker) execute(ctx context.Context, r *Run) *plutov1.Result {
 		StartedUnixMs:  r.started.UnixMilli(),
 		FinishedUnixMs: finished.UnixMilli(),
 	}
-	var why string
-	res.Outcome, why, res.NoRetry = classify(ctx, err)
-	res.Error = []byte(why)
+	res.Outcome, res.Error, res.NoRetry = classify(ctx, err)
 	return res
 }
 
-// classify maps a handler's return and its context to an outcome.
-func classify(ctx context.Context, err error) (plutov1.Outcome, string, bool) {
+// classify maps a handler's return and its context to an outcome, the
+// error to report and no_retry.
+func classify(ctx context.Context, err error) (plutov1.Outcome, []byte, bool) {
 	if err == nil {
-		return plutov1.Outcome_OUTCOME_SUCCEEDED, "", false
+		return plutov1.Outcome_OUTCOME_SUCCEEDED, nil, false
 	}
-	// Proto strings must be UTF-8: an error message that is not would make
-	// the whole Results message unencodable, and the stream with it.
-	msg := strings.ToValidUTF8(err.Error(), "\uFFFD")
+	// Result.error is bytes: the message goes out as the handler made it
+	// (the server makes text of it), capped because one huge error would
+	// make a Results message the server refuses, again on every reconnect.
+	msg := err.Error()
 	cause := context.Cause(ctx)
 	if cause != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && !errors.Is(err, cause) {
 		// The handler returned ctx.Err(); say why the context ended.
 		msg = cause.Error()
 	}
+	why := capError(msg)
 	switch {
 	case errors.Is(cause, ErrRunCancelled):
-		return plutov1.Outcome_OUTCOME_CANCELLED, msg, false
+		return plutov1.Outcome_OUTCOME_CANCELLED, why, false
 	case errors.Is(cause, ErrRunTimedOut):
-		return plutov1.Outcome_OUTCOME_TIMED_OUT, msg, IsNoRetry(err)
+		return plutov1.Outcome_OUTCOME_TIMED_OUT, why, IsNoRetry(err)
 	}
-	return plutov1.Outcome_OUTCOME_FAILED, msg, IsNoRetry(err)
+	return plutov1.Outcome_OUTCOME_FAILED, why, IsNoRetry(err)
+}
+
+// maxErrorBytes caps Result.error; the server keeps no more than this.
+const maxErrorBytes = 64 << 10
+
+func capError(msg string) []byte {
+	if len(msg) <= maxErrorBytes {
+		return []byte(msg)
+	}
+	return []byte(msg[:runeCut([]byte(msg), maxErrorBytes)])
 }
 
 // finishLocked records a finished run's result and queues it for sending.
@@ -207,8 +217,13 @@ func (w *Worker) enqueueLocked(t *plutov1.Task) {
 	w.workCond.Signal()
 }
 
-// cancelLocked handles CancelRun: a running run's context is cancelled; a
-// run still queued locally is reported CANCELLED without being started.
+// cancelLocked handles CancelRun, which always gets a Result: a running
+// run's context is cancelled and its result follows when the handler
+// returns; a run still queued locally is reported CANCELLED without being
+// started; a finished run's result is already on its way (it is sent until
+// acknowledged). An attempt the worker does not hold at all (unknown, or
+// finished and acknowledged) is answered at once with a CANCELLED result
+// saying so, so that the server does not wait for one to free its slot.
 func (w *Worker) cancelLocked(c *plutov1.CancelRun) {
 	var r *Run
 	if c.GetAttempt() != 0 {
@@ -221,6 +236,17 @@ func (w *Worker) cancelLocked(c *plutov1.CancelRun) {
 		}
 	}
 	if r == nil {
+		// Nothing to keep or resend: this answer concerns no run the
+		// worker has; if it is lost with the stream, the next Hello's held
+		// list tells the server the same.
+		w.outResults = append(w.outResults, &plutov1.Result{
+			RunId:          c.GetRunId(),
+			Attempt:        c.GetAttempt(),
+			Outcome:        plutov1.Outcome_OUTCOME_CANCELLED,
+			Error:          []byte(notHeld),
+			FinishedUnixMs: time.Now().UnixMilli(),
+		})
+		w.signal(w.wake)
 		return
 	}
 	cause := ErrRunCancelled
@@ -243,24 +269,70 @@ func (w *Worker) cancelLocked(c *plutov1.CancelRun) {
 	}
 }
 
+// notHeld is the error of the answer to a CancelRun for an attempt the
+// worker does not hold.
+const notHeld = "not held by this worker"
+
 // emitLine queues a log line for the sender (the Worker is the lineSink of
-// its runs).
-func (w *Worker) emitLine(r *Run, stream, level, text string, t time.Time) {
+// its runs). The text goes out as the bytes the handler wrote: the server
+// makes text of it. When output comes faster than the stream takes it (or
+// while no server is connected) the backlog is capped, in lines and in
+// bytes, so a handler printing without end cannot exhaust the worker's
+// memory: further lines are dropped, and counted so that the run's log says
+// how many are missing (droppedMarkers).
+func (w *Worker) emitLine(r *Run, stream, level string, text []byte, t time.Time) {
 	line := &plutov1.LogLine{
 		RunId:   r.id,
 		Attempt: r.attempt,
 		UnixMs:  t.UnixMilli(),
 		Stream:  stream,
 		Level:   level,
-		Text:    []byte(text),
+		Text:    text,
 	}
 	w.mu.Lock()
-	if len(w.outLogs) >= maxPendingLogs {
-		w.droppedLogs++
+	if len(w.outLogs) >= maxPendingLogs || w.outLogBytes+len(text) > maxPendingLogBytes {
+		w.dropLineLocked(runKey{r.id, r.attempt})
 		w.mu.Unlock()
 		return
 	}
 	w.outLogs = append(w.outLogs, line)
+	w.outLogBytes += len(text)
 	w.mu.Unlock()
 	w.signal(w.wake)
+}
+
+// droppedLines counts the log lines of one attempt dropped since the last
+// send.
+type droppedLines struct {
+	key runKey
+	n   int
+}
+
+func (w *Worker) dropLineLocked(key runKey) {
+	w.droppedLogs++
+	for i := range w.dropped {
+		if w.dropped[i].key == key {
+			w.dropped[i].n++
+			return
+		}
+	}
+	w.dropped = append(w.dropped, droppedLines{key, 1})
+}
+
+// droppedMarkers returns, for each attempt that lost log lines, a line
+// saying how many, to be sent after the lines that were kept.
+func droppedMarkers(dropped []droppedLines) []*plutov1.LogLine {
+	now := time.Now().UnixMilli()
+	lines := make([]*plutov1.LogLine, len(dropped))
+	for i, d := range dropped {
+		lines[i] = &plutov1.LogLine{
+			RunId:   d.key.id,
+			Attempt: d.key.attempt,
+			UnixMs:  now,
+			Stream:  StreamLog,
+			Level:   "warn",
+			Text:    fmt.Appendf(nil, "[pluto: %d lines dropped: output came faster than it could be sent to the server]", d.n),
+		}
+	}
+	return lines
 }

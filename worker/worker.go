@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,6 +114,10 @@ type Worker struct {
 	log      *slog.Logger
 	hostname string
 	window   int32 // capacity + prefetch
+	// instance tells this Worker from another process using the same ID:
+	// the server refuses a second live instance (ALREADY_EXISTS) but lets
+	// this one's reconnects replace its old stream.
+	instance string
 
 	cmdMu    sync.RWMutex
 	commands map[string]CommandFunc
@@ -161,7 +167,9 @@ type Worker struct {
 	outLogs      []*plutov1.LogLine
 	outReplies   []*plutov1.CommandReply
 	outHeartbeat *plutov1.Heartbeat
-	droppedLogs  int
+	outLogBytes  int            // text bytes in outLogs
+	droppedLogs  int            // log lines dropped since the last send
+	dropped      []droppedLines // the same, by attempt
 
 	// The result store (Options.ResultDir; see persist.go). store is nil
 	// without one and set before Run starts any goroutine. The fields
@@ -243,6 +251,7 @@ func New(opts Options) (*Worker, error) {
 		log:        opts.Logger.With("worker_id", opts.ID),
 		hostname:   host,
 		window:     int32(opts.Capacity + opts.Prefetch),
+		instance:   newInstance(),
 		commands:   make(map[string]CommandFunc),
 		shutdownCh: make(chan bool, 1),
 		left:       make(chan struct{}),
@@ -261,6 +270,13 @@ func New(opts Options) (*Worker, error) {
 		return nil, &optionError{"Types", "no run types: register handlers on the Mux before New, or set Options.Types"}
 	}
 	return w, nil
+}
+
+// newInstance returns a random token (128 bits, hex).
+func newInstance() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // ID returns the worker's ID.

@@ -83,6 +83,7 @@ func TestHello(t *testing.T) {
 	want := &plutov1.Hello{
 		WorkerId: "w-1", Group: "g1", Capacity: 3, HandlerTypes: []string{"a.type", "b.type"},
 		Version: "v1.2.3", Hostname: w.hostname, Window: 5, Commands: []string{"ping"},
+		MaxMessageBytes: maxRecvBytes, Instance: c.hello.GetInstance(), // its value: TestHelloInstanceLimitAndDraining
 	}
 	if diff := cmp.Diff(want, c.hello, protocmp.Transform()); diff != "" {
 		t.Errorf("Hello mismatch (-want +got):\n%s", diff)
@@ -336,12 +337,12 @@ func TestCancelRunning(t *testing.T) {
 	c := f.next(t)
 	c.dispatch(task("r1", "block"))
 	g.waitStarted(t)
-	c.cancel("r1", 2) // another attempt: ignored
+	c.cancel("r1", 2) // another attempt: answered "not held", r1 goes on
 	c.cancel("r1", 1)
 	if cause := g.waitCause(t); !errors.Is(cause, ErrRunCancelled) {
 		t.Errorf("cause = %v", cause)
 	}
-	res := c.waitResult(t, "r1")
+	res := c.waitAttempt(t, "r1", 1)
 	if res.GetOutcome() != plutov1.Outcome_OUTCOME_CANCELLED || !strings.Contains(string(res.GetError()), "cancelled") {
 		t.Errorf("result = %v", res)
 	}

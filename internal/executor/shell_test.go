@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -183,6 +184,54 @@ func TestShellOutputCap(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "stdout: [pluto: output beyond 90 bytes is not streamed]") {
 		t.Errorf("no stream marker in %q", log.String())
+	}
+}
+
+// A command that prints 200 KiB without a newline is streamed as lines of
+// at most 64 KiB. (The line writer used to panic, in exec's copying
+// goroutine, when 64 KiB had piled up: the whole worker died.)
+func TestShellLongOutputWithoutNewline(t *testing.T) {
+	const n, limit = 200 << 10, 64 << 10
+	log := newLineLog("")
+	// Exactly 64 KiB first, then a pause, so that the reader holds exactly
+	// that much at some point (the case that used to panic), then the rest.
+	xs := func(k int) string { return "head -c " + strconv.Itoa(k) + " /dev/zero | tr '\\0' x" }
+	r := shellRun(t, ShellPayload{Cmd: xs(limit) + "; sleep 0.2; " + xs(n-limit)}, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := Shell(ShellOptions{}).ProcessRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	r.FlushOutput()
+	var got []int
+	for _, l := range strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n") {
+		text, ok := strings.CutPrefix(l, "stdout: ")
+		if !ok || strings.Trim(text, "x") != "" {
+			t.Fatalf("unexpected log line %.80q", l)
+		}
+		got = append(got, len(text))
+	}
+	if want := []int{limit, limit, limit, n - 3*limit}; !slices.Equal(got, want) {
+		t.Fatalf("streamed lines of %v bytes, want %v", got, want)
+	}
+	if res := shellResult(t, r); res.ExitCode != 0 || !strings.HasSuffix(res.Stdout, strings.Repeat("x", DefaultMaxOutput)) {
+		t.Errorf("result: exit %d, stdout of %d bytes", res.ExitCode, len(res.Stdout))
+	}
+}
+
+// Whatever bytes a command prints (invalid UTF-8, NULs) reach the run's
+// log as printed.
+func TestShellBinaryOutput(t *testing.T) {
+	log := newLineLog("")
+	r := shellRun(t, ShellPayload{Cmd: `printf 'a\377b\000c\r\nd\n'`}, log)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := Shell(ShellOptions{}).ProcessRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	r.FlushOutput()
+	if got, want := log.String(), "stdout: a\xffb\x00c\nstdout: d\n"; got != want {
+		t.Errorf("log = %q, want %q", got, want)
 	}
 }
 
