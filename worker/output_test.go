@@ -242,3 +242,20 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
+
+// A result too large for any server message fails the run at once
+// instead of being refused, and resent, forever.
+func TestResultOverTheLimitFailsTheRun(t *testing.T) {
+	f := startFake(t)
+	mux := NewMux()
+	mux.HandleFunc("big", func(_ context.Context, r *Run) error {
+		return r.SetResult(strings.Repeat("x", MaxResultBytes))
+	})
+	startWorker(t, Options{Servers: []string{f.addr}, Handler: mux})
+	c := f.next(t)
+	c.dispatch(task("r1", "big"))
+	res := c.waitResult(t, "r1")
+	if res.GetOutcome() != plutov1.Outcome_OUTCOME_FAILED || len(res.GetResult()) != 0 || !strings.Contains(string(res.GetError()), "limit") {
+		t.Fatalf("outcome %v, %d result bytes, error %q", res.GetOutcome(), len(res.GetResult()), res.GetError())
+	}
+}

@@ -113,8 +113,20 @@ func (w *Worker) execute(ctx context.Context, r *Run) *plutov1.Result {
 		FinishedUnixMs: finished.UnixMilli(),
 	}
 	res.Outcome, res.Error, res.NoRetry = classify(ctx, err)
+	if n := len(res.Result); n > MaxResultBytes {
+		// Sent as it is, the message would be refused by the server, and
+		// refused again after every reconnect: the run would never end.
+		res.Result = nil
+		res.Outcome, res.NoRetry = plutov1.Outcome_OUTCOME_FAILED, true
+		res.Error = []byte(fmt.Sprintf("the handler's result is %d bytes; the limit is %d", n, MaxResultBytes))
+	}
 	return res
 }
+
+// MaxResultBytes caps a run's result (Run.SetResult). A larger result fails
+// the run, without retries: the server takes at least 16 MiB per message,
+// and a result that does not fit would be refused on every resend.
+const MaxResultBytes = 8 << 20
 
 // classify maps a handler's return and its context to an outcome, the
 // error to report and no_retry.
