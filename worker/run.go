@@ -129,6 +129,7 @@ func (r *Run) Deadline() (deadline time.Time, ok bool) {
 // SetResult sets the attempt's result to v encoded as JSON (a
 // json.RawMessage or []byte is taken as already encoded JSON). The result is
 // reported whether the handler then succeeds or fails; the last call wins.
+// A result over MaxResultBytes fails the run.
 func (r *Run) SetResult(v any) error {
 	var b []byte
 	switch v := v.(type) {
