@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"log/slog"
 	"slices"
@@ -151,4 +152,19 @@ func TestAlreadyExistsBacksOffAndSaysWhy(t *testing.T) {
 	// The other process went away: this one gets in.
 	f.refuseWith.Store(nil)
 	f.next(t)
+}
+
+// Names that cannot travel as protobuf strings are refused by New, not
+// retried as "cannot connect" forever.
+func TestNewRefusesNamesThatAreNotText(t *testing.T) {
+	mux := NewMux()
+	mux.HandleFunc("ok", func(context.Context, *Run) error { return nil })
+	for field, opts := range map[string]Options{
+		"ID":    {ID: "w\xff", Servers: []string{"x:1"}, Handler: mux},
+		"Group": {Group: "g\x00", Servers: []string{"x:1"}, Handler: mux},
+	} {
+		if _, err := New(opts); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("New with a bad %s: %v, want an error naming it", field, err)
+		}
+	}
 }

@@ -12,10 +12,12 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 
@@ -268,6 +270,17 @@ func New(opts Options) (*Worker, error) {
 	w.workCond = sync.NewCond(&w.mu)
 	if len(w.types()) == 0 {
 		return nil, &optionError{"Types", "no run types: register handlers on the Mux before New, or set Options.Types"}
+	}
+	// Names travel as protobuf strings: one that is not UTF-8 would make
+	// every Hello unencodable and the worker retry "cannot connect" forever.
+	names := map[string]string{"ID": opts.ID, "Group": opts.Group, "Version": opts.Version}
+	for i, t := range w.types() {
+		names[fmt.Sprintf("Types[%d]", i)] = t
+	}
+	for field, v := range names {
+		if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
+			return nil, &optionError{field, "must be UTF-8 text without NUL bytes"}
+		}
 	}
 	return w, nil
 }
