@@ -21,21 +21,7 @@ func TestLeaderSIGKILLMidBurst(t *testing.T) {
 	s := newScenario(t, "leader-sigkill-mid-burst-postgres")
 	s.unloggedOK = 32
 	storeURL := proc.PGURL(t)
-	type server struct {
-		id, grpc string
-		p        *proc.Proc
-		api      proc.API
-	}
-	servers := make([]*server, 3)
-	var apis []proc.API
-	for i := range servers {
-		n := &server{id: fmt.Sprintf("s%d", i+1)}
-		var httpAddr string
-		n.p, httpAddr, n.grpc = proc.StartServer(t, n.id, s.serverArgs(storeURL, "--id", n.id, "--heartbeat", "1s")...)
-		n.api = proc.NewAPI(t, httpAddr)
-		servers[i] = n
-		apis = append(apis, n.api)
-	}
+	servers, apis := s.startServers(storeURL, 3)
 	for i := range 4 {
 		var list []string
 		for j := range servers {
@@ -52,8 +38,8 @@ func TestLeaderSIGKILLMidBurst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var leader *server
-	var rest []*server
+	var leader *clusterServer
+	var rest []*clusterServer
 	for _, n := range servers {
 		if n.id == before.Leader {
 			leader = n
@@ -143,4 +129,26 @@ func TestLeaderSIGKILLMidBurst(t *testing.T) {
 	s.recovery("backlog_done", lastBacklog.Sub(fault))
 	s.recovery("all_acked_done", last.Sub(fault))
 	s.verdict(runs)
+}
+
+// clusterServer is one of several servers on a shared store.
+type clusterServer struct {
+	id, grpc string
+	p        *proc.Proc
+	api      proc.API
+}
+
+// startServers starts n servers (s1, s2, …) on storeURL with 1 s
+// heartbeats and returns them with their APIs.
+func (s *scenario) startServers(storeURL string, n int) ([]*clusterServer, []proc.API) {
+	servers := make([]*clusterServer, n)
+	apis := make([]proc.API, n)
+	for i := range servers {
+		c := &clusterServer{id: fmt.Sprintf("s%d", i+1)}
+		var httpAddr string
+		c.p, httpAddr, c.grpc = proc.StartServer(s.t, c.id, s.serverArgs(storeURL, "--id", c.id, "--heartbeat", "1s")...)
+		c.api = proc.NewAPI(s.t, httpAddr)
+		servers[i], apis[i] = c, c.api
+	}
+	return servers, apis
 }

@@ -28,21 +28,7 @@ func TestPostgresRestartMidBurst(t *testing.T) {
 	s := newScenario(t, "postgres-restart-mid-burst")
 	storeURL := proc.PGURL(t)
 	pg := proc.LocalPGCluster(t) // started again at the end if the test left it down
-	type server struct {
-		id, grpc string
-		p        *proc.Proc
-		api      proc.API
-	}
-	servers := make([]*server, 3)
-	var apis []proc.API
-	for i := range servers {
-		n := &server{id: fmt.Sprintf("s%d", i+1)}
-		var httpAddr string
-		n.p, httpAddr, n.grpc = proc.StartServer(t, n.id, s.serverArgs(storeURL, "--id", n.id, "--heartbeat", "1s")...)
-		n.api = proc.NewAPI(t, httpAddr)
-		servers[i] = n
-		apis = append(apis, n.api)
-	}
+	servers, apis := s.startServers(storeURL, 3)
 	var workers []*proc.Proc
 	for i := range 3 {
 		var list []string

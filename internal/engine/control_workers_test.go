@@ -32,24 +32,7 @@ func (en *env) connectHello(h Hello) (*Session, *fakeConn) {
 	if err != nil {
 		en.t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	en.t.Cleanup(func() { close(stop) })
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(500 * time.Millisecond):
-			}
-			en.e.mu.Lock()
-			closed := s.closed
-			en.e.mu.Unlock()
-			if closed {
-				return
-			}
-			s.Heartbeat(Load{})
-		}
-	}()
+	en.keepAlive(s)
 	synctest.Wait()
 	return s, c
 }
