@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
 )
@@ -22,7 +24,8 @@ func TestRunThatKillsItsWorkerFailsAfterMaxLostAttempts(t *testing.T) {
 				t.Fatalf("worker %d got %v, want attempt %d of the run", i, ts, i)
 			}
 			ack(s, ts...)
-			s.Close(ErrWorkerLeft) // the worker died with it
+			s.Close(errors.New("connection reset")) // the worker died with it
+			time.Sleep(3 * time.Second)             // the dead timeout
 			synctest.Wait()
 		}
 		r := en.wantStatus(run.ID, store.StatusFailed)
@@ -45,13 +48,34 @@ func TestLostAttemptsBelowTheLimitRetryFreely(t *testing.T) {
 		for i := 1; i <= 2; i++ {
 			s, c := en.connect(fmt.Sprintf("w%d", i), 1)
 			ack(s, c.Tasks()...)
-			s.Close(ErrWorkerLeft)
+			s.Close(errors.New("connection reset"))
+			time.Sleep(3 * time.Second)
 			synctest.Wait()
 		}
 		s, c := en.connect("w3", 1)
 		finish(s, OutcomeSucceeded, c.Tasks()...)
 		if r := en.wantStatus(run.ID, store.StatusSucceeded); r.Lost != 2 || r.Attempt != 3 {
 			t.Fatalf("lost %d attempt %d", r.Lost, r.Attempt)
+		}
+	})
+}
+
+// A worker that drains and leaves on purpose gives its runs back without
+// counting them as lost: rolling restarts must not fail runs.
+func TestRunsOfAWorkerThatLeftAreNotLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		run := en.submit(SubmitSpec{})[0]
+		for i := 1; i <= 4; i++ {
+			s, c := en.connect(fmt.Sprintf("w%d", i), 1)
+			if len(c.Tasks()) != 1 {
+				t.Fatalf("worker %d got no task", i)
+			}
+			s.Close(ErrWorkerLeft)
+			synctest.Wait()
+		}
+		if r := en.wantStatus(run.ID, store.StatusQueued); r.Lost != 0 {
+			t.Fatalf("lost %d after graceful leaves, want 0", r.Lost)
 		}
 	})
 }

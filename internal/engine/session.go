@@ -500,7 +500,9 @@ func (e *Engine) declareDead(s *Session, why string) {
 	e.log.Log(context.Background(), level, "worker gone", "worker", s.hello.WorkerID, "group", s.hello.Group, "runs", len(lost), "why", why)
 	e.removeSession(s, "declared dead: "+why)
 	if len(lost) > 0 {
-		e.handBack(lost, "worker dead", true)
+		// A worker that left on purpose (it drained and closed its stream)
+		// did not crash: what it gives back is not counted as lost.
+		e.handBack(lost, "worker "+why, why != "left")
 	}
 }
 
