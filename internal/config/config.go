@@ -107,7 +107,7 @@ var Keys = []Key{
 	{Name: "id", kind: kString, field: func(s *Server) any { return &s.ID },
 		Usage: "server ID (default hostname-pid)"},
 	{Name: "heartbeat", Live: true, kind: kDuration, field: func(s *Server) any { return &s.Heartbeat },
-		Usage: "worker heartbeat interval (suspect after 1 missed, dead after 3)"},
+		Usage: "worker heartbeat interval (suspect after 1.5 intervals of silence, dead after 3, or 2 after its stream broke)"},
 	{Name: "max-payload", Live: true, kind: kInt, field: func(s *Server) any { return &s.MaxPayload },
 		Usage: "largest run payload in bytes"},
 	{Name: "stop-timeout", Live: true, kind: kDuration, field: func(s *Server) any { return &s.StopTimeout },

@@ -39,7 +39,7 @@ type Config struct {
 	GRPCAddr    string // default 127.0.0.1:7071
 	ServerID    string // default hostname-pid
 	// HeartbeatInterval is how often workers heartbeat (default 5s); a
-	// worker is suspect after one missed interval and dead after three.
+	// worker is suspect after 1.5 intervals of silence and dead after three.
 	HeartbeatInterval time.Duration
 	// MaxPayload caps a run's payload in bytes (default 1 MiB).
 	MaxPayload int64

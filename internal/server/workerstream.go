@@ -258,6 +258,14 @@ func (c *streamConn) reason() string {
 	return c.why
 }
 
+// maxAcks is how many result acks one message carries at most: an ack
+// takes at most ackBytes, and a message stays under the worker's limit.
+func (c *streamConn) maxAcks() int { return max(1, c.limit/ackBytes) }
+
+// ackBytes bounds one ResultAck in a message (a run ID of up to 200 bytes,
+// the attempt, the flag and framing).
+const ackBytes = 256
+
 // enqueueDispatch queues a dispatch of size bytes, merged into the last
 // queued message if that is a dispatch with room for it.
 func (c *streamConn) enqueueDispatch(d *plutov1.Dispatch, size int) {
@@ -297,7 +305,7 @@ func (c *streamConn) enqueue(m *plutov1.ServerMessage) {
 	if n := len(c.queue); n > 0 {
 		switch last := c.queue[n-1].Msg.(type) {
 		case *plutov1.ServerMessage_ResultAcks:
-			if a, ok := m.Msg.(*plutov1.ServerMessage_ResultAcks); ok {
+			if a, ok := m.Msg.(*plutov1.ServerMessage_ResultAcks); ok && len(last.ResultAcks.Acks)+len(a.ResultAcks.Acks) <= c.maxAcks() {
 				last.ResultAcks.Acks = append(last.ResultAcks.Acks, a.ResultAcks.Acks...)
 				c.mu.Unlock()
 				return

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"unicode/utf8"
 
@@ -65,5 +66,22 @@ func TestStoredTextIsValidUTF8WithoutNUL(t *testing.T) {
 		if !utf8.ValidString(got) || bytes.IndexByte([]byte(got), 0) >= 0 || len(got) > 3*maxLogLineBytes {
 			t.Fatalf("storedText(%q…) = %q…", in[:min(len(in), 10)], got[:min(len(got), 10)])
 		}
+	}
+}
+
+func TestResultAcksStayUnderTheWorkersLimit(t *testing.T) {
+	c := newStreamConn(nil, 64<<10)
+	for i := range 2000 {
+		c.ResultAcks([]engine.ResultAck{{RunID: fmt.Sprintf("r_%026d", i), Attempt: 1, Accepted: true}})
+	}
+	n := 0
+	for _, m := range c.queue {
+		if size := proto.Size(m); size > 64<<10 {
+			t.Fatalf("a message of %d acks is %d bytes, over the 64 KiB limit", len(m.GetResultAcks().GetAcks()), size)
+		}
+		n += len(m.GetResultAcks().GetAcks())
+	}
+	if n != 2000 || len(c.queue) > 10 {
+		t.Fatalf("%d acks in %d messages", n, len(c.queue))
 	}
 }

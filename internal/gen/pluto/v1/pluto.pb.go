@@ -246,7 +246,9 @@ func (*WorkerMessage_Logs) isWorkerMessage_Msg() {}
 func (*WorkerMessage_CommandReply) isWorkerMessage_Msg() {}
 
 // Hello introduces the worker. window is the number of runs the worker will
-// hold at once (capacity + prefetch); the server never has more outstanding.
+// hold at once (capacity + prefetch); the server never has more outstanding,
+// except that a slot whose CancelRun goes unanswered for the dead timeout is
+// freed anyway. The protocol is specified in docs/protocol.md.
 type Hello struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	WorkerId     string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
@@ -713,7 +715,7 @@ type Result struct {
 	RunId   string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
 	Attempt int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	Outcome Outcome                `protobuf:"varint,3,opt,name=outcome,proto3,enum=pluto.v1.Outcome" json:"outcome,omitempty"`
-	Result  []byte                 `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"` // JSON
+	Result  []byte                 `protobuf:"bytes,4,opt,name=result,proto3" json:"result,omitempty"` // JSON; anything else is stored as a JSON string
 	// Why it failed, as the handler said it: any bytes (stored like log text).
 	Error          []byte `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
 	StartedUnixMs  int64  `protobuf:"varint,6,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
@@ -862,7 +864,7 @@ type LogLine struct {
 	Stream  string                 `protobuf:"bytes,4,opt,name=stream,proto3" json:"stream,omitempty"` // "stdout", "stderr" or "log"
 	Level   string                 `protobuf:"bytes,5,opt,name=level,proto3" json:"level,omitempty"`
 	// What the handler printed: any bytes. The server stores it as UTF-8,
-	// replacing invalid sequences and NUL bytes.
+	// replacing invalid sequences and NUL bytes, cut at 64 KiB.
 	Text          []byte `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1276,7 +1278,7 @@ type Task struct {
 	Attempt        int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	Type           string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
 	Payload        []byte                 `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`                                        // JSON
-	DeadlineUnixMs int64                  `protobuf:"varint,5,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"` // 0: none
+	DeadlineUnixMs int64                  `protobuf:"varint,5,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"` // unused: always 0 (timeout_ms counts from the start)
 	TimeoutMs      int64                  `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`                  // 0: none
 	Group          string                 `protobuf:"bytes,7,opt,name=group,proto3" json:"group,omitempty"`
 	Job            string                 `protobuf:"bytes,8,opt,name=job,proto3" json:"job,omitempty"`
