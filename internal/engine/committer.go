@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pluto-sched/pluto/internal/clock"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -170,6 +171,62 @@ func await(ctx context.Context, o *op, done <-chan struct{}) error {
 	return o.err
 }
 
+// committer is the engine's only writer, a component of its own: it owns
+// the op queue and the goroutines that apply it, one transaction per batch
+// (two on a shared store), with the error policy below. The other
+// components talk to the store through it: they push ops and get their
+// results in the ops' callbacks.
+type committer struct {
+	st       store.Store
+	clk      clock.Clock
+	log      *slog.Logger
+	ops      *opQueue
+	maxBatch int
+	n        int // transactions in flight at once
+	// publish adds a batch's notifications to its transaction (nil on an
+	// exclusive store); committed runs after each batch's callbacks.
+	publish   func(ctx context.Context, tx store.Tx, batch []*op) error
+	committed func(batch []*op, err error)
+	life
+}
+
+func newCommitter(e *Engine) *committer {
+	c := &committer{
+		st: e.st, clk: e.clk, log: e.log, ops: newOpQueue(), maxBatch: e.cfg.MaxBatch, n: e.cfg.Committers,
+		committed: func(batch []*op, err error) {
+			if err == nil {
+				e.callbacksCommitted(batch)
+			}
+			e.noteDrain()
+		},
+	}
+	if !e.cfg.ExclusiveStore {
+		c.publish = e.publish
+	}
+	c.beforeWait = c.ops.close // the goroutines drain what is queued, then exit
+	return c
+}
+
+// Start begins the committer's goroutines.
+func (c *committer) Start(ctx context.Context) error {
+	fns := make([]func(context.Context), c.n)
+	for i := range fns {
+		fns[i] = c.run
+	}
+	return c.start(ctx, fns...)
+}
+
+// run applies queued ops in batches until the queue is closed and empty.
+func (c *committer) run(context.Context) {
+	for {
+		batch := c.ops.take(c.maxBatch)
+		if batch == nil {
+			return
+		}
+		c.commit(batch)
+	}
+}
+
 // submitOp queues o, or fails it with ErrStopped when the engine stops.
 func (e *Engine) submitOp(o *op) {
 	if !e.ops.push(o) {
@@ -177,19 +234,6 @@ func (e *Engine) submitOp(o *op) {
 		if o.done != nil {
 			o.done(o)
 		}
-	}
-}
-
-// commitLoop is the engine's only writer: it applies queued ops in batches,
-// one transaction per batch, and runs their callbacks after the commit.
-func (e *Engine) commitLoop() {
-	defer e.wg.Done()
-	for {
-		batch := e.ops.take(e.cfg.MaxBatch)
-		if batch == nil {
-			return
-		}
-		e.commit(batch)
 	}
 }
 
@@ -222,39 +266,36 @@ const (
 	opWithdrawn
 )
 
-func (e *Engine) commit(batch []*op) {
+func (c *committer) commit(batch []*op) {
 	ctx := context.Background()
-	err := e.st.Tx(ctx, func(tx store.Tx) error { return e.apply(ctx, tx, batch) })
+	err := c.st.Tx(ctx, func(tx store.Tx) error { return c.apply(ctx, tx, batch) })
 	if err != nil && len(batch) > 1 {
-		e.log.Warn("batch commit failed; applying ops one by one", "ops", len(batch), "err", err)
+		c.log.Warn("batch commit failed; applying ops one by one", "ops", len(batch), "err", err)
 		for _, o := range batch {
 			resetOutputs(o)
-			e.commit([]*op{o})
+			c.commit([]*op{o})
 		}
 		return
 	}
-	if err != nil && !errors.Is(err, store.ErrClosed) && e.retryLater(batch[0], err) {
+	if err != nil && !errors.Is(err, store.ErrClosed) && c.retryLater(batch[0], err) {
 		return
 	}
 	for _, o := range batch {
 		if err != nil {
 			o.err = fmt.Errorf("engine: commit: %w", err)
 		} else if o.tries > 0 {
-			e.rederive(ctx, o)
+			c.rederive(ctx, o)
 		}
 		if o.done != nil {
 			o.done(o)
 		}
 	}
-	if err == nil {
-		e.callbacksCommitted(batch)
-	}
-	e.noteDrain()
+	c.committed(batch, err)
 }
 
 // retryLater queues o again after a backoff; false when the engine is
 // stopping (the op then fails with the error).
-func (e *Engine) retryLater(o *op, err error) bool {
+func (c *committer) retryLater(o *op, err error) bool {
 	if o.abandoned.Load() {
 		return false
 	}
@@ -265,13 +306,13 @@ func (e *Engine) retryLater(o *op, err error) bool {
 		level = slog.LevelError
 	}
 	d := retryDelay(o.tries)
-	e.log.Log(context.Background(), level, "store write failed; retrying", "tries", o.tries, "in", d, "err", err)
+	c.log.Log(context.Background(), level, "store write failed; retrying", "tries", o.tries, "in", d, "err", err)
 	o.stage.Store(opQueued)
-	e.clk.AfterFunc(d, func() {
-		if e.insertedAlready(o) {
+	c.clk.AfterFunc(d, func() {
+		if c.insertedAlready(o) {
 			return
 		}
-		if !e.ops.push(o) && o.stage.CompareAndSwap(opQueued, opCommitting) {
+		if !c.ops.push(o) && o.stage.CompareAndSwap(opQueued, opCommitting) {
 			o.err = ErrStopped
 			if o.done != nil {
 				o.done(o)
@@ -296,17 +337,17 @@ func retryDelay(n int) time.Duration {
 // (its answer was lost): the runs of one op commit together, so if the
 // first exists they all do, and inserting them again would fail on their
 // IDs forever. True if o was completed here.
-func (e *Engine) insertedAlready(o *op) bool {
+func (c *committer) insertedAlready(o *op) bool {
 	if len(o.inserts) == 0 || o.stage.Load() != opQueued {
 		return false
 	}
 	ctx := context.Background()
-	if _, err := e.st.RunGet(ctx, o.inserts[0].ID); err != nil {
+	if _, err := c.st.RunGet(ctx, o.inserts[0].ID); err != nil {
 		return false
 	}
 	res := make([]store.RunInsertResult, len(o.inserts))
 	for i, p := range o.inserts {
-		r, err := e.st.RunGet(ctx, p.ID)
+		r, err := c.st.RunGet(ctx, p.ID)
 		if err != nil {
 			return false
 		}
@@ -327,13 +368,13 @@ func (e *Engine) insertedAlready(o *op) bool {
 // an error, so a change this try saw rejected may in fact be the op's
 // own. The run as stored says: if it is at the op's attempt in the op's
 // status, the change was applied.
-func (e *Engine) rederive(ctx context.Context, o *op) {
+func (c *committer) rederive(ctx context.Context, o *op) {
 	for i, res := range o.finishRes {
 		if res.Accepted {
 			continue
 		}
 		p := o.finishes[i]
-		r, err := e.st.RunGet(ctx, p.ID)
+		r, err := c.st.RunGet(ctx, p.ID)
 		if err == nil && r.Attempt == p.Attempt && r.Status == p.Status {
 			o.finishRes[i].Accepted = true
 		}
@@ -351,7 +392,7 @@ func resetOutputs(o *op) {
 // first and claims last, so a claim sees the runs submitted and the slots
 // freed in the same batch. On a shared store it also publishes what other
 // servers must hear about, in the same transaction.
-func (e *Engine) apply(ctx context.Context, tx store.Tx, batch []*op) error {
+func (c *committer) apply(ctx context.Context, tx store.Tx, batch []*op) error {
 	var (
 		inserts  []store.RunInsertParams
 		starts   []store.RunStartParams
@@ -455,8 +496,8 @@ func (e *Engine) apply(ctx context.Context, tx store.Tx, batch []*op) error {
 			return fmt.Errorf("logs: %w", err)
 		}
 	}
-	if e.cfg.ExclusiveStore {
+	if c.publish == nil {
 		return nil
 	}
-	return e.publish(ctx, tx, batch)
+	return c.publish(ctx, tx, batch)
 }

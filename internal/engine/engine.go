@@ -4,7 +4,12 @@
 //
 // # Shape
 //
-// The engine is a set of small components around one write path:
+// The engine is a set of small components around one write path. Those
+// with goroutines of their own — the committer, the liveness monitor, the
+// reconciler — follow one lifecycle contract (lifecycle.go: Start, Stop,
+// one life each) and are started in dependency order and stopped in
+// reverse. (The dispatcher, sessions and leader loops still share the
+// engine's lock; they are next to become components of their own.)
 //
 //   - committer (committer.go): the only writer. State changes are queued
 //     as ops and applied in one store transaction per batch (group commit);
@@ -251,7 +256,8 @@ type Engine struct {
 	clk clock.Clock
 	log *slog.Logger
 
-	ops *opQueue
+	ops     *opQueue   // the committer's queue
+	commits *committer // the only writer (committer.go)
 
 	mu         sync.Mutex
 	groups     map[string]*group
@@ -266,9 +272,10 @@ type Engine struct {
 	state      lifecycle
 	promote    promoter
 	cron       cronLoop
-	feedback   feedback       // leader only: callback deliveries (feedback.go)
-	settling   map[string]int // runs with a finish queued and not yet done (reconcile.go)
-	recon      reconciler
+	feedback   feedback        // leader only: callback deliveries (feedback.go)
+	settling   map[string]int  // runs with a finish queued and not yet done (reconcile.go)
+	monitor    *monitor        // liveness (monitor.go)
+	recon      *reconciler     // reconcile.go
 	unblock    map[string]bool // jobs whose next blocked run may be released
 	unblocking bool            // an unblock op is in flight
 	lead       leadership
@@ -304,7 +311,6 @@ func New(cfg Config) (*Engine, error) {
 		st:        cfg.Store,
 		clk:       cfg.Clock,
 		log:       cfg.Logger,
-		ops:       newOpQueue(),
 		groups:    make(map[string]*group),
 		sessions:  make(map[string]*Session),
 		flights:   make(map[string]*flight),
@@ -316,6 +322,10 @@ func New(cfg Config) (*Engine, error) {
 		leaseDone: make(chan struct{}),
 		drainSig:  make(chan struct{}, 1),
 	}
+	e.commits = newCommitter(e)
+	e.monitor = &monitor{e: e}
+	e.recon = &reconciler{e: e}
+	e.ops = e.commits.ops
 	e.liveCfg.Store(liveFromConfig(&e.cfg))
 	if err := e.initFeedback(); err != nil {
 		return nil, err
@@ -358,12 +368,15 @@ func (e *Engine) Start(ctx context.Context) error {
 
 	bg, cancel := context.WithCancel(context.Background())
 	e.cancelBG = cancel
-	e.wg.Add(3 + e.cfg.Committers)
-	for range e.cfg.Committers {
-		go e.commitLoop()
+	if err := e.commits.Start(ctx); err != nil {
+		return err
 	}
-	go e.monitorLoop()
-	go e.reconcileLoop()
+	for _, c := range []component{e.monitor, e.recon} {
+		if err := c.Start(ctx); err != nil {
+			return err
+		}
+	}
+	e.wg.Add(1)
 	go e.leaseLoop()
 	if !e.cfg.ExclusiveStore {
 		e.wg.Add(1)
@@ -429,14 +442,15 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		e.cancelBG()
 		close(e.stopMon)
+		e.monitor.Stop()
+		e.recon.Stop()
 		select {
 		case <-e.leaseDone:
 		case <-ctx.Done():
 		}
 		e.resign(ctx, held > 0) // the committer still runs: leader loops may be mid-write
-		e.ops.close()
 		done := make(chan struct{})
-		go func() { e.wg.Wait(); close(done) }()
+		go func() { e.commits.Stop(); e.wg.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():

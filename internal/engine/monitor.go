@@ -1,22 +1,24 @@
 package engine
 
-// monitorLoop checks worker liveness a few times per suspect interval:
-// a worker not heard from for SuspectAfter is suspect (no new runs), for
-// DeadAfter is dead (its runs are requeued with a new attempt). A closed
-// stream arms its own exact timer in Session.Close; this loop catches
-// workers whose stream stays open but silent.
-func (e *Engine) monitorLoop() {
-	defer e.wg.Done()
-	for {
-		period := max(e.live().SuspectAfter/4, 1) // read each time: Reconfigure may change it
-		tick := make(chan struct{})
-		t := e.clk.AfterFunc(period, func() { close(tick) })
-		select {
-		case <-e.stopMon:
-			t.Stop()
-			return
-		case <-tick:
-		}
+import "context"
+
+// monitor is the liveness monitor, a component: it checks worker liveness
+// a few times per suspect interval — a worker not heard from for
+// SuspectAfter is suspect (no new runs), for DeadAfter is dead (its runs
+// are requeued with a new attempt). A closed stream arms its own exact
+// timer in Session.Close; the monitor catches workers whose stream stays
+// open but silent. The sessions it judges are the engine's.
+type monitor struct {
+	e *Engine
+	life
+}
+
+// Start begins the monitor's loop.
+func (m *monitor) Start(ctx context.Context) error { return m.start(ctx, m.run) }
+
+func (m *monitor) run(ctx context.Context) {
+	e := m.e
+	for e.sleep(ctx, max(e.live().SuspectAfter/4, 1)) { // read each time: Reconfigure may change it
 		e.checkLiveness()
 	}
 }

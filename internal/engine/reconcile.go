@@ -34,33 +34,32 @@ import (
 // defaultReconcileInterval is how often the reconciler looks.
 const defaultReconcileInterval = 30 * time.Second
 
-// reconciler is the reconciler's state; its loop is reconcileLoop.
+// reconciler is a component: its loop makes a pass every
+// ReconcileInterval.
 type reconciler struct {
+	e *Engine
+	life
 	// suspects are the undriven active runs of the last pass, by id, at
 	// their attempt: repaired if the next pass finds them so again.
+	// Guarded by the engine's lock (the runs it compares are the engine's).
 	suspects map[string]int
+}
+
+// Start begins the reconciler's loop.
+func (r *reconciler) Start(ctx context.Context) error { return r.start(ctx, r.run) }
+
+func (r *reconciler) run(ctx context.Context) {
+	e := r.e
+	for e.sleep(ctx, e.cfg.ReconcileInterval) {
+		pass, cancel := context.WithTimeout(ctx, e.cfg.ReconcileInterval)
+		e.reconcile(pass)
+		cancel()
+	}
 }
 
 // reconcileStats counts one pass's repairs.
 type reconcileStats struct {
 	requeued, orphans, unblocked, woken int
-}
-
-func (e *Engine) reconcileLoop() {
-	defer e.wg.Done()
-	for {
-		tick := make(chan struct{})
-		t := e.clk.AfterFunc(e.cfg.ReconcileInterval, func() { close(tick) })
-		select {
-		case <-e.stopMon:
-			t.Stop()
-			return
-		case <-tick:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.ReconcileInterval)
-		e.reconcile(ctx)
-		cancel()
-	}
 }
 
 // reconcile makes one pass.
@@ -106,7 +105,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 // drives, once they were found so on two passes in a row. Called with e.mu
 // held.
 func (e *Engine) requeueUndriven(active []*store.Run) int {
-	r := &e.recon
+	r := e.recon
 	next := make(map[string]int)
 	var lost []*flight
 	for _, run := range active {

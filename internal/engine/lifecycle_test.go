@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+)
+
+func TestLifeStartsOnceAndStopsIdempotently(t *testing.T) {
+	var l life
+	l.Stop() // before Start: nothing to do
+	var ran, stopped atomic.Int32
+	err := l.start(context.Background(), func(ctx context.Context) {
+		ran.Add(1)
+		<-ctx.Done()
+		stopped.Add(1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.start(context.Background(), func(context.Context) {}); !errors.Is(err, errStartedTwice) {
+		t.Fatalf("second start: %v", err)
+	}
+	l.Stop()
+	if ran.Load() != 1 || stopped.Load() != 1 {
+		t.Fatalf("ran %d stopped %d, want 1 and 1 (Stop waits)", ran.Load(), stopped.Load())
+	}
+	l.Stop()
+}
+
+// A component's goroutines outlive the context Start was called with
+// (a request's): only Stop ends them.
+func TestLifeIgnoresTheStartersCancellation(t *testing.T) {
+	var l life
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	if err := l.start(ctx, func(ctx context.Context) { <-ctx.Done(); close(ended) }); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case <-ended:
+		t.Fatal("the component stopped with its starter's context")
+	default:
+	}
+	l.Stop()
+	<-ended
+}
