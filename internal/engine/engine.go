@@ -8,7 +8,8 @@
 // with goroutines of their own — the committer, the liveness monitor, the
 // reconciler — follow one lifecycle contract (lifecycle.go: Start, Stop,
 // one life each) and are started in dependency order and stopped in
-// reverse. (The dispatcher, sessions and leader loops still share the
+// reverse. The promoter owns its state and lock and is activated by a won
+// term. (The dispatcher, sessions, cron and feedback loops still share the
 // engine's lock; they are next to become components of their own.)
 //
 //   - committer (committer.go): the only writer. State changes are queued
@@ -270,7 +271,7 @@ type Engine struct {
 	dispSeq    uint64               // dispatch counter for least-recent routing
 	rrSeq      uint64               // round-robin counter
 	state      lifecycle
-	promote    promoter
+	promote    *promoter // promote.go
 	cron       cronLoop
 	feedback   feedback        // leader only: callback deliveries (feedback.go)
 	settling   map[string]int  // runs with a finish queued and not yet done (reconcile.go)
@@ -324,6 +325,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.commits = newCommitter(e)
 	e.monitor = &monitor{e: e}
+	e.promote = &promoter{e: e}
 	e.recon = &reconciler{e: e}
 	e.ops = e.commits.ops
 	e.liveCfg.Store(liveFromConfig(&e.cfg))
@@ -430,7 +432,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		for _, s := range e.sessions {
 			s.stopTimers()
 		}
-		e.promote.stop()
+		e.promote.deactivate()
 		e.cron.stop()
 		e.feedback.stop()
 		e.mu.Unlock()
@@ -450,7 +452,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		e.resign(ctx, held > 0) // the committer still runs: leader loops may be mid-write
 		done := make(chan struct{})
-		go func() { e.commits.Stop(); e.wg.Wait(); close(done) }()
+		go func() { e.commits.Stop(); e.wg.Wait(); e.promote.arming.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():

@@ -122,14 +122,14 @@ func (e *Engine) becomeLeader(l store.Leader) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	e.lead.stopLoops = func() { cancel(); <-done }
-	e.promote.stopped = false
 	e.cron.stopped = false
 	e.feedback.start()
+	e.promote.activate()
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		defer close(done)
-		e.armPromoter(ctx)
+		e.promote.arm(ctx)
 		e.armCron(ctx)
 		e.armFeedback(ctx, time.Time{})
 		e.reapLoop(ctx)
@@ -147,7 +147,7 @@ func (e *Engine) stepDown(why string) {
 		e.lead.timer.Stop()
 		e.lead.timer = nil
 	}
-	e.promote.stop()
+	e.promote.deactivate()
 	e.cron.stop()
 	e.feedback.stop()
 	if stop := e.lead.stopLoops; stop != nil {

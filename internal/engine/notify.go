@@ -215,13 +215,7 @@ func (e *Engine) relisten() {
 func (e *Engine) relistenTimers() {
 	e.rearmCron()
 	e.rearmFeedback(time.Time{})
-	if !e.promote.stopped {
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.armPromoter(context.Background())
-		}()
-	}
+	e.promote.rearm()
 }
 
 // heard acts on one notification.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
@@ -11,60 +12,90 @@ import (
 const promoteBatch = 1000
 
 // promoter moves pending runs (delayed, or waiting out a retry backoff) to
-// queued when their run_at comes. It keeps one timer, armed for the
-// earliest run_at it knows of; the store is the source of truth, so after
-// each promotion it asks the store for the next run_at instead of keeping
-// every pending run in memory.
+// queued when their run_at comes. It is a component with its own state and
+// lock: one timer, armed for the earliest run_at it knows of, and at most
+// one promotion in flight. The store is the source of truth, so after each
+// promotion it asks the store for the next run_at instead of keeping every
+// pending run in memory. Only the leader promotes: the promoter is
+// activated when a term is won and deactivated when it is lost; other
+// servers publish pending times (TopicPending) and the leader hears them.
+//
+// Lock order: the engine's lock may be held when calling note; the
+// promoter never takes the engine's lock while holding its own.
 type promoter struct {
+	e *Engine
+
+	mu       sync.Mutex
+	active   bool // leading and running
 	wake     wakeTimer
 	inflight bool
 	again    bool
-	stopped  bool
+	arming   sync.WaitGroup // arm goroutines in flight
 }
 
-func (p *promoter) stop() {
-	p.stopped = true
+// activate starts promoting (a won term); arm then reads the first time
+// from the store.
+func (p *promoter) activate() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.active = true
+}
+
+// deactivate stops promoting (a lost term, the engine stopping).
+func (p *promoter) deactivate() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.active = false
 	p.wake.stop()
 }
 
-// armPromoter arms the promoter from the store (at start).
-func (e *Engine) armPromoter(ctx context.Context) {
-	at, err := e.st.RunNextPendingAt(ctx)
+// arm reads the earliest run_at of a pending run and notes it.
+func (p *promoter) arm(ctx context.Context) {
+	at, err := p.e.st.RunNextPendingAt(ctx)
 	if err != nil {
-		e.log.Error("read next pending run", "err", err)
-		return
+		p.e.log.Error("read next pending run", "err", err)
+		at = p.e.now().Add(time.Second) // try again rather than lose the timer
 	}
 	if !at.IsZero() {
-		e.mu.Lock()
-		e.notePending(at)
-		e.mu.Unlock()
+		p.note(at)
 	}
 }
 
-// notePending makes sure the promoter fires by at. Only the leader
-// promotes; other servers publish the time (TopicPending) and the leader
-// hears it. Called with e.mu held.
-func (e *Engine) notePending(at time.Time) {
-	p := &e.promote
-	if p.stopped || !e.running() || e.lead.term == 0 {
+// rearm arms from the store in the background (after a promotion, or when
+// notifications were lost).
+func (p *promoter) rearm() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.active {
 		return
 	}
-	p.wake.arm(e.clk, at, e.promoteDue)
+	p.arming.Add(1)
+	go func() {
+		defer p.arming.Done()
+		p.arm(context.Background())
+	}()
 }
 
-func (e *Engine) promoteDue() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	p := &e.promote
+// note makes sure a promotion happens by at.
+func (p *promoter) note(at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.active {
+		p.wake.arm(p.e.clk, at, p.due)
+	}
+}
+
+func (p *promoter) due() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.wake.fired()
-	e.startPromotion()
+	p.startLocked()
 }
 
-// startPromotion queues one promotion unless one is in flight. Called with
-// e.mu held.
-func (e *Engine) startPromotion() {
-	p := &e.promote
-	if p.stopped || !e.running() || e.lead.term == 0 {
+// startLocked queues one promotion unless one is in flight. Called with
+// p.mu held.
+func (p *promoter) startLocked() {
+	if !p.active {
 		return
 	}
 	if p.inflight {
@@ -72,38 +103,45 @@ func (e *Engine) startPromotion() {
 		return
 	}
 	p.inflight = true
-	o := &op{promote: &store.RunPromoteParams{Now: e.now(), Limit: promoteBatch}}
-	o.done = e.promoted
-	if !e.ops.push(o) {
+	o := &op{promote: &store.RunPromoteParams{Now: p.e.now(), Limit: promoteBatch}}
+	o.done = p.promoted
+	if !p.e.ops.push(o) {
 		p.inflight = false
 	}
 }
 
-func (e *Engine) promoted(o *op) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	p := &e.promote
+func (p *promoter) promoted(o *op) {
+	e := p.e
+	if o.err == nil && len(o.promoted) > 0 {
+		e.mu.Lock()
+		for _, r := range o.promoted {
+			e.wake(r.Group)
+		}
+		e.mu.Unlock()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.inflight = false
-	if o.err != nil {
+	switch {
+	case o.err != nil:
+		// Only when the engine stops (failed writes are retried): keep a
+		// timer anyway in case it is still active.
 		e.log.Error("promote pending runs", "err", o.err)
-		// Try again in a second rather than losing the timer.
-		e.notePending(e.now().Add(time.Second))
-		return
-	}
-	for _, r := range o.promoted {
-		e.wake(r.Group)
-	}
-	if len(o.promoted) == promoteBatch || p.again {
+		if p.active {
+			p.wake.arm(e.clk, e.now().Add(time.Second), p.due)
+		}
+	case len(o.promoted) == promoteBatch || p.again:
 		p.again = false
-		e.startPromotion()
-		return
+		p.startLocked()
+	case p.active:
+		p.arming.Add(1)
+		go func() {
+			defer p.arming.Done()
+			p.arm(context.Background())
+		}()
 	}
-	if p.stopped || !e.running() {
-		return
-	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		e.armPromoter(context.Background())
-	}()
 }
+
+// notePending makes sure the promoter fires by at; a no-op on a server
+// that does not lead. Called with or without e.mu held.
+func (e *Engine) notePending(at time.Time) { e.promote.note(at) }
