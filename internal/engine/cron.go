@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
@@ -35,82 +36,103 @@ const cronBatch = 1000
 // it, it skips ahead to the newest slots (see dueSlots).
 const missCountCap = 20000
 
-// cronLoop is the leader's cron timer.
+// cronLoop is the leader's cron timer, a component with its own state and
+// lock, activated by a won term and deactivated when it is lost or the
+// engine stops. Lock order: the engine's lock may be held when calling
+// note or rearm; the loop never takes the engine's lock while holding its
+// own.
 type cronLoop struct {
+	e *Engine
+
+	mu       sync.Mutex
+	active   bool
 	wake     wakeTimer
 	inflight bool
 	again    bool
-	stopped  bool
 	// notBefore holds the next tick back after a tick found nothing due
 	// although a next fire time had passed: another server's transaction
 	// holds that job's row (SKIP LOCKED), and ticking again at once would
 	// spin until it commits.
 	notBefore time.Time
+	arming    sync.WaitGroup // arm goroutines in flight
 }
 
 // lockedJobBackoff is how long a tick that found nothing due waits.
 const lockedJobBackoff = 50 * time.Millisecond
 
-func (c *cronLoop) stop() {
-	c.stopped = true
+// activate starts the loop (a won term); arm then reads the first time.
+func (c *cronLoop) activate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.active = true
+}
+
+// deactivate stops it (a lost term, the engine stopping).
+func (c *cronLoop) deactivate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.active = false
 	c.wake.stop()
 }
 
-// armCron arms the cron timer from the store (on taking the lease, after a
+// arm arms the cron timer from the store (on taking the lease, after a
 // tick, when a job changed on another server).
-func (e *Engine) armCron(ctx context.Context) {
-	at, err := e.st.JobNextFire(ctx)
+func (c *cronLoop) arm(ctx context.Context) {
+	at, err := c.e.st.JobNextFire(ctx)
 	if err != nil {
-		e.log.Error("read next cron fire time", "err", err)
-		e.mu.Lock()
-		e.noteFire(e.now().Add(time.Second)) // try again rather than stall
-		e.mu.Unlock()
-		return
+		c.e.log.Error("read next cron fire time", "err", err)
+		at = c.e.now().Add(time.Second) // try again rather than stall
 	}
 	if !at.IsZero() {
-		e.mu.Lock()
-		e.noteFire(at)
-		e.mu.Unlock()
+		c.note(at)
 	}
 }
 
-// rearmCron re-reads the next fire time in the background. Called with
-// e.mu held.
-func (e *Engine) rearmCron() {
-	if e.cron.stopped || !e.running() || e.lead.term == 0 {
+// rearm re-reads the next fire time in the background.
+func (c *cronLoop) rearm() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rearmLocked()
+}
+
+func (c *cronLoop) rearmLocked() {
+	if !c.active {
 		return
 	}
-	e.wg.Add(1)
+	c.arming.Add(1)
 	go func() {
-		defer e.wg.Done()
-		e.armCron(context.Background())
+		defer c.arming.Done()
+		c.arm(context.Background())
 	}()
 }
 
-// noteFire makes sure a tick happens by at. Called with e.mu held.
-func (e *Engine) noteFire(at time.Time) {
-	c := &e.cron
-	if c.stopped || !e.running() || e.lead.term == 0 {
+// note makes sure a tick happens by at.
+func (c *cronLoop) note(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.noteLocked(at)
+}
+
+func (c *cronLoop) noteLocked(at time.Time) {
+	if !c.active {
 		return
 	}
 	if at.Before(c.notBefore) {
 		at = c.notBefore
 	}
-	c.wake.arm(e.clk, at, e.cronDue)
+	c.wake.arm(c.e.clk, at, c.due)
 }
 
-func (e *Engine) cronDue() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	due := e.cron.wake.fired()
-	e.startTick(due)
+func (c *cronLoop) due() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.startLocked(c.wake.fired())
 }
 
-// startTick queues one tick unless one is in flight; due is the fire time
-// the timer was armed for (zero: none). Called with e.mu held.
-func (e *Engine) startTick(due time.Time) {
-	c := &e.cron
-	if c.stopped || !e.running() || e.lead.term == 0 {
+// startLocked queues one tick unless one is in flight; due is the fire
+// time the timer was armed for (zero: none). Called with c.mu held.
+func (c *cronLoop) startLocked(due time.Time) {
+	if !c.active {
 		return
 	}
 	if c.inflight {
@@ -118,6 +140,7 @@ func (e *Engine) startTick(due time.Time) {
 		return
 	}
 	c.inflight = true
+	e := c.e
 	var fired int
 	o := &op{}
 	o.txfn = func(ctx context.Context, tx store.Tx) error {
@@ -125,34 +148,46 @@ func (e *Engine) startTick(due time.Time) {
 		fired, err = e.tick(ctx, tx, o, due)
 		return err
 	}
-	o.done = func(o *op) { e.ticked(o, fired) }
+	o.done = func(o *op) { c.ticked(o, fired) }
 	if !e.ops.push(o) {
 		c.inflight = false
 	}
 }
 
-func (e *Engine) ticked(o *op, jobs int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	c := &e.cron
+func (c *cronLoop) ticked(o *op, jobs int) {
+	e := c.e
+	if o.err == nil {
+		e.mu.Lock()
+		e.applyMade(o, "replaced by a newer slot")
+		e.mu.Unlock()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.inflight = false
 	if o.err != nil {
+		// Only when the engine stops (failed writes are retried).
 		e.log.Error("cron tick", "err", o.err)
-		e.noteFire(e.now().Add(time.Second))
+		c.noteLocked(e.now().Add(time.Second))
 		return
 	}
-	e.applyMade(o, "replaced by a newer slot")
 	c.notBefore = time.Time{}
 	if jobs == 0 {
 		c.notBefore = e.clk.Now().Add(lockedJobBackoff)
 	}
 	if jobs == cronBatch || c.again {
 		c.again = false
-		e.startTick(time.Time{})
+		c.startLocked(time.Time{})
 		return
 	}
-	e.rearmCron()
+	c.rearmLocked()
 }
+
+// noteFire makes sure a tick happens by at (leader only; a no-op
+// elsewhere). Called with or without e.mu held.
+func (e *Engine) noteFire(at time.Time) { e.cron.note(at) }
+
+// rearmCron re-reads the next fire time in the background.
+func (e *Engine) rearmCron() { e.cron.rearm() }
 
 // applyMade reacts to the runs a committed txfn created, queued or
 // cancelled. Called with e.mu held.

@@ -8,9 +8,10 @@
 // with goroutines of their own — the committer, the liveness monitor, the
 // reconciler — follow one lifecycle contract (lifecycle.go: Start, Stop,
 // one life each) and are started in dependency order and stopped in
-// reverse. The promoter owns its state and lock and is activated by a won
-// term. (The dispatcher, sessions, cron and feedback loops still share the
-// engine's lock; they are next to become components of their own.)
+// reverse. The promoter and the cron loop own their state and lock and are
+// activated by a won term. (The dispatcher, sessions and the feedback
+// deliverer still share the engine's lock; they are next to become
+// components of their own.)
 //
 //   - committer (committer.go): the only writer. State changes are queued
 //     as ops and applied in one store transaction per batch (group commit);
@@ -271,8 +272,8 @@ type Engine struct {
 	dispSeq    uint64               // dispatch counter for least-recent routing
 	rrSeq      uint64               // round-robin counter
 	state      lifecycle
-	promote    *promoter // promote.go
-	cron       cronLoop
+	promote    *promoter       // promote.go
+	cron       *cronLoop       // cron.go
 	feedback   feedback        // leader only: callback deliveries (feedback.go)
 	settling   map[string]int  // runs with a finish queued and not yet done (reconcile.go)
 	monitor    *monitor        // liveness (monitor.go)
@@ -326,6 +327,7 @@ func New(cfg Config) (*Engine, error) {
 	e.commits = newCommitter(e)
 	e.monitor = &monitor{e: e}
 	e.promote = &promoter{e: e}
+	e.cron = &cronLoop{e: e}
 	e.recon = &reconciler{e: e}
 	e.ops = e.commits.ops
 	e.liveCfg.Store(liveFromConfig(&e.cfg))
@@ -433,7 +435,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 			s.stopTimers()
 		}
 		e.promote.deactivate()
-		e.cron.stop()
+		e.cron.deactivate()
 		e.feedback.stop()
 		e.mu.Unlock()
 		if !started {
@@ -452,7 +454,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		e.resign(ctx, held > 0) // the committer still runs: leader loops may be mid-write
 		done := make(chan struct{})
-		go func() { e.commits.Stop(); e.wg.Wait(); e.promote.arming.Wait(); close(done) }()
+		go func() { e.commits.Stop(); e.wg.Wait(); e.promote.arming.Wait(); e.cron.arming.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():

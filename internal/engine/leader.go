@@ -122,15 +122,15 @@ func (e *Engine) becomeLeader(l store.Leader) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	e.lead.stopLoops = func() { cancel(); <-done }
-	e.cron.stopped = false
 	e.feedback.start()
 	e.promote.activate()
+	e.cron.activate()
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		defer close(done)
 		e.promote.arm(ctx)
-		e.armCron(ctx)
+		e.cron.arm(ctx)
 		e.armFeedback(ctx, time.Time{})
 		e.reapLoop(ctx)
 	}()
@@ -148,7 +148,7 @@ func (e *Engine) stepDown(why string) {
 		e.lead.timer = nil
 	}
 	e.promote.deactivate()
-	e.cron.stop()
+	e.cron.deactivate()
 	e.feedback.stop()
 	if stop := e.lead.stopLoops; stop != nil {
 		e.lead.stopLoops = nil
