@@ -42,9 +42,10 @@ type Session struct {
 	heartbeat    time.Duration  // the interval the worker was told at connect
 	ctl          sessionControl // remote control (control_workers.go)
 
-	// recent are the attempts this session reported last (oldest first),
-	// whose late log lines are still taken.
-	recent []RunRef
+	// recent are the attempts this session reported last (a ring; next is
+	// where the next one goes), whose late log lines are still taken.
+	recent     []RunRef
+	recentNext int
 	// logBytes are this session's log lines queued and not yet committed;
 	// Logs waits on logSpace while they exceed maxSessionLogBytes.
 	logBytes int
@@ -431,10 +432,12 @@ func jsonResult(b json.RawMessage) json.RawMessage {
 // remember notes an attempt the worker reported, for its late log lines.
 // Called with e.mu held.
 func (s *Session) remember(ref RunRef) {
-	if len(s.recent) == recentResults {
-		s.recent = append(s.recent[:0], s.recent[1:]...)
+	if len(s.recent) < recentResults {
+		s.recent = append(s.recent, ref)
+		return
 	}
-	s.recent = append(s.recent, ref)
+	s.recent[s.recentNext] = ref
+	s.recentNext = (s.recentNext + 1) % recentResults
 }
 
 // Close tells the engine the worker's stream ended. The worker becomes
