@@ -136,7 +136,9 @@ func openTest(t testing.TB) *postgres.Store { return openIn(t, freshSchema(t)) }
 
 func TestConformance(t *testing.T) {
 	needPostgres(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) }, storetest.Options{Notifies: true, ConcurrentTx: true})
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) }, storetest.Options{
+		Notifies: true, ConcurrentTx: true, LockRun: postgres.LockRun, Waiting: postgres.Waiting,
+	})
 }
 
 func withSchema(t testing.TB, raw, schema string) string {

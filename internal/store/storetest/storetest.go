@@ -55,6 +55,15 @@ type Options struct {
 	// what one open transaction holds against another (JobListDue skips
 	// the jobs another transaction listed; RunUnblockNext waits for them).
 	ConcurrentTx bool
+	// LockRun and Waiting let the suite put one transaction exactly inside
+	// another on a ConcurrentTx store (row locks): LockRun takes, in tx,
+	// the lock on run id that RunCancel takes before it changes anything
+	// (so a test can stop a cancel between its lock and its write, where a
+	// concurrent claim or promote may arrive); Waiting reports whether
+	// another transaction is waiting for a lock tx holds. The tests that
+	// need them are skipped on a ConcurrentTx store without them.
+	LockRun func(ctx context.Context, tx store.Tx, id string) error
+	Waiting func(ctx context.Context, tx store.Tx) (bool, error)
 }
 
 // Run runs the whole suite. open must return a new, empty store each time
@@ -86,6 +95,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"ClaimLimitAndEmpty", testClaimLimitAndEmpty},
 		{"ClaimManyTypes", testClaimManyTypes},
 		{"ClaimConcurrent", testClaimConcurrent},
+		{"CancelDuringClaim", func(t *testing.T, s store.Store) { testCancelDuring(t, s, opts, claimStep) }},
+		{"CancelDuringPromote", func(t *testing.T, s store.Store) { testCancelDuring(t, s, opts, promoteStep) }},
 		{"StartFencing", testStartFencing},
 		{"FinishFencing", testFinishFencing},
 		{"FinishBatch", testFinishBatch},
