@@ -124,6 +124,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"TxUnusableAfterReturn", testTxUnusableAfterReturn},
 		{"Closed", testClosed},
 		{"FencedByServer", testFencedByServer},
+		{"FencingMatrix", testFencingMatrix},
 		{"Adopt", testAdopt},
 		{"RequeueLost", testRequeueLost},
 		{"RequeueLostLimit", testRequeueLostLimit},
