@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -96,18 +98,33 @@ var (
 	pkgFailRE     = regexp.MustCompile(`(?m)^FAIL\s+(\S+)\s`)
 )
 
-// failedTest names the most specific failing test in go test's output, or
-// the failing package when no test is named (a TestMain, a leak check).
+// failedTest names the failing tests in go test's output — the most
+// specific ones (a subtest rather than its parent), the first and how many
+// more — or the failing package when no test is named (a TestMain, a leak
+// check).
 func failedTest(out []byte) string {
-	best := ""
+	var names []string
 	for _, m := range failRE.FindAllSubmatch(out, -1) {
-		name := string(m[1])
-		if strings.Count(name, "/") > strings.Count(best, "/") || best == "" {
-			best = name
+		names = append(names, string(m[1]))
+	}
+	var leaves []string
+	for _, n := range names {
+		leaf := true
+		for _, o := range names {
+			if strings.HasPrefix(o, n+"/") {
+				leaf = false
+				break
+			}
+		}
+		if leaf && !slices.Contains(leaves, n) {
+			leaves = append(leaves, n)
 		}
 	}
-	if best != "" {
-		return best
+	switch {
+	case len(leaves) == 1:
+		return leaves[0]
+	case len(leaves) > 1:
+		return fmt.Sprintf("%s (+%d more)", leaves[0], len(leaves)-1)
 	}
 	if m := pkgFailRE.FindSubmatch(out); m != nil {
 		return "FAIL " + string(m[1])

@@ -108,7 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 4*time.Minute, "per-mutant test timeout, unless the mutant sets its own (a hang past it is reported as timeout)")
 	fs.BoolVar(&o.baseline, "baseline", true, "first run each mutant's tests without the mutant; mutants whose tests fail then are errors")
 	fs.BoolVar(&o.keep, "keep", false, "keep the copy of the module (its path is printed)")
-	fs.BoolVar(&o.verbose, "v", false, "print the test output of mutants that survived or ended in an error")
+	fs.BoolVar(&o.verbose, "v", false, "print the end of each mutant's test output")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -111,6 +111,10 @@ func TestFailedTest(t *testing.T) {
 	if got := failedTest([]byte(out)); got != "TestA/sub" {
 		t.Errorf("got %q", got)
 	}
+	out += "--- FAIL: TestB (0.1s)\n--- FAIL: TestC (0.1s)\n    --- FAIL: TestC/x (0.0s)\n    --- FAIL: TestC/y (0.0s)\n"
+	if got := failedTest([]byte(out)); got != "TestA/sub (+3 more)" {
+		t.Errorf("got %q", got)
+	}
 	if got := failedTest([]byte("goleak: found leaks\nFAIL\texample.com/m\t0.2s\n")); got != "FAIL example.com/m" {
 		t.Errorf("got %q", got)
 	}

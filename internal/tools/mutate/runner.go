@@ -79,7 +79,7 @@ func runAll(ctx context.Context, root string, ms []Mutant, opts options, log io.
 			return results, err
 		}
 		fmt.Fprintf(log, "mutate: [%d/%d] %-28s %-15s %6s  %s\n", i+1, len(results), r.m.ID, r.outcome, r.took.Round(100*time.Millisecond), r.detail)
-		if opts.verbose && (r.outcome == survived || r.outcome.isError()) {
+		if opts.verbose {
 			fmt.Fprintf(log, "%s\n", tail(r.output, 40))
 		}
 	}
