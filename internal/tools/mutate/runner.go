@@ -38,7 +38,8 @@ type result struct {
 }
 
 // runAll copies the module at root, runs the baselines, then each mutant
-// in turn. It returns early, with the results so far, if ctx ends.
+// in turn. If ctx ends (an interrupt), the run in progress is killed and
+// the mutants not yet run are reported as interrupted.
 func runAll(ctx context.Context, root string, ms []Mutant, opts options, log io.Writer) ([]result, error) {
 	results := make([]result, len(ms))
 	applicable := 0
