@@ -186,7 +186,7 @@ func report(w io.Writer, results []result, min float64) int {
 	}
 	switch {
 	case errs > 0:
-		fmt.Fprintf(w, "%d mutants ended in an error (see above): fix the catalogue or the environment\n", errs)
+		fmt.Fprintf(w, "%d mutants ended in an error (does not apply, build error, baseline failed, or interrupted: see above)\n", errs)
 		return 2
 	case min > 0 && (judged == 0 || rate < min):
 		fmt.Fprintf(w, "kill rate %.1f%% is below -min %.1f%%\n", rate, min)
