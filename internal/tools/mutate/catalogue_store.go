@@ -104,14 +104,19 @@ var storeMutants = []Mutant{
 		Desc: "SQLite finish not fenced by attempt: a stale attempt's result overwrites the current one",
 	},
 	{
+		// The parameter numbers change with the statement's columns: the
+		// edit leaves the number's last digit in place ("attempt = ?11"
+		// becomes "attempt >= 0 AND ?11", true for any attempt).
 		ID: "sqlite-finish-callback-attempt", File: "internal/store/sqlite/callbacks.go",
-		Old: "WHERE id = ?9 AND attempt = ?10", New: "WHERE id = ?9 AND ?10 IS NOT NULL",
+		Old: "AND attempt = ?1", New: "AND attempt >= 0 AND ?1",
 		Pkgs: sqlitePkgs,
 		Desc: "SQLite finish of a run with a callback URL not fenced by attempt",
 	},
 	{
+		// As above: "server_id = ?12" becomes "0 < ?12", true for any server
+		// (SQLite orders numbers before text).
 		ID: "sqlite-finish-callback-server", File: "internal/store/sqlite/callbacks.go",
-		Old: "finishCallbackSQL + ` AND server_id = ?11`", New: "finishCallbackSQL + ` AND ?11 IS NOT NULL`",
+		Old: "finishCallbackSQL + ` AND server_id = ?1", New: "finishCallbackSQL + ` AND 0 < ?1",
 		Pkgs: sqlitePkgs,
 		Desc: "SQLite finish of a run with a callback URL not fenced by the holding server",
 	},
