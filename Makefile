@@ -39,6 +39,10 @@ test-faults: ## fault-injection suite: real processes killed, frozen, partitione
 test-short: ## fast tests without the race detector
 	$(GO) test -short -count=1 $(PKGS)
 
+.PHONY: mutate
+mutate: ## mutation testing: each catalogued mutant applied to a copy of the module, its tests run, the kill rate printed (MUTATE_FLAGS='-run ^cron- -min 80')
+	$(GO) run ./internal/tools/mutate $(MUTATE_FLAGS)
+
 .PHONY: bench
 bench: ## pluto bench (burndown 50k and steady 1000/s) + Go micro-benchmarks
 	$(GO) run ./cmd/pluto bench --runs 50000

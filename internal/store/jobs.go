@@ -7,7 +7,7 @@ import (
 )
 
 // Misfire policies: what a job does with slots missed while no leader
-// fired them (DESIGN §8).
+// fired them (docs/scheduling.md).
 const (
 	MisfireSkip = "skip" // record missed slots as skipped runs; fire the next one
 	MisfireOnce = "once" // fire one run now for the newest missed slot; record the rest as skipped

@@ -27,7 +27,10 @@ import (
 // of their own that drains, so that the queue policy releases them.
 func TestSideTablesConsistent(t *testing.T) {
 	s := openInternal(t)
-	ctx := context.Background()
+	// Bounds every transaction, so that a store that blocks fails the test
+	// (below) instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	jobs := []string{"", "", "j0", "j1", "q0", "j2", "q1"}
 	if err := s.Tx(ctx, func(tx store.Tx) error {
@@ -226,7 +229,13 @@ func TestSideTablesConsistent(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3*time.Minute + 10*time.Second):
+		t.Fatal("the workers did not finish within 3 minutes")
+	}
 	checkSideTables(t, s)
 	t.Logf("%d runs unblocked", unblocked.Load())
 	var delivered, failed, pendingCB, callbackRows int

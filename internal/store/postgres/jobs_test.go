@@ -59,36 +59,52 @@ func TestRunsIndexesHOTOnly(t *testing.T) {
 
 // TestInsertSlotConcurrent: an insert into a slot another open
 // transaction just took waits for it, then returns its run as existing
-// when it commits, or inserts when it rolls back.
+// when it commits, or inserts when it rolls back. Every wait is bounded:
+// when slots are not unique the second insert does not wait at all, and
+// the test must say so rather than hang.
 func TestInsertSlotConcurrent(t *testing.T) {
 	s := openInternal(t)
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	mk := func(id string, lt time.Time) store.RunInsertParams {
 		return store.RunInsertParams{ID: id, Job: "j", Type: "t", Group: "g", Status: store.StatusQueued, LogicalTime: lt, Now: t0}
 	}
+	type outcome struct {
+		res store.RunInsertResult
+		err error
+	}
 	for _, commit := range []bool{true, false} {
 		lt := t0.Add(time.Duration(len(strconv.FormatBool(commit))) * time.Minute) // a slot per case
 		first, second := fmt.Sprintf("first-%v", commit), fmt.Sprintf("second-%v", commit)
-		res := make(chan store.RunInsertResult, 1)
-		errc := make(chan error, 1)
+		// One channel carries the second transaction's whole outcome, sent
+		// once after it returned: whoever receives it keeps it.
+		done := make(chan outcome, 1)
+		var (
+			got      outcome
+			received bool
+		)
 		errBack := errors.New("roll back")
 		err := s.Tx(ctx, func(tx store.Tx) error {
 			if _, err := tx.RunInsert(ctx, []store.RunInsertParams{mk(first, lt)}); err != nil {
 				return err
 			}
 			go func() {
-				errc <- s.Tx(ctx, func(tx store.Tx) error {
+				var o outcome
+				o.err = s.Tx(ctx, func(tx store.Tx) error {
 					r, err := tx.RunInsert(ctx, []store.RunInsertParams{mk(second, lt)})
 					if err == nil {
-						res <- r[0]
+						o.res = r[0]
 					}
 					return err
 				})
+				done <- o
 			}()
 			select {
-			case r := <-res:
-				t.Errorf("commit=%v: the second insert returned %+v while the first was open", commit, r)
+			case got = <-done:
+				received = true
+				t.Errorf("commit=%v: the second insert returned (%s existing=%v, err %v) while the first transaction held the slot; it must wait",
+					commit, runIDOf(got.res), got.res.Existing, got.err)
 			case <-time.After(200 * time.Millisecond):
 			}
 			if !commit {
@@ -99,18 +115,33 @@ func TestInsertSlotConcurrent(t *testing.T) {
 		if commit && err != nil || !commit && !errors.Is(err, errBack) {
 			t.Fatalf("commit=%v: first Tx: %v", commit, err)
 		}
-		if err := <-errc; err != nil {
-			t.Fatalf("commit=%v: second Tx: %v", commit, err)
+		if !received {
+			select {
+			case got = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("commit=%v: the second insert did not return within 20s of the first transaction's end", commit)
+			}
 		}
-		r := <-res
+		if got.err != nil {
+			t.Fatalf("commit=%v: second Tx: %v", commit, got.err)
+		}
+		r := got.res
 		switch {
 		case commit && (!r.Existing || r.Run.ID != first):
-			t.Errorf("after the first committed: got %s existing=%v, want existing %s", r.Run.ID, r.Existing, first)
+			t.Errorf("after the first committed: got %s existing=%v, want existing %s", runIDOf(r), r.Existing, first)
 		case !commit && (r.Existing || r.Run.ID != second):
-			t.Errorf("after the first rolled back: got %s existing=%v, want %s inserted", r.Run.ID, r.Existing, second)
+			t.Errorf("after the first rolled back: got %s existing=%v, want %s inserted", runIDOf(r), r.Existing, second)
 		}
 	}
 	checkSideTables(t, s)
+}
+
+// runIDOf names the run of an insert result, or says there is none.
+func runIDOf(r store.RunInsertResult) string {
+	if r.Run == nil {
+		return "no run"
+	}
+	return r.Run.ID
 }
 
 // TestInsertDuplicateID: a run whose ID is taken, in a batch that takes

@@ -134,9 +134,37 @@ func openIn(t testing.TB, schema string) *postgres.Store {
 
 func openTest(t testing.TB) *postgres.Store { return openIn(t, freshSchema(t)) }
 
+// waitLimit bounds every wait of these tests: a broken store must fail a
+// test with a message, not hang it.
+const waitLimit = 30 * time.Second
+
+// recv returns the next value from ch, or fails the test if none comes
+// within waitLimit.
+func recv[T any](t testing.TB, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitLimit):
+		t.Fatalf("%s: nothing within %v", what, waitLimit)
+		var zero T
+		return zero
+	}
+}
+
+// waitGroup waits for wg, or fails the test if it takes over waitLimit.
+func waitGroup(t testing.TB, what string, wg *sync.WaitGroup) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	recv(t, what, done)
+}
+
 func TestConformance(t *testing.T) {
 	needPostgres(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) }, storetest.Options{Notifies: true, ConcurrentTx: true})
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) }, storetest.Options{
+		Notifies: true, ConcurrentTx: true, LockRun: postgres.LockRun, Waiting: postgres.Waiting,
+	})
 }
 
 func withSchema(t testing.TB, raw, schema string) string {
@@ -251,7 +279,7 @@ func TestConcurrentOpen(t *testing.T) {
 			stores[i], errs[i] = postgres.Open(context.Background(), testURL, postgres.Options{Schema: schema})
 		}()
 	}
-	wg.Wait()
+	waitGroup(t, "concurrent opens", &wg)
 	for i, s := range stores {
 		if errs[i] != nil {
 			t.Errorf("Open %d: %v", i, errs[i])
@@ -288,7 +316,7 @@ func TestSchemasAreIsolated(t *testing.T) {
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- b.Listen(lctx, func(n store.Notification) { heardB <- n }) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); recv(t, "Listen after cancel", done) }()
 	waitHeard(t, b, heardB)
 	if err := a.Tx(ctx, func(tx store.Tx) error {
 		if _, err := tx.RunInsert(ctx, []store.RunInsertParams{{ID: "r1", Type: "t", Group: "g", Status: store.StatusQueued}}); err != nil {
@@ -352,7 +380,7 @@ func TestTwoServers(t *testing.T) {
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- b.Listen(lctx, func(n store.Notification) { heard <- n }) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); recv(t, "Listen after cancel", done) }()
 	waitHeard(t, b, heard)
 
 	const n = 3000
@@ -371,7 +399,7 @@ func TestTwoServers(t *testing.T) {
 	select {
 	case got := <-heard:
 		for got.Topic == "probe" {
-			got = <-heard
+			got = recv(t, "a's notification after the probes", heard)
 		}
 		if got != (store.Notification{Topic: store.TopicQueued, Payload: "g"}) {
 			t.Errorf("b heard %+v", got)
@@ -385,16 +413,22 @@ func TestTwoServers(t *testing.T) {
 		seen = map[string]string{}
 		wg   sync.WaitGroup
 	)
+	cctx, ccancel := context.WithTimeout(ctx, waitLimit)
+	defer ccancel()
 	for i, s := range []*postgres.Store{a, b, a, b, a, b} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			server := []string{"srv-a", "srv-b"}[i%2]
-			for {
+			for round := 0; ; round++ {
+				if round > n {
+					t.Errorf("%s: still claiming after %d claims of %d runs", server, round, n)
+					return
+				}
 				var got []*store.Run
-				err := s.Tx(ctx, func(tx store.Tx) error {
+				err := s.Tx(cctx, func(tx store.Tx) error {
 					var err error
-					got, err = tx.RunClaim(ctx, store.RunClaimParams{Group: "g", Types: []string{"t"}, Limit: 37, ServerID: server, Now: time.Now()})
+					got, err = tx.RunClaim(cctx, store.RunClaimParams{Group: "g", Types: []string{"t"}, Limit: 37, ServerID: server, Now: time.Now()})
 					return err
 				})
 				if err != nil {
@@ -415,7 +449,7 @@ func TestTwoServers(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	waitGroup(t, "claimers", &wg)
 	if len(seen) != n {
 		t.Errorf("%d runs claimed, want %d", len(seen), n)
 	}
@@ -476,7 +510,7 @@ func TestListenConnectionLost(t *testing.T) {
 	go func() { done <- s.Listen(lctx, func(n store.Notification) { heard <- n }) }()
 	waitHeard(t, s, heard)
 	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
+	if err := recv(t, "Listen after cancel", done); !errors.Is(err, context.Canceled) {
 		t.Errorf("Listen after cancel: %v", err)
 	}
 }
@@ -523,6 +557,8 @@ func TestCloseWaitsForTx(t *testing.T) {
 	case <-inside:
 	case err := <-done:
 		t.Fatalf("Tx: %v", err)
+	case <-time.After(waitLimit):
+		t.Fatalf("the Tx did not get going within %v", waitLimit)
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
@@ -532,10 +568,10 @@ func TestCloseWaitsForTx(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	close(release)
-	if err := <-done; err != nil {
+	if err := recv(t, "the held Tx", done); err != nil {
 		t.Errorf("Tx: %v", err)
 	}
-	if err := <-closed; err != nil {
+	if err := recv(t, "Close", closed); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 	s2 := openIn(t, schema)

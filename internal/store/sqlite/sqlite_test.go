@@ -134,7 +134,7 @@ func TestTxWaitsForWriter(t *testing.T) {
 			return nil
 		})
 	}()
-	<-inside
+	recv(t, "the first Tx", inside)
 
 	// Reads go to the reader pool and see the last commit.
 	if _, err := s.RunGet(ctx, "before"); err != nil {
@@ -159,7 +159,7 @@ func TestTxWaitsForWriter(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	closed := make(chan error)
 	go func() { closed <- s.Close() }()
-	if err := <-waiter; !errors.Is(err, store.ErrClosed) {
+	if err := recv(t, "the waiting Tx", waiter); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("Tx waiting when Close started: %v, want ErrClosed", err)
 	}
 	select {
@@ -168,10 +168,10 @@ func TestTxWaitsForWriter(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	close(release)
-	if err := <-done; err != nil {
+	if err := recv(t, "the held Tx", done); err != nil {
 		t.Errorf("held Tx: %v", err)
 	}
-	if err := <-closed; err != nil {
+	if err := recv(t, "Close", closed); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 }
@@ -244,4 +244,18 @@ func TestOpenLocksTheDatabase(t *testing.T) {
 		t.Fatalf("Open after Close: %v", err)
 	}
 	b.Close()
+}
+
+// recv returns the next value from ch, or fails the test if none comes
+// within 30 s: a broken store must fail a test, not hang it.
+func recv[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: nothing within 30s", what)
+		var zero T
+		return zero
+	}
 }

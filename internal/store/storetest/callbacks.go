@@ -368,14 +368,21 @@ func testCallbackListDueConcurrent(t *testing.T, s store.Store) {
 		err error
 	}
 	out := make(chan result, 4)
+	dctx := deadlineCtx(t)
 	for range 4 {
 		go func() {
 			var r result
-			for {
+			for i := 0; ; i++ {
+				if i > n {
+					// Each claim of a due delivery leases it past now: more
+					// claims than deliveries means claimed ones stay due.
+					r.err = fmt.Errorf("still claiming after %d claims of %d deliveries", i, n)
+					break
+				}
 				var got []*store.Run
-				err := s.Tx(ctx, func(tx store.Tx) error {
+				err := s.Tx(dctx, func(tx store.Tx) error {
 					var err error
-					got, err = tx.CallbackListDue(ctx, store.CallbackListDueParams{Now: now, LeaseUntil: lease, Limit: 3})
+					got, err = tx.CallbackListDue(dctx, store.CallbackListDueParams{Now: now, LeaseUntil: lease, Limit: 3})
 					return err
 				})
 				if err != nil {
@@ -392,7 +399,7 @@ func testCallbackListDueConcurrent(t *testing.T, s store.Store) {
 	}
 	seen := map[string]int{}
 	for range 4 {
-		r := <-out
+		r := receive(t, "a claimer's deliveries", out)
 		if r.err != nil {
 			t.Fatalf("CallbackListDue: %v", r.err)
 		}

@@ -162,6 +162,7 @@ func testClaimConcurrent(t *testing.T, s store.Store) {
 		mu   sync.Mutex
 		seen = make(map[string]int)
 		wg   sync.WaitGroup
+		dctx = deadlineCtx(t)
 	)
 	for c := range claimers {
 		wg.Add(1)
@@ -169,10 +170,16 @@ func testClaimConcurrent(t *testing.T, s store.Store) {
 			defer wg.Done()
 			server := fmt.Sprintf("srv-%d", c)
 			for i := 0; ; i++ {
+				if i > n {
+					// Every claim of a non-empty queue takes a run: this one
+					// never drains (claimed runs stay claimable?).
+					t.Errorf("claimer %d: still getting runs after %d claims of %d runs", c, i, n)
+					return
+				}
 				var got []*store.Run
-				err := s.Tx(ctx, func(tx store.Tx) error {
+				err := s.Tx(dctx, func(tx store.Tx) error {
 					var err error
-					got, err = tx.RunClaim(ctx, store.RunClaimParams{
+					got, err = tx.RunClaim(dctx, store.RunClaimParams{
 						Group: "g", Types: []string{"t"}, Limit: 1 + (c+i)%29, ServerID: server, Now: t0,
 					})
 					return err
@@ -195,7 +202,7 @@ func testClaimConcurrent(t *testing.T, s store.Store) {
 			}
 		}()
 	}
-	wg.Wait()
+	waitAll(t, "claimers", &wg)
 	if len(seen) != n {
 		t.Errorf("%d distinct runs claimed, want %d", len(seen), n)
 	}

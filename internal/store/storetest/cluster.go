@@ -364,6 +364,7 @@ func testLeaderConcurrent(t *testing.T, s store.Store) {
 		winners = map[int64]map[string]bool{} // term → servers that held it
 		maxTerm int64
 		wg      sync.WaitGroup
+		dctx    = deadlineCtx(t)
 	)
 	for i := range servers {
 		wg.Add(1)
@@ -372,7 +373,7 @@ func testLeaderConcurrent(t *testing.T, s store.Store) {
 			id := fmt.Sprintf("srv-%d", i)
 			for r := range rounds {
 				now := t0.Add(time.Duration(clock.Add(1)) * step)
-				l, err := s.LeaderElect(ctx, store.LeaderElectParams{ServerID: id, TTL: ttl, Now: now})
+				l, err := s.LeaderElect(dctx, store.LeaderElectParams{ServerID: id, TTL: ttl, Now: now})
 				if err != nil {
 					t.Errorf("%s round %d: %v", id, r, err)
 					return
@@ -395,7 +396,7 @@ func testLeaderConcurrent(t *testing.T, s store.Store) {
 			}
 		}()
 	}
-	wg.Wait()
+	waitAll(t, "electing servers", &wg)
 	for term, ws := range winners {
 		if len(ws) != 1 {
 			t.Errorf("term %d held by %d servers: %v", term, len(ws), ws)

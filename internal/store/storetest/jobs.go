@@ -461,21 +461,26 @@ func testJobListDueConcurrent(t *testing.T, s store.Store) {
 		mu   sync.Mutex
 		seen = make(map[string]int)
 		wg   sync.WaitGroup
+		dctx = deadlineCtx(t)
 	)
 	for c := range tickers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; ; i++ {
+				if i > n {
+					t.Errorf("ticker %d: still listing due jobs after %d ticks over %d jobs (advanced jobs stay due?)", c, i, n)
+					return
+				}
 				var got []*store.Job
-				err := s.Tx(ctx, func(tx store.Tx) error {
+				err := s.Tx(dctx, func(tx store.Tx) error {
 					var err error
-					got, err = tx.JobListDue(ctx, store.JobListDueParams{Now: t0, Limit: 1 + (c+i)%4})
+					got, err = tx.JobListDue(dctx, store.JobListDueParams{Now: t0, Limit: 1 + (c+i)%4})
 					if err != nil {
 						return err
 					}
 					for _, j := range got {
-						ok, err := tx.JobAdvance(ctx, []store.JobAdvanceParams{{Name: j.Name, From: j.NextFire, Now: t0}})
+						ok, err := tx.JobAdvance(dctx, []store.JobAdvanceParams{{Name: j.Name, From: j.NextFire, Now: t0}})
 						if err != nil {
 							return err
 						}
@@ -500,7 +505,7 @@ func testJobListDueConcurrent(t *testing.T, s store.Store) {
 			}
 		}()
 	}
-	wg.Wait()
+	waitAll(t, "tickers", &wg)
 	if len(seen) != n {
 		t.Errorf("%d distinct jobs listed, want %d", len(seen), n)
 	}
@@ -529,11 +534,12 @@ func testJobListDueHeld(t *testing.T, s store.Store, opts Options) {
 		names []string
 		err   error
 	}
+	dctx := deadlineCtx(t)
 	// tick lists what is due and advances it, in its own transaction.
 	tick := func(limit int, hold func()) listing {
 		var l listing
-		l.err = s.Tx(ctx, func(tx store.Tx) error {
-			due, err := tx.JobListDue(ctx, store.JobListDueParams{Now: t0, Limit: limit})
+		l.err = s.Tx(dctx, func(tx store.Tx) error {
+			due, err := tx.JobListDue(dctx, store.JobListDueParams{Now: t0, Limit: limit})
 			if err != nil {
 				return err
 			}
@@ -545,7 +551,7 @@ func testJobListDueHeld(t *testing.T, s store.Store, opts Options) {
 			for i, j := range due {
 				ps[i] = store.JobAdvanceParams{Name: j.Name, From: j.NextFire, Now: t0}
 			}
-			ok, err := tx.JobAdvance(ctx, ps)
+			ok, err := tx.JobAdvance(dctx, ps)
 			if err != nil {
 				return err
 			}
@@ -566,11 +572,11 @@ func testJobListDueHeld(t *testing.T, s store.Store, opts Options) {
 		select {
 		case l := <-second:
 			second <- l
-		case <-time.After(30 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Error("JobListDue waited for rows another transaction holds; it must skip them")
 		}
 	})
-	b := <-second
+	b := receive(t, "the second tick", second)
 	if first.err != nil || b.err != nil {
 		t.Fatalf("ticks: %v; %v", first.err, b.err)
 	}
@@ -594,8 +600,8 @@ func testJobListDueHeld(t *testing.T, s store.Store, opts Options) {
 		}
 		diffJobNames(t, "tick holding q", []string{"q"}, due)
 		go func() {
-			unblocked <- s.Tx(ctx, func(tx store.Tx) error {
-				_, err := tx.RunUnblockNext(ctx, "q", t0)
+			unblocked <- s.Tx(dctx, func(tx store.Tx) error {
+				_, err := tx.RunUnblockNext(dctx, "q", t0)
 				return err
 			})
 		}()
@@ -607,7 +613,7 @@ func testJobListDueHeld(t *testing.T, s store.Store, opts Options) {
 		}
 		return nil
 	})
-	if err := <-unblocked; err != nil {
+	if err := receive(t, "RunUnblockNext", unblocked); err != nil {
 		t.Errorf("RunUnblockNext: %v", err)
 	}
 	if r := get(t, s, "blocked"); r.Status != store.StatusQueued {

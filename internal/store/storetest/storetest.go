@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,6 +55,15 @@ type Options struct {
 	// what one open transaction holds against another (JobListDue skips
 	// the jobs another transaction listed; RunUnblockNext waits for them).
 	ConcurrentTx bool
+	// LockRun and Waiting let the suite put one transaction exactly inside
+	// another on a ConcurrentTx store (row locks): LockRun takes, in tx,
+	// the lock on run id that RunCancel takes before it changes anything
+	// (so a test can stop a cancel between its lock and its write, where a
+	// concurrent claim or promote may arrive); Waiting reports whether
+	// another transaction is waiting for a lock tx holds. The tests that
+	// need them are skipped on a ConcurrentTx store without them.
+	LockRun func(ctx context.Context, tx store.Tx, id string) error
+	Waiting func(ctx context.Context, tx store.Tx) (bool, error)
 }
 
 // Run runs the whole suite. open must return a new, empty store each time
@@ -85,6 +95,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"ClaimLimitAndEmpty", testClaimLimitAndEmpty},
 		{"ClaimManyTypes", testClaimManyTypes},
 		{"ClaimConcurrent", testClaimConcurrent},
+		{"CancelDuringClaim", func(t *testing.T, s store.Store) { testCancelDuring(t, s, opts, claimStep) }},
+		{"CancelDuringPromote", func(t *testing.T, s store.Store) { testCancelDuring(t, s, opts, promoteStep) }},
 		{"StartFencing", testStartFencing},
 		{"FinishFencing", testFinishFencing},
 		{"FinishBatch", testFinishBatch},
@@ -113,6 +125,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"TxUnusableAfterReturn", testTxUnusableAfterReturn},
 		{"Closed", testClosed},
 		{"FencedByServer", testFencedByServer},
+		{"FencingMatrix", testFencingMatrix},
 		{"Adopt", testAdopt},
 		{"RequeueLost", testRequeueLost},
 		{"RequeueLostLimit", testRequeueLostLimit},
@@ -162,6 +175,53 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 var t0 = time.Date(2026, 11, 21, 10, 30, 0, 123456000, time.FixedZone("CST", 8*3600))
 
 var ctx = context.Background()
+
+// Bounded waits. A test with goroutines must fail, not hang, when a broken
+// backend makes one of them block on a lock or loop forever: its store
+// calls take a context that ends after concurrentTimeout, and the test waits
+// for the goroutines at most concurrentTimeout+waitGrace (the grace lets a
+// call that honours its context return on its own, so the store can close).
+const (
+	concurrentTimeout = 30 * time.Second
+	waitGrace         = 10 * time.Second
+)
+
+// deadlineCtx is the context of a concurrent test's store calls.
+func deadlineCtx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), concurrentTimeout)
+	t.Cleanup(cancel)
+	return c
+}
+
+// waitAll waits for wg and fails the test at once if it takes longer than
+// a concurrent test may.
+func waitAll(t *testing.T, what string, wg *sync.WaitGroup) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(concurrentTimeout + waitGrace):
+		t.Fatalf("%s: still running after %v (blocked on a lock, or looping?)", what, concurrentTimeout+waitGrace)
+	}
+}
+
+// receive returns the next value from ch, failing the test at once if none
+// comes within the time a concurrent test may take.
+func receive[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(concurrentTimeout + waitGrace):
+		t.Fatalf("%s: nothing received within %v", what, concurrentTimeout+waitGrace)
+		var zero T
+		return zero
+	}
+}
 
 // cmpRun compares runs: times with Equal (go-cmp's default for types with
 // an Equal method), JSON by value.
