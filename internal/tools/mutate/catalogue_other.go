@@ -57,7 +57,7 @@ var otherMutants = []Mutant{
 	},
 	{
 		ID: "engine-cancel-dispatched", File: "internal/engine/control.go",
-		Old: "f.session.conn.Cancel(f.ref(), reason)", New: "if res.Prev == store.StatusRunning { f.session.conn.Cancel(f.ref(), reason) }",
+		Old: "\t\t\te.cancelOnWorker(f, reason)", New: "\t\t\tif f.started { e.cancelOnWorker(f, reason) }",
 		Pkgs: enginePkgs,
 		Desc: "a cancel of a dispatched, not yet started run is never told to the worker (Engine.cancelled)",
 	},
@@ -87,19 +87,19 @@ var otherMutants = []Mutant{
 	},
 	{
 		ID: "engine-claim-sizing", File: "internal/engine/dispatch.go",
-		Old: "free -= g.ready.Len()", New: "free -= 0",
+		Old: "if slices.Contains(c.Types, f.typ) {\n\t\t\t\tc.Limit--", New: "if false {\n\t\t\t\tc.Limit--",
 		Pkgs: enginePkgs,
 		Desc: "claims ignore the runs already waiting in the ready queue: runs are claimed that no worker can take",
 	},
 	{
 		ID: "engine-claim-limit", File: "internal/engine/dispatch.go",
-		Old: "Limit: min(free, e.cfg.ClaimBatch)", New: "Limit: e.cfg.ClaimBatch",
+		Old: "c.Limit, c.Now = min(c.Limit, e.cfg.ClaimBatch), now", New: "c.Limit, c.Now = e.cfg.ClaimBatch, now",
 		Pkgs: enginePkgs,
 		Desc: "a claim takes a full batch whatever the free credits",
 	},
 	{
-		ID: "engine-claim-short", File: "internal/engine/dispatch.go",
-		Old: "if len(o.claimed) < o.claim.Limit &&", New: "if len(o.claimed) <= o.claim.Limit &&",
+		ID: "engine-claim-short", File: "internal/engine/committer.go",
+		Old: "o.short = o.short && len(got) < c.Limit", New: "o.short = o.short && len(got) <= c.Limit",
 		Pkgs: enginePkgs,
 		Desc: "a full claim clears may-have-work: queued runs wait for the next event",
 	},
@@ -187,7 +187,7 @@ var otherMutants = []Mutant{
 	},
 	{
 		ID: "worker-line-cap", File: "worker/run.go",
-		Old: "for len(line) > maxLineBytes {", New: "for len(line) >= maxLineBytes {",
+		Old: "\tfor len(line) > size {\n\t\tcut := runeCut(line, size)", New: "\tfor len(line) >= size {\n\t\tcut := runeCut(line, size)",
 		Pkgs: workerPkgs,
 		Desc: "a line of exactly maxLineBytes is followed by an empty line",
 	},
