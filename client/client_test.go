@@ -603,7 +603,7 @@ func TestRunJSON(t *testing.T) {
 		t.Errorf("marshal:\n got %s\nwant %s", b, want)
 	}
 
-	// DESIGN §12's example (with nulls and a missing field) decodes.
+	// The documented run example (with nulls and a missing field) decodes.
 	design := `{"id": "r_01J", "job": "nightly-report", "parent_id": null, "shard": null,
 	 "type": "shell", "group": "default", "payload": {"cmd": "echo hi"},
 	 "priority": 0, "status": "succeeded", "attempt": 1, "max_attempts": 3,

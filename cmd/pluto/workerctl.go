@@ -1,6 +1,6 @@
 package main
 
-// Remote control of workers (DESIGN §12):
+// Remote control of workers:
 //
 //	pluto worker get ID
 //	pluto worker drain|resume|shutdown|restart ID

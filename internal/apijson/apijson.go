@@ -1,4 +1,4 @@
-// Package apijson defines the JSON shapes of Pluto's HTTP API (DESIGN §12)
+// Package apijson defines the JSON shapes of Pluto's HTTP API (docs/api.md)
 // in one place: the server encodes them and the CLI decodes them. Field
 // names are part of the public contract.
 package apijson
@@ -28,7 +28,7 @@ type Run struct {
 	WorkerID    *string         `json:"worker_id"`
 	Result      json.RawMessage `json:"result"`
 	Error       *string         `json:"error"`
-	// Additions to DESIGN §12: the run's timeout as a Go duration string
+	// Beyond the original contract: the run's timeout as a Go duration string
 	// (null: none) and its routing strategy (null: the default).
 	Timeout *string `json:"timeout"`
 	Routing *string `json:"routing"`
@@ -49,7 +49,7 @@ type Callback struct {
 	DeliveredAt *string `json:"delivered_at"`
 }
 
-// Worker is a connected worker (DESIGN §12: exactly these fields).
+// Worker is a connected worker.
 type Worker struct {
 	ID            string   `json:"id"`
 	Group         string   `json:"group"`
@@ -63,7 +63,7 @@ type Worker struct {
 	ConnectedAt   *string  `json:"connected_at"`
 	LastHeartbeat *string  `json:"last_heartbeat"`
 	Server        string   `json:"server"`
-	// Additions to DESIGN §12 (remote control): draining — the worker
+	// Beyond the original contract (remote control): draining — the worker
 	// takes no new runs (drained, or it announced a window of zero);
 	// leaving — it was told to shut down or restart; commands — the
 	// remote commands it answers (POST /workers/{id}/command).
@@ -130,7 +130,7 @@ type ClusterServer struct {
 }
 
 // Job is a job definition as the API shows it and takes (PUT
-// /api/v1/jobs/{name}). DESIGN §12's fields plus misfire_max, version,
+// /api/v1/jobs/{name}): the documented fields plus misfire_max, version,
 // created_at and updated_at. On input the read-only fields (next_fire,
 // version, created_at, updated_at) are accepted and ignored, so what GET
 // answers can be PUT back. timeout is a Go duration string (null: none);

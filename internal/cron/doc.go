@@ -1,5 +1,5 @@
 // Package cron parses cron expressions and computes their fire times in a
-// job's time zone (DESIGN §8).
+// job's time zone.
 //
 //	s, err := cron.ParseIn("0 15 10 ? * 6L", loc) // 10:15 on the last Friday of every month
 //	next := s.Next(time.Now())                    // strictly after; zero time: never again
@@ -50,7 +50,7 @@
 // @every D fires at the instants that are whole multiples of D since
 // 1970-01-01T00:00:00Z: aligned on the Unix epoch, not on the time the job
 // was created or last fired. Every server, restart and retry therefore
-// computes the same slots (DESIGN §8: one fire per (job, logical time)),
+// computes the same slots (one fire per (job, logical time)),
 // and "@every 1h" fires on the hour. The time zone plays no part, so DST
 // does not stretch or shrink the interval; "@every 24h" fires at midnight
 // UTC, while "@daily" fires at midnight in the job's zone.
@@ -100,7 +100,7 @@
 //
 // # Why our own parser
 //
-// DESIGN §13 suggests github.com/reugn/go-quartz v0.15.x. Version v0.15.2,
+// The obvious library is github.com/reugn/go-quartz. Version v0.15.2,
 // checked against the cases above, gets several wrong: "0 30 2 * * ?" in
 // America/New_York fires at 01:30 EST on the spring-forward day (a wall
 // time that does not match), "0 0 * * * ?" skips a real hour on fall-back

@@ -1,6 +1,6 @@
 package engine
 
-// Remote control of workers (DESIGN §12: pluto worker drain|resume|
+// Remote control of workers (pluto worker drain|resume|
 // shutdown|restart, POST /workers/{id}/{drain|resume|shutdown|restart|
 // command}, POST /groups/{group}/command). The master–slave "command
 // pattern": the server sends a named command with JSON arguments on the

@@ -613,7 +613,7 @@ func TestClientSvcWaitNotFound(t *testing.T) {
 // TestClientSvcWithSDK runs the adapter behind real gRPC and talks to it
 // with the public client SDK: errors decode to the SDK's sentinels and
 // field errors, and a run seen through gRPC equals the same run fetched
-// from the HTTP API (the JSON contract of DESIGN §12).
+// from the HTTP API (the JSON contract of docs/api.md).
 func TestClientSvcWithSDK(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 8, 0, 0, 123_000_000, time.UTC)
 	shard := 2

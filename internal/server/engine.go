@@ -27,7 +27,7 @@ type Engine interface {
 	// Ready reports whether the engine has started and its store answers.
 	Ready(ctx context.Context) error
 
-	// Jobs (DESIGN §8). Invalid definitions are *engine.FieldError; an
+	// Jobs (docs/scheduling.md). Invalid definitions are *engine.FieldError; an
 	// unknown job is store.ErrNotFound.
 	JobPut(ctx context.Context, j store.Job) (saved *store.Job, created bool, err error)
 	JobGet(ctx context.Context, name string) (*store.Job, error)

@@ -1,6 +1,6 @@
 package server
 
-// The HTTP JSON API (DESIGN §12), a thin adapter over Engine:
+// The HTTP JSON API (docs/api.md), a thin adapter over Engine:
 //
 //	POST /api/v1/runs                 submit one run ({…}) or a batch ({"runs": […]})
 //	GET  /api/v1/runs                 list (status, group, job, limit, cursor)

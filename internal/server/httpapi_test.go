@@ -669,7 +669,7 @@ func TestHTTPWorkers(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	// DESIGN §12's fields plus the remote-control additions (commands, draining, leaving).
+	// The documented fields plus the remote-control additions (commands, draining, leaving).
 	if fmt.Sprint(keys) != "[capacity commands connected_at cpu draining group handlers id last_heartbeat leaving mem_bytes running server state version]" {
 		t.Errorf("worker keys %v", keys)
 	}

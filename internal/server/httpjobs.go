@@ -1,6 +1,6 @@
 package server
 
-// The jobs endpoints of the HTTP JSON API (DESIGN §8, §12):
+// The jobs endpoints of the HTTP JSON API (docs/api.md, docs/scheduling.md):
 //
 //	PUT    /api/v1/jobs/{name}          create (201) or replace (200) a job
 //	GET    /api/v1/jobs                 every job, by name

@@ -20,7 +20,7 @@ type (
 	errorBody       = apijson.ErrorBody
 )
 
-// JSON shapes of the HTTP API (DESIGN §12). Field names are part of the
+// JSON shapes of the HTTP API (docs/api.md). Field names are part of the
 // contract: the CLI, the console and user scripts read them.
 
 // statusJSON is the body of /healthz and /readyz.

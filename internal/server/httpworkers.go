@@ -1,6 +1,6 @@
 package server
 
-// Remote control of workers (DESIGN §12), a thin adapter over the engine
+// Remote control of workers (docs/api.md), a thin adapter over the engine
 // (internal/engine/control_workers.go has the semantics):
 //
 //	GET  /api/v1/workers/{id}              one worker
