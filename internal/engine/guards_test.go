@@ -137,3 +137,95 @@ func (s *electFails) LeaderElect(ctx context.Context, p store.LeaderElectParams)
 	}
 	return s.Store.LeaderElect(ctx, p)
 }
+
+// A stale ack (an earlier attempt's) must not start the current attempt:
+// its server-side timeout would then run although the worker never
+// started it.
+func TestStaleAckDoesNotStartTheCurrentAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		s, c := en.connect("w1", 1)
+		run := en.submit(SubmitSpec{Timeout: 2 * time.Second})[0]
+		first := c.Tasks()[0]
+		finish(s, OutcomeCancelled, first) // given back; attempt 2 follows
+		ack(s, first)                      // a late duplicate of attempt 1's ack
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if r := en.get(run.ID); r.Status != store.StatusDispatched || r.Attempt != 2 {
+			t.Fatalf("run %s at attempt %d, want attempt 2 dispatched and not timed out", r.Status, r.Attempt)
+		}
+	})
+}
+
+// On a shared store a result reaching the server that no longer holds the
+// run (its worker failed over, the other server adopted the run) is
+// rejected by the store's server fence.
+func TestResultOnTheOldServerAfterAdoptionIsRejected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en1, en2, _ := shared(t)
+		s1w, c1 := en1.connect("w1", 1)
+		run := en1.submit(SubmitSpec{})[0]
+		task := c1.Tasks()[0]
+		ack(s1w, task)
+		en2.connectHeld("w1", 1, []RunRef{{run.ID, 1}}) // adopted by s2
+		finish(s1w, OutcomeSucceeded, task)             // a late message on the old stream
+		if acks := c1.Acks(); len(acks) != 1 || acks[0].Accepted {
+			t.Fatalf("the old server's acks %+v, want the result rejected", acks)
+		}
+		en2.wantStatus(run.ID, store.StatusRunning)
+	})
+}
+
+// Claims take only as many runs as the workers have free credits: the
+// rest stay queued in the store, where any server can claim them.
+func TestClaimsTakeOnlyFreeCredits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		_, c := en.connect("w1", 2)
+		var specs []SubmitSpec
+		for range 10 {
+			specs = append(specs, SubmitSpec{})
+		}
+		runs := en.submit(specs...)
+		dispatched := 0
+		for _, r := range runs {
+			if en.get(r.ID).Status == store.StatusDispatched {
+				dispatched++
+			}
+		}
+		if dispatched != 2 || len(c.Tasks()) != 2 {
+			t.Fatalf("%d runs dispatched in the store, %d sent, want 2 and 2", dispatched, len(c.Tasks()))
+		}
+	})
+}
+
+// A run cancelled while it waits in the ready queue (claimed, no free
+// slot yet) is never sent.
+func TestRunCancelledWhileWaitingIsNotSent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en, fl := newFlakyEnv(t, nil)
+		s, c, err := en.hello(Hello{WorkerID: "w1", Capacity: 2, Draining: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		en.keepAlive(s)
+		runs := en.submit(SubmitSpec{}, SubmitSpec{})
+		fl.set("slow", 1)
+		s.SetWindow(2) // the claim's transaction takes five seconds
+		time.Sleep(time.Second)
+		s.SetWindow(0) // meanwhile the worker pauses: the claimed runs wait
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if n := len(c.Tasks()); n != 0 {
+			t.Fatalf("setup: %d tasks sent to a paused worker", n)
+		}
+		if _, err := en.e.Cancel(en.ctx, runs[0].ID, "stop"); err != nil {
+			t.Fatal(err)
+		}
+		s.SetWindow(2)
+		synctest.Wait()
+		if ts := c.Tasks(); len(ts) != 1 || ts[0].RunID != runs[1].ID {
+			t.Fatalf("tasks %v, want only the run not cancelled", ids(ts))
+		}
+	})
+}

@@ -87,7 +87,7 @@ var otherMutants = []Mutant{
 	},
 	{
 		ID: "engine-claim-sizing", File: "internal/engine/dispatch.go",
-		Old: "if slices.Contains(c.Types, f.typ) {\n\t\t\t\tc.Limit--", New: "if false {\n\t\t\t\tc.Limit--",
+		Old: "if slices.Contains(c.Types, f.typ) {\n\t\t\t\tc.Limit--", New: "if false && slices.Contains(c.Types, f.typ) {\n\t\t\t\tc.Limit--",
 		Pkgs: enginePkgs,
 		Desc: "claims ignore the runs already waiting in the ready queue: runs are claimed that no worker can take",
 	},
