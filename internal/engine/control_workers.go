@@ -145,8 +145,7 @@ func (e *Engine) DrainWorker(workerID string, resume bool) (WorkerInfo, error) {
 	s.draining = !resume
 	s.conn.Drain(resume)
 	if resume {
-		e.assign(s.g)
-		e.kick(s.g)
+		e.kick(s.g) // assigns waiting runs first
 	}
 	e.log.Info("worker drain", "worker", workerID, "resume", resume)
 	info := s.info()

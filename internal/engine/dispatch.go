@@ -113,10 +113,16 @@ func (e *Engine) wakeGroup(g *group) {
 	e.kick(g)
 }
 
-// kick queues a claim for g when its workers have free credits beyond the
-// runs already waiting and the store may hold queued runs. At most one
-// claim per group is in flight. Called with e.mu held.
+// kick first hands waiting runs to free workers (assign), then queues a
+// claim for g when its workers still have free credits and the store may
+// hold queued runs. At most one claim per group is in flight. Called with
+// e.mu held.
+//
+// Assigning first keeps an invariant the claim sizing relies on: no run
+// waits in the ready queue while a worker that could take it has a free
+// credit, so every free credit may be claimed for.
 func (e *Engine) kick(g *group) {
+	e.assign(g)
 	if !e.running() || g.claiming || !g.mayHaveWork || len(e.claimParams(g)) == 0 {
 		return
 	}
@@ -135,11 +141,12 @@ func (e *Engine) kick(g *group) {
 
 // claimParams sizes the claims for g from the credits free now: one claim
 // per kind of worker (the handler types it serves), for as many runs as
-// those workers have free credits, less the claimed runs already waiting
-// that they could run. Sizing by kind keeps a busy worker's types from
-// eating an idle worker's credits: runs that only a busy worker serves are
-// not claimed for the idle one, and those already waiting for the busy one
-// do not count against it. Nil when nothing is free. Called with e.mu held.
+// those workers have free credits. Sizing by kind keeps a busy worker's
+// types from eating an idle worker's credits: runs that only a busy worker
+// serves are not claimed for the idle one, and runs waiting for the busy
+// one do not count against it (after assign, no waiting run is one a free
+// worker could take; see kick). Nil when nothing is free. Called with e.mu
+// held.
 func (e *Engine) claimParams(g *group) []store.RunClaimParams {
 	if !e.running() {
 		return nil
@@ -161,19 +168,10 @@ func (e *Engine) claimParams(g *group) []store.RunClaimParams {
 		return nil
 	}
 	now := e.now()
-	keep := out[:0]
-	for _, c := range out {
-		for _, f := range g.ready {
-			if slices.Contains(c.Types, f.typ) {
-				c.Limit--
-			}
-		}
-		if c.Limit > 0 {
-			c.Limit, c.Now = min(c.Limit, e.cfg.ClaimBatch), now
-			keep = append(keep, c)
-		}
+	for i := range out {
+		out[i].Limit, out[i].Now = min(out[i].Limit, e.cfg.ClaimBatch), now
 	}
-	return keep
+	return out
 }
 
 // claimed runs after a claim committed: the runs are now dispatched with a
@@ -211,8 +209,7 @@ func (e *Engine) claimed(g *group, o *op) {
 		e.flights[r.ID] = f
 		heap.Push(&g.ready, f)
 	}
-	e.assign(g)
-	e.kick(g)
+	e.kick(g) // assigns them first
 	e.dropIdleGroup(g)
 }
 

@@ -170,8 +170,7 @@ func (e *Engine) cancelOnWorker(f *flight, reason string) {
 		}
 		delete(s.held, id)
 		e.log.Warn("worker did not answer a cancel; its slot is freed", "worker", s.hello.WorkerID, "run", id, "attempt", attempt)
-		e.assign(s.g)
-		e.kick(s.g)
+		e.kick(s.g) // assigns waiting runs first
 	})
 }
 

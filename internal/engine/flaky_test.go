@@ -26,7 +26,7 @@ func newFlaky(st store.Store) *flakyStore { return &flakyStore{Store: st, fail: 
 
 // set arms n failures of what ("RunClaim", "RunFinish", "RunInsert",
 // "RunUnblockNext", "commit"), or n transactions that take five seconds
-// ("slow").
+// before ("slow") or after ("slowCommit") their writes.
 func (f *flakyStore) set(what string, n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -47,7 +47,13 @@ func (f *flakyStore) Tx(ctx context.Context, fn func(store.Tx) error) error {
 	if f.take("slow") {
 		time.Sleep(5 * time.Second) // fake time inside a synctest bubble
 	}
-	err := f.Store.Tx(ctx, func(tx store.Tx) error { return fn(&flakyTx{Tx: tx, f: f}) })
+	err := f.Store.Tx(ctx, func(tx store.Tx) error {
+		err := fn(&flakyTx{Tx: tx, f: f})
+		if f.take("slowCommit") {
+			time.Sleep(5 * time.Second) // written, not yet committed
+		}
+		return err
+	})
 	if err == nil && f.take("commit") {
 		return errFlaky
 	}

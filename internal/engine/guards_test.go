@@ -210,8 +210,8 @@ func TestRunCancelledWhileWaitingIsNotSent(t *testing.T) {
 		}
 		en.keepAlive(s)
 		runs := en.submit(SubmitSpec{}, SubmitSpec{})
-		fl.set("slow", 1)
-		s.SetWindow(2) // the claim's transaction takes five seconds
+		fl.set("slowCommit", 1)
+		s.SetWindow(2) // the claim's transaction takes five seconds to commit
 		time.Sleep(time.Second)
 		s.SetWindow(0) // meanwhile the worker pauses: the claimed runs wait
 		time.Sleep(5 * time.Second)
@@ -226,6 +226,33 @@ func TestRunCancelledWhileWaitingIsNotSent(t *testing.T) {
 		synctest.Wait()
 		if ts := c.Tasks(); len(ts) != 1 || ts[0].RunID != runs[1].ID {
 			t.Fatalf("tasks %v, want only the run not cancelled", ids(ts))
+		}
+	})
+}
+
+// Claimed runs waiting for a slot go to a worker that connects, at once:
+// a new worker's credits must not be eaten by runs that nobody hands it.
+func TestWaitingRunsGoToANewWorker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en, fl := newFlakyEnv(t, nil)
+		s, c, err := en.hello(Hello{WorkerID: "w1", Capacity: 2, Draining: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		en.keepAlive(s)
+		en.submit(SubmitSpec{}, SubmitSpec{})
+		fl.set("slowCommit", 1)
+		s.SetWindow(2)
+		time.Sleep(time.Second)
+		s.SetWindow(0) // the claimed runs wait in the ready queue
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if n := len(c.Tasks()); n != 0 {
+			t.Fatalf("setup: %d tasks sent to a paused worker", n)
+		}
+		_, c2 := en.connect("w2", 2)
+		if n := len(c2.Tasks()); n != 2 {
+			t.Fatalf("the new worker got %d of the 2 waiting runs", n)
 		}
 	})
 }

@@ -305,8 +305,7 @@ func (s *Session) SetWindow(n int) {
 	defer e.mu.Unlock()
 	s.window = max(0, n)
 	s.touch()
-	e.assign(s.g)
-	e.kick(s.g)
+	e.kick(s.g) // assigns waiting runs first
 }
 
 // Ack records that the worker started attempts. The running state is
@@ -378,8 +377,7 @@ func (s *Session) Results(rs []Result) {
 		o.done = func(o *op) { e.finished(s, flights, o) }
 		e.pushFinishes(o)
 	}
-	e.assign(s.g)
-	e.kick(s.g)
+	e.kick(s.g) // assigns waiting runs first
 	e.mu.Unlock()
 }
 

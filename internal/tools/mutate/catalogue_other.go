@@ -86,14 +86,14 @@ var otherMutants = []Mutant{
 		Desc: "a worker's result is committed without fencing by the holding server",
 	},
 	{
-		ID: "engine-claim-sizing", File: "internal/engine/dispatch.go",
-		Old: "if slices.Contains(c.Types, f.typ) {\n\t\t\t\tc.Limit--", New: "if false && slices.Contains(c.Types, f.typ) {\n\t\t\t\tc.Limit--",
+		ID: "engine-kick-assign", File: "internal/engine/dispatch.go",
+		Old: "func (e *Engine) kick(g *group) {\n\te.assign(g)", New: "func (e *Engine) kick(g *group) {",
 		Pkgs: enginePkgs,
-		Desc: "claims ignore the runs already waiting in the ready queue: runs are claimed that no worker can take",
+		Desc: "a claim decision does not hand waiting runs to free workers first: runs wait while a worker is idle",
 	},
 	{
 		ID: "engine-claim-limit", File: "internal/engine/dispatch.go",
-		Old: "c.Limit, c.Now = min(c.Limit, e.cfg.ClaimBatch), now", New: "c.Limit, c.Now = e.cfg.ClaimBatch, now",
+		Old: "out[i].Limit, out[i].Now = min(out[i].Limit, e.cfg.ClaimBatch), now", New: "out[i].Limit, out[i].Now = e.cfg.ClaimBatch, now",
 		Pkgs: enginePkgs,
 		Desc: "a claim takes a full batch whatever the free credits",
 	},
