@@ -63,6 +63,7 @@ generate: tools ## regenerate internal/gen from proto/
 verify: generate ## fail when generated code is stale or go.mod is untidy
 	@git diff --exit-code -- internal/gen || (echo "internal/gen is stale: run make generate and commit" && exit 1)
 	@test -z "$$(git status --porcelain -- internal/gen)" || (echo "untracked generated files: run make generate and commit" && exit 1)
+	@$(GO) mod tidy -diff >/dev/null || (echo "go.mod/go.sum are not tidy: run go mod tidy and commit" && exit 1)
 
 .PHONY: lint
 lint: ## gofmt + go vet (+ buf lint on the protocol)
