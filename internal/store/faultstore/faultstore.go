@@ -54,6 +54,12 @@ type Faults struct {
 	// calls are delayed inside the transaction, holding it open).
 	Latency    float64
 	MaxLatency time.Duration
+	// Slow, if not nil, limits latency to the methods for which it returns
+	// true. (Inside a synctest bubble a goroutine waiting for a sync.Mutex
+	// is not durably blocked, so fake time stops while one waits for a
+	// caller that holds the mutex across a delayed store call: exclude
+	// such calls from latency.)
+	Slow func(method string) bool
 	// Methods, if not nil, limits the faults to the methods for which it
 	// returns true. Method names are the Store method ("Tx", "RunGet",
 	// "Listen", ...) or "Tx." and the Tx method ("Tx.RunClaim").
@@ -234,7 +240,7 @@ func (s *Store) decide(method string, write bool) decision {
 	lat, x, frac := r.Float64(), r.Float64(), r.Float64()
 	s.stats.Calls++
 	var d decision
-	if lat < f.Latency && f.MaxLatency > 0 {
+	if lat < f.Latency && f.MaxLatency > 0 && (f.Slow == nil || f.Slow(method)) {
 		d.delay = time.Duration(frac*float64(f.MaxLatency)) + time.Microsecond
 		s.stats.Delays++
 		s.stats.Delay += d.delay
