@@ -25,9 +25,9 @@ type history struct {
 
 	mu         sync.Mutex
 	runs       map[string]*runHist
-	slots      map[slotKey]string            // (job, logical time) → run
+	slots      map[slotKey]string             // (job, logical time) → run
 	dispatched map[string]map[attemptRef]bool // worker id → attempts it was sent
-	sentLog    []sentRec                       // every dispatch, in order
+	sentLog    []sentRec                      // every dispatch, in order
 	reports    map[string]*report             // result bytes (or error text) → the report
 	accepted   map[attemptRef]int             // ResultAcks{Accepted} the engine sent
 	commits    int
