@@ -63,10 +63,14 @@ var errNoServer = errors.New("sim: no server (restarting)")
 func (w *world) clientAction(now time.Time) {
 	r := w.rng
 	switch x := r.IntN(100); {
-	case x < 62:
+	case x < 60:
 		w.submit(r, false)
+	case x < 66:
+		w.submit(r, w.on("hasty")) // a client that gives up quickly
 	case x < 68:
-		w.submit(r, true) // a client that gives up quickly
+		if w.on("burst") {
+			w.burst(r)
+		}
 	case x < 77:
 		w.cancelRandom(r)
 	case x < 82:
@@ -76,8 +80,34 @@ func (w *world) clientAction(now time.Time) {
 	case x < 97:
 		w.jobOp(r, now)
 	default:
-		w.submitInvented(r)
+		if w.on("invented") {
+			w.submitInvented(r)
+		}
 	}
+}
+
+// burst submits 10 to 30 high-priority runs of one type of a group whose
+// workers do not all serve every type: a backlog one worker serves while
+// another, idle, could take the group's other types.
+func (w *world) burst(r *rand.Rand) {
+	g := w.groups[r.IntN(len(w.groups))]
+	typ := g.types[r.IntN(len(g.types))]
+	n := 10 + r.IntN(21)
+	specs := make([]engine.SubmitSpec, n)
+	for i := range specs {
+		w.keySeq++
+		p, _ := json.Marshal(payload{MS: 1000 + r.IntN(3000)})
+		specs[i] = engine.SubmitSpec{Type: typ, Group: g.name, Priority: 10, Payload: p, Key: fmt.Sprintf("k%d", w.keySeq)}
+	}
+	w.tr.add("client burst of %d runs of %s/%s at priority 10", n, g.name, typ)
+	w.async(func(eng *engine.Engine) {
+		var res []engine.SubmitResult
+		err := errNoServer
+		if eng != nil {
+			res, err = eng.Submit(context.Background(), specs)
+		}
+		w.submitted(specs, res, err)
+	})
 }
 
 // randomSpec makes one submission and the payload that drives the worker.
@@ -103,7 +133,7 @@ func (w *world) randomSpec(r *rand.Rand) engine.SubmitSpec {
 	if r.IntN(4) == 0 {
 		spec.Timeout = time.Duration(1000+r.IntN(9000)) * time.Millisecond
 	}
-	if r.IntN(25) == 0 {
+	if r.IntN(25) == 0 && w.on("hang") {
 		p.Hang = true // hangs until cancelled: only with a timeout, which ends it
 		spec.Timeout = time.Duration(2000+r.IntN(6000)) * time.Millisecond
 	}

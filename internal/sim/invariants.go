@@ -121,7 +121,38 @@ func (w *world) quietPhase() {
 	}
 	w.checkSlots()
 	w.probe()
+	w.checkStable()
 	w.phase = phaseDone
+}
+
+// checkStable: invariant stable. In the quiet phase nothing gives the
+// server a reason to close a healthy worker's stream again and again (two
+// processes under one worker id must not knock each other off in a loop).
+func (w *world) checkStable() {
+	byID := map[string][]string{}
+	var ids []string
+	for _, wk := range w.workers {
+		if len(byID[wk.id]) == 0 && len(wk.closes) > 0 {
+			ids = append(ids, wk.id)
+		}
+		byID[wk.id] = append(byID[wk.id], wk.closes...)
+	}
+	for _, id := range ids {
+		if n := len(byID[id]); n >= 5 {
+			w.violate(invStable, id, "the server closed the streams of worker id %s %d times in the quiet phase (%d processes use the id), last because %q",
+				id, n, w.instances(id), byID[id][n-1])
+		}
+	}
+}
+
+func (w *world) instances(id string) int {
+	n := 0
+	for _, wk := range w.workers {
+		if wk.id == id {
+			n++
+		}
+	}
+	return n
 }
 
 // checkLive: invariant live.

@@ -27,7 +27,19 @@ type Config struct {
 	Dir string
 	// Short halves the fault phase (for runs under the race detector).
 	Short bool
+	// Off turns features of the model off, to tell which one a failure
+	// needs (Features lists them). The seed's other draws do not change.
+	Off map[string]bool
 }
+
+// Features are the parts of the model Config.Off can turn off.
+var Features = []string{
+	"crash", "freeze", "garbage", "refuse", "nodeadline", "window0", "badoutput", "dup", // worker quirks
+	"poison", "hang", "hasty", "burst", "invented", "jobs", "restarts", // workload and server
+	"errors", "commiterr", "latency", "outage", // store faults
+}
+
+func (w *world) on(feature string) bool { return !w.cfg.Off[feature] }
 
 // Invariants (docs/simulation.md).
 const (
@@ -40,6 +52,7 @@ const (
 	invSubmit = "submit" // 7: a Submit that failed on its context committed nothing; one key, one run
 	invStarve = "starve" // 8: no worker idles while runs it serves are queued (fault-free spans)
 	invLogs   = "logs"   // 9: a run's log lines come from workers that held that attempt
+	invStable = "stable" // 10: the server does not keep closing a healthy worker's stream (quiet phase)
 )
 
 // Violation is one broken invariant.
@@ -262,23 +275,23 @@ func (w *world) setup() {
 			g = w.groups[r.IntN(len(w.groups))]
 		}
 		var q quirks
-		if r.IntN(100) < 30 {
+		if r.IntN(100) < 30 && w.on("crash") {
 			q.crash = 0.01 + 0.04*r.Float64()
 		}
-		if r.IntN(100) < 25 {
+		if r.IntN(100) < 25 && w.on("freeze") {
 			q.freeze = 0.01 + 0.03*r.Float64()
 		}
-		if r.IntN(100) < 20 {
+		if r.IntN(100) < 20 && w.on("garbage") {
 			q.garbage = 0.05 + 0.25*r.Float64()
 		}
-		q.refuseCancel = r.IntN(100) < 15
-		q.noDeadline = r.IntN(100) < 15
-		q.window0 = r.IntN(100) < 7
+		q.refuseCancel = r.IntN(100) < 15 && w.on("refuse")
+		q.noDeadline = r.IntN(100) < 15 && w.on("nodeadline")
+		q.window0 = r.IntN(100) < 7 && w.on("window0")
 		q.resultDir = r.IntN(100) < 40
-		q.badOutput = r.IntN(100) < 15
+		q.badOutput = r.IntN(100) < 15 && w.on("badoutput")
 		w.addWorker(fmt.Sprintf("w%d", i), g, r.IntN(3) == 0, q)
 	}
-	if r.IntN(10) == 0 {
+	if r.IntN(10) == 0 && w.on("dup") {
 		// A second process under the first worker's id.
 		first := w.workers[0]
 		g := groupDef{name: first.group}
@@ -290,9 +303,12 @@ func (w *world) setup() {
 		w.addWorker(first.id, g, false, quirks{})
 	}
 	for i := range r.IntN(4) {
+		if !w.on("jobs") {
+			break
+		}
 		w.jobs = append(w.jobs, &simJob{name: fmt.Sprintf("j%d", i), group: w.groups[r.IntN(len(w.groups))].name})
 	}
-	w.poison = r.IntN(4) == 0
+	w.poison = r.IntN(4) == 0 && w.on("poison")
 	w.actionRate = 1 + 2*r.Float64()
 	fault := 60*time.Second + time.Duration(r.Int64N(int64(60*time.Second)))
 	if w.cfg.Short {
@@ -305,6 +321,9 @@ func (w *world) setup() {
 			at:   w.start.Add(5*time.Second + time.Duration(r.Int64N(int64(fault-10*time.Second)))),
 			mode: modes[r.IntN(3)], down: time.Duration(r.Int64N(int64(12 * time.Second))),
 		})
+	}
+	if !w.on("restarts") {
+		w.restarts = nil
 	}
 	slices.SortFunc(w.restarts, func(a, b restartPlan) int { return a.at.Compare(b.at) })
 	w.tr.add("seed %d: fault phase %v, groups %v, %d jobs, poison %v, %d restarts, client %.1f/s", w.cfg.Seed, fault, w.groups, len(w.jobs), w.poison, len(w.restarts), w.actionRate)
@@ -466,6 +485,18 @@ func (w *world) faultSchedule(now time.Time) {
 		name = "outage"
 		d = time.Duration(1000+r.IntN(5000)) * time.Millisecond
 		f = faultstore.Faults{Error: 0.9 + 0.1*r.Float64(), Closed: 0.05}
+		if !w.on("outage") {
+			f = faultstore.Faults{}
+		}
+	}
+	if !w.on("errors") {
+		f.Error, f.Closed = 0, 0
+	}
+	if !w.on("commiterr") {
+		f.CommitError = 0
+	}
+	if !w.on("latency") {
+		f.Latency = 0
 	}
 	w.nextWindow = now.Add(d)
 	w.profile = f

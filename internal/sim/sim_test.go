@@ -25,7 +25,28 @@ var (
 	flagFrom  = flag.Uint64("from", 1, "the first seed (env SIM_FROM)")
 	flagAll   = flag.Bool("all", false, "keep going after a failing seed; print a summary by invariant (env SIM_ALL=1)")
 	flagTrace = flag.Bool("trace", false, "print the whole trace of a failing seed, not an excerpt (env SIM_TRACE=1)")
+	flagOff   = flag.String("off", "", "comma-separated features of the model to turn off, to tell which one a failure needs (env SIM_OFF; "+
+		strings.Join(sim.Features, ",")+")")
 )
+
+// off parses -off / SIM_OFF.
+func off(t *testing.T) map[string]bool {
+	list := *flagOff
+	if list == "" {
+		list = os.Getenv("SIM_OFF")
+	}
+	m := map[string]bool{}
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !slices.Contains(sim.Features, f) {
+			t.Fatalf("-off: unknown feature %q (known: %s)", f, strings.Join(sim.Features, ","))
+		}
+		m[f] = true
+	}
+	return m
+}
 
 func envUint(name string, def uint64) uint64 {
 	if v := os.Getenv(name); v != "" {
@@ -50,7 +71,7 @@ func seeds() (list []uint64, single bool) {
 	if n == 0 {
 		// go test ./... (make test runs it with -race): a handful, so the
 		// package stays well under a minute.
-		n = envUint("SIM_SEEDS", map[bool]uint64{true: 3, false: 12}[raceEnabled])
+		n = envUint("SIM_SEEDS", map[bool]uint64{true: 5, false: 12}[raceEnabled])
 	}
 	from := *flagFrom
 	if from == 1 {
@@ -68,6 +89,7 @@ func seeds() (list []uint64, single bool) {
 // command that replays it; the run then stops unless -all.
 func TestSim(t *testing.T) {
 	list, single := seeds()
+	offs := off(t)
 	all := *flagAll || os.Getenv("SIM_ALL") == "1"
 	fullTrace := single || *flagTrace || os.Getenv("SIM_TRACE") == "1"
 	var (
@@ -90,7 +112,7 @@ func TestSim(t *testing.T) {
 				var res *sim.Result
 				synctest.Test(t, func(t *testing.T) {
 					var err error
-					res, err = sim.Run(sim.Config{Seed: seed, Dir: dir, Short: raceEnabled})
+					res, err = sim.Run(sim.Config{Seed: seed, Dir: dir, Short: raceEnabled, Off: offs})
 					if err != nil {
 						t.Fatalf("seed %d: %v", seed, err)
 					}

@@ -202,6 +202,7 @@ type worker struct {
 	nextHB  time.Time
 	reports int
 	since   time.Time // connected since (this stream)
+	closes  []string  // why the server closed its stream in the quiet phase
 }
 
 // SDK back-off: jittered, 100 ms doubling to 5 s, reset once welcomed.
@@ -414,6 +415,9 @@ func (wk *worker) inbox(now time.Time) {
 			}
 		case msgClose:
 			wk.trace("stream closed by the server: %s", m.reason)
+			if wk.w.phase == phaseQuiet {
+				wk.closes = append(wk.closes, m.reason)
+			}
 			// The transport ends the session as it ends the stream.
 			wk.disconnect(now, errors.New(m.reason))
 			wk.backoff = minBackoff
