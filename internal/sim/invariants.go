@@ -55,7 +55,7 @@ func (w *world) servable(group, typ string) bool {
 
 // quietPhase: faults off, workers healthy (no more crashes, freezes or
 // garbage; a frozen worker resumes), enough capacity for every group and
-// type, jobs paused. Then every acknowledged run must end within the
+// type (spare workers join after 15 s), jobs paused. Then every acknowledged run must end within the
 // bound, no worker may keep a slot, and every live worker and every group
 // must still get work.
 func (w *world) quietPhase() {
@@ -73,7 +73,10 @@ func (w *world) quietPhase() {
 		wk := w.addWorker("spare-"+g.name, g, true, quirks{})
 		wk.spare = true
 		wk.capacity, wk.window = 24, 24 // enough for any backlog to drain well within the bound
-		wk.nextTry = now
+		// The spares come 15 s into the quiet phase: a connecting worker
+		// wakes its group, which would hide a lost wake-up from the idle-
+		// worker check (starve) and from the probes.
+		wk.nextTry = now.Add(15 * time.Second)
 		w.tr.add("  %s group %s types %v capacity %d window %d", wk.name, wk.group, wk.types, wk.capacity, wk.window)
 	}
 	// Pause every job (again until it works: the client insists).

@@ -157,6 +157,8 @@ type world struct {
 	profile     faultstore.Faults
 	storeDown   bool
 	noLatency   bool      // latency off (for a graceful stop, see beginRestart)
+	calmUntil   time.Time // no client activity and no faults until then (after a claims window)
+	calmNext    bool      // the next fault window is a calm one
 	latencyOff  time.Time // since when no call can be delayed
 	faultsOff   time.Time // since when the store has been fault-free (zero: faults on)
 	lastFault   time.Time
@@ -433,7 +435,7 @@ func (w *world) faultPhase() {
 	w.jobsSetup()
 	for now := time.Now(); now.Before(w.faultEnd); now = w.step() {
 		w.faultSchedule(now)
-		if w.rng.Float64() < w.actionRate*w.tick.Seconds() {
+		if w.rng.Float64() < w.actionRate*w.tick.Seconds() && !now.Before(w.calmUntil) {
 			w.clientAction(now)
 			synctest.Wait()
 		}
@@ -472,14 +474,31 @@ func (w *world) faultSchedule(now time.Time) {
 	d := time.Duration(3000+r.IntN(12000)) * time.Millisecond
 	var f faultstore.Faults
 	name := "off"
-	switch x := r.IntN(100); {
+	x := r.IntN(100)
+	if w.calmNext {
+		// After a claims window: no faults and no clients for 15 s, so a
+		// wake-up the failed claims lost shows as an idle worker (starve).
+		w.calmNext = false
+		x, d, name = 0, 15*time.Second, "calm"
+		w.calmUntil = now.Add(d)
+	}
+	switch {
+	case x < 0:
 	case x < 35:
-	case x < 85:
+	case x < 80:
 		name = "light"
 		f = faultstore.Faults{
 			Error: 0.02 + 0.13*r.Float64(), Closed: 0.03 * r.Float64(), CommitError: 0.03 * r.Float64(),
 			Latency: 0.1 + 0.4*r.Float64(), MaxLatency: time.Duration(50+r.IntN(1950)) * time.Millisecond,
 			Slow: slow,
+		}
+	case x < 92:
+		name = "claims"
+		d = time.Duration(2000+r.IntN(2000)) * time.Millisecond
+		f = faultstore.Faults{Error: 1, Methods: func(m string) bool { return m == "Tx.RunClaim" }}
+		w.calmNext = w.on("errors")
+		if !w.on("errors") {
+			f = faultstore.Faults{}
 		}
 	default:
 		name = "outage"

@@ -146,6 +146,8 @@ func TestSim(t *testing.T) {
 		ran, wall.Round(time.Millisecond), float64(ran)/wall.Seconds(), simTime.Round(time.Second), simTime.Seconds()/wall.Seconds(), len(failed))
 	if len(failed) > 0 {
 		fmt.Print(summary(failed))
+		slices.SortFunc(failed, func(a, b *sim.Result) int { return int(a.Seed) - int(b.Seed) })
+		fmt.Printf("sim: replay the first failing seed: %s\n", replay(failed[0].Seed))
 	}
 }
 
