@@ -189,7 +189,17 @@ func TestLatencyOnFakeClock(t *testing.T) {
 		if st.Delays != 20 || took != st.Delay {
 			t.Fatalf("took %v with stats %+v: want 20 delays (Tx and Tx.RunInsert) adding up to the time taken", took, st)
 		}
+		// Slow limits latency to some methods.
+		fs.SetFaults(faultstore.Faults{Latency: 1, MaxLatency: time.Second, Slow: func(m string) bool { return m != "RunGet" }})
+		before := time.Now()
+		if _, err := fs.RunGet(ctx, "r1"); err != nil {
+			t.Fatal(err)
+		}
+		if time.Since(before) != 0 {
+			t.Fatalf("RunGet was delayed %v although Slow excludes it", time.Since(before))
+		}
 		// A caller that gives up stops waiting.
+		fs.SetFaults(faultstore.Faults{Latency: 1, MaxLatency: time.Second})
 		cctx, cancel := context.WithTimeout(ctx, time.Microsecond)
 		defer cancel()
 		if _, err := fs.RunGet(cctx, "r1"); !errors.Is(err, context.DeadlineExceeded) {
