@@ -29,6 +29,7 @@ type history struct {
 	dispatched map[string]map[attemptRef]bool // worker id → attempts it was sent
 	sentLog    []sentRec                      // every dispatch, in order
 	reports    map[string]*report             // result bytes (or error text) → the report
+	reported   map[attemptRef]map[string]bool // attempt → worker ids that sent a result for it
 	accepted   map[attemptRef]int             // ResultAcks{Accepted} the engine sent
 	commits    int
 }
@@ -41,7 +42,8 @@ type runHist struct {
 	active      bool // dispatched or running since that claim
 	terminals   int  // transitions into a terminal status
 	retries     int  // user retries applied
-	reportFins  map[int]int
+	reportFins  map[int]int       // accepted finishes of worker reports, per attempt
+	finished    map[int]bool      // attempts with an accepted finish of any kind
 	lastStatus  store.RunStatus
 	lastResult  []byte
 	lastFinTime time.Time
@@ -78,14 +80,14 @@ func newHistory(w *world) *history {
 	return &history{
 		w: w, runs: make(map[string]*runHist), slots: make(map[slotKey]string),
 		dispatched: make(map[string]map[attemptRef]bool), reports: make(map[string]*report),
-		accepted: make(map[attemptRef]int),
+		accepted: make(map[attemptRef]int), reported: make(map[attemptRef]map[string]bool),
 	}
 }
 
 func (h *history) run(id string) *runHist {
 	r := h.runs[id]
 	if r == nil {
-		r = &runHist{reportFins: make(map[int]int)}
+		r = &runHist{reportFins: make(map[int]int), finished: make(map[int]bool)}
 		h.runs[id] = r
 	}
 	return r
@@ -131,6 +133,11 @@ func (h *history) noteReport(key string, r *report) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.reports[key] = r
+	a := attemptRef{r.run, r.attempt}
+	if h.reported[a] == nil {
+		h.reported[a] = make(map[string]bool)
+	}
+	h.reported[a][r.worker] = true
 }
 
 // acked records a ResultAck the engine sent; it returns how many accepted
@@ -243,22 +250,25 @@ func (h *history) finished(p store.RunFinishParams) {
 	if !r.active || r.lastClaim != p.Attempt {
 		h.w.violate(invFenced, p.ID, "finish of attempt %d (%s) applied while the current attempt is %d (active %v)", p.Attempt, p.Status, r.lastClaim, r.active)
 	}
-	key := string(p.Result)
-	if key == "" {
-		key = p.Error
+	// A finish names the worker of the attempt (a report, or a timeout
+	// of an attempt on a worker): it must be one the attempt was sent to.
+	if p.WorkerID != "" && !h.wasSent(p.WorkerID, a) {
+		h.w.violate(invFenced, p.ID, "a finish naming worker %s, which was never sent attempt %s, changed the store (to %s)", p.WorkerID, a, p.Status)
 	}
-	if rep := h.reports[key]; rep != nil && key != "" {
-		switch {
-		case rep.run != p.ID || rep.attempt != p.Attempt:
+	// A report's bytes, where the engine stored them as sent, must be
+	// about this attempt.
+	if key := string(p.Result); key != "" {
+		if rep := h.reports[key]; rep != nil && (rep.run != p.ID || rep.attempt != p.Attempt) {
 			h.w.violate(invFenced, p.ID, "worker %s's report about %s/%d was applied to attempt %s", rep.name, rep.run, rep.attempt, a)
-		case !h.wasSent(rep.worker, a):
-			h.w.violate(invFenced, p.ID, "a result from worker %s for attempt %s it was never sent changed the store (to %s)", rep.name, a, p.Status)
 		}
+	}
+	if p.WorkerID != "" && h.reported[a][p.WorkerID] {
 		r.reportFins[p.Attempt]++
 		if n := r.reportFins[p.Attempt]; n > 1 {
 			h.w.violate(invOnce, p.ID, "attempt %d completed %d times", p.Attempt, n)
 		}
 	}
+	r.finished[p.Attempt] = true
 	r.active = false
 	r.lastStatus = p.Status
 	r.lastFinTime = p.Now

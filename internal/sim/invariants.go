@@ -79,9 +79,21 @@ func (w *world) quietPhase() {
 		wk.nextTry = now.Add(15 * time.Second)
 		w.tr.add("  %s group %s types %v capacity %d window %d", wk.name, wk.group, wk.types, wk.capacity, wk.window)
 	}
-	// Pause every job (again until it works: the client insists).
+	// Pause every job (again until it works: the client insists), once
+	// no operation of the fault phase on it is in flight (a late put would
+	// resume it).
 	for _, j := range w.jobs {
 		w.async(func(*engine.Engine) {
+			for {
+				w.mu.Lock()
+				busy := j.busy
+				j.busy = true
+				w.mu.Unlock()
+				if !busy {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
 			for {
 				eng := w.engine()
 				if eng != nil {
@@ -224,7 +236,7 @@ func (w *world) checkAcked() {
 	defer h.mu.Unlock()
 	for ref, n := range h.accepted {
 		r := h.runs[ref.run]
-		if n > 0 && (r == nil || r.reportFins[ref.attempt] == 0) {
+		if n > 0 && (r == nil || !r.finished[ref.attempt]) {
 			w.violate(invOnce, ref.run, "the engine told a worker its result for %s was accepted, but no such finish was committed", ref)
 		}
 	}

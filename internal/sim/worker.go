@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -193,6 +194,7 @@ type worker struct {
 	backoff     time.Duration
 	frozenUntil time.Time
 	noWindow0   bool // the engine refused window 0; announce the real window
+	process     int  // incremented when the process restarts (Hello.Instance)
 
 	tasks   map[attemptRef]*task
 	unacked map[attemptRef]engine.Result // sent or to send, not yet acknowledged
@@ -265,6 +267,7 @@ func (wk *worker) connect(now time.Time) {
 		WorkerID: wk.id, Group: wk.group, Capacity: wk.capacity, Window: win,
 		Types: wk.types, Version: "sim", Hostname: wk.name, Held: held,
 	}
+	setInstance(&h, fmt.Sprintf("%s/p%d", wk.name, wk.process))
 	sess, stale, err := eng.Connect(context.Background(), h, c)
 	if err != nil {
 		var fe *engine.FieldError
@@ -358,6 +361,17 @@ func (wk *worker) crash(now time.Time, why string, restartIn time.Duration) {
 	wk.state = offline
 	wk.backoff = minBackoff
 	wk.nextTry = now.Add(restartIn)
+	wk.process++
+}
+
+// setInstance names the worker process in h (Hello.Instance: the same
+// process reconnecting replaces its session, another process under the
+// same id is refused) when the engine's Hello has that field; the engine of
+// 3d565f7 does not, and there every connection replaces the last.
+func setInstance(h *engine.Hello, instance string) {
+	if f := reflect.ValueOf(h).Elem().FieldByName("Instance"); f.IsValid() && f.Kind() == reflect.String {
+		f.SetString(instance)
+	}
 }
 
 // tick runs one step of the worker at time now.
