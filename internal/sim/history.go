@@ -38,12 +38,12 @@ type history struct {
 type runHist struct {
 	job         string
 	logical     time.Time
-	lastClaim   int  // attempt of the last claim (or of the run as recovered)
-	active      bool // dispatched or running since that claim
-	terminals   int  // transitions into a terminal status
-	retries     int  // user retries applied
-	reportFins  map[int]int       // accepted finishes of worker reports, per attempt
-	finished    map[int]bool      // attempts with an accepted finish of any kind
+	lastClaim   int          // attempt of the last claim (or of the run as recovered)
+	active      bool         // dispatched or running since that claim
+	terminals   int          // transitions into a terminal status
+	retries     int          // user retries applied
+	reportFins  map[int]int  // accepted finishes of worker reports, per attempt
+	finished    map[int]bool // attempts with an accepted finish of any kind
 	lastStatus  store.RunStatus
 	lastResult  []byte
 	lastFinTime time.Time
