@@ -35,6 +35,18 @@ test-race: ## same as test (kept for muscle memory)
 test-faults: ## fault-injection suite: real processes killed, frozen, partitioned, restarted; prints lost/duplicates/recovery per scenario (docs/faults.md)
 	$(GO) test -race -count=1 -timeout 10m -v ./e2e/faults/
 
+# make sim: the deterministic simulation (internal/sim, docs/simulation.md).
+# SEEDS=n runs seeds 1..n (FROM=k starts at k); SEED=n replays one seed and
+# prints its whole trace; ALL=1 goes on after a failing seed and prints a
+# summary by invariant. The seeds' SQLite files go to /dev/shm when it exists.
+SEEDS ?= 300
+SIM_TMP := $(shell test -d /dev/shm && test -w /dev/shm && echo /dev/shm)
+
+.PHONY: sim
+sim: ## deterministic simulation: real engine, fake time, faulty store, misbehaving workers (SEEDS=300; SEED=n replays one)
+	cd internal/sim && $(if $(SIM_TMP),TMPDIR=$(SIM_TMP)) $(GO) test -count=1 -timeout 30m -run '^TestSim$$' \
+		$(if $(SEED),-seed=$(SEED),-seeds=$(SEEDS) $(if $(FROM),-from=$(FROM)) $(if $(ALL),-all))
+
 .PHONY: test-short
 test-short: ## fast tests without the race detector
 	$(GO) test -short -count=1 $(PKGS)

@@ -1,0 +1,594 @@
+// Package faultstore wraps a store.Store and injects the faults a real
+// database shows: calls that fail (a busy or broken database), calls that
+// are slow, writes that commit and then report an error (the connection
+// broke after COMMIT was sent), closed connections, and lost notification
+// connections. It is the storage half of Pluto's deterministic simulation
+// (internal/sim, docs/simulation.md) and is usable on its own in tests.
+//
+// Every fault is decided by a seeded math/rand/v2 source, one stream per
+// method ("Tx", "Tx.RunClaim", "RunGet", ...), so the decisions for a
+// method depend only on the seed and on how many times that method was
+// called: a run replays its faults exactly as long as the calls come in the
+// same order. Inside a testing/synctest bubble injected latency is a
+// time.Sleep on the fake clock.
+//
+// The wrapper implements every method of store.Store and store.Tx by
+// delegation, explicitly: a method added to either interface fails to
+// compile here instead of bypassing the faults.
+//
+// Besides faults it can
+//
+//   - report every committed transaction's calls to an observer
+//     (Options.OnCommit), including those it then reports as failed, so a
+//     checker knows exactly what the store holds;
+//   - deliver notifications between servers (Options.Bus) the way
+//     PostgreSQL's LISTEN/NOTIFY does, on a store that has none (SQLite),
+//     so several engines can share one store in a test.
+package faultstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Faults is a fault profile: per-call probabilities (0 to 1). The zero
+// value injects nothing.
+type Faults struct {
+	// Error: the call fails before it has any effect, with an error that
+	// looks like a busy database.
+	Error float64
+	// Closed: the call fails before it has any effect, with a
+	// closed-connection error.
+	Closed float64
+	// CommitError: a write (Tx, LeaderElect, LeaderResign,
+	// ServerHeartbeat, ServerRemove) commits and then returns an error.
+	CommitError float64
+	// Latency: the call is delayed by up to MaxLatency (a transaction's
+	// calls are delayed inside the transaction, holding it open).
+	Latency    float64
+	MaxLatency time.Duration
+	// Slow, if not nil, limits latency to the methods for which it returns
+	// true. (Inside a synctest bubble a goroutine waiting for a sync.Mutex
+	// is not durably blocked, so fake time stops while one waits for a
+	// caller that holds the mutex across a delayed store call: exclude
+	// such calls from latency.)
+	Slow func(method string) bool
+	// Methods, if not nil, limits the faults to the methods for which it
+	// returns true. Method names are the Store method ("Tx", "RunGet",
+	// "Listen", ...) or "Tx." and the Tx method ("Tx.RunClaim").
+	Methods func(method string) bool
+}
+
+func (f Faults) active() bool {
+	return f.Error > 0 || f.Closed > 0 || f.CommitError > 0 || (f.Latency > 0 && f.MaxLatency > 0)
+}
+
+// Kind is a kind of injected failure.
+type Kind int
+
+const (
+	// KindError is a transient failure before the call had any effect.
+	KindError Kind = iota + 1
+	// KindClosed is a closed connection before the call had any effect.
+	KindClosed
+	// KindCommitError is a write that committed but reported an error.
+	KindCommitError
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindError:
+		return "error"
+	case KindClosed:
+		return "closed"
+	case KindCommitError:
+		return "commit-error"
+	}
+	return "none"
+}
+
+// Fault is an injected error. Closed-connection faults wrap
+// sql.ErrConnDone; none wraps a store sentinel (store.ErrNotFound,
+// store.ErrConflict, store.ErrClosed), so a caller cannot mistake one for
+// an answer.
+type Fault struct {
+	Method string
+	Kind   Kind
+}
+
+func (f *Fault) Error() string {
+	switch f.Kind {
+	case KindClosed:
+		return fmt.Sprintf("faultstore: %s: %v (injected)", f.Method, sql.ErrConnDone)
+	case KindCommitError:
+		return fmt.Sprintf("faultstore: %s: connection reset after COMMIT (injected; the write committed)", f.Method)
+	}
+	return fmt.Sprintf("faultstore: %s: database is locked (injected)", f.Method)
+}
+
+// Unwrap makes a closed-connection fault match sql.ErrConnDone.
+func (f *Fault) Unwrap() error {
+	if f.Kind == KindClosed {
+		return sql.ErrConnDone
+	}
+	return nil
+}
+
+// Call is one successful call inside a committed transaction: the method
+// ("RunFinish"), its params and its result, as the wrapped store saw them.
+// Params and Result alias the caller's and the store's values: an observer
+// must copy what it keeps and must not modify them.
+type Call struct {
+	Method string
+	Params any
+	Result any
+}
+
+// Commit is one committed transaction.
+type Commit struct {
+	Calls []Call
+	// Reported is the error the caller got although the transaction
+	// committed (a KindCommitError fault), or nil.
+	Reported error
+}
+
+// Options configure a Store.
+type Options struct {
+	// Seed seeds the fault decisions.
+	Seed uint64
+	// Faults is the initial profile (SetFaults changes it).
+	Faults Faults
+	// OnCommit, if set, is called after every committed transaction, on
+	// the goroutine that called Tx, before Tx returns. It must not call
+	// the store.
+	OnCommit func(Commit)
+	// Bus, if set, carries notifications: Tx.Notify publishes on it when
+	// the transaction commits and Listen receives from it, instead of the
+	// wrapped store. Give every Store that wraps the same database the
+	// same Bus.
+	Bus *Bus
+}
+
+// Stats counts the faults injected so far.
+type Stats struct {
+	Calls   int // calls that could be faulted
+	Errors  int
+	Closed  int
+	Commits int // commit-then-error
+	Delays  int
+	Delay   time.Duration // total injected latency
+}
+
+// Store is a fault-injecting store.Store.
+type Store struct {
+	inner store.Store
+	opts  Options
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed by Close: ends Bus listeners
+
+	mu     sync.Mutex
+	faults Faults
+	rngs   map[string]*rand.Rand
+	stats  Stats
+}
+
+var (
+	_ store.Store = (*Store)(nil)
+	_ store.Tx    = (*tx)(nil)
+)
+
+// New wraps inner.
+func New(inner store.Store, opts Options) *Store {
+	return &Store{inner: inner, opts: opts, faults: opts.Faults, rngs: make(map[string]*rand.Rand), closing: make(chan struct{})}
+}
+
+// Inner is the wrapped store.
+func (s *Store) Inner() store.Store { return s.inner }
+
+// SetFaults replaces the fault profile; the zero Faults turns faults off.
+func (s *Store) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f
+}
+
+// Faults returns the current profile.
+func (s *Store) Faults() Faults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults
+}
+
+// Stats returns the faults injected so far.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// decision is what happens to one call.
+type decision struct {
+	delay time.Duration
+	fault Kind // 0: none
+}
+
+// decide draws the fate of one call of method. Three numbers are drawn
+// from the method's own stream whatever the profile, so one method's
+// decisions do not shift when another's probabilities change.
+func (s *Store) decide(method string, write bool) decision {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.faults
+	if !f.active() || (f.Methods != nil && !f.Methods(method)) {
+		return decision{}
+	}
+	r := s.rngs[method]
+	if r == nil {
+		h := fnv.New64a()
+		h.Write([]byte(method))
+		r = rand.New(rand.NewPCG(s.opts.Seed, h.Sum64()))
+		s.rngs[method] = r
+	}
+	lat, x, frac := r.Float64(), r.Float64(), r.Float64()
+	s.stats.Calls++
+	var d decision
+	if lat < f.Latency && f.MaxLatency > 0 && (f.Slow == nil || f.Slow(method)) {
+		d.delay = time.Duration(frac*float64(f.MaxLatency)) + time.Microsecond
+		s.stats.Delays++
+		s.stats.Delay += d.delay
+	}
+	switch {
+	case x < f.Error:
+		d.fault = KindError
+		s.stats.Errors++
+	case x < f.Error+f.Closed:
+		d.fault = KindClosed
+		s.stats.Closed++
+	case write && x < f.Error+f.Closed+f.CommitError:
+		d.fault = KindCommitError
+		s.stats.Commits++
+	}
+	return d
+}
+
+// before applies a call's delay and returns its error if it fails before
+// having any effect.
+func (s *Store) before(ctx context.Context, method string, write bool) (decision, error) {
+	d := s.decide(method, write)
+	if d.delay > 0 {
+		t := time.NewTimer(d.delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return d, ctx.Err()
+		}
+	}
+	if d.fault == KindError || d.fault == KindClosed {
+		return d, &Fault{Method: method, Kind: d.fault}
+	}
+	return d, nil
+}
+
+// after turns a successful write into a commit-then-error if so decided.
+func after(d decision, method string, err error) error {
+	if err == nil && d.fault == KindCommitError {
+		return &Fault{Method: method, Kind: KindCommitError}
+	}
+	return err
+}
+
+// read runs a read-only call.
+func read[R any](s *Store, ctx context.Context, method string, f func() (R, error)) (R, error) {
+	if _, err := s.before(ctx, method, false); err != nil {
+		var zero R
+		return zero, err
+	}
+	return f()
+}
+
+// write runs a store-level write (outside Tx).
+func write[R any](s *Store, ctx context.Context, method string, f func() (R, error)) (R, error) {
+	d, err := s.before(ctx, method, true)
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	r, err := f()
+	return r, after(d, method, err)
+}
+
+// Name implements store.Store (never faulted).
+func (s *Store) Name() string { return s.inner.Name() }
+
+// Close implements store.Store (never faulted).
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	return s.inner.Close()
+}
+
+// Tx implements store.Store. A fault decided for "Tx" fails the call before
+// the transaction begins or, for KindCommitError, after it committed; the
+// transaction's own calls are decided one by one ("Tx.RunClaim", ...) and
+// a failed one fails fn, which rolls the transaction back.
+func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) error {
+	d, err := s.before(ctx, "Tx", true)
+	if err != nil {
+		return err
+	}
+	var t *tx
+	err = s.inner.Tx(ctx, func(itx store.Tx) error {
+		t = &tx{s: s, inner: itx} // afresh for every attempt a backend makes
+		defer func() { t.done = true }()
+		return fn(t)
+	})
+	if err != nil {
+		return err
+	}
+	err = after(d, "Tx", nil)
+	if t != nil {
+		if s.opts.OnCommit != nil {
+			s.opts.OnCommit(Commit{Calls: t.calls, Reported: err})
+		}
+		if s.opts.Bus != nil && len(t.notes) > 0 {
+			s.opts.Bus.publish(t.notes)
+		}
+	}
+	return err
+}
+
+// RunGet implements store.Store.
+func (s *Store) RunGet(ctx context.Context, id string) (*store.Run, error) {
+	return read(s, ctx, "RunGet", func() (*store.Run, error) { return s.inner.RunGet(ctx, id) })
+}
+
+// RunGetByKey implements store.Store.
+func (s *Store) RunGetByKey(ctx context.Context, key string) (*store.Run, error) {
+	return read(s, ctx, "RunGetByKey", func() (*store.Run, error) { return s.inner.RunGetByKey(ctx, key) })
+}
+
+// RunList implements store.Store.
+func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPage, error) {
+	return read(s, ctx, "RunList", func() (store.RunPage, error) { return s.inner.RunList(ctx, p) })
+}
+
+// RunListActive implements store.Store.
+func (s *Store) RunListActive(ctx context.Context, p store.RunListActiveParams) ([]*store.Run, error) {
+	return read(s, ctx, "RunListActive", func() ([]*store.Run, error) { return s.inner.RunListActive(ctx, p) })
+}
+
+// RunNextPendingAt implements store.Store.
+func (s *Store) RunNextPendingAt(ctx context.Context) (time.Time, error) {
+	return read(s, ctx, "RunNextPendingAt", func() (time.Time, error) { return s.inner.RunNextPendingAt(ctx) })
+}
+
+// RunQueuedGroups implements store.Store.
+func (s *Store) RunQueuedGroups(ctx context.Context) ([]string, error) {
+	return read(s, ctx, "RunQueuedGroups", func() ([]string, error) { return s.inner.RunQueuedGroups(ctx) })
+}
+
+// RunCountByGroup implements store.Store.
+func (s *Store) RunCountByGroup(ctx context.Context) ([]store.GroupCount, error) {
+	return read(s, ctx, "RunCountByGroup", func() ([]store.GroupCount, error) { return s.inner.RunCountByGroup(ctx) })
+}
+
+// LogList implements store.Store.
+func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error) {
+	return read(s, ctx, "LogList", func() ([]store.LogEntry, error) { return s.inner.LogList(ctx, p) })
+}
+
+// JobGet implements store.JobStore.
+func (s *Store) JobGet(ctx context.Context, name string) (*store.Job, error) {
+	return read(s, ctx, "JobGet", func() (*store.Job, error) { return s.inner.JobGet(ctx, name) })
+}
+
+// JobList implements store.JobStore.
+func (s *Store) JobList(ctx context.Context) ([]*store.Job, error) {
+	return read(s, ctx, "JobList", func() ([]*store.Job, error) { return s.inner.JobList(ctx) })
+}
+
+// JobNextFire implements store.JobStore.
+func (s *Store) JobNextFire(ctx context.Context) (time.Time, error) {
+	return read(s, ctx, "JobNextFire", func() (time.Time, error) { return s.inner.JobNextFire(ctx) })
+}
+
+// CallbackNextAt implements store.CallbackStore.
+func (s *Store) CallbackNextAt(ctx context.Context) (time.Time, error) {
+	return read(s, ctx, "CallbackNextAt", func() (time.Time, error) { return s.inner.CallbackNextAt(ctx) })
+}
+
+// LeaderElect implements store.Store.
+func (s *Store) LeaderElect(ctx context.Context, p store.LeaderElectParams) (store.Leader, error) {
+	return write(s, ctx, "LeaderElect", func() (store.Leader, error) { return s.inner.LeaderElect(ctx, p) })
+}
+
+// LeaderResign implements store.Store.
+func (s *Store) LeaderResign(ctx context.Context, serverID string, term int64) error {
+	_, err := write(s, ctx, "LeaderResign", func() (struct{}, error) {
+		return struct{}{}, s.inner.LeaderResign(ctx, serverID, term)
+	})
+	return err
+}
+
+// LeaderGet implements store.Store.
+func (s *Store) LeaderGet(ctx context.Context) (store.Leader, error) {
+	return read(s, ctx, "LeaderGet", func() (store.Leader, error) { return s.inner.LeaderGet(ctx) })
+}
+
+// ServerHeartbeat implements store.Store.
+func (s *Store) ServerHeartbeat(ctx context.Context, si store.ServerInfo) error {
+	_, err := write(s, ctx, "ServerHeartbeat", func() (struct{}, error) {
+		return struct{}{}, s.inner.ServerHeartbeat(ctx, si)
+	})
+	return err
+}
+
+// ServerList implements store.Store.
+func (s *Store) ServerList(ctx context.Context) ([]store.ServerInfo, error) {
+	return read(s, ctx, "ServerList", func() ([]store.ServerInfo, error) { return s.inner.ServerList(ctx) })
+}
+
+// ServerRemove implements store.Store.
+func (s *Store) ServerRemove(ctx context.Context, id string) error {
+	_, err := write(s, ctx, "ServerRemove", func() (struct{}, error) {
+		return struct{}{}, s.inner.ServerRemove(ctx, id)
+	})
+	return err
+}
+
+// Listen implements store.Store. A fault fails it at once, as a lost
+// notification connection does (callers listen again). With a Bus it
+// receives what every Store on that Bus publishes.
+func (s *Store) Listen(ctx context.Context, fn func(store.Notification)) error {
+	if _, err := s.before(ctx, "Listen", false); err != nil {
+		return err
+	}
+	if s.opts.Bus != nil {
+		select {
+		case <-s.closing:
+			return fmt.Errorf("faultstore: Listen: %w", store.ErrClosed)
+		default:
+		}
+		if err := s.opts.Bus.listen(ctx, s.closing, fn); err != nil {
+			return err
+		}
+		return fmt.Errorf("faultstore: Listen: %w", store.ErrClosed)
+	}
+	return s.inner.Listen(ctx, fn)
+}
+
+// tx wraps one attempt of a transaction.
+type tx struct {
+	s     *Store
+	inner store.Tx
+	calls []Call
+	notes []store.Notification
+	done  bool
+}
+
+// txCall runs one call inside the transaction: a fault fails it without
+// calling the wrapped store (the caller's error rolls the transaction
+// back); a success is recorded for OnCommit.
+func txCall[P, R any](t *tx, ctx context.Context, method string, p P, f func() (R, error)) (R, error) {
+	if t.done {
+		var zero R
+		return zero, fmt.Errorf("faultstore: Tx.%s: the transaction has ended", method)
+	}
+	if _, err := t.s.before(ctx, "Tx."+method, false); err != nil {
+		var zero R
+		return zero, err
+	}
+	r, err := f()
+	if err == nil && t.s.opts.OnCommit != nil {
+		t.calls = append(t.calls, Call{Method: method, Params: p, Result: r})
+	}
+	return r, err
+}
+
+func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]store.RunInsertResult, error) {
+	return txCall(t, ctx, "RunInsert", runs, func() ([]store.RunInsertResult, error) { return t.inner.RunInsert(ctx, runs) })
+}
+
+func (t *tx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*store.Run, error) {
+	return txCall(t, ctx, "RunClaim", p, func() ([]*store.Run, error) { return t.inner.RunClaim(ctx, p) })
+}
+
+func (t *tx) RunStart(ctx context.Context, p []store.RunStartParams) ([]bool, error) {
+	return txCall(t, ctx, "RunStart", p, func() ([]bool, error) { return t.inner.RunStart(ctx, p) })
+}
+
+func (t *tx) RunFinish(ctx context.Context, p []store.RunFinishParams) ([]store.RunFinishResult, error) {
+	return txCall(t, ctx, "RunFinish", p, func() ([]store.RunFinishResult, error) { return t.inner.RunFinish(ctx, p) })
+}
+
+func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunCancelResult, error) {
+	return txCall(t, ctx, "RunCancel", p, func() (store.RunCancelResult, error) { return t.inner.RunCancel(ctx, p) })
+}
+
+func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*store.Run, error) {
+	return txCall(t, ctx, "RunRetry", p, func() (*store.Run, error) { return t.inner.RunRetry(ctx, p) })
+}
+
+func (t *tx) RunPromote(ctx context.Context, p store.RunPromoteParams) ([]*store.Run, error) {
+	return txCall(t, ctx, "RunPromote", p, func() ([]*store.Run, error) { return t.inner.RunPromote(ctx, p) })
+}
+
+func (t *tx) LogAppend(ctx context.Context, lines []store.LogLine) error {
+	_, err := txCall(t, ctx, "LogAppend", lines, func() (struct{}, error) { return struct{}{}, t.inner.LogAppend(ctx, lines) })
+	return err
+}
+
+func (t *tx) RunAdopt(ctx context.Context, p []store.RunAdoptParams) ([]bool, error) {
+	return txCall(t, ctx, "RunAdopt", p, func() ([]bool, error) { return t.inner.RunAdopt(ctx, p) })
+}
+
+func (t *tx) RunRequeueLost(ctx context.Context, p store.RunRequeueLostParams) ([]*store.Run, error) {
+	return txCall(t, ctx, "RunRequeueLost", p, func() ([]*store.Run, error) { return t.inner.RunRequeueLost(ctx, p) })
+}
+
+func (t *tx) JobPut(ctx context.Context, p store.JobPutParams) (*store.Job, bool, error) {
+	type put struct {
+		job     *store.Job
+		created bool
+	}
+	r, err := txCall(t, ctx, "JobPut", p, func() (put, error) {
+		j, c, err := t.inner.JobPut(ctx, p)
+		return put{j, c}, err
+	})
+	return r.job, r.created, err
+}
+
+func (t *tx) JobDelete(ctx context.Context, name string) error {
+	_, err := txCall(t, ctx, "JobDelete", name, func() (struct{}, error) { return struct{}{}, t.inner.JobDelete(ctx, name) })
+	return err
+}
+
+func (t *tx) JobPause(ctx context.Context, p store.JobPauseParams) (*store.Job, error) {
+	return txCall(t, ctx, "JobPause", p, func() (*store.Job, error) { return t.inner.JobPause(ctx, p) })
+}
+
+func (t *tx) JobListDue(ctx context.Context, p store.JobListDueParams) ([]*store.Job, error) {
+	return txCall(t, ctx, "JobListDue", p, func() ([]*store.Job, error) { return t.inner.JobListDue(ctx, p) })
+}
+
+func (t *tx) JobAdvance(ctx context.Context, ps []store.JobAdvanceParams) ([]bool, error) {
+	return txCall(t, ctx, "JobAdvance", ps, func() ([]bool, error) { return t.inner.JobAdvance(ctx, ps) })
+}
+
+func (t *tx) RunListActiveForJob(ctx context.Context, job string, limit int) ([]*store.Run, error) {
+	return txCall(t, ctx, "RunListActiveForJob", job, func() ([]*store.Run, error) { return t.inner.RunListActiveForJob(ctx, job, limit) })
+}
+
+func (t *tx) RunUnblockNext(ctx context.Context, job string, now time.Time) (*store.Run, error) {
+	return txCall(t, ctx, "RunUnblockNext", job, func() (*store.Run, error) { return t.inner.RunUnblockNext(ctx, job, now) })
+}
+
+func (t *tx) CallbackListDue(ctx context.Context, p store.CallbackListDueParams) ([]*store.Run, error) {
+	return txCall(t, ctx, "CallbackListDue", p, func() ([]*store.Run, error) { return t.inner.CallbackListDue(ctx, p) })
+}
+
+func (t *tx) CallbackRecord(ctx context.Context, p []store.CallbackRecordParams) ([]bool, error) {
+	return txCall(t, ctx, "CallbackRecord", p, func() ([]bool, error) { return t.inner.CallbackRecord(ctx, p) })
+}
+
+// Notify implements store.Tx. With a Bus the notification is kept and
+// published when the transaction commits; otherwise the wrapped store
+// publishes it.
+func (t *tx) Notify(ctx context.Context, n store.Notification) error {
+	_, err := txCall(t, ctx, "Notify", n, func() (struct{}, error) {
+		if t.s.opts.Bus != nil {
+			t.notes = append(t.notes, n)
+			return struct{}{}, nil
+		}
+		return struct{}{}, t.inner.Notify(ctx, n)
+	})
+	return err
+}
