@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -267,7 +266,7 @@ func (wk *worker) connect(now time.Time) {
 		WorkerID: wk.id, Group: wk.group, Capacity: wk.capacity, Window: win,
 		Types: wk.types, Version: "sim", Hostname: wk.name, Held: held,
 	}
-	setInstance(&h, fmt.Sprintf("%s/p%d", wk.name, wk.process))
+	h.Instance = fmt.Sprintf("%s/p%d", wk.name, wk.process) // the same process reconnecting replaces its session
 	sess, stale, err := eng.Connect(context.Background(), h, c)
 	if err != nil {
 		var fe *engine.FieldError
@@ -362,16 +361,6 @@ func (wk *worker) crash(now time.Time, why string, restartIn time.Duration) {
 	wk.backoff = minBackoff
 	wk.nextTry = now.Add(restartIn)
 	wk.process++
-}
-
-// setInstance names the worker process in h (Hello.Instance: the same
-// process reconnecting replaces its session, another process under the
-// same id is refused) when the engine's Hello has that field; the engine of
-// 3d565f7 does not, and there every connection replaces the last.
-func setInstance(h *engine.Hello, instance string) {
-	if f := reflect.ValueOf(h).Elem().FieldByName("Instance"); f.IsValid() && f.Kind() == reflect.String {
-		f.SetString(instance)
-	}
 }
 
 // tick runs one step of the worker at time now.
