@@ -35,7 +35,7 @@ type op struct {
 	// to that moment, not just those free when it was queued.
 	prepareClaim func() []store.RunClaimParams
 	claims       []store.RunClaimParams // the claims applied (one per kind of worker)
-	short        bool                   // every claim came back with fewer runs than asked
+	short        []bool                 // short[i]: claims[i] came back with fewer runs than asked
 	claimGen     uint64                 // the group's wakeGen when it was prepared
 	// txfn, if set, applies writes of its own in the batch's transaction
 	// (job changes, cron ticks, unblocking), after cancels and retries and
@@ -280,6 +280,13 @@ func (c *committer) commit(batch []*op) {
 	if err != nil && !errors.Is(err, store.ErrClosed) && c.retryLater(batch[0], err) {
 		return
 	}
+	if o := batch[0]; err != nil && len(batch) == 1 && len(o.inserts) > 0 {
+		// Not retried (its caller gave up, or the store closed): the error
+		// is the caller's answer only if the runs were really not written.
+		if res, ok := c.lookupInserted(o); ok {
+			o.insertRes, err = res, nil
+		}
+	}
 	for _, o := range batch {
 		if err != nil {
 			o.err = fmt.Errorf("engine: commit: %w", err)
@@ -341,17 +348,9 @@ func (c *committer) insertedAlready(o *op) bool {
 	if len(o.inserts) == 0 || o.stage.Load() != opQueued {
 		return false
 	}
-	ctx := context.Background()
-	if _, err := c.st.RunGet(ctx, o.inserts[0].ID); err != nil {
+	res, ok := c.lookupInserted(o)
+	if !ok {
 		return false
-	}
-	res := make([]store.RunInsertResult, len(o.inserts))
-	for i, p := range o.inserts {
-		r, err := c.st.RunGet(ctx, p.ID)
-		if err != nil {
-			return false
-		}
-		res[i] = store.RunInsertResult{Run: r}
 	}
 	if !o.stage.CompareAndSwap(opQueued, opCommitting) {
 		return true // withdrawn meanwhile: nobody waits for it
@@ -361,6 +360,21 @@ func (c *committer) insertedAlready(o *op) bool {
 		o.done(o)
 	}
 	return true
+}
+
+// lookupInserted reads the runs of an op of new runs from the store: ok if
+// they were all committed (by an earlier try whose answer was an error).
+func (c *committer) lookupInserted(o *op) ([]store.RunInsertResult, bool) {
+	ctx := context.Background()
+	res := make([]store.RunInsertResult, len(o.inserts))
+	for i, p := range o.inserts {
+		r, err := c.st.RunGet(ctx, p.ID)
+		if err != nil {
+			return nil, false
+		}
+		res[i] = store.RunInsertResult{Run: r}
+	}
+	return res, true
 }
 
 // rederive fixes up the outputs of an op that committed after earlier
@@ -481,14 +495,15 @@ func (c *committer) apply(ctx context.Context, tx store.Tx, batch []*op) error {
 		if o.prepareClaim == nil {
 			continue
 		}
-		o.claims, o.short = o.prepareClaim(), true
-		for _, c := range o.claims {
+		o.claims = o.prepareClaim()
+		o.short = make([]bool, len(o.claims))
+		for i, c := range o.claims {
 			got, err := tx.RunClaim(ctx, c)
 			if err != nil {
 				return fmt.Errorf("claim: %w", err)
 			}
 			o.claimed = append(o.claimed, got...)
-			o.short = o.short && len(got) < c.Limit
+			o.short[i] = len(got) < c.Limit
 		}
 	}
 	if len(logs) > 0 {

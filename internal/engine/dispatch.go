@@ -66,15 +66,19 @@ type group struct {
 	name     string
 	sessions []*Session
 	ready    readyQueue
-	// mayHaveWork is set by anything that may have made runs of the group
-	// claimable and cleared when a claim comes back short — unless a wake
-	// arrived while that claim was in flight: wakeGen counts wakes, and a
-	// claim remembers the count it was prepared at. (With several
-	// transactions in flight, a claim can miss a run another transaction
-	// committed meanwhile; its wake must not be erased.)
-	mayHaveWork bool
-	wakeGen     uint64
-	claiming    bool
+	// empty are the handler types known to have nothing claimable: a
+	// claim for them came back short. Claims are made per kind of worker,
+	// so what one kind's short claim says holds for its types only (runs
+	// of a type whose workers were all busy may still be queued). Anything
+	// that may have made runs of the group claimable clears the set —
+	// and a claim's answer is not recorded if a wake arrived while it was
+	// in flight: wakeGen counts wakes, and a claim remembers the count it
+	// was prepared at. (With several transactions in flight, a claim can
+	// miss a run another transaction committed meanwhile; its wake must not
+	// be erased.)
+	empty    map[string]bool
+	wakeGen  uint64
+	claiming bool
 
 	cands []candidate // scratch for assign
 	csess []*Session
@@ -83,7 +87,7 @@ type group struct {
 func (e *Engine) group(name string) *group {
 	g := e.groups[name]
 	if g == nil {
-		g = &group{name: name, mayHaveWork: true}
+		g = &group{name: name, empty: make(map[string]bool)}
 		e.groups[name] = g
 	}
 	return g
@@ -108,7 +112,7 @@ func (e *Engine) dropIdleGroup(g *group) {
 
 // wakeGroup: called with e.mu held.
 func (e *Engine) wakeGroup(g *group) {
-	g.mayHaveWork = true
+	clear(g.empty)
 	g.wakeGen++
 	e.kick(g)
 }
@@ -123,7 +127,7 @@ func (e *Engine) wakeGroup(g *group) {
 // credit, so every free credit may be claimed for.
 func (e *Engine) kick(g *group) {
 	e.assign(g)
-	if !e.running() || g.claiming || !g.mayHaveWork || len(e.claimParams(g)) == 0 {
+	if !e.running() || g.claiming || len(e.claimParams(g)) == 0 {
 		return
 	}
 	o := &op{}
@@ -164,6 +168,11 @@ func (e *Engine) claimParams(g *group) []store.RunClaimParams {
 		}
 		out[i].Limit += f
 	}
+	// Kinds whose every type is known to be empty are not asked again
+	// until a wake.
+	out = slices.DeleteFunc(out, func(c store.RunClaimParams) bool {
+		return !slices.ContainsFunc(c.Types, func(t string) bool { return !g.empty[t] })
+	})
 	if len(out) == 0 {
 		return nil
 	}
@@ -188,8 +197,14 @@ func (e *Engine) claimed(g *group, o *op) {
 		e.kick(g) // nothing was free when it applied; maybe now
 		return
 	}
-	if o.short && g.wakeGen == o.claimGen {
-		g.mayHaveWork = false
+	if g.wakeGen == o.claimGen {
+		for i, c := range o.claims {
+			if o.short[i] {
+				for _, t := range c.Types {
+					g.empty[t] = true
+				}
+			}
+		}
 	}
 	if !e.running() || e.groups[g.name] != g {
 		// Stopping, or the group was forgotten when its last worker left: a

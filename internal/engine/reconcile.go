@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
@@ -82,7 +83,8 @@ func (e *Engine) reconcile(ctx context.Context) {
 	st.requeued = e.requeueUndriven(active)
 	st.orphans = e.expireOrphans()
 	for _, g := range e.groups {
-		if len(e.claimParams(g)) > 0 && !g.claiming {
+		idle := slices.ContainsFunc(g.sessions, func(s *Session) bool { return s.free() > 0 })
+		if idle && !g.claiming {
 			e.wakeGroup(g)
 			st.woken++
 		}

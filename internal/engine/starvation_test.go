@@ -89,3 +89,19 @@ func TestReadyQueueOrder(t *testing.T) {
 		t.Fatalf("pop order %v, want %v", got, want)
 	}
 }
+
+// A claim for one kind of worker that comes back short says nothing of
+// the types only busy workers serve: when one of those frees a slot, its
+// queued runs are claimed at once.
+func TestShortClaimForOneKindKeepsTheOthersClaimable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		sa, ca := en.connect("wa", 1, "a")
+		runs := en.submit(SubmitSpec{Type: "a"}, SubmitSpec{Type: "a"})
+		en.connect("wb", 1, "b") // its claim (type b only) comes back empty
+		finish(sa, OutcomeSucceeded, ca.Tasks()[0])
+		if ts := ca.Tasks(); len(ts) != 2 || ts[1].RunID != runs[1].ID {
+			t.Fatalf("after its slot freed the a-worker got %v, want the second a run", ids(ts))
+		}
+	})
+}

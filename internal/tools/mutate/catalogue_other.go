@@ -99,7 +99,7 @@ var otherMutants = []Mutant{
 	},
 	{
 		ID: "engine-claim-short", File: "internal/engine/committer.go",
-		Old: "o.short = o.short && len(got) < c.Limit", New: "o.short = o.short && len(got) <= c.Limit",
+		Old: "o.short[i] = len(got) < c.Limit", New: "o.short[i] = len(got) <= c.Limit",
 		Pkgs: enginePkgs,
 		Desc: "a full claim clears may-have-work: queued runs wait for the next event",
 	},
