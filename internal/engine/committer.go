@@ -157,7 +157,11 @@ func (q *opQueue) close() {
 // error is the truth. If a committer has it, its try is waited out — it
 // either commits (and the caller gets the result) or fails and is not
 // retried.
-func await(ctx context.Context, o *op, done <-chan struct{}) error {
+//
+// An op withdrawn between tries may still have been written by a try
+// whose answer was an error; new runs are looked up, and found ones are
+// the answer after all.
+func (e *Engine) await(ctx context.Context, o *op, done <-chan struct{}) error {
 	select {
 	case <-done:
 		return o.err
@@ -165,6 +169,15 @@ func await(ctx context.Context, o *op, done <-chan struct{}) error {
 	}
 	o.abandoned.Store(true)
 	if o.withdraw() {
+		if o.tries > 0 && len(o.inserts) > 0 {
+			if res, ok := e.commits.lookupInserted(o); ok {
+				o.insertRes = res
+				if o.done != nil {
+					o.done(o)
+				}
+				return nil
+			}
+		}
 		return ctx.Err()
 	}
 	<-done

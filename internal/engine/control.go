@@ -18,7 +18,7 @@ func (e *Engine) do(ctx context.Context, o *op, after func(o *op)) error {
 		close(done)
 	}
 	e.submitOp(o)
-	return await(ctx, o, done)
+	return e.await(ctx, o, done)
 }
 
 // Cancel cancels a run wherever it is. A run a worker holds is cancelled

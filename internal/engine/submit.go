@@ -57,7 +57,7 @@ func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult
 		close(done)
 	}
 	e.submitOp(o)
-	if err := await(ctx, o, done); err != nil {
+	if err := e.await(ctx, o, done); err != nil {
 		return nil, err
 	}
 	out := make([]SubmitResult, len(o.insertRes))
