@@ -291,7 +291,7 @@ func (w *world) checkSlots() {
 				if wk.id != info.ID {
 					continue
 				}
-				for _, ref := range wk.taskOrder() {
+				for _, ref := range sortedRefs(wk.tasks) {
 					hung = append(hung, ref.String())
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -287,26 +288,9 @@ func (wk *worker) connect(now time.Time) {
 	}
 	// Every unacknowledged result is sent again on the new stream.
 	wk.outRes = wk.outRes[:0]
-	for _, ref := range wk.unackedOrder() {
+	for _, ref := range sortedRefs(wk.unacked) {
 		wk.outRes = append(wk.outRes, wk.unacked[ref])
 	}
-}
-
-func (wk *worker) unackedOrder() []attemptRef {
-	refs := make([]attemptRef, 0, len(wk.unacked))
-	for r := range wk.unacked {
-		refs = append(refs, r)
-	}
-	slices.SortFunc(refs, func(a, b attemptRef) int {
-		if a.run != b.run {
-			if a.run < b.run {
-				return -1
-			}
-			return 1
-		}
-		return a.attempt - b.attempt
-	})
-	return refs
 }
 
 func (wk *worker) retryLater(now time.Time, why string) {
@@ -444,7 +428,7 @@ func (wk *worker) accept(now time.Time, t engine.Task) {
 
 // runTasks starts and ends handlers whose time has come.
 func (wk *worker) runTasks(now time.Time) {
-	for _, ref := range wk.taskOrder() {
+	for _, ref := range sortedRefs(wk.tasks) {
 		t := wk.tasks[ref]
 		if t == nil {
 			continue
@@ -483,23 +467,6 @@ func (wk *worker) runTasks(now time.Time) {
 
 func (wk *worker) restartDelay() time.Duration {
 	return time.Second + time.Duration(wk.rng.Int64N(int64(3*time.Second)))
-}
-
-func (wk *worker) taskOrder() []attemptRef {
-	refs := make([]attemptRef, 0, len(wk.tasks))
-	for r := range wk.tasks {
-		refs = append(refs, r)
-	}
-	slices.SortFunc(refs, func(a, b attemptRef) int {
-		if a.run != b.run {
-			if a.run < b.run {
-				return -1
-			}
-			return 1
-		}
-		return a.attempt - b.attempt
-	})
-	return refs
 }
 
 func (wk *worker) log(now time.Time, ref attemptRef, text string) {
@@ -639,4 +606,20 @@ func (wk *worker) sendGarbage(now time.Time) {
 		wk.sess.Ack([]engine.Ack{{RunID: "r_unknown", Attempt: 1}})
 		wk.sess.Results([]engine.Result{{RunID: "r_unknown", Attempt: 1, Outcome: engine.OutcomeSucceeded, Result: []byte("\x00")}})
 	}
+}
+
+// sortedRefs returns m's keys by run, then attempt: a seed's steps must not
+// depend on map iteration order.
+func sortedRefs[V any](m map[attemptRef]V) []attemptRef {
+	refs := make([]attemptRef, 0, len(m))
+	for r := range m {
+		refs = append(refs, r)
+	}
+	slices.SortFunc(refs, func(a, b attemptRef) int {
+		if c := strings.Compare(a.run, b.run); c != 0 {
+			return c
+		}
+		return a.attempt - b.attempt
+	})
+	return refs
 }
