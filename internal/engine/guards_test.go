@@ -199,26 +199,34 @@ func TestClaimsTakeOnlyFreeCredits(t *testing.T) {
 	})
 }
 
+// parkTwoRuns leaves two claimed runs waiting in the ready queue: worker w1
+// asks for them, and pauses while their claim's transaction commits. It
+// returns w1 and the runs.
+func parkTwoRuns(t *testing.T) (*env, *Session, *fakeConn, []*store.Run) {
+	en, fl := newFlakyEnv(t, nil)
+	s, c, err := en.hello(Hello{WorkerID: "w1", Capacity: 2, Draining: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	en.keepAlive(s)
+	runs := en.submit(SubmitSpec{}, SubmitSpec{})
+	fl.set("slowCommit", 1)
+	s.SetWindow(2) // the claim's transaction takes five seconds to commit
+	time.Sleep(time.Second)
+	s.SetWindow(0) // meanwhile the worker pauses: the claimed runs wait
+	time.Sleep(5 * time.Second)
+	synctest.Wait()
+	if n := len(c.Tasks()); n != 0 {
+		t.Fatalf("setup: %d tasks sent to a paused worker", n)
+	}
+	return en, s, c, runs
+}
+
 // A run cancelled while it waits in the ready queue (claimed, no free
 // slot yet) is never sent.
 func TestRunCancelledWhileWaitingIsNotSent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		en, fl := newFlakyEnv(t, nil)
-		s, c, err := en.hello(Hello{WorkerID: "w1", Capacity: 2, Draining: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		en.keepAlive(s)
-		runs := en.submit(SubmitSpec{}, SubmitSpec{})
-		fl.set("slowCommit", 1)
-		s.SetWindow(2) // the claim's transaction takes five seconds to commit
-		time.Sleep(time.Second)
-		s.SetWindow(0) // meanwhile the worker pauses: the claimed runs wait
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
-		if n := len(c.Tasks()); n != 0 {
-			t.Fatalf("setup: %d tasks sent to a paused worker", n)
-		}
+		en, s, c, runs := parkTwoRuns(t)
 		if _, err := en.e.Cancel(en.ctx, runs[0].ID, "stop"); err != nil {
 			t.Fatal(err)
 		}
@@ -234,22 +242,7 @@ func TestRunCancelledWhileWaitingIsNotSent(t *testing.T) {
 // a new worker's credits must not be eaten by runs that nobody hands it.
 func TestWaitingRunsGoToANewWorker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		en, fl := newFlakyEnv(t, nil)
-		s, c, err := en.hello(Hello{WorkerID: "w1", Capacity: 2, Draining: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		en.keepAlive(s)
-		en.submit(SubmitSpec{}, SubmitSpec{})
-		fl.set("slowCommit", 1)
-		s.SetWindow(2)
-		time.Sleep(time.Second)
-		s.SetWindow(0) // the claimed runs wait in the ready queue
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
-		if n := len(c.Tasks()); n != 0 {
-			t.Fatalf("setup: %d tasks sent to a paused worker", n)
-		}
+		en, _, _, _ := parkTwoRuns(t)
 		_, c2 := en.connect("w2", 2)
 		if n := len(c2.Tasks()); n != 2 {
 			t.Fatalf("the new worker got %d of the 2 waiting runs", n)
