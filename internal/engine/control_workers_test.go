@@ -18,22 +18,14 @@ import (
 // ends.
 func (en *env) connectHello(h Hello) (*Session, *fakeConn) {
 	en.t.Helper()
-	if h.Group == "" {
-		h.Group = "g"
-	}
-	if len(h.Types) == 0 {
-		h.Types = []string{"noop"}
-	}
 	if h.Capacity == 0 {
 		h.Capacity = max(1, h.Window)
 	}
-	c := &fakeConn{}
-	s, _, err := en.e.Connect(en.ctx, h, c)
+	s, c, err := en.hello(h)
 	if err != nil {
 		en.t.Fatal(err)
 	}
 	en.keepAlive(s)
-	synctest.Wait()
 	return s, c
 }
 

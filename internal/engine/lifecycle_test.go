@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 )
 
 func TestLifeStartsOnceAndStopsIdempotently(t *testing.T) {
@@ -32,18 +33,21 @@ func TestLifeStartsOnceAndStopsIdempotently(t *testing.T) {
 // A component's goroutines outlive the context Start was called with
 // (a request's): only Stop ends them.
 func TestLifeIgnoresTheStartersCancellation(t *testing.T) {
-	var l life
-	ctx, cancel := context.WithCancel(context.Background())
-	ended := make(chan struct{})
-	if err := l.start(ctx, func(ctx context.Context) { <-ctx.Done(); close(ended) }); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	select {
-	case <-ended:
-		t.Fatal("the component stopped with its starter's context")
-	default:
-	}
-	l.Stop()
-	<-ended
+	synctest.Test(t, func(t *testing.T) {
+		var l life
+		ctx, cancel := context.WithCancel(context.Background())
+		var ended atomic.Bool
+		if err := l.start(ctx, func(ctx context.Context) { <-ctx.Done(); ended.Store(true) }); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		synctest.Wait() // a goroutine that would end has ended
+		if ended.Load() {
+			t.Fatal("the component stopped with its starter's context")
+		}
+		l.Stop()
+		if !ended.Load() {
+			t.Fatal("Stop returned before the goroutine ended")
+		}
+	})
 }
