@@ -53,6 +53,12 @@ func newFlight(r *store.Run) *flight {
 
 func (f *flight) ref() RunRef { return RunRef{RunID: f.id, Attempt: f.attempt} }
 
+// size is the most bytes f's task takes in a dispatch (Task.Size).
+func (f *flight) size() int {
+	t := Task{RunID: f.id, Type: f.typ, Group: f.group, Job: f.job, Payload: f.payload}
+	return t.Size()
+}
+
 func (f *flight) stopTimer() {
 	if f.timer != nil {
 		f.timer.Stop()
@@ -248,7 +254,7 @@ func (e *Engine) assign(g *group) {
 			continue // cancelled or timed out while waiting
 		}
 		g.cands, g.csess = g.cands[:0], g.csess[:0]
-		size := len(f.payload) + len(f.id) + len(f.typ) + len(f.group) + len(f.job) + TaskOverhead
+		size := f.size()
 		served, limit := false, 0
 		for _, s := range g.sessions {
 			if !s.serves(f.typ) {

@@ -185,7 +185,7 @@ func (e *Engine) failTooLarge(fs []*flight, limit int) {
 		if e.flights[f.id] == f {
 			delete(e.flights, f.id)
 		}
-		size := len(f.payload) + len(f.id) + len(f.typ) + len(f.group) + len(f.job) + TaskOverhead
+		size := f.size()
 		params[i] = store.RunFinishParams{
 			ID: f.id, Attempt: f.attempt, Status: store.StatusFailed, Failure: true, ServerID: e.fence(), Now: now,
 			Error: fmt.Sprintf("the task is %d bytes; no worker of group %q serving %q takes messages over %d bytes", size, f.group, f.typ, limit),
