@@ -110,17 +110,7 @@ func TestSQLiteDiskFull(t *testing.T) {
 	time.Sleep(2 * time.Second) // the burst goes on on the freed disk
 	unanswered := stop()
 	stopped = true
-	s.metric("refused_from_fault", len(refusedDuring))
-	s.metric("refused_as", refusalKinds(refusedDuring))
-	for i, r := range refusedDuring {
-		if i < 3 {
-			t.Logf("refused %v after the disk filled: HTTP %d %v", r.at.Sub(full).Round(time.Millisecond), r.code, r.err)
-		}
-	}
-	s.metric("unanswered", unanswered)
-	slowest, sent := s.slowestAck()
-	s.metric("slowest_ack", slowest)
-	s.metric("slowest_ack_sent_after_full", sent.Sub(full))
+	s.reportSubmits(refusedDuring, full, "full", "the disk filled", unanswered)
 
 	runs := s.settleAfter(a, cleared, diskBound)
 	if exited(srv) {

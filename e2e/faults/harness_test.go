@@ -128,6 +128,24 @@ func (s *scenario) slowestAck() (time.Duration, time.Time) {
 }
 
 // refusals returns the submissions not acknowledged since t.
+// reportSubmits records what a fault at `at` cost the submitters: the
+// submissions refused since (the first three logged, as happening after
+// what), those never answered, and the slowest acknowledgement with when
+// it was sent (metric slowest_ack_sent_after_<name>).
+func (s *scenario) reportSubmits(refused []refusal, at time.Time, name, what string, unanswered int64) {
+	s.metric("refused_from_fault", len(refused))
+	s.metric("refused_as", refusalKinds(refused))
+	for i, r := range refused {
+		if i < 3 {
+			s.t.Logf("refused %v after %s: HTTP %d %v", r.at.Sub(at).Round(time.Millisecond), what, r.code, r.err)
+		}
+	}
+	s.metric("unanswered", unanswered)
+	slowest, sent := s.slowestAck()
+	s.metric("slowest_ack", slowest)
+	s.metric("slowest_ack_sent_after_"+name, sent.Sub(at))
+}
+
 func (s *scenario) refusals(since time.Time) []refusal {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -98,17 +98,7 @@ func TestPostgresRestartMidBurst(t *testing.T) {
 	s.metric("down_after", outage.Down.Sub(fault))
 	s.recovery("store_down", back.Sub(outage.Down))
 	refused := s.refusals(fault)
-	s.metric("refused_from_fault", len(refused))
-	s.metric("refused_as", refusalKinds(refused))
-	for i, r := range refused {
-		if i < 3 {
-			t.Logf("refused %v after the restart began: HTTP %d %v", r.at.Sub(fault).Round(time.Millisecond), r.code, r.err)
-		}
-	}
-	s.metric("unanswered", unanswered)
-	slowest, sent := s.slowestAck()
-	s.metric("slowest_ack", slowest)
-	s.metric("slowest_ack_sent_after_fault", sent.Sub(fault))
+	s.reportSubmits(refused, fault, "fault", "the restart began", unanswered)
 
 	runs := s.settleAfter(apis[0], back, pgBound)
 	// The first completion committed after the store was back: the
