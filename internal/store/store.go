@@ -370,8 +370,6 @@ type Store interface {
 	// RunNextPendingAt returns the earliest run_at of a pending run, or the
 	// zero time when there is none.
 	RunNextPendingAt(ctx context.Context) (time.Time, error)
-	// RunQueuedGroups lists groups that have queued runs.
-	RunQueuedGroups(ctx context.Context) ([]string, error)
 	RunCountByGroup(ctx context.Context) ([]GroupCount, error)
 	LogList(ctx context.Context, p LogListParams) ([]LogEntry, error)
 

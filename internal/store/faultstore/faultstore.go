@@ -370,11 +370,6 @@ func (s *Store) RunNextPendingAt(ctx context.Context) (time.Time, error) {
 	return read(s, ctx, "RunNextPendingAt", func() (time.Time, error) { return s.inner.RunNextPendingAt(ctx) })
 }
 
-// RunQueuedGroups implements store.Store.
-func (s *Store) RunQueuedGroups(ctx context.Context) ([]string, error) {
-	return read(s, ctx, "RunQueuedGroups", func() ([]string, error) { return s.inner.RunQueuedGroups(ctx) })
-}
-
 // RunCountByGroup implements store.Store.
 func (s *Store) RunCountByGroup(ctx context.Context) ([]store.GroupCount, error) {
 	return read(s, ctx, "RunCountByGroup", func() ([]store.GroupCount, error) { return s.inner.RunCountByGroup(ctx) })

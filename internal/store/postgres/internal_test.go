@@ -155,7 +155,6 @@ func TestQueryPlans(t *testing.T) {
 			{"list active of a server", sqlListActiveServer, []any{"srv"}, "active_server"},
 			{"list active", sqlListActive, nil, "runs_pkey"},
 			{"next pending", sqlNextPendingAt, nil, "pending_order"},
-			{"queued groups", sqlQueuedGroups, nil, "queue_order"},
 			{"log list", sqlLogList, []any{"r1", int64(0), int64(k)}, "run_logs_run"},
 		}
 		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {

@@ -29,14 +29,6 @@ const (
 		WHERE seq = ANY (ARRAY(SELECT seq FROM active WHERE server_id = $1))
 			AND server_id = $1 AND status IN ('dispatched', 'running') ORDER BY seq`
 	sqlNextPendingAt = `SELECT min(run_at) FROM pending`
-	// A skip scan over queue_order: one probe per group instead of a walk
-	// over every queued run.
-	sqlQueuedGroups = `WITH RECURSIVE g(grp) AS (
-			(SELECT q.grp FROM queue AS q ORDER BY q.grp LIMIT 1)
-			UNION ALL
-			SELECT (SELECT r.grp FROM queue AS r WHERE r.grp > g.grp ORDER BY r.grp LIMIT 1)
-			FROM g WHERE g.grp IS NOT NULL)
-		SELECT grp FROM g WHERE grp IS NOT NULL`
 	sqlCountByGroup = `SELECT grp, status, count(*) FROM runs GROUP BY grp, status ORDER BY grp, status`
 	sqlLogList      = `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs
 		WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`
@@ -155,22 +147,6 @@ func (s *Store) RunNextPendingAt(ctx context.Context) (time.Time, error) {
 		return time.Time{}, s.wrap("RunNextPendingAt", err)
 	}
 	return tsTime(at), nil
-}
-
-// RunQueuedGroups implements store.Store. Groups come back sorted.
-func (s *Store) RunQueuedGroups(ctx context.Context) ([]string, error) {
-	if s.closed.Load() {
-		return nil, errClosed
-	}
-	rows, err := s.pool.Query(ctx, sqlQueuedGroups)
-	if err != nil {
-		return nil, s.wrap("RunQueuedGroups", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, s.wrap("RunQueuedGroups", err)
-	}
-	return out, nil
 }
 
 // RunCountByGroup implements store.Store. It reads every run, so it is

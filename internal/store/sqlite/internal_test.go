@@ -91,7 +91,6 @@ func TestQueryPlans(t *testing.T) {
 		{"list active", rSQL[rListActive], nil, "runs_active", true},
 		{"list active of a server", rSQL[rListActiveServer], []any{"s"}, "runs_active", false},
 		{"next pending", rSQL[rNextPendingAt], nil, "runs_pending", false},
-		{"queued groups", rSQL[rQueuedGroups], nil, "runs_claim", false},
 		{"log list", rSQL[rLogList], []any{"r", 0, 10}, "run_logs_run", false},
 		{"get by slot", wSQL[wGetBySlot], []any{"j", 1}, "runs_job_slot", false},
 		{"list active for job", wSQL[wListActiveForJob], []any{"j", 10}, "runs_job_active", true},

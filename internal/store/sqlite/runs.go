@@ -238,7 +238,6 @@ const (
 	rListActive
 	rListActiveServer
 	rNextPendingAt
-	rQueuedGroups
 	rCountByGroup
 	rLogList
 	rLeaderGet
@@ -261,14 +260,6 @@ var rSQL = [numRStmts]string{
 	rListActiveServer: `SELECT ` + runCols + ` FROM runs INDEXED BY runs_active
 		WHERE server_id = ? AND status IN ('dispatched', 'running') ORDER BY seq`,
 	rNextPendingAt: `SELECT min(run_at) FROM runs WHERE status = 'pending'`,
-	// A skip scan over the claim index: one seek per group instead of a walk
-	// over every queued run.
-	rQueuedGroups: `WITH RECURSIVE g(grp) AS (
-			SELECT (SELECT min(grp) FROM runs WHERE status = 'queued')
-			UNION ALL
-			SELECT (SELECT min(r.grp) FROM runs AS r WHERE r.status = 'queued' AND r.grp > g.grp)
-			FROM g WHERE g.grp IS NOT NULL)
-		SELECT grp FROM g WHERE grp IS NOT NULL`,
 	rCountByGroup: `SELECT grp, status, count(*) FROM runs GROUP BY grp, status ORDER BY grp, status`,
 	rLogList: `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs
 		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,

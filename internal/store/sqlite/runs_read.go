@@ -128,30 +128,6 @@ func (s *Store) RunNextPendingAt(ctx context.Context) (time.Time, error) {
 	return fromNullMicro(at), nil
 }
 
-// RunQueuedGroups implements store.Store. Groups come back sorted.
-func (s *Store) RunQueuedGroups(ctx context.Context) ([]string, error) {
-	if s.closed.Load() {
-		return nil, errClosed
-	}
-	rows, err := s.rs[rQueuedGroups].QueryContext(ctx)
-	if err != nil {
-		return nil, s.wrap("RunQueuedGroups", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var g string
-		if err := rows.Scan(&g); err != nil {
-			return nil, s.wrap("RunQueuedGroups", err)
-		}
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.wrap("RunQueuedGroups", err)
-	}
-	return out, nil
-}
-
 // RunCountByGroup implements store.Store. It reads every run (there is no
 // index on status: it would be written on every state change), so it is
 // meant for dashboards and metrics, not for hot paths.

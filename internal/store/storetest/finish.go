@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -179,9 +180,9 @@ func testFinishQueuedHandsBack(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	diffIDs(t, "active after hand-back", nil, active)
-	groups, err := s.RunQueuedGroups(ctx)
-	if err != nil || len(groups) != 1 || groups[0] != "g" {
-		t.Errorf("RunQueuedGroups = %v, %v; want [g]", groups, err)
+	counts, err := s.RunCountByGroup(ctx)
+	if want := []store.GroupCount{{Group: "g", Status: store.StatusQueued, Count: 1}}; err != nil || !reflect.DeepEqual(counts, want) {
+		t.Errorf("RunCountByGroup = %v, %v; want %v", counts, err, want)
 	}
 }
 

@@ -100,11 +100,7 @@ func testNextPendingAt(t *testing.T, s store.Store) {
 	}
 }
 
-func testQueuedGroupsAndCounts(t *testing.T, s store.Store) {
-	groups, err := s.RunQueuedGroups(ctx)
-	if err != nil || len(groups) != 0 {
-		t.Errorf("empty store: RunQueuedGroups = %v, %v", groups, err)
-	}
+func testCountByGroup(t *testing.T, s store.Store) {
 	counts, err := s.RunCountByGroup(ctx)
 	if err != nil || len(counts) != 0 {
 		t.Errorf("empty store: RunCountByGroup = %v, %v", counts, err)
@@ -128,13 +124,6 @@ func testQueuedGroupsAndCounts(t *testing.T, s store.Store) {
 	claim(t, s, store.RunClaimParams{Group: "alpha", Types: []string{"t"}, Limit: 1, ServerID: "srv"})
 	claim(t, s, store.RunClaimParams{Group: "delta", Types: []string{"t"}, Limit: 1, ServerID: "srv"})
 
-	groups, err = s.RunQueuedGroups(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff([]string{"alpha", "beta"}, groups, cmpopts.SortSlices(func(a, b string) bool { return a < b })); d != "" {
-		t.Errorf("RunQueuedGroups (-want +got):\n%s", d)
-	}
 	counts, err = s.RunCountByGroup(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -573,7 +562,6 @@ func testClosed(t *testing.T, s store.Store) {
 	_, checks["RunList"] = s.RunList(ctx, store.RunListParams{})
 	_, checks["RunListActive"] = s.RunListActive(ctx, store.RunListActiveParams{})
 	_, checks["RunNextPendingAt"] = s.RunNextPendingAt(ctx)
-	_, checks["RunQueuedGroups"] = s.RunQueuedGroups(ctx)
 	_, checks["RunCountByGroup"] = s.RunCountByGroup(ctx)
 	_, checks["LogList"] = s.LogList(ctx, store.LogListParams{RunID: "r1"})
 	_, checks["LeaderElect"] = s.LeaderElect(ctx, store.LeaderElectParams{ServerID: "a", TTL: time.Second, Now: t0})

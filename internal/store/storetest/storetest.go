@@ -113,7 +113,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"RetryConflict", testRetryConflict},
 		{"Promote", testPromote},
 		{"NextPendingAt", testNextPendingAt},
-		{"QueuedGroupsAndCounts", testQueuedGroupsAndCounts},
+		{"CountByGroup", testCountByGroup},
 		{"ListFiltersAndPages", testListFiltersAndPages},
 		{"ListLimits", testListLimits},
 		{"ListActive", testListActive},
