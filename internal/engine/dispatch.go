@@ -195,6 +195,9 @@ func (e *Engine) claimed(g *group, o *op) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	g.claiming = false
+	// Whatever the outcome, a group whose last worker left while the claim
+	// was in flight is forgotten now (it was kept only for the claim).
+	defer e.dropIdleGroup(g)
 	if o.err != nil {
 		e.log.Error("claim failed", "group", g.name, "err", o.err)
 		return // the next event (a submit, a freed slot) tries again
@@ -231,7 +234,6 @@ func (e *Engine) claimed(g *group, o *op) {
 		heap.Push(&g.ready, f)
 	}
 	e.kick(g) // assigns them first
-	e.dropIdleGroup(g)
 }
 
 // assign hands waiting runs to workers with free credits, in priority

@@ -135,6 +135,31 @@ func TestInventedGroupsCostNoMemory(t *testing.T) {
 	})
 }
 
+// A worker that leaves while its group's first claim is still queued
+// leaves no group behind: the claim finds nothing free, and the group,
+// kept only for it, is forgotten when it ends (a leak of ~130 bytes per
+// invented group name until this was fixed).
+func TestGroupForgottenAfterClaimOfGoneWorker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		for i := range 50 {
+			h := Hello{WorkerID: fmt.Sprintf("w%d", i), Group: fmt.Sprintf("gone-%d", i), Capacity: 1, Window: 1, Types: []string{"noop"}}
+			s, _, err := en.e.Connect(en.ctx, h, &fakeConn{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close(ErrWorkerLeft) // before its claim is taken by the committer
+		}
+		synctest.Wait()
+		en.e.mu.Lock()
+		n := len(en.e.groups)
+		en.e.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("%d groups remembered after their workers left", n)
+		}
+	})
+}
+
 func TestLogsOnlyForRunsTheWorkerHolds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		en := newEnv(t, nil)
