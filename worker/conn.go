@@ -210,8 +210,14 @@ func (w *Worker) session(ctx context.Context, pool *connPool, addr string) (welc
 func (w *Worker) hello() *plutov1.Hello {
 	w.mu.Lock()
 	held := make([]*plutov1.RunRef, 0, len(w.held))
-	for k := range w.held {
-		held = append(held, &plutov1.RunRef{RunId: k.id, Attempt: k.attempt})
+	for k, r := range w.held {
+		ref := &plutov1.RunRef{RunId: k.id, Attempt: k.attempt}
+		if !r.started.IsZero() {
+			// The Ack may have been lost with the old stream: the start
+			// time lets the server time the run out from its real start.
+			ref.StartedUnixMs = r.started.UnixMilli()
+		}
+		held = append(held, ref)
 	}
 	window := w.effectiveWindow()
 	draining := w.draining || w.paused

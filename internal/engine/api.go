@@ -63,6 +63,10 @@ type SubmitResult struct {
 type RunRef struct {
 	RunID   string
 	Attempt int
+	// StartedAt, in Hello.Held only, is when the worker started the
+	// attempt (zero if it has not): its Ack may have been lost with the old
+	// stream, and without it the server would never time the run out.
+	StartedAt time.Time
 }
 
 // Hello is what a worker announces when it connects.

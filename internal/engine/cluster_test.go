@@ -151,7 +151,7 @@ func TestWorkerFailoverAdoptsHeldRuns(t *testing.T) {
 		ack(s1w, task)
 		s1w.Close(errors.New("server gone"))
 		// The worker connects to s2, holding its run.
-		s2w, _ := en2.connectHeld("w1", 1, []RunRef{{run.ID, 1}})
+		s2w, _ := en2.connectHeld("w1", 1, []RunRef{{RunID: run.ID, Attempt: 1}})
 		time.Sleep(4 * time.Second) // s1 declares its old session dead and tries to hand the run back
 		synctest.Wait()
 		en2.wantStatus(run.ID, store.StatusRunning)

@@ -142,7 +142,7 @@ func TestTimeoutCancelsOnWorker(t *testing.T) {
 		ack(s, task)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if got := c.Cancels(); len(got) != 1 || got[0] != (RunRef{run.ID, 1}) {
+		if got := c.Cancels(); len(got) != 1 || got[0] != (RunRef{RunID: run.ID, Attempt: 1}) {
 			t.Fatalf("cancels sent %v, want the timed-out attempt", got)
 		}
 		en.wantStatus(run.ID, store.StatusTimedOut)
@@ -153,6 +153,32 @@ func TestTimeoutCancelsOnWorker(t *testing.T) {
 		if ts := c.Tasks(); len(ts) != 2 || ts[1].RunID != next.ID {
 			t.Fatalf("the slot did not free: tasks %v", ids(ts))
 		}
+	})
+}
+
+// A worker whose Ack was lost with its stream says in its next Hello when
+// the run started; the server times the run out from that start, even if
+// the worker enforces no deadline of its own.
+func TestTimeoutFromStartInHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		s, c := en.connect("w1", 1)
+		run := en.submit(SubmitSpec{Timeout: 10 * time.Second})[0]
+		task := c.Tasks()[0]
+		started := time.Now() // the worker starts it; its Ack is lost
+		s.Close(errors.New("stream broke"))
+		time.Sleep(time.Second)
+		_, c2 := en.connectHeld("w1", 1, []RunRef{{RunID: run.ID, Attempt: task.Attempt, StartedAt: started}})
+		en.wantStatus(run.ID, store.StatusRunning)
+		time.Sleep(9*time.Second - time.Millisecond)
+		synctest.Wait()
+		en.wantStatus(run.ID, store.StatusRunning)
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if got := c2.Cancels(); len(got) != 1 || got[0] != (RunRef{RunID: run.ID, Attempt: 1}) {
+			t.Fatalf("cancels sent %v, want the timed-out attempt", got)
+		}
+		en.wantStatus(run.ID, store.StatusTimedOut)
 	})
 }
 
@@ -225,7 +251,7 @@ func TestDeadWorkerRunsMoveWithNewAttempt(t *testing.T) {
 		}
 		// w1 comes back holding attempt 1: it is stale and its result rejected.
 		c := &fakeConn{}
-		s1b, stale, err := en.e.Connect(en.ctx, Hello{WorkerID: "w1", Group: "g", Capacity: 1, Types: []string{"noop"}, Held: []RunRef{{run.ID, 1}}}, c)
+		s1b, stale, err := en.e.Connect(en.ctx, Hello{WorkerID: "w1", Group: "g", Capacity: 1, Types: []string{"noop"}, Held: []RunRef{{RunID: run.ID, Attempt: 1}}}, c)
 		if err != nil || len(stale) != 1 {
 			t.Fatalf("reconnect: stale %v err %v, want the old attempt stale", stale, err)
 		}
@@ -274,7 +300,7 @@ func TestReconnectKeepsCurrentAttempt(t *testing.T) {
 		s.Close(errors.New("network blip"))
 		synctest.Wait()
 		// Back before it is dead, holding only the first run.
-		s2, c2 := en.connectHeld("w1", 2, []RunRef{{ts[0].RunID, 1}})
+		s2, c2 := en.connectHeld("w1", 2, []RunRef{{RunID: ts[0].RunID, Attempt: 1}})
 		finish(s2, OutcomeSucceeded, ts[0])
 		en.wantStatus(runs[0].ID, store.StatusSucceeded)
 		// The one it lost goes back to the queue and comes to it again.
@@ -298,7 +324,7 @@ func TestRestartRecoversHeldRuns(t *testing.T) {
 		// A new process, a new server id: the exclusive store's runs are
 		// still recovered.
 		en.e = en.start(en.st, func(c *Config) { c.ServerID = "s2" })
-		s2, c2 := en.connectHeld("w1", 2, []RunRef{{ts[0].RunID, 1}})
+		s2, c2 := en.connectHeld("w1", 2, []RunRef{{RunID: ts[0].RunID, Attempt: 1}})
 		finish(s2, OutcomeSucceeded, ts[0])
 		en.wantStatus(runs[0].ID, store.StatusSucceeded)
 		en.wantStatus(runs[1].ID, store.StatusDispatched)
@@ -481,11 +507,11 @@ func TestReconnectWithAStaleAttemptIsToldToCancelIt(t *testing.T) {
 		// stale (the worker cancels it), and its late result is rejected.
 		c1b := &fakeConn{}
 		s1b, stale, err := en.e.Connect(en.ctx, Hello{WorkerID: "w1", Group: "g", Capacity: 1, Window: 1, Types: []string{"noop"},
-			Held: []RunRef{{run.ID, 1}}}, c1b)
+			Held: []RunRef{{RunID: run.ID, Attempt: 1}}}, c1b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(stale) != 1 || stale[0] != (RunRef{run.ID, 1}) {
+		if len(stale) != 1 || stale[0] != (RunRef{RunID: run.ID, Attempt: 1}) {
 			t.Fatalf("stale %v, want attempt 1 of the run", stale)
 		}
 		finish(s1b, OutcomeSucceeded, t1)

@@ -69,7 +69,7 @@ func TestCancelOfASentRunIsToldToTheWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait()
-		if cs := c.Cancels(); len(cs) != 1 || cs[0] != (RunRef{run.ID, 1}) {
+		if cs := c.Cancels(); len(cs) != 1 || cs[0] != (RunRef{RunID: run.ID, Attempt: 1}) {
 			t.Fatalf("cancels %v, want the sent attempt", cs)
 		}
 	})
@@ -167,7 +167,7 @@ func TestResultOnTheOldServerAfterAdoptionIsRejected(t *testing.T) {
 		run := en1.submit(SubmitSpec{})[0]
 		task := c1.Tasks()[0]
 		ack(s1w, task)
-		en2.connectHeld("w1", 1, []RunRef{{run.ID, 1}}) // adopted by s2
+		en2.connectHeld("w1", 1, []RunRef{{RunID: run.ID, Attempt: 1}}) // adopted by s2
 		finish(s1w, OutcomeSucceeded, task)             // a late message on the old stream
 		if acks := c1.Acks(); len(acks) != 1 || acks[0].Accepted {
 			t.Fatalf("the old server's acks %+v, want the result rejected", acks)

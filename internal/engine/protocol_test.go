@@ -65,7 +65,7 @@ func TestDuplicateWorkerIDIsRefused(t *testing.T) {
 			t.Fatalf("first process got %v", ids(ts))
 		}
 		// The same process reconnecting replaces its session.
-		_, c3, err := en.hello(Hello{WorkerID: "w", Capacity: 1, Instance: "p1", Held: []RunRef{{run.ID, 1}}})
+		_, c3, err := en.hello(Hello{WorkerID: "w", Capacity: 1, Instance: "p1", Held: []RunRef{{RunID: run.ID, Attempt: 1}}})
 		if err != nil {
 			t.Fatalf("reconnect of the same instance: %v", err)
 		}

@@ -98,7 +98,7 @@ func TestStopQuiesceDeadlineLeavesRunsForTheNextStart(t *testing.T) {
 		// The next start recovers it; the worker reconnects holding it and
 		// its result is accepted: the run ran once, at attempt 1.
 		en.e = en.start(en.st, nil)
-		s2, _ := en.connectHeld("w1", 1, []RunRef{{task.RunID, task.Attempt}})
+		s2, _ := en.connectHeld("w1", 1, []RunRef{{RunID: task.RunID, Attempt: task.Attempt}})
 		finish(s2, OutcomeSucceeded, task)
 		if r := en.wantStatus(run.ID, store.StatusSucceeded); r.Attempt != 1 {
 			t.Fatalf("attempt %d, want 1", r.Attempt)

@@ -23,7 +23,7 @@ func TestTimeoutOfARecoveredRunStillFires(t *testing.T) {
 			t.Fatal(err)
 		}
 		en.e = en.start(en.st, nil)
-		_, c2 := en.connectHeld("w1", 1, []RunRef{{task.RunID, task.Attempt}})
+		_, c2 := en.connectHeld("w1", 1, []RunRef{{RunID: task.RunID, Attempt: task.Attempt}})
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		en.wantStatus(run.ID, store.StatusRunning)

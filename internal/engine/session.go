@@ -159,7 +159,7 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 			e.armTimeout(f, now)
 			continue
 		}
-		stale = append(stale, ref)
+		stale = append(stale, RunRef{RunID: ref.RunID, Attempt: ref.Attempt})
 	}
 	// In service before the old session leaves, so that its group is not
 	// forgotten in between and its waiting runs stay served.
@@ -178,6 +178,13 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 		}
 	}
 	s.inheritControl(old)
+	var late []Ack
+	for _, ref := range h.Held {
+		if !ref.StartedAt.IsZero() {
+			late = append(late, Ack{RunID: ref.RunID, Attempt: ref.Attempt, StartedAt: ref.StartedAt})
+		}
+	}
+	e.pushStarts(s.started(late, true))
 	e.wakeGroup(g)
 	return s, stale, nil
 }
@@ -314,6 +321,19 @@ func (s *Session) Ack(acks []Ack) {
 	e := s.e
 	e.mu.Lock()
 	s.touch()
+	starts := s.started(acks, false)
+	e.mu.Unlock()
+	e.pushStarts(starts)
+}
+
+// started marks acked attempts started and arms their timeouts. An Ack
+// arrives as the run starts, so its timeout runs from now (the worker's
+// clock is not trusted for it). A start learned late — from a reconnecting
+// worker's held list, its Ack lost with the old stream — runs from the
+// worker's start time, never later than now: the run has used that time
+// already. Called with e.mu held; returns the starts to commit.
+func (s *Session) started(acks []Ack, late bool) []store.RunStartParams {
+	e := s.e
 	now := e.now()
 	starts := make([]store.RunStartParams, 0, len(acks))
 	for _, a := range acks {
@@ -321,17 +341,23 @@ func (s *Session) Ack(acks []Ack) {
 		if f == nil || f.attempt != a.Attempt || f.session != s || f.started {
 			continue
 		}
-		f.started = true
-		if f.timeout > 0 {
-			f.timer = e.clk.AfterFunc(f.timeout, func() { e.timedOut(f) })
-		}
 		at := a.StartedAt.Truncate(time.Microsecond)
-		if at.IsZero() {
+		if at.IsZero() || at.After(now) {
 			at = now
 		}
+		f.started, f.startedAt = true, now
+		if late {
+			f.startedAt = at
+		}
+		e.armTimeout(f, now)
 		starts = append(starts, store.RunStartParams{ID: a.RunID, Attempt: a.Attempt, WorkerID: s.hello.WorkerID, ServerID: e.fence(), Now: at})
 	}
-	e.mu.Unlock()
+	return starts
+}
+
+// pushStarts queues the running state of started attempts for the next
+// batch.
+func (e *Engine) pushStarts(starts []store.RunStartParams) {
 	if len(starts) > 0 {
 		e.ops.push(&op{starts: starts})
 	}
@@ -355,7 +381,7 @@ func (s *Session) Results(rs []Result) {
 		r := &rs[i]
 		if att, ok := s.held[r.RunID]; ok && att == r.Attempt {
 			delete(s.held, r.RunID)
-			s.remember(RunRef{r.RunID, r.Attempt})
+			s.remember(RunRef{RunID: r.RunID, Attempt: r.Attempt})
 		}
 		r.Result = jsonResult(r.Result)
 		f := e.flights[r.RunID]
@@ -393,7 +419,7 @@ func (s *Session) Logs(lines []store.LogLine) {
 	s.touch()
 	keep, size := lines[:0], 0
 	for _, l := range lines {
-		if s.held[l.RunID] == l.Attempt && l.Attempt > 0 || slices.Contains(s.recent, RunRef{l.RunID, l.Attempt}) {
+		if s.held[l.RunID] == l.Attempt && l.Attempt > 0 || slices.Contains(s.recent, RunRef{RunID: l.RunID, Attempt: l.Attempt}) {
 			keep = append(keep, l)
 			size += len(l.Text) + len(l.RunID) + 32
 		}

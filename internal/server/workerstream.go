@@ -175,6 +175,9 @@ func helloFromProto(h *plutov1.Hello, sendMax int) engine.Hello {
 	held := make([]engine.RunRef, len(h.Held))
 	for i, r := range h.Held {
 		held[i] = engine.RunRef{RunID: r.RunId, Attempt: int(r.Attempt)}
+		if ms := r.GetStartedUnixMs(); ms > 0 {
+			held[i].StartedAt = time.UnixMilli(ms)
+		}
 	}
 	limit := int(h.MaxMessageBytes)
 	if limit <= 0 {

@@ -245,6 +245,9 @@ func (wk *worker) held() []engine.RunRef {
 	out := make([]engine.RunRef, len(refs))
 	for i, r := range refs {
 		out[i] = engine.RunRef{RunID: r.run, Attempt: r.attempt}
+		if t := wk.tasks[r]; t != nil && t.started {
+			out[i].StartedAt = t.startAt // as the SDK does: the Ack may be lost
+		}
 	}
 	return out
 }

@@ -393,9 +393,14 @@ func (x *Hello) GetDraining() bool {
 }
 
 type RunRef struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RunId   string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Attempt int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// In Hello.held only: when the worker started the attempt (Unix ms), 0
+	// if it has not. A worker that lost its Ack with the old stream tells
+	// the server this way that the run started, so the server's timeout
+	// runs from the real start.
+	StartedUnixMs int64 `protobuf:"varint,3,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -440,6 +445,13 @@ func (x *RunRef) GetRunId() string {
 func (x *RunRef) GetAttempt() int32 {
 	if x != nil {
 		return x.Attempt
+	}
+	return 0
+}
+
+func (x *RunRef) GetStartedUnixMs() int64 {
+	if x != nil {
+		return x.StartedUnixMs
 	}
 	return 0
 }
@@ -2612,10 +2624,11 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x11max_message_bytes\x18\n" +
 	" \x01(\x05R\x0fmaxMessageBytes\x12\x1a\n" +
 	"\binstance\x18\v \x01(\tR\binstance\x12\x1a\n" +
-	"\bdraining\x18\f \x01(\bR\bdraining\"9\n" +
+	"\bdraining\x18\f \x01(\bR\bdraining\"a\n" +
 	"\x06RunRef\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
-	"\aattempt\x18\x02 \x01(\x05R\aattempt\"p\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12&\n" +
+	"\x0fstarted_unix_ms\x18\x03 \x01(\x03R\rstartedUnixMs\"p\n" +
 	"\tHeartbeat\x12\x18\n" +
 	"\arunning\x18\x01 \x01(\x05R\arunning\x12\x1a\n" +
 	"\bcapacity\x18\x02 \x01(\x05R\bcapacity\x12\x10\n" +
