@@ -168,7 +168,7 @@ func TestResultOnTheOldServerAfterAdoptionIsRejected(t *testing.T) {
 		task := c1.Tasks()[0]
 		ack(s1w, task)
 		en2.connectHeld("w1", 1, []RunRef{{RunID: run.ID, Attempt: 1}}) // adopted by s2
-		finish(s1w, OutcomeSucceeded, task)             // a late message on the old stream
+		finish(s1w, OutcomeSucceeded, task)                             // a late message on the old stream
 		if acks := c1.Acks(); len(acks) != 1 || acks[0].Accepted {
 			t.Fatalf("the old server's acks %+v, want the result rejected", acks)
 		}

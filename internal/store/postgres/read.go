@@ -29,8 +29,8 @@ const (
 		WHERE seq = ANY (ARRAY(SELECT seq FROM active WHERE server_id = $1))
 			AND server_id = $1 AND status IN ('dispatched', 'running') ORDER BY seq`
 	sqlNextPendingAt = `SELECT min(run_at) FROM pending`
-	sqlCountByGroup = `SELECT grp, status, count(*) FROM runs GROUP BY grp, status ORDER BY grp, status`
-	sqlLogList      = `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs
+	sqlCountByGroup  = `SELECT grp, status, count(*) FROM runs GROUP BY grp, status ORDER BY grp, status`
+	sqlLogList       = `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs
 		WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`
 )
 

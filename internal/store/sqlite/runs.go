@@ -260,7 +260,7 @@ var rSQL = [numRStmts]string{
 	rListActiveServer: `SELECT ` + runCols + ` FROM runs INDEXED BY runs_active
 		WHERE server_id = ? AND status IN ('dispatched', 'running') ORDER BY seq`,
 	rNextPendingAt: `SELECT min(run_at) FROM runs WHERE status = 'pending'`,
-	rCountByGroup: `SELECT grp, status, count(*) FROM runs GROUP BY grp, status ORDER BY grp, status`,
+	rCountByGroup:  `SELECT grp, status, count(*) FROM runs GROUP BY grp, status ORDER BY grp, status`,
 	rLogList: `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs
 		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
 	rLeaderGet:  `SELECT server_id, term, expires_at FROM leader WHERE name = 'leader'`,
