@@ -121,7 +121,9 @@ func (c *apiClient) newRequest(ctx context.Context, method, path string, q url.V
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
+	if body != nil || method != http.MethodGet {
+		// Every state-changing request says JSON, with or without a body:
+		// the server refuses others (a browser's cross-origin guard).
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")

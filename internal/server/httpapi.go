@@ -86,6 +86,9 @@ type HTTPOptions struct {
 	// limit, if set, is the live max payload (Server.Reconfigure changes
 	// it); it overrides MaxPayload.
 	limit *payloadLimit
+	// guard, if set, is the browser-safety check (httpguard.go); default:
+	// the checks with nothing more allowed.
+	guard *guard
 }
 
 type httpAPI struct {
@@ -95,6 +98,7 @@ type httpAPI struct {
 	mux       *http.ServeMux
 	limit     *payloadLimit
 	fixedBody int64 // MaxBody as given; 0: follows the max payload
+	guard     *guard
 }
 
 func (h *httpAPI) maxPayload() int64 { return h.limit.get() }
@@ -122,7 +126,11 @@ func newHTTPHandler(eng Engine, opts HTTPOptions) http.Handler {
 	if limit == nil {
 		limit = newPayloadLimit(opts.MaxPayload)
 	}
-	h := &httpAPI{eng: eng, opts: opts, log: opts.Logger, mux: http.NewServeMux(), limit: limit, fixedBody: fixedBody}
+	g := opts.guard
+	if g == nil {
+		g, _ = newGuard(guardOptions{}) // nothing to parse: cannot fail
+	}
+	h := &httpAPI{eng: eng, opts: opts, log: opts.Logger, mux: http.NewServeMux(), limit: limit, fixedBody: fixedBody, guard: g}
 	m := h.mux
 	// Routes that create runs refuse (503) once the server is stopping.
 	m.HandleFunc("POST /api/v1/runs", h.intake(h.submit))
@@ -165,6 +173,15 @@ func (h *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
+	if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+		if err := h.guard.check(r); err != nil {
+			writeError(tw, err)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = newTimedBody(r.Body, http.NewResponseController(w), h.guard.bodyWait)
+		}
+	}
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		h.unrouted(tw, r)
 		return

@@ -63,6 +63,7 @@ func fuzzServe(eng Engine, req *http.Request) (*httptest.ResponseRecorder, strin
 		Logger:     slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	rec := httptest.NewRecorder()
+	req.Host = "localhost" // httptest's example.com is no name of this server
 	h.ServeHTTP(rec, req)
 	return rec, logBuf.String()
 }
@@ -185,6 +186,7 @@ func FuzzSubmitRuns(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fake := newHTTPFake()
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/runs", bytes.NewReader(body))
+		setJSON(req)
 		req.Header.Set("Content-Type", "application/json")
 		rec, logged := fuzzServe(fake, req)
 		checkFuzzAnswer(t, "POST /api/v1/runs", rec, logged)

@@ -244,6 +244,15 @@ func newHTTPTestAPI(t *testing.T, f *httpFakeEngine, opts HTTPOptions) *httptest
 	return srv
 }
 
+// setJSON marks a state-changing request's body as JSON, as every client
+// must (the server answers 415 otherwise).
+func setJSON(req *http.Request) {
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		req.Header.Set("Content-Type", "application/json")
+	}
+}
+
 func httpDo(t *testing.T, srv *httptest.Server, method, path, body string) httpResp {
 	t.Helper()
 	var rd io.Reader
@@ -254,9 +263,7 @@ func httpDo(t *testing.T, srv *httptest.Server, method, path, body string) httpR
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	setJSON(req)
 	res, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)

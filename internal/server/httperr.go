@@ -21,6 +21,10 @@ const (
 	codeUnavailable      = "unavailable"
 	codeTimeout          = "timeout"
 	codeInternal         = "internal"
+	// Authentication and browser safety (httpguard.go, httpauth.go).
+	codeUnauthenticated      = "unauthenticated"
+	codeForbidden            = "forbidden"
+	codeUnsupportedMediaType = "unsupported_media_type"
 )
 
 // apiError is an error with its HTTP status, code and (optionally) the

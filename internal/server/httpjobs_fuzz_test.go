@@ -91,6 +91,7 @@ func FuzzJobPut(f *testing.F) {
 		name := fmt.Sprintf("fz-%d", n)
 		eng := &recordingEngine{Engine: srv.eng}
 		req := httptest.NewRequest(http.MethodPut, "/api/v1/jobs/"+name, bytes.NewReader(body))
+		setJSON(req)
 		rec, logged := fuzzServe(eng, req)
 		e := checkFuzzAnswer(t, "PUT /api/v1/jobs/"+name, rec, logged)
 

@@ -96,6 +96,7 @@ func (c *jobsClient) do(method, path, body string) httpResp {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	setJSON(req)
 	res, err := c.hc.Do(req)
 	if err != nil {
 		c.t.Fatal(err)

@@ -417,7 +417,7 @@ func askPeer(ctx context.Context, orig *http.Request, p engine.ServerStatus, met
 	if err != nil {
 		return peerAnswer{}, err
 	}
-	if body != nil {
+	if body != nil || method != http.MethodGet {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if a := orig.Header.Get("Authorization"); a != "" {

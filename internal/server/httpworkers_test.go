@@ -104,6 +104,7 @@ func ctlHTTP(t *testing.T, method, u, body string, follow bool) stopHTTPResult {
 	if err != nil {
 		t.Fatal(err)
 	}
+	setJSON(req)
 	req.Close = true // no idle connections left behind for goleak
 	c := &http.Client{}
 	if !follow {

@@ -165,6 +165,7 @@ func stopHTTP(t *testing.T, method, url, body string) stopHTTPResult {
 	if err != nil {
 		t.Fatal(err)
 	}
+	setJSON(req)
 	req.Close = true // no idle connections left behind for goleak
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -55,6 +55,9 @@ func (a API) TryWithin(d time.Duration, method, path string, body any, out any) 
 	if err != nil {
 		return 0, err
 	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
