@@ -10,7 +10,7 @@ import (
 // a run's URLs are stored and shown to whoever may read the run, in the
 // API, the console and logs, so a secret in one leaks. Headers are the
 // place for credentials.
-var ErrCredentials = errors.New("embedded credentials (user:password@) are not allowed in a URL; send them in a header")
+var ErrCredentials = errors.New("embedded credentials (user:password@) are not allowed in a URL")
 
 // CheckCredentials returns ErrCredentials if u has user information, even
 // an empty one ("http://@host").
