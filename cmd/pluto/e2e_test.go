@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,8 +128,8 @@ func TestServerAndWorkerCommands(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "w-test") || !strings.Contains(r.stdout, "noop") {
 		t.Errorf("worker ls: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if strings.Contains(r.stdout, "shell") {
-		t.Errorf("a worker without --shell announces shell:\n%s", r.stdout)
+	if strings.Contains(r.stdout, "shell") || strings.Contains(r.stdout, "http") {
+		t.Errorf("a worker without --shell and --http announces shell or http:\n%s", r.stdout)
 	}
 	r = runCLI(t, env, "run", "ls", "--status", "succeeded")
 	if r.code != 0 || !strings.Contains(r.stdout, run["id"].(string)) {
@@ -145,6 +148,53 @@ func TestServerAndWorkerCommands(t *testing.T) {
 		t.Errorf("run get missing: %d %q", r.code, r.stderr)
 	}
 
+	stopWorker()
+	waitExit(t, "worker", wdone, werr)
+	stopServer()
+	waitExit(t, "server", sdone, serr)
+}
+
+// TestWorkerOutboundFlags runs a worker with --http, --http-allow and
+// --shell: an http run reaches a loopback server only because it is
+// allowed, a refused destination fails at once, and a shell run does not
+// see the worker's environment.
+func TestWorkerOutboundFlags(t *testing.T) {
+	t.Setenv("PLUTO_TEST_WORKER_SECRET", "s3cret")
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "pong") }))
+	defer target.Close()
+	dir := t.TempDir()
+	sctx, stopServer := context.WithCancel(context.Background())
+	defer stopServer()
+	sout, serr, sdone := startCLI(t, sctx, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"),
+		"--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--heartbeat", "1s", "--log-level", "warn")
+	m := waitFor(t, sout, serr, sdone, regexp.MustCompile(`API (http://\S+)/api/v1, gRPC (\S+),`))
+	env := map[string]string{envServer: m[1]}
+	wctx, stopWorker := context.WithCancel(context.Background())
+	defer stopWorker()
+	_, werr, wdone := startCLI(t, wctx, "worker", "--server", m[2], "--capacity", "2", "--id", "w-out",
+		"--shell", "--http", "--http-allow", "127.0.0.1/32", "--log-level", "warn")
+
+	submit := func(typ, payload string) map[string]any {
+		t.Helper()
+		r := runCLI(t, env, "submit", "--type", typ, "--payload", payload, "--wait", "--wait-timeout", "30s", "-o", "json")
+		var run map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &run); err != nil {
+			t.Fatalf("submit %s: %d\n%s\n%s\nworker:\n%s", typ, r.code, r.stdout, r.stderr, werr)
+		}
+		return run
+	}
+	run := submit("http", `{"url":"`+target.URL+`/ping"}`)
+	if res, _ := run["result"].(map[string]any); run["status"] != "succeeded" || res["body"] != "pong" {
+		t.Errorf("http run to an allowed loopback server: %v", run)
+	}
+	run = submit("http", `{"url":"http://169.254.169.254/latest/meta-data/"}`)
+	if e, _ := run["error"].(string); run["status"] != "failed" || !strings.Contains(e, "link-local address") {
+		t.Errorf("http run to the metadata address: %v", run)
+	}
+	run = submit("shell", `{"cmd":"echo \"[$PLUTO_TEST_WORKER_SECRET]\""}`)
+	if res, _ := run["result"].(map[string]any); run["status"] != "succeeded" || res["stdout"] != "[]\n" {
+		t.Errorf("shell run sees the worker's environment: %v", run)
+	}
 	stopWorker()
 	waitExit(t, "worker", wdone, werr)
 	stopServer()
