@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -103,16 +104,31 @@ func waitExit(t *testing.T, what string, done <-chan int, errb *syncBuffer) {
 	}
 }
 
+// startServerCLI runs pluto server in-process on SQLite in dir, on loopback
+// ports: its API URL, its gRPC address, and a function that stops it and
+// waits for it to exit (also called at cleanup).
+func startServerCLI(t *testing.T, dir string) (httpURL, grpcAddr string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errb, done := startCLI(t, ctx, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"),
+		"--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--heartbeat", "1s", "--log-level", "warn")
+	m := waitFor(t, out, errb, done, regexp.MustCompile(`API (http://\S+)/api/v1, gRPC (\S+),`))
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			waitExit(t, "server", done, errb)
+		})
+	}
+	t.Cleanup(stop)
+	return m[1], m[2], stop
+}
+
 // TestServerAndWorkerCommands runs pluto server and pluto worker in-process
 // and drives them with the client commands.
 func TestServerAndWorkerCommands(t *testing.T) {
 	dir := t.TempDir()
-	sctx, stopServer := context.WithCancel(context.Background())
-	defer stopServer()
-	sout, serr, sdone := startCLI(t, sctx, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"),
-		"--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--heartbeat", "1s", "--log-level", "warn")
-	m := waitFor(t, sout, serr, sdone, regexp.MustCompile(`API (http://\S+)/api/v1, gRPC (\S+),`))
-	httpURL, grpcAddr := m[1], m[2]
+	httpURL, grpcAddr, stopServer := startServerCLI(t, dir)
 	env := map[string]string{envServer: httpURL}
 
 	wctx, stopWorker := context.WithCancel(context.Background())
@@ -151,7 +167,6 @@ func TestServerAndWorkerCommands(t *testing.T) {
 	stopWorker()
 	waitExit(t, "worker", wdone, werr)
 	stopServer()
-	waitExit(t, "server", sdone, serr)
 }
 
 // TestWorkerOutboundFlags runs a worker with --http, --http-allow and
@@ -162,16 +177,11 @@ func TestWorkerOutboundFlags(t *testing.T) {
 	t.Setenv("PLUTO_TEST_WORKER_SECRET", "s3cret")
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "pong") }))
 	defer target.Close()
-	dir := t.TempDir()
-	sctx, stopServer := context.WithCancel(context.Background())
-	defer stopServer()
-	sout, serr, sdone := startCLI(t, sctx, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"),
-		"--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--heartbeat", "1s", "--log-level", "warn")
-	m := waitFor(t, sout, serr, sdone, regexp.MustCompile(`API (http://\S+)/api/v1, gRPC (\S+),`))
-	env := map[string]string{envServer: m[1]}
+	httpURL, grpcAddr, stopServer := startServerCLI(t, t.TempDir())
+	env := map[string]string{envServer: httpURL}
 	wctx, stopWorker := context.WithCancel(context.Background())
 	defer stopWorker()
-	_, werr, wdone := startCLI(t, wctx, "worker", "--server", m[2], "--capacity", "2", "--id", "w-out",
+	_, werr, wdone := startCLI(t, wctx, "worker", "--server", grpcAddr, "--capacity", "2", "--id", "w-out",
 		"--shell", "--http", "--http-allow", "127.0.0.1/32", "--log-level", "warn")
 
 	submit := func(typ, payload string) map[string]any {
@@ -198,7 +208,6 @@ func TestWorkerOutboundFlags(t *testing.T) {
 	stopWorker()
 	waitExit(t, "worker", wdone, werr)
 	stopServer()
-	waitExit(t, "server", sdone, serr)
 }
 
 // TestDevCommand runs pluto dev in-process: server plus local worker.
