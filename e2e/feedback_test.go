@@ -86,6 +86,10 @@ type runWithCallback struct {
 	Callback    *callbackState `json:"callback"`
 }
 
+// loopbackHooks is the --callback-allow that lets the servers reach the
+// receivers, httptest servers on loopback (refused by default).
+const loopbackHooks = "127.0.0.1/32"
+
 // TestCallbackAcrossServerKill: a run with a callback URL finishes; its
 // receiver refuses the first POST and the server is SIGKILLed before it
 // retries. The server started again on the same store delivers the run's
@@ -99,7 +103,7 @@ func TestCallbackAcrossServerKill(t *testing.T) {
 	db := "sqlite:" + filepath.Join(t.TempDir(), "pluto.db")
 	// One server ID for both processes: the second renews the first's
 	// leader lease instead of waiting for it to run out.
-	srv, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", db, "--heartbeat", "1s", "--id", "s1")
+	srv, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", db, "--heartbeat", "1s", "--id", "s1", "--callback-allow", loopbackHooks)
 	w := proc.Start(t, "w1", "worker", "--server", grpcAddr, "--id", "w1", "--capacity", "2", "--shell")
 	w.Await(30*time.Second, "connected")
 	a := proc.NewAPI(t, httpAddr)
@@ -143,7 +147,8 @@ func TestCallbackAcrossServerKill(t *testing.T) {
 	}
 	t.Logf("server SIGKILLed after %d POST(s), the first answered %d", len(rc.snapshot()), first[0].status)
 
-	restarted := proc.Start(t, "server2", "server", "--store", db, "--heartbeat", "1s", "--id", "s1", "--http", httpAddr, "--grpc", grpcAddr)
+	restarted := proc.Start(t, "server2", "server", "--store", db, "--heartbeat", "1s", "--id", "s1", "--http", httpAddr, "--grpc", grpcAddr,
+		"--callback-allow", loopbackHooks)
 	restarted.Await(30*time.Second, "pluto server started")
 	posts := rc.awaitPosts(t, 3, time.Minute)
 	var delivered *post
@@ -195,7 +200,7 @@ func TestCallbackOnPostgresAcrossServers(t *testing.T) {
 	rc := &receiver{got: make(chan struct{}, 1)}
 	hook := httptest.NewServer(rc)
 	defer hook.Close()
-	lease := []string{"--store", store, "--heartbeat", "1s", "--lease-ttl", "3s", "--renew-interval", "500ms"}
+	lease := []string{"--store", store, "--heartbeat", "1s", "--lease-ttl", "3s", "--renew-interval", "500ms", "--callback-allow", loopbackHooks}
 	leader, _, _ := proc.StartServer(t, "s1", append(lease, "--id", "s1")...)
 	time.Sleep(time.Second) // s1 takes the first term
 	_, httpAddr, grpcAddr := proc.StartServer(t, "s2", append(lease, "--id", "s2")...)

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -100,16 +104,31 @@ func waitExit(t *testing.T, what string, done <-chan int, errb *syncBuffer) {
 	}
 }
 
+// startServerCLI runs pluto server in-process on SQLite in dir, on loopback
+// ports: its API URL, its gRPC address, and a function that stops it and
+// waits for it to exit (also called at cleanup).
+func startServerCLI(t *testing.T, dir string) (httpURL, grpcAddr string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errb, done := startCLI(t, ctx, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"),
+		"--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--heartbeat", "1s", "--log-level", "warn")
+	m := waitFor(t, out, errb, done, regexp.MustCompile(`API (http://\S+)/api/v1, gRPC (\S+),`))
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			waitExit(t, "server", done, errb)
+		})
+	}
+	t.Cleanup(stop)
+	return m[1], m[2], stop
+}
+
 // TestServerAndWorkerCommands runs pluto server and pluto worker in-process
 // and drives them with the client commands.
 func TestServerAndWorkerCommands(t *testing.T) {
 	dir := t.TempDir()
-	sctx, stopServer := context.WithCancel(context.Background())
-	defer stopServer()
-	sout, serr, sdone := startCLI(t, sctx, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"),
-		"--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--heartbeat", "1s", "--log-level", "warn")
-	m := waitFor(t, sout, serr, sdone, regexp.MustCompile(`API (http://\S+)/api/v1, gRPC (\S+),`))
-	httpURL, grpcAddr := m[1], m[2]
+	httpURL, grpcAddr, stopServer := startServerCLI(t, dir)
 	env := map[string]string{envServer: httpURL}
 
 	wctx, stopWorker := context.WithCancel(context.Background())
@@ -125,8 +144,8 @@ func TestServerAndWorkerCommands(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "w-test") || !strings.Contains(r.stdout, "noop") {
 		t.Errorf("worker ls: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if strings.Contains(r.stdout, "shell") {
-		t.Errorf("a worker without --shell announces shell:\n%s", r.stdout)
+	if strings.Contains(r.stdout, "shell") || strings.Contains(r.stdout, "http") {
+		t.Errorf("a worker without --shell and --http announces shell or http:\n%s", r.stdout)
 	}
 	r = runCLI(t, env, "run", "ls", "--status", "succeeded")
 	if r.code != 0 || !strings.Contains(r.stdout, run["id"].(string)) {
@@ -148,7 +167,47 @@ func TestServerAndWorkerCommands(t *testing.T) {
 	stopWorker()
 	waitExit(t, "worker", wdone, werr)
 	stopServer()
-	waitExit(t, "server", sdone, serr)
+}
+
+// TestWorkerOutboundFlags runs a worker with --http, --http-allow and
+// --shell: an http run reaches a loopback server only because it is
+// allowed, a refused destination fails at once, and a shell run does not
+// see the worker's environment.
+func TestWorkerOutboundFlags(t *testing.T) {
+	t.Setenv("PLUTO_TEST_WORKER_SECRET", "s3cret")
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "pong") }))
+	defer target.Close()
+	httpURL, grpcAddr, stopServer := startServerCLI(t, t.TempDir())
+	env := map[string]string{envServer: httpURL}
+	wctx, stopWorker := context.WithCancel(context.Background())
+	defer stopWorker()
+	_, werr, wdone := startCLI(t, wctx, "worker", "--server", grpcAddr, "--capacity", "2", "--id", "w-out",
+		"--shell", "--http", "--http-allow", "127.0.0.1/32", "--log-level", "warn")
+
+	submit := func(typ, payload string) map[string]any {
+		t.Helper()
+		r := runCLI(t, env, "submit", "--type", typ, "--payload", payload, "--wait", "--wait-timeout", "30s", "-o", "json")
+		var run map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &run); err != nil {
+			t.Fatalf("submit %s: %d\n%s\n%s\nworker:\n%s", typ, r.code, r.stdout, r.stderr, werr)
+		}
+		return run
+	}
+	run := submit("http", `{"url":"`+target.URL+`/ping"}`)
+	if res, _ := run["result"].(map[string]any); run["status"] != "succeeded" || res["body"] != "pong" {
+		t.Errorf("http run to an allowed loopback server: %v", run)
+	}
+	run = submit("http", `{"url":"http://169.254.169.254/latest/meta-data/"}`)
+	if e, _ := run["error"].(string); run["status"] != "failed" || !strings.Contains(e, "link-local address") {
+		t.Errorf("http run to the metadata address: %v", run)
+	}
+	run = submit("shell", `{"cmd":"echo \"[$PLUTO_TEST_WORKER_SECRET]\""}`)
+	if res, _ := run["result"].(map[string]any); run["status"] != "succeeded" || res["stdout"] != "[]\n" {
+		t.Errorf("shell run sees the worker's environment: %v", run)
+	}
+	stopWorker()
+	waitExit(t, "worker", wdone, werr)
+	stopServer()
 }
 
 // TestDevCommand runs pluto dev in-process: server plus local worker.

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pluto-sched/pluto/internal/executor"
+	"github.com/pluto-sched/pluto/internal/netguard"
 	"github.com/pluto-sched/pluto/worker"
 )
 
@@ -26,17 +27,31 @@ func (a *app) newWorkerCmd() *cobra.Command {
 		capacity     int
 		prefetch     int
 		shell        bool
+		handlers     builtinHandlers
+		httpAllow    []string
 		drainTimeout time.Duration
 		resultDir    string
 	)
 	cmd := &cobra.Command{
-		Use:   "worker --server HOST:GRPCPORT[,HOST:PORT…] --group G --capacity N [--shell]",
+		Use:   "worker --server HOST:GRPCPORT[,HOST:PORT…] --group G --capacity N [--shell] [--http [--http-allow LIST]]",
 		Short: "Run a worker (or control workers: pluto worker ls|get|drain|resume|shutdown|restart|command)",
 		Long: `Run a worker that executes runs of group --group with the built-in
-handlers http and noop, and shell only with --shell.
+handler noop, shell only with --shell and http only with --http.
 
 Without --shell this worker never takes shell runs: shell executes commands
-sent over the network, so it must be enabled on purpose.
+sent over the network, so it must be enabled on purpose. Shell runs get a
+clean environment (PATH, HOME, USER, LOGNAME, LANG, LC_ALL, LC_CTYPE, TZ,
+TMPDIR of the worker's, then what the payload sets), not this worker's,
+which may hold secrets; --shell-inherit-env passes the worker's whole
+environment instead.
+
+Without --http this worker never takes http runs: http makes requests from
+this worker's network. With it, requests may only connect to public
+addresses; loopback, link-local (169.254.0.0/16, fe80::/10), private,
+CGNAT, multicast and reserved addresses are refused, checked on the address
+each connection dials, redirects included, unless --http-allow lists them
+(CIDRs, IPs, host names, *.wildcards; comma-separated, repeatable). URLs
+with credentials (user:password@) are refused. See docs/security.md.
 
 The worker dials the servers' gRPC port (--server, comma-separated for
 failover; env ` + envWorkerServer + `). SIGINT or SIGTERM drains it: it takes
@@ -53,6 +68,7 @@ contains the process ID) results are kept in memory only unless
 --result-dir is given.`,
 		Example: `  pluto worker --server 127.0.0.1:7071 --group default --capacity 8
   pluto worker --server pluto-1:7071,pluto-2:7071 --group reports --capacity 2 --shell
+  pluto worker --http --http-allow 10.20.0.0/16,status.internal
   pluto worker --id builder-1 --result-dir /var/lib/pluto/builder-1
   pluto worker ls
   pluto worker drain w1
@@ -70,6 +86,9 @@ contains the process ID) results are kept in memory only unless
 	f.IntVar(&prefetch, "prefetch", 0, "runs held beyond capacity so the next is ready (0: same as capacity, -1: none)")
 	f.StringVar(&id, "id", "", "worker ID (default hostname-pid); a worker reconnecting with its ID keeps its runs")
 	f.BoolVar(&shell, "shell", false, "enable the shell handler (runs commands from the network; off by default)")
+	f.BoolVar(&handlers.shellInheritEnv, "shell-inherit-env", false, "give shell runs this worker's whole environment (default: a clean one, see above)")
+	f.BoolVar(&handlers.http, "http", false, "enable the http handler (makes requests from this worker's network; off by default)")
+	f.StringSliceVar(&httpAllow, "http-allow", nil, "non-public destinations http runs may also reach: CIDRs, IPs, host names, *.wildcards (comma-separated, repeatable; default: public addresses only)")
 	f.DurationVar(&drainTimeout, "drain-timeout", worker.DefaultDrainTimeout, "on stop, how long running handlers may take to finish")
 	f.StringVar(&resultDir, "result-dir", "", "directory for results not yet acknowledged, delivered after a restart (default with --id: $XDG_STATE_HOME/pluto/worker-<id>, XDG_STATE_HOME defaulting to ~/.local/state; without --id, or \"\": memory only)")
 	lo := addLogFlags(cmd)
@@ -110,7 +129,11 @@ contains the process ID) results are kept in memory only unless
 		if !cmd.Flags().Changed("result-dir") && id != "" {
 			resultDir = defaultResultDir(a.getenv, id)
 		}
-		mux := builtinMux(shell)
+		handlers.shell = shell
+		if err := handlers.configure(httpAllow); err != nil {
+			return err
+		}
+		mux := handlers.mux()
 		version := buildVersion()
 		w, err := worker.New(worker.Options{
 			Servers:      addrs,
@@ -132,7 +155,8 @@ contains the process ID) results are kept in memory only unless
 		if stored == "" {
 			stored = "memory only"
 		}
-		log.Info("pluto worker starting", "id", w.ID(), "group", group, "capacity", capacity, "servers", addrs, "handlers", mux.Types(), "results", stored)
+		log.Info("pluto worker starting", "id", w.ID(), "group", group, "capacity", capacity, "servers", addrs, "handlers", mux.Types(), "results", stored,
+			"http_allow", handlers.httpAllow.String(), "shell_env", handlers.shellEnv())
 		err = w.Run(cmd.Context())
 		if errors.Is(err, worker.ErrRestart) {
 			log.Info("restarting at the server's request")
@@ -234,14 +258,61 @@ func defaultResultDir(getenv func(string) string, id string) string {
 	return ""
 }
 
-// builtinMux is the handler set of pluto worker and pluto dev: http and
-// noop always, shell only when enabled (it runs commands from the network).
-func builtinMux(shell bool) *worker.Mux {
+// builtinHandlers says which built-in handlers a worker serves and how:
+// noop always; shell and http only when asked for, since each acts on the
+// network's behalf (shell runs commands, http makes requests from the
+// worker's network position).
+type builtinHandlers struct {
+	shell           bool
+	shellInheritEnv bool // the worker's whole environment, not a clean one
+	http            bool
+	httpAllow       *netguard.Policy // beside public addresses; nil: none
+}
+
+// configure checks the handler flags — --shell-inherit-env and
+// --http-allow only mean something with the handler they tune — and
+// parses --http-allow.
+func (b *builtinHandlers) configure(httpAllow []string) error {
+	if b.shellInheritEnv && !b.shell {
+		return usageErrorf("--shell-inherit-env needs --shell")
+	}
+	if len(httpAllow) > 0 && !b.http {
+		return usageErrorf("--http-allow needs --http (the http handler is off without it)")
+	}
+	p, err := netguard.Parse(executor.HTTPAllowName, httpAllow)
+	if err != nil {
+		return usageErrorf("invalid --http-allow: %v", err)
+	}
+	b.httpAllow = p
+	return nil
+}
+
+// shellEnv describes the environment of shell runs, for the start-up log.
+func (b builtinHandlers) shellEnv() string {
+	switch {
+	case !b.shell:
+		return ""
+	case b.shellInheritEnv:
+		return "inherited"
+	}
+	return "clean"
+}
+
+func (b builtinHandlers) mux() *worker.Mux {
 	mux := worker.NewMux()
-	mux.Handle(executor.TypeHTTP, executor.HTTP(executor.HTTPOptions{}))
 	mux.Handle(executor.TypeNoop, executor.Noop())
-	if shell {
-		mux.Handle(executor.TypeShell, executor.Shell(executor.ShellOptions{}))
+	if b.http {
+		mux.Handle(executor.TypeHTTP, executor.HTTP(executor.HTTPOptions{Policy: b.httpAllow}))
+	}
+	if b.shell {
+		mux.Handle(executor.TypeShell, executor.Shell(executor.ShellOptions{InheritEnv: b.shellInheritEnv}))
 	}
 	return mux
+}
+
+// builtinMux is the handler set of pluto dev's local worker: http (public
+// destinations only) and noop always, shell when enabled. pluto dev
+// listens on loopback for a single user, which is why http stays on there.
+func builtinMux(shell bool) *worker.Mux {
+	return builtinHandlers{shell: shell, http: true}.mux()
 }

@@ -49,7 +49,7 @@ type Server struct {
 	RetryBase         time.Duration
 	RetryMax          time.Duration
 	MaxLostAttempts   int64
-	CallbackAllow     string // comma-separated CIDRs, IPs, host names, *.wildcards; "" allows all
+	CallbackAllow     string // comma-separated CIDRs, IPs, host names, *.wildcards allowed beside public addresses
 	CallbackExpiry    time.Duration
 }
 
@@ -135,7 +135,7 @@ var Keys = []Key{
 	{Name: "max-lost-attempts", kind: kInt, field: func(s *Server) any { return &s.MaxLostAttempts },
 		Usage: "attempts of a run that may be lost with their worker (it died holding the run) before the run fails instead of being retried; lost attempts do not use up retries"},
 	{Name: "callback-allow", kind: kString, field: func(s *Server) any { return &s.CallbackAllow },
-		Usage: "where runs' callback URLs may point: comma-separated CIDRs, IPs, host names and *.wildcards (default: anywhere; see docs/operations.md, Feedback)"},
+		Usage: "non-public destinations runs' callback URLs may also reach: comma-separated CIDRs, IPs, host names and *.wildcards (default: public addresses only; see docs/security.md)"},
 	{Name: "callback-expiry", kind: kDuration, field: func(s *Server) any { return &s.CallbackExpiry },
 		Usage: "how long after a run ends the POST of its outcome to its callback URL is retried"},
 }

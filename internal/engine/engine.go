@@ -160,8 +160,8 @@ type Config struct {
 	// CallbackExpiry is how long after a run ends its delivery is retried
 	// (default 24h); CallbackTimeout caps one POST (default 10s);
 	// CallbackConcurrency caps the POSTs in flight (default 16).
-	// CallbackAllow, if not empty, restricts the destinations: CIDRs, IPs,
-	// host names and *.wildcards (feedback_http.go). CallbackClient
+	// CallbackAllow widens the destinations beyond public addresses: CIDRs,
+	// IPs, host names and *.wildcards (feedback_http.go). CallbackClient
 	// replaces the HTTP client (tests).
 	CallbackExpiry      time.Duration
 	CallbackTimeout     time.Duration

@@ -10,15 +10,23 @@
 // can execute code on the worker. It must therefore only be registered when
 // the operator asked for it — `pluto worker --shell` — never by default.
 // The HTTP executor makes requests from the worker's network position
-// (server-side request forgery if untrusted clients can submit runs);
-// register it only where that is acceptable.
+// (server-side request forgery if untrusted clients can submit runs); it is
+// registered only on request too — `pluto worker --http` — and connects to
+// public addresses only unless its allow-list (HTTPOptions.Policy, `pluto
+// worker --http-allow`) names others. See internal/netguard for what is
+// public and how every connection, redirects included, is checked.
 //
 // # Shell
 //
 // Payload {"cmd": "…", "env": {…}, "dir": "…"}: cmd is run by `/bin/sh -c`
-// in dir (default: the worker's working directory) with the worker's
-// environment plus PLUTO_RUN_ID, PLUTO_ATTEMPT, PLUTO_RUN_TYPE, PLUTO_JOB and
-// env. The command runs in its own process group; when the run is cancelled
+// in dir (default: the worker's working directory) with a clean
+// environment — the worker's PATH (DefaultPath if unset), HOME, USER,
+// LOGNAME, LANG, LC_ALL, LC_CTYPE, TZ and TMPDIR (MinimalEnv), not the rest
+// of the worker's environment, which may hold secrets — plus PLUTO_RUN_ID,
+// PLUTO_ATTEMPT, PLUTO_RUN_TYPE, PLUTO_JOB and env. A worker started with
+// --shell-inherit-env (ShellOptions.InheritEnv) passes its whole
+// environment instead of the clean one. The command runs in its own
+// process group; when the run is cancelled
 // or times out the whole group gets SIGTERM, and SIGKILL after WaitDelay, so
 // grandchildren die too; processes left in the group when the command exits
 // are killed as well. stdout and stderr are streamed line by line as the
@@ -32,7 +40,11 @@
 // "timeout": "10s"} (method default GET, timeout default 30s). Result
 // {"status": N, "headers": {…}, "body": "…"} with the body capped at MaxBody
 // bytes ("truncated": true when cut). A 2xx status succeeds; any other fails
-// the attempt with the status in the error.
+// the attempt with the status in the error. Redirects are followed, up to
+// MaxRedirects (default 5), each checked like the first request. A URL
+// with credentials (user:password@) is refused — a run's payload is shown
+// to whoever may read the run; credentials belong in a header — and so is
+// a destination the network policy refuses; neither is retried.
 //
 // Payload errors name the field (payload.cmd, payload.url…) and are marked
 // worker.NoRetry: retrying the same payload cannot succeed.

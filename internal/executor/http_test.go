@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pluto-sched/pluto/internal/netguard"
 	"github.com/pluto-sched/pluto/worker"
 )
 
@@ -30,12 +31,25 @@ func httpResult(t *testing.T, r *worker.Run) HTTPResult {
 	return res
 }
 
-func newHTTPExecutor(t *testing.T, opts HTTPOptions) worker.Handler {
+// newHTTPExecutor is an executor whose policy allows 127.0.0.1, where
+// httptest servers listen, unless opts names a policy.
+func newHTTPExecutor(t *testing.T, opts HTTPOptions) *HTTPExecutor {
 	t.Helper()
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	opts.Client = &http.Client{Transport: tr}
-	return HTTP(opts)
+	if opts.Policy == nil {
+		opts.Policy = httpAllow(t, "127.0.0.1/32")
+	}
+	h := HTTP(opts)
+	t.Cleanup(h.CloseIdleConnections)
+	return h
+}
+
+func httpAllow(t *testing.T, list ...string) *netguard.Policy {
+	t.Helper()
+	p, err := netguard.Parse(HTTPAllowName, list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestHTTP(t *testing.T) {

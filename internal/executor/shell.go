@@ -34,8 +34,14 @@ type ShellOptions struct {
 	// MaxStreamBytes bounds the output streamed as log lines, per stream
 	// (default 8 MiB); the result capture is not affected.
 	MaxStreamBytes int64
-	// Env is the base environment (default os.Environ()).
+	// Env is the base environment. Default: MinimalEnv(os.Environ()), a few
+	// harmless variables of the worker's; with InheritEnv, os.Environ().
 	Env []string
+	// InheritEnv makes the worker's whole environment the default base
+	// (pluto worker --shell-inherit-env). Off, because a worker's
+	// environment often holds secrets (tokens, cloud credentials) that
+	// anyone who may submit a shell run could otherwise print.
+	InheritEnv bool
 	// Dir is the working directory when the payload names none (default:
 	// the worker's).
 	Dir string
@@ -74,6 +80,12 @@ func Shell(opts ShellOptions) worker.Handler {
 	}
 	if opts.WaitDelay <= 0 {
 		opts.WaitDelay = DefaultWaitDelay
+	}
+	if opts.Env == nil {
+		opts.Env = os.Environ()
+		if !opts.InheritEnv {
+			opts.Env = MinimalEnv(opts.Env)
+		}
 	}
 	return worker.HandlerFunc(func(ctx context.Context, r *worker.Run) error {
 		return runShell(ctx, r, &opts)
@@ -156,12 +168,36 @@ func runShell(ctx context.Context, r *worker.Run, opts *ShellOptions) error {
 	}
 }
 
-// shellEnv is base (default os.Environ()), then the run's PLUTO_*
-// variables, then the payload's variables in name order; later entries win.
-func shellEnv(base []string, r *worker.Run, extra map[string]string) ([]string, error) {
-	if base == nil {
-		base = os.Environ()
+// MinimalEnvNames are the variables MinimalEnv keeps: what commands
+// commonly need to work (find programs, a home, the user, locale, time
+// zone, temporary files) and that hold no secrets.
+var MinimalEnvNames = []string{"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"}
+
+// DefaultPath is PATH in MinimalEnv when environ has none.
+const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
+
+// MinimalEnv returns the variables of environ (NAME=value entries) named in
+// MinimalEnvNames, with PATH set to DefaultPath if environ has none: the
+// base environment of shell runs unless the worker opts into its own.
+func MinimalEnv(environ []string) []string {
+	var env []string
+	path := false
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(MinimalEnvNames, name) {
+			env = append(env, kv)
+			path = path || name == "PATH"
+		}
 	}
+	if !path {
+		env = append(env, "PATH="+DefaultPath)
+	}
+	return env
+}
+
+// shellEnv is base, then the run's PLUTO_* variables, then the payload's
+// variables in name order; later entries win.
+func shellEnv(base []string, r *worker.Run, extra map[string]string) ([]string, error) {
 	env := slices.Clip(base)
 	env = append(env,
 		"PLUTO_RUN_ID="+r.ID(),

@@ -354,3 +354,36 @@ func TestNoop(t *testing.T) {
 		t.Errorf("err = %v, result = %s", err, r.Result())
 	}
 }
+
+// TestShellCleanEnv: a secret in the worker's environment is not visible to
+// a shell run unless the worker inherits its environment on purpose.
+func TestShellCleanEnv(t *testing.T) {
+	t.Setenv("PLUTO_TEST_SECRET", "s3cret")
+	t.Setenv("HOME", "/home/pluto-test")
+	cmd := `echo "secret=$PLUTO_TEST_SECRET home=$HOME run=$PLUTO_RUN_ID mine=$MINE"; command -v sh >/dev/null && echo path-ok`
+	for _, tt := range []struct {
+		opts ShellOptions
+		want string
+	}{
+		{ShellOptions{}, "secret= home=/home/pluto-test run=run-1 mine=set\npath-ok\n"},
+		{ShellOptions{InheritEnv: true}, "secret=s3cret home=/home/pluto-test run=run-1 mine=set\npath-ok\n"},
+	} {
+		r := shellRun(t, ShellPayload{Cmd: cmd, Env: map[string]string{"MINE": "set"}}, nil)
+		if err := Shell(tt.opts).ProcessRun(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if got := shellResult(t, r).Stdout; got != tt.want {
+			t.Errorf("InheritEnv %v: stdout %q, want %q", tt.opts.InheritEnv, got, tt.want)
+		}
+	}
+}
+
+func TestMinimalEnv(t *testing.T) {
+	got := MinimalEnv([]string{"AWS_SECRET_ACCESS_KEY=x", "HOME=/h", "PATHX=no", "TZ=UTC", "PLUTO_TOKEN=t", "LANG=C.UTF-8", "PATH=/p"})
+	if want := []string{"HOME=/h", "TZ=UTC", "LANG=C.UTF-8", "PATH=/p"}; !slices.Equal(got, want) {
+		t.Errorf("MinimalEnv = %q, want %q", got, want)
+	}
+	if got := MinimalEnv([]string{"SECRET=1"}); !slices.Equal(got, []string{"PATH=" + DefaultPath}) {
+		t.Errorf("MinimalEnv without PATH = %q", got)
+	}
+}

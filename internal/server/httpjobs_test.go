@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -63,6 +64,9 @@ func startJobsServer(t testing.TB) (*Server, *jobsClient) {
 		GRPCAddr:   "127.0.0.1:0",
 		MaxPayload: jobsMaxPayload,
 		Logger:     slog.New(slog.DiscardHandler),
+		// Callback receivers in these tests are httptest servers, on
+		// loopback, which callbacks may not reach by default.
+		Engine: engine.Config{CallbackAllow: []string{"127.0.0.1/32"}},
 	})
 	if err != nil {
 		t.Fatal(err)
