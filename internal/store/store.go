@@ -351,6 +351,9 @@ const (
 	TopicWatch    = "watch"    // payload: a run id some server's client waits on
 	TopicJobs     = "jobs"     // payload: a job name whose schedule changed (the leader re-arms its cron timer)
 	TopicCallback = "callback" // payload: the Unix microseconds at which a new callback delivery is due
+	// TopicTokens: payload: the name of a token that was revoked or
+	// changed, or "" for any token (servers drop cached verifications).
+	TopicTokens = "tokens"
 )
 
 // Store is a Pluto storage backend.
@@ -375,6 +378,8 @@ type Store interface {
 
 	JobStore
 	CallbackStore
+	TokenStore
+	AuditStore
 
 	// LeaderElect takes or renews the leader lease and returns who holds it
 	// afterwards (ServerID won if the returned leader is ServerID).
@@ -417,6 +422,8 @@ type Tx interface {
 	RunRequeueLost(ctx context.Context, p RunRequeueLostParams) ([]*Run, error)
 	JobTx
 	CallbackTx
+	TokenTx
+	AuditTx
 
 	// Notify publishes n to every listening server once the transaction
 	// commits (never if it rolls back). Duplicate notifications in one

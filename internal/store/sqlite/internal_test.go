@@ -104,6 +104,9 @@ func TestQueryPlans(t *testing.T) {
 		{"callback list due", wSQL[wCallbackListDue], []any{1, 2, 10}, "runs_callback_due", false},
 		{"callback record", wSQL[wCallbackRecord], []any{"delivered", nil, "", 1, "id", 1, 1}, "sqlite_autoindex_runs_1", false},
 		{"callback next at", rSQL[rCallbackNextAt], nil, "runs_callback_due", false},
+		{"token by hash", rSQL[rTokenGetByHash], []any{"h"}, "sqlite_autoindex_tokens_2", false},
+		{"token revoke", wSQL[wTokenRevoke], []any{1, "n"}, "sqlite_autoindex_tokens_1", false},
+		{"audit delete", wSQL[wAuditDelete], []any{1, 10}, "audit_at", false},
 	} {
 		rows, err := s.w.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.sql, c.args...)
 		if err != nil {

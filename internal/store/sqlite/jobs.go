@@ -164,17 +164,23 @@ func boolInt(b bool) int64 {
 // queryJobs runs statement i (which selects or returns jobCols) with the
 // bound arguments and decodes the rows.
 func (t *tx) queryJobs(op string, i wStmt) ([]*store.Job, error) {
+	return queryDecoded(t, op, i, numJobCols, decodeJob[driver.Value])
+}
+
+// queryDecoded runs statement i, which returns ncols columns, with the
+// bound arguments and decodes each row with decode.
+func queryDecoded[T any](t *tx, op string, i wStmt, ncols int, decode func([]driver.Value) (T, error)) ([]T, error) {
 	var (
-		out  []*store.Job
+		out  []T
 		derr error
 	)
-	err := t.query(op, i, numJobCols, func(vals []driver.Value) {
-		j, err := decodeJob(vals)
+	err := t.query(op, i, ncols, func(vals []driver.Value) {
+		v, err := decode(vals)
 		if err != nil {
 			derr = errors.Join(derr, err)
 			return
 		}
-		out = append(out, j)
+		out = append(out, v)
 	})
 	if err == nil && derr != nil {
 		err = fmt.Errorf("sqlite: %s: %w", op, derr)
@@ -336,17 +342,20 @@ func (t *tx) RunUnblockNext(ctx context.Context, job string, now time.Time) (*st
 
 // scanJob reads one row of jobCols.
 func scanJob(sc scanner) (*store.Job, error) {
-	var (
-		vals [numJobCols]any
-		ptrs [numJobCols]any
-	)
+	return scanDecoded(sc, numJobCols, decodeJob[any])
+}
+
+// scanDecoded reads one row of ncols columns and decodes it with decode.
+func scanDecoded[T any](sc scanner, ncols int, decode func([]any) (T, error)) (T, error) {
+	vals, ptrs := make([]any, ncols), make([]any, ncols)
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	if err := sc.Scan(ptrs[:]...); err != nil {
-		return nil, err
+	if err := sc.Scan(ptrs...); err != nil {
+		var zero T
+		return zero, err
 	}
-	return decodeJob(vals[:])
+	return decode(vals)
 }
 
 // JobGet implements store.Store.
@@ -366,24 +375,30 @@ func (s *Store) JobGet(ctx context.Context, name string) (*store.Job, error) {
 
 // JobList implements store.Store.
 func (s *Store) JobList(ctx context.Context) ([]*store.Job, error) {
+	return listRows(s, ctx, "JobList", rJobList, scanJob)
+}
+
+// listRows runs reader statement st (without arguments) and scans every
+// row with scan.
+func listRows[T any](s *Store, ctx context.Context, op string, st rStmt, scan func(scanner) (T, error)) ([]T, error) {
 	if s.closed.Load() {
 		return nil, errClosed
 	}
-	rows, err := s.rs[rJobList].QueryContext(ctx)
+	rows, err := s.rs[st].QueryContext(ctx)
 	if err != nil {
-		return nil, s.wrap("JobList", err)
+		return nil, s.wrap(op, err)
 	}
 	defer rows.Close()
-	var out []*store.Job
+	var out []T
 	for rows.Next() {
-		j, err := scanJob(rows)
+		v, err := scan(rows)
 		if err != nil {
-			return nil, s.wrap("JobList", err)
+			return nil, s.wrap(op, err)
 		}
-		out = append(out, j)
+		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.wrap("JobList", err)
+		return nil, s.wrap(op, err)
 	}
 	return out, nil
 }

@@ -63,9 +63,14 @@ const (
 	wFinishCallbackFenced // … AND server_id = ?
 	wCallbackListDue
 	wCallbackRecord
-	wClaimSelect1 // RunClaim for k types is wClaimSelect1 + k - 1
-	wClaimSelect8 = wClaimSelect1 + maxClaimTypes - 1
-	numWStmts     = wClaimSelect1 + maxClaimTypes
+	wTokenCreate    // tokens.go
+	wTokenBootstrap // tokens.go
+	wTokenRevoke    // tokens.go
+	wAuditAppend    // tokens.go
+	wAuditDelete    // tokens.go
+	wClaimSelect1   // RunClaim for k types is wClaimSelect1 + k - 1
+	wClaimSelect8   = wClaimSelect1 + maxClaimTypes - 1
+	numWStmts       = wClaimSelect1 + maxClaimTypes
 )
 
 const insertCols = `id, job, parent_id, shard, type, grp, payload, priority, status,
@@ -246,6 +251,10 @@ const (
 	rJobList
 	rJobNextFire
 	rCallbackNextAt // callbacks.go
+	rTokenGet       // tokens.go
+	rTokenGetByHash // tokens.go
+	rTokenList      // tokens.go
+	rTokenCount     // tokens.go
 	numRStmts
 )
 

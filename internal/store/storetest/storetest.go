@@ -159,6 +159,20 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"CallbackListDueConcurrent", testCallbackListDueConcurrent},
 		{"CallbackJob", testCallbackJob},
 		{"CallbacksClosed", testCallbacksClosed},
+		{"TokenCreateAndGet", testTokenCreateAndGet},
+		{"TokenCreateExists", testTokenCreateExists},
+		{"TokenRejectsEmpty", testTokenRejectsEmpty},
+		{"TokenNotFound", testTokenNotFound},
+		{"TokenRevoke", testTokenRevoke},
+		{"TokenList", testTokenList},
+		{"TokenBootstrap", testTokenBootstrap},
+		{"TokenBootstrapConcurrent", testTokenBootstrapConcurrent},
+		{"TokensClosed", testTokensClosed},
+		{"AuditAppendAndList", testAuditAppendAndList},
+		{"AuditListFilters", testAuditListFilters},
+		{"AuditListPages", testAuditListPages},
+		{"AuditAppendChecks", testAuditAppendChecks},
+		{"AuditDeleteBefore", testAuditDeleteBefore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
