@@ -151,6 +151,13 @@ type Config struct {
 	// time (default 5s); a slot later than that was missed and the job's
 	// misfire policy decides what becomes of it.
 	MisfireGrace time.Duration
+	// OnNotify, if set, sees every store notification this server hears
+	// (before the engine acts on it; not with the engine locked), and
+	// OnRelisten is called after the notification connection came back
+	// (what was published meanwhile was missed). The server uses them for
+	// its token cache.
+	OnNotify   func(store.Notification)
+	OnRelisten func()
 	// OnTerminal, if set, is called once for every run that reaches a
 	// terminal status, after that status is committed. It runs on engine
 	// goroutines with the engine locked and must not block.

@@ -195,6 +195,9 @@ func (e *Engine) listenLoop(ctx context.Context) {
 // run's time, a saved job, an owed callback on another server) are lost,
 // and the store has what they said.
 func (e *Engine) relisten() {
+	if e.cfg.OnRelisten != nil {
+		e.cfg.OnRelisten()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.running() {
@@ -220,6 +223,9 @@ func (e *Engine) relistenTimers() {
 
 // heard acts on one notification.
 func (e *Engine) heard(n store.Notification) {
+	if e.cfg.OnNotify != nil {
+		e.cfg.OnNotify(n)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.running() {

@@ -3,12 +3,14 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pluto-sched/pluto/internal/auth"
 	"github.com/pluto-sched/pluto/internal/engine"
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
 	"github.com/pluto-sched/pluto/internal/store"
@@ -28,6 +30,7 @@ type clientService struct {
 	limit    *payloadLimit // nil: no limit here (the engine still checks)
 	maxWait  time.Duration
 	stopping <-chan struct{}
+	audit    *auditLog // nil: no audit (tests of other parts)
 }
 
 // newClientService adapts the engine to the gRPC ClientService. Payloads
@@ -79,7 +82,11 @@ func (s *clientService) Submit(ctx context.Context, req *plutov1.SubmitRequest) 
 	if len(specs) == 0 {
 		return resp, nil
 	}
+	if err := checkSpecs(ctx, specs); err != nil {
+		return nil, grpcAuthError(err)
+	}
 	results, err := s.eng.Submit(ctx, specs)
+	s.audit.recordGRPC(principal(ctx), "run.submit", submitTarget(specs, results), err)
 	if err != nil {
 		return nil, grpcStatusError(err)
 	}
@@ -100,6 +107,9 @@ func (s *clientService) Get(ctx context.Context, req *plutov1.GetRequest) (*plut
 	if err := requireRunID(req.GetId()); err != nil {
 		return nil, err
 	}
+	if err := s.runScope(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
 	r, err := s.eng.Get(ctx, req.GetId())
 	if err != nil {
 		return nil, grpcStatusError(err)
@@ -112,6 +122,9 @@ func (s *clientService) List(ctx context.Context, req *plutov1.ListRequest) (*pl
 	p, err := listParamsFromPB(req)
 	if err != nil {
 		return nil, grpcStatusError(err)
+	}
+	if err := scopeList(ctx, &p); err != nil {
+		return nil, grpcAuthError(err)
 	}
 	page, err := s.eng.List(ctx, p)
 	if err != nil {
@@ -130,6 +143,9 @@ func (s *clientService) List(ctx context.Context, req *plutov1.ListRequest) (*pl
 // caller polls again.
 func (s *clientService) Wait(ctx context.Context, req *plutov1.WaitRequest) (*plutov1.Run, error) {
 	if err := requireRunID(req.GetId()); err != nil {
+		return nil, err
+	}
+	if err := s.runScope(ctx, req.GetId()); err != nil {
 		return nil, err
 	}
 	d := time.Duration(req.GetTimeoutMs()) * time.Millisecond
@@ -174,7 +190,11 @@ func (s *clientService) Cancel(ctx context.Context, req *plutov1.CancelRequest) 
 	if err := requireRunID(req.GetId()); err != nil {
 		return nil, err
 	}
+	if err := s.runScope(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
 	r, err := s.eng.Cancel(ctx, req.GetId(), req.GetReason())
+	s.audit.recordGRPC(principal(ctx), "run.cancel", req.GetId(), err)
 	if err != nil {
 		return nil, grpcStatusError(err)
 	}
@@ -189,11 +209,38 @@ func (s *clientService) Retry(ctx context.Context, req *plutov1.RetryRequest) (*
 	if err := s.intakeClosed(); err != nil {
 		return nil, err
 	}
+	if err := s.runScope(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
 	r, err := s.eng.Retry(ctx, req.GetId())
+	s.audit.recordGRPC(principal(ctx), "run.retry", req.GetId(), err)
 	if err != nil {
 		return nil, grpcStatusError(err)
 	}
 	return runToPB(r), nil
+}
+
+// runScope checks that the caller may act on run id (its group).
+func (s *clientService) runScope(ctx context.Context, id string) error {
+	if err := runGroupCheck(ctx, s.eng, id); err != nil {
+		if errors.Is(err, auth.ErrForbidden) {
+			return grpcAuthError(err)
+		}
+		return grpcStatusError(err)
+	}
+	return nil
+}
+
+// submitTarget names what a submit created, for the audit log: the run,
+// or the first of a batch and how many.
+func submitTarget(specs []engine.SubmitSpec, res []engine.SubmitResult) string {
+	if len(res) == 0 || res[0].Run == nil {
+		return ""
+	}
+	if len(res) == 1 {
+		return res[0].Run.ID
+	}
+	return fmt.Sprintf("%s (+%d)", res[0].Run.ID, len(specs)-1)
 }
 
 func requireRunID(id string) error {

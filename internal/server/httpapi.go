@@ -79,9 +79,13 @@ type HTTPOptions struct {
 	// graceful HTTP shutdown does not sit behind them; a wait answers with
 	// the run as it is.
 	Stopping <-chan struct{}
-	// Routes, if set, registers more routes (console, /metrics) on the
-	// same mux. Patterns under /api/v1/ are taken.
-	Routes func(mux *http.ServeMux)
+	// Auth, if set, authenticates every call but the health checks (nil:
+	// every call is an unlimited admin's; tests of other parts).
+	Auth *authenticator
+	// Audit, if set, records every state-changing call.
+	Audit *auditLog
+	// Tokens, if set, serves the token and audit routes.
+	Tokens *tokenAdmin
 
 	// limit, if set, is the live max payload (Server.Reconfigure changes
 	// it); it overrides MaxPayload.
@@ -99,6 +103,8 @@ type httpAPI struct {
 	limit     *payloadLimit
 	fixedBody int64 // MaxBody as given; 0: follows the max payload
 	guard     *guard
+	auth      *authenticator
+	audit     *auditLog
 }
 
 func (h *httpAPI) maxPayload() int64 { return h.limit.get() }
@@ -130,30 +136,10 @@ func newHTTPHandler(eng Engine, opts HTTPOptions) http.Handler {
 	if g == nil {
 		g, _ = newGuard(guardOptions{}) // nothing to parse: cannot fail
 	}
-	h := &httpAPI{eng: eng, opts: opts, log: opts.Logger, mux: http.NewServeMux(), limit: limit, fixedBody: fixedBody, guard: g}
-	m := h.mux
-	// Routes that create runs refuse (503) once the server is stopping.
-	m.HandleFunc("POST /api/v1/runs", h.intake(h.submit))
-	m.HandleFunc("GET /api/v1/runs", h.list)
-	m.HandleFunc("GET /api/v1/runs/{id}", h.get)
-	m.HandleFunc("POST /api/v1/runs/{id}/cancel", h.cancel)
-	m.HandleFunc("POST /api/v1/runs/{id}/retry", h.intake(h.retry))
-	m.HandleFunc("GET /api/v1/runs/{id}/wait", h.wait)
-	m.HandleFunc("GET /api/v1/runs/{id}/logs", h.logs)
-	m.HandleFunc("GET /api/v1/workers", h.workers)
-	h.workerRoutes(m)
-	m.HandleFunc("PUT /api/v1/jobs/{name}", h.putJob)
-	m.HandleFunc("GET /api/v1/jobs", h.listJobs)
-	m.HandleFunc("GET /api/v1/jobs/{name}", h.getJob)
-	m.HandleFunc("DELETE /api/v1/jobs/{name}", h.deleteJob)
-	m.HandleFunc("POST /api/v1/jobs/{name}/pause", h.pauseJob)
-	m.HandleFunc("POST /api/v1/jobs/{name}/resume", h.resumeJob)
-	m.HandleFunc("POST /api/v1/jobs/{name}/trigger", h.intake(h.triggerJob))
-	m.HandleFunc("GET /api/v1/cluster", h.cluster)
-	m.HandleFunc("GET /healthz", h.healthz)
-	m.HandleFunc("GET /readyz", h.readyz)
-	if opts.Routes != nil {
-		opts.Routes(m)
+	h := &httpAPI{eng: eng, opts: opts, log: opts.Logger, mux: http.NewServeMux(), limit: limit, fixedBody: fixedBody, guard: g,
+		auth: opts.Auth, audit: opts.Audit}
+	for _, rt := range h.routes() {
+		h.mux.HandleFunc(rt.pattern, h.authorized(rt))
 	}
 	return h
 }
@@ -288,6 +274,10 @@ func (h *httpAPI) submit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		specs[i] = spec
+	}
+	if err := checkSpecs(r.Context(), specs); err != nil {
+		writeError(w, httpAuthError(err))
+		return
 	}
 
 	res, err := h.eng.Submit(r.Context(), specs)
@@ -429,6 +419,10 @@ func (h *httpAPI) list(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Limit = n
 	}
+	if err := scopeList(r.Context(), &p); err != nil {
+		writeError(w, httpAuthError(err))
+		return
+	}
 	page, err := h.eng.List(r.Context(), p)
 	if err != nil {
 		writeError(w, err)
@@ -561,8 +555,11 @@ func (h *httpAPI) wait(w http.ResponseWriter, r *http.Request) {
 // ?local=1), or with ?local=1 this server's only.
 func (h *httpAPI) workers(w http.ResponseWriter, r *http.Request) {
 	items := make([]workerJSON, 0)
+	pr := principal(r.Context())
 	for _, wi := range h.eng.Workers() {
-		items = append(items, toWorkerJSON(wi))
+		if pr.AllowsGroup(wi.Group) {
+			items = append(items, toWorkerJSON(wi))
+		}
 	}
 	var unreachable []apijson.UnreachableServer
 	if !local(r) {
@@ -614,15 +611,22 @@ func (h *httpAPI) untilStopping(ctx context.Context) (context.Context, context.C
 // trackingWriter remembers whether a response was started.
 type trackingWriter struct {
 	http.ResponseWriter
-	wrote bool
+	wrote  bool
+	status int // the first status written (audit)
 }
 
 func (t *trackingWriter) WriteHeader(code int) {
+	if !t.wrote {
+		t.status = code
+	}
 	t.wrote = true
 	t.ResponseWriter.WriteHeader(code)
 }
 
 func (t *trackingWriter) Write(b []byte) (int, error) {
+	if !t.wrote {
+		t.status = http.StatusOK
+	}
 	t.wrote = true
 	return t.ResponseWriter.Write(b)
 }

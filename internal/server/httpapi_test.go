@@ -734,19 +734,6 @@ func TestHTTPHealthReadyAndRouting(t *testing.T) {
 	}
 }
 
-func TestHTTPExtraRoutes(t *testing.T) {
-	f := newHTTPFake()
-	srv := newHTTPTestAPI(t, f, HTTPOptions{Routes: func(mux *http.ServeMux) {
-		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, `{"m":1}`)
-		})
-	}})
-	if r := httpDo(t, srv, "GET", "/metrics", ""); r.status != 200 || string(r.body) != `{"m":1}` {
-		t.Fatalf("%d %s", r.status, r.body)
-	}
-}
-
 func TestHTTPFormatDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		30 * time.Second: "30s", 5 * time.Minute: "5m", time.Hour: "1h", 90 * time.Minute: "1h30m",

@@ -43,6 +43,14 @@ func (h *httpAPI) putJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	group := j.Group
+	if group == "" {
+		group = "default" // the engine's group for a job that names none
+	}
+	if err := checkGroup(r.Context(), group); err != nil {
+		writeError(w, httpAuthError(err))
+		return
+	}
 	saved, created, err := h.eng.JobPut(r.Context(), j)
 	if err != nil {
 		writeError(w, err)
@@ -113,8 +121,9 @@ func (h *httpAPI) listJobs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := listJSON[jobJSON]{Items: make([]jobJSON, 0, len(jobs))}
+	pr := principal(r.Context())
 	for _, j := range jobs {
-		if j != nil {
+		if j != nil && pr.AllowsGroup(j.Group) {
 			out.Items = append(out.Items, toJobJSON(j))
 		}
 	}

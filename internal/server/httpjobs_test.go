@@ -67,6 +67,7 @@ func startJobsServer(t testing.TB) (*Server, *jobsClient) {
 		// Callback receivers in these tests are httptest servers, on
 		// loopback, which callbacks may not reach by default.
 		Engine: engine.Config{CallbackAllow: []string{"127.0.0.1/32"}},
+		Auth:   AuthConfig{Disabled: true}, // auth has its own tests (auth_test.go)
 	})
 	if err != nil {
 		t.Fatal(err)

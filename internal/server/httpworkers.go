@@ -85,19 +85,6 @@ type (
 	commandRepliesJSON = apijson.CommandReplies
 )
 
-func (h *httpAPI) workerRoutes(m *http.ServeMux) {
-	m.HandleFunc("GET /api/v1/workers/{id}", h.getWorker)
-	ctl, ok := h.eng.(workerControl)
-	if !ok {
-		return
-	}
-	for _, a := range []string{"drain", "resume", "shutdown", "restart"} {
-		m.HandleFunc("POST /api/v1/workers/{id}/"+a, h.workerAction(ctl, a))
-	}
-	m.HandleFunc("POST /api/v1/workers/{id}/command", func(w http.ResponseWriter, r *http.Request) { h.workerCommand(ctl, w, r) })
-	m.HandleFunc("POST /api/v1/groups/{group}/command", func(w http.ResponseWriter, r *http.Request) { h.groupCommand(ctl, w, r) })
-}
-
 // local reports whether the request asks for this server only.
 func local(r *http.Request) bool { return r.URL.Query().Get("local") != "" }
 

@@ -177,6 +177,7 @@ func startCtlServer(t *testing.T, cfg Config) *Server {
 	}
 	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Auth.Disabled = true // auth has its own tests (auth_test.go)
 	srv, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -54,6 +54,8 @@ type Config struct {
 	// Engine tunes the scheduler; Store, ServerID, Logger and
 	// HeartbeatInterval are filled from this Config.
 	Engine engine.Config
+	// Auth configures authentication; on unless Auth.Disabled.
+	Auth AuthConfig
 }
 
 // Server is a running Pluto server.
@@ -68,6 +70,7 @@ type Server struct {
 	httpLn    net.Listener
 	grpcLn    net.Listener
 	workers   *workerService
+	sec       *security
 
 	maxPayload  *payloadLimit // live (Reconfigure)
 	stopTimeout atomic.Int64  // live, a time.Duration
@@ -136,6 +139,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if s.eng != nil {
 			_ = s.eng.Stop(context.Background())
 		}
+		if s.sec != nil {
+			s.sec.close()
+		}
 		for _, ln := range []net.Listener{s.httpLn, s.grpcLn} {
 			if ln != nil {
 				_ = ln.Close()
@@ -155,7 +161,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return fail(fmt.Errorf("server: http listen %s: %w", cfg.HTTPAddr, err))
 	}
 
+	if s.sec, err = s.setupAuth(ctx); err != nil {
+		return fail(err)
+	}
 	ecfg := cfg.Engine
+	ecfg.OnNotify, ecfg.OnRelisten = s.sec.notified, s.sec.relistened
 	ecfg.Store = s.store
 	ecfg.CallbackBody = func(r *store.Run) ([]byte, error) { return json.Marshal(apijson.FromRun(r)) }
 	ecfg.ServerID = cfg.ServerID
@@ -178,6 +188,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// A batch of runs or results can be several payloads large.
 	s.msgMax = max(16<<20, int(cfg.MaxPayload)*4+(4<<20))
 	s.grpcSrv = grpc.NewServer(
+		grpc.UnaryInterceptor(s.sec.authn.unaryInterceptor),
+		grpc.StreamInterceptor(s.sec.authn.streamInterceptor),
 		grpc.MaxRecvMsgSize(s.msgMax),
 		grpc.MaxSendMsgSize(s.msgMax),
 		// Find dead TCP peers (a worker host that vanished) even when
@@ -187,12 +199,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	)
 	s.workers = newWorkerService(eng, cfg.Logger, s.msgMax)
 	plutov1.RegisterWorkerServiceServer(s.grpcSrv, s.workers)
-	plutov1.RegisterClientServiceServer(s.grpcSrv, newClientServiceLive(eng, s.maxPayload, s.stopping))
+	csvc := newClientServiceLive(eng, s.maxPayload, s.stopping)
+	csvc.audit = s.sec.audit
+	plutov1.RegisterClientServiceServer(s.grpcSrv, csvc)
+	g, err := newGuard(guardOptions{AllowedOrigins: cfg.Auth.AllowedOrigins, AllowedHosts: cfg.Auth.AllowedHosts, Advertised: s.HTTPAddr()})
+	if err != nil {
+		return fail(err)
+	}
 
 	s.httpSrv = &http.Server{
 		Handler: newHTTPHandler(eng, HTTPOptions{
 			MaxPayload: cfg.MaxPayload, ServerID: cfg.ServerID, StoreName: s.store.Name(),
 			Logger: cfg.Logger, Stopping: s.stopping, limit: s.maxPayload,
+			Auth: s.sec.authn, Audit: s.sec.audit, Tokens: s.sec.tokens, guard: g,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -287,6 +306,7 @@ func (s *Server) Stop(ctx context.Context) error {
 			s.grpcSrv.Stop()
 			<-stopped
 		}
+		s.sec.close() // after the listeners: the last calls' entries are written
 		if s.ownsStore {
 			if err := s.store.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close store: %w", err))

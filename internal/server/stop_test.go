@@ -76,6 +76,7 @@ func startStopEnv(t *testing.T, cfg Config) *stopEnv {
 	cfg.Store = "sqlite:" + se.db
 	cfg.HTTPAddr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Auth.Disabled = true // auth has its own tests (auth_test.go)
 	srv, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +277,7 @@ func TestStopDeadlineThenRestartRecovers(t *testing.T) {
 
 	srv2, err := Start(context.Background(), Config{
 		Store: "sqlite:" + se.db, HTTPAddr: "127.0.0.1:0", GRPCAddr: grpcAddr,
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: slog.New(slog.DiscardHandler), Auth: AuthConfig{Disabled: true},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -59,6 +59,9 @@ func (w *workerService) Connect(stream plutov1.WorkerService_ConnectServer) erro
 	if h == nil {
 		return status.Error(codes.InvalidArgument, "the first message must be a hello")
 	}
+	if err := checkGroup(stream.Context(), h.GetGroup()); err != nil {
+		return grpcAuthError(err)
+	}
 	hello := helloFromProto(h, w.msgMax)
 	c := newStreamConn(stream, hello.MaxMessage)
 	sess, stale, err := w.eng.Connect(stream.Context(), hello, c)
