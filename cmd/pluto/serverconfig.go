@@ -24,12 +24,22 @@ func serverConfig(s config.Server) server.Config {
 	cfg.Engine.RetryMax = s.RetryMax
 	cfg.Engine.MaxLostAttempts = int(s.MaxLostAttempts)
 	cfg.Engine.CallbackExpiry = s.CallbackExpiry
-	for _, a := range strings.Split(s.CallbackAllow, ",") {
+	cfg.Engine.CallbackAllow = splitList(s.CallbackAllow)
+	cfg.Auth.AdminTokenFile = s.AdminTokenFile
+	cfg.Auth.AllowedOrigins = splitList(s.AllowedOrigins)
+	cfg.Auth.AllowedHosts = splitList(s.AllowedHosts)
+	return cfg
+}
+
+// splitList splits a comma-separated setting, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
 		if a = strings.TrimSpace(a); a != "" {
-			cfg.Engine.CallbackAllow = append(cfg.Engine.CallbackAllow, a)
+			out = append(out, a)
 		}
 	}
-	return cfg
+	return out
 }
 
 // liveSettings is the live part of the settings.

@@ -51,6 +51,9 @@ type Server struct {
 	MaxLostAttempts   int64
 	CallbackAllow     string // comma-separated CIDRs, IPs, host names, *.wildcards allowed beside public addresses
 	CallbackExpiry    time.Duration
+	AdminTokenFile    string
+	AllowedOrigins    string // comma-separated origins besides the server's own
+	AllowedHosts      string // comma-separated Host names besides addresses, localhost, the host name
 }
 
 // EnvStore is the environment variable that sets the store.
@@ -136,6 +139,12 @@ var Keys = []Key{
 		Usage: "attempts of a run that may be lost with their worker (it died holding the run) before the run fails instead of being retried; lost attempts do not use up retries"},
 	{Name: "callback-allow", kind: kString, field: func(s *Server) any { return &s.CallbackAllow },
 		Usage: "non-public destinations runs' callback URLs may also reach: comma-separated CIDRs, IPs, host names and *.wildcards (default: public addresses only; see docs/security.md)"},
+	{Name: "admin-token-file", kind: kString, field: func(s *Server) any { return &s.AdminTokenFile },
+		Usage: "on the first start against an empty store, write the admin token created there to this file (mode 0600) as well as printing it"},
+	{Name: "allowed-origins", kind: kString, field: func(s *Server) any { return &s.AllowedOrigins },
+		Usage: "comma-separated browser origins (https://console.example.com) allowed to call the HTTP API besides the server's own; * allows any"},
+	{Name: "allowed-hosts", kind: kString, field: func(s *Server) any { return &s.AllowedHosts },
+		Usage: "comma-separated Host header names the HTTP API answers besides IP addresses, localhost and this machine's name (DNS rebinding guard); * allows any"},
 	{Name: "callback-expiry", kind: kDuration, field: func(s *Server) any { return &s.CallbackExpiry },
 		Usage: "how long after a run ends the POST of its outcome to its callback URL is retried"},
 }

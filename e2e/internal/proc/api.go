@@ -58,6 +58,9 @@ func (a API) TryWithin(d time.Duration, method, path string, body any, out any) 
 	if method != http.MethodGet {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if tok := Token(a.T); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err

@@ -82,6 +82,7 @@ func Start(t *testing.T, name string, args ...string) *Proc {
 		args = append(args, "--result-dir", t.TempDir())
 	}
 	p := &Proc{t: t, Name: name, Cmd: exec.Command(Binary, args...), grew: make(chan struct{}, 1), exit: make(chan struct{})}
+	p.Cmd.Env = Env(t)
 	out, err := p.Cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -218,11 +219,42 @@ func (p *Proc) AwaitExit(d time.Duration) int {
 // StartServer runs `pluto server` on random loopback ports and returns the
 // process with the addresses it logged (no port is chosen by the test, so
 // two servers can never race for one).
+//
+// The admin token a server creates on an empty store is kept for the test
+// (Token): every process Start runs after it gets it as PLUTO_TOKEN, and
+// API calls send it. A server joining a store that has tokens creates
+// none; the test's token stays.
 func StartServer(t *testing.T, name string, args ...string) (p *Proc, httpAddr, grpcAddr string) {
 	t.Helper()
-	p = Start(t, name, append([]string{"server", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"}, args...)...)
+	file := filepath.Join(t.TempDir(), "admin.token")
+	p = Start(t, name, append([]string{"server", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--admin-token-file", file}, args...)...)
 	line := p.Await(30*time.Second, "pluto server started")
+	if b, err := os.ReadFile(file); err == nil {
+		SetToken(t, strings.TrimSpace(string(b)))
+	}
 	return p, LogField(t, line, "http"), LogField(t, line, "grpc")
+}
+
+var tokens sync.Map // *testing.T → the admin token of its servers
+
+// SetToken records the token the test's processes and API calls use.
+func SetToken(t *testing.T, token string) { tokens.Store(t, token) }
+
+// Token is the test's admin token ("" before its first server started).
+func Token(t *testing.T) string {
+	v, _ := tokens.Load(t)
+	s, _ := v.(string)
+	return s
+}
+
+// Env is the environment of the test's pluto processes: this process's,
+// with PLUTO_TOKEN set to the test's token.
+func Env(t *testing.T) []string {
+	env := os.Environ()
+	if tok := Token(t); tok != "" {
+		env = append(env, "PLUTO_TOKEN="+tok)
+	}
+	return env
 }
 
 // LogField returns the value of key=value in a slog text line.
