@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -374,4 +376,39 @@ func TestGRPCAuth(t *testing.T) {
 			t.Errorf("worker joining %s: %v, want %v", c.group, got, c.want)
 		}
 	}
+}
+
+// FuzzAuthorizationHeader: whatever a client puts in the Authorization
+// header, the answer is a 401 (or, for the real token, a 200) — never a
+// panic, a 5xx or a call let through.
+func FuzzAuthorizationHeader(f *testing.F) {
+	st, err := OpenStore(context.Background(), "sqlite:"+filepath.Join(f.TempDir(), "pluto.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer st.Close()
+	secret, _, err := auth.Bootstrap(context.Background(), st, "admin", time.Now())
+	if err != nil {
+		f.Fatal(err)
+	}
+	v := auth.NewVerifier(st, auth.VerifierOptions{})
+	h := newHTTPHandler(newHTTPFake(), HTTPOptions{Logger: slog.New(slog.DiscardHandler), Auth: &authenticator{v: v}})
+	for _, seed := range []string{"Bearer " + secret, "Bearer plt_abc", "bearer " + strings.Repeat("x", 300), "Basic dXNlcjpwYXNz",
+		"Bearer  " + secret, "Bearer " + secret + "\x00", "Bearer " + strings.ToUpper(secret), ""} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/runs", nil)
+		req.Host = "localhost"
+		req.Header["Authorization"] = []string{header}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		want := http.StatusUnauthorized
+		if p, err := auth.ParseBearer(header); err == nil && p == secret {
+			want = http.StatusOK
+		}
+		if rec.Code != want {
+			t.Fatalf("Authorization %q: %d %s, want %d", header, rec.Code, rec.Body, want)
+		}
+	})
 }
