@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
