@@ -12,7 +12,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/pluto-sched/pluto/internal/auth"
+	"github.com/pluto-sched/pluto/internal/bearer"
 )
 
 // The token a command sends is, in order of precedence:
@@ -43,6 +46,29 @@ const tokenHelp = `Token: --token, else env ` + envToken + `, else — only for 
 machine (127.0.0.0/8, ::1, localhost) — the admin token pluto dev writes
 to $` + envData + `/` + adminTokenFile + ` (` + envData + ` set) or ./` + defaultDataDir + `/` + adminTokenFile + `.
 --token "" sends no token.`
+
+// workerTokenHelp is the precedence for pluto worker's help.
+const workerTokenHelp = `The worker authenticates with --token (env ` + envToken + `), a token of role
+worker (pluto token create --role worker). Without either, and when every
+--server is on this machine, it uses the admin token pluto dev wrote:
+$` + envData + `/` + adminTokenFile + `, or ./` + defaultDataDir + `/` + adminTokenFile + `. A refused token is
+retried every 5 seconds, with an error logged each time.`
+
+// workerToken picks pluto worker's token (the same precedence as client
+// commands, for the gRPC addresses) and checks it can travel as gRPC
+// metadata.
+func (a *app) workerToken(cmd *cobra.Command, flagValue string, addrs []string) (string, error) {
+	ts, err := resolveToken(cmd.Flags().Changed("token"), flagValue, a.getenv, addrs...)
+	if err != nil {
+		return "", err
+	}
+	if ts.token != "" {
+		if err := bearer.Check(ts.token); err != nil {
+			return "", usageErrorf("invalid token from %s: %v", ts.from, err)
+		}
+	}
+	return ts.token, nil
+}
 
 // tokenSource tells where the token a command sends came from, for
 // error messages.

@@ -195,6 +195,7 @@ func TestTokenUsageErrors(t *testing.T) {
 		{[]string{"audit", "--limit", "0"}, "--limit"},
 		{[]string{"audit", "--limit", "1001"}, "--limit"},
 		{[]string{"audit", "extra"}, "extra"},
+		{[]string{"worker", "--token", "plt_a b"}, "invalid token from --token"},
 	} {
 		r := runCLI(t, authEnv(f), c.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, c.flag) || !strings.Contains(r.stderr, "--help") {
@@ -403,5 +404,33 @@ func TestDevTokenPickup(t *testing.T) {
 	r = runCLI(t, map[string]string{envServer: f.URL, envData: stale}, "token", "ls")
 	if r.code != 1 || !strings.Contains(r.stderr, "unknown token (the token from "+filepath.Join(stale, adminTokenFile)+", written by pluto dev") {
 		t.Errorf("401 with the dev token: %d %q", r.code, r.stderr)
+	}
+}
+
+// pluto worker takes the same precedence, for its gRPC addresses.
+func TestWorkerToken(t *testing.T) {
+	data := t.TempDir()
+	writeTokenFile(t, data, fakeDevSecret+"\n")
+	for _, c := range []struct {
+		env   map[string]string
+		args  []string
+		addrs []string
+		want  string
+	}{
+		{map[string]string{envData: data}, nil, []string{"127.0.0.1:7071", "[::1]:7071"}, fakeDevSecret},
+		{map[string]string{envData: data}, nil, []string{"127.0.0.1:7071", "pluto-2:7071"}, ""},
+		{map[string]string{envData: data, envToken: "plt_env"}, nil, []string{"127.0.0.1:7071"}, "plt_env"},
+		{map[string]string{envData: data, envToken: "plt_env"}, []string{"--token", "plt_flag"}, []string{"127.0.0.1:7071"}, "plt_flag"},
+	} {
+		a := newApp(strings.NewReader(""), io.Discard, io.Discard, func(k string) string { return c.env[k] })
+		cmd := a.newWorkerCmd()
+		if err := cmd.ParseFlags(c.args); err != nil {
+			t.Fatal(err)
+		}
+		tok, _ := cmd.Flags().GetString("token")
+		got, err := a.workerToken(cmd, tok, c.addrs)
+		if err != nil || got != c.want {
+			t.Errorf("env %v args %v addrs %v: %q, %v; want %q", c.env, c.args, c.addrs, got, err, c.want)
+		}
 	}
 }
