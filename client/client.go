@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
+	"github.com/pluto-sched/pluto/internal/bearer"
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
 )
 
@@ -105,16 +106,6 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dial = append(o.dial, opts...) }
 }
 
-// bearerToken is per-RPC bearer-token metadata. Plaintext is allowed:
-// `pluto dev` serves loopback without TLS.
-type bearerToken string
-
-func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(t)}, nil
-}
-
-func (bearerToken) RequireTransportSecurity() bool { return false }
-
 // Dial returns a client of the Pluto servers at target: one gRPC address
 // ("127.0.0.1:7071", or any gRPC target such as "dns:///pluto:7071") or a
 // comma-separated list of host:port addresses ("a:7071,b:7071"). With a
@@ -148,7 +139,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
 	}
 	if o.token != "" {
-		dial = append(dial, grpc.WithPerRPCCredentials(bearerToken(o.token)))
+		dial = append(dial, grpc.WithPerRPCCredentials(bearer.Token(o.token)))
 	}
 
 	grpcTarget := addrs[0]

@@ -3,7 +3,9 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -126,6 +128,9 @@ func (w *Worker) connectLoop(ctx context.Context, pool *connPool) {
 		}
 		d := delay/2 + rand.N(delay/2+1)
 		delay = min(2*delay, maxBackoff)
+		if authRefused(err) {
+			d, delay = authRetryDelay(), maxBackoff
+		}
 		w.logSessionEnd(addr, welcomed, err, d)
 		t := time.NewTimer(d)
 		select {
@@ -140,6 +145,8 @@ func (w *Worker) connectLoop(ctx context.Context, pool *connPool) {
 // logSessionEnd logs why a session ended, once per attempt.
 func (w *Worker) logSessionEnd(addr string, welcomed bool, err error, retryIn time.Duration) {
 	switch {
+	case authRefused(err):
+		w.logAuthRefused(addr, err, retryIn)
 	case welcomed:
 		w.log.Warn("disconnected from server", "server", addr, "err", err)
 	case status.Code(err) == codes.AlreadyExists:
@@ -169,6 +176,11 @@ func (w *Worker) session(ctx context.Context, pool *connPool, addr string) (welc
 		return false, err
 	}
 	if err := stream.Send(&plutov1.WorkerMessage{Msg: &plutov1.WorkerMessage_Hello{Hello: w.hello()}}); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The server ended the stream (e.g. refused the token before
+			// reading anything): Recv returns its status.
+			_, err = stream.Recv()
+		}
 		return false, err
 	}
 	timer := time.AfterFunc(welcomeTimeout, cancel)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"log/slog"
 	"os"
 	"time"
 
@@ -102,6 +103,43 @@ func Example() {
 	if err := w.RunWithSignals(context.Background()); err != nil {
 		log.Fatal(err) // worker.ErrRestart: exit so the supervisor restarts us
 	}
+}
+
+// A worker authenticates with a token of role worker, created with
+// "pluto token create --name NAME --role worker"; take it from the
+// environment or a secret store rather than the source. (The server here
+// is an in-process stand-in that accepts only that token.)
+func ExampleOptions_token() {
+	token := "plt_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG" // e.g. os.Getenv("PLUTO_TOKEN")
+	server, err := startStandIn(token)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer server.stop()
+
+	mux := worker.NewMux()
+	mux.HandleFunc("noop", func(context.Context, *worker.Run) error { return nil })
+	w, err := worker.New(worker.Options{
+		Servers: []string{server.addr},
+		Token:   token, // sent as "authorization: Bearer <token>"
+		Handler: mux,
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	for !w.Stats().Connected {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Println("connected:", w.Stats().Server == server.addr)
+	cancel() // drain and leave
+	fmt.Println("stopped:", <-done)
+	// Output:
+	// connected: true
+	// stopped: <nil>
 }
 
 // Serve is the one-call form, like http.ListenAndServe.

@@ -41,7 +41,7 @@ type fakeServer struct {
 	reject func(r *plutov1.Result) bool
 }
 
-func startFake(t *testing.T) *fakeServer {
+func startFake(t *testing.T, opts ...grpc.ServerOption) *fakeServer {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -49,7 +49,7 @@ func startFake(t *testing.T) *fakeServer {
 	}
 	f := &fakeServer{addr: lis.Addr().String(), conns: make(chan *fakeConn, 16), heartbeatMs: 60_000}
 	f.autoAck.Store(true)
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	plutov1.RegisterWorkerServiceServer(s, f)
 	done := make(chan struct{})
 	go func() { defer close(done); s.Serve(lis) }()

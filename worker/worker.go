@@ -72,6 +72,12 @@ type Options struct {
 	// handlers before it cancels their contexts (default 30 s).
 	DrainTimeout time.Duration
 
+	// Token is the API token the worker authenticates with (role worker),
+	// sent as "authorization: Bearer <token>" on its stream. Empty: none
+	// (a server that requires tokens refuses the worker). A refused token
+	// is retried at the longest back-off, with an error logged each time.
+	Token string
+
 	// DialOptions are added to the gRPC client options (after the default
 	// insecure transport credentials, so credentials given here win).
 	DialOptions []grpc.DialOption
@@ -235,6 +241,9 @@ func New(opts Options) (*Worker, error) {
 	if opts.Group == "" {
 		opts.Group = DefaultGroup
 	}
+	if err := checkToken(opts.Token); err != nil {
+		return nil, err
+	}
 	host, _ := os.Hostname()
 	if host == "" {
 		host = "localhost"
@@ -385,7 +394,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	sessCtx, stopSessions := context.WithCancel(base)
 	defer stopSessions()
-	conns := newConnPool(w.opts.DialOptions)
+	conns := newConnPool(w.dialOptions())
 	defer conns.close()
 	var connector sync.WaitGroup
 	connector.Go(func() { w.connectLoop(sessCtx, conns) })

@@ -487,7 +487,7 @@ func TestResultResentUntilAcked(t *testing.T) {
 
 	c2 := f.next(t)
 	want := []*plutov1.RunRef{{RunId: "r1", Attempt: 1}}
-	if diff := cmp.Diff(want, c2.hello.GetHeld(), protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff(want, c2.hello.GetHeld(), protocmp.Transform(), ignoreStart); diff != "" {
 		t.Errorf("held after reconnect (-want +got):\n%s", diff)
 	}
 	if res := c2.waitResult(t, "r1"); string(res.GetResult()) != `"done"` || res.GetOutcome() != plutov1.Outcome_OUTCOME_SUCCEEDED {
@@ -507,7 +507,7 @@ func TestResultResentUntilAcked(t *testing.T) {
 
 	c3 := f.next(t)
 	want = []*plutov1.RunRef{{RunId: "r2", Attempt: 1}}
-	if diff := cmp.Diff(want, c3.hello.GetHeld(), protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff(want, c3.hello.GetHeld(), protocmp.Transform(), ignoreStart); diff != "" {
 		t.Errorf("held after the ack (-want +got):\n%s", diff)
 	}
 	for _, res := range results(c3.waitFor(t, "r2 resent", func(msgs []*plutov1.WorkerMessage) bool { return len(results(msgs)) > 0 })) {

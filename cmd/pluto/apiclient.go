@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +23,9 @@ import (
 type apiClient struct {
 	base  *url.URL
 	token string
-	hc    *http.Client
+	// tokenFrom says where token came from (for 401 messages).
+	tokenFrom tokenSource
+	hc        *http.Client
 	// requestTimeout bounds an ordinary request; long polls get their own.
 	requestTimeout time.Duration
 	// retryFor is how long a wait loop keeps retrying when the server is
@@ -164,7 +167,7 @@ func (c *apiClient) send(req *http.Request) (*http.Response, error) {
 		} `json:"error"`
 	}
 	if json.Unmarshal(b, &env) == nil && env.Error != nil {
-		return nil, &apiError{Status: res.StatusCode, Code: env.Error.Code, Message: env.Error.Message, Field: env.Error.Field}
+		return nil, c.tokenFrom.authHint(&apiError{Status: res.StatusCode, Code: env.Error.Code, Message: env.Error.Message, Field: env.Error.Field})
 	}
 	msg := strings.TrimSpace(string(b))
 	if len(msg) > 200 {
@@ -175,7 +178,7 @@ func (c *apiClient) send(req *http.Request) (*http.Response, error) {
 	} else {
 		msg = "server answered " + res.Status + ": " + msg
 	}
-	return nil, &apiError{Status: res.StatusCode, Message: msg}
+	return nil, c.tokenFrom.authHint(&apiError{Status: res.StatusCode, Message: msg})
 }
 
 // do performs a request with the ordinary timeout and returns the body.
@@ -241,6 +244,46 @@ func show[T any](cmd *cobra.Command, co *clientOpts, out io.Writer, method, path
 		return err
 	}
 	return print(v)
+}
+
+// showPage lists one page of path: the JSON as it is with -o json,
+// otherwise the items printed by print and, when there are more, the
+// cursor of the next page on errOut (what names the items).
+func showPage[T any](cmd *cobra.Command, co *clientOpts, out, errOut io.Writer, path string, q url.Values, what string, print func([]T) error) error {
+	c, err := co.client()
+	if err != nil {
+		return err
+	}
+	raw, err := c.do(cmd.Context(), http.MethodGet, path, q, nil)
+	if err != nil {
+		return err
+	}
+	if co.json() {
+		return printJSON(out, raw)
+	}
+	page, err := decode[apiList[T]](raw)
+	if err != nil {
+		return err
+	}
+	if err := print(page.Items); err != nil {
+		return err
+	}
+	if page.NextCursor != "" {
+		fmt.Fprintf(errOut, "more %s: --cursor %s\n", what, page.NextCursor)
+	}
+	return nil
+}
+
+// setLimit checks a listing's --limit, if given, and puts it in q.
+func setLimit(q url.Values, given bool, limit int) error {
+	if !given {
+		return nil
+	}
+	if limit < 1 || limit > 1000 {
+		return usageErrorf("invalid --limit %d: want 1 to 1000", limit)
+	}
+	q.Set("limit", strconv.Itoa(limit))
+	return nil
 }
 
 func decode[T any](raw []byte) (T, error) {

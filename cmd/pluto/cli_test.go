@@ -84,6 +84,10 @@ func statusOfID(id string) string {
 	return "running"
 }
 
+// fakeRoutes add the routes of other test files to newFakeAPI's server
+// (from an init function).
+var fakeRoutes []func(*http.ServeMux)
+
 func newFakeAPI(t *testing.T) *fakeAPI {
 	f := &fakeAPI{}
 	mux := http.NewServeMux()
@@ -167,6 +171,9 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			"last_heartbeat": "2026-11-21T08:00:05Z", "server": "s-1",
 		}}})
 	})
+	for _, add := range fakeRoutes {
+		add(mux)
+	}
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -80,6 +80,8 @@ and shows it all live.
 Client commands talk to a server's HTTP API: --server (env PLUTO_SERVER,
 default ` + defaultServerURL + `), --token (env PLUTO_TOKEN), -o table|json.
 
+` + tokenHelp + `
+
 Exit codes: 0 success; 1 the command failed (server error, run not found,
 run did not succeed, server unreachable); 2 usage error.`,
 		SilenceErrors: true,
@@ -102,6 +104,8 @@ run did not succeed, server unreachable); 2 usage error.`,
 		a.newJobCmd(),
 		a.newClusterCmd(),
 		a.newCronCmd(),
+		a.newTokenCmd(),
+		a.newAuditCmd(),
 	)
 	for _, f := range extraCommands {
 		root.AddCommand(f())
@@ -155,17 +159,21 @@ type clientOpts struct {
 	server string
 	token  string
 	output string
+	// tokenSet and getenv pick the token (resolveToken, devtoken.go).
+	tokenSet func() bool
+	getenv   func(string) string
 }
 
 func (a *app) addClientFlags(cmd *cobra.Command) *clientOpts {
-	o := &clientOpts{}
+	o := &clientOpts{getenv: a.getenv}
 	server := a.getenv(envServer)
 	if server == "" {
 		server = defaultServerURL
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", server, "HTTP URL of a Pluto server (env "+envServer+")")
-	f.StringVar(&o.token, "token", a.getenv(envToken), "API token, sent as a bearer token (env "+envToken+")")
+	f.StringVar(&o.token, "token", a.getenv(envToken), "API token, sent as a bearer token (env "+envToken+"; see pluto --help for the dev token)")
+	o.tokenSet = func() bool { return f.Changed("token") }
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
 	return o
 }
@@ -181,7 +189,13 @@ func (o *clientOpts) client() (*apiClient, error) {
 	if err != nil {
 		return nil, usageErrorf("invalid --server %q: %v", o.server, err)
 	}
-	return newAPIClient(base, o.token), nil
+	ts, err := resolveToken(o.tokenSet(), o.token, o.getenv, base.Hostname())
+	if err != nil {
+		return nil, err
+	}
+	c := newAPIClient(base, ts.token)
+	c.tokenFrom = ts
+	return c, nil
 }
 
 func (o *clientOpts) json() bool { return o.output == "json" }

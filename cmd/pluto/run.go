@@ -56,10 +56,6 @@ next_cursor (json).`,
 	f.IntVar(&limit, "limit", 0, "at most this many runs (1-1000; default 100)")
 	f.StringVar(&cursor, "cursor", "", "cursor of the page to show (from a previous listing)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		c, err := co.client()
-		if err != nil {
-			return err
-		}
 		q := url.Values{}
 		for _, s := range statuses {
 			if s = strings.TrimSpace(s); s != "" {
@@ -72,31 +68,16 @@ next_cursor (json).`,
 		if job != "" {
 			q.Set("job", job)
 		}
-		if cmd.Flags().Changed("limit") {
-			if limit < 1 || limit > 1000 {
-				return usageErrorf("invalid --limit %d: want 1 to 1000", limit)
-			}
-			q.Set("limit", strconv.Itoa(limit))
+		if err := setLimit(q, cmd.Flags().Changed("limit"), limit); err != nil {
+			return err
 		}
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		raw, err := c.do(cmd.Context(), http.MethodGet, "/runs", q, nil)
-		if err != nil {
-			return err
-		}
-		if co.json() {
-			return printJSON(a.stdout, raw)
-		}
-		page, err := decode[apiList[apiRun]](raw)
-		if err != nil {
-			return err
-		}
-		printRunList(a.stdout, page.Items)
-		if page.NextCursor != "" {
-			fmt.Fprintf(a.stderr, "more runs: --cursor %s\n", page.NextCursor)
-		}
-		return nil
+		return showPage(cmd, co, a.stdout, a.stderr, "/runs", q, "runs", func(runs []apiRun) error {
+			printRunList(a.stdout, runs)
+			return nil
+		})
 	}
 	return cmd
 }

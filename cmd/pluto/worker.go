@@ -31,6 +31,7 @@ func (a *app) newWorkerCmd() *cobra.Command {
 		httpAllow    []string
 		drainTimeout time.Duration
 		resultDir    string
+		token        string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker --server HOST:GRPCPORT[,HOST:PORT…] --group G --capacity N [--shell] [--http [--http-allow LIST]]",
@@ -65,7 +66,9 @@ reachable again, also after the worker restarts. The server accepts them if
 the worker came back under the same --id before it was declared dead. So the
 result directory defaults to one per --id; without --id (the ID then
 contains the process ID) results are kept in memory only unless
---result-dir is given.`,
+--result-dir is given.
+
+` + workerTokenHelp,
 		Example: `  pluto worker --server 127.0.0.1:7071 --group default --capacity 8
   pluto worker --server pluto-1:7071,pluto-2:7071 --group reports --capacity 2 --shell
   pluto worker --http --http-allow 10.20.0.0/16,status.internal
@@ -91,6 +94,7 @@ contains the process ID) results are kept in memory only unless
 	f.StringSliceVar(&httpAllow, "http-allow", nil, "non-public destinations http runs may also reach: CIDRs, IPs, host names, *.wildcards (comma-separated, repeatable; default: public addresses only)")
 	f.DurationVar(&drainTimeout, "drain-timeout", worker.DefaultDrainTimeout, "on stop, how long running handlers may take to finish")
 	f.StringVar(&resultDir, "result-dir", "", "directory for results not yet acknowledged, delivered after a restart (default with --id: $XDG_STATE_HOME/pluto/worker-<id>, XDG_STATE_HOME defaulting to ~/.local/state; without --id, or \"\": memory only)")
+	f.StringVar(&token, "token", a.getenv(envToken), "API token of role worker (env "+envToken+"; see the token precedence above)")
 	lo := addLogFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		log, err := lo.logger(a.stderr)
@@ -129,6 +133,9 @@ contains the process ID) results are kept in memory only unless
 		if !cmd.Flags().Changed("result-dir") && id != "" {
 			resultDir = defaultResultDir(a.getenv, id)
 		}
+		if token, err = a.workerToken(cmd, token, addrs); err != nil {
+			return err
+		}
 		handlers.shell = shell
 		if err := handlers.configure(httpAllow); err != nil {
 			return err
@@ -146,6 +153,7 @@ contains the process ID) results are kept in memory only unless
 			DrainTimeout: drainTimeout,
 			ResultDir:    resultDir,
 			Version:      version,
+			Token:        token,
 		})
 		if err != nil {
 			return usageErrorf("%v", err)
