@@ -107,12 +107,20 @@ func waitExit(t *testing.T, what string, done <-chan int, errb *syncBuffer) {
 // startServerCLI runs pluto server in-process on SQLite in dir, on loopback
 // ports: its API URL, its gRPC address, and a function that stops it and
 // waits for it to exit (also called at cleanup).
-func startServerCLI(t *testing.T, dir string) (httpURL, grpcAddr string, stop func()) {
+func startServerCLI(t *testing.T, dir string) (httpURL, grpcAddr, token string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	tokenFile := filepath.Join(dir, "admin.token")
 	out, errb, done := startCLI(t, ctx, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"),
-		"--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--heartbeat", "1s", "--log-level", "warn")
+		"--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--heartbeat", "1s", "--log-level", "warn", "--admin-token-file", tokenFile)
 	m := waitFor(t, out, errb, done, regexp.MustCompile(`API (http://\S+)/api/v1, gRPC (\S+),`))
+	if !strings.Contains(errb.String(), "admin token: plt_") {
+		t.Fatalf("the first start printed no admin token:\n%s", errb)
+	}
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -121,19 +129,19 @@ func startServerCLI(t *testing.T, dir string) (httpURL, grpcAddr string, stop fu
 		})
 	}
 	t.Cleanup(stop)
-	return m[1], m[2], stop
+	return m[1], m[2], strings.TrimSpace(string(b)), stop
 }
 
 // TestServerAndWorkerCommands runs pluto server and pluto worker in-process
 // and drives them with the client commands.
 func TestServerAndWorkerCommands(t *testing.T) {
 	dir := t.TempDir()
-	httpURL, grpcAddr, stopServer := startServerCLI(t, dir)
-	env := map[string]string{envServer: httpURL}
+	httpURL, grpcAddr, token, stopServer := startServerCLI(t, dir)
+	env := map[string]string{envServer: httpURL, envToken: token}
 
 	wctx, stopWorker := context.WithCancel(context.Background())
 	defer stopWorker()
-	_, werr, wdone := startCLI(t, wctx, "worker", "--server", grpcAddr, "--group", "default", "--capacity", "2", "--id", "w-test", "--log-level", "warn")
+	_, werr, wdone := startCLI(t, wctx, "worker", "--server", grpcAddr, "--group", "default", "--capacity", "2", "--id", "w-test", "--log-level", "warn", "--token", token)
 
 	r := runCLI(t, env, "submit", "--type", "noop", "--wait", "--wait-timeout", "30s", "-o", "json")
 	var run map[string]any
@@ -177,11 +185,11 @@ func TestWorkerOutboundFlags(t *testing.T) {
 	t.Setenv("PLUTO_TEST_WORKER_SECRET", "s3cret")
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "pong") }))
 	defer target.Close()
-	httpURL, grpcAddr, stopServer := startServerCLI(t, t.TempDir())
-	env := map[string]string{envServer: httpURL}
+	httpURL, grpcAddr, token, stopServer := startServerCLI(t, t.TempDir())
+	env := map[string]string{envServer: httpURL, envToken: token}
 	wctx, stopWorker := context.WithCancel(context.Background())
 	defer stopWorker()
-	_, werr, wdone := startCLI(t, wctx, "worker", "--server", grpcAddr, "--capacity", "2", "--id", "w-out",
+	_, werr, wdone := startCLI(t, wctx, "worker", "--server", grpcAddr, "--capacity", "2", "--id", "w-out", "--token", token,
 		"--shell", "--http", "--http-allow", "127.0.0.1/32", "--log-level", "warn")
 
 	submit := func(typ, payload string) map[string]any {
@@ -220,7 +228,9 @@ func TestDevCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "pluto submit --server "+m[1]) {
 		t.Errorf("banner has no ready-to-paste submit:\n%s", out)
 	}
-	env := map[string]string{envServer: m[1]}
+	// No token given: the CLI finds the one pluto dev wrote to its data
+	// directory (the server is on loopback).
+	env := map[string]string{envServer: m[1], envData: filepath.Join(dir, "data")}
 	r := runCLI(t, env, "submit", "--type", "noop", "--wait", "--wait-timeout", "30s")
 	if r.code != 0 || !strings.Contains(r.stdout, "succeeded") {
 		t.Fatalf("submit --wait: %d\n%s\n%s\ndev:\n%s", r.code, r.stdout, r.stderr, errb)

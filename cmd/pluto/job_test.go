@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -105,11 +106,13 @@ func TestParseJobFile(t *testing.T) {
 // environment that points the CLI at it.
 func startTestServer(t *testing.T) map[string]string {
 	t.Helper()
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
 	s, err := server.Start(context.Background(), server.Config{
 		Store:    "sqlite:" + filepath.Join(t.TempDir(), "pluto.db"),
 		HTTPAddr: "127.0.0.1:0",
 		GRPCAddr: "127.0.0.1:0",
 		Logger:   slog.New(slog.DiscardHandler),
+		Auth:     server.AuthConfig{AdminTokenFile: tokenFile, BootstrapOut: io.Discard},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +124,11 @@ func startTestServer(t *testing.T) map[string]string {
 			t.Errorf("stop: %v", err)
 		}
 	})
-	return map[string]string{envServer: s.HTTPURL()}
+	token, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{envServer: s.HTTPURL(), envToken: strings.TrimSpace(string(token))}
 }
 
 // fields is a table row as its whitespace-separated cells.

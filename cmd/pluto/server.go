@@ -139,6 +139,7 @@ and exit as well. A second signal exits at once.`,
 			cfg.Engine.OnTerminal = audit.record
 		}
 		cfg.Logger = log
+		cfg.Auth.BootstrapOut = a.stderr
 		ctx := cmd.Context()
 		srv, err := server.Start(ctx, cfg)
 		if err != nil {
@@ -265,8 +266,18 @@ network is remote code execution: --shell with a non-loopback --http or
 		}
 		ctx := cmd.Context()
 		storeURL := "sqlite:" + filepath.Join(dataDir, "pluto.db")
-		srv, err := server.Start(ctx, server.Config{Store: storeURL, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log})
+		tokenFile := filepath.Join(dataDir, adminTokenFile)
+		srv, err := server.Start(ctx, server.Config{Store: storeURL, HTTPAddr: httpAddr, GRPCAddr: grpcAddr, Logger: log,
+			Auth: server.AuthConfig{DevTokenFile: tokenFile}})
 		if err != nil {
+			return err
+		}
+		token, err := readTokenFile(tokenFile) // the server just made sure it holds a working admin token
+		if err == nil && token == "" {
+			err = fmt.Errorf("pluto dev: no admin token in %s", tokenFile)
+		}
+		if err != nil {
+			_ = srv.Stop(context.Background())
 			return err
 		}
 
@@ -280,6 +291,7 @@ network is remote code execution: --shell with a non-loopback --http or
 			Handler:      mux,
 			Logger:       log,
 			DrainTimeout: 10 * time.Second,
+			Token:        token,
 		}
 		wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 		workerDone := make(chan error, 1)
@@ -292,7 +304,7 @@ network is remote code execution: --shell with a non-loopback --http or
 		registerBuiltinCommands(first, buildVersion())
 		go func() { workerDone <- runDevWorker(wctx, first, wopts, log) }()
 
-		a.printDevBanner(srv, storeURL, wopts, mux.Types())
+		a.printDevBanner(srv, storeURL, wopts, mux.Types(), tokenFile)
 		serveErr := waitForStop(ctx, srv)
 		log.Info("stopping: draining the local worker, then the server")
 		done := make(chan struct{})
@@ -336,7 +348,7 @@ func runDevWorker(ctx context.Context, w *worker.Worker, opts worker.Options, lo
 	}
 }
 
-func (a *app) printDevBanner(srv *server.Server, storeURL string, wopts worker.Options, types []string) {
+func (a *app) printDevBanner(srv *server.Server, storeURL string, wopts worker.Options, types []string, tokenFile string) {
 	url := srv.HTTPURL()
 	serverFlag := ""
 	if url != defaultServerURL {
@@ -351,13 +363,22 @@ func (a *app) printDevBanner(srv *server.Server, storeURL string, wopts worker.O
   gRPC:    %s
   store:   %s
   worker:  %s (group %s, capacity %d, handlers: %s)
+  token:   %s (admin; the CLI reads it from here%s)
 
 Try:
   %s
   pluto run ls%s
 
 Ctrl-C stops (the worker drains first).
-`, url, srv.GRPCAddr(), storeURL, wopts.ID, wopts.Group, wopts.Capacity, strings.Join(types, ", "), example, serverFlag)
+`, url, srv.GRPCAddr(), storeURL, wopts.ID, wopts.Group, wopts.Capacity, strings.Join(types, ", "), tokenFile, tokenNote(tokenFile), example, serverFlag)
+}
+
+// tokenNote tells how the CLI finds a dev token outside ./pluto-data.
+func tokenNote(tokenFile string) string {
+	if filepath.Clean(tokenFile) == filepath.Join(defaultDataDir, adminTokenFile) {
+		return ""
+	}
+	return "; elsewhere set " + envData + "=" + filepath.Dir(tokenFile)
 }
 
 func containsString(list []string, s string) bool {

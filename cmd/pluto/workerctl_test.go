@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,21 +22,28 @@ import (
 // worker` commands and drives them with pluto worker get, drain, resume,
 // command (the built-in ping and stats), shutdown and restart.
 func TestWorkerControlCommands(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
 	s, err := server.Start(context.Background(), server.Config{
 		Store:    "sqlite:" + filepath.Join(t.TempDir(), "pluto.db"),
 		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
 		Logger: slog.New(slog.DiscardHandler),
+		Auth:   server.AuthConfig{AdminTokenFile: tokenFile, BootstrapOut: io.Discard},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Stop(context.Background()) })
-	env := map[string]string{envServer: s.HTTPURL()}
+	tok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(tok))
+	env := map[string]string{envServer: s.HTTPURL(), envToken: token}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	start := func(id string) (*syncBuffer, <-chan int) {
-		_, errb, done := startCLI(t, ctx, "worker", "--server", s.GRPCAddr(), "--id", id, "--capacity", "1",
+		_, errb, done := startCLI(t, ctx, "worker", "--server", s.GRPCAddr(), "--id", id, "--capacity", "1", "--token", token,
 			"--result-dir", "", "--log-level", "info")
 		waitFor(t, errb, errb, done, regexp.MustCompile(`connected`))
 		return errb, done
