@@ -102,6 +102,7 @@ committed to the store.
 	f.Float64Var(&opts.Rate, "rate", 1000, "steady mode: submits per second")
 	f.IntVar(&opts.BatchSize, "batch", 1000, "burndown and delayed modes: runs per submit call")
 	f.IntVar(&opts.Jobs, "jobs", 20, "cron mode: jobs firing every second")
+	f.BoolVar(&opts.NoAuth, "no-auth", false, "run the in-process server with authentication off (to measure its cost)")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole benchmark to this file (go tool pprof)")
 	return cmd

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -44,6 +45,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pluto-sched/pluto/client"
+	"github.com/pluto-sched/pluto/internal/auth"
 	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/server"
 	"github.com/pluto-sched/pluto/internal/store"
@@ -61,7 +63,10 @@ type Options struct {
 	Rate      float64 // steady: submits per second (default 1000)
 	BatchSize int     // burndown, delayed: runs per submit call (default 1000)
 	Jobs      int     // cron: every-second jobs (default 20)
-	Logger    *slog.Logger
+	// NoAuth turns authentication off, to measure its cost (default on,
+	// as a real server runs).
+	NoAuth bool
+	Logger *slog.Logger
 }
 
 // Modes are the benchmark modes Run knows.
@@ -197,13 +202,13 @@ func runQueue(ctx context.Context, opts Options, storeURL string) (*Report, erro
 	}
 	defer srv.Stop(context.Background())
 
-	cl, err := client.Dial(srv.GRPCAddr())
+	cl, err := srv.dial()
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
 
-	rep := newReport(opts, srv)
+	rep := newReport(opts, srv.Server)
 	ws := &workers{}
 	defer ws.stop()
 
@@ -263,17 +268,70 @@ func benchStore(ctx context.Context, storeURL string) (string, func(), error) {
 	return "sqlite:" + filepath.Join(dir, "bench.db"), func() { os.RemoveAll(dir) }, nil
 }
 
+// benchServer is the in-process server and the token its clients use
+// ("" with NoAuth).
+type benchServer struct {
+	*server.Server
+	token string
+}
+
 // startServer starts the in-process server; onTerminal (may be nil) is
-// called once per run whose terminal status was committed.
-func startServer(ctx context.Context, opts Options, storeURL string, onTerminal func()) (*server.Server, error) {
+// called once per run whose terminal status was committed. With auth on
+// (the default, as in production) it makes an admin token for the
+// benchmark's clients and workers, on a new store or an old one.
+func startServer(ctx context.Context, opts Options, storeURL string, onTerminal func()) (*benchServer, error) {
 	var ecfg engine.Config
 	if onTerminal != nil {
 		ecfg.OnTerminal = func(string, store.RunStatus) { onTerminal() }
 	}
-	return server.Start(ctx, server.Config{
+	srv, err := server.Start(ctx, server.Config{
 		Store: storeURL, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
 		ServerID: "bench", Logger: opts.Logger, Engine: ecfg,
+		Auth: server.AuthConfig{Disabled: opts.NoAuth, BootstrapOut: io.Discard},
 	})
+	if err != nil {
+		return nil, err
+	}
+	bs := &benchServer{Server: srv}
+	if opts.NoAuth {
+		return bs, nil
+	}
+	now := time.Now()
+	bs.token, _, err = auth.CreateToken(ctx, srv.Store(), auth.CreateParams{
+		Name: fmt.Sprintf("bench-%d", now.UnixNano()), Role: auth.RoleAdmin, ExpiresAt: now.Add(24 * time.Hour), Now: now,
+	})
+	if err != nil {
+		_ = srv.Stop(context.Background())
+		return nil, fmt.Errorf("bench: token: %w", err)
+	}
+	return bs, nil
+}
+
+// dial connects the benchmark's client.
+func (bs *benchServer) dial() (*client.Client, error) {
+	var opts []client.Option
+	if bs.token != "" {
+		opts = append(opts, client.WithToken(bs.token))
+	}
+	return client.Dial(bs.GRPCAddr(), opts...)
+}
+
+// httpClient is an HTTP client that sends the benchmark's token.
+func (bs *benchServer) httpClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: bearerTransport{token: bs.token, next: http.DefaultTransport}}
+}
+
+type bearerTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if b.token != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+b.token)
+	}
+	return b.next.RoundTrip(r)
 }
 
 func newReport(opts Options, srv *server.Server) *Report {
@@ -300,7 +358,7 @@ type workers struct {
 	wg     sync.WaitGroup
 }
 
-func (ws *workers) start(ctx context.Context, srv *server.Server, opts Options) error {
+func (ws *workers) start(ctx context.Context, srv *benchServer, opts Options) error {
 	wctx, cancel := context.WithCancel(ctx)
 	ws.cancel = cancel
 	for i := range opts.Workers {
@@ -308,7 +366,7 @@ func (ws *workers) start(ctx context.Context, srv *server.Server, opts Options) 
 			Servers: []string{srv.GRPCAddr()}, ID: fmt.Sprintf("bench-%d", i), Group: "bench",
 			Capacity: opts.Capacity, Prefetch: opts.Prefetch, Logger: opts.Logger,
 			Handler: worker.HandlerFunc(func(context.Context, *worker.Run) error { return nil }),
-			Types:   []string{"noop"},
+			Types:   []string{"noop"}, Token: srv.token,
 		})
 		if err != nil {
 			return err

@@ -122,10 +122,10 @@ func runCron(ctx context.Context, opts Options, storeURL string) (*Report, error
 		return nil, err
 	}
 	defer srv.Stop(context.Background())
-	rep := newReport(opts, srv)
+	rep := newReport(opts, srv.Server)
 	cr := &CronReport{Jobs: opts.Jobs, Schedule: cronSchedule, BarP99: cronBarP99}
 	rep.Cron = cr
-	hc := &http.Client{Timeout: 30 * time.Second}
+	hc := srv.httpClient()
 	defer hc.CloseIdleConnections()
 	base := srv.HTTPURL()
 
@@ -427,12 +427,12 @@ func runDelayed(ctx context.Context, opts Options, storeURL string) (*Report, er
 		return nil, err
 	}
 	defer srv.Stop(context.Background())
-	cl, err := client.Dial(srv.GRPCAddr())
+	cl, err := srv.dial()
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	rep := newReport(opts, srv)
+	rep := newReport(opts, srv.Server)
 	rep.Workers, rep.Capacity, rep.Prefetch = 0, 0, 0
 	d := &DelayedReport{Window: delayedWindow.String(), WindowOffset: delayedOffset.String(), Batch: opts.BatchSize}
 	rep.Delayed = d
