@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -360,6 +361,28 @@ func TestIdempotencyKey(t *testing.T) {
 		res, err := en.e.Submit(en.ctx, []SubmitSpec{{Type: "noop", Group: "g", Key: "order-42"}})
 		if err != nil || !res[0].Existing || res[0].Run.ID != a.ID {
 			t.Fatalf("resubmit: %+v %v", res, err)
+		}
+	})
+}
+
+// An http run's URL may not carry credentials: runs are shown to whoever
+// may read them. Other types' payloads are theirs.
+func TestHTTPPayloadURLWithCredentialsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		_, err := en.e.Submit(en.ctx, []SubmitSpec{{Type: "http", Group: "g", Payload: []byte(`{"url":"https://bob:hunter2@api.example/x"}`)}})
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "payload.url" || strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("http run with credentials: %v, want a field error on payload.url that does not repeat them", err)
+		}
+		for _, p := range []string{`{"url":"https://api.example/x"}`, `{"url":"https://bob:hunter2@api.example/x"}`} {
+			typ := "http"
+			if strings.Contains(p, "bob") {
+				typ = "shell" // not an http run: its payload is not a URL to us
+			}
+			if _, err := en.e.Submit(en.ctx, []SubmitSpec{{Type: typ, Group: "g", Payload: []byte(p)}}); err != nil {
+				t.Errorf("%s run %s: %v", typ, p, err)
+			}
 		}
 	})
 }

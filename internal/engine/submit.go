@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/pluto-sched/pluto/internal/netguard"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -116,6 +118,9 @@ func (e *Engine) insertParams(s *SubmitSpec, now time.Time) (store.RunInsertPara
 	if err := e.validateCallbackURL(s.CallbackURL); err != nil {
 		return store.RunInsertParams{}, err
 	}
+	if err := payloadURLCredentials(s.Type, s.Payload); err != nil {
+		return store.RunInsertParams{}, err
+	}
 	runAt := now
 	if s.Delay > 0 {
 		runAt = now.Add(s.Delay)
@@ -145,6 +150,30 @@ func plainText(field, s string) error {
 	}
 	if i := strings.IndexByte(s, 0); i >= 0 {
 		return &FieldError{Field: field, Message: fmt.Sprintf("has a NUL byte at byte %d", i)}
+	}
+	return nil
+}
+
+// payloadURLCredentials refuses an http run whose URL embeds credentials
+// (user:password@): the run, its payload included, is shown to whoever
+// may read runs, and the http handler would refuse it anyway. Credentials
+// belong in the payload's headers.
+func payloadURLCredentials(typ string, payload json.RawMessage) error {
+	if typ != "http" || len(payload) == 0 {
+		return nil
+	}
+	var p struct {
+		URL string `json:"url"`
+	}
+	if json.Unmarshal(payload, &p) != nil || p.URL == "" {
+		return nil // the handler reports a payload it cannot use
+	}
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		return nil
+	}
+	if err := netguard.CheckCredentials(u); err != nil {
+		return &FieldError{Field: "payload.url", Message: "must not embed credentials (user:password@); send them in headers"}
 	}
 	return nil
 }
