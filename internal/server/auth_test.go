@@ -411,3 +411,37 @@ func FuzzAuthorizationHeader(f *testing.F) {
 		}
 	})
 }
+
+// A token revoked on one server is refused by another sharing the store
+// within a second, even one that verified it a moment before (and so
+// holds it in its cache).
+func TestRevocationReachesEveryServer(t *testing.T) {
+	pg := ctlPostgres(t)
+	s1, printed, _ := startAuthServer(t, pg)
+	s2, _, _ := startAuthServer(t, pg)
+	m := regexp.MustCompile(`admin token: (plt_\w+)`).FindStringSubmatch(printed)
+	if m == nil {
+		t.Fatalf("no admin token printed: %q", printed)
+	}
+	en1 := &authEnv{t: t, srv: s1, admin: m[1]}
+	en2 := &authEnv{t: t, srv: s2, admin: m[1]}
+	tok := en1.createToken("roaming", "viewer", "", "")
+	if st, b := en2.do(tok, "GET", "/api/v1/runs", ""); st != http.StatusOK {
+		t.Fatalf("the other server before revoke: %d %s", st, b)
+	}
+	if st, b := en1.do(en1.admin, "DELETE", "/api/v1/tokens/roaming", ""); st != http.StatusOK {
+		t.Fatalf("revoke: %d %s", st, b)
+	}
+	revoked := time.Now()
+	for {
+		st, _ := en2.do(tok, "GET", "/api/v1/runs", "")
+		if st == http.StatusUnauthorized {
+			break
+		}
+		if time.Since(revoked) > time.Second {
+			t.Fatalf("the other server still accepts the revoked token after %v (status %d)", time.Since(revoked), st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("refused by the other server %v after the revoke", time.Since(revoked).Round(time.Millisecond))
+}
