@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -75,6 +76,13 @@ type Options struct {
 	// DialOptions are added to the gRPC client options (after the default
 	// insecure transport credentials, so credentials given here win).
 	DialOptions []grpc.DialOption
+
+	// TLS, if set, connects to the servers over TLS with this
+	// configuration: RootCAs to trust a private CA, a client certificate
+	// (Certificates or GetClientCertificate) for servers that require one.
+	// The server name checked is each server address's host. Nil:
+	// plaintext.
+	TLS *tls.Config
 
 	// Version is reported to the server (shown in the console).
 	Version string
@@ -385,7 +393,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	sessCtx, stopSessions := context.WithCancel(base)
 	defer stopSessions()
-	conns := newConnPool(w.opts.DialOptions)
+	conns := newConnPool(w.opts.TLS, w.opts.DialOptions)
 	defer conns.close()
 	var connector sync.WaitGroup
 	connector.Go(func() { w.connectLoop(sessCtx, conns) })

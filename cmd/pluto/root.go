@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pluto-sched/pluto/internal/tlsconf"
 )
 
 // extraCommands are top-level commands defined in other files of this
@@ -155,6 +157,7 @@ type clientOpts struct {
 	server string
 	token  string
 	output string
+	tls    tlsconf.ClientFiles // tls.go
 }
 
 func (a *app) addClientFlags(cmd *cobra.Command) *clientOpts {
@@ -167,6 +170,7 @@ func (a *app) addClientFlags(cmd *cobra.Command) *clientOpts {
 	f.StringVar(&o.server, "server", server, "HTTP URL of a Pluto server (env "+envServer+")")
 	f.StringVar(&o.token, "token", a.getenv(envToken), "API token, sent as a bearer token (env "+envToken+")")
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	a.addTLSFlags(f, &o.tls, "the client")
 	return o
 }
 
@@ -181,7 +185,11 @@ func (o *clientOpts) client() (*apiClient, error) {
 	if err != nil {
 		return nil, usageErrorf("invalid --server %q: %v", o.server, err)
 	}
-	return newAPIClient(base, o.token), nil
+	c := newAPIClient(base, o.token)
+	if err := clientTLS(c, o.tls); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (o *clientOpts) json() bool { return o.output == "json" }

@@ -91,9 +91,14 @@ contains the process ID) results are kept in memory only unless
 	f.StringSliceVar(&httpAllow, "http-allow", nil, "non-public destinations http runs may also reach: CIDRs, IPs, host names, *.wildcards (comma-separated, repeatable; default: public addresses only)")
 	f.DurationVar(&drainTimeout, "drain-timeout", worker.DefaultDrainTimeout, "on stop, how long running handlers may take to finish")
 	f.StringVar(&resultDir, "result-dir", "", "directory for results not yet acknowledged, delivered after a restart (default with --id: $XDG_STATE_HOME/pluto/worker-<id>, XDG_STATE_HOME defaulting to ~/.local/state; without --id, or \"\": memory only)")
+	wtls := a.addWorkerTLSFlags(f)
 	lo := addLogFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		log, err := lo.logger(a.stderr)
+		if err != nil {
+			return err
+		}
+		tlsCfg, err := wtls.config(log)
 		if err != nil {
 			return err
 		}
@@ -146,6 +151,7 @@ contains the process ID) results are kept in memory only unless
 			DrainTimeout: drainTimeout,
 			ResultDir:    resultDir,
 			Version:      version,
+			TLS:          tlsCfg,
 		})
 		if err != nil {
 			return usageErrorf("%v", err)

@@ -51,6 +51,7 @@ type Server struct {
 	MaxLostAttempts   int64
 	CallbackAllow     string // comma-separated CIDRs, IPs, host names, *.wildcards allowed beside public addresses
 	CallbackExpiry    time.Duration
+	TLS               TLS // tls.go
 }
 
 // EnvStore is the environment variable that sets the store.
@@ -97,7 +98,7 @@ const (
 )
 
 // Keys are every setting, in the order of `pluto server --help`.
-var Keys = []Key{
+var Keys = append([]Key{
 	{Name: "store", kind: kString, field: func(s *Server) any { return &s.Store },
 		Usage: "store: sqlite:PATH or postgres://… (env " + EnvStore + ")"},
 	{Name: "http", kind: kString, field: func(s *Server) any { return &s.HTTP },
@@ -138,7 +139,7 @@ var Keys = []Key{
 		Usage: "non-public destinations runs' callback URLs may also reach: comma-separated CIDRs, IPs, host names and *.wildcards (default: public addresses only; see docs/security.md)"},
 	{Name: "callback-expiry", kind: kDuration, field: func(s *Server) any { return &s.CallbackExpiry },
 		Usage: "how long after a run ends the POST of its outcome to its callback URL is retried"},
-}
+}, tlsKeys[:]...) // tls.go
 
 // key returns the Key called name.
 func key(name string) (Key, bool) {
@@ -390,6 +391,7 @@ func (l *Loaded) validate() error {
 	if s.LogFormat != "text" && s.LogFormat != "json" {
 		bad("log-format", "%q: want text or json", s.LogFormat)
 	}
+	errs = append(errs, l.validateTLS()...)
 	slices.SortStableFunc(errs, func(a, b error) int {
 		return strings.Compare(a.(*Error).Key, b.(*Error).Key)
 	})

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,11 @@ type Config struct {
 	// Engine tunes the scheduler; Store, ServerID, Logger and
 	// HeartbeatInterval are filled from this Config.
 	Engine engine.Config
+	// HTTPTLS and GRPCTLS, if set, make the listeners serve TLS (the same
+	// configuration may serve both). PeerTLS is what this server trusts
+	// when it forwards a request to another server of its cluster over
+	// https (nil: the system's CAs). See tls.go.
+	HTTPTLS, GRPCTLS, PeerTLS *tls.Config
 }
 
 // Server is a running Pluto server.
@@ -154,6 +160,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fail(fmt.Errorf("server: http listen %s: %w", cfg.HTTPAddr, err))
 	}
+	s.httpLn = tlsListener(s.httpLn, cfg.HTTPTLS)
 
 	ecfg := cfg.Engine
 	ecfg.Store = s.store
@@ -178,6 +185,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	// A batch of runs or results can be several payloads large.
 	s.msgMax = max(16<<20, int(cfg.MaxPayload)*4+(4<<20))
 	s.grpcSrv = grpc.NewServer(
+		grpcCreds(cfg.GRPCTLS),
 		grpc.MaxRecvMsgSize(s.msgMax),
 		grpc.MaxSendMsgSize(s.msgMax),
 		// Find dead TCP peers (a worker host that vanished) even when
@@ -192,9 +200,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.httpSrv = &http.Server{
 		Handler: newHTTPHandler(eng, HTTPOptions{
 			MaxPayload: cfg.MaxPayload, ServerID: cfg.ServerID, StoreName: s.store.Name(),
-			Logger: cfg.Logger, Stopping: s.stopping, limit: s.maxPayload,
+			Logger: cfg.Logger, Stopping: s.stopping, limit: s.maxPayload, peers: newPeerClient(cfg.PeerTLS),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          httpErrorLog(cfg.Logger),
 	}
 	go func() { s.serveErr <- s.grpcSrv.Serve(s.grpcLn) }()
 	go func() {
@@ -215,7 +224,12 @@ func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
 func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
 
 // HTTPURL is the base URL of the HTTP API.
-func (s *Server) HTTPURL() string { return "http://" + s.HTTPAddr() }
+func (s *Server) HTTPURL() string {
+	if s.cfg.HTTPTLS != nil {
+		return "https://" + s.HTTPAddr()
+	}
+	return "http://" + s.HTTPAddr()
+}
 
 // Store returns the server's store.
 func (s *Server) Store() store.Store { return s.store }
