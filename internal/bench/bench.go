@@ -61,7 +61,13 @@ type Options struct {
 	Rate      float64 // steady: submits per second (default 1000)
 	BatchSize int     // burndown, delayed: runs per submit call (default 1000)
 	Jobs      int     // cron: every-second jobs (default 20)
-	Logger    *slog.Logger
+	// TLS serves HTTP and gRPC over TLS, with client certificates required
+	// on gRPC (workers and the client present one), from throwaway
+	// certificates (tls.go).
+	TLS    bool
+	Logger *slog.Logger
+
+	tls *benchTLS // set by Run when TLS is on
 }
 
 // Modes are the benchmark modes Run knows.
@@ -84,6 +90,7 @@ type Report struct {
 	Workers        int         `json:"workers"`
 	Capacity       int         `json:"capacity"`
 	Prefetch       int         `json:"prefetch"`
+	TLS            bool        `json:"tls"`
 	Rate           float64     `json:"rate,omitempty"`
 	SubmitRate     float64     `json:"submit_runs_per_s"`
 	Throughput     float64     `json:"throughput_runs_per_s"`
@@ -166,6 +173,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer cleanup()
+	if opts.TLS {
+		bt, cleanupTLS, err := setupTLS(opts)
+		if err != nil {
+			return nil, err
+		}
+		defer cleanupTLS()
+		opts.tls = bt
+	}
 	var rep *Report
 	switch opts.Mode {
 	case "cron":
@@ -197,7 +212,7 @@ func runQueue(ctx context.Context, opts Options, storeURL string) (*Report, erro
 	}
 	defer srv.Stop(context.Background())
 
-	cl, err := client.Dial(srv.GRPCAddr())
+	cl, err := opts.dial(srv.GRPCAddr())
 	if err != nil {
 		return nil, err
 	}
@@ -270,16 +285,20 @@ func startServer(ctx context.Context, opts Options, storeURL string, onTerminal 
 	if onTerminal != nil {
 		ecfg.OnTerminal = func(string, store.RunStatus) { onTerminal() }
 	}
-	return server.Start(ctx, server.Config{
+	cfg := server.Config{
 		Store: storeURL, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
 		ServerID: "bench", Logger: opts.Logger, Engine: ecfg,
-	})
+	}
+	if opts.tls != nil {
+		cfg.HTTPTLS, cfg.GRPCTLS = opts.tls.http, opts.tls.server
+	}
+	return server.Start(ctx, cfg)
 }
 
 func newReport(opts Options, srv *server.Server) *Report {
 	return &Report{
 		Runs: opts.Runs, Store: srv.Store().Name(), Mode: opts.Mode, Cores: runtime.NumCPU(),
-		Workers: opts.Workers, Capacity: opts.Capacity, Prefetch: opts.Prefetch,
+		Workers: opts.Workers, Capacity: opts.Capacity, Prefetch: opts.Prefetch, TLS: opts.TLS,
 		GoVersion: runtime.Version(), CPU: cpuModel(), LoadStart: loadAvg(),
 	}
 }
@@ -308,7 +327,7 @@ func (ws *workers) start(ctx context.Context, srv *server.Server, opts Options) 
 			Servers: []string{srv.GRPCAddr()}, ID: fmt.Sprintf("bench-%d", i), Group: "bench",
 			Capacity: opts.Capacity, Prefetch: opts.Prefetch, Logger: opts.Logger,
 			Handler: worker.HandlerFunc(func(context.Context, *worker.Run) error { return nil }),
-			Types:   []string{"noop"},
+			Types:   []string{"noop"}, TLS: opts.workerTLS(),
 		})
 		if err != nil {
 			return err
@@ -494,8 +513,8 @@ func (r *Report) Text() string {
 		return r.delayedText()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "pluto bench: %d no-op runs, %s, store %s, %d workers × capacity %d (+%d prefetch), %d cores\n",
-		r.Runs, r.Mode, r.Store, r.Workers, r.Capacity, r.Prefetch, r.Cores)
+	fmt.Fprintf(&b, "pluto bench: %d no-op runs, %s, store %s, %d workers × capacity %d (+%d prefetch), %d cores%s\n",
+		r.Runs, r.Mode, r.Store, r.Workers, r.Capacity, r.Prefetch, r.Cores, tlsNote(r.TLS))
 	if r.CPU != "" {
 		fmt.Fprintf(&b, "cpu:              %s, load %.2f → %.2f\n", r.CPU, r.LoadStart, r.LoadEnd)
 	}
@@ -540,4 +559,11 @@ func tempSchema(ctx context.Context, storeURL string) (string, func(), error) {
 		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
 	}
 	return u.String(), drop, nil
+}
+
+func tlsNote(on bool) string {
+	if on {
+		return ", TLS (mutual on gRPC)"
+	}
+	return ""
 }
