@@ -2,7 +2,6 @@ package tlsconf
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"log/slog"
 )
 
@@ -84,6 +83,3 @@ func (f ClientFiles) Config(log *slog.Logger) (*tls.Config, error) {
 	}
 	return cfg, nil
 }
-
-// Pool reads the CA certificates of a PEM file once.
-func Pool(file string) (*x509.CertPool, error) { return readPool(file) }
