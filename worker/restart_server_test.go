@@ -88,6 +88,9 @@ func startRealServer(t *testing.T, heartbeat time.Duration) *server.Server {
 		GRPCAddr:          "127.0.0.1:0",
 		HeartbeatInterval: heartbeat,
 		Logger:            slog.New(slog.DiscardHandler),
+		// The result store across restarts is what this tests; tokens are
+		// tested with the server (internal/server) and in ExampleOptions_token.
+		Auth: server.AuthConfig{Disabled: true},
 	})
 	if err != nil {
 		t.Fatal(err)

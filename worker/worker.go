@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -81,6 +82,13 @@ type Options struct {
 	// DialOptions are added to the gRPC client options (after the default
 	// insecure transport credentials, so credentials given here win).
 	DialOptions []grpc.DialOption
+
+	// TLS, if set, connects to the servers over TLS with this
+	// configuration: RootCAs to trust a private CA, a client certificate
+	// (Certificates or GetClientCertificate) for servers that require one.
+	// The server name checked is each server address's host. Nil:
+	// plaintext.
+	TLS *tls.Config
 
 	// Version is reported to the server (shown in the console).
 	Version string
@@ -394,7 +402,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	sessCtx, stopSessions := context.WithCancel(base)
 	defer stopSessions()
-	conns := newConnPool(w.dialOptions())
+	conns := newConnPool(w.opts.TLS, w.dialOptions())
 	defer conns.close()
 	var connector sync.WaitGroup
 	connector.Go(func() { w.connectLoop(sessCtx, conns) })

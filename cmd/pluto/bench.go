@@ -46,6 +46,7 @@ committed to the store.
                    store them, Go heap and RSS before and after, the
                    store's size on disk, and a check of the earliest run_at`,
 		Example: `  pluto bench --runs 50000
+  pluto bench --runs 50000 --tls
   pluto bench --mode steady --rate 1000 --runs 10000 -o json
   pluto bench --mode cron --jobs 20
   pluto bench --mode delayed --store 'postgres://localhost/pluto'`,
@@ -103,6 +104,7 @@ committed to the store.
 	f.IntVar(&opts.BatchSize, "batch", 1000, "burndown and delayed modes: runs per submit call")
 	f.IntVar(&opts.Jobs, "jobs", 20, "cron mode: jobs firing every second")
 	f.BoolVar(&opts.NoAuth, "no-auth", false, "run the in-process server with authentication off (to measure its cost)")
+	f.BoolVar(&opts.TLS, "tls", false, "serve HTTP and gRPC over TLS, with client certificates required on gRPC (mutual TLS), from throwaway certificates made for the run")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole benchmark to this file (go tool pprof)")
 	return cmd

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pluto-sched/pluto/internal/tlsconf"
 )
 
 // extraCommands are top-level commands defined in other files of this
@@ -162,6 +164,7 @@ type clientOpts struct {
 	// tokenSet and getenv pick the token (resolveToken, devtoken.go).
 	tokenSet func() bool
 	getenv   func(string) string
+	tls      tlsconf.ClientFiles // tls.go
 }
 
 func (a *app) addClientFlags(cmd *cobra.Command) *clientOpts {
@@ -175,6 +178,7 @@ func (a *app) addClientFlags(cmd *cobra.Command) *clientOpts {
 	f.StringVar(&o.token, "token", a.getenv(envToken), "API token, sent as a bearer token (env "+envToken+"; see pluto --help for the dev token)")
 	o.tokenSet = func() bool { return f.Changed("token") }
 	f.StringVarP(&o.output, "output", "o", "table", "output format: table or json")
+	a.addTLSFlags(f, &o.tls, "the client")
 	return o
 }
 
@@ -195,6 +199,9 @@ func (o *clientOpts) client() (*apiClient, error) {
 	}
 	c := newAPIClient(base, ts.token)
 	c.tokenFrom = ts
+	if err := clientTLS(c, o.tls); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

@@ -130,6 +130,9 @@ and exit as well. A second signal exits at once.`,
 		log := newLogger(a.stderr, settings.LogFormat, level)
 
 		cfg := serverConfig(settings)
+		if err := loadServerTLS(&cfg, settings.TLS, log); err != nil {
+			return err
+		}
 		if settings.CompletionLog != "" {
 			audit, err := openCompletionLog(settings.CompletionLog)
 			if err != nil {

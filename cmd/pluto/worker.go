@@ -95,9 +95,14 @@ contains the process ID) results are kept in memory only unless
 	f.DurationVar(&drainTimeout, "drain-timeout", worker.DefaultDrainTimeout, "on stop, how long running handlers may take to finish")
 	f.StringVar(&resultDir, "result-dir", "", "directory for results not yet acknowledged, delivered after a restart (default with --id: $XDG_STATE_HOME/pluto/worker-<id>, XDG_STATE_HOME defaulting to ~/.local/state; without --id, or \"\": memory only)")
 	f.StringVar(&token, "token", a.getenv(envToken), "API token of role worker (env "+envToken+"; see the token precedence above)")
+	wtls := a.addWorkerTLSFlags(f)
 	lo := addLogFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		log, err := lo.logger(a.stderr)
+		if err != nil {
+			return err
+		}
+		tlsCfg, err := wtls.config(log)
 		if err != nil {
 			return err
 		}
@@ -154,6 +159,7 @@ contains the process ID) results are kept in memory only unless
 			ResultDir:    resultDir,
 			Version:      version,
 			Token:        token,
+			TLS:          tlsCfg,
 		})
 		if err != nil {
 			return usageErrorf("%v", err)

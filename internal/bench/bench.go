@@ -66,7 +66,13 @@ type Options struct {
 	// NoAuth turns authentication off, to measure its cost (default on,
 	// as a real server runs).
 	NoAuth bool
+	// TLS serves HTTP and gRPC over TLS, with client certificates required
+	// on gRPC (workers and the client present one), from throwaway
+	// certificates (tls.go).
+	TLS    bool
 	Logger *slog.Logger
+
+	tls *benchTLS // set by Run when TLS is on
 }
 
 // Modes are the benchmark modes Run knows.
@@ -89,6 +95,7 @@ type Report struct {
 	Workers        int         `json:"workers"`
 	Capacity       int         `json:"capacity"`
 	Prefetch       int         `json:"prefetch"`
+	TLS            bool        `json:"tls"`
 	Rate           float64     `json:"rate,omitempty"`
 	SubmitRate     float64     `json:"submit_runs_per_s"`
 	Throughput     float64     `json:"throughput_runs_per_s"`
@@ -171,6 +178,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer cleanup()
+	if opts.TLS {
+		bt, cleanupTLS, err := setupTLS(opts)
+		if err != nil {
+			return nil, err
+		}
+		defer cleanupTLS()
+		opts.tls = bt
+	}
 	var rep *Report
 	switch opts.Mode {
 	case "cron":
@@ -202,7 +217,7 @@ func runQueue(ctx context.Context, opts Options, storeURL string) (*Report, erro
 	}
 	defer srv.Stop(context.Background())
 
-	cl, err := srv.dial()
+	cl, err := srv.dial(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -284,11 +299,15 @@ func startServer(ctx context.Context, opts Options, storeURL string, onTerminal 
 	if onTerminal != nil {
 		ecfg.OnTerminal = func(string, store.RunStatus) { onTerminal() }
 	}
-	srv, err := server.Start(ctx, server.Config{
+	cfg := server.Config{
 		Store: storeURL, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
 		ServerID: "bench", Logger: opts.Logger, Engine: ecfg,
 		Auth: server.AuthConfig{Disabled: opts.NoAuth, BootstrapOut: io.Discard},
-	})
+	}
+	if opts.tls != nil {
+		cfg.HTTPTLS, cfg.GRPCTLS = opts.tls.http, opts.tls.server
+	}
+	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -307,18 +326,23 @@ func startServer(ctx context.Context, opts Options, storeURL string, onTerminal 
 	return bs, nil
 }
 
-// dial connects the benchmark's client.
-func (bs *benchServer) dial() (*client.Client, error) {
+// dial connects the benchmark's client (with its token, over TLS when on).
+func (bs *benchServer) dial(o Options) (*client.Client, error) {
 	var opts []client.Option
 	if bs.token != "" {
 		opts = append(opts, client.WithToken(bs.token))
+	}
+	if o.tls != nil {
+		opts = append(opts, client.WithTLS(o.tls.client))
 	}
 	return client.Dial(bs.GRPCAddr(), opts...)
 }
 
 // httpClient is an HTTP client that sends the benchmark's token.
-func (bs *benchServer) httpClient() *http.Client {
-	return &http.Client{Timeout: 30 * time.Second, Transport: bearerTransport{token: bs.token, next: http.DefaultTransport}}
+func (bs *benchServer) httpClient(o Options) *http.Client {
+	hc := o.httpClient()
+	hc.Transport = bearerTransport{token: bs.token, next: hc.Transport}
+	return hc
 }
 
 type bearerTransport struct {
@@ -337,7 +361,7 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func newReport(opts Options, srv *server.Server) *Report {
 	return &Report{
 		Runs: opts.Runs, Store: srv.Store().Name(), Mode: opts.Mode, Cores: runtime.NumCPU(),
-		Workers: opts.Workers, Capacity: opts.Capacity, Prefetch: opts.Prefetch,
+		Workers: opts.Workers, Capacity: opts.Capacity, Prefetch: opts.Prefetch, TLS: opts.TLS,
 		GoVersion: runtime.Version(), CPU: cpuModel(), LoadStart: loadAvg(),
 	}
 }
@@ -366,7 +390,7 @@ func (ws *workers) start(ctx context.Context, srv *benchServer, opts Options) er
 			Servers: []string{srv.GRPCAddr()}, ID: fmt.Sprintf("bench-%d", i), Group: "bench",
 			Capacity: opts.Capacity, Prefetch: opts.Prefetch, Logger: opts.Logger,
 			Handler: worker.HandlerFunc(func(context.Context, *worker.Run) error { return nil }),
-			Types:   []string{"noop"}, Token: srv.token,
+			Types:   []string{"noop"}, Token: srv.token, TLS: opts.workerTLS(),
 		})
 		if err != nil {
 			return err
@@ -552,8 +576,8 @@ func (r *Report) Text() string {
 		return r.delayedText()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "pluto bench: %d no-op runs, %s, store %s, %d workers × capacity %d (+%d prefetch), %d cores\n",
-		r.Runs, r.Mode, r.Store, r.Workers, r.Capacity, r.Prefetch, r.Cores)
+	fmt.Fprintf(&b, "pluto bench: %d no-op runs, %s, store %s, %d workers × capacity %d (+%d prefetch), %d cores%s\n",
+		r.Runs, r.Mode, r.Store, r.Workers, r.Capacity, r.Prefetch, r.Cores, tlsNote(r.TLS))
 	if r.CPU != "" {
 		fmt.Fprintf(&b, "cpu:              %s, load %.2f → %.2f\n", r.CPU, r.LoadStart, r.LoadEnd)
 	}
@@ -598,4 +622,11 @@ func tempSchema(ctx context.Context, storeURL string) (string, func(), error) {
 		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
 	}
 	return u.String(), drop, nil
+}
+
+func tlsNote(on bool) string {
+	if on {
+		return ", TLS (mutual on gRPC)"
+	}
+	return ""
 }

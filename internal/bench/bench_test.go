@@ -25,6 +25,20 @@ func TestRunBurndown(t *testing.T) {
 	}
 }
 
+// TestRunTLS runs the burndown and cron modes over TLS (mutual on gRPC):
+// the workers, the gRPC client and cron's HTTP client all get through.
+func TestRunTLS(t *testing.T) {
+	rep := runBench(t, Options{Mode: "burndown", Runs: 200, Workers: 2, Capacity: 16, BatchSize: 100, TLS: true})
+	if !rep.TLS || !strings.Contains(rep.Text(), "TLS") {
+		t.Errorf("the report does not say TLS:\n%s", rep.Text())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := Run(ctx, Options{Mode: "cron", Jobs: 1, Runs: 2, Workers: 1, Capacity: 4, TLS: true}); err != nil {
+		t.Fatalf("cron over TLS: %v", err)
+	}
+}
+
 func TestRunSteady(t *testing.T) {
 	rep := runBench(t, Options{Mode: "steady", Runs: 200, Rate: 500, Workers: 2, Capacity: 16})
 	if rep.Rate != 500 {

@@ -125,7 +125,7 @@ func runCron(ctx context.Context, opts Options, storeURL string) (*Report, error
 	rep := newReport(opts, srv.Server)
 	cr := &CronReport{Jobs: opts.Jobs, Schedule: cronSchedule, BarP99: cronBarP99}
 	rep.Cron = cr
-	hc := srv.httpClient()
+	hc := srv.httpClient(opts)
 	defer hc.CloseIdleConnections()
 	base := srv.HTTPURL()
 
@@ -427,7 +427,7 @@ func runDelayed(ctx context.Context, opts Options, storeURL string) (*Report, er
 		return nil, err
 	}
 	defer srv.Stop(context.Background())
-	cl, err := srv.dial()
+	cl, err := srv.dial(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -624,8 +624,8 @@ func pct(p Percentiles) string {
 func (r *Report) cronText() string {
 	c := r.Cron
 	var b strings.Builder
-	fmt.Fprintf(&b, "pluto bench: cron, %d jobs %q (type noop), store %s, %d workers × capacity %d\n",
-		c.Jobs, c.Schedule, r.Store, r.Workers, r.Capacity)
+	fmt.Fprintf(&b, "pluto bench: cron, %d jobs %q (type noop), store %s, %d workers × capacity %d%s\n",
+		c.Jobs, c.Schedule, r.Store, r.Workers, r.Capacity, tlsNote(r.TLS))
 	r.header(&b)
 	fmt.Fprintf(&b, "slots fired:      %d over %.0f s (target %d); %d succeeded, %d skipped\n", c.Slots, c.Seconds, r.Runs, c.Succeeded, c.Skipped)
 	fmt.Fprintf(&b, "one fire a slot:  %d missing, %d duplicate; %d ticks fired them\n", c.MissingSlots, c.DuplicateSlots, c.Ticks)
@@ -643,8 +643,8 @@ func (r *Report) cronText() string {
 func (r *Report) delayedText() string {
 	d := r.Delayed
 	var b strings.Builder
-	fmt.Fprintf(&b, "pluto bench: delayed, %d runs with run_at uniform over %s (starting %s from now), store %s, batches of %d, no workers\n",
-		r.Runs, d.Window, d.WindowOffset, r.Store, d.Batch)
+	fmt.Fprintf(&b, "pluto bench: delayed, %d runs with run_at uniform over %s (starting %s from now), store %s, batches of %d, no workers%s\n",
+		r.Runs, d.Window, d.WindowOffset, r.Store, d.Batch, tlsNote(r.TLS))
 	r.header(&b)
 	fmt.Fprintf(&b, "stored in:        %.2f s (%.0f runs/s)\n", d.StoreSeconds, d.StoreRate)
 	fmt.Fprintf(&b, "Go live heap:     %.1f MiB → %.1f MiB (%+.1f MiB) after GC\n", mib(int64(d.Before.HeapLiveBytes)), mib(int64(d.After.HeapLiveBytes)), mib(d.HeapGrowth))

@@ -54,6 +54,7 @@ type Server struct {
 	AdminTokenFile    string
 	AllowedOrigins    string // comma-separated origins besides the server's own
 	AllowedHosts      string // comma-separated Host names besides addresses, localhost, the host name
+	TLS               TLS    // tls.go
 }
 
 // EnvStore is the environment variable that sets the store.
@@ -100,7 +101,7 @@ const (
 )
 
 // Keys are every setting, in the order of `pluto server --help`.
-var Keys = []Key{
+var Keys = append([]Key{
 	{Name: "store", kind: kString, field: func(s *Server) any { return &s.Store },
 		Usage: "store: sqlite:PATH or postgres://… (env " + EnvStore + ")"},
 	{Name: "http", kind: kString, field: func(s *Server) any { return &s.HTTP },
@@ -147,7 +148,7 @@ var Keys = []Key{
 		Usage: "comma-separated Host header names the HTTP API answers besides IP addresses, localhost and this machine's name (DNS rebinding guard); * allows any"},
 	{Name: "callback-expiry", kind: kDuration, field: func(s *Server) any { return &s.CallbackExpiry },
 		Usage: "how long after a run ends the POST of its outcome to its callback URL is retried"},
-}
+}, tlsKeys[:]...) // tls.go
 
 // key returns the Key called name.
 func key(name string) (Key, bool) {
@@ -399,6 +400,7 @@ func (l *Loaded) validate() error {
 	if s.LogFormat != "text" && s.LogFormat != "json" {
 		bad("log-format", "%q: want text or json", s.LogFormat)
 	}
+	errs = append(errs, l.validateTLS()...)
 	slices.SortStableFunc(errs, func(a, b error) int {
 		return strings.Compare(a.(*Error).Key, b.(*Error).Key)
 	})

@@ -93,6 +93,9 @@ type HTTPOptions struct {
 	// guard, if set, is the browser-safety check (httpguard.go); default:
 	// the checks with nothing more allowed.
 	guard *guard
+	// peers, if set, asks the other servers of a cluster (default
+	// peerHTTP); it carries the CAs they are trusted by (tls.go).
+	peers *http.Client
 }
 
 type httpAPI struct {

@@ -165,7 +165,7 @@ func (h *httpAPI) groupCommand(ctl workerControl, w http.ResponseWriter, r *http
 		body, _ := json.Marshal(commandJSON{Name: cmd.name, Args: cmd.args, Timeout: cmd.timeout.String()})
 		for _, p := range h.peers(ctx) {
 			wg.Go(func() {
-				got, err := askPeer(ctx, r, p, http.MethodPost, "/api/v1/groups/"+url.PathEscape(group)+"/command", body, cmd.timeout+peerSlack)
+				got, err := h.askPeer(ctx, r, p, http.MethodPost, "/api/v1/groups/"+url.PathEscape(group)+"/command", body, cmd.timeout+peerSlack)
 				mu.Lock()
 				defer mu.Unlock()
 				switch {
@@ -350,7 +350,7 @@ func (h *httpAPI) findWorker(ctx context.Context, r *http.Request, id string) (*
 	)
 	for _, p := range h.peers(ctx) {
 		wg.Go(func() {
-			got, err := askPeer(ctx, r, p, http.MethodGet, "/api/v1/workers/"+url.PathEscape(id), nil, peerLookupTimeout)
+			got, err := h.askPeer(ctx, r, p, http.MethodGet, "/api/v1/workers/"+url.PathEscape(id), nil, peerLookupTimeout)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -389,7 +389,7 @@ func (a peerAnswer) message() string {
 
 // askPeer sends a request to another server with ?local=1, passing on the
 // caller's credentials.
-func askPeer(ctx context.Context, orig *http.Request, p engine.ServerStatus, method, path string, body []byte, timeout time.Duration) (peerAnswer, error) {
+func (h *httpAPI) askPeer(ctx context.Context, orig *http.Request, p engine.ServerStatus, method, path string, body []byte, timeout time.Duration) (peerAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	u := url.URL{Scheme: "http", Host: p.HTTP, Path: path, RawQuery: "local=1"}
@@ -411,7 +411,11 @@ func askPeer(ctx context.Context, orig *http.Request, p engine.ServerStatus, met
 		req.Header.Set("Authorization", a)
 	}
 	req.Header.Set("User-Agent", "pluto-server")
-	res, err := peerHTTP.Do(req)
+	hc := h.opts.peers
+	if hc == nil {
+		hc = peerHTTP
+	}
+	res, err := hc.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -444,7 +448,7 @@ func (h *httpAPI) peerWorkers(ctx context.Context, r *http.Request) ([]workerJSO
 	)
 	for _, p := range h.peers(ctx) {
 		wg.Go(func() {
-			got, err := askPeer(ctx, r, p, http.MethodGet, "/api/v1/workers", nil, peerLookupTimeout)
+			got, err := h.askPeer(ctx, r, p, http.MethodGet, "/api/v1/workers", nil, peerLookupTimeout)
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil && got.status != http.StatusOK {

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,11 @@ type Config struct {
 	Engine engine.Config
 	// Auth configures authentication; on unless Auth.Disabled.
 	Auth AuthConfig
+	// HTTPTLS and GRPCTLS, if set, make the listeners serve TLS (the same
+	// configuration may serve both). PeerTLS is what this server trusts
+	// when it forwards a request to another server of its cluster over
+	// https (nil: the system's CAs). See tls.go.
+	HTTPTLS, GRPCTLS, PeerTLS *tls.Config
 }
 
 // Server is a running Pluto server.
@@ -160,6 +166,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return fail(fmt.Errorf("server: http listen %s: %w", cfg.HTTPAddr, err))
 	}
+	s.httpLn = tlsListener(s.httpLn, cfg.HTTPTLS)
 
 	if s.sec, err = s.setupAuth(ctx); err != nil {
 		return fail(err)
@@ -190,6 +197,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.grpcSrv = grpc.NewServer(
 		grpc.UnaryInterceptor(s.sec.authn.unaryInterceptor),
 		grpc.StreamInterceptor(s.sec.authn.streamInterceptor),
+		grpcCreds(cfg.GRPCTLS),
 		grpc.MaxRecvMsgSize(s.msgMax),
 		grpc.MaxSendMsgSize(s.msgMax),
 		// Find dead TCP peers (a worker host that vanished) even when
@@ -210,10 +218,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.httpSrv = &http.Server{
 		Handler: newHTTPHandler(eng, HTTPOptions{
 			MaxPayload: cfg.MaxPayload, ServerID: cfg.ServerID, StoreName: s.store.Name(),
-			Logger: cfg.Logger, Stopping: s.stopping, limit: s.maxPayload,
+			Logger: cfg.Logger, Stopping: s.stopping, limit: s.maxPayload, peers: newPeerClient(cfg.PeerTLS),
 			Auth: s.sec.authn, Audit: s.sec.audit, Tokens: s.sec.tokens, guard: g,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          httpErrorLog(cfg.Logger),
 	}
 	go func() { s.serveErr <- s.grpcSrv.Serve(s.grpcLn) }()
 	go func() {
@@ -234,7 +243,12 @@ func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
 func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
 
 // HTTPURL is the base URL of the HTTP API.
-func (s *Server) HTTPURL() string { return "http://" + s.HTTPAddr() }
+func (s *Server) HTTPURL() string {
+	if s.cfg.HTTPTLS != nil {
+		return "https://" + s.HTTPAddr()
+	}
+	return "http://" + s.HTTPAddr()
+}
 
 // Store returns the server's store.
 func (s *Server) Store() store.Store { return s.store }
