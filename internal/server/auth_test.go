@@ -445,3 +445,57 @@ func TestRevocationReachesEveryServer(t *testing.T) {
 	}
 	t.Logf("refused by the other server %v after the revoke", time.Since(revoked).Round(time.Millisecond))
 }
+
+// A worker stream lives no longer than its token: revoking the token ends
+// the stream at once, and the stream of a token that expires ends then.
+func TestWorkerStreamEndsWithItsToken(t *testing.T) {
+	en := newAuthEnv(t)
+	conn, err := grpc.NewClient(en.srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	wk := plutov1.NewWorkerServiceClient(conn)
+	open := func(tok, id string) plutov1.WorkerService_ConnectClient {
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
+		st, err := wk.Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = st.Send(&plutov1.WorkerMessage{Msg: &plutov1.WorkerMessage_Hello{Hello: &plutov1.Hello{WorkerId: id, Group: "g", Capacity: 1, HandlerTypes: []string{"t"}}}})
+		if _, err := st.Recv(); err != nil {
+			t.Fatalf("welcome for %s: %v", id, err)
+		}
+		return st
+	}
+	ended := func(st plutov1.WorkerService_ConnectClient, within time.Duration) time.Duration {
+		start := time.Now()
+		got := make(chan error, 1)
+		go func() {
+			for {
+				if _, err := st.Recv(); err != nil {
+					got <- err
+					return
+				}
+			}
+		}()
+		select {
+		case <-got:
+			return time.Since(start)
+		case <-time.After(within):
+			t.Fatalf("the stream outlived its token by %v", within)
+			return 0
+		}
+	}
+	revokable := en.createToken("w-revoke", "worker", "", "")
+	st := open(revokable, "w1")
+	if st, b := en.do(en.admin, "DELETE", "/api/v1/tokens/w-revoke", ""); st != http.StatusOK {
+		t.Fatalf("revoke: %d %s", st, b)
+	}
+	t.Logf("revoked: stream ended after %v", ended(st, time.Second))
+	short := en.createToken("w-short", "worker", "", "2s")
+	st = open(short, "w2")
+	if d := ended(st, 4*time.Second); d < time.Second {
+		t.Fatalf("the stream of a token valid for 2s ended after %v", d)
+	}
+}

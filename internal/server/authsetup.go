@@ -41,6 +41,9 @@ type security struct {
 	authn  *authenticator // nil when disabled
 	tokens *tokenAdmin    // nil when disabled
 	audit  *auditLog      // nil when disabled
+	// revoked, if set, ends what a revoked token holds open (worker
+	// streams); name "" means any token.
+	revoked func(name string)
 }
 
 // setupAuth creates the verifier, the admin token of a new store, and
@@ -142,6 +145,9 @@ func writeTokenFile(path, secret string) error {
 func (sec *security) notified(n store.Notification) {
 	if sec.authn != nil && n.Topic == store.TopicTokens {
 		sec.authn.v.Notify(n)
+		if sec.revoked != nil {
+			sec.revoked(n.Payload)
+		}
 	}
 }
 

@@ -22,6 +22,9 @@ import (
 type tokenAdmin struct {
 	st store.Store
 	v  *auth.Verifier
+	// revoked ends this server's worker streams of a revoked token (other
+	// servers hear TopicTokens).
+	revoked func(name string)
 }
 
 func (h *httpAPI) tokenStore(w http.ResponseWriter) (*tokenAdmin, bool) {
@@ -117,6 +120,9 @@ func (h *httpAPI) revokeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ta.v.Invalidate(name) // here at once; other servers hear TopicTokens
+	if ta.revoked != nil {
+		ta.revoked(name)
+	}
 	writeJSON(w, http.StatusOK, apijson.FromToken(tok))
 }
 

@@ -76,6 +76,7 @@ type Server struct {
 	httpLn    net.Listener
 	grpcLn    net.Listener
 	workers   *workerService
+	streams   atomic.Pointer[workerService] // workers, once it exists (notifications come earlier)
 	sec       *security
 
 	maxPayload  *payloadLimit // live (Reconfigure)
@@ -171,6 +172,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.sec, err = s.setupAuth(ctx); err != nil {
 		return fail(err)
 	}
+	s.sec.revoked = s.closeTokenStreams
+	if s.sec.tokens != nil {
+		s.sec.tokens.revoked = s.closeTokenStreams
+	}
 	ecfg := cfg.Engine
 	ecfg.OnNotify, ecfg.OnRelisten = s.sec.notified, s.sec.relistened
 	ecfg.Store = s.store
@@ -206,6 +211,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	s.workers = newWorkerService(eng, cfg.Logger, s.msgMax)
+	s.streams.Store(s.workers)
 	plutov1.RegisterWorkerServiceServer(s.grpcSrv, s.workers)
 	csvc := newClientServiceLive(eng, s.maxPayload, s.stopping)
 	csvc.audit = s.sec.audit
@@ -234,6 +240,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	s.log.Info("pluto server started", "id", cfg.ServerID, "http", s.HTTPAddr(), "grpc", s.GRPCAddr(), "store", s.store.Name())
 	return s, nil
+}
+
+// closeTokenStreams ends the worker streams of a revoked token.
+func (s *Server) closeTokenStreams(name string) {
+	if w := s.streams.Load(); w != nil {
+		w.closeToken(name)
+	}
 }
 
 // HTTPAddr is the bound HTTP address (host:port).

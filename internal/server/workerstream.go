@@ -29,11 +29,27 @@ type workerService struct {
 	msgMax int // the server's own gRPC send limit
 
 	mu    sync.Mutex
-	conns map[*streamConn]struct{}
+	conns map[*streamConn]string // the name of the token each stream authenticated with
 }
 
 func newWorkerService(eng *engine.Engine, log *slog.Logger, msgMax int) *workerService {
-	return &workerService{eng: eng, log: log, msgMax: msgMax, conns: make(map[*streamConn]struct{})}
+	return &workerService{eng: eng, log: log, msgMax: msgMax, conns: make(map[*streamConn]string)}
+}
+
+// closeToken ends the streams that authenticated with token name ("":
+// any token): it was revoked. The workers reconnect and are refused.
+func (w *workerService) closeToken(name string) {
+	w.mu.Lock()
+	var conns []*streamConn
+	for c, tok := range w.conns {
+		if name == "" || tok == name {
+			conns = append(conns, c)
+		}
+	}
+	w.mu.Unlock()
+	for _, c := range conns {
+		c.Close("token revoked")
+	}
 }
 
 // closeAll ends every worker stream (server stopping) once the messages
@@ -85,14 +101,20 @@ func (w *workerService) Connect(stream plutov1.WorkerService_ConnectServer) erro
 		sess.Close(err)
 		return err
 	}
+	p := principal(stream.Context())
 	w.mu.Lock()
-	w.conns[c] = struct{}{}
+	w.conns[c] = p.Name
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
 		delete(w.conns, c)
 		w.mu.Unlock()
 	}()
+	if !p.ExpiresAt.IsZero() {
+		// The stream outlives no token: it ends when the token expires.
+		t := time.AfterFunc(time.Until(p.ExpiresAt), func() { c.Close("token expired") })
+		defer t.Stop()
+	}
 	w.log.Debug("worker connected", "worker", h.WorkerId, "group", h.Group, "capacity", h.Capacity)
 
 	senderDone := make(chan struct{})
