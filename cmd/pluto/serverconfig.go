@@ -25,6 +25,7 @@ func serverConfig(s config.Server) server.Config {
 	cfg.Engine.MaxLostAttempts = int(s.MaxLostAttempts)
 	cfg.Engine.CallbackExpiry = s.CallbackExpiry
 	cfg.Engine.CallbackAllow = splitList(s.CallbackAllow)
+	cfg.PprofAddr = s.Pprof
 	cfg.Auth.AdminTokenFile = s.AdminTokenFile
 	cfg.Auth.AllowedOrigins = splitList(s.AllowedOrigins)
 	cfg.Auth.AllowedHosts = splitList(s.AllowedHosts)

@@ -51,6 +51,7 @@ type Server struct {
 	MaxLostAttempts   int64
 	CallbackAllow     string // comma-separated CIDRs, IPs, host names, *.wildcards allowed beside public addresses
 	CallbackExpiry    time.Duration
+	Pprof             string // loopback address of the profiler; "" off
 	AdminTokenFile    string
 	AllowedOrigins    string // comma-separated origins besides the server's own
 	AllowedHosts      string // comma-separated Host names besides addresses, localhost, the host name
@@ -140,6 +141,8 @@ var Keys = append([]Key{
 		Usage: "attempts of a run that may be lost with their worker (it died holding the run) before the run fails instead of being retried; lost attempts do not use up retries"},
 	{Name: "callback-allow", kind: kString, field: func(s *Server) any { return &s.CallbackAllow },
 		Usage: "non-public destinations runs' callback URLs may also reach: comma-separated CIDRs, IPs, host names and *.wildcards (default: public addresses only; see docs/security.md)"},
+	{Name: "pprof", kind: kString, field: func(s *Server) any { return &s.Pprof },
+		Usage: "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060; off by default; no authentication, so loopback only)"},
 	{Name: "admin-token-file", kind: kString, field: func(s *Server) any { return &s.AdminTokenFile },
 		Usage: "on the first start against an empty store, write the admin token created there to this file (mode 0600) as well as printing it"},
 	{Name: "allowed-origins", kind: kString, field: func(s *Server) any { return &s.AllowedOrigins },

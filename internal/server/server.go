@@ -57,6 +57,9 @@ type Config struct {
 	Engine engine.Config
 	// Auth configures authentication; on unless Auth.Disabled.
 	Auth AuthConfig
+	// PprofAddr, if set, serves net/http/pprof there: a loopback address
+	// only (pprof.go).
+	PprofAddr string
 	// HTTPTLS and GRPCTLS, if set, make the listeners serve TLS (the same
 	// configuration may serve both). PeerTLS is what this server trusts
 	// when it forwards a request to another server of its cluster over
@@ -77,6 +80,8 @@ type Server struct {
 	grpcLn    net.Listener
 	workers   *workerService
 	streams   atomic.Pointer[workerService] // workers, once it exists (notifications come earlier)
+	pprofSrv  *http.Server
+	pprofLn   net.Listener
 	sec       *security
 
 	maxPayload  *payloadLimit // live (Reconfigure)
@@ -149,6 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if s.sec != nil {
 			s.sec.close()
 		}
+		s.stopPprof()
 		for _, ln := range []net.Listener{s.httpLn, s.grpcLn} {
 			if ln != nil {
 				_ = ln.Close()
@@ -169,6 +175,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.httpLn = tlsListener(s.httpLn, cfg.HTTPTLS)
 
+	if cfg.PprofAddr != "" {
+		if err := s.startPprof(cfg.PprofAddr); err != nil {
+			return fail(err)
+		}
+	}
 	if s.sec, err = s.setupAuth(ctx); err != nil {
 		return fail(err)
 	}
@@ -334,6 +345,7 @@ func (s *Server) Stop(ctx context.Context) error {
 			<-stopped
 		}
 		s.sec.close() // after the listeners: the last calls' entries are written
+		s.stopPprof()
 		if s.ownsStore {
 			if err := s.store.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close store: %w", err))
