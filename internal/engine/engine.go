@@ -8,9 +8,9 @@
 // with goroutines of their own — the committer, the liveness monitor, the
 // reconciler — follow one lifecycle contract (lifecycle.go: Start, Stop,
 // one life each) and are started in dependency order and stopped in
-// reverse. The promoter and the cron loop own their state and lock and are
-// activated by a won term. (The dispatcher, sessions and the feedback
-// deliverer still share the engine's lock; they are next to become
+// reverse. The promoter, the cron loop and the feedback deliverer own
+// their state and lock and are activated by a won term. (The dispatcher
+// and sessions still share the engine's lock; they are next to become
 // components of their own.)
 //
 //   - committer (committer.go): the only writer. State changes are queued
@@ -274,7 +274,7 @@ type Engine struct {
 	state      lifecycle
 	promote    *promoter       // promote.go
 	cron       *cronLoop       // cron.go
-	feedback   feedback        // leader only: callback deliveries (feedback.go)
+	feedback   *deliverer      // callback deliveries, leader only (feedback.go)
 	settling   map[string]int  // runs with a finish queued and not yet done (reconcile.go)
 	monitor    *monitor        // liveness (monitor.go)
 	recon      *reconciler     // reconcile.go
@@ -436,7 +436,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		e.promote.deactivate()
 		e.cron.deactivate()
-		e.feedback.stop()
+		e.feedback.deactivate()
 		e.mu.Unlock()
 		if !started {
 			e.mu.Lock()
@@ -454,7 +454,14 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		e.resign(ctx, held > 0) // the committer still runs: leader loops may be mid-write
 		done := make(chan struct{})
-		go func() { e.commits.Stop(); e.wg.Wait(); e.promote.arming.Wait(); e.cron.arming.Wait(); close(done) }()
+		go func() {
+			e.commits.Stop()
+			e.wg.Wait()
+			e.promote.arming.Wait()
+			e.cron.arming.Wait()
+			e.feedback.running.Wait()
+			close(done)
+		}()
 		select {
 		case <-done:
 		case <-ctx.Done():

@@ -122,7 +122,7 @@ func (e *Engine) becomeLeader(l store.Leader) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	e.lead.stopLoops = func() { cancel(); <-done }
-	e.feedback.start()
+	e.feedback.activate()
 	e.promote.activate()
 	e.cron.activate()
 	e.wg.Add(1)
@@ -131,7 +131,7 @@ func (e *Engine) becomeLeader(l store.Leader) {
 		defer close(done)
 		e.promote.arm(ctx)
 		e.cron.arm(ctx)
-		e.armFeedback(ctx, time.Time{})
+		e.feedback.arm(ctx, time.Time{})
 		e.reapLoop(ctx)
 	}()
 }
@@ -149,7 +149,7 @@ func (e *Engine) stepDown(why string) {
 	}
 	e.promote.deactivate()
 	e.cron.deactivate()
-	e.feedback.stop()
+	e.feedback.deactivate()
 	if stop := e.lead.stopLoops; stop != nil {
 		e.lead.stopLoops = nil
 		// The loops take e.mu; let go of it while they finish.

@@ -214,7 +214,7 @@ func (e *Engine) relisten() {
 // e.mu held, on the leader.
 func (e *Engine) relistenTimers() {
 	e.rearmCron()
-	e.rearmFeedback(time.Time{})
+	e.feedback.rearm()
 	e.promote.rearm()
 }
 
