@@ -9,11 +9,12 @@ import (
 )
 
 // do queues o and waits for its commit.
-func (e *Engine) do(ctx context.Context, o *op, after func(o *op)) error {
+func (e *Engine) do(ctx context.Context, o op, after func()) error {
 	done := make(chan struct{})
-	o.done = func(o *op) {
-		if o.err == nil && after != nil {
-			after(o)
+	b := o.base()
+	b.done = func() {
+		if b.err == nil && after != nil {
+			after()
 		}
 		close(done)
 	}
@@ -28,16 +29,16 @@ func (e *Engine) Cancel(ctx context.Context, id, reason string) (*store.Run, err
 	if reason == "" {
 		reason = "cancelled"
 	}
-	o := &op{cancel: &store.RunCancelParams{ID: id, Reason: reason, Now: e.now()}}
-	err := e.do(ctx, o, func(o *op) {
+	o := &cancelOp{params: store.RunCancelParams{ID: id, Reason: reason, Now: e.now()}}
+	err := e.do(ctx, o, func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		e.cancelled(o.cancelRes, reason)
+		e.cancelled(o.res, reason)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return o.cancelRes.Run, nil
+	return o.res.Run, nil
 }
 
 // cancelled reacts to a committed cancel: the worker holding the run is
@@ -61,16 +62,16 @@ func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 // Retry puts a failed, cancelled or timed-out run back in the queue with a
 // fresh attempt budget.
 func (e *Engine) Retry(ctx context.Context, id string) (*store.Run, error) {
-	o := &op{retry: &store.RunRetryParams{ID: id, Now: e.now()}}
-	err := e.do(ctx, o, func(o *op) {
+	o := &retryOp{params: store.RunRetryParams{ID: id, Now: e.now()}}
+	err := e.do(ctx, o, func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		e.created(o.retried)
+		e.created(o.run)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return o.retried, nil
+	return o.run, nil
 }
 
 // Wait blocks until the run is terminal and returns it. If ctx ends first
@@ -116,7 +117,7 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
 			if !watched {
 				// Another server may finish it: ask to be told.
 				watched = true
-				if err := e.do(ctx, &op{notes: []store.Notification{{Topic: store.TopicWatch, Payload: id}}}, nil); err != nil {
+				if err := e.do(ctx, &notifyOp{notes: []store.Notification{{Topic: store.TopicWatch, Payload: id}}}, nil); err != nil {
 					return r, err
 				}
 				continue // read again: it may have finished before the watch was heard

@@ -142,19 +142,19 @@ func (c *cronLoop) startLocked(due time.Time) {
 	c.inflight = true
 	e := c.e
 	var fired int
-	o := &op{}
-	o.txfn = func(ctx context.Context, tx store.Tx) error {
+	o := &txOp{}
+	o.fn = func(ctx context.Context, tx store.Tx) error {
 		var err error
 		fired, err = e.tick(ctx, tx, o, due)
 		return err
 	}
-	o.done = func(o *op) { c.ticked(o, fired) }
+	o.done = func() { c.ticked(o, fired) }
 	if !e.ops.push(o) {
 		c.inflight = false
 	}
 }
 
-func (c *cronLoop) ticked(o *op, jobs int) {
+func (c *cronLoop) ticked(o *txOp, jobs int) {
 	e := c.e
 	if o.err == nil {
 		e.mu.Lock()
@@ -189,9 +189,9 @@ func (e *Engine) noteFire(at time.Time) { e.cron.note(at) }
 // rearmCron re-reads the next fire time in the background.
 func (e *Engine) rearmCron() { e.cron.rearm() }
 
-// applyMade reacts to the runs a committed txfn created, queued or
+// applyMade reacts to the runs a committed txOp created, queued or
 // cancelled. Called with e.mu held.
-func (e *Engine) applyMade(o *op, cancelReason string) {
+func (e *Engine) applyMade(o *txOp, cancelReason string) {
 	for _, r := range o.made {
 		e.created(r)
 	}
@@ -201,7 +201,7 @@ func (e *Engine) applyMade(o *op, cancelReason string) {
 }
 
 // tick fires the due jobs; it returns how many jobs it looked at.
-func (e *Engine) tick(ctx context.Context, tx store.Tx, o *op, due time.Time) (int, error) {
+func (e *Engine) tick(ctx context.Context, tx store.Tx, o *txOp, due time.Time) (int, error) {
 	o.made, o.cancels = nil, nil
 	// The timer ran on the monotonic clock; the wall clock may read a few
 	// microseconds earlier than the time it was armed for. The slot is due.
@@ -370,7 +370,7 @@ func (e *Engine) misfire(j *store.Job, slots []slot) {
 //	queue    a slot's run is blocked until the earlier runs end
 //	replace  earlier unfinished runs are cancelled; of several slots
 //	         firing at once only the newest runs
-func (e *Engine) overlap(ctx context.Context, tx store.Tx, o *op, j *store.Job, slots []slot, now time.Time, runs []store.RunInsertParams) ([]store.RunInsertParams, error) {
+func (e *Engine) overlap(ctx context.Context, tx store.Tx, o *txOp, j *store.Job, slots []slot, now time.Time, runs []store.RunInsertParams) ([]store.RunInsertParams, error) {
 	var active []*store.Run
 	if j.Overlap != store.OverlapAllow {
 		var err error
@@ -469,8 +469,8 @@ func (e *Engine) startUnblock() {
 	}
 	clear(e.unblock)
 	e.unblocking = true
-	o := &op{}
-	o.txfn = func(ctx context.Context, tx store.Tx) error {
+	o := &txOp{}
+	o.fn = func(ctx context.Context, tx store.Tx) error {
 		var made []*store.Run
 		for _, j := range jobs {
 			r, err := tx.RunUnblockNext(ctx, j, e.now())
@@ -484,7 +484,7 @@ func (e *Engine) startUnblock() {
 		o.made = made
 		return nil
 	}
-	o.done = func(o *op) {
+	o.done = func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		e.unblocking = false

@@ -136,14 +136,14 @@ func (e *Engine) kick(g *group) {
 	if !e.running() || g.claiming || len(e.claimParams(g)) == 0 {
 		return
 	}
-	o := &op{}
-	o.prepareClaim = func() []store.RunClaimParams {
+	o := &claimOp{}
+	o.prepare = func() []store.RunClaimParams {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		o.claimGen = g.wakeGen
+		o.gen = g.wakeGen
 		return e.claimParams(g)
 	}
-	o.done = func(o *op) { e.claimed(g, o) }
+	o.done = func() { e.claimed(g, o) }
 	if e.ops.push(o) {
 		g.claiming = true
 	}
@@ -191,7 +191,7 @@ func (e *Engine) claimParams(g *group) []store.RunClaimParams {
 
 // claimed runs after a claim committed: the runs are now dispatched with a
 // new attempt in the store and go to workers.
-func (e *Engine) claimed(g *group, o *op) {
+func (e *Engine) claimed(g *group, o *claimOp) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	g.claiming = false
@@ -203,7 +203,7 @@ func (e *Engine) claimed(g *group, o *op) {
 		e.kick(g) // nothing was free when it applied; maybe now
 		return
 	}
-	if g.wakeGen == o.claimGen {
+	if g.wakeGen == o.gen {
 		for i, c := range o.claims {
 			if o.short[i] {
 				for _, t := range c.Types {
@@ -216,16 +216,16 @@ func (e *Engine) claimed(g *group, o *op) {
 		// Stopping, or the group was forgotten when its last worker left: a
 		// claim that committed meanwhile goes back to the queue instead of
 		// to a worker.
-		if len(o.claimed) > 0 {
-			back := make([]*flight, len(o.claimed))
-			for i, r := range o.claimed {
+		if len(o.runs) > 0 {
+			back := make([]*flight, len(o.runs))
+			for i, r := range o.runs {
 				back[i] = newFlight(r)
 			}
 			e.handBack(back, "server stopping", false)
 		}
 		return
 	}
-	for _, r := range o.claimed {
+	for _, r := range o.runs {
 		f := newFlight(r)
 		e.flights[r.ID] = f
 		heap.Push(&g.ready, f)
@@ -337,18 +337,20 @@ func (e *Engine) handBack(fs []*flight, why string, lost bool) {
 		groups = append(groups, f.group)
 	}
 	e.log.Debug("requeueing lost attempts", "runs", len(fs), "why", why)
-	e.pushFinishes(&op{finishes: params, finishGroups: groups, done: func(o *op) {
+	o := &finishOp{params: params, groups: groups}
+	o.done = func() {
 		if o.err != nil {
 			return // the engine is stopping: the next start recovers the runs
 		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		for i, res := range o.finishRes {
+		for i, res := range o.res {
 			if res.Accepted {
 				e.settled(fs[i], params[i])
 			}
 		}
-	}})
+	}
+	e.pushFinishes(o)
 }
 
 // readyQueue orders claimed runs: higher priority, then earlier run_at,

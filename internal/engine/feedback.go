@@ -31,7 +31,7 @@ import (
 //
 // # A round
 //
-//  1. Claim: a committer op (txfn) runs CallbackListDue for as many
+//  1. Claim: a committer op (a txOp) runs CallbackListDue for as many
 //     deliveries as there are free slots (CallbackConcurrency): each gets
 //     one more attempt and a lease (next_at moves to now + lease), in one
 //     transaction that then commits. No transaction stays open while a
@@ -247,13 +247,13 @@ func (d *deliverer) startClaimLocked() {
 	now := e.now()
 	lease := now.Add(e.callbackLease())
 	var claimed []*store.Run
-	o := &op{}
-	o.txfn = func(ctx context.Context, tx store.Tx) error {
+	o := &txOp{}
+	o.fn = func(ctx context.Context, tx store.Tx) error {
 		runs, err := tx.CallbackListDue(ctx, store.CallbackListDueParams{Now: now, LeaseUntil: lease, Limit: free})
 		claimed = runs
 		return err
 	}
-	o.done = func(o *op) { d.claimed(o.err, claimed, free, now, lease) }
+	o.done = func() { d.claimed(o.err, claimed, free, now, lease) }
 	if !e.ops.push(o) {
 		d.claiming = false
 	}
@@ -375,13 +375,13 @@ func (d *deliverer) flushLocked() {
 	d.records = nil
 	d.recording = true
 	var applied []bool
-	o := &op{}
-	o.txfn = func(ctx context.Context, tx store.Tx) error {
+	o := &txOp{}
+	o.fn = func(ctx context.Context, tx store.Tx) error {
 		res, err := tx.CallbackRecord(ctx, batch)
 		applied = res
 		return err
 	}
-	o.done = func(o *op) {
+	o.done = func() {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		d.recording = false
@@ -405,8 +405,8 @@ func (d *deliverer) flushLocked() {
 
 // callbacksDue is the earliest delivery the batch's committed changes made
 // due (zero: none): finishes and cancels of runs with a callback URL,
-// skipped inserts of such runs, and what txfns noted (o.callbackAt).
-func callbacksDue(batch []*op) time.Time {
+// skipped inserts of such runs, and what txOps noted (callbackAt).
+func callbacksDue(batch []op) time.Time {
 	var at time.Time
 	note := func(t time.Time) {
 		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
@@ -419,35 +419,41 @@ func callbacksDue(batch []*op) time.Time {
 		}
 	}
 	for _, o := range batch {
-		if o.err != nil {
+		if o.base().err != nil {
 			continue
 		}
-		for i, res := range o.finishRes {
-			if res.Callback && i < len(o.finishes) {
-				note(o.finishes[i].Now)
+		switch o := o.(type) {
+		case *finishOp:
+			for i, res := range o.res {
+				if res.Callback && i < len(o.params) {
+					note(o.params[i].Now)
+				}
+			}
+		case *cancelOp:
+			if o.res.Changed {
+				pendingRun(o.res.Run)
+			}
+		case *txOp:
+			for _, c := range o.cancels {
+				if c.Changed {
+					pendingRun(c.Run)
+				}
+			}
+			note(o.callbackAt)
+		case *insertOp:
+			for _, r := range o.res {
+				if !r.Existing {
+					pendingRun(r.Run)
+				}
 			}
 		}
-		if o.cancelRes.Changed {
-			pendingRun(o.cancelRes.Run)
-		}
-		for _, c := range o.cancels {
-			if c.Changed {
-				pendingRun(c.Run)
-			}
-		}
-		for _, r := range o.insertRes {
-			if !r.Existing {
-				pendingRun(r.Run)
-			}
-		}
-		note(o.callbackAt)
 	}
 	return at
 }
 
 // callbacksCommitted wakes the deliverer for the deliveries a committed
 // batch made due.
-func (e *Engine) callbacksCommitted(batch []*op) {
+func (e *Engine) callbacksCommitted(batch []op) {
 	if at := callbacksDue(batch); !at.IsZero() {
 		e.feedback.note(at)
 	}
@@ -455,7 +461,7 @@ func (e *Engine) callbacksCommitted(batch []*op) {
 
 // callbackNotification is what a batch publishes for the leader when it
 // made deliveries due (a shared store).
-func callbackNotification(batch []*op) (store.Notification, bool) {
+func callbackNotification(batch []op) (store.Notification, bool) {
 	at := callbacksDue(batch)
 	if at.IsZero() {
 		return store.Notification{}, false
@@ -470,8 +476,8 @@ func (e *Engine) heardCallback(payload string) {
 	}
 }
 
-// noteCallbackRun records, in a txfn, that r's delivery became due.
-func (o *op) noteCallbackRun(r *store.Run) {
+// noteCallbackRun records, in a txOp's fn, that r's delivery became due.
+func (o *txOp) noteCallbackRun(r *store.Run) {
 	if r == nil || r.Callback.State != store.CallbackPending {
 		return
 	}

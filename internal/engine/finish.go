@@ -69,7 +69,7 @@ func (e *Engine) backoff(n int) time.Duration {
 
 // finished runs after a batch of results committed: it acknowledges them
 // to the worker and wakes waiters, the promoter and the queue.
-func (e *Engine) finished(s *Session, fs []*flight, o *op) {
+func (e *Engine) finished(s *Session, fs []*flight, o *finishOp) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if o.err != nil {
@@ -86,10 +86,10 @@ func (e *Engine) finished(s *Session, fs []*flight, o *op) {
 		return
 	}
 	acks := make([]ResultAck, len(fs))
-	for i, res := range o.finishRes {
+	for i, res := range o.res {
 		acks[i] = ResultAck{RunID: fs[i].id, Attempt: fs[i].attempt, Accepted: res.Accepted}
 		if res.Accepted {
-			e.settled(fs[i], o.finishes[i])
+			e.settled(fs[i], o.params[i])
 		}
 	}
 	s.conn.ResultAcks(acks)
@@ -124,9 +124,9 @@ func (e *Engine) timedOut(f *flight) {
 		e.cancelOnWorker(f, "timed out")
 	}
 	e.failure(&p, f, store.StatusTimedOut, false, now)
-	o := &op{finishes: []store.RunFinishParams{p}, finishGroups: []string{f.group}}
-	o.done = func(o *op) {
-		if o.err != nil || !o.finishRes[0].Accepted {
+	o := &finishOp{params: []store.RunFinishParams{p}, groups: []string{f.group}}
+	o.done = func() {
+		if o.err != nil || !o.res[0].Accepted {
 			return
 		}
 		e.mu.Lock()
@@ -192,14 +192,14 @@ func (e *Engine) failTooLarge(fs []*flight, limit int) {
 		}
 		groups[i] = f.group
 	}
-	o := &op{finishes: params, finishGroups: groups}
-	o.done = func(o *op) {
+	o := &finishOp{params: params, groups: groups}
+	o.done = func() {
 		if o.err != nil {
 			return
 		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		for i, res := range o.finishRes {
+		for i, res := range o.res {
 			if res.Accepted {
 				e.settled(fs[i], params[i])
 			}

@@ -194,23 +194,23 @@ func (e *Engine) reapLoop(ctx context.Context) {
 func (e *Engine) reap(ctx context.Context) {
 	for {
 		now := e.now()
-		o := &op{requeueLost: &store.RunRequeueLostParams{StaleBefore: now.Add(-e.cfg.LeaseTTL), Limit: 1000, Now: now}}
+		o := &requeueLostOp{params: store.RunRequeueLostParams{StaleBefore: now.Add(-e.cfg.LeaseTTL), Limit: 1000, Now: now}}
 		if err := e.do(ctx, o, nil); err != nil {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
 				e.log.Error("requeue runs of lost servers", "err", err)
 			}
 			return
 		}
-		if len(o.requeued) == 0 {
+		if len(o.runs) == 0 {
 			return
 		}
-		e.log.Warn("requeued runs of servers that are gone", "runs", len(o.requeued))
+		e.log.Warn("requeued runs of servers that are gone", "runs", len(o.runs))
 		e.mu.Lock()
-		for _, r := range o.requeued {
+		for _, r := range o.runs {
 			e.wake(r.Group)
 		}
 		e.mu.Unlock()
-		if len(o.requeued) < 1000 {
+		if len(o.runs) < 1000 {
 			return
 		}
 	}

@@ -103,18 +103,18 @@ func (p *promoter) startLocked() {
 		return
 	}
 	p.inflight = true
-	o := &op{promote: &store.RunPromoteParams{Now: p.e.now(), Limit: promoteBatch}}
-	o.done = p.promoted
+	o := &promoteOp{params: store.RunPromoteParams{Now: p.e.now(), Limit: promoteBatch}}
+	o.done = func() { p.promoted(o) }
 	if !p.e.ops.push(o) {
 		p.inflight = false
 	}
 }
 
-func (p *promoter) promoted(o *op) {
+func (p *promoter) promoted(o *promoteOp) {
 	e := p.e
-	if o.err == nil && len(o.promoted) > 0 {
+	if o.err == nil && len(o.runs) > 0 {
 		e.mu.Lock()
-		for _, r := range o.promoted {
+		for _, r := range o.runs {
 			e.wake(r.Group)
 		}
 		e.mu.Unlock()
@@ -130,7 +130,7 @@ func (p *promoter) promoted(o *op) {
 		if p.active {
 			p.wake.arm(e.clk, e.now().Add(time.Second), p.due)
 		}
-	case len(o.promoted) == promoteBatch || p.again:
+	case len(o.runs) == promoteBatch || p.again:
 		p.again = false
 		p.startLocked()
 	case p.active:

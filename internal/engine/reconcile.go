@@ -170,21 +170,21 @@ func (e *Engine) unblockStranded(ctx context.Context) int {
 // pushFinishes queues an op of finishes, remembering its runs as settling
 // until it is done, so that the reconciler leaves them alone. Called with
 // e.mu held.
-func (e *Engine) pushFinishes(o *op) {
-	for _, p := range o.finishes {
+func (e *Engine) pushFinishes(o *finishOp) {
+	for _, p := range o.params {
 		e.settling[p.ID]++
 	}
 	done := o.done
-	o.done = func(o *op) {
+	o.done = func() {
 		e.mu.Lock()
-		for _, p := range o.finishes {
+		for _, p := range o.params {
 			if e.settling[p.ID]--; e.settling[p.ID] <= 0 {
 				delete(e.settling, p.ID)
 			}
 		}
 		e.mu.Unlock()
 		if done != nil {
-			done(o)
+			done()
 		}
 	}
 	e.ops.push(o)

@@ -213,12 +213,12 @@ func (e *Engine) adoptHeld(ctx context.Context, held []RunRef) (map[string]*flig
 	if len(ps) == 0 {
 		return nil, nil
 	}
-	o := &op{adopts: ps}
+	o := &adoptOp{params: ps}
 	if err := e.do(ctx, o, nil); err != nil {
 		return nil, fmt.Errorf("engine: adopt held runs: %w", err)
 	}
 	out := make(map[string]*flight)
-	for i, ok := range o.adopted {
+	for i, ok := range o.res {
 		if !ok {
 			continue
 		}
@@ -333,7 +333,7 @@ func (s *Session) Ack(acks []Ack) {
 	}
 	e.mu.Unlock()
 	if len(starts) > 0 {
-		e.ops.push(&op{starts: starts})
+		e.ops.push(&startOp{params: starts})
 	}
 }
 
@@ -373,8 +373,8 @@ func (s *Session) Results(rs []Result) {
 		s.conn.ResultAcks(rejects)
 	}
 	if len(params) > 0 {
-		o := &op{finishes: params, finishGroups: groups}
-		o.done = func(o *op) { e.finished(s, flights, o) }
+		o := &finishOp{params: params, groups: groups}
+		o.done = func() { e.finished(s, flights, o) }
 		e.pushFinishes(o)
 	}
 	e.kick(s.g) // assigns waiting runs first
@@ -408,12 +408,14 @@ func (s *Session) Logs(lines []store.LogLine) {
 		s.logSpace.Wait()
 	}
 	s.logBytes += size
-	e.ops.push(&op{logs: keep, done: func(*op) {
+	o := &logOp{lines: keep}
+	o.done = func() {
 		e.mu.Lock()
 		s.logBytes -= size
 		s.logSpace.Broadcast()
 		e.mu.Unlock()
-	}})
+	}
+	e.ops.push(o)
 }
 
 // jsonResult returns a worker's result as valid JSON: a result that is not

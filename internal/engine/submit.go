@@ -43,11 +43,11 @@ func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult
 		params[i] = p
 	}
 	done := make(chan struct{})
-	o := &op{inserts: params}
-	o.done = func(o *op) {
+	o := &insertOp{params: params}
+	o.done = func() {
 		if o.err == nil {
 			e.mu.Lock()
-			for _, r := range o.insertRes {
+			for _, r := range o.res {
 				if !r.Existing {
 					e.created(r.Run)
 				}
@@ -60,8 +60,8 @@ func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult
 	if err := e.await(ctx, o, done); err != nil {
 		return nil, err
 	}
-	out := make([]SubmitResult, len(o.insertRes))
-	for i, r := range o.insertRes {
+	out := make([]SubmitResult, len(o.res))
+	for i, r := range o.res {
 		out[i] = SubmitResult{Run: r.Run, Existing: r.Existing}
 	}
 	return out, nil
