@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync"
 
 	"github.com/pluto-sched/pluto/internal/clock"
 
@@ -77,26 +78,8 @@ func (e *Engine) Retry(ctx context.Context, id string) (*store.Run, error) {
 // Wait blocks until the run is terminal and returns it. If ctx ends first
 // it returns the run as it is now together with ctx.Err().
 func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
-	ch := make(chan struct{}, 1)
-	e.mu.Lock()
-	e.waiters[id] = append(e.waiters[id], ch)
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		ws := e.waiters[id]
-		for i, w := range ws {
-			if w == ch {
-				ws = append(ws[:i], ws[i+1:]...)
-				break
-			}
-		}
-		if len(ws) == 0 {
-			delete(e.waiters, id)
-		} else {
-			e.waiters[id] = ws
-		}
-		e.mu.Unlock()
-	}()
+	ch := e.waiters.add(id)
+	defer e.waiters.remove(id, ch)
 	shared := !e.cfg.ExclusiveStore
 	watched := false
 	for {
@@ -141,7 +124,7 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
 // terminal reports a committed terminal status of run id of job (""
 // for a one-shot run). Called with e.mu held.
 func (e *Engine) terminal(id, job string, st store.RunStatus) {
-	e.notify(id)
+	e.waiters.wake(id)
 	if job != "" {
 		e.jobRunEnded(job)
 	}
@@ -150,10 +133,49 @@ func (e *Engine) terminal(id, job string, st store.RunStatus) {
 	}
 }
 
-// notify wakes the waiters of a run that reached a terminal state. Called
-// with e.mu held.
-func (e *Engine) notify(id string) {
-	for _, ch := range e.waiters[id] {
+// waiters are the Wait calls on this server, by run id. Their lock is a
+// leaf: taken with or without the engine's, never while taking another.
+type waiters struct {
+	mu sync.Mutex
+	m  map[string][]chan struct{}
+}
+
+// add registers a waiter for run id; its channel is signalled when the run
+// ends.
+func (w *waiters) add(id string) chan struct{} {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = make(map[string][]chan struct{})
+	}
+	w.m[id] = append(w.m[id], ch)
+	return ch
+}
+
+// remove forgets the waiter ch of run id.
+func (w *waiters) remove(id string, ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ws := w.m[id]
+	for i, x := range ws {
+		if x == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(w.m, id)
+	} else {
+		w.m[id] = ws
+	}
+}
+
+// wake signals the waiters of a run that reached a terminal state.
+func (w *waiters) wake(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ch := range w.m[id] {
 		select {
 		case ch <- struct{}{}:
 		default:

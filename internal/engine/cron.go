@@ -443,32 +443,52 @@ func (e *Engine) slotRun(j *store.Job, at, now time.Time) store.RunInsertParams 
 }
 
 // jobRunEnded releases the next blocked run of a job (overlap policy
-// queue) once a run of it reached a terminal status. Jobs are collected
-// and unblocked in one op. Called with e.mu held.
+// queue) once a run of it reached a terminal status. Called with e.mu
+// held.
 func (e *Engine) jobRunEnded(job string) {
-	if !e.running() {
-		return
+	if e.running() {
+		e.unblock.note(job)
 	}
-	if e.unblock == nil {
-		e.unblock = make(map[string]bool)
-	}
-	first := len(e.unblock) == 0
-	e.unblock[job] = true
-	if !first || e.unblocking {
-		return
-	}
-	e.startUnblock()
 }
 
-// startUnblock queues one op that unblocks the collected jobs. Called with
-// e.mu held.
-func (e *Engine) startUnblock() {
-	jobs := make([]string, 0, len(e.unblock))
-	for j := range e.unblock {
+// unblocker releases blocked runs: the jobs whose runs ended are collected
+// and unblocked in one op at a time. It owns its state and lock. Lock
+// order: the engine's lock may be held when calling note; the unblocker
+// takes the engine's lock only while not holding its own.
+type unblocker struct {
+	e *Engine
+
+	mu       sync.Mutex
+	jobs     map[string]bool // jobs whose next blocked run may be released
+	inflight bool            // an unblock op is in flight
+}
+
+// note collects a job whose run ended and starts an op unless one is in
+// flight (its completion takes what was collected meanwhile).
+func (u *unblocker) note(job string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.jobs == nil {
+		u.jobs = make(map[string]bool)
+	}
+	first := len(u.jobs) == 0
+	u.jobs[job] = true
+	if !first || u.inflight {
+		return
+	}
+	u.startLocked()
+}
+
+// startLocked queues one op that unblocks the collected jobs. Called with
+// u.mu held.
+func (u *unblocker) startLocked() {
+	e := u.e
+	jobs := make([]string, 0, len(u.jobs))
+	for j := range u.jobs {
 		jobs = append(jobs, j)
 	}
-	clear(e.unblock)
-	e.unblocking = true
+	clear(u.jobs)
+	u.inflight = true
 	o := &txOp{}
 	o.fn = func(ctx context.Context, tx store.Tx) error {
 		var made []*store.Run
@@ -484,23 +504,32 @@ func (e *Engine) startUnblock() {
 		o.made = made
 		return nil
 	}
-	o.done = func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		e.unblocking = false
-		if o.err != nil {
-			e.log.Error("unblock queued job runs", "jobs", jobs, "err", o.err)
-			for _, j := range jobs {
-				e.unblock[j] = true // the next ended run retries them
-			}
-			return
-		}
-		e.applyMade(o, "")
-		if len(e.unblock) > 0 && e.running() {
-			e.startUnblock()
-		}
-	}
+	o.done = func() { u.unblocked(o, jobs) }
 	if !e.ops.push(o) {
-		e.unblocking = false
+		u.inflight = false
+	}
+}
+
+func (u *unblocker) unblocked(o *txOp, jobs []string) {
+	e := u.e
+	running := false
+	if o.err == nil {
+		e.mu.Lock()
+		e.applyMade(o, "")
+		running = e.running()
+		e.mu.Unlock()
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.inflight = false
+	if o.err != nil {
+		e.log.Error("unblock queued job runs", "jobs", jobs, "err", o.err)
+		for _, j := range jobs {
+			u.jobs[j] = true // the next ended run retries them
+		}
+		return
+	}
+	if len(u.jobs) > 0 && running {
+		u.startLocked()
 	}
 }

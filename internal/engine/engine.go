@@ -260,29 +260,28 @@ type Engine struct {
 
 	ops     *opQueue   // the committer's queue
 	commits *committer // the only writer (committer.go)
+	waiters waiters    // Wait calls, by run (control.go)
 
-	mu         sync.Mutex
-	groups     map[string]*group
-	sessions   map[string]*Session // current session per worker id
-	flights    map[string]*flight  // current attempt of each run this server holds
-	orphans    map[string]*flight  // active runs found at start, not yet reclaimed
-	waiters    map[string][]chan struct{}
-	wmu        sync.Mutex
-	watched    map[string]time.Time // runs some server waits for → until
-	dispSeq    uint64               // dispatch counter for least-recent routing
-	rrSeq      uint64               // round-robin counter
-	state      lifecycle
-	promote    *promoter       // promote.go
-	cron       *cronLoop       // cron.go
-	feedback   *deliverer      // callback deliveries, leader only (feedback.go)
-	settling   map[string]int  // runs with a finish queued and not yet done (reconcile.go)
-	monitor    *monitor        // liveness (monitor.go)
-	recon      *reconciler     // reconcile.go
-	unblock    map[string]bool // jobs whose next blocked run may be released
-	unblocking bool            // an unblock op is in flight
-	lead       leadership
-	cancelBG   context.CancelFunc // ends background loops (listener)
-	leaseDone  chan struct{}      // closed when the lease loop exits
+	mu        sync.Mutex
+	groups    map[string]*group
+	sessions  map[string]*Session // current session per worker id
+	flights   map[string]*flight  // current attempt of each run this server holds
+	orphans   map[string]*flight  // active runs found at start, not yet reclaimed
+	wmu       sync.Mutex
+	watched   map[string]time.Time // runs some server waits for → until
+	dispSeq   uint64               // dispatch counter for least-recent routing
+	rrSeq     uint64               // round-robin counter
+	state     lifecycle
+	promote   *promoter      // promote.go
+	cron      *cronLoop      // cron.go
+	feedback  *deliverer     // callback deliveries, leader only (feedback.go)
+	settling  map[string]int // runs with a finish queued and not yet done (reconcile.go)
+	monitor   *monitor       // liveness (monitor.go)
+	recon     *reconciler    // reconcile.go
+	unblock   *unblocker     // releases blocked runs of jobs (cron.go)
+	lead      leadership
+	cancelBG  context.CancelFunc // ends background loops (listener)
+	leaseDone chan struct{}      // closed when the lease loop exits
 
 	stopMon  chan struct{}
 	wg       sync.WaitGroup
@@ -318,7 +317,6 @@ func New(cfg Config) (*Engine, error) {
 		flights:   make(map[string]*flight),
 		orphans:   make(map[string]*flight),
 		settling:  make(map[string]int),
-		waiters:   make(map[string][]chan struct{}),
 		watched:   make(map[string]time.Time),
 		stopMon:   make(chan struct{}),
 		leaseDone: make(chan struct{}),
@@ -329,6 +327,7 @@ func New(cfg Config) (*Engine, error) {
 	e.promote = &promoter{e: e}
 	e.cron = &cronLoop{e: e}
 	e.recon = &reconciler{e: e}
+	e.unblock = &unblocker{e: e}
 	e.ops = e.commits.ops
 	e.liveCfg.Store(liveFromConfig(&e.cfg))
 	if err := e.initFeedback(); err != nil {

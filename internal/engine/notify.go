@@ -264,7 +264,7 @@ func (e *Engine) heard(n store.Notification) {
 		}
 	case store.TopicFinished:
 		for _, id := range strings.Split(n.Payload, ",") {
-			e.notify(id)
+			e.waiters.wake(id)
 		}
 	case store.TopicWatch:
 		e.watch(n.Payload)
