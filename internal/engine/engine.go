@@ -260,39 +260,46 @@ type Engine struct {
 
 	ops     *opQueue   // the committer's queue
 	commits *committer // the only writer (committer.go)
-	waiters waiters    // Wait calls, by run (control.go)
 
-	mu        sync.Mutex
-	groups    map[string]*group
-	sessions  map[string]*Session // current session per worker id
-	flights   map[string]*flight  // current attempt of each run this server holds
-	orphans   map[string]*flight  // active runs found at start, not yet reclaimed
-	wmu       sync.Mutex
-	watched   map[string]time.Time // runs some server waits for → until
-	dispSeq   uint64               // dispatch counter for least-recent routing
-	rrSeq     uint64               // round-robin counter
-	state     lifecycle
-	promote   *promoter      // promote.go
-	cron      *cronLoop      // cron.go
-	feedback  *deliverer     // callback deliveries, leader only (feedback.go)
-	settling  map[string]int // runs with a finish queued and not yet done (reconcile.go)
-	monitor   *monitor       // liveness (monitor.go)
-	recon     *reconciler    // reconcile.go
-	unblock   *unblocker     // releases blocked runs of jobs (cron.go)
-	lead      leadership
+	// The components with their own state and lock.
+	promote  *promoter   // promote.go
+	cron     *cronLoop   // cron.go
+	feedback *deliverer  // callback deliveries, leader only (feedback.go)
+	unblock  *unblocker  // releases blocked runs of jobs (cron.go)
+	monitor  *monitor    // liveness (monitor.go)
+	recon    *reconciler // reconcile.go
+	waiters  waiters     // Wait calls, by run (control.go)
+	lead     leadership  // leader.go
+
+	// mu guards the dispatcher's and the sessions' state.
+	mu       sync.Mutex
+	groups   map[string]*group
+	sessions map[string]*Session // current session per worker id
+	flights  map[string]*flight  // current attempt of each run this server holds
+	orphans  map[string]*flight  // active runs found at start, not yet reclaimed
+	settling map[string]int      // runs with a finish queued and not yet done (reconcile.go)
+	dispSeq  uint64              // dispatch counter for least-recent routing
+	rrSeq    uint64              // round-robin counter
+
+	wmu     sync.Mutex
+	watched map[string]time.Time // runs some server waits for → until
+
+	// state is the engine's lifecycle. It changes with e.mu held, so it is
+	// stable for whoever holds e.mu; it is atomic so that the components
+	// with locks of their own read it without taking e.mu.
+	state     atomic.Int32       // a lifecycle
 	cancelBG  context.CancelFunc // ends background loops (listener)
 	leaseDone chan struct{}      // closed when the lease loop exits
-
-	stopMon  chan struct{}
-	wg       sync.WaitGroup
-	stopOnce sync.Once
+	stopMon   chan struct{}
+	wg        sync.WaitGroup
+	stopOnce  sync.Once
 
 	liveCfg   atomic.Pointer[Live] // the settings Reconfigure changes (reconfig.go)
 	quiescing atomic.Bool          // Quiesce began (quiesce.go)
 	drainSig  chan struct{}        // wakes Quiesce's wait; 1-buffered
 }
 
-type lifecycle int
+type lifecycle int32
 
 const (
 	stateNew lifecycle = iota
@@ -341,12 +348,9 @@ func New(cfg Config) (*Engine, error) {
 // that reconnecting workers may reclaim; those not reclaimed within
 // DeadAfter are requeued with a new attempt.
 func (e *Engine) Start(ctx context.Context) error {
-	e.mu.Lock()
-	if e.state != stateNew {
-		e.mu.Unlock()
+	if e.lifecycle() != stateNew {
 		return errors.New("engine: already started")
 	}
-	e.mu.Unlock()
 
 	held := store.RunListActiveParams{ServerID: e.cfg.ServerID}
 	if e.cfg.ExclusiveStore {
@@ -366,7 +370,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		f.orphanedAt = now
 		e.orphans[r.ID] = f
 	}
-	e.state = stateRunning
+	e.setState(stateRunning)
 	e.mu.Unlock()
 
 	bg, cancel := context.WithCancel(context.Background())
@@ -427,19 +431,24 @@ func (e *Engine) adoptRecovered(ctx context.Context, active []*store.Run) error 
 func (e *Engine) Stop(ctx context.Context) error {
 	e.stopOnce.Do(func() {
 		e.mu.Lock()
-		started := e.state == stateRunning || e.state == stateDraining
+		started := e.serving()
 		held := e.heldByWorkers(false)
-		e.state = stateStopping
+		e.setState(stateStopping)
 		for _, s := range e.sessions {
 			s.stopTimers()
 		}
+		e.mu.Unlock()
+		// Under the lease's lock: a renewal that won a term before the
+		// state changed has activated the leader's components by now, and
+		// one after it sees the engine stopping and activates nothing.
+		e.lead.mu.Lock()
 		e.promote.deactivate()
 		e.cron.deactivate()
 		e.feedback.deactivate()
-		e.mu.Unlock()
+		e.lead.mu.Unlock()
 		if !started {
 			e.mu.Lock()
-			e.state = stateStopped
+			e.setState(stateStopped)
 			e.mu.Unlock()
 			return
 		}
@@ -466,24 +475,29 @@ func (e *Engine) Stop(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 		e.mu.Lock()
-		e.state = stateStopped
+		e.setState(stateStopped)
 		e.mu.Unlock()
 	})
 	return nil
 }
 
-func (e *Engine) running() bool { return e.state == stateRunning }
+func (e *Engine) lifecycle() lifecycle { return lifecycle(e.state.Load()) }
+
+// setState moves the engine to l. Called with e.mu held.
+func (e *Engine) setState(l lifecycle) { e.state.Store(int32(l)) }
+
+func (e *Engine) running() bool { return e.lifecycle() == stateRunning }
 
 // serving is running, or draining in a graceful stop: the engine takes no
 // new work but still tends what it holds (results, timeouts, liveness).
-func (e *Engine) serving() bool { return e.state == stateRunning || e.state == stateDraining }
+func (e *Engine) serving() bool {
+	l := e.lifecycle()
+	return l == stateRunning || l == stateDraining
+}
 
 // Ready reports whether the engine is running and its store answers.
 func (e *Engine) Ready(ctx context.Context) error {
-	e.mu.Lock()
-	ok := e.running()
-	e.mu.Unlock()
-	if !ok {
+	if !e.running() {
 		return ErrStopped
 	}
 	if _, err := e.st.RunGet(ctx, "r_readiness_probe"); err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -147,9 +147,9 @@ func (d *deliverer) deactivate() {
 }
 
 // takingWork says whether the deliverer may start anything new: it leads,
-// and the engine is not draining (a graceful stop takes no new work even
-// in the moment before it gives the lease up). Called with d.mu held.
-func (d *deliverer) takingWork() bool { return d.active && !d.e.quiescing.Load() }
+// and the engine runs (a graceful stop takes no new work even in the
+// moment before it gives the lease up). Called with d.mu held.
+func (d *deliverer) takingWork() bool { return d.active && d.e.running() }
 
 // closeIdle closes the HTTP client's idle connections (and their
 // goroutines) once the deliverer stopped.

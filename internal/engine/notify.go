@@ -232,7 +232,7 @@ func (e *Engine) relisten() {
 	for _, g := range e.groups {
 		e.wakeGroup(g)
 	}
-	if e.lead.term == 0 {
+	if e.lead.term.Load() == 0 {
 		return
 	}
 	e.relistenTimers()

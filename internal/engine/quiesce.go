@@ -59,11 +59,11 @@ type QuiesceResult struct {
 func (e *Engine) Quiesce(ctx context.Context, opts QuiesceOptions) (QuiesceResult, error) {
 	var res QuiesceResult
 	e.mu.Lock()
-	if e.state != stateRunning {
+	if !e.running() {
 		e.mu.Unlock()
 		return res, ErrStopped
 	}
-	e.state = stateDraining
+	e.setState(stateDraining)
 	e.quiescing.Store(true)
 	var back []*flight
 	for _, g := range e.groups {
@@ -141,10 +141,10 @@ func (e *Engine) resignLeadership(ctx context.Context) {
 	}
 	e.lead.elect.Lock() // waits out a renewal in flight
 	defer e.lead.elect.Unlock()
-	e.mu.Lock()
+	e.lead.mu.Lock()
 	l := e.lead.leader
 	e.stepDown("stopping")
-	e.mu.Unlock()
+	e.lead.mu.Unlock()
 	if l.ServerID != e.cfg.ServerID {
 		return
 	}

@@ -89,7 +89,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 			st.woken++
 		}
 	}
-	leading := e.lead.term != 0
+	leading := e.lead.term.Load() != 0
 	if leading {
 		e.relistenTimers()
 	}
