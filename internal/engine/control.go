@@ -32,8 +32,8 @@ func (e *Engine) Cancel(ctx context.Context, id, reason string) (*store.Run, err
 	}
 	o := &cancelOp{params: store.RunCancelParams{ID: id, Reason: reason, Now: e.now()}}
 	err := e.do(ctx, o, func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
 		e.cancelled(o.res, reason)
 	})
 	if err != nil {
@@ -43,20 +43,20 @@ func (e *Engine) Cancel(ctx context.Context, id, reason string) (*store.Run, err
 }
 
 // cancelled reacts to a committed cancel: the worker holding the run is
-// told and its handler's context is cancelled. Called with e.mu held.
+// told and its handler's context is cancelled. Called with e.disp.mu held.
 func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 	if !res.Changed {
 		return
 	}
 	id := res.Run.ID
-	if f := e.flights[id]; f != nil {
-		delete(e.flights, id)
+	if f := e.disp.flights[id]; f != nil {
+		delete(e.disp.flights, id)
 		f.stopTimer()
 		if f.session != nil {
 			e.cancelOnWorker(f, reason)
 		}
 	}
-	delete(e.orphans, id)
+	delete(e.disp.orphans, id)
 	e.terminal(id, res.Run.Job, store.StatusCancelled)
 }
 
@@ -65,8 +65,8 @@ func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 func (e *Engine) Retry(ctx context.Context, id string) (*store.Run, error) {
 	o := &retryOp{params: store.RunRetryParams{ID: id, Now: e.now()}}
 	err := e.do(ctx, o, func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
 		e.created(o.run)
 	})
 	if err != nil {
@@ -122,7 +122,7 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
 }
 
 // terminal reports a committed terminal status of run id of job (""
-// for a one-shot run). Called with e.mu held.
+// for a one-shot run). Called with e.disp.mu held.
 func (e *Engine) terminal(id, job string, st store.RunStatus) {
 	e.waiters.wake(id)
 	if job != "" {

@@ -38,8 +38,8 @@ const missCountCap = 20000
 
 // cronLoop is the leader's cron timer, a component with its own state and
 // lock, activated by a won term and deactivated when it is lost or the
-// engine stops. Lock order: the engine's lock may be held when calling
-// note or rearm; the loop never takes the engine's lock while holding its
+// engine stops. Lock order: the dispatcher's lock may be held when calling
+// note or rearm; the loop never takes the dispatcher's lock while holding its
 // own.
 type cronLoop struct {
 	e *Engine
@@ -157,9 +157,9 @@ func (c *cronLoop) startLocked(due time.Time) {
 func (c *cronLoop) ticked(o *txOp, jobs int) {
 	e := c.e
 	if o.err == nil {
-		e.mu.Lock()
+		e.disp.mu.Lock()
 		e.applyMade(o, "replaced by a newer slot")
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -183,14 +183,14 @@ func (c *cronLoop) ticked(o *txOp, jobs int) {
 }
 
 // noteFire makes sure a tick happens by at (leader only; a no-op
-// elsewhere). Called with or without e.mu held.
+// elsewhere). Called with or without e.disp.mu held.
 func (e *Engine) noteFire(at time.Time) { e.cron.note(at) }
 
 // rearmCron re-reads the next fire time in the background.
 func (e *Engine) rearmCron() { e.cron.rearm() }
 
 // applyMade reacts to the runs a committed txOp created, queued or
-// cancelled. Called with e.mu held.
+// cancelled. Called with e.disp.mu held.
 func (e *Engine) applyMade(o *txOp, cancelReason string) {
 	for _, r := range o.made {
 		e.created(r)
@@ -443,7 +443,7 @@ func (e *Engine) slotRun(j *store.Job, at, now time.Time) store.RunInsertParams 
 }
 
 // jobRunEnded releases the next blocked run of a job (overlap policy
-// queue) once a run of it reached a terminal status. Called with e.mu
+// queue) once a run of it reached a terminal status. Called with e.disp.mu
 // held.
 func (e *Engine) jobRunEnded(job string) {
 	if e.running() {
@@ -453,8 +453,8 @@ func (e *Engine) jobRunEnded(job string) {
 
 // unblocker releases blocked runs: the jobs whose runs ended are collected
 // and unblocked in one op at a time. It owns its state and lock. Lock
-// order: the engine's lock may be held when calling note; the unblocker
-// takes the engine's lock only while not holding its own.
+// order: the dispatcher's lock may be held when calling note; the unblocker
+// takes the dispatcher's lock only while not holding its own.
 type unblocker struct {
 	e *Engine
 
@@ -514,10 +514,10 @@ func (u *unblocker) unblocked(o *txOp, jobs []string) {
 	e := u.e
 	running := false
 	if o.err == nil {
-		e.mu.Lock()
+		e.disp.mu.Lock()
 		e.applyMade(o, "")
 		running = e.running()
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()

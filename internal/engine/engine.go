@@ -4,18 +4,34 @@
 //
 // # Shape
 //
-// The engine is a set of small components around one write path. Those
-// with goroutines of their own — the committer, the liveness monitor, the
-// reconciler — follow one lifecycle contract (lifecycle.go: Start, Stop,
-// one life each) and are started in dependency order and stopped in
-// reverse. The promoter, the cron loop and the feedback deliverer own
-// their state and lock and are activated by a won term. (The dispatcher
-// and sessions still share the engine's lock; they are next to become
-// components of their own.)
+// The engine is a set of components around one write path, each owning
+// its state and its lock:
 //
-//   - committer (committer.go): the only writer. State changes are queued
-//     as ops and applied in one store transaction per batch (group commit);
-//     an op's callback runs only after its batch committed. While one batch
+//	clients: Submit, Cancel, Retry, Job*    workers: Connect, Ack, Results, …
+//	         │                                       │
+//	         ▼                                       ▼
+//	   ┌─ dispatcher + sessions (one lock) ──────────────────────┐
+//	   │  groups, ready queues, claims in flight, flights,       │◀─ monitor,
+//	   │  orphans, worker credits, per-run timeouts              │   reconciler
+//	   └───────────────────────────┬─────────────────────────────┘
+//	                               │ ops
+//	                               ▼
+//	                 committer: the only writer ──▶ store.Tx per batch
+//	                               ▲   (an op's callback runs after its commit)
+//	                               │ ops
+//	   lease ──a term won──▶ promoter, cron loop, deliverer (leader only)
+//	   (own lock)            unblocker;  waiters (Wait's registry)
+//
+// Lock order: the dispatcher's lock or the lease's may be held while
+// taking the lock of a leader component, the unblocker, the waiters or the
+// committer's queue; none of those takes the dispatcher's or the lease's
+// lock while holding its own, and the dispatcher's and the lease's are
+// never held together.
+//
+//   - committer (committer.go, ops.go): the only writer. State changes are
+//     queued as ops, one kind each (insertOp, finishOp, claimOp, txOp, …),
+//     and applied in one store transaction per batch (group commit); an
+//     op's callback runs only after its batch committed. While one batch
 //     commits the next accumulates, so batches grow with load and a lone
 //     submit on an idle system commits at once.
 //   - dispatcher (dispatch.go): per group, claims queued runs from the store
@@ -25,13 +41,40 @@
 //     work (a submit, a requeue, a promotion) or freed a slot kicks the
 //     group; nothing polls.
 //   - sessions (session.go): one per connected worker; credits (window −
-//     held runs), acks, results, heartbeats. The liveness monitor
-//     (monitor.go) moves sessions alive → suspect → dead and requeues a dead
-//     worker's runs with a new attempt.
-//   - timers: per-run timeouts (finish.go) and the promoter (promote.go),
-//     which moves pending runs to queued when their time comes.
+//     held runs), acks, results, heartbeats. They share the dispatcher's
+//     lock: assigning a run changes a queue, a worker's credits and the
+//     run's flight together. The liveness monitor (monitor.go) moves
+//     sessions alive → suspect → dead and requeues a dead worker's runs
+//     with a new attempt.
+//   - per-run timeouts (finish.go), on the dispatcher's lock.
+//   - leader components, activated when this server wins a term and
+//     deactivated when it loses it or stops: the promoter (promote.go)
+//     moves pending runs to queued when their time comes; the cron loop
+//     (cron.go) fires jobs' slots; the deliverer (feedback.go) POSTs
+//     outcomes to callback URLs. The unblocker (cron.go) releases blocked
+//     runs when a job's run ends.
 //   - reconciler (reconcile.go): every ReconcileInterval, compares the
 //     store with what the components drive and repairs the difference.
+//   - components with goroutines of their own follow one lifecycle
+//     (lifecycle.go): started in dependency order, stopped in reverse.
+//
+// # A run's life, and who moves it
+//
+//	submit ──▶ pending ──promoter──▶ queued ◀── submit, retry (user),
+//	             ▲                     │         unblocker (from blocked),
+//	             │                     │         lost attempt (monitor,
+//	             │         dispatcher  │         sessions, reconciler)
+//	             │  (claim: attempt+1) ▼
+//	             │                 dispatched ──session (ack)──▶ running
+//	             │                     │                           │
+//	             └── failed attempt, ──┴──── session (result), ────┘
+//	                 attempts left           timeout (finish.go)
+//	                                               │
+//	                                               ▼
+//	            succeeded | failed | timed_out | cancelled (user) | skipped (cron)
+//
+// The store is the source of truth: each arrow is an op committed before
+// anyone is told (docs/state-machine.md has every transition).
 //
 // # Errors
 //
@@ -271,22 +314,15 @@ type Engine struct {
 	waiters  waiters     // Wait calls, by run (control.go)
 	lead     leadership  // leader.go
 
-	// mu guards the dispatcher's and the sessions' state.
-	mu       sync.Mutex
-	groups   map[string]*group
-	sessions map[string]*Session // current session per worker id
-	flights  map[string]*flight  // current attempt of each run this server holds
-	orphans  map[string]*flight  // active runs found at start, not yet reclaimed
-	settling map[string]int      // runs with a finish queued and not yet done (reconcile.go)
-	dispSeq  uint64              // dispatch counter for least-recent routing
-	rrSeq    uint64              // round-robin counter
+	disp dispatcher // groups, sessions and the runs this server holds (dispatch.go)
 
 	wmu     sync.Mutex
 	watched map[string]time.Time // runs some server waits for → until
 
-	// state is the engine's lifecycle. It changes with e.mu held, so it is
-	// stable for whoever holds e.mu; it is atomic so that the components
-	// with locks of their own read it without taking e.mu.
+	// state is the engine's lifecycle. It changes with e.disp.mu held, so
+	// it is stable for the dispatcher and the sessions; it is atomic so
+	// that the components with locks of their own read it without taking
+	// the dispatcher's.
 	state     atomic.Int32       // a lifecycle
 	cancelBG  context.CancelFunc // ends background loops (listener)
 	leaseDone chan struct{}      // closed when the lease loop exits
@@ -319,15 +355,17 @@ func New(cfg Config) (*Engine, error) {
 		st:        cfg.Store,
 		clk:       cfg.Clock,
 		log:       cfg.Logger,
-		groups:    make(map[string]*group),
-		sessions:  make(map[string]*Session),
-		flights:   make(map[string]*flight),
-		orphans:   make(map[string]*flight),
-		settling:  make(map[string]int),
 		watched:   make(map[string]time.Time),
 		stopMon:   make(chan struct{}),
 		leaseDone: make(chan struct{}),
 		drainSig:  make(chan struct{}, 1),
+	}
+	e.disp = dispatcher{
+		groups:   make(map[string]*group),
+		sessions: make(map[string]*Session),
+		flights:  make(map[string]*flight),
+		orphans:  make(map[string]*flight),
+		settling: make(map[string]int),
 	}
 	e.commits = newCommitter(e)
 	e.monitor = &monitor{e: e}
@@ -363,15 +401,15 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.adoptRecovered(ctx, active); err != nil {
 		return err
 	}
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	now := e.now()
 	for _, r := range active {
 		f := newFlight(r)
 		f.orphanedAt = now
-		e.orphans[r.ID] = f
+		e.disp.orphans[r.ID] = f
 	}
 	e.setState(stateRunning)
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 
 	bg, cancel := context.WithCancel(context.Background())
 	e.cancelBG = cancel
@@ -430,14 +468,14 @@ func (e *Engine) adoptRecovered(ctx context.Context, active []*store.Run) error 
 // in-flight runs finish. Safe to call more than once.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.stopOnce.Do(func() {
-		e.mu.Lock()
+		e.disp.mu.Lock()
 		started := e.serving()
 		held := e.heldByWorkers(false)
 		e.setState(stateStopping)
-		for _, s := range e.sessions {
+		for _, s := range e.disp.sessions {
 			s.stopTimers()
 		}
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 		// Under the lease's lock: a renewal that won a term before the
 		// state changed has activated the leader's components by now, and
 		// one after it sees the engine stopping and activates nothing.
@@ -447,9 +485,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.feedback.deactivate()
 		e.lead.mu.Unlock()
 		if !started {
-			e.mu.Lock()
+			e.disp.mu.Lock()
 			e.setState(stateStopped)
-			e.mu.Unlock()
+			e.disp.mu.Unlock()
 			return
 		}
 		e.cancelBG()
@@ -474,16 +512,16 @@ func (e *Engine) Stop(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 		}
-		e.mu.Lock()
+		e.disp.mu.Lock()
 		e.setState(stateStopped)
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 	})
 	return nil
 }
 
 func (e *Engine) lifecycle() lifecycle { return lifecycle(e.state.Load()) }
 
-// setState moves the engine to l. Called with e.mu held.
+// setState moves the engine to l. Called with e.disp.mu held.
 func (e *Engine) setState(l lifecycle) { e.state.Store(int32(l)) }
 
 func (e *Engine) running() bool { return e.lifecycle() == stateRunning }

@@ -78,8 +78,9 @@ const (
 // starts (reads of the next delivery time, POSTs) are counted in running,
 // which the engine's Stop waits for.
 //
-// Lock order: the engine's lock may be held when calling note, rearm,
-// activate or deactivate; the deliverer never takes the engine's lock.
+// Lock order: the dispatcher's lock may be held when calling note or
+// rearm, the lease's when calling activate or deactivate; the deliverer
+// takes neither.
 type deliverer struct {
 	e      *Engine
 	policy *callbackPolicy // set in New, then read only

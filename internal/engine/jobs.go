@@ -158,8 +158,8 @@ func (e *Engine) jobSaved(next time.Time) {
 	if next.IsZero() {
 		return
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	e.noteFire(next)
 }
 

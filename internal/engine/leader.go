@@ -33,7 +33,7 @@ import (
 // servers tick.
 
 // leadership is the state of this server's lease, with locks of its own.
-// Lock order: elect, then mu. Neither is taken with the engine's lock
+// Lock order: elect, then mu. Neither is taken with the dispatcher's lock
 // held, and the leader loops never take them.
 type leadership struct {
 	// elect is held across a lease renewal and across the resignation
@@ -214,11 +214,11 @@ func (e *Engine) reap(ctx context.Context) {
 			return
 		}
 		e.log.Warn("requeued runs of servers that are gone", "runs", len(o.runs))
-		e.mu.Lock()
+		e.disp.mu.Lock()
 		for _, r := range o.runs {
 			e.wake(r.Group)
 		}
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 		if len(o.runs) < 1000 {
 			return
 		}

@@ -223,13 +223,13 @@ func (e *Engine) listenLoop(ctx context.Context) {
 // run's time, a saved job, an owed callback on another server) are lost,
 // and the store has what they said.
 func (e *Engine) relisten() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	if !e.running() {
 		return
 	}
 	// Any server: runs queued meanwhile were announced to nobody here.
-	for _, g := range e.groups {
+	for _, g := range e.disp.groups {
 		e.wakeGroup(g)
 	}
 	if e.lead.term.Load() == 0 {
@@ -239,7 +239,7 @@ func (e *Engine) relisten() {
 }
 
 // relistenTimers re-reads the leader's timers from the store. Called with
-// e.mu held, on the leader.
+// e.disp.mu held, on the leader.
 func (e *Engine) relistenTimers() {
 	e.rearmCron()
 	e.feedback.rearm()
@@ -248,14 +248,14 @@ func (e *Engine) relistenTimers() {
 
 // heard acts on one notification.
 func (e *Engine) heard(n store.Notification) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	if !e.running() {
 		return
 	}
 	switch n.Topic {
 	case store.TopicQueued:
-		if g := e.groups[n.Payload]; g != nil {
+		if g := e.disp.groups[n.Payload]; g != nil {
 			e.wakeGroup(g)
 		}
 	case store.TopicPending:

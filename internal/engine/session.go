@@ -108,9 +108,9 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	if h.MaxMessage <= 0 {
 		h.MaxMessage = DefaultMaxMessage
 	}
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	up, dup := e.running(), e.duplicate(h)
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 	if !up { // before adoptHeld: a stopping server must not take runs over
 		return nil, nil, ErrStopped
 	}
@@ -121,8 +121,8 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	if err != nil {
 		return nil, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	if !e.running() {
 		return nil, nil, ErrStopped
 	}
@@ -131,9 +131,9 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	s := &Session{
 		e: e, hello: h, conn: c, g: g, window: h.Window, held: make(map[string]int),
 		connectedAt: now, lastSeen: now, state: WorkerAlive, heartbeat: e.live().HeartbeatInterval,
-		logSpace: sync.NewCond(&e.mu),
+		logSpace: sync.NewCond(&e.disp.mu),
 	}
-	old := e.sessions[h.WorkerID]
+	old := e.disp.sessions[h.WorkerID]
 	if e.duplicate(h) {
 		return nil, nil, ErrDuplicateWorker
 	}
@@ -142,19 +142,19 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	}
 	var stale []RunRef
 	for _, ref := range h.Held {
-		if f := e.flights[ref.RunID]; f != nil && f.attempt == ref.Attempt && (f.session == nil || f.session == old) {
+		if f := e.disp.flights[ref.RunID]; f != nil && f.attempt == ref.Attempt && (f.session == nil || f.session == old) {
 			f.session = s
 			s.held[f.id] = f.attempt
 			continue
 		}
-		f := e.orphans[ref.RunID]
+		f := e.disp.orphans[ref.RunID]
 		if f == nil {
 			f = adopted[ref.RunID]
 		}
 		if f != nil && f.attempt == ref.Attempt {
-			delete(e.orphans, f.id)
+			delete(e.disp.orphans, f.id)
 			f.session = s
-			e.flights[f.id] = f
+			e.disp.flights[f.id] = f
 			s.held[f.id] = f.attempt
 			e.armTimeout(f, now)
 			continue
@@ -163,12 +163,12 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	}
 	// In service before the old session leaves, so that its group is not
 	// forgotten in between and its waiting runs stay served.
-	e.sessions[h.WorkerID] = s
+	e.disp.sessions[h.WorkerID] = s
 	g.sessions = append(g.sessions, s)
 	if old != nil {
 		var lost []*flight
 		for id, att := range old.held {
-			if f := e.flights[id]; f != nil && f.attempt == att && f.session == old {
+			if f := e.disp.flights[id]; f != nil && f.attempt == att && f.session == old {
 				lost = append(lost, f)
 			}
 		}
@@ -183,9 +183,9 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 }
 
 // duplicate reports (and logs) whether h's worker id is connected from
-// another live process. Called with e.mu held.
+// another live process. Called with e.disp.mu held.
 func (e *Engine) duplicate(h Hello) bool {
-	old := e.sessions[h.WorkerID]
+	old := e.disp.sessions[h.WorkerID]
 	if old == nil || old.closed || old.hello.Instance == h.Instance || old.hello.Instance == "" || h.Instance == "" {
 		return false
 	}
@@ -202,14 +202,14 @@ func (e *Engine) adoptHeld(ctx context.Context, held []RunRef) (map[string]*flig
 	if e.cfg.ExclusiveStore || len(held) == 0 {
 		return nil, nil
 	}
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	var ps []store.RunAdoptParams
 	for _, ref := range held {
-		if e.flights[ref.RunID] == nil && e.orphans[ref.RunID] == nil {
+		if e.disp.flights[ref.RunID] == nil && e.disp.orphans[ref.RunID] == nil {
 			ps = append(ps, store.RunAdoptParams{ID: ref.RunID, Attempt: ref.Attempt, ServerID: e.cfg.ServerID})
 		}
 	}
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 	if len(ps) == 0 {
 		return nil, nil
 	}
@@ -236,13 +236,13 @@ func (e *Engine) adoptHeld(ctx context.Context, held []RunRef) (map[string]*flig
 	return out, nil
 }
 
-// removeSession takes s out of service. Called with e.mu held.
+// removeSession takes s out of service. Called with e.disp.mu held.
 func (e *Engine) removeSession(s *Session, why string) {
 	s.stopTimers()
 	s.closed = true
 	s.failCommands()
-	if e.sessions[s.hello.WorkerID] == s {
-		delete(e.sessions, s.hello.WorkerID)
+	if e.disp.sessions[s.hello.WorkerID] == s {
+		delete(e.disp.sessions, s.hello.WorkerID)
 	}
 	s.g.sessions = slices.DeleteFunc(s.g.sessions, func(x *Session) bool { return x == s })
 	s.conn.Close(why)
@@ -252,12 +252,12 @@ func (e *Engine) removeSession(s *Session, why string) {
 }
 
 // dropUnserved hands back claimed runs that no remaining worker of the
-// group can run. Called with e.mu held.
+// group can run. Called with e.disp.mu held.
 func (e *Engine) dropUnserved(g *group) {
 	var keep readyQueue
 	var lost []*flight
 	for _, f := range g.ready {
-		if e.flights[f.id] != f {
+		if e.disp.flights[f.id] != f {
 			continue
 		}
 		served := false
@@ -283,13 +283,13 @@ func (e *Engine) dropUnserved(g *group) {
 // Heartbeat records the worker's load.
 func (s *Session) Heartbeat(l Load) {
 	e := s.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	s.load = l
 	s.touch()
 }
 
-// touch marks the worker seen. Called with e.mu held.
+// touch marks the worker seen. Called with e.disp.mu held.
 func (s *Session) touch() {
 	s.lastSeen = s.e.now()
 	if s.state == WorkerSuspect && !s.closed {
@@ -301,8 +301,8 @@ func (s *Session) touch() {
 // SetWindow changes how many runs the worker accepts at once (0 pauses).
 func (s *Session) SetWindow(n int) {
 	e := s.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	s.window = max(0, n)
 	s.touch()
 	e.kick(s.g) // assigns waiting runs first
@@ -312,12 +312,12 @@ func (s *Session) SetWindow(n int) {
 // written in the next batch; the run's timeout starts now.
 func (s *Session) Ack(acks []Ack) {
 	e := s.e
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	s.touch()
 	now := e.now()
 	starts := make([]store.RunStartParams, 0, len(acks))
 	for _, a := range acks {
-		f := e.flights[a.RunID]
+		f := e.disp.flights[a.RunID]
 		if f == nil || f.attempt != a.Attempt || f.session != s || f.started {
 			continue
 		}
@@ -331,7 +331,7 @@ func (s *Session) Ack(acks []Ack) {
 		}
 		starts = append(starts, store.RunStartParams{ID: a.RunID, Attempt: a.Attempt, WorkerID: s.hello.WorkerID, ServerID: e.fence(), Now: at})
 	}
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 	if len(starts) > 0 {
 		e.ops.push(&startOp{params: starts})
 	}
@@ -342,7 +342,7 @@ func (s *Session) Ack(acks []Ack) {
 // the worker and to waiters.
 func (s *Session) Results(rs []Result) {
 	e := s.e
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	s.touch()
 	now := e.now()
 	var (
@@ -358,12 +358,12 @@ func (s *Session) Results(rs []Result) {
 			s.remember(RunRef{r.RunID, r.Attempt})
 		}
 		r.Result = jsonResult(r.Result)
-		f := e.flights[r.RunID]
+		f := e.disp.flights[r.RunID]
 		if f == nil || f.attempt != r.Attempt || f.session != s {
 			rejects = append(rejects, ResultAck{RunID: r.RunID, Attempt: r.Attempt})
 			continue
 		}
-		delete(e.flights, r.RunID)
+		delete(e.disp.flights, r.RunID)
 		f.stopTimer()
 		params = append(params, e.finishParams(f, r, s, now))
 		groups = append(groups, f.group)
@@ -378,7 +378,7 @@ func (s *Session) Results(rs []Result) {
 		e.pushFinishes(o)
 	}
 	e.kick(s.g) // assigns waiting runs first
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 }
 
 // Logs stores log lines the worker sent for attempts it holds or just
@@ -388,8 +388,8 @@ func (s *Session) Results(rs []Result) {
 // the store writes is slowed down instead of growing the server's memory.
 func (s *Session) Logs(lines []store.LogLine) {
 	e := s.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	s.touch()
 	keep, size := lines[:0], 0
 	for _, l := range lines {
@@ -410,10 +410,10 @@ func (s *Session) Logs(lines []store.LogLine) {
 	s.logBytes += size
 	o := &logOp{lines: keep}
 	o.done = func() {
-		e.mu.Lock()
+		e.disp.mu.Lock()
 		s.logBytes -= size
 		s.logSpace.Broadcast()
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 	}
 	e.ops.push(o)
 }
@@ -430,7 +430,7 @@ func jsonResult(b json.RawMessage) json.RawMessage {
 }
 
 // remember notes an attempt the worker reported, for its late log lines.
-// Called with e.mu held.
+// Called with e.disp.mu held.
 func (s *Session) remember(ref RunRef) {
 	if len(s.recent) < recentResults {
 		s.recent = append(s.recent, ref)
@@ -445,8 +445,8 @@ func (s *Session) remember(ref RunRef) {
 // are requeued with a new attempt.
 func (s *Session) Close(err error) {
 	e := s.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	if s.closed {
 		return
 	}
@@ -461,7 +461,7 @@ func (s *Session) Close(err error) {
 		return
 	}
 	if errors.Is(err, ErrWorkerLeft) {
-		if e.sessions[s.hello.WorkerID] == s {
+		if e.disp.sessions[s.hello.WorkerID] == s {
 			e.declareDead(s, "left")
 		}
 		return
@@ -478,21 +478,21 @@ func (s *Session) Close(err error) {
 	}
 	wait := max(0, at.Sub(e.now()))
 	s.deadTimer = e.clk.AfterFunc(wait, func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if e.sessions[s.hello.WorkerID] == s && e.serving() {
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
+		if e.disp.sessions[s.hello.WorkerID] == s && e.serving() {
 			e.declareDead(s, fmt.Sprintf("stream closed (%v) and no reconnect", err))
 		}
 	})
 }
 
 // declareDead requeues everything the worker held with a new attempt and
-// removes it. Called with e.mu held.
+// removes it. Called with e.disp.mu held.
 func (e *Engine) declareDead(s *Session, why string) {
 	s.state = WorkerDead
 	var lost []*flight
 	for id, att := range s.held {
-		if f := e.flights[id]; f != nil && f.attempt == att && f.session == s {
+		if f := e.disp.flights[id]; f != nil && f.attempt == att && f.session == s {
 			lost = append(lost, f)
 		}
 	}
@@ -518,10 +518,10 @@ func (e *Engine) Drain(workerID string, resume bool) error {
 
 // Workers lists connected (and suspect) workers, by id.
 func (e *Engine) Workers() []WorkerInfo {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := make([]WorkerInfo, 0, len(e.sessions))
-	for _, s := range e.sessions {
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
+	out := make([]WorkerInfo, 0, len(e.disp.sessions))
+	for _, s := range e.disp.sessions {
 		out = append(out, s.info())
 	}
 	slices.SortFunc(out, func(a, b WorkerInfo) int {

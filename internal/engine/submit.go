@@ -46,13 +46,13 @@ func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult
 	o := &insertOp{params: params}
 	o.done = func() {
 		if o.err == nil {
-			e.mu.Lock()
+			e.disp.mu.Lock()
 			for _, r := range o.res {
 				if !r.Existing {
 					e.created(r.Run)
 				}
 			}
-			e.mu.Unlock()
+			e.disp.mu.Unlock()
 		}
 		close(done)
 	}
@@ -67,7 +67,7 @@ func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult
 	return out, nil
 }
 
-// created reacts to a committed new run. Called with e.mu held.
+// created reacts to a committed new run. Called with e.disp.mu held.
 func (e *Engine) created(r *store.Run) {
 	switch r.Status {
 	case store.StatusQueued:
