@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync"
 
 	"github.com/pluto-sched/pluto/internal/clock"
 
@@ -9,11 +10,12 @@ import (
 )
 
 // do queues o and waits for its commit.
-func (e *Engine) do(ctx context.Context, o *op, after func(o *op)) error {
+func (e *Engine) do(ctx context.Context, o op, after func()) error {
 	done := make(chan struct{})
-	o.done = func(o *op) {
-		if o.err == nil && after != nil {
-			after(o)
+	b := o.base()
+	b.done = func() {
+		if b.err == nil && after != nil {
+			after()
 		}
 		close(done)
 	}
@@ -28,74 +30,56 @@ func (e *Engine) Cancel(ctx context.Context, id, reason string) (*store.Run, err
 	if reason == "" {
 		reason = "cancelled"
 	}
-	o := &op{cancel: &store.RunCancelParams{ID: id, Reason: reason, Now: e.now()}}
-	err := e.do(ctx, o, func(o *op) {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		e.cancelled(o.cancelRes, reason)
+	o := &cancelOp{params: store.RunCancelParams{ID: id, Reason: reason, Now: e.now()}}
+	err := e.do(ctx, o, func() {
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
+		e.cancelled(o.res, reason)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return o.cancelRes.Run, nil
+	return o.res.Run, nil
 }
 
 // cancelled reacts to a committed cancel: the worker holding the run is
-// told and its handler's context is cancelled. Called with e.mu held.
+// told and its handler's context is cancelled. Called with e.disp.mu held.
 func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 	if !res.Changed {
 		return
 	}
 	id := res.Run.ID
-	if f := e.flights[id]; f != nil {
-		delete(e.flights, id)
+	if f := e.disp.flights[id]; f != nil {
+		delete(e.disp.flights, id)
 		f.stopTimer()
 		if f.session != nil {
 			e.cancelOnWorker(f, reason)
 		}
 	}
-	delete(e.orphans, id)
+	delete(e.disp.orphans, id)
 	e.terminal(id, res.Run.Job, store.StatusCancelled)
 }
 
 // Retry puts a failed, cancelled or timed-out run back in the queue with a
 // fresh attempt budget.
 func (e *Engine) Retry(ctx context.Context, id string) (*store.Run, error) {
-	o := &op{retry: &store.RunRetryParams{ID: id, Now: e.now()}}
-	err := e.do(ctx, o, func(o *op) {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		e.created(o.retried)
+	o := &retryOp{params: store.RunRetryParams{ID: id, Now: e.now()}}
+	err := e.do(ctx, o, func() {
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
+		e.created(o.run)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return o.retried, nil
+	return o.run, nil
 }
 
 // Wait blocks until the run is terminal and returns it. If ctx ends first
 // it returns the run as it is now together with ctx.Err().
 func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
-	ch := make(chan struct{}, 1)
-	e.mu.Lock()
-	e.waiters[id] = append(e.waiters[id], ch)
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		ws := e.waiters[id]
-		for i, w := range ws {
-			if w == ch {
-				ws = append(ws[:i], ws[i+1:]...)
-				break
-			}
-		}
-		if len(ws) == 0 {
-			delete(e.waiters, id)
-		} else {
-			e.waiters[id] = ws
-		}
-		e.mu.Unlock()
-	}()
+	ch := e.waiters.add(id)
+	defer e.waiters.remove(id, ch)
 	shared := !e.cfg.ExclusiveStore
 	watched := false
 	for {
@@ -116,7 +100,7 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
 			if !watched {
 				// Another server may finish it: ask to be told.
 				watched = true
-				if err := e.do(ctx, &op{notes: []store.Notification{{Topic: store.TopicWatch, Payload: id}}}, nil); err != nil {
+				if err := e.do(ctx, &notifyOp{notes: []store.Notification{{Topic: store.TopicWatch, Payload: id}}}, nil); err != nil {
 					return r, err
 				}
 				continue // read again: it may have finished before the watch was heard
@@ -138,9 +122,9 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
 }
 
 // terminal reports a committed terminal status of run id of job (""
-// for a one-shot run). Called with e.mu held.
+// for a one-shot run). Called with e.disp.mu held.
 func (e *Engine) terminal(id, job string, st store.RunStatus) {
-	e.notify(id)
+	e.waiters.wake(id)
 	if job != "" {
 		e.jobRunEnded(job)
 	}
@@ -149,10 +133,49 @@ func (e *Engine) terminal(id, job string, st store.RunStatus) {
 	}
 }
 
-// notify wakes the waiters of a run that reached a terminal state. Called
-// with e.mu held.
-func (e *Engine) notify(id string) {
-	for _, ch := range e.waiters[id] {
+// waiters are the Wait calls on this server, by run id. Their lock is a
+// leaf: taken with or without the engine's, never while taking another.
+type waiters struct {
+	mu sync.Mutex
+	m  map[string][]chan struct{}
+}
+
+// add registers a waiter for run id; its channel is signalled when the run
+// ends.
+func (w *waiters) add(id string) chan struct{} {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = make(map[string][]chan struct{})
+	}
+	w.m[id] = append(w.m[id], ch)
+	return ch
+}
+
+// remove forgets the waiter ch of run id.
+func (w *waiters) remove(id string, ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ws := w.m[id]
+	for i, x := range ws {
+		if x == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(w.m, id)
+	} else {
+		w.m[id] = ws
+	}
+}
+
+// wake signals the waiters of a run that reached a terminal state.
+func (w *waiters) wake(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ch := range w.m[id] {
 		select {
 		case ch <- struct{}{}:
 		default:

@@ -89,7 +89,7 @@ type CommandReply struct {
 // OK reports whether the worker answered without an error.
 func (r CommandReply) OK() bool { return r.Error == "" }
 
-// sessionControl is a session's remote-control state. Guarded by e.mu.
+// sessionControl is a session's remote-control state. Guarded by e.disp.mu.
 type sessionControl struct {
 	pending map[string]chan CommandReply // command id → the waiter
 	leaving bool                         // Shutdown was sent
@@ -113,12 +113,12 @@ func newCommandID() string {
 
 // controlled returns the worker's session for a control request: an
 // error wrapping store.ErrNotFound when this server has none,
-// ErrWorkerDisconnected when its stream is closed. Called with e.mu held.
+// ErrWorkerDisconnected when its stream is closed. Called with e.disp.mu held.
 func (e *Engine) controlled(workerID string) (*Session, error) {
 	if !e.serving() {
 		return nil, ErrStopped
 	}
-	s := e.sessions[workerID]
+	s := e.disp.sessions[workerID]
 	if s == nil {
 		return nil, fmt.Errorf("no worker %q is connected to server %s: %w", workerID, e.cfg.ServerID, store.ErrNotFound)
 	}
@@ -133,8 +133,8 @@ func (e *Engine) controlled(workerID string) (*Session, error) {
 // undoes it: the worker takes runs again. It returns the worker as it is
 // now. See the top of this file for how long a drain is remembered.
 func (e *Engine) DrainWorker(workerID string, resume bool) (WorkerInfo, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	s, err := e.controlled(workerID)
 	if err != nil {
 		return WorkerInfo{}, err
@@ -160,8 +160,8 @@ func (e *Engine) DrainWorker(workerID string, resume bool) (WorkerInfo, error) {
 // returns worker.ErrRestart). Nothing more is dispatched to it. Asking a
 // worker that is already leaving again is not an error.
 func (e *Engine) ShutdownWorker(workerID string, restart bool) (WorkerInfo, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	s, err := e.controlled(workerID)
 	if err != nil {
 		return WorkerInfo{}, err
@@ -184,15 +184,15 @@ func (e *Engine) WorkerCommand(ctx context.Context, workerID, name string, args 
 	if err != nil {
 		return CommandReply{}, err
 	}
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	s, err := e.controlled(workerID)
 	if err != nil {
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 		return CommandReply{}, err
 	}
 	deadline := e.clk.Now().Add(timeout)
 	p := e.sendCommand(s, name, args, timeout)
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 	out, err := e.awaitReplies(ctx, []pendingCommand{p}, deadline)
 	if err != nil {
 		return CommandReply{}, err
@@ -213,21 +213,21 @@ func (e *Engine) GroupCommand(ctx context.Context, group, name string, args json
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	if !e.serving() {
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 		return nil, ErrStopped
 	}
 	var targets []*Session
-	if g := e.groups[group]; g != nil {
+	if g := e.disp.groups[group]; g != nil {
 		for _, s := range g.sessions {
-			if !s.closed && e.sessions[s.hello.WorkerID] == s {
+			if !s.closed && e.disp.sessions[s.hello.WorkerID] == s {
 				targets = append(targets, s)
 			}
 		}
 	}
 	if len(targets) == 0 {
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 		return nil, fmt.Errorf("no worker of group %q is connected to server %s: %w", group, e.cfg.ServerID, store.ErrNotFound)
 	}
 	slices.SortFunc(targets, func(a, b *Session) int { return strings.Compare(a.hello.WorkerID, b.hello.WorkerID) })
@@ -236,7 +236,7 @@ func (e *Engine) GroupCommand(ctx context.Context, group, name string, args json
 	for i, s := range targets {
 		ps[i] = e.sendCommand(s, name, args, timeout)
 	}
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 	return e.awaitReplies(ctx, ps, deadline)
 }
 
@@ -274,7 +274,7 @@ type pendingCommand struct {
 }
 
 // sendCommand sends a command to s, or answers it at once when the
-// worker did not announce it. Called with e.mu held.
+// worker did not announce it. Called with e.disp.mu held.
 func (e *Engine) sendCommand(s *Session, name string, args json.RawMessage, timeout time.Duration) pendingCommand {
 	p := pendingCommand{s: s, reply: CommandReply{Worker: s.hello.WorkerID, Server: e.cfg.ServerID}}
 	if !slices.Contains(s.hello.Commands, name) {
@@ -336,8 +336,8 @@ func (e *Engine) awaitReplies(ctx context.Context, ps []pendingCommand, deadline
 
 // forgetCommands drops the waiters of commands that were not answered.
 func (e *Engine) forgetCommands(ps []pendingCommand) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	for _, p := range ps {
 		if p.ch != nil {
 			delete(p.s.ctl.pending, p.id)
@@ -349,11 +349,11 @@ func (e *Engine) forgetCommands(ps []pendingCommand) {
 // answer nobody waits for (late, or unknown) is dropped.
 func (s *Session) CommandReply(id string, result json.RawMessage, errMsg string) {
 	e := s.e
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	s.touch()
 	ch := s.ctl.pending[id]
 	delete(s.ctl.pending, id)
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 	if ch == nil {
 		return
 	}
@@ -365,7 +365,7 @@ func (s *Session) CommandReply(id string, result json.RawMessage, errMsg string)
 }
 
 // failCommands answers every pending command of s with "worker
-// disconnected" (its stream is gone). Called with e.mu held.
+// disconnected" (its stream is gone). Called with e.disp.mu held.
 func (s *Session) failCommands() {
 	for id, ch := range s.ctl.pending {
 		ch <- CommandReply{Worker: s.hello.WorkerID, Server: s.e.cfg.ServerID, Error: CommandDisconnected, at: s.e.clk.Now()}
@@ -376,7 +376,7 @@ func (s *Session) failCommands() {
 // inheritControl carries a drain the server asked for over to the new
 // session of a worker that reconnected while its old session was still
 // here (unless the old one was told to shut down: the new connection is
-// the restarted worker). Called with e.mu held, before the new session
+// the restarted worker). Called with e.disp.mu held, before the new session
 // can be dispatched to.
 func (s *Session) inheritControl(old *Session) {
 	if old == nil || !old.draining || old.ctl.leaving {
@@ -387,7 +387,7 @@ func (s *Session) inheritControl(old *Session) {
 	s.e.log.Info("reconnected worker stays drained", "worker", s.hello.WorkerID)
 }
 
-// info is the session's WorkerInfo. Called with e.mu held.
+// info is the session's WorkerInfo. Called with e.disp.mu held.
 func (s *Session) info() WorkerInfo {
 	return WorkerInfo{
 		ID: s.hello.WorkerID, Group: s.hello.Group, State: s.state,

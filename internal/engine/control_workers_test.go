@@ -302,9 +302,9 @@ func TestWorkerCommand(t *testing.T) {
 			t.Fatalf("timed out after %v, want 3s", took)
 		}
 		reply(t, s, c, 2, `{}`, "") // late: nobody waits
-		en.e.mu.Lock()
+		en.e.disp.mu.Lock()
 		left := len(s.ctl.pending)
-		en.e.mu.Unlock()
+		en.e.disp.mu.Unlock()
 		if left != 0 {
 			t.Fatalf("%d pending commands left", left)
 		}
@@ -321,9 +321,9 @@ func TestWorkerCommand(t *testing.T) {
 		if err := <-errc; !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled caller: %v", err)
 		}
-		en.e.mu.Lock()
+		en.e.disp.mu.Lock()
 		left = len(s.ctl.pending)
-		en.e.mu.Unlock()
+		en.e.disp.mu.Unlock()
 		if left != 0 {
 			t.Fatalf("%d pending commands left after the caller went away", left)
 		}

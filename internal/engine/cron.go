@@ -38,8 +38,8 @@ const missCountCap = 20000
 
 // cronLoop is the leader's cron timer, a component with its own state and
 // lock, activated by a won term and deactivated when it is lost or the
-// engine stops. Lock order: the engine's lock may be held when calling
-// note or rearm; the loop never takes the engine's lock while holding its
+// engine stops. Lock order: the dispatcher's lock may be held when calling
+// note or rearm; the loop never takes the dispatcher's lock while holding its
 // own.
 type cronLoop struct {
 	e *Engine
@@ -142,24 +142,24 @@ func (c *cronLoop) startLocked(due time.Time) {
 	c.inflight = true
 	e := c.e
 	var fired int
-	o := &op{}
-	o.txfn = func(ctx context.Context, tx store.Tx) error {
+	o := &txOp{}
+	o.fn = func(ctx context.Context, tx store.Tx) error {
 		var err error
 		fired, err = e.tick(ctx, tx, o, due)
 		return err
 	}
-	o.done = func(o *op) { c.ticked(o, fired) }
+	o.done = func() { c.ticked(o, fired) }
 	if !e.ops.push(o) {
 		c.inflight = false
 	}
 }
 
-func (c *cronLoop) ticked(o *op, jobs int) {
+func (c *cronLoop) ticked(o *txOp, jobs int) {
 	e := c.e
 	if o.err == nil {
-		e.mu.Lock()
+		e.disp.mu.Lock()
 		e.applyMade(o, "replaced by a newer slot")
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -183,15 +183,15 @@ func (c *cronLoop) ticked(o *op, jobs int) {
 }
 
 // noteFire makes sure a tick happens by at (leader only; a no-op
-// elsewhere). Called with or without e.mu held.
+// elsewhere). Called with or without e.disp.mu held.
 func (e *Engine) noteFire(at time.Time) { e.cron.note(at) }
 
 // rearmCron re-reads the next fire time in the background.
 func (e *Engine) rearmCron() { e.cron.rearm() }
 
-// applyMade reacts to the runs a committed txfn created, queued or
-// cancelled. Called with e.mu held.
-func (e *Engine) applyMade(o *op, cancelReason string) {
+// applyMade reacts to the runs a committed txOp created, queued or
+// cancelled. Called with e.disp.mu held.
+func (e *Engine) applyMade(o *txOp, cancelReason string) {
 	for _, r := range o.made {
 		e.created(r)
 	}
@@ -201,7 +201,7 @@ func (e *Engine) applyMade(o *op, cancelReason string) {
 }
 
 // tick fires the due jobs; it returns how many jobs it looked at.
-func (e *Engine) tick(ctx context.Context, tx store.Tx, o *op, due time.Time) (int, error) {
+func (e *Engine) tick(ctx context.Context, tx store.Tx, o *txOp, due time.Time) (int, error) {
 	o.made, o.cancels = nil, nil
 	// The timer ran on the monotonic clock; the wall clock may read a few
 	// microseconds earlier than the time it was armed for. The slot is due.
@@ -370,7 +370,7 @@ func (e *Engine) misfire(j *store.Job, slots []slot) {
 //	queue    a slot's run is blocked until the earlier runs end
 //	replace  earlier unfinished runs are cancelled; of several slots
 //	         firing at once only the newest runs
-func (e *Engine) overlap(ctx context.Context, tx store.Tx, o *op, j *store.Job, slots []slot, now time.Time, runs []store.RunInsertParams) ([]store.RunInsertParams, error) {
+func (e *Engine) overlap(ctx context.Context, tx store.Tx, o *txOp, j *store.Job, slots []slot, now time.Time, runs []store.RunInsertParams) ([]store.RunInsertParams, error) {
 	var active []*store.Run
 	if j.Overlap != store.OverlapAllow {
 		var err error
@@ -443,34 +443,54 @@ func (e *Engine) slotRun(j *store.Job, at, now time.Time) store.RunInsertParams 
 }
 
 // jobRunEnded releases the next blocked run of a job (overlap policy
-// queue) once a run of it reached a terminal status. Jobs are collected
-// and unblocked in one op. Called with e.mu held.
+// queue) once a run of it reached a terminal status. Called with e.disp.mu
+// held.
 func (e *Engine) jobRunEnded(job string) {
-	if !e.running() {
-		return
+	if e.running() {
+		e.unblock.note(job)
 	}
-	if e.unblock == nil {
-		e.unblock = make(map[string]bool)
-	}
-	first := len(e.unblock) == 0
-	e.unblock[job] = true
-	if !first || e.unblocking {
-		return
-	}
-	e.startUnblock()
 }
 
-// startUnblock queues one op that unblocks the collected jobs. Called with
-// e.mu held.
-func (e *Engine) startUnblock() {
-	jobs := make([]string, 0, len(e.unblock))
-	for j := range e.unblock {
+// unblocker releases blocked runs: the jobs whose runs ended are collected
+// and unblocked in one op at a time. It owns its state and lock. Lock
+// order: the dispatcher's lock may be held when calling note; the unblocker
+// takes the dispatcher's lock only while not holding its own.
+type unblocker struct {
+	e *Engine
+
+	mu       sync.Mutex
+	jobs     map[string]bool // jobs whose next blocked run may be released
+	inflight bool            // an unblock op is in flight
+}
+
+// note collects a job whose run ended and starts an op unless one is in
+// flight (its completion takes what was collected meanwhile).
+func (u *unblocker) note(job string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.jobs == nil {
+		u.jobs = make(map[string]bool)
+	}
+	first := len(u.jobs) == 0
+	u.jobs[job] = true
+	if !first || u.inflight {
+		return
+	}
+	u.startLocked()
+}
+
+// startLocked queues one op that unblocks the collected jobs. Called with
+// u.mu held.
+func (u *unblocker) startLocked() {
+	e := u.e
+	jobs := make([]string, 0, len(u.jobs))
+	for j := range u.jobs {
 		jobs = append(jobs, j)
 	}
-	clear(e.unblock)
-	e.unblocking = true
-	o := &op{}
-	o.txfn = func(ctx context.Context, tx store.Tx) error {
+	clear(u.jobs)
+	u.inflight = true
+	o := &txOp{}
+	o.fn = func(ctx context.Context, tx store.Tx) error {
 		var made []*store.Run
 		for _, j := range jobs {
 			r, err := tx.RunUnblockNext(ctx, j, e.now())
@@ -484,23 +504,32 @@ func (e *Engine) startUnblock() {
 		o.made = made
 		return nil
 	}
-	o.done = func(o *op) {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		e.unblocking = false
-		if o.err != nil {
-			e.log.Error("unblock queued job runs", "jobs", jobs, "err", o.err)
-			for _, j := range jobs {
-				e.unblock[j] = true // the next ended run retries them
-			}
-			return
-		}
-		e.applyMade(o, "")
-		if len(e.unblock) > 0 && e.running() {
-			e.startUnblock()
-		}
-	}
+	o.done = func() { u.unblocked(o, jobs) }
 	if !e.ops.push(o) {
-		e.unblocking = false
+		u.inflight = false
+	}
+}
+
+func (u *unblocker) unblocked(o *txOp, jobs []string) {
+	e := u.e
+	running := false
+	if o.err == nil {
+		e.disp.mu.Lock()
+		e.applyMade(o, "")
+		running = e.running()
+		e.disp.mu.Unlock()
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.inflight = false
+	if o.err != nil {
+		e.log.Error("unblock queued job runs", "jobs", jobs, "err", o.err)
+		for _, j := range jobs {
+			u.jobs[j] = true // the next ended run retries them
+		}
+		return
+	}
+	if len(u.jobs) > 0 && running {
+		u.startLocked()
 	}
 }

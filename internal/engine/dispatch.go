@@ -5,11 +5,31 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/clock"
 	"github.com/pluto-sched/pluto/internal/store"
 )
+
+// dispatcher is the state of dispatch: the groups with their ready queues
+// and claims in flight, the sessions of the connected workers, and the
+// runs this server holds. Its lock, mu, guards all of it and every
+// Session's and group's fields: assigning a run changes a group's queue, a
+// session's credits and the run's flight at once, and a result changes
+// them back. Lock order: the other components' locks (the promoter's, the
+// cron loop's, the deliverer's, the unblocker's, the waiters') may be
+// taken while holding it; they never take it while holding their own.
+type dispatcher struct {
+	mu       sync.Mutex
+	groups   map[string]*group
+	sessions map[string]*Session // current session per worker id
+	flights  map[string]*flight  // current attempt of each run this server holds
+	orphans  map[string]*flight  // active runs found at start, not yet reclaimed
+	settling map[string]int      // runs with a finish queued and not yet done (reconcile.go)
+	dispSeq  uint64              // dispatch counter for least-recent routing
+	rrSeq    uint64              // round-robin counter
+}
 
 // flight is the engine's memory of a run's current attempt while this
 // server holds it: claimed and waiting for a worker slot (session nil), or
@@ -91,10 +111,10 @@ type group struct {
 }
 
 func (e *Engine) group(name string) *group {
-	g := e.groups[name]
+	g := e.disp.groups[name]
 	if g == nil {
 		g = &group{name: name, empty: make(map[string]bool)}
-		e.groups[name] = g
+		e.disp.groups[name] = g
 	}
 	return g
 }
@@ -103,20 +123,20 @@ func (e *Engine) group(name string) *group {
 // with no worker connected here has no entry (a new group starts out
 // assuming work), so names that clients invent cost no memory.
 func (e *Engine) wake(name string) {
-	if g := e.groups[name]; g != nil {
+	if g := e.disp.groups[name]; g != nil {
 		e.wakeGroup(g)
 	}
 }
 
 // dropIdleGroup forgets a group with no workers, no waiting runs and no
-// claim in flight. Called with e.mu held.
+// claim in flight. Called with e.disp.mu held.
 func (e *Engine) dropIdleGroup(g *group) {
-	if len(g.sessions) == 0 && g.ready.Len() == 0 && !g.claiming && e.groups[g.name] == g {
-		delete(e.groups, g.name)
+	if len(g.sessions) == 0 && g.ready.Len() == 0 && !g.claiming && e.disp.groups[g.name] == g {
+		delete(e.disp.groups, g.name)
 	}
 }
 
-// wakeGroup: called with e.mu held.
+// wakeGroup: called with e.disp.mu held.
 func (e *Engine) wakeGroup(g *group) {
 	clear(g.empty)
 	g.wakeGen++
@@ -126,7 +146,7 @@ func (e *Engine) wakeGroup(g *group) {
 // kick first hands waiting runs to free workers (assign), then queues a
 // claim for g when its workers still have free credits and the store may
 // hold queued runs. At most one claim per group is in flight. Called with
-// e.mu held.
+// e.disp.mu held.
 //
 // Assigning first keeps an invariant the claim sizing relies on: no run
 // waits in the ready queue while a worker that could take it has a free
@@ -136,14 +156,14 @@ func (e *Engine) kick(g *group) {
 	if !e.running() || g.claiming || len(e.claimParams(g)) == 0 {
 		return
 	}
-	o := &op{}
-	o.prepareClaim = func() []store.RunClaimParams {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		o.claimGen = g.wakeGen
+	o := &claimOp{}
+	o.prepare = func() []store.RunClaimParams {
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
+		o.gen = g.wakeGen
 		return e.claimParams(g)
 	}
-	o.done = func(o *op) { e.claimed(g, o) }
+	o.done = func() { e.claimed(g, o) }
 	if e.ops.push(o) {
 		g.claiming = true
 	}
@@ -155,7 +175,7 @@ func (e *Engine) kick(g *group) {
 // types from eating an idle worker's credits: runs that only a busy worker
 // serves are not claimed for the idle one, and runs waiting for the busy
 // one do not count against it (after assign, no waiting run is one a free
-// worker could take; see kick). Nil when nothing is free. Called with e.mu
+// worker could take; see kick). Nil when nothing is free. Called with e.disp.mu
 // held.
 func (e *Engine) claimParams(g *group) []store.RunClaimParams {
 	if !e.running() {
@@ -191,9 +211,9 @@ func (e *Engine) claimParams(g *group) []store.RunClaimParams {
 
 // claimed runs after a claim committed: the runs are now dispatched with a
 // new attempt in the store and go to workers.
-func (e *Engine) claimed(g *group, o *op) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+func (e *Engine) claimed(g *group, o *claimOp) {
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	g.claiming = false
 	// Whatever the outcome, a group whose last worker left while the claim
 	// was in flight is forgotten now (it was kept only for the claim).
@@ -206,7 +226,7 @@ func (e *Engine) claimed(g *group, o *op) {
 		e.kick(g) // nothing was free when it applied; maybe now
 		return
 	}
-	if g.wakeGen == o.claimGen {
+	if g.wakeGen == o.gen {
 		for i, c := range o.claims {
 			if o.short[i] {
 				for _, t := range c.Types {
@@ -215,22 +235,22 @@ func (e *Engine) claimed(g *group, o *op) {
 			}
 		}
 	}
-	if !e.running() || e.groups[g.name] != g {
+	if !e.running() || e.disp.groups[g.name] != g {
 		// Stopping, or the group was forgotten when its last worker left: a
 		// claim that committed meanwhile goes back to the queue instead of
 		// to a worker.
-		if len(o.claimed) > 0 {
-			back := make([]*flight, len(o.claimed))
-			for i, r := range o.claimed {
+		if len(o.runs) > 0 {
+			back := make([]*flight, len(o.runs))
+			for i, r := range o.runs {
 				back[i] = newFlight(r)
 			}
 			e.handBack(back, "server stopping", false)
 		}
 		return
 	}
-	for _, r := range o.claimed {
+	for _, r := range o.runs {
 		f := newFlight(r)
-		e.flights[r.ID] = f
+		e.disp.flights[r.ID] = f
 		heap.Push(&g.ready, f)
 	}
 	e.kick(g) // assigns them first
@@ -239,7 +259,7 @@ func (e *Engine) claimed(g *group, o *op) {
 // assign hands waiting runs to workers with free credits, in priority
 // order, choosing each worker with the run's routing strategy. Runs whose
 // type no live worker of the group serves go back to the queue. Called
-// with e.mu held.
+// with e.disp.mu held.
 func (e *Engine) assign(g *group) {
 	if g.ready.Len() == 0 {
 		return
@@ -252,7 +272,7 @@ func (e *Engine) assign(g *group) {
 	largest := 0 // the largest message limit of a worker serving a too-large run
 	for g.ready.Len() > 0 && free > 0 {
 		f := heap.Pop(&g.ready).(*flight)
-		if e.flights[f.id] != f {
+		if e.disp.flights[f.id] != f {
 			continue // cancelled or timed out while waiting
 		}
 		g.cands, g.csess = g.cands[:0], g.csess[:0]
@@ -280,15 +300,15 @@ func (e *Engine) assign(g *group) {
 		if routing == "" {
 			routing = e.cfg.DefaultRouting
 		}
-		i := route(routing, f.routingKey, g.cands, e.rrSeq, nil)
+		i := route(routing, f.routingKey, g.cands, e.disp.rrSeq, nil)
 		if i < 0 {
 			waiting = append(waiting, f)
 			continue
 		}
-		e.rrSeq++
+		e.disp.rrSeq++
 		s := g.csess[i]
-		e.dispSeq++
-		s.lastDispatch = e.dispSeq
+		e.disp.dispSeq++
+		s.lastDispatch = e.disp.dispSeq
 		s.held[f.id] = f.attempt
 		f.session = s
 		s.outbox = append(s.outbox, Task{
@@ -320,15 +340,15 @@ func (e *Engine) assign(g *group) {
 // them died or went away: that counts toward MaxLostAttempts, and a run
 // lost that often fails instead, so that a run that kills its worker (or
 // makes it crash) is not handed from worker to worker forever. Called with
-// e.mu held.
+// e.disp.mu held.
 func (e *Engine) handBack(fs []*flight, why string, lost bool) {
 	now := e.now()
 	params := make([]store.RunFinishParams, 0, len(fs))
 	groups := make([]string, 0, len(fs))
 	for _, f := range fs {
 		f.stopTimer()
-		if e.flights[f.id] == f {
-			delete(e.flights, f.id)
+		if e.disp.flights[f.id] == f {
+			delete(e.disp.flights, f.id)
 		}
 		p := store.RunFinishParams{ID: f.id, Attempt: f.attempt, Status: store.StatusQueued, Lost: lost, ServerID: e.fence(), Now: now}
 		if lost && f.lost+1 >= e.cfg.MaxLostAttempts {
@@ -339,18 +359,20 @@ func (e *Engine) handBack(fs []*flight, why string, lost bool) {
 		groups = append(groups, f.group)
 	}
 	e.log.Debug("requeueing lost attempts", "runs", len(fs), "why", why)
-	e.pushFinishes(&op{finishes: params, finishGroups: groups, done: func(o *op) {
+	o := &finishOp{params: params, groups: groups}
+	o.done = func() {
 		if o.err != nil {
 			return // the engine is stopping: the next start recovers the runs
 		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for i, res := range o.finishRes {
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
+		for i, res := range o.res {
 			if res.Accepted {
 				e.settled(fs[i], params[i])
 			}
 		}
-	}})
+	}
+	e.pushFinishes(o)
 }
 
 // readyQueue orders claimed runs: higher priority, then earlier run_at,

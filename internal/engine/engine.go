@@ -4,18 +4,34 @@
 //
 // # Shape
 //
-// The engine is a set of small components around one write path. Those
-// with goroutines of their own — the committer, the liveness monitor, the
-// reconciler — follow one lifecycle contract (lifecycle.go: Start, Stop,
-// one life each) and are started in dependency order and stopped in
-// reverse. The promoter and the cron loop own their state and lock and are
-// activated by a won term. (The dispatcher, sessions and the feedback
-// deliverer still share the engine's lock; they are next to become
-// components of their own.)
+// The engine is a set of components around one write path, each owning
+// its state and its lock:
 //
-//   - committer (committer.go): the only writer. State changes are queued
-//     as ops and applied in one store transaction per batch (group commit);
-//     an op's callback runs only after its batch committed. While one batch
+//	clients: Submit, Cancel, Retry, Job*    workers: Connect, Ack, Results, …
+//	         │                                       │
+//	         ▼                                       ▼
+//	   ┌─ dispatcher + sessions (one lock) ──────────────────────┐
+//	   │  groups, ready queues, claims in flight, flights,       │◀─ monitor,
+//	   │  orphans, worker credits, per-run timeouts              │   reconciler
+//	   └───────────────────────────┬─────────────────────────────┘
+//	                               │ ops
+//	                               ▼
+//	                 committer: the only writer ──▶ store.Tx per batch
+//	                               ▲   (an op's callback runs after its commit)
+//	                               │ ops
+//	   lease ──a term won──▶ promoter, cron loop, deliverer (leader only)
+//	   (own lock)            unblocker;  waiters (Wait's registry)
+//
+// Lock order: the dispatcher's lock or the lease's may be held while
+// taking the lock of a leader component, the unblocker, the waiters or the
+// committer's queue; none of those takes the dispatcher's or the lease's
+// lock while holding its own, and the dispatcher's and the lease's are
+// never held together.
+//
+//   - committer (committer.go, ops.go): the only writer. State changes are
+//     queued as ops, one kind each (insertOp, finishOp, claimOp, txOp, …),
+//     and applied in one store transaction per batch (group commit); an
+//     op's callback runs only after its batch committed. While one batch
 //     commits the next accumulates, so batches grow with load and a lone
 //     submit on an idle system commits at once.
 //   - dispatcher (dispatch.go): per group, claims queued runs from the store
@@ -25,13 +41,40 @@
 //     work (a submit, a requeue, a promotion) or freed a slot kicks the
 //     group; nothing polls.
 //   - sessions (session.go): one per connected worker; credits (window −
-//     held runs), acks, results, heartbeats. The liveness monitor
-//     (monitor.go) moves sessions alive → suspect → dead and requeues a dead
-//     worker's runs with a new attempt.
-//   - timers: per-run timeouts (finish.go) and the promoter (promote.go),
-//     which moves pending runs to queued when their time comes.
+//     held runs), acks, results, heartbeats. They share the dispatcher's
+//     lock: assigning a run changes a queue, a worker's credits and the
+//     run's flight together. The liveness monitor (monitor.go) moves
+//     sessions alive → suspect → dead and requeues a dead worker's runs
+//     with a new attempt.
+//   - per-run timeouts (finish.go), on the dispatcher's lock.
+//   - leader components, activated when this server wins a term and
+//     deactivated when it loses it or stops: the promoter (promote.go)
+//     moves pending runs to queued when their time comes; the cron loop
+//     (cron.go) fires jobs' slots; the deliverer (feedback.go) POSTs
+//     outcomes to callback URLs. The unblocker (cron.go) releases blocked
+//     runs when a job's run ends.
 //   - reconciler (reconcile.go): every ReconcileInterval, compares the
 //     store with what the components drive and repairs the difference.
+//   - components with goroutines of their own follow one lifecycle
+//     (lifecycle.go): started in dependency order, stopped in reverse.
+//
+// # A run's life, and who moves it
+//
+//	submit ──▶ pending ──promoter──▶ queued ◀── submit, retry (user),
+//	             ▲                     │         unblocker (from blocked),
+//	             │                     │         lost attempt (monitor,
+//	             │         dispatcher  │         sessions, reconciler)
+//	             │  (claim: attempt+1) ▼
+//	             │                 dispatched ──session (ack)──▶ running
+//	             │                     │                           │
+//	             └── failed attempt, ──┴──── session (result), ────┘
+//	                 attempts left           timeout (finish.go)
+//	                                               │
+//	                                               ▼
+//	            succeeded | failed | timed_out | cancelled (user) | skipped (cron)
+//
+// The store is the source of truth: each arrow is an op committed before
+// anyone is told (docs/state-machine.md has every transition).
 //
 // # Errors
 //
@@ -268,39 +311,38 @@ type Engine struct {
 	ops     *opQueue   // the committer's queue
 	commits *committer // the only writer (committer.go)
 
-	mu         sync.Mutex
-	groups     map[string]*group
-	sessions   map[string]*Session // current session per worker id
-	flights    map[string]*flight  // current attempt of each run this server holds
-	orphans    map[string]*flight  // active runs found at start, not yet reclaimed
-	waiters    map[string][]chan struct{}
-	wmu        sync.Mutex
-	watched    map[string]time.Time // runs some server waits for → until
-	dispSeq    uint64               // dispatch counter for least-recent routing
-	rrSeq      uint64               // round-robin counter
-	state      lifecycle
-	promote    *promoter       // promote.go
-	cron       *cronLoop       // cron.go
-	feedback   feedback        // leader only: callback deliveries (feedback.go)
-	settling   map[string]int  // runs with a finish queued and not yet done (reconcile.go)
-	monitor    *monitor        // liveness (monitor.go)
-	recon      *reconciler     // reconcile.go
-	unblock    map[string]bool // jobs whose next blocked run may be released
-	unblocking bool            // an unblock op is in flight
-	lead       leadership
-	cancelBG   context.CancelFunc // ends background loops (listener)
-	leaseDone  chan struct{}      // closed when the lease loop exits
+	// The components with their own state and lock.
+	promote  *promoter   // promote.go
+	cron     *cronLoop   // cron.go
+	feedback *deliverer  // callback deliveries, leader only (feedback.go)
+	unblock  *unblocker  // releases blocked runs of jobs (cron.go)
+	monitor  *monitor    // liveness (monitor.go)
+	recon    *reconciler // reconcile.go
+	waiters  waiters     // Wait calls, by run (control.go)
+	lead     leadership  // leader.go
 
-	stopMon  chan struct{}
-	wg       sync.WaitGroup
-	stopOnce sync.Once
+	disp dispatcher // groups, sessions and the runs this server holds (dispatch.go)
+
+	wmu     sync.Mutex
+	watched map[string]time.Time // runs some server waits for → until
+
+	// state is the engine's lifecycle. It changes with e.disp.mu held, so
+	// it is stable for the dispatcher and the sessions; it is atomic so
+	// that the components with locks of their own read it without taking
+	// the dispatcher's.
+	state     atomic.Int32       // a lifecycle
+	cancelBG  context.CancelFunc // ends background loops (listener)
+	leaseDone chan struct{}      // closed when the lease loop exits
+	stopMon   chan struct{}
+	wg        sync.WaitGroup
+	stopOnce  sync.Once
 
 	liveCfg   atomic.Pointer[Live] // the settings Reconfigure changes (reconfig.go)
 	quiescing atomic.Bool          // Quiesce began (quiesce.go)
 	drainSig  chan struct{}        // wakes Quiesce's wait; 1-buffered
 }
 
-type lifecycle int
+type lifecycle int32
 
 const (
 	stateNew lifecycle = iota
@@ -320,22 +362,24 @@ func New(cfg Config) (*Engine, error) {
 		st:        cfg.Store,
 		clk:       cfg.Clock,
 		log:       cfg.Logger,
-		groups:    make(map[string]*group),
-		sessions:  make(map[string]*Session),
-		flights:   make(map[string]*flight),
-		orphans:   make(map[string]*flight),
-		settling:  make(map[string]int),
-		waiters:   make(map[string][]chan struct{}),
 		watched:   make(map[string]time.Time),
 		stopMon:   make(chan struct{}),
 		leaseDone: make(chan struct{}),
 		drainSig:  make(chan struct{}, 1),
+	}
+	e.disp = dispatcher{
+		groups:   make(map[string]*group),
+		sessions: make(map[string]*Session),
+		flights:  make(map[string]*flight),
+		orphans:  make(map[string]*flight),
+		settling: make(map[string]int),
 	}
 	e.commits = newCommitter(e)
 	e.monitor = &monitor{e: e}
 	e.promote = &promoter{e: e}
 	e.cron = &cronLoop{e: e}
 	e.recon = &reconciler{e: e}
+	e.unblock = &unblocker{e: e}
 	e.ops = e.commits.ops
 	e.liveCfg.Store(liveFromConfig(&e.cfg))
 	if err := e.initFeedback(); err != nil {
@@ -349,12 +393,9 @@ func New(cfg Config) (*Engine, error) {
 // that reconnecting workers may reclaim; those not reclaimed within
 // DeadAfter are requeued with a new attempt.
 func (e *Engine) Start(ctx context.Context) error {
-	e.mu.Lock()
-	if e.state != stateNew {
-		e.mu.Unlock()
+	if e.lifecycle() != stateNew {
 		return errors.New("engine: already started")
 	}
-	e.mu.Unlock()
 
 	held := store.RunListActiveParams{ServerID: e.cfg.ServerID}
 	if e.cfg.ExclusiveStore {
@@ -367,15 +408,15 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.adoptRecovered(ctx, active); err != nil {
 		return err
 	}
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	now := e.now()
 	for _, r := range active {
 		f := newFlight(r)
 		f.orphanedAt = now
-		e.orphans[r.ID] = f
+		e.disp.orphans[r.ID] = f
 	}
-	e.state = stateRunning
-	e.mu.Unlock()
+	e.setState(stateRunning)
+	e.disp.mu.Unlock()
 
 	bg, cancel := context.WithCancel(context.Background())
 	e.cancelBG = cancel
@@ -434,21 +475,26 @@ func (e *Engine) adoptRecovered(ctx context.Context, active []*store.Run) error 
 // in-flight runs finish. Safe to call more than once.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.stopOnce.Do(func() {
-		e.mu.Lock()
-		started := e.state == stateRunning || e.state == stateDraining
+		e.disp.mu.Lock()
+		started := e.serving()
 		held := e.heldByWorkers(false)
-		e.state = stateStopping
-		for _, s := range e.sessions {
+		e.setState(stateStopping)
+		for _, s := range e.disp.sessions {
 			s.stopTimers()
 		}
+		e.disp.mu.Unlock()
+		// Under the lease's lock: a renewal that won a term before the
+		// state changed has activated the leader's components by now, and
+		// one after it sees the engine stopping and activates nothing.
+		e.lead.mu.Lock()
 		e.promote.deactivate()
 		e.cron.deactivate()
-		e.feedback.stop()
-		e.mu.Unlock()
+		e.feedback.deactivate()
+		e.lead.mu.Unlock()
 		if !started {
-			e.mu.Lock()
-			e.state = stateStopped
-			e.mu.Unlock()
+			e.disp.mu.Lock()
+			e.setState(stateStopped)
+			e.disp.mu.Unlock()
 			return
 		}
 		e.cancelBG()
@@ -461,30 +507,42 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		e.resign(ctx, held > 0) // the committer still runs: leader loops may be mid-write
 		done := make(chan struct{})
-		go func() { e.commits.Stop(); e.wg.Wait(); e.promote.arming.Wait(); e.cron.arming.Wait(); close(done) }()
+		go func() {
+			e.commits.Stop()
+			e.wg.Wait()
+			e.promote.arming.Wait()
+			e.cron.arming.Wait()
+			e.feedback.running.Wait()
+			close(done)
+		}()
 		select {
 		case <-done:
 		case <-ctx.Done():
 		}
-		e.mu.Lock()
-		e.state = stateStopped
-		e.mu.Unlock()
+		e.disp.mu.Lock()
+		e.setState(stateStopped)
+		e.disp.mu.Unlock()
 	})
 	return nil
 }
 
-func (e *Engine) running() bool { return e.state == stateRunning }
+func (e *Engine) lifecycle() lifecycle { return lifecycle(e.state.Load()) }
+
+// setState moves the engine to l. Called with e.disp.mu held.
+func (e *Engine) setState(l lifecycle) { e.state.Store(int32(l)) }
+
+func (e *Engine) running() bool { return e.lifecycle() == stateRunning }
 
 // serving is running, or draining in a graceful stop: the engine takes no
 // new work but still tends what it holds (results, timeouts, liveness).
-func (e *Engine) serving() bool { return e.state == stateRunning || e.state == stateDraining }
+func (e *Engine) serving() bool {
+	l := e.lifecycle()
+	return l == stateRunning || l == stateDraining
+}
 
 // Ready reports whether the engine is running and its store answers.
 func (e *Engine) Ready(ctx context.Context) error {
-	e.mu.Lock()
-	ok := e.running()
-	e.mu.Unlock()
-	if !ok {
+	if !e.running() {
 		return ErrStopped
 	}
 	if _, err := e.st.RunGet(ctx, "r_readiness_probe"); err != nil && !errors.Is(err, store.ErrNotFound) {

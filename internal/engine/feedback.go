@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -30,7 +31,7 @@ import (
 //
 // # A round
 //
-//  1. Claim: a committer op (txfn) runs CallbackListDue for as many
+//  1. Claim: a committer op (a txOp) runs CallbackListDue for as many
 //     deliveries as there are free slots (CallbackConcurrency): each gets
 //     one more attempt and a lease (next_at moves to now + lease), in one
 //     transaction that then commits. No transaction stays open while a
@@ -71,23 +72,36 @@ const (
 	maxCallbackError = 500
 )
 
-// feedback is the leader's deliverer. All fields are guarded by e.mu.
-type feedback struct {
+// deliverer is the leader's feedback deliverer, a component with its own
+// state and lock like the promoter: activated when a term is won and
+// deactivated when it is lost or the engine stops. The goroutines it
+// starts (reads of the next delivery time, POSTs) are counted in running,
+// which the engine's Stop waits for.
+//
+// Lock order: the dispatcher's lock may be held when calling note or
+// rearm, the lease's when calling activate or deactivate; the deliverer
+// takes neither.
+type deliverer struct {
+	e      *Engine
+	policy *callbackPolicy // set in New, then read only
+	client CallbackDoer    // set in New, then read only
+
+	mu        sync.Mutex
+	active    bool // leading: a term is won and not yet lost
 	wake      wakeTimer
-	claiming  bool // a claim op is in flight
-	again     bool // a wake-up came while it was
-	full      bool // every slot is taken: claim again when one frees
-	inflight  int  // POSTs in flight
-	stopped   bool
+	claiming  bool            // a claim op is in flight
+	again     bool            // a wake-up came while it was
+	full      bool            // every slot is taken: claim again when one frees
+	inflight  int             // POSTs in flight
 	ctx       context.Context // the term's; cancelled when it ends
 	cancel    context.CancelFunc
 	records   []store.CallbackRecordParams // outcomes to write
 	recording bool                         // a record op is in flight
-	policy    *callbackPolicy
-	client    CallbackDoer
+	running   sync.WaitGroup               // arm and POST goroutines
 }
 
-// initFeedback checks the callback settings and builds the HTTP client.
+// initFeedback checks the callback settings and builds the deliverer and
+// its HTTP client.
 func (e *Engine) initFeedback() error {
 	c := &e.cfg
 	if c.CallbackExpiry <= 0 {
@@ -103,53 +117,62 @@ func (e *Engine) initFeedback() error {
 	if err != nil {
 		return err
 	}
-	e.feedback.policy = p
-	e.feedback.client = c.CallbackClient
+	e.feedback = &deliverer{e: e, policy: p, client: c.CallbackClient}
 	if e.feedback.client == nil {
 		e.feedback.client = newCallbackClient(p)
 	}
 	return nil
 }
 
-// start readies the deliverer for a new term. Called with e.mu held.
-func (f *feedback) start() {
-	f.stopped = false
-	f.ctx, f.cancel = context.WithCancel(context.Background())
+// activate readies the deliverer for a new term; arm then reads the first
+// time from the store.
+func (d *deliverer) activate() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.active = true
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 }
 
-// stop ends the term's deliveries: the timer stops and POSTs in flight are
-// cancelled (their leases lapse; the next leader claims them again).
-// Called with e.mu held.
-func (f *feedback) stop() {
-	f.stopped = true
-	f.wake.stop()
-	if f.cancel != nil {
-		f.cancel()
+// deactivate ends the term's deliveries: the timer stops and POSTs in
+// flight are cancelled (their leases lapse; the next leader claims them
+// again).
+func (d *deliverer) deactivate() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.active = false
+	d.wake.stop()
+	if d.cancel != nil {
+		d.cancel()
 	}
-	f.closeIdle()
+	d.closeIdle()
 }
+
+// takingWork says whether the deliverer may start anything new: it leads,
+// and the engine runs (a graceful stop takes no new work even in the
+// moment before it gives the lease up). Called with d.mu held.
+func (d *deliverer) takingWork() bool { return d.active && d.e.running() }
 
 // closeIdle closes the HTTP client's idle connections (and their
 // goroutines) once the deliverer stopped.
-func (f *feedback) closeIdle() {
-	if c, ok := f.client.(interface{ CloseIdleConnections() }); ok {
+func (d *deliverer) closeIdle() {
+	if c, ok := d.client.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
 }
 
-// armFeedback arms the deliverer from the store (on taking the lease, and
-// after a round that claimed fewer deliveries than it could, at
-// claimedAt: a delivery due by then that it did not get is held by
-// another server's claim, so the next look is a little later rather than
-// at once).
-func (e *Engine) armFeedback(ctx context.Context, claimedAt time.Time) {
+// arm arms the deliverer from the store (on taking the lease, and after a
+// round that claimed fewer deliveries than it could, at claimedAt: a
+// delivery due by then that it did not get is held by another server's
+// claim, so the next look is a little later rather than at once).
+func (d *deliverer) arm(ctx context.Context, claimedAt time.Time) {
+	e := d.e
 	at, err := e.st.CallbackNextAt(ctx)
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Error("read next callback delivery", "err", err)
-			e.noteCallback(e.now().Add(time.Second)) // try again rather than stall
+			d.noteLocked(e.now().Add(time.Second)) // try again rather than stall
 		}
 		return
 	}
@@ -159,69 +182,81 @@ func (e *Engine) armFeedback(ctx context.Context, claimedAt time.Time) {
 	if !claimedAt.IsZero() && !at.After(claimedAt) {
 		at = e.now().Add(callbackRecheck)
 	}
-	e.noteCallback(at)
+	d.noteLocked(at)
 }
 
-// rearmFeedback re-reads the next delivery in the background, after a
-// round that claimed at claimedAt. Called with e.mu held.
-func (e *Engine) rearmFeedback(claimedAt time.Time) {
-	if e.feedback.stopped || !e.running() || e.lead.term == 0 {
+// rearm re-reads the next delivery in the background (notifications were
+// lost, or the reconciler looks).
+func (d *deliverer) rearm() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rearmLocked(time.Time{})
+}
+
+// rearmLocked re-reads the next delivery in the background, after a round
+// that claimed at claimedAt. Called with d.mu held.
+func (d *deliverer) rearmLocked(claimedAt time.Time) {
+	if !d.takingWork() {
 		return
 	}
-	ctx := e.feedback.ctx
-	e.wg.Add(1)
+	ctx := d.ctx
+	d.running.Add(1)
 	go func() {
-		defer e.wg.Done()
-		e.armFeedback(ctx, claimedAt)
+		defer d.running.Done()
+		d.arm(ctx, claimedAt)
 	}()
 }
 
-// noteCallback makes sure a round starts by at. Only the leader delivers;
-// other servers publish the time (TopicCallback). Called with e.mu held.
-func (e *Engine) noteCallback(at time.Time) {
-	f := &e.feedback
-	if f.stopped || !e.running() || e.lead.term == 0 {
-		return
-	}
-	f.wake.arm(e.clk, at, e.callbackDue)
+// note makes sure a round starts by at. Only the leader delivers; other
+// servers publish the time (TopicCallback).
+func (d *deliverer) note(at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.noteLocked(at)
 }
 
-func (e *Engine) callbackDue() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.feedback.wake.fired()
-	e.startCallbackClaim()
+func (d *deliverer) noteLocked(at time.Time) {
+	if d.takingWork() {
+		d.wake.arm(d.e.clk, at, d.due)
+	}
 }
 
-// startCallbackClaim claims as many due deliveries as there are free
-// slots. Called with e.mu held.
-func (e *Engine) startCallbackClaim() {
-	f := &e.feedback
-	if f.stopped || !e.running() || e.lead.term == 0 {
+func (d *deliverer) due() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.wake.fired()
+	d.startClaimLocked()
+}
+
+// startClaimLocked claims as many due deliveries as there are free slots.
+// Called with d.mu held.
+func (d *deliverer) startClaimLocked() {
+	if !d.takingWork() {
 		return
 	}
-	if f.claiming {
-		f.again = true
+	if d.claiming {
+		d.again = true
 		return
 	}
-	free := e.cfg.CallbackConcurrency - f.inflight
+	e := d.e
+	free := e.cfg.CallbackConcurrency - d.inflight
 	if free <= 0 {
-		f.full = true
+		d.full = true
 		return
 	}
-	f.claiming = true
+	d.claiming = true
 	now := e.now()
 	lease := now.Add(e.callbackLease())
 	var claimed []*store.Run
-	o := &op{}
-	o.txfn = func(ctx context.Context, tx store.Tx) error {
+	o := &txOp{}
+	o.fn = func(ctx context.Context, tx store.Tx) error {
 		runs, err := tx.CallbackListDue(ctx, store.CallbackListDueParams{Now: now, LeaseUntil: lease, Limit: free})
 		claimed = runs
 		return err
 	}
-	o.done = func(o *op) { e.callbacksClaimed(o.err, claimed, free, now, lease) }
+	o.done = func() { d.claimed(o.err, claimed, free, now, lease) }
 	if !e.ops.push(o) {
-		f.claiming = false
+		d.claiming = false
 	}
 }
 
@@ -229,51 +264,50 @@ func (e *Engine) startCallbackClaim() {
 // longer than a POST may take plus the time to record its outcome.
 func (e *Engine) callbackLease() time.Duration { return 2*e.cfg.CallbackTimeout + 30*time.Second }
 
-func (e *Engine) callbacksClaimed(err error, runs []*store.Run, limit int, now, lease time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	f := &e.feedback
-	f.claiming = false
+func (d *deliverer) claimed(err error, runs []*store.Run, limit int, now, lease time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.claiming = false
 	if err != nil {
-		e.log.Error("claim callback deliveries", "err", err)
-		e.noteCallback(e.now().Add(time.Second))
+		d.e.log.Error("claim callback deliveries", "err", err)
+		d.noteLocked(d.e.now().Add(time.Second))
 		return
 	}
-	if f.stopped || e.lead.term == 0 {
+	if !d.active {
 		return // no longer leading: the leases lapse and the next leader claims them
 	}
 	for _, r := range runs {
-		f.inflight++
-		e.wg.Add(1)
-		go e.deliverCallback(f.ctx, r, lease)
+		d.inflight++
+		d.running.Add(1)
+		go d.deliver(d.ctx, r, lease)
 	}
 	switch {
-	case f.again:
-		f.again = false
-		e.startCallbackClaim()
+	case d.again:
+		d.again = false
+		d.startClaimLocked()
 	case len(runs) >= limit:
-		f.full = true // more may be due: claim when a slot frees
+		d.full = true // more may be due: claim when a slot frees
 	default:
-		e.rearmFeedback(now)
+		d.rearmLocked(now)
 	}
 }
 
-// deliverCallback makes one delivery and queues its outcome.
-func (e *Engine) deliverCallback(ctx context.Context, r *store.Run, lease time.Time) {
-	defer e.wg.Done()
+// deliver makes one delivery and queues its outcome.
+func (d *deliverer) deliver(ctx context.Context, r *store.Run, lease time.Time) {
+	defer d.running.Done()
+	e := d.e
 	rctx, cancel := context.WithTimeout(ctx, e.cfg.CallbackTimeout)
 	err := e.postCallback(rctx, r)
 	cancel()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	f := &e.feedback
-	f.inflight--
-	if f.stopped && f.inflight == 0 {
-		f.closeIdle()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.inflight--
+	if !d.active && d.inflight == 0 {
+		d.closeIdle()
 	}
-	if f.full {
-		f.full = false
-		e.startCallbackClaim()
+	if d.full {
+		d.full = false
+		d.startClaimLocked()
 	}
 	if err != nil && ctx.Err() != nil {
 		return // the term ended: not recorded, the lease lapses and the next leader retries
@@ -287,8 +321,8 @@ func (e *Engine) deliverCallback(ctx context.Context, r *store.Run, lease time.T
 	default:
 		e.log.Debug("callback attempt failed", "run", r.ID, "attempt", p.Attempt, "retry_at", p.NextAt, "err", p.Error)
 	}
-	f.records = append(f.records, p)
-	e.flushCallbackRecords()
+	d.records = append(d.records, p)
+	d.flushLocked()
 }
 
 // callbackOutcome decides what a delivery's result means.
@@ -331,28 +365,27 @@ func callbackBackoff(n int) time.Duration {
 	return (half + time.Duration(rand.Int64N(int64(half)+1))).Truncate(time.Microsecond)
 }
 
-// flushCallbackRecords writes the collected outcomes, one op at a time
-// (outcomes that arrive meanwhile go in the next one). Called with e.mu
-// held.
-func (e *Engine) flushCallbackRecords() {
-	f := &e.feedback
-	if f.recording || len(f.records) == 0 {
+// flushLocked writes the collected outcomes, one op at a time (outcomes
+// that arrive meanwhile go in the next one). Called with d.mu held.
+func (d *deliverer) flushLocked() {
+	if d.recording || len(d.records) == 0 {
 		return
 	}
-	batch := f.records
-	f.records = nil
-	f.recording = true
+	e := d.e
+	batch := d.records
+	d.records = nil
+	d.recording = true
 	var applied []bool
-	o := &op{}
-	o.txfn = func(ctx context.Context, tx store.Tx) error {
+	o := &txOp{}
+	o.fn = func(ctx context.Context, tx store.Tx) error {
 		res, err := tx.CallbackRecord(ctx, batch)
 		applied = res
 		return err
 	}
-	o.done = func(o *op) {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		f.recording = false
+	o.done = func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.recording = false
 		if o.err != nil {
 			// Not written: the claims' leases lapse and the deliveries are
 			// made again.
@@ -360,21 +393,21 @@ func (e *Engine) flushCallbackRecords() {
 		} else {
 			for i, ok := range applied {
 				if ok && batch[i].State == store.CallbackPending {
-					e.noteCallback(batch[i].NextAt)
+					d.noteLocked(batch[i].NextAt)
 				}
 			}
 		}
-		e.flushCallbackRecords()
+		d.flushLocked()
 	}
 	if !e.ops.push(o) {
-		f.recording = false
+		d.recording = false
 	}
 }
 
 // callbacksDue is the earliest delivery the batch's committed changes made
 // due (zero: none): finishes and cancels of runs with a callback URL,
-// skipped inserts of such runs, and what txfns noted (o.callbackAt).
-func callbacksDue(batch []*op) time.Time {
+// skipped inserts of such runs, and what txOps noted (callbackAt).
+func callbacksDue(batch []op) time.Time {
 	var at time.Time
 	note := func(t time.Time) {
 		if !t.IsZero() && (at.IsZero() || t.Before(at)) {
@@ -387,47 +420,49 @@ func callbacksDue(batch []*op) time.Time {
 		}
 	}
 	for _, o := range batch {
-		if o.err != nil {
+		if o.base().err != nil {
 			continue
 		}
-		for i, res := range o.finishRes {
-			if res.Callback && i < len(o.finishes) {
-				note(o.finishes[i].Now)
+		switch o := o.(type) {
+		case *finishOp:
+			for i, res := range o.res {
+				if res.Callback && i < len(o.params) {
+					note(o.params[i].Now)
+				}
+			}
+		case *cancelOp:
+			if o.res.Changed {
+				pendingRun(o.res.Run)
+			}
+		case *txOp:
+			for _, c := range o.cancels {
+				if c.Changed {
+					pendingRun(c.Run)
+				}
+			}
+			note(o.callbackAt)
+		case *insertOp:
+			for _, r := range o.res {
+				if !r.Existing {
+					pendingRun(r.Run)
+				}
 			}
 		}
-		if o.cancelRes.Changed {
-			pendingRun(o.cancelRes.Run)
-		}
-		for _, c := range o.cancels {
-			if c.Changed {
-				pendingRun(c.Run)
-			}
-		}
-		for _, r := range o.insertRes {
-			if !r.Existing {
-				pendingRun(r.Run)
-			}
-		}
-		note(o.callbackAt)
 	}
 	return at
 }
 
 // callbacksCommitted wakes the deliverer for the deliveries a committed
 // batch made due.
-func (e *Engine) callbacksCommitted(batch []*op) {
-	at := callbacksDue(batch)
-	if at.IsZero() {
-		return
+func (e *Engine) callbacksCommitted(batch []op) {
+	if at := callbacksDue(batch); !at.IsZero() {
+		e.feedback.note(at)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.noteCallback(at)
 }
 
 // callbackNotification is what a batch publishes for the leader when it
 // made deliveries due (a shared store).
-func callbackNotification(batch []*op) (store.Notification, bool) {
+func callbackNotification(batch []op) (store.Notification, bool) {
 	at := callbacksDue(batch)
 	if at.IsZero() {
 		return store.Notification{}, false
@@ -435,15 +470,15 @@ func callbackNotification(batch []*op) (store.Notification, bool) {
 	return store.Notification{Topic: store.TopicCallback, Payload: strconv.FormatInt(at.UnixMicro(), 10)}, true
 }
 
-// heardCallback acts on TopicCallback. Called with e.mu held.
+// heardCallback acts on TopicCallback.
 func (e *Engine) heardCallback(payload string) {
 	if us, err := strconv.ParseInt(payload, 10, 64); err == nil {
-		e.noteCallback(time.UnixMicro(us).UTC())
+		e.feedback.note(time.UnixMicro(us).UTC())
 	}
 }
 
-// noteCallbackRun records, in a txfn, that r's delivery became due.
-func (o *op) noteCallbackRun(r *store.Run) {
+// noteCallbackRun records, in a txOp's fn, that r's delivery became due.
+func (o *txOp) noteCallbackRun(r *store.Run) {
 	if r == nil || r.Callback.State != store.CallbackPending {
 		return
 	}

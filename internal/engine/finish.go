@@ -69,9 +69,9 @@ func (e *Engine) backoff(n int) time.Duration {
 
 // finished runs after a batch of results committed: it acknowledges them
 // to the worker and wakes waiters, the promoter and the queue.
-func (e *Engine) finished(s *Session, fs []*flight, o *op) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+func (e *Engine) finished(s *Session, fs []*flight, o *finishOp) {
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	if o.err != nil {
 		// Not committed. Keep the attempts reclaimable and make the worker
 		// reconnect: it resends the results it holds, and they are
@@ -80,22 +80,22 @@ func (e *Engine) finished(s *Session, fs []*flight, o *op) {
 		now := e.now()
 		for _, f := range fs {
 			f.session, f.orphanedAt = nil, now
-			e.orphans[f.id] = f
+			e.disp.orphans[f.id] = f
 		}
 		s.conn.Close("store error")
 		return
 	}
 	acks := make([]ResultAck, len(fs))
-	for i, res := range o.finishRes {
+	for i, res := range o.res {
 		acks[i] = ResultAck{RunID: fs[i].id, Attempt: fs[i].attempt, Accepted: res.Accepted}
 		if res.Accepted {
-			e.settled(fs[i], o.finishes[i])
+			e.settled(fs[i], o.params[i])
 		}
 	}
 	s.conn.ResultAcks(acks)
 }
 
-// settled reacts to a committed finish. Called with e.mu held.
+// settled reacts to a committed finish. Called with e.disp.mu held.
 func (e *Engine) settled(f *flight, p store.RunFinishParams) {
 	switch {
 	case p.Status.Terminal():
@@ -110,12 +110,12 @@ func (e *Engine) settled(f *flight, p store.RunFinishParams) {
 // timedOut ends an attempt that ran past its timeout: the outcome is
 // committed (retry or timed_out) and the worker is told to cancel it.
 func (e *Engine) timedOut(f *flight) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.flights[f.id] != f || !e.serving() {
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
+	if e.disp.flights[f.id] != f || !e.serving() {
 		return
 	}
-	delete(e.flights, f.id)
+	delete(e.disp.flights, f.id)
 	f.timer = nil
 	now := e.now()
 	p := store.RunFinishParams{ID: f.id, Attempt: f.attempt, Error: fmt.Sprintf("timed out after %s", f.timeout), ServerID: e.fence(), Now: now}
@@ -124,13 +124,13 @@ func (e *Engine) timedOut(f *flight) {
 		e.cancelOnWorker(f, "timed out")
 	}
 	e.failure(&p, f, store.StatusTimedOut, false, now)
-	o := &op{finishes: []store.RunFinishParams{p}, finishGroups: []string{f.group}}
-	o.done = func(o *op) {
-		if o.err != nil || !o.finishRes[0].Accepted {
+	o := &finishOp{params: []store.RunFinishParams{p}, groups: []string{f.group}}
+	o.done = func() {
+		if o.err != nil || !o.res[0].Accepted {
 			return
 		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
 		e.settled(f, p)
 	}
 	e.pushFinishes(o)
@@ -140,7 +140,7 @@ func (e *Engine) timedOut(f *flight) {
 // engine did not see start: recovered after a restart, or adopted from
 // another server with its worker. It fires when the attempt's time is up
 // counted from its recorded start (at once if that has passed). Called
-// with e.mu held.
+// with e.disp.mu held.
 func (e *Engine) armTimeout(f *flight, now time.Time) {
 	if !f.started || f.timeout <= 0 || f.timer != nil {
 		return
@@ -157,14 +157,14 @@ func (e *Engine) armTimeout(f *flight, now time.Time) {
 // does not answer within the dead timeout gets the slot back anyway (its
 // handler ignores cancellation, or the worker is broken) and a warning is
 // logged, so a misbehaving worker cannot hold slots forever. Called with
-// e.mu held.
+// e.disp.mu held.
 func (e *Engine) cancelOnWorker(f *flight, reason string) {
 	s := f.session
 	s.conn.Cancel(f.ref(), reason)
 	id, attempt := f.id, f.attempt
 	e.clk.AfterFunc(e.live().deadAfter(s.heartbeat), func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
 		if s.closed || s.held[id] != attempt {
 			return
 		}
@@ -175,15 +175,15 @@ func (e *Engine) cancelOnWorker(f *flight, reason string) {
 }
 
 // failTooLarge ends runs whose task no worker of their group takes in one
-// message: retrying cannot help. Called with e.mu held.
+// message: retrying cannot help. Called with e.disp.mu held.
 func (e *Engine) failTooLarge(fs []*flight, limit int) {
 	now := e.now()
 	params := make([]store.RunFinishParams, len(fs))
 	groups := make([]string, len(fs))
 	for i, f := range fs {
 		f.stopTimer()
-		if e.flights[f.id] == f {
-			delete(e.flights, f.id)
+		if e.disp.flights[f.id] == f {
+			delete(e.disp.flights, f.id)
 		}
 		size := f.size()
 		params[i] = store.RunFinishParams{
@@ -192,14 +192,14 @@ func (e *Engine) failTooLarge(fs []*flight, limit int) {
 		}
 		groups[i] = f.group
 	}
-	o := &op{finishes: params, finishGroups: groups}
-	o.done = func(o *op) {
+	o := &finishOp{params: params, groups: groups}
+	o.done = func() {
 		if o.err != nil {
 			return
 		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for i, res := range o.finishRes {
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
+		for i, res := range o.res {
 			if res.Accepted {
 				e.settled(fs[i], params[i])
 			}

@@ -217,9 +217,9 @@ func (en *env) keepAlive(s *Session) {
 				return
 			case <-time.After(500 * time.Millisecond):
 			}
-			e.mu.Lock()
+			e.disp.mu.Lock()
 			closed := s.closed
-			e.mu.Unlock()
+			e.disp.mu.Unlock()
 			if closed {
 				return
 			}

@@ -56,14 +56,14 @@ func (e *Engine) JobPut(ctx context.Context, j store.Job) (*store.Job, bool, err
 		saved   *store.Job
 		created bool
 	)
-	o := &op{txfn: func(ctx context.Context, tx store.Tx) error {
+	o := &txOp{fn: func(ctx context.Context, tx store.Tx) error {
 		var err error
 		if saved, created, err = tx.JobPut(ctx, store.JobPutParams{Job: j, Now: now}); err != nil {
 			return err
 		}
 		return e.jobsChanged(ctx, tx, j.Name)
 	}}
-	if err := e.do(ctx, o, func(*op) { e.jobSaved(saved.NextFire) }); err != nil {
+	if err := e.do(ctx, o, func() { e.jobSaved(saved.NextFire) }); err != nil {
 		return nil, false, err
 	}
 	return saved, created, nil
@@ -81,7 +81,7 @@ func (e *Engine) JobList(ctx context.Context) ([]*store.Job, error) {
 
 // JobDelete removes a job; its runs stay, and runs still going finish.
 func (e *Engine) JobDelete(ctx context.Context, name string) error {
-	return e.do(ctx, &op{txfn: func(ctx context.Context, tx store.Tx) error {
+	return e.do(ctx, &txOp{fn: func(ctx context.Context, tx store.Tx) error {
 		return tx.JobDelete(ctx, name)
 	}}, nil)
 }
@@ -104,14 +104,14 @@ func (e *Engine) JobPause(ctx context.Context, name string, paused bool) (*store
 		next = utc(sched.Next(now))
 	}
 	var saved *store.Job
-	o := &op{txfn: func(ctx context.Context, tx store.Tx) error {
+	o := &txOp{fn: func(ctx context.Context, tx store.Tx) error {
 		var err error
 		if saved, err = tx.JobPause(ctx, store.JobPauseParams{Name: name, Paused: paused, NextFire: next, Now: now}); err != nil {
 			return err
 		}
 		return e.jobsChanged(ctx, tx, name)
 	}}
-	if err := e.do(ctx, o, func(*op) { e.jobSaved(saved.NextFire) }); err != nil {
+	if err := e.do(ctx, o, func() { e.jobSaved(saved.NextFire) }); err != nil {
 		return nil, err
 	}
 	return saved, nil
@@ -158,8 +158,8 @@ func (e *Engine) jobSaved(next time.Time) {
 	if next.IsZero() {
 		return
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	e.noteFire(next)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/clock"
@@ -31,25 +32,28 @@ import (
 // time advances by compare-and-set, so a slot fires once however many
 // servers tick.
 
-// leadership is the state of this server's lease.
+// leadership is the state of this server's lease, with locks of its own.
+// Lock order: elect, then mu. Neither is taken with the dispatcher's lock
+// held, and the leader loops never take them.
 type leadership struct {
-	term      int64     // the term this server leads in; 0 when not leading
-	expiresAt time.Time // of the lease as last renewed
-	leader    store.Leader
-	stopLoops func() // stops the leader loops of the current term
-	timer     clock.Timer
 	// elect is held across a lease renewal and across the resignation
 	// when a graceful stop begins, so no renewal in flight takes the
 	// lease back after it was given up.
 	elect sync.Mutex
+
+	mu sync.Mutex
+	// term is the term this server leads in; 0 when not leading. Written
+	// with mu held; atomic so that Leading and the reconciler read it
+	// without.
+	term      atomic.Int64
+	expiresAt time.Time // of the lease as last renewed
+	leader    store.Leader
+	stopLoops func() // stops the leader loops of the current term
+	timer     clock.Timer
 }
 
 // Leading reports whether this server holds the leader lease now.
-func (e *Engine) Leading() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.lead.term != 0
-}
+func (e *Engine) Leading() bool { return e.lead.term.Load() != 0 }
 
 // leaseLoop renews the registration and the leader lease until stop.
 func (e *Engine) leaseLoop() {
@@ -87,8 +91,8 @@ func (e *Engine) renew(started time.Time) {
 		return // stopping: the lease was given up (resignLeadership)
 	}
 	l, err := e.st.LeaderElect(ctx, store.LeaderElectParams{ServerID: e.cfg.ServerID, TTL: e.cfg.LeaseTTL, Now: now})
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.lead.mu.Lock()
+	defer e.lead.mu.Unlock()
 	if err != nil {
 		// Keep leading until the lease we hold would expire; the expiry
 		// timer steps down if no renewal succeeds before then.
@@ -99,30 +103,32 @@ func (e *Engine) renew(started time.Time) {
 	if !e.running() {
 		return
 	}
+	term := e.lead.term.Load()
 	switch {
-	case l.ServerID == e.cfg.ServerID && l.Term == e.lead.term:
+	case l.ServerID == e.cfg.ServerID && l.Term == term:
 		e.lead.expiresAt = l.ExpiresAt
 		e.armLeaseExpiry()
 	case l.ServerID == e.cfg.ServerID:
-		if e.lead.term != 0 {
+		if term != 0 {
 			e.stepDown("lease lapsed and was taken again")
 		}
 		e.becomeLeader(l)
-	case e.lead.term != 0:
+	case term != 0:
 		e.stepDown("another server holds the lease: " + l.ServerID)
 	}
 }
 
-// becomeLeader starts the leader loops for term l. Called with e.mu held.
+// becomeLeader starts the leader loops for term l. Called with e.lead.mu
+// held.
 func (e *Engine) becomeLeader(l store.Leader) {
-	e.lead.term = l.Term
+	e.lead.term.Store(l.Term)
 	e.lead.expiresAt = l.ExpiresAt
 	e.armLeaseExpiry()
 	e.log.Info("leading", "term", l.Term)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	e.lead.stopLoops = func() { cancel(); <-done }
-	e.feedback.start()
+	e.feedback.activate()
 	e.promote.activate()
 	e.cron.activate()
 	e.wg.Add(1)
@@ -131,45 +137,48 @@ func (e *Engine) becomeLeader(l store.Leader) {
 		defer close(done)
 		e.promote.arm(ctx)
 		e.cron.arm(ctx)
-		e.armFeedback(ctx, time.Time{})
+		e.feedback.arm(ctx, time.Time{})
 		e.reapLoop(ctx)
 	}()
 }
 
-// stepDown stops the leader loops at once. Called with e.mu held.
+// stepDown stops the leader loops at once. Called with e.lead.mu held.
 func (e *Engine) stepDown(why string) {
-	if e.lead.term == 0 {
+	term := e.lead.term.Load()
+	if term == 0 {
 		return
 	}
-	e.log.Warn("no longer leading", "term", e.lead.term, "why", why)
-	e.lead.term = 0
+	e.log.Warn("no longer leading", "term", term, "why", why)
+	e.lead.term.Store(0)
 	if e.lead.timer != nil {
 		e.lead.timer.Stop()
 		e.lead.timer = nil
 	}
 	e.promote.deactivate()
 	e.cron.deactivate()
-	e.feedback.stop()
+	e.feedback.deactivate()
 	if stop := e.lead.stopLoops; stop != nil {
 		e.lead.stopLoops = nil
-		// The loops take e.mu; let go of it while they finish.
-		e.mu.Unlock()
+		// Let go of the lease's lock while they finish: a loop may wait
+		// for a write that waits for the store, and renewals (or, under
+		// fake time, the clock) must not wait for that.
+		e.lead.mu.Unlock()
 		stop()
-		e.mu.Lock()
+		e.lead.mu.Lock()
 	}
 }
 
 // armLeaseExpiry steps down when the lease runs out unrenewed. Called with
-// e.mu held.
+// e.lead.mu held.
 func (e *Engine) armLeaseExpiry() {
 	if e.lead.timer != nil {
 		e.lead.timer.Stop()
 	}
-	term := e.lead.term
+	term := e.lead.term.Load()
 	e.lead.timer = e.clk.AfterFunc(max(0, e.lead.expiresAt.Sub(e.clk.Now())), func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if e.lead.term == term && !e.clk.Now().Before(e.lead.expiresAt) {
+		e.lead.mu.Lock()
+		defer e.lead.mu.Unlock()
+		if e.lead.term.Load() == term && !e.clk.Now().Before(e.lead.expiresAt) {
 			e.stepDown("lease expired without renewal")
 		}
 	})
@@ -194,23 +203,23 @@ func (e *Engine) reapLoop(ctx context.Context) {
 func (e *Engine) reap(ctx context.Context) {
 	for {
 		now := e.now()
-		o := &op{requeueLost: &store.RunRequeueLostParams{StaleBefore: now.Add(-e.cfg.LeaseTTL), Limit: 1000, Now: now}}
+		o := &requeueLostOp{params: store.RunRequeueLostParams{StaleBefore: now.Add(-e.cfg.LeaseTTL), Limit: 1000, Now: now}}
 		if err := e.do(ctx, o, nil); err != nil {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
 				e.log.Error("requeue runs of lost servers", "err", err)
 			}
 			return
 		}
-		if len(o.requeued) == 0 {
+		if len(o.runs) == 0 {
 			return
 		}
-		e.log.Warn("requeued runs of servers that are gone", "runs", len(o.requeued))
-		e.mu.Lock()
-		for _, r := range o.requeued {
+		e.log.Warn("requeued runs of servers that are gone", "runs", len(o.runs))
+		e.disp.mu.Lock()
+		for _, r := range o.runs {
 			e.wake(r.Group)
 		}
-		e.mu.Unlock()
-		if len(o.requeued) < 1000 {
+		e.disp.mu.Unlock()
+		if len(o.runs) < 1000 {
 			return
 		}
 	}
@@ -223,10 +232,10 @@ func (e *Engine) reap(ctx context.Context) {
 // leader requeue them).
 // Called after the lease loop exited, so no renewal races it.
 func (e *Engine) resign(ctx context.Context, keepRegistration bool) {
-	e.mu.Lock()
+	e.lead.mu.Lock()
 	l := e.lead.leader
 	e.stepDown("stopping")
-	e.mu.Unlock()
+	e.lead.mu.Unlock()
 	if l.ServerID == e.cfg.ServerID {
 		if err := e.st.LeaderResign(ctx, e.cfg.ServerID, l.Term); err != nil {
 			e.log.Error("resign leadership", "err", err)

@@ -24,14 +24,14 @@ func (m *monitor) run(ctx context.Context) {
 }
 
 func (e *Engine) checkLiveness() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	if !e.serving() {
 		return
 	}
 	now := e.now()
 	live := e.live()
-	for _, s := range e.sessions {
+	for _, s := range e.disp.sessions {
 		silent := now.Sub(s.lastSeen)
 		switch {
 		case silent >= live.deadAfter(s.heartbeat):
@@ -46,15 +46,15 @@ func (e *Engine) checkLiveness() {
 // requeueOrphans hands back the runs recovered at start that no worker
 // reclaimed within the grace period.
 func (e *Engine) requeueOrphans() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.serving() || len(e.orphans) == 0 {
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
+	if !e.serving() || len(e.disp.orphans) == 0 {
 		return
 	}
-	lost := make([]*flight, 0, len(e.orphans))
-	for id, f := range e.orphans {
+	lost := make([]*flight, 0, len(e.disp.orphans))
+	for id, f := range e.disp.orphans {
 		lost = append(lost, f)
-		delete(e.orphans, id)
+		delete(e.disp.orphans, id)
 	}
 	e.log.Info("requeueing runs not reclaimed after restart", "runs", len(lost))
 	e.handBack(lost, "not reclaimed after restart", true)

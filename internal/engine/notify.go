@@ -72,80 +72,27 @@ func (e *Engine) takeWatched(id string) bool {
 }
 
 // publish adds the notifications for a batch's committed effects.
-func (e *Engine) publish(ctx context.Context, tx store.Tx, batch []*op) error {
-	queued := map[string]bool{}
-	var pending time.Time
-	var finished []string
-	notePending := func(at time.Time) {
-		if pending.IsZero() || at.Before(pending) {
-			pending = at
-		}
-	}
-	for _, o := range batch {
-		for _, r := range o.insertRes {
-			switch {
-			case r.Existing:
-			case r.Run.Status == store.StatusQueued:
-				queued[r.Run.Group] = true
-			case r.Run.Status == store.StatusPending:
-				notePending(r.Run.RunAt)
-			}
-		}
-		for i, res := range o.finishRes {
-			if !res.Accepted {
-				continue
-			}
-			p := o.finishes[i]
-			switch {
-			case p.Status.Terminal():
-				if e.takeWatched(p.ID) {
-					finished = append(finished, p.ID)
-				}
-			case p.Status == store.StatusQueued && i < len(o.finishGroups):
-				queued[o.finishGroups[i]] = true
-			case p.Status == store.StatusPending:
-				notePending(p.RunAt)
-			}
-		}
-		if o.cancelRes.Changed && e.takeWatched(o.cancelRes.Run.ID) {
-			finished = append(finished, o.cancelRes.Run.ID)
-		}
-		if o.retried != nil {
-			queued[o.retried.Group] = true
-		}
-		for _, r := range o.made {
-			switch r.Status {
-			case store.StatusQueued:
-				queued[r.Group] = true
-			case store.StatusPending:
-				notePending(r.RunAt)
-			}
-		}
-		for _, c := range o.cancels {
-			if c.Changed && e.takeWatched(c.Run.ID) {
-				finished = append(finished, c.Run.ID)
-			}
-		}
-		for _, rs := range [][]*store.Run{o.promoted, o.requeued} {
-			for _, r := range rs {
-				queued[r.Group] = true
-			}
-		}
-	}
+func (e *Engine) publish(ctx context.Context, tx store.Tx, batch []op) error {
+	var h heardOf
+	h.queued = map[string]bool{}
 	var ns []store.Notification
 	for _, o := range batch {
-		ns = append(ns, o.notes...)
+		if n, ok := o.(*notifyOp); ok {
+			ns = append(ns, n.notes...)
+			continue
+		}
+		e.effects(o, &h)
 	}
-	for g := range queued {
+	for g := range h.queued {
 		ns = append(ns, store.Notification{Topic: store.TopicQueued, Payload: g})
 	}
-	if !pending.IsZero() {
-		ns = append(ns, store.Notification{Topic: store.TopicPending, Payload: strconv.FormatInt(pending.UnixMicro(), 10)})
+	if !h.pending.IsZero() {
+		ns = append(ns, store.Notification{Topic: store.TopicPending, Payload: strconv.FormatInt(h.pending.UnixMicro(), 10)})
 	}
 	if n, ok := callbackNotification(batch); ok {
 		ns = append(ns, n)
 	}
-	for len(finished) > 0 {
+	for finished := h.finished; len(finished) > 0; {
 		var b strings.Builder
 		n := 0
 		for n < len(finished) && b.Len()+len(finished[n])+1 <= maxNotifyPayload {
@@ -164,6 +111,87 @@ func (e *Engine) publish(ctx context.Context, tx store.Tx, batch []*op) error {
 		}
 	}
 	return nil
+}
+
+// heardOf is what other servers must hear about a batch: groups with new
+// queued runs, the earliest new pending time, watched runs that ended.
+type heardOf struct {
+	queued   map[string]bool
+	pending  time.Time
+	finished []string
+}
+
+func (h *heardOf) notePending(at time.Time) {
+	if h.pending.IsZero() || at.Before(h.pending) {
+		h.pending = at
+	}
+}
+
+// noteRun notes a run that a committed change created or queued.
+func (h *heardOf) noteRun(r *store.Run) {
+	switch r.Status {
+	case store.StatusQueued:
+		h.queued[r.Group] = true
+	case store.StatusPending:
+		h.notePending(r.RunAt)
+	}
+}
+
+// noteCancel notes a committed cancel of a watched run.
+func (e *Engine) noteCancel(h *heardOf, c store.RunCancelResult) {
+	if c.Changed && e.takeWatched(c.Run.ID) {
+		h.finished = append(h.finished, c.Run.ID)
+	}
+}
+
+// effects adds what o's committed changes mean to other servers to h.
+func (e *Engine) effects(o op, h *heardOf) {
+	switch o := o.(type) {
+	case *insertOp:
+		for _, r := range o.res {
+			if !r.Existing {
+				h.noteRun(r.Run)
+			}
+		}
+	case *finishOp:
+		for i, res := range o.res {
+			if !res.Accepted {
+				continue
+			}
+			p := o.params[i]
+			switch {
+			case p.Status.Terminal():
+				if e.takeWatched(p.ID) {
+					h.finished = append(h.finished, p.ID)
+				}
+			case p.Status == store.StatusQueued && i < len(o.groups):
+				h.queued[o.groups[i]] = true
+			case p.Status == store.StatusPending:
+				h.notePending(p.RunAt)
+			}
+		}
+	case *cancelOp:
+		e.noteCancel(h, o.res)
+	case *retryOp:
+		if o.run != nil {
+			h.queued[o.run.Group] = true
+		}
+	case *txOp:
+		for _, r := range o.made {
+			h.noteRun(r)
+		}
+		for _, c := range o.cancels {
+			e.noteCancel(h, c)
+		}
+	case *promoteOp:
+		for _, r := range o.runs {
+			h.queued[r.Group] = true
+		}
+	case *requeueLostOp:
+		for _, r := range o.runs {
+			h.queued[r.Group] = true
+		}
+	}
 }
 
 // listenLoop delivers other servers' notifications to the engine until
@@ -198,26 +226,26 @@ func (e *Engine) relisten() {
 	if e.cfg.OnRelisten != nil {
 		e.cfg.OnRelisten()
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	if !e.running() {
 		return
 	}
 	// Any server: runs queued meanwhile were announced to nobody here.
-	for _, g := range e.groups {
+	for _, g := range e.disp.groups {
 		e.wakeGroup(g)
 	}
-	if e.lead.term == 0 {
+	if e.lead.term.Load() == 0 {
 		return
 	}
 	e.relistenTimers()
 }
 
 // relistenTimers re-reads the leader's timers from the store. Called with
-// e.mu held, on the leader.
+// e.disp.mu held, on the leader.
 func (e *Engine) relistenTimers() {
 	e.rearmCron()
-	e.rearmFeedback(time.Time{})
+	e.feedback.rearm()
 	e.promote.rearm()
 }
 
@@ -226,14 +254,14 @@ func (e *Engine) heard(n store.Notification) {
 	if e.cfg.OnNotify != nil {
 		e.cfg.OnNotify(n)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	if !e.running() {
 		return
 	}
 	switch n.Topic {
 	case store.TopicQueued:
-		if g := e.groups[n.Payload]; g != nil {
+		if g := e.disp.groups[n.Payload]; g != nil {
 			e.wakeGroup(g)
 		}
 	case store.TopicPending:
@@ -242,7 +270,7 @@ func (e *Engine) heard(n store.Notification) {
 		}
 	case store.TopicFinished:
 		for _, id := range strings.Split(n.Payload, ",") {
-			e.notify(id)
+			e.waiters.wake(id)
 		}
 	case store.TopicWatch:
 		e.watch(n.Payload)

@@ -20,8 +20,8 @@ const promoteBatch = 1000
 // activated when a term is won and deactivated when it is lost; other
 // servers publish pending times (TopicPending) and the leader hears them.
 //
-// Lock order: the engine's lock may be held when calling note; the
-// promoter never takes the engine's lock while holding its own.
+// Lock order: the dispatcher's lock may be held when calling note; the
+// promoter never takes the dispatcher's lock while holding its own.
 type promoter struct {
 	e *Engine
 
@@ -103,21 +103,21 @@ func (p *promoter) startLocked() {
 		return
 	}
 	p.inflight = true
-	o := &op{promote: &store.RunPromoteParams{Now: p.e.now(), Limit: promoteBatch}}
-	o.done = p.promoted
+	o := &promoteOp{params: store.RunPromoteParams{Now: p.e.now(), Limit: promoteBatch}}
+	o.done = func() { p.promoted(o) }
 	if !p.e.ops.push(o) {
 		p.inflight = false
 	}
 }
 
-func (p *promoter) promoted(o *op) {
+func (p *promoter) promoted(o *promoteOp) {
 	e := p.e
-	if o.err == nil && len(o.promoted) > 0 {
-		e.mu.Lock()
-		for _, r := range o.promoted {
+	if o.err == nil && len(o.runs) > 0 {
+		e.disp.mu.Lock()
+		for _, r := range o.runs {
 			e.wake(r.Group)
 		}
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -130,7 +130,7 @@ func (p *promoter) promoted(o *op) {
 		if p.active {
 			p.wake.arm(e.clk, e.now().Add(time.Second), p.due)
 		}
-	case len(o.promoted) == promoteBatch || p.again:
+	case len(o.runs) == promoteBatch || p.again:
 		p.again = false
 		p.startLocked()
 	case p.active:
@@ -143,5 +143,5 @@ func (p *promoter) promoted(o *op) {
 }
 
 // notePending makes sure the promoter fires by at; a no-op on a server
-// that does not lead. Called with or without e.mu held.
+// that does not lead. Called with or without e.disp.mu held.
 func (e *Engine) notePending(at time.Time) { e.promote.note(at) }

@@ -126,9 +126,9 @@ func TestInventedGroupsCostNoMemory(t *testing.T) {
 		s, _ := en.connect("w1", 1)
 		s.Close(ErrWorkerLeft)
 		synctest.Wait()
-		en.e.mu.Lock()
-		n := len(en.e.groups)
-		en.e.mu.Unlock()
+		en.e.disp.mu.Lock()
+		n := len(en.e.disp.groups)
+		en.e.disp.mu.Unlock()
 		if n != 0 {
 			t.Fatalf("%d groups remembered with no worker connected", n)
 		}
@@ -151,9 +151,9 @@ func TestGroupForgottenAfterClaimOfGoneWorker(t *testing.T) {
 			s.Close(ErrWorkerLeft) // before its claim is taken by the committer
 		}
 		synctest.Wait()
-		en.e.mu.Lock()
-		n := len(en.e.groups)
-		en.e.mu.Unlock()
+		en.e.disp.mu.Lock()
+		n := len(en.e.disp.groups)
+		en.e.disp.mu.Unlock()
 		if n != 0 {
 			t.Fatalf("%d groups remembered after their workers left", n)
 		}

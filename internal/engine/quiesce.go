@@ -58,17 +58,17 @@ type QuiesceResult struct {
 // way.
 func (e *Engine) Quiesce(ctx context.Context, opts QuiesceOptions) (QuiesceResult, error) {
 	var res QuiesceResult
-	e.mu.Lock()
-	if e.state != stateRunning {
-		e.mu.Unlock()
+	e.disp.mu.Lock()
+	if !e.running() {
+		e.disp.mu.Unlock()
 		return res, ErrStopped
 	}
-	e.state = stateDraining
+	e.setState(stateDraining)
 	e.quiescing.Store(true)
 	var back []*flight
-	for _, g := range e.groups {
+	for _, g := range e.disp.groups {
 		for _, f := range g.ready {
-			if e.flights[f.id] == f {
+			if e.disp.flights[f.id] == f {
 				back = append(back, f)
 			}
 		}
@@ -80,22 +80,22 @@ func (e *Engine) Quiesce(ctx context.Context, opts QuiesceOptions) (QuiesceResul
 	res.HandedBack = len(back)
 	res.InFlight = e.heldByWorkers(true)
 	if opts.StopWorkers {
-		for _, s := range e.sessions {
+		for _, s := range e.disp.sessions {
 			if !s.closed {
 				s.conn.Shutdown(false)
 				res.StoppedWorkers++
 			}
 		}
 	}
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 	e.log.Info("graceful stop: taking no new work", "in_flight", res.InFlight, "handed_back", res.HandedBack, "workers_told_to_stop", res.StoppedWorkers)
 
 	e.resignLeadership(ctx)
 
 	for {
-		e.mu.Lock()
+		e.disp.mu.Lock()
 		res.Left = e.heldByWorkers(true)
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 		if res.Left == 0 {
 			return res, nil
 		}
@@ -108,10 +108,10 @@ func (e *Engine) Quiesce(ctx context.Context, opts QuiesceOptions) (QuiesceResul
 }
 
 // heldByWorkers counts the runs this server has on workers; with liveOnly
-// only those on workers whose stream is still up. Called with e.mu held.
+// only those on workers whose stream is still up. Called with e.disp.mu held.
 func (e *Engine) heldByWorkers(liveOnly bool) int {
 	n := 0
-	for _, f := range e.flights {
+	for _, f := range e.disp.flights {
 		if f.session != nil && (!liveOnly || !f.session.closed) {
 			n++
 		}
@@ -141,10 +141,10 @@ func (e *Engine) resignLeadership(ctx context.Context) {
 	}
 	e.lead.elect.Lock() // waits out a renewal in flight
 	defer e.lead.elect.Unlock()
-	e.mu.Lock()
+	e.lead.mu.Lock()
 	l := e.lead.leader
 	e.stepDown("stopping")
-	e.mu.Unlock()
+	e.lead.mu.Unlock()
 	if l.ServerID != e.cfg.ServerID {
 		return
 	}

@@ -133,9 +133,9 @@ func TestStopQuiesceStopWorkers(t *testing.T) {
 		synctest.Wait()
 		en.wantStatus(t1[1].RunID, store.StatusQueued)
 		// w2's stream breaks: it is no longer waited for.
-		en.e.mu.Lock()
-		w2 := en.e.sessions["w2"]
-		en.e.mu.Unlock()
+		en.e.disp.mu.Lock()
+		w2 := en.e.disp.sessions["w2"]
+		en.e.disp.mu.Unlock()
 		w2.Close(errors.New("connection reset"))
 		res := <-done
 		if res.InFlight != 3 || res.Left != 0 || res.StoppedWorkers != 2 {

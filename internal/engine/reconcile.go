@@ -42,7 +42,8 @@ type reconciler struct {
 	life
 	// suspects are the undriven active runs of the last pass, by id, at
 	// their attempt: repaired if the next pass finds them so again.
-	// Guarded by the engine's lock (the runs it compares are the engine's).
+	// Guarded by the dispatcher's lock (the runs it compares are the
+	// dispatcher's).
 	suspects map[string]int
 }
 
@@ -75,25 +76,25 @@ func (e *Engine) reconcile(ctx context.Context) {
 		e.log.Warn("reconciler: read active runs", "err", err)
 		return
 	}
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	if !e.running() {
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 		return
 	}
 	st.requeued = e.requeueUndriven(active)
 	st.orphans = e.expireOrphans()
-	for _, g := range e.groups {
+	for _, g := range e.disp.groups {
 		idle := slices.ContainsFunc(g.sessions, func(s *Session) bool { return s.free() > 0 })
 		if idle && !g.claiming {
 			e.wakeGroup(g)
 			st.woken++
 		}
 	}
-	leading := e.lead.term != 0
+	leading := e.lead.term.Load() != 0
 	if leading {
 		e.relistenTimers()
 	}
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 	if leading {
 		st.unblocked = e.unblockStranded(ctx)
 	}
@@ -104,14 +105,14 @@ func (e *Engine) reconcile(ctx context.Context) {
 }
 
 // requeueUndriven hands back active runs of this server that nothing here
-// drives, once they were found so on two passes in a row. Called with e.mu
+// drives, once they were found so on two passes in a row. Called with e.disp.mu
 // held.
 func (e *Engine) requeueUndriven(active []*store.Run) int {
 	r := e.recon
 	next := make(map[string]int)
 	var lost []*flight
 	for _, run := range active {
-		if e.flights[run.ID] != nil || e.orphans[run.ID] != nil || e.settling[run.ID] > 0 {
+		if e.disp.flights[run.ID] != nil || e.disp.orphans[run.ID] != nil || e.disp.settling[run.ID] > 0 {
 			continue
 		}
 		if att, ok := r.suspects[run.ID]; ok && att == run.Attempt {
@@ -128,14 +129,14 @@ func (e *Engine) requeueUndriven(active []*store.Run) int {
 }
 
 // expireOrphans hands back orphans older than the dead timeout: no worker
-// came back for them. Called with e.mu held.
+// came back for them. Called with e.disp.mu held.
 func (e *Engine) expireOrphans() int {
 	cutoff := e.now().Add(-e.live().DeadAfter)
 	var lost []*flight
-	for id, f := range e.orphans {
+	for id, f := range e.disp.orphans {
 		if !f.orphanedAt.IsZero() && f.orphanedAt.Before(cutoff) {
 			lost = append(lost, f)
-			delete(e.orphans, id)
+			delete(e.disp.orphans, id)
 		}
 	}
 	if len(lost) > 0 {
@@ -159,8 +160,8 @@ func (e *Engine) unblockStranded(ctx context.Context) int {
 			jobs[r.Job] = true
 		}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	for j := range jobs {
 		e.jobRunEnded(j)
 	}
@@ -169,22 +170,22 @@ func (e *Engine) unblockStranded(ctx context.Context) int {
 
 // pushFinishes queues an op of finishes, remembering its runs as settling
 // until it is done, so that the reconciler leaves them alone. Called with
-// e.mu held.
-func (e *Engine) pushFinishes(o *op) {
-	for _, p := range o.finishes {
-		e.settling[p.ID]++
+// e.disp.mu held.
+func (e *Engine) pushFinishes(o *finishOp) {
+	for _, p := range o.params {
+		e.disp.settling[p.ID]++
 	}
 	done := o.done
-	o.done = func(o *op) {
-		e.mu.Lock()
-		for _, p := range o.finishes {
-			if e.settling[p.ID]--; e.settling[p.ID] <= 0 {
-				delete(e.settling, p.ID)
+	o.done = func() {
+		e.disp.mu.Lock()
+		for _, p := range o.params {
+			if e.disp.settling[p.ID]--; e.disp.settling[p.ID] <= 0 {
+				delete(e.disp.settling, p.ID)
 			}
 		}
-		e.mu.Unlock()
+		e.disp.mu.Unlock()
 		if done != nil {
-			done(o)
+			done()
 		}
 	}
 	e.ops.push(o)

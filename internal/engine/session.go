@@ -108,9 +108,9 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	if h.MaxMessage <= 0 {
 		h.MaxMessage = DefaultMaxMessage
 	}
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	up, dup := e.running(), e.duplicate(h)
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 	if !up { // before adoptHeld: a stopping server must not take runs over
 		return nil, nil, ErrStopped
 	}
@@ -121,8 +121,8 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	if err != nil {
 		return nil, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	if !e.running() {
 		return nil, nil, ErrStopped
 	}
@@ -131,9 +131,9 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	s := &Session{
 		e: e, hello: h, conn: c, g: g, window: h.Window, held: make(map[string]int),
 		connectedAt: now, lastSeen: now, state: WorkerAlive, heartbeat: e.live().HeartbeatInterval,
-		logSpace: sync.NewCond(&e.mu),
+		logSpace: sync.NewCond(&e.disp.mu),
 	}
-	old := e.sessions[h.WorkerID]
+	old := e.disp.sessions[h.WorkerID]
 	if e.duplicate(h) {
 		return nil, nil, ErrDuplicateWorker
 	}
@@ -142,19 +142,19 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	}
 	var stale []RunRef
 	for _, ref := range h.Held {
-		if f := e.flights[ref.RunID]; f != nil && f.attempt == ref.Attempt && (f.session == nil || f.session == old) {
+		if f := e.disp.flights[ref.RunID]; f != nil && f.attempt == ref.Attempt && (f.session == nil || f.session == old) {
 			f.session = s
 			s.held[f.id] = f.attempt
 			continue
 		}
-		f := e.orphans[ref.RunID]
+		f := e.disp.orphans[ref.RunID]
 		if f == nil {
 			f = adopted[ref.RunID]
 		}
 		if f != nil && f.attempt == ref.Attempt {
-			delete(e.orphans, f.id)
+			delete(e.disp.orphans, f.id)
 			f.session = s
-			e.flights[f.id] = f
+			e.disp.flights[f.id] = f
 			s.held[f.id] = f.attempt
 			e.armTimeout(f, now)
 			continue
@@ -163,12 +163,12 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 	}
 	// In service before the old session leaves, so that its group is not
 	// forgotten in between and its waiting runs stay served.
-	e.sessions[h.WorkerID] = s
+	e.disp.sessions[h.WorkerID] = s
 	g.sessions = append(g.sessions, s)
 	if old != nil {
 		var lost []*flight
 		for id, att := range old.held {
-			if f := e.flights[id]; f != nil && f.attempt == att && f.session == old {
+			if f := e.disp.flights[id]; f != nil && f.attempt == att && f.session == old {
 				lost = append(lost, f)
 			}
 		}
@@ -190,9 +190,9 @@ func (e *Engine) Connect(ctx context.Context, h Hello, c Conn) (*Session, []RunR
 }
 
 // duplicate reports (and logs) whether h's worker id is connected from
-// another live process. Called with e.mu held.
+// another live process. Called with e.disp.mu held.
 func (e *Engine) duplicate(h Hello) bool {
-	old := e.sessions[h.WorkerID]
+	old := e.disp.sessions[h.WorkerID]
 	if old == nil || old.closed || old.hello.Instance == h.Instance || old.hello.Instance == "" || h.Instance == "" {
 		return false
 	}
@@ -209,23 +209,23 @@ func (e *Engine) adoptHeld(ctx context.Context, held []RunRef) (map[string]*flig
 	if e.cfg.ExclusiveStore || len(held) == 0 {
 		return nil, nil
 	}
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	var ps []store.RunAdoptParams
 	for _, ref := range held {
-		if e.flights[ref.RunID] == nil && e.orphans[ref.RunID] == nil {
+		if e.disp.flights[ref.RunID] == nil && e.disp.orphans[ref.RunID] == nil {
 			ps = append(ps, store.RunAdoptParams{ID: ref.RunID, Attempt: ref.Attempt, ServerID: e.cfg.ServerID})
 		}
 	}
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 	if len(ps) == 0 {
 		return nil, nil
 	}
-	o := &op{adopts: ps}
+	o := &adoptOp{params: ps}
 	if err := e.do(ctx, o, nil); err != nil {
 		return nil, fmt.Errorf("engine: adopt held runs: %w", err)
 	}
 	out := make(map[string]*flight)
-	for i, ok := range o.adopted {
+	for i, ok := range o.res {
 		if !ok {
 			continue
 		}
@@ -243,13 +243,13 @@ func (e *Engine) adoptHeld(ctx context.Context, held []RunRef) (map[string]*flig
 	return out, nil
 }
 
-// removeSession takes s out of service. Called with e.mu held.
+// removeSession takes s out of service. Called with e.disp.mu held.
 func (e *Engine) removeSession(s *Session, why string) {
 	s.stopTimers()
 	s.closed = true
 	s.failCommands()
-	if e.sessions[s.hello.WorkerID] == s {
-		delete(e.sessions, s.hello.WorkerID)
+	if e.disp.sessions[s.hello.WorkerID] == s {
+		delete(e.disp.sessions, s.hello.WorkerID)
 	}
 	s.g.sessions = slices.DeleteFunc(s.g.sessions, func(x *Session) bool { return x == s })
 	s.conn.Close(why)
@@ -259,12 +259,12 @@ func (e *Engine) removeSession(s *Session, why string) {
 }
 
 // dropUnserved hands back claimed runs that no remaining worker of the
-// group can run. Called with e.mu held.
+// group can run. Called with e.disp.mu held.
 func (e *Engine) dropUnserved(g *group) {
 	var keep readyQueue
 	var lost []*flight
 	for _, f := range g.ready {
-		if e.flights[f.id] != f {
+		if e.disp.flights[f.id] != f {
 			continue
 		}
 		served := false
@@ -290,13 +290,13 @@ func (e *Engine) dropUnserved(g *group) {
 // Heartbeat records the worker's load.
 func (s *Session) Heartbeat(l Load) {
 	e := s.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	s.load = l
 	s.touch()
 }
 
-// touch marks the worker seen. Called with e.mu held.
+// touch marks the worker seen. Called with e.disp.mu held.
 func (s *Session) touch() {
 	s.lastSeen = s.e.now()
 	if s.state == WorkerSuspect && !s.closed {
@@ -308,8 +308,8 @@ func (s *Session) touch() {
 // SetWindow changes how many runs the worker accepts at once (0 pauses).
 func (s *Session) SetWindow(n int) {
 	e := s.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	s.window = max(0, n)
 	s.touch()
 	e.kick(s.g) // assigns waiting runs first
@@ -319,10 +319,10 @@ func (s *Session) SetWindow(n int) {
 // written in the next batch; the run's timeout starts now.
 func (s *Session) Ack(acks []Ack) {
 	e := s.e
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	s.touch()
 	starts := s.started(acks, false)
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 	e.pushStarts(starts)
 }
 
@@ -331,13 +331,13 @@ func (s *Session) Ack(acks []Ack) {
 // clock is not trusted for it). A start learned late — from a reconnecting
 // worker's held list, its Ack lost with the old stream — runs from the
 // worker's start time, never later than now: the run has used that time
-// already. Called with e.mu held; returns the starts to commit.
+// already. Called with e.disp.mu held; returns the starts to commit.
 func (s *Session) started(acks []Ack, late bool) []store.RunStartParams {
 	e := s.e
 	now := e.now()
 	starts := make([]store.RunStartParams, 0, len(acks))
 	for _, a := range acks {
-		f := e.flights[a.RunID]
+		f := e.disp.flights[a.RunID]
 		if f == nil || f.attempt != a.Attempt || f.session != s || f.started {
 			continue
 		}
@@ -359,7 +359,7 @@ func (s *Session) started(acks []Ack, late bool) []store.RunStartParams {
 // batch.
 func (e *Engine) pushStarts(starts []store.RunStartParams) {
 	if len(starts) > 0 {
-		e.ops.push(&op{starts: starts})
+		e.ops.push(&startOp{params: starts})
 	}
 }
 
@@ -368,7 +368,7 @@ func (e *Engine) pushStarts(starts []store.RunStartParams) {
 // the worker and to waiters.
 func (s *Session) Results(rs []Result) {
 	e := s.e
-	e.mu.Lock()
+	e.disp.mu.Lock()
 	s.touch()
 	now := e.now()
 	var (
@@ -384,12 +384,12 @@ func (s *Session) Results(rs []Result) {
 			s.remember(RunRef{RunID: r.RunID, Attempt: r.Attempt})
 		}
 		r.Result = jsonResult(r.Result)
-		f := e.flights[r.RunID]
+		f := e.disp.flights[r.RunID]
 		if f == nil || f.attempt != r.Attempt || f.session != s {
 			rejects = append(rejects, ResultAck{RunID: r.RunID, Attempt: r.Attempt})
 			continue
 		}
-		delete(e.flights, r.RunID)
+		delete(e.disp.flights, r.RunID)
 		f.stopTimer()
 		params = append(params, e.finishParams(f, r, s, now))
 		groups = append(groups, f.group)
@@ -399,12 +399,12 @@ func (s *Session) Results(rs []Result) {
 		s.conn.ResultAcks(rejects)
 	}
 	if len(params) > 0 {
-		o := &op{finishes: params, finishGroups: groups}
-		o.done = func(o *op) { e.finished(s, flights, o) }
+		o := &finishOp{params: params, groups: groups}
+		o.done = func() { e.finished(s, flights, o) }
 		e.pushFinishes(o)
 	}
 	e.kick(s.g) // assigns waiting runs first
-	e.mu.Unlock()
+	e.disp.mu.Unlock()
 }
 
 // Logs stores log lines the worker sent for attempts it holds or just
@@ -414,8 +414,8 @@ func (s *Session) Results(rs []Result) {
 // the store writes is slowed down instead of growing the server's memory.
 func (s *Session) Logs(lines []store.LogLine) {
 	e := s.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	s.touch()
 	keep, size := lines[:0], 0
 	for _, l := range lines {
@@ -434,12 +434,14 @@ func (s *Session) Logs(lines []store.LogLine) {
 		s.logSpace.Wait()
 	}
 	s.logBytes += size
-	e.ops.push(&op{logs: keep, done: func(*op) {
-		e.mu.Lock()
+	o := &logOp{lines: keep}
+	o.done = func() {
+		e.disp.mu.Lock()
 		s.logBytes -= size
 		s.logSpace.Broadcast()
-		e.mu.Unlock()
-	}})
+		e.disp.mu.Unlock()
+	}
+	e.ops.push(o)
 }
 
 // jsonResult returns a worker's result as valid JSON: a result that is not
@@ -454,7 +456,7 @@ func jsonResult(b json.RawMessage) json.RawMessage {
 }
 
 // remember notes an attempt the worker reported, for its late log lines.
-// Called with e.mu held.
+// Called with e.disp.mu held.
 func (s *Session) remember(ref RunRef) {
 	if len(s.recent) < recentResults {
 		s.recent = append(s.recent, ref)
@@ -469,8 +471,8 @@ func (s *Session) remember(ref RunRef) {
 // are requeued with a new attempt.
 func (s *Session) Close(err error) {
 	e := s.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
 	if s.closed {
 		return
 	}
@@ -485,7 +487,7 @@ func (s *Session) Close(err error) {
 		return
 	}
 	if errors.Is(err, ErrWorkerLeft) {
-		if e.sessions[s.hello.WorkerID] == s {
+		if e.disp.sessions[s.hello.WorkerID] == s {
 			e.declareDead(s, "left")
 		}
 		return
@@ -502,21 +504,21 @@ func (s *Session) Close(err error) {
 	}
 	wait := max(0, at.Sub(e.now()))
 	s.deadTimer = e.clk.AfterFunc(wait, func() {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if e.sessions[s.hello.WorkerID] == s && e.serving() {
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
+		if e.disp.sessions[s.hello.WorkerID] == s && e.serving() {
 			e.declareDead(s, fmt.Sprintf("stream closed (%v) and no reconnect", err))
 		}
 	})
 }
 
 // declareDead requeues everything the worker held with a new attempt and
-// removes it. Called with e.mu held.
+// removes it. Called with e.disp.mu held.
 func (e *Engine) declareDead(s *Session, why string) {
 	s.state = WorkerDead
 	var lost []*flight
 	for id, att := range s.held {
-		if f := e.flights[id]; f != nil && f.attempt == att && f.session == s {
+		if f := e.disp.flights[id]; f != nil && f.attempt == att && f.session == s {
 			lost = append(lost, f)
 		}
 	}
@@ -542,10 +544,10 @@ func (e *Engine) Drain(workerID string, resume bool) error {
 
 // Workers lists connected (and suspect) workers, by id.
 func (e *Engine) Workers() []WorkerInfo {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := make([]WorkerInfo, 0, len(e.sessions))
-	for _, s := range e.sessions {
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
+	out := make([]WorkerInfo, 0, len(e.disp.sessions))
+	for _, s := range e.disp.sessions {
 		out = append(out, s.info())
 	}
 	slices.SortFunc(out, func(a, b WorkerInfo) int {

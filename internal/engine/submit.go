@@ -45,16 +45,16 @@ func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult
 		params[i] = p
 	}
 	done := make(chan struct{})
-	o := &op{inserts: params}
-	o.done = func(o *op) {
+	o := &insertOp{params: params}
+	o.done = func() {
 		if o.err == nil {
-			e.mu.Lock()
-			for _, r := range o.insertRes {
+			e.disp.mu.Lock()
+			for _, r := range o.res {
 				if !r.Existing {
 					e.created(r.Run)
 				}
 			}
-			e.mu.Unlock()
+			e.disp.mu.Unlock()
 		}
 		close(done)
 	}
@@ -62,14 +62,14 @@ func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult
 	if err := e.await(ctx, o, done); err != nil {
 		return nil, err
 	}
-	out := make([]SubmitResult, len(o.insertRes))
-	for i, r := range o.insertRes {
+	out := make([]SubmitResult, len(o.res))
+	for i, r := range o.res {
 		out[i] = SubmitResult{Run: r.Run, Existing: r.Existing}
 	}
 	return out, nil
 }
 
-// created reacts to a committed new run. Called with e.mu held.
+// created reacts to a committed new run. Called with e.disp.mu held.
 func (e *Engine) created(r *store.Run) {
 	switch r.Status {
 	case store.StatusQueued:

@@ -9,7 +9,7 @@ import (
 // wakeTimer is one timer armed for the earliest of the times it is given.
 // Each leader loop that reads its next deadline from the store (the
 // promoter, the cron loop, the feedback deliverer) keeps one instead of a
-// timer per run, job or delivery. Guarded by e.mu like its owner.
+// timer per run, job or delivery. Guarded by its owner's lock.
 type wakeTimer struct {
 	timer clock.Timer
 	at    time.Time
