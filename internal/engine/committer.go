@@ -104,7 +104,7 @@ func (e *Engine) await(ctx context.Context, o op, done <-chan struct{}) error {
 	b.abandoned.Store(true)
 	if b.withdraw() {
 		if ins, ok := o.(*insertOp); ok && b.tries > 0 && len(ins.params) > 0 {
-			if res, ok := e.commits.lookupInserted(ins); ok {
+			if res, ok := e.commits.lookupInsertedSurely(ins); ok {
 				ins.res = res
 				b.complete()
 				return nil
@@ -305,16 +305,45 @@ func (c *committer) insertedAlready(o *insertOp) bool {
 // lookupInserted reads the runs of an op of new runs from the store: ok if
 // they were all committed (by an earlier try whose answer was an error).
 func (c *committer) lookupInserted(o *insertOp) ([]store.RunInsertResult, bool) {
+	res, err := c.readInserted(o)
+	return res, err == nil
+}
+
+// readInserted reads the runs of an op of new runs: nil error if all are
+// stored, store.ErrNotFound if one is not (an op's runs commit together,
+// so none is), another error if the store could not tell.
+func (c *committer) readInserted(o *insertOp) ([]store.RunInsertResult, error) {
 	ctx := context.Background()
 	res := make([]store.RunInsertResult, len(o.params))
 	for i, p := range o.params {
 		r, err := c.st.RunGet(ctx, p.ID)
 		if err != nil {
-			return nil, false
+			return nil, err
 		}
 		res[i] = store.RunInsertResult{Run: r}
 	}
-	return res, true
+	return res, nil
+}
+
+// lookupInsertedSurely is lookupInserted for a caller about to answer
+// "not written": a read that fails is tried again (with backoff, for up
+// to about ten seconds) rather than taken for "not written" — a caller
+// told its submit failed must not find the runs afterwards.
+func (c *committer) lookupInsertedSurely(o *insertOp) ([]store.RunInsertResult, bool) {
+	wait := 10 * time.Millisecond
+	for try := 0; ; try++ {
+		res, err := c.readInserted(o)
+		switch {
+		case err == nil:
+			return res, true
+		case errors.Is(err, store.ErrNotFound) || try == 10:
+			return nil, false
+		}
+		slept := make(chan struct{})
+		c.clk.AfterFunc(wait, func() { close(slept) })
+		<-slept
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // rederive fixes up the outputs of an op that committed after earlier
