@@ -112,8 +112,16 @@ func (p *promoter) startLocked() {
 
 func (p *promoter) promoted(o *promoteOp) {
 	e := p.e
-	if o.err == nil && len(o.runs) > 0 {
+	if o.err == nil && (len(o.runs) > 0 || o.tries > 0) {
 		e.disp.mu.Lock()
+		if o.tries > 0 {
+			// An earlier try may have committed with its answer lost: the
+			// runs it promoted are not in o.runs (this try found them
+			// queued already), so every group is woken.
+			for _, g := range e.disp.groups {
+				e.wakeGroup(g)
+			}
+		}
 		for _, r := range o.runs {
 			e.wake(r.Group)
 		}

@@ -110,8 +110,17 @@ func (w *world) quietPhase() {
 		})
 	}
 
-	deadline := now.Add(w.bound)
+	// The bound: every run ends within w.bound of the last fault — or,
+	// while the backlog is still draining (some run left changed status or
+	// attempt within the last progressWindow), a little later, up to
+	// 4 × w.bound. A seed whose backlog of hung handlers (which only their
+	// timeouts end) and retries needs longer than the bound is slow, not
+	// wedged; a run that nobody moves for progressWindow past the bound is.
+	const progressWindow = 30 * time.Second
+	deadline, hardCap := now.Add(w.bound), now.Add(4*w.bound)
 	var left []*store.Run
+	seen := map[string]string{}
+	lastChange, extended := now, false
 	for i := 1; ; i++ {
 		t := w.step()
 		if t.Before(deadline) && (i < 50 || i%20 != 0) {
@@ -121,10 +130,23 @@ func (w *world) quietPhase() {
 		for _, r := range w.listRuns(nonTerminal...) {
 			if w.servable(r.Group, r.Type) {
 				left = append(left, r)
+				if sig := fmt.Sprintf("%s/%d", r.Status, r.Attempt); seen[r.ID] != sig {
+					seen[r.ID], lastChange = sig, t
+				}
 			}
 		}
-		if len(left) == 0 || !t.Before(deadline) {
+		if len(left) == 0 {
 			break
+		}
+		if !t.Before(deadline) {
+			if t.Sub(lastChange) >= progressWindow || !t.Before(hardCap) {
+				break
+			}
+			if !extended {
+				extended = true
+				w.tr.add("QUIET: %d runs left at the bound, still draining: waiting while they move", len(left))
+			}
+			deadline = t.Add(2 * time.Second)
 		}
 	}
 	w.checkLive(left)
