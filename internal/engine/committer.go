@@ -126,6 +126,7 @@ type committer struct {
 	clk      clock.Clock
 	log      *slog.Logger
 	ops      *opQueue
+	obs      Observer
 	maxBatch int
 	n        int // transactions in flight at once
 	// publish adds a batch's notifications to its transaction (nil on an
@@ -137,10 +138,11 @@ type committer struct {
 
 func newCommitter(e *Engine) *committer {
 	c := &committer{
-		st: e.st, clk: e.clk, log: e.log, ops: newOpQueue(), maxBatch: e.cfg.MaxBatch, n: e.cfg.Committers,
+		st: e.st, clk: e.clk, log: e.log, ops: newOpQueue(), obs: e.cfg.Observer, maxBatch: e.cfg.MaxBatch, n: e.cfg.Committers,
 		committed: func(batch []op, err error) {
 			if err == nil {
 				e.callbacksCommitted(batch)
+				observeInserts(e.cfg.Observer, batch)
 			}
 			e.noteDrain()
 		},
@@ -212,7 +214,9 @@ const (
 
 func (c *committer) commit(batch []op) {
 	ctx := context.Background()
+	began := c.clk.Now()
 	err := c.st.Tx(ctx, func(tx store.Tx) error { return c.apply(ctx, tx, batch) })
+	c.obs.Committed(len(batch), c.clk.Now().Sub(began), err)
 	if err != nil && len(batch) > 1 {
 		c.log.Warn("batch commit failed; applying ops one by one", "ops", len(batch), "err", err)
 		for _, o := range batch {
@@ -443,4 +447,19 @@ func appendLogs(ctx context.Context, tx store.Tx, ops []*logOp) error {
 		return nil
 	}
 	return tx.LogAppend(ctx, lines)
+}
+
+// observeInserts counts the new runs of a committed batch by group.
+func observeInserts(obs Observer, batch []op) {
+	for _, o := range batch {
+		ins, ok := o.(*insertOp)
+		if !ok || ins.err != nil {
+			continue
+		}
+		for _, r := range ins.res {
+			if r.Run != nil && !r.Existing {
+				obs.Submitted(r.Run.Group, 1)
+			}
+		}
+	}
 }

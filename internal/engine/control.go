@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/pluto-sched/pluto/internal/clock"
 
@@ -49,14 +50,17 @@ func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 		return
 	}
 	id := res.Run.ID
+	var ran time.Duration
 	if f := e.disp.flights[id]; f != nil {
 		delete(e.disp.flights, id)
 		f.stopTimer()
 		if f.session != nil {
 			e.cancelOnWorker(f, reason)
 		}
+		ran = f.ranFor(e.now())
 	}
 	delete(e.disp.orphans, id)
+	e.cfg.Observer.Finished(res.Run.Group, res.Run.Type, store.StatusCancelled, ran)
 	e.terminal(id, res.Run.Job, store.StatusCancelled)
 }
 

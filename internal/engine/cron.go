@@ -246,6 +246,12 @@ func (e *Engine) tick(ctx context.Context, tx store.Tx, o *txOp, due time.Time) 
 	for _, r := range res {
 		if !r.Existing && !r.Run.Status.Terminal() {
 			o.made = append(o.made, r.Run)
+			// Counted as the transaction is written (a failed try that is
+			// retried counts twice: metrics only).
+			e.cfg.Observer.Submitted(r.Run.Group, 1)
+			if !r.Run.LogicalTime.IsZero() {
+				e.cfg.Observer.CronFired(max(0, now.Sub(r.Run.LogicalTime)))
+			}
 		}
 		if !r.Existing {
 			o.noteCallbackRun(r.Run) // a skipped slot's delivery is due at once

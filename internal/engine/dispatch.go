@@ -71,6 +71,14 @@ func newFlight(r *store.Run) *flight {
 	}
 }
 
+// ranFor is how long f's attempt has run at now (0 if it never started).
+func (f *flight) ranFor(now time.Time) time.Duration {
+	if !f.started || f.startedAt.IsZero() {
+		return 0
+	}
+	return max(0, now.Sub(f.startedAt))
+}
+
 func (f *flight) ref() RunRef { return RunRef{RunID: f.id, Attempt: f.attempt} }
 
 // size is the most bytes f's task takes in a dispatch (Task.Size).

@@ -199,7 +199,10 @@ type Config struct {
 	// OnRelisten is called after the notification connection came back
 	// (what was published meanwhile was missed). The server uses them for
 	// its token cache.
-	OnNotify   func(store.Notification)
+	OnNotify func(store.Notification)
+	// Observer, if set, sees what the engine does, for metrics
+	// (observer.go).
+	Observer   Observer
 	OnRelisten func()
 	// OnTerminal, if set, is called once for every run that reaches a
 	// terminal status, after that status is committed. It runs on engine
@@ -236,6 +239,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = 5 * time.Second

@@ -99,6 +99,7 @@ func (e *Engine) finished(s *Session, fs []*flight, o *finishOp) {
 func (e *Engine) settled(f *flight, p store.RunFinishParams) {
 	switch {
 	case p.Status.Terminal():
+		e.cfg.Observer.Finished(f.group, f.typ, p.Status, f.ranFor(p.Now))
 		e.terminal(p.ID, f.job, p.Status)
 	case p.Status == store.StatusQueued:
 		e.wake(f.group)

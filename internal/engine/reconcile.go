@@ -98,6 +98,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 	if leading {
 		st.unblocked = e.unblockStranded(ctx)
 	}
+	e.cfg.Observer.Reconciled(st.requeued + st.orphans + st.unblocked)
 	if st.requeued+st.orphans+st.unblocked > 0 {
 		e.log.Warn("reconciler repaired runs no component was driving",
 			"requeued", st.requeued, "orphans", st.orphans, "jobs_unblocked", st.unblocked, "groups_woken", st.woken)

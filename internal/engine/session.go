@@ -350,6 +350,9 @@ func (s *Session) started(acks []Ack, late bool) []store.RunStartParams {
 			f.startedAt = at
 		}
 		e.armTimeout(f, now)
+		if !late {
+			e.cfg.Observer.Started(f.group, f.typ, max(0, now.Sub(f.runAt)))
+		}
 		starts = append(starts, store.RunStartParams{ID: a.RunID, Attempt: a.Attempt, WorkerID: s.hello.WorkerID, ServerID: e.fence(), Now: at})
 	}
 	return starts
@@ -391,6 +394,10 @@ func (s *Session) Results(rs []Result) {
 		}
 		delete(e.disp.flights, r.RunID)
 		f.stopTimer()
+		if !f.started {
+			// A result implies the start (its Ack may not have been sent).
+			e.cfg.Observer.Started(f.group, f.typ, max(0, now.Sub(f.runAt)))
+		}
 		params = append(params, e.finishParams(f, r, s, now))
 		groups = append(groups, f.group)
 		flights = append(flights, f)

@@ -86,6 +86,8 @@ type HTTPOptions struct {
 	Audit *auditLog
 	// Tokens, if set, serves the token and audit routes.
 	Tokens *tokenAdmin
+	// Metrics, if set, serves GET /metrics (Prometheus).
+	Metrics http.Handler
 
 	// limit, if set, is the live max payload (Server.Reconfigure changes
 	// it); it overrides MaxPayload.

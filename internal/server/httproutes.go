@@ -66,6 +66,7 @@ func (h *httpAPI) routes() []route {
 		{"GET /api/v1/tokens", auth.PermTokenAdmin, scopeNone, "", h.listTokens},
 		{"DELETE /api/v1/tokens/{name}", auth.PermTokenAdmin, scopeNone, "token.revoke", h.revokeToken},
 		{"GET /api/v1/audit", auth.PermAudit, scopeNone, "", h.listAudit},
+		{"GET /metrics", auth.PermRead, scopeNone, "", h.metrics},
 		{"GET /healthz", permOpen, scopeNone, "", h.healthz},
 		{"GET /readyz", permOpen, scopeNone, "", h.readyz},
 	}
@@ -189,4 +190,14 @@ func (h *httpAPI) jobGroupCheck(ctx context.Context, name string) error {
 		return err
 	}
 	return checkGroup(ctx, j.Group)
+}
+
+// metrics serves the Prometheus scrape (a viewer token, or any that may
+// read, is enough: labels are groups and types, never ids or payloads).
+func (h *httpAPI) metrics(w http.ResponseWriter, r *http.Request) {
+	if h.opts.Metrics == nil {
+		writeError(w, notFound("no metrics on this server"))
+		return
+	}
+	h.opts.Metrics.ServeHTTP(w, r)
 }

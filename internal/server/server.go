@@ -26,6 +26,7 @@ import (
 	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/engine"
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
+	"github.com/pluto-sched/pluto/internal/metrics"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -80,6 +81,7 @@ type Server struct {
 	grpcLn    net.Listener
 	workers   *workerService
 	streams   atomic.Pointer[workerService] // workers, once it exists (notifications come earlier)
+	metrics   *metrics.Metrics
 	pprofSrv  *http.Server
 	pprofLn   net.Listener
 	sec       *security
@@ -187,7 +189,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.sec.tokens != nil {
 		s.sec.tokens.revoked = s.closeTokenStreams
 	}
+	s.metrics = metrics.New()
 	ecfg := cfg.Engine
+	ecfg.Observer = s.metrics
 	ecfg.OnNotify, ecfg.OnRelisten = s.sec.notified, s.sec.relistened
 	ecfg.Store = s.store
 	ecfg.CallbackBody = func(r *store.Run) ([]byte, error) { return json.Marshal(apijson.FromRun(r)) }
@@ -203,6 +207,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return fail(err)
 	}
 	s.eng = eng
+	s.metrics.SetSource(eng)
 	if err := eng.Start(ctx); err != nil {
 		s.eng = nil
 		return fail(err)
@@ -236,7 +241,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Handler: newHTTPHandler(eng, HTTPOptions{
 			MaxPayload: cfg.MaxPayload, ServerID: cfg.ServerID, StoreName: s.store.Name(),
 			Logger: cfg.Logger, Stopping: s.stopping, limit: s.maxPayload, peers: newPeerClient(cfg.PeerTLS),
-			Auth: s.sec.authn, Audit: s.sec.audit, Tokens: s.sec.tokens, guard: g,
+			Auth: s.sec.authn, Audit: s.sec.audit, Tokens: s.sec.tokens, guard: g, Metrics: s.metrics.Handler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          httpErrorLog(cfg.Logger),
