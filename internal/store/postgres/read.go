@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pluto-sched/pluto/internal/store"
+	"github.com/pluto-sched/pluto/internal/store/listq"
 )
 
 // The read side: plain statements on the pool, outside any transaction.
@@ -61,56 +60,66 @@ func (s *Store) RunGetByKey(ctx context.Context, key string) (*Run, error) {
 	return s.getRun(ctx, "RunGetByKey", sqlGetByKey, key)
 }
 
-// RunList implements store.Store. The cursor is the seq of the last run of
-// the previous page, in decimal (the SQLite backend's format).
+// listDialect is how listq writes PostgreSQL's list statements.
+var listDialect = listq.Dialect{Postgres: true, Time: func(t time.Time) any { return t }}
+
+// RunList implements store.Store with the plan of package listq. The
+// cursor is the seq of the last run of the previous page (or the end of
+// the window a page examined), in decimal (the SQLite backend's format).
 func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPage, error) {
 	if s.closed.Load() {
 		return store.RunPage{}, errClosed
 	}
-	limit := p.PageLimit()
-	before, err := p.BeforeSeq()
-	if err != nil {
+	page, err := listq.List(ctx, listQuerier{s}, listDialect, runCols, p)
+	if errors.Is(err, store.ErrInvalidCursor) {
 		return store.RunPage{}, fmt.Errorf("postgres: RunList: %w", err)
 	}
+	if err != nil {
+		return store.RunPage{}, s.wrap("RunList", err)
+	}
+	return page, nil
+}
+
+const (
+	sqlSeqBefore    = `SELECT seq FROM runs WHERE created_at < $1 ORDER BY created_at DESC LIMIT 1`
+	sqlSeqAtOrAfter = `SELECT seq FROM runs WHERE created_at >= $1 ORDER BY created_at LIMIT 1`
+)
+
+// listQuerier runs listq's statements on the pool.
+type listQuerier struct{ s *Store }
+
+func (q listQuerier) seq(ctx context.Context, query string, t time.Time) (int64, bool, error) {
+	var seq int64
+	err := q.s.pool.QueryRow(ctx, query, t).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	return seq, err == nil, err
+}
+
+func (q listQuerier) SeqBefore(ctx context.Context, t time.Time) (int64, bool, error) {
+	return q.seq(ctx, sqlSeqBefore, t)
+}
+
+func (q listQuerier) SeqAtOrAfter(ctx context.Context, t time.Time) (int64, bool, error) {
+	return q.seq(ctx, sqlSeqAtOrAfter, t)
+}
+
+func (q listQuerier) Window(ctx context.Context, query string, args []any) (int64, int, error) {
 	var (
-		where []string
-		args  []any
+		end pgtype.Int8
+		n   int64
 	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	if len(p.Statuses) > 0 {
-		sts := make([]string, len(p.Statuses))
-		for i, st := range p.Statuses {
-			sts[i] = string(st)
-		}
-		where = append(where, "status = ANY("+arg(sts)+"::text[])")
-	}
-	if p.Group != "" {
-		where = append(where, "grp = "+arg(p.Group))
-	}
-	if p.Job != "" {
-		where = append(where, "job = "+arg(p.Job))
-	}
-	if before > 0 {
-		seq := before
-		where = append(where, "seq < "+arg(seq))
-	}
-	q := "SELECT " + runCols + " FROM runs"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY seq DESC LIMIT " + arg(int64(limit+1))
-	rows, err := s.pool.Query(ctx, q, args...)
+	err := q.s.pool.QueryRow(ctx, query, args...).Scan(&end, &n)
+	return end.Int64, int(n), err
+}
+
+func (q listQuerier) Runs(ctx context.Context, query string, args []any) ([]*store.Run, error) {
+	rows, err := q.s.pool.Query(ctx, query, args...)
 	if err != nil {
-		return store.RunPage{}, s.wrap("RunList", err)
+		return nil, err
 	}
-	runs, err := collectRuns(rows)
-	if err != nil {
-		return store.RunPage{}, s.wrap("RunList", err)
-	}
-	return store.NewRunPage(runs, limit), nil
+	return collectRuns(rows)
 }
 
 // RunListActive implements store.Store.

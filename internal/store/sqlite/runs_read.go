@@ -5,10 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
+	"github.com/pluto-sched/pluto/internal/store/listq"
 )
 
 func (s *Store) getRun(ctx context.Context, op string, st rStmt, arg string) (*Run, error) {
@@ -38,58 +38,65 @@ func (s *Store) RunGetByKey(ctx context.Context, key string) (*Run, error) {
 	return s.getRun(ctx, "RunGetByKey", rGetByKey, key)
 }
 
-// RunList implements store.Store. The cursor is the seq of the last run of
-// the previous page, in decimal. The walk goes down the rowid (newest
-// first) and tests the filters on each run, so a filter that matches few of
-// many runs reads many; it serves the console and the API, not the
-// scheduler. (There is no retention yet: the table grows with history.)
+// listDialect is how listq writes SQLite's list statements. endedPred is
+// the predicate of runs_ended (migration 00007_lists), verbatim.
+var listDialect = listq.Dialect{
+	Time:       func(t time.Time) any { return micro(t) },
+	Ended:      endedPred,
+	EndedIndex: "runs_ended",
+}
+
+const endedPred = "status IN ('failed', 'cancelled', 'timed_out', 'skipped')"
+
+// RunList implements store.Store with the plan of package listq. The
+// cursor is the seq of the last run of the previous page (or the end of
+// the window a page examined), in decimal.
 func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPage, error) {
 	if s.closed.Load() {
 		return store.RunPage{}, errClosed
 	}
-	limit := p.PageLimit()
-	before, err := p.BeforeSeq()
+	page, err := listq.List(ctx, listQuerier{s}, listDialect, runCols, p)
 	if err != nil {
-		return store.RunPage{}, fmt.Errorf("sqlite: RunList: %w", err)
+		return store.RunPage{}, s.wrap("RunList", err)
 	}
+	return page, nil
+}
+
+// listQuerier runs listq's statements on the reader pool.
+type listQuerier struct{ s *Store }
+
+func (q listQuerier) seq(ctx context.Context, query string, t time.Time) (int64, bool, error) {
+	var seq int64
+	err := q.s.r.QueryRowContext(ctx, query, micro(t)).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return seq, err == nil, err
+}
+
+func (q listQuerier) SeqBefore(ctx context.Context, t time.Time) (int64, bool, error) {
+	return q.seq(ctx, "SELECT seq FROM runs INDEXED BY runs_created WHERE created_at < ? ORDER BY created_at DESC LIMIT 1", t)
+}
+
+func (q listQuerier) SeqAtOrAfter(ctx context.Context, t time.Time) (int64, bool, error) {
+	return q.seq(ctx, "SELECT seq FROM runs INDEXED BY runs_created WHERE created_at >= ? ORDER BY created_at LIMIT 1", t)
+}
+
+func (q listQuerier) Window(ctx context.Context, query string, args []any) (int64, int, error) {
 	var (
-		where []string
-		args  []any
+		end sql.NullInt64
+		n   int
 	)
-	if len(p.Statuses) > 0 {
-		where = append(where, "status IN (?"+strings.Repeat(",?", len(p.Statuses)-1)+")")
-		for _, st := range p.Statuses {
-			args = append(args, string(st))
-		}
-	}
-	if p.Group != "" {
-		where = append(where, "grp = ?")
-		args = append(args, p.Group)
-	}
-	if p.Job != "" {
-		where = append(where, "job = ?")
-		args = append(args, p.Job)
-	}
-	if before > 0 {
-		seq := before
-		where = append(where, "seq < ?")
-		args = append(args, seq)
-	}
-	q := "SELECT " + runCols + " FROM runs"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY seq DESC LIMIT ?"
-	args = append(args, limit+1)
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	err := q.s.r.QueryRowContext(ctx, query, args...).Scan(&end, &n)
+	return end.Int64, n, err
+}
+
+func (q listQuerier) Runs(ctx context.Context, query string, args []any) ([]*store.Run, error) {
+	rows, err := q.s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return store.RunPage{}, s.wrap("RunList", err)
+		return nil, err
 	}
-	runs, err := scanRuns(rows)
-	if err != nil {
-		return store.RunPage{}, s.wrap("RunList", err)
-	}
-	return store.NewRunPage(runs, limit), nil
+	return scanRuns(rows)
 }
 
 // RunListActive implements store.Store.
