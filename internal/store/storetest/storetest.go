@@ -116,6 +116,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"CountByGroup", testCountByGroup},
 		{"ListFiltersAndPages", testListFiltersAndPages},
 		{"ListLimits", testListLimits},
+		{"ListAllFilters", testListAllFilters},
+		{"ListBudget", testListBudget},
 		{"ListActive", testListActive},
 		{"Logs", testLogs},
 		{"LogsDefaultLimit", testLogsDefaultLimit},
