@@ -63,6 +63,16 @@ func (s *Store) RunGetByKey(ctx context.Context, key string) (*Run, error) {
 // listDialect is how listq writes PostgreSQL's list statements.
 var listDialect = listq.Dialect{Postgres: true, Time: func(t time.Time) any { return t }}
 
+// listBeginSQL starts the read-only transaction a listing runs in: one
+// snapshot for its statements, and a planner that walks indexes in seq
+// order. Left to its estimates, the planner takes a filter on a column no
+// index names (status, worker, error) for a selective one and plans a
+// sequential or bitmap scan and a sort — the whole table, at any size —
+// where listq means an ordered index walk that stops at the limit or the
+// scan budget.
+const listBeginSQL = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+	SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off`
+
 // RunList implements store.Store with the plan of package listq. The
 // cursor is the seq of the last run of the previous page (or the end of
 // the window a page examined), in decimal (the SQLite backend's format).
@@ -70,7 +80,21 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPa
 	if s.closed.Load() {
 		return store.RunPage{}, errClosed
 	}
-	page, err := listq.List(ctx, listQuerier{s}, listDialect, runCols, p)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return store.RunPage{}, s.wrap("RunList", err)
+	}
+	// A connection released inside a transaction is closed, not reused.
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, listBeginSQL); err != nil {
+		return store.RunPage{}, s.wrap("RunList", err)
+	}
+	page, err := listq.List(ctx, listQuerier{conn.Conn()}, listDialect, runCols, p)
+	if err == nil {
+		_, err = conn.Exec(ctx, "COMMIT")
+	} else {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	}
 	if errors.Is(err, store.ErrInvalidCursor) {
 		return store.RunPage{}, fmt.Errorf("postgres: RunList: %w", err)
 	}
@@ -85,12 +109,12 @@ const (
 	sqlSeqAtOrAfter = `SELECT seq FROM runs WHERE created_at >= $1 ORDER BY created_at LIMIT 1`
 )
 
-// listQuerier runs listq's statements on the pool.
-type listQuerier struct{ s *Store }
+// listQuerier runs listq's statements in a listing's transaction.
+type listQuerier struct{ c *pgx.Conn }
 
 func (q listQuerier) seq(ctx context.Context, query string, t time.Time) (int64, bool, error) {
 	var seq int64
-	err := q.s.pool.QueryRow(ctx, query, t).Scan(&seq)
+	err := q.c.QueryRow(ctx, query, t).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -110,12 +134,12 @@ func (q listQuerier) Window(ctx context.Context, query string, args []any) (int6
 		end pgtype.Int8
 		n   int64
 	)
-	err := q.s.pool.QueryRow(ctx, query, args...).Scan(&end, &n)
+	err := q.c.QueryRow(ctx, query, args...).Scan(&end, &n)
 	return end.Int64, int(n), err
 }
 
 func (q listQuerier) Runs(ctx context.Context, query string, args []any) ([]*store.Run, error) {
-	rows, err := q.s.pool.Query(ctx, query, args...)
+	rows, err := q.c.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
