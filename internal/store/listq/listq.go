@@ -297,9 +297,22 @@ func (pl *plan) arg(v any) string {
 	return "?"
 }
 
-// seqConds are the seq bounds, with windowEnd (if not 0) as an inclusive
-// bound on the far side; their arguments are appended to args.
+// seqConds are the seq bounds, narrowed to windowEnd (if not 0, an
+// inclusive bound on the far side), as one lower and one upper bound:
+// SQLite uses a single bound of each kind in an index range, and tests any
+// other only on the rows that range returns. Their arguments are appended
+// to args.
 func (pl *plan) seqConds(args *[]any, windowEnd int64) []string {
+	lo, hi := pl.b.lo, pl.b.hi
+	if windowEnd > 0 {
+		if pl.p.Order == store.OrderAsc {
+			if hi == 0 || windowEnd+1 < hi {
+				hi = windowEnd + 1
+			}
+		} else {
+			lo = max(lo, windowEnd-1)
+		}
+	}
 	var conds []string
 	add := func(op string, v int64) {
 		*args = append(*args, v)
@@ -309,18 +322,11 @@ func (pl *plan) seqConds(args *[]any, windowEnd int64) []string {
 		}
 		conds = append(conds, "seq "+op+" "+ph)
 	}
-	if pl.b.lo > 0 {
-		add(">", pl.b.lo)
+	if lo > 0 {
+		add(">", lo)
 	}
-	if pl.b.hi > 0 {
-		add("<", pl.b.hi)
-	}
-	if windowEnd > 0 {
-		if pl.p.Order == store.OrderAsc {
-			add("<=", windowEnd)
-		} else {
-			add(">=", windowEnd)
-		}
+	if hi > 0 {
+		add("<", hi)
 	}
 	return conds
 }
@@ -377,6 +383,6 @@ func Statements(d Dialect, cols string, p store.RunListParams) (window, page str
 	p = Normalize(p)
 	pl := newPlan(d, p, bounds{lo: 1, hi: 1 << 40})
 	window, windowArgs = pl.windowSQL(p.ScanBudget)
-	page, pageArgs = pl.pageSQL(cols, 2, p.PageLimit()+1)
+	page, pageArgs = pl.pageSQL(cols, 1<<39, p.PageLimit()+1)
 	return
 }
