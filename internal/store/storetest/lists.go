@@ -218,3 +218,33 @@ func testListBudget(t *testing.T, s store.Store) {
 		t.Errorf("retried run %s not listed among queued runs: %v", failedID, ids(got))
 	}
 }
+
+// testLoadHistory: a backend's bulk loader stores finished runs that read
+// back and list like any others, in load order.
+func testLoadHistory(t *testing.T, s store.Store) {
+	hl, ok := s.(store.HistoryLoader)
+	if !ok {
+		t.Skip("no HistoryLoader")
+	}
+	const n = 1234
+	gen := func(i int) *store.Run {
+		r := &store.Run{ID: runID(i), Type: "t", Group: fmt.Sprintf("g%d", i%2), Status: store.StatusSucceeded,
+			Attempt: 1, MaxAttempts: 1, RunAt: t0, CreatedAt: t0.Add(time.Duration(i) * time.Second), WorkerID: "w",
+			Payload: []byte(`{"i":1}`), Result: []byte(`{}`)}
+		r.StartedAt, r.FinishedAt = r.CreatedAt.Add(time.Millisecond), r.CreatedAt.Add(2*time.Millisecond)
+		if i%10 == 3 {
+			r.Status, r.Failures, r.Error, r.Result = store.StatusFailed, 1, "boom", nil
+		}
+		return r
+	}
+	if err := hl.LoadHistory(ctx, n, gen); err != nil {
+		t.Fatal(err)
+	}
+	want := gen(1000)
+	want.Seq = get(t, s, want.ID).Seq
+	diffRun(t, "loaded run", want, get(t, s, want.ID))
+	got := walkAny(t, s, store.RunListParams{Group: "g1", ErrorContains: "boom", Order: store.OrderAsc, Limit: 1000})
+	if len(got) != (n+6)/10 || got[0].ID != runID(3) { // i%10 == 3, all odd: g1
+		t.Errorf("failed runs of g1: %d, first %v", len(got), ids(got[:min(1, len(got))]))
+	}
+}

@@ -118,6 +118,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"ListLimits", testListLimits},
 		{"ListAllFilters", testListAllFilters},
 		{"ListBudget", testListBudget},
+		{"LoadHistory", testLoadHistory},
 		{"ListActive", testListActive},
 		{"Logs", testLogs},
 		{"LogsDefaultLimit", testLogsDefaultLimit},
