@@ -48,4 +48,3 @@ func textOrNil(b []byte) any {
 	}
 	return string(b)
 }
-
