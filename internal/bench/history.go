@@ -115,7 +115,9 @@ func loadHistory(ctx context.Context, st store.Store, n int) (time.Duration, err
 
 // listCases are the filters measured, as GET /api/v1/runs queries.
 func listCases(now time.Time) [][2]string {
-	day := func(d int) string { return url.QueryEscape(now.Add(-time.Duration(d) * 24 * time.Hour).Format(time.RFC3339)) }
+	day := func(d int) string {
+		return url.QueryEscape(now.Add(-time.Duration(d) * 24 * time.Hour).Format(time.RFC3339))
+	}
 	hourAfter := func(d int) string {
 		return url.QueryEscape(now.Add(-time.Duration(d)*24*time.Hour + time.Hour).Format(time.RFC3339))
 	}
