@@ -199,6 +199,11 @@ type plan struct {
 	// the lead's.
 	args  []any
 	leadN int
+	// leadCol is the lead index's first column ("" for the primary key):
+	// on PostgreSQL the order names it (a constant in the range), so that
+	// only the lead index yields rows in order and the planner cannot
+	// prefer walking the primary key and filtering.
+	leadCol string
 }
 
 func newPlan(d Dialect, p store.RunListParams, b bounds) *plan {
@@ -223,6 +228,7 @@ func newPlan(d Dialect, p store.RunListParams, b bounds) *plan {
 		leadUsed = true
 		pl.lead = append(pl.lead, c)
 		pl.leadN = len(pl.args)
+		pl.leadCol = col
 		if extra != "" {
 			pl.lead = append(pl.lead, extra)
 		}
@@ -332,10 +338,14 @@ func (pl *plan) seqConds(args *[]any, windowEnd int64) []string {
 }
 
 func (pl *plan) orderBy() string {
+	dir := " DESC"
 	if pl.p.Order == store.OrderAsc {
-		return " ORDER BY seq"
+		dir = ""
 	}
-	return " ORDER BY seq DESC"
+	if pl.d.Postgres && pl.leadCol != "" {
+		return " ORDER BY " + pl.leadCol + dir + ", seq" + dir
+	}
+	return " ORDER BY seq" + dir
 }
 
 // windowSQL finds the far end of the next budget runs along the lead
