@@ -12,10 +12,11 @@
 //     into seq bounds with two probes of the created_at index (seqBounds),
 //     and a finished_before bound gives an upper seq bound too (a run
 //     finishes after it is created).
-//  2. The lead, by expected selectivity: job (runs_job), then the
-//     rare-terminal index where the backend has one (SQLite: failed,
-//     cancelled, timed_out, skipped), then type (runs_type), then group
-//     (runs_grp), else the primary key.
+//  2. The lead, by expected selectivity: job (runs_job), then the runs
+//     that ended failed, cancelled, timed_out or skipped when only those
+//     statuses are asked for (SQLite: the partial index runs_ended;
+//     PostgreSQL: the side table ended), then type (runs_type), then
+//     group (runs_grp), else the primary key.
 //  3. Residual filters (status, worker, finished_at, created_at within the
 //     slack, error) are tested on the rows read. No index serves them: on
 //     PostgreSQL each would name a column the hot path updates and turn
@@ -31,6 +32,7 @@ package listq
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +65,9 @@ type Dialect struct {
 	// holding the runs in rareTerminal (the text must match the index's
 	// predicate, so the planner can use it); EndedIndex names it.
 	Ended, EndedIndex string
+	// EndedTable, if set, names a side table (seq primary key) of the runs
+	// in rareTerminal, walked instead of a partial index (PostgreSQL).
+	EndedTable string
 }
 
 // Querier runs a plan's statements on one backend.
@@ -200,18 +205,18 @@ type plan struct {
 	args  []any
 	leadN int
 	// leadCol is the lead index's first column ("" for the primary key):
-	// on PostgreSQL the order names it (a constant in the range), so that
-	// only the lead index yields rows in order and the planner cannot
-	// prefer walking the primary key and filtering.
+	// on PostgreSQL the seq bounds and the order name it (seqConds).
 	leadCol string
+	// table is what the window walks: runs, or the ended table.
+	table string
 }
 
 func newPlan(d Dialect, p store.RunListParams, b bounds) *plan {
-	pl := &plan{d: d, p: p, b: b}
+	pl := &plan{d: d, p: p, b: b, table: "runs"}
 	if !d.Postgres {
 		pl.hint = " NOT INDEXED"
 	}
-	ended := d.Ended != "" && len(p.Statuses) > 0 && !slices.ContainsFunc(p.Statuses, func(s store.RunStatus) bool {
+	ended := (d.Ended != "" || d.EndedTable != "") && len(p.Statuses) > 0 && !slices.ContainsFunc(p.Statuses, func(s store.RunStatus) bool {
 		return !slices.Contains(rareTerminal, s)
 	})
 	// Every condition is added exactly once, to the lead or the residual.
@@ -226,7 +231,9 @@ func newPlan(d Dialect, p store.RunListParams, b bounds) *plan {
 			return
 		}
 		leadUsed = true
-		pl.lead = append(pl.lead, c)
+		if !d.Postgres {
+			pl.lead = append(pl.lead, c)
+		} // PostgreSQL: the seq bounds say it (seqConds)
 		pl.leadN = len(pl.args)
 		pl.leadCol = col
 		if extra != "" {
@@ -235,7 +242,11 @@ func newPlan(d Dialect, p store.RunListParams, b bounds) *plan {
 		pl.setHint(index)
 	}
 	addEq("job", p.Job, "runs_job", "job <> ''")
-	if ended && !leadUsed {
+	switch {
+	case ended && !leadUsed && d.EndedTable != "":
+		leadUsed = true
+		pl.table = d.EndedTable // statuses stay in the residual
+	case ended && !leadUsed:
 		leadUsed = true
 		pl.lead = append(pl.lead, d.Ended)
 		pl.setHint(d.EndedIndex)
@@ -308,7 +319,7 @@ func (pl *plan) arg(v any) string {
 // SQLite uses a single bound of each kind in an index range, and tests any
 // other only on the rows that range returns. Their arguments are appended
 // to args.
-func (pl *plan) seqConds(args *[]any, windowEnd int64) []string {
+func (pl *plan) seqConds(args *[]any, windowEnd int64, col string) []string {
 	lo, hi := pl.b.lo, pl.b.hi
 	if windowEnd > 0 {
 		if pl.p.Order == store.OrderAsc {
@@ -322,11 +333,30 @@ func (pl *plan) seqConds(args *[]any, windowEnd int64) []string {
 	var conds []string
 	add := func(op string, v int64) {
 		*args = append(*args, v)
-		ph := "?"
-		if pl.d.Postgres {
-			ph = "$" + strconv.Itoa(len(*args))
+		if !pl.d.Postgres {
+			conds = append(conds, col+" "+op+" ?")
+			return
 		}
-		conds = append(conds, "seq "+op+" "+ph)
+		ph := "$" + strconv.Itoa(len(*args))
+		if pl.rowBounds() && col == "seq" {
+			conds = append(conds, "("+pl.leadCol+", seq) "+op+" ($1, "+ph+")")
+			return
+		}
+		conds = append(conds, col+" "+op+" "+ph)
+	}
+	if pl.rowBounds() {
+		// (lead, seq) > ($1, lo) AND (lead, seq) < ($1, hi) is lead = $1
+		// AND lo < seq < hi — the lead's value is $1 — and names no
+		// constant, so the order (lead, seq) is one only the lead index
+		// yields: the planner cannot walk the primary key and filter, as it
+		// does when it takes a value's runs to be spread evenly (the newest
+		// runs are often all of one group or type).
+		if hi == 0 {
+			hi = math.MaxInt64
+		}
+		add(">", lo)
+		add("<", hi)
+		return conds
 	}
 	if lo > 0 {
 		add(">", lo)
@@ -342,17 +372,21 @@ func (pl *plan) orderBy() string {
 	if pl.p.Order == store.OrderAsc {
 		dir = ""
 	}
-	if pl.d.Postgres && pl.leadCol != "" {
+	if pl.rowBounds() {
 		return " ORDER BY " + pl.leadCol + dir + ", seq" + dir
 	}
 	return " ORDER BY seq" + dir
 }
 
+// rowBounds reports whether the seq bounds are row comparisons on the
+// lead index (PostgreSQL; seqConds).
+func (pl *plan) rowBounds() bool { return pl.d.Postgres && pl.leadCol != "" && pl.table == "runs" }
+
 // windowSQL finds the far end of the next budget runs along the lead
 // (an index-only walk) and how many there are.
 func (pl *plan) windowSQL(budget int) (string, []any) {
 	args := slices.Clone(pl.args[:pl.leadN])
-	conds := append(slices.Clone(pl.lead), pl.seqConds(&args, 0)...)
+	conds := append(slices.Clone(pl.lead), pl.seqConds(&args, 0, "seq")...)
 	agg := "min(seq)"
 	if pl.p.Order == store.OrderAsc {
 		agg = "max(seq)"
@@ -362,7 +396,7 @@ func (pl *plan) windowSQL(budget int) (string, []any) {
 	if pl.d.Postgres {
 		limit = "$" + strconv.Itoa(len(args))
 	}
-	inner := "SELECT seq FROM runs" + pl.hint + where(conds) + pl.orderBy() + " LIMIT " + limit
+	inner := "SELECT seq FROM " + pl.table + pl.hint + where(conds) + pl.orderBy() + " LIMIT " + limit
 	return "SELECT " + agg + ", count(*) FROM (" + inner + ") AS w", args
 }
 
@@ -371,7 +405,16 @@ func (pl *plan) pageSQL(cols string, windowEnd int64, limit int) (string, []any)
 	// The seq bounds and the limit come after the lead's and the
 	// residual's placeholders, in text and in args.
 	args := slices.Clone(pl.args)
-	conds := slices.Concat(pl.lead, pl.res, pl.seqConds(&args, windowEnd))
+	if pl.table != "runs" {
+		// Walk the side table in seq order and read each run by its
+		// primary key: a nested loop the planner cannot turn around.
+		bounds := pl.seqConds(&args, windowEnd, "e.seq")
+		args = append(args, int64(limit))
+		run := "SELECT " + cols + " FROM runs" + where(append([]string{"runs.seq = e.seq"}, pl.res...))
+		return "SELECT r.* FROM " + pl.table + " AS e CROSS JOIN LATERAL (" + run + ") AS r" + where(bounds) +
+			strings.Replace(pl.orderBy(), "seq", "e.seq", 1) + " LIMIT $" + strconv.Itoa(len(args)), args
+	}
+	conds := slices.Concat(pl.lead, pl.res, pl.seqConds(&args, windowEnd, "seq"))
 	args = append(args, int64(limit))
 	ph := "?"
 	if pl.d.Postgres {

@@ -16,12 +16,16 @@ var historyCols = []string{"id", "job", "type", "grp", "payload", "status", "att
 const historyChunk = 50000
 
 // LoadHistory implements store.HistoryLoader with COPY, in chunks of
-// historyChunk runs, then VACUUM ANALYZE runs — what autovacuum does
+// historyChunk runs, fills ended, then VACUUM ANALYZE — what autovacuum does
 // after a load — so that the visibility map lets lists walk indexes
 // without visiting the heap, as they would on a store that grew slowly.
 func (s *Store) LoadHistory(ctx context.Context, n int, gen func(i int) *store.Run) error {
 	if s.closed.Load() {
 		return errClosed
+	}
+	var before int64
+	if err := s.pool.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM runs").Scan(&before); err != nil {
+		return s.wrap("LoadHistory", err)
 	}
 	rows := make([][]any, 0, historyChunk)
 	for i := 0; i < n; {
@@ -36,7 +40,13 @@ func (s *Store) LoadHistory(ctx context.Context, n int, gen func(i int) *store.R
 			return s.wrap("LoadHistory", err)
 		}
 	}
-	if _, err := s.pool.Exec(ctx, "VACUUM (ANALYZE) runs"); err != nil {
+	// The side table of the runs that ended badly, as the write path
+	// would have filled it.
+	if _, err := s.pool.Exec(ctx, `INSERT INTO ended (seq) SELECT seq FROM runs
+		WHERE seq > $1 AND status IN (`+endedStatuses+`) ON CONFLICT DO NOTHING`, before); err != nil {
+		return s.wrap("LoadHistory: ended", err)
+	}
+	if _, err := s.pool.Exec(ctx, "VACUUM (ANALYZE) runs, ended"); err != nil {
 		return s.wrap("LoadHistory: vacuum", err)
 	}
 	return nil

@@ -61,7 +61,7 @@ func (s *Store) RunGetByKey(ctx context.Context, key string) (*Run, error) {
 }
 
 // listDialect is how listq writes PostgreSQL's list statements.
-var listDialect = listq.Dialect{Postgres: true, Time: func(t time.Time) any { return t }}
+var listDialect = listq.Dialect{Postgres: true, Time: func(t time.Time) any { return t }, EndedTable: "ended"}
 
 // listBeginSQL starts the read-only transaction a listing runs in: one
 // snapshot for its statements, and a planner that walks indexes in seq
@@ -71,7 +71,8 @@ var listDialect = listq.Dialect{Postgres: true, Time: func(t time.Time) any { re
 // where listq means an ordered index walk that stops at the limit or the
 // scan budget.
 const listBeginSQL = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-	SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off`
+	SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off;
+	SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`
 
 // RunList implements store.Store with the plan of package listq. The
 // cursor is the seq of the last run of the previous page (or the end of

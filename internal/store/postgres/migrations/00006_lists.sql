@@ -15,7 +15,24 @@ CREATE INDEX runs_job ON runs (job, seq) WHERE job <> '';
 -- once, in nearly increasing order: appends at the right edge.
 CREATE INDEX runs_created ON runs (created_at);
 
+-- ended: the runs that ended failed, cancelled, timed_out or skipped —
+-- the statuses people list and few runs end in — by seq; a side table
+-- kept like queue and pending (00001_init.sql), since an index naming
+-- status would make every state change of runs non-HOT. A row is written
+-- by the statement that ends the run that way (finish, cancel, a skipped
+-- insert) and deleted by a retry. A retry that waited for the finish it
+-- races can miss the row (its snapshot predates it): lists re-test the
+-- status on runs, so such a row costs a step of a walk, never a wrong
+-- answer, and a later end of the run finds it there (ON CONFLICT DO
+-- NOTHING). Succeeded finishes, nearly all of them, never touch it.
+CREATE TABLE ended (
+    seq bigint PRIMARY KEY
+);
+
+INSERT INTO ended (seq) SELECT seq FROM runs WHERE status IN ('failed', 'cancelled', 'timed_out', 'skipped');
+
 -- +goose Down
+DROP TABLE ended;
 DROP INDEX runs_created;
 DROP INDEX runs_job;
 DROP INDEX runs_type;
