@@ -14,9 +14,8 @@
 //     finishes after it is created).
 //  2. The lead, by expected selectivity: job (runs_job), then the runs
 //     that ended failed, cancelled, timed_out or skipped when only those
-//     statuses are asked for (SQLite: the partial index runs_ended;
-//     PostgreSQL: the side table ended), then type (runs_type), then
-//     group (runs_grp), else the primary key.
+//     statuses are asked for (the side table ended), then type
+//     (runs_type), then group (runs_grp), else the primary key.
 //  3. Residual filters (status, worker, finished_at, created_at within the
 //     slack, error) are tested on the rows read. No index serves them: on
 //     PostgreSQL each would name a column the hot path updates and turn
@@ -52,8 +51,8 @@ const ScanBudget = 10000
 // into seq bounds this far outside the range, then tested exactly.
 const CreatedSlack = 2 * time.Second
 
-// rareTerminal are the statuses the SQLite backend indexes (runs_ended):
-// terminal states a run enters once and few runs end in.
+// rareTerminal are the statuses of the runs in the ended side table:
+// terminal states few runs end in, and the ones people list.
 var rareTerminal = []store.RunStatus{store.StatusFailed, store.StatusCancelled, store.StatusTimedOut, store.StatusSkipped}
 
 // Dialect is what differs between the backends' SQL.
@@ -61,12 +60,8 @@ type Dialect struct {
 	Postgres bool
 	// Time converts a time into the backend's column value.
 	Time func(time.Time) any
-	// Ended, if set, is the predicate of a partial index on (seq, status)
-	// holding the runs in rareTerminal (the text must match the index's
-	// predicate, so the planner can use it); EndedIndex names it.
-	Ended, EndedIndex string
 	// EndedTable, if set, names a side table (seq primary key) of the runs
-	// in rareTerminal, walked instead of a partial index (PostgreSQL).
+	// in rareTerminal.
 	EndedTable string
 }
 
@@ -216,7 +211,7 @@ func newPlan(d Dialect, p store.RunListParams, b bounds) *plan {
 	if !d.Postgres {
 		pl.hint = " NOT INDEXED"
 	}
-	ended := (d.Ended != "" || d.EndedTable != "") && len(p.Statuses) > 0 && !slices.ContainsFunc(p.Statuses, func(s store.RunStatus) bool {
+	ended := d.EndedTable != "" && len(p.Statuses) > 0 && !slices.ContainsFunc(p.Statuses, func(s store.RunStatus) bool {
 		return !slices.Contains(rareTerminal, s)
 	})
 	// Every condition is added exactly once, to the lead or the residual.
@@ -242,14 +237,9 @@ func newPlan(d Dialect, p store.RunListParams, b bounds) *plan {
 		pl.setHint(index)
 	}
 	addEq("job", p.Job, "runs_job", "job <> ''")
-	switch {
-	case ended && !leadUsed && d.EndedTable != "":
+	if ended && !leadUsed {
 		leadUsed = true
 		pl.table = d.EndedTable // statuses stay in the residual
-	case ended && !leadUsed:
-		leadUsed = true
-		pl.lead = append(pl.lead, d.Ended)
-		pl.setHint(d.EndedIndex)
 	}
 	addEq("type", p.Type, "runs_type", "")
 	addEq("grp", p.Group, "runs_grp", "")
@@ -405,6 +395,15 @@ func (pl *plan) pageSQL(cols string, windowEnd int64, limit int) (string, []any)
 	// The seq bounds and the limit come after the lead's and the
 	// residual's placeholders, in text and in args.
 	args := slices.Clone(pl.args)
+	if pl.table != "runs" && !pl.d.Postgres {
+		// The side table's seqs within the window (at most the budget),
+		// each run read by rowid, in order.
+		var args []any
+		bounds := pl.seqConds(&args, windowEnd, "seq")
+		args = append(append(args, pl.args...), int64(limit))
+		in := "seq IN (SELECT seq FROM " + pl.table + where(bounds) + ")"
+		return "SELECT " + cols + " FROM runs NOT INDEXED" + where(append([]string{in}, pl.res...)) + pl.orderBy() + " LIMIT ?", args
+	}
 	if pl.table != "runs" {
 		// Walk the side table in seq order and read each run by its
 		// primary key: a nested loop the planner cannot turn around.

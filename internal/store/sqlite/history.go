@@ -53,6 +53,10 @@ func (s *Store) loadHistoryTx(ctx context.Context, stmtSQL, row string, from, to
 		return err
 	}
 	defer full.Close()
+	var before int64
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM runs").Scan(&before); err != nil {
+		return err
+	}
 	args := make([]any, 0, historyNumCols*historyRowsStmt)
 	for i := from; i < to; {
 		args = args[:0]
@@ -74,6 +78,11 @@ func (s *Store) loadHistoryTx(ctx context.Context, stmtSQL, row string, from, to
 		if err != nil {
 			return err
 		}
+	}
+	// The runs that ended badly go to ended, as the write path does.
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO ended (seq) SELECT seq FROM runs
+		WHERE seq > ? AND status IN (`+endedStatuses+`)`, before); err != nil {
+		return err
 	}
 	return tx.Commit()
 }

@@ -38,15 +38,11 @@ func (s *Store) RunGetByKey(ctx context.Context, key string) (*Run, error) {
 	return s.getRun(ctx, "RunGetByKey", rGetByKey, key)
 }
 
-// listDialect is how listq writes SQLite's list statements. endedPred is
-// the predicate of runs_ended (migration 00007_lists), verbatim.
+// listDialect is how listq writes SQLite's list statements.
 var listDialect = listq.Dialect{
 	Time:       func(t time.Time) any { return micro(t) },
-	Ended:      endedPred,
-	EndedIndex: "runs_ended",
+	EndedTable: "ended",
 }
-
-const endedPred = "status IN ('failed', 'cancelled', 'timed_out', 'skipped')"
 
 // RunList implements store.Store with the plan of package listq. The
 // cursor is the seq of the last run of the previous page (or the end of
