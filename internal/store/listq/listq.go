@@ -9,9 +9,10 @@
 // and tests the other filters on each run it reads:
 //
 //  1. Seq bounds. The cursor bounds seq. A created_at range is turned
-//     into seq bounds with two probes of the created_at index (seqBounds),
-//     and a finished_before bound gives an upper seq bound too (a run
-//     finishes after it is created).
+//     into seq bounds by a binary search over seq (bounds.go): created_at
+//     grows with seq, up to CreatedSlack, so no index on it is needed; a
+//     finished_before bound gives an upper seq bound too (a run finishes
+//     after it is created).
 //  2. The lead, by expected selectivity: job (runs_job), then the runs
 //     that ended failed, cancelled, timed_out or skipped when only those
 //     statuses are asked for (the side table ended), then type
@@ -67,12 +68,11 @@ type Dialect struct {
 
 // Querier runs a plan's statements on one backend.
 type Querier interface {
-	// SeqBefore returns the seq of a run created before t (the newest such
-	// by created_at), false if none.
-	SeqBefore(ctx context.Context, t time.Time) (int64, bool, error)
-	// SeqAtOrAfter returns the seq of the earliest-created run created at
-	// or after t, false if none.
-	SeqAtOrAfter(ctx context.Context, t time.Time) (int64, bool, error)
+	// MaxSeq returns the largest seq stored (0 when there is none).
+	MaxSeq(ctx context.Context) (int64, error)
+	// RunFrom returns the seq and created_at of the first run whose seq is
+	// at least seq (a primary key probe), false if none.
+	RunFrom(ctx context.Context, seq int64) (int64, time.Time, bool, error)
 	// Window runs a statement returning one row: the seq at the window's
 	// far end (NULL when empty) and the number of runs in it.
 	Window(ctx context.Context, sql string, args []any) (end int64, n int, err error)
@@ -142,48 +142,6 @@ func cutPage(runs []*store.Run, limit int, windowEnd int64) store.RunPage {
 		page.NextCursor = strconv.FormatInt(windowEnd, 10)
 	}
 	return page
-}
-
-// bounds are exclusive seq bounds (0: none).
-type bounds struct{ lo, hi int64 }
-
-// seqBounds turns the cursor and the time bounds into seq bounds; empty
-// reports that no run can match.
-func seqBounds(ctx context.Context, q Querier, p store.RunListParams, cursor int64) (bounds, bool, error) {
-	var b bounds
-	if cursor > 0 {
-		if p.Order == store.OrderAsc {
-			b.lo = cursor
-		} else {
-			b.hi = cursor
-		}
-	}
-	if !p.CreatedAfter.IsZero() {
-		// Any run created at or after CreatedAfter comes after every run
-		// created before CreatedAfter-slack.
-		seq, ok, err := q.SeqBefore(ctx, p.CreatedAfter.Add(-CreatedSlack))
-		if err != nil {
-			return b, false, err
-		}
-		if ok {
-			b.lo = max(b.lo, seq)
-		}
-	}
-	// A run created (or finished, later still) before t comes before every
-	// run created at or after t+slack.
-	for _, t := range []time.Time{p.CreatedBefore, p.FinishedBefore} {
-		if t.IsZero() {
-			continue
-		}
-		seq, ok, err := q.SeqAtOrAfter(ctx, t.Add(CreatedSlack))
-		if err != nil {
-			return b, false, err
-		}
-		if ok && (b.hi == 0 || seq < b.hi) {
-			b.hi = seq
-		}
-	}
-	return b, b.hi > 0 && b.hi <= b.lo+1, nil
 }
 
 // plan is one listing's statements.

@@ -88,8 +88,8 @@ func TestListPlans(t *testing.T) {
 		check(fmt.Sprintf("window %+v", c.p), window, wargs, c.want)
 		check(fmt.Sprintf("page %+v", c.p), page, pargs, c.want)
 	}
-	check("seq before", sqlSeqBefore, []any{now}, "runs_created")
-	check("seq at or after", sqlSeqAtOrAfter, []any{now}, "runs_created")
+	check("max seq", sqlMaxSeq, nil, "runs_pkey")
+	check("run from", sqlRunFrom, []any{int64(5)}, "runs_pkey")
 }
 
 // explainRead returns the plan of sql, prepared, with args, under

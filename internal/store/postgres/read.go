@@ -106,28 +106,29 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPa
 }
 
 const (
-	sqlSeqBefore    = `SELECT seq FROM runs WHERE created_at < $1 ORDER BY created_at DESC LIMIT 1`
-	sqlSeqAtOrAfter = `SELECT seq FROM runs WHERE created_at >= $1 ORDER BY created_at LIMIT 1`
+	sqlMaxSeq  = `SELECT coalesce(max(seq), 0) FROM runs`
+	sqlRunFrom = `SELECT seq, created_at FROM runs WHERE seq >= $1 ORDER BY seq LIMIT 1`
 )
 
 // listQuerier runs listq's statements in a listing's transaction.
 type listQuerier struct{ c *pgx.Conn }
 
-func (q listQuerier) seq(ctx context.Context, query string, t time.Time) (int64, bool, error) {
+func (q listQuerier) MaxSeq(ctx context.Context) (int64, error) {
 	var seq int64
-	err := q.c.QueryRow(ctx, query, t).Scan(&seq)
+	err := q.c.QueryRow(ctx, sqlMaxSeq).Scan(&seq)
+	return seq, err
+}
+
+func (q listQuerier) RunFrom(ctx context.Context, from int64) (int64, time.Time, bool, error) {
+	var (
+		seq     int64
+		created time.Time
+	)
+	err := q.c.QueryRow(ctx, sqlRunFrom, from).Scan(&seq, &created)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, nil
+		return 0, time.Time{}, false, nil
 	}
-	return seq, err == nil, err
-}
-
-func (q listQuerier) SeqBefore(ctx context.Context, t time.Time) (int64, bool, error) {
-	return q.seq(ctx, sqlSeqBefore, t)
-}
-
-func (q listQuerier) SeqAtOrAfter(ctx context.Context, t time.Time) (int64, bool, error) {
-	return q.seq(ctx, sqlSeqAtOrAfter, t)
+	return seq, created, err == nil, err
 }
 
 func (q listQuerier) Window(ctx context.Context, query string, args []any) (int64, int, error) {

@@ -61,21 +61,19 @@ func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPa
 // listQuerier runs listq's statements on the reader pool.
 type listQuerier struct{ s *Store }
 
-func (q listQuerier) seq(ctx context.Context, query string, t time.Time) (int64, bool, error) {
+func (q listQuerier) MaxSeq(ctx context.Context) (int64, error) {
 	var seq int64
-	err := q.s.r.QueryRowContext(ctx, query, micro(t)).Scan(&seq)
+	err := q.s.r.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM runs").Scan(&seq)
+	return seq, err
+}
+
+func (q listQuerier) RunFrom(ctx context.Context, from int64) (int64, time.Time, bool, error) {
+	var seq, created int64
+	err := q.s.r.QueryRowContext(ctx, "SELECT seq, created_at FROM runs WHERE seq >= ? ORDER BY seq LIMIT 1", from).Scan(&seq, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
+		return 0, time.Time{}, false, nil
 	}
-	return seq, err == nil, err
-}
-
-func (q listQuerier) SeqBefore(ctx context.Context, t time.Time) (int64, bool, error) {
-	return q.seq(ctx, "SELECT seq FROM runs INDEXED BY runs_created WHERE created_at < ? ORDER BY created_at DESC LIMIT 1", t)
-}
-
-func (q listQuerier) SeqAtOrAfter(ctx context.Context, t time.Time) (int64, bool, error) {
-	return q.seq(ctx, "SELECT seq FROM runs INDEXED BY runs_created WHERE created_at >= ? ORDER BY created_at LIMIT 1", t)
+	return seq, fromMicro(created), err == nil, err
 }
 
 func (q listQuerier) Window(ctx context.Context, query string, args []any) (int64, int, error) {

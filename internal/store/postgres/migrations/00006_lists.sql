@@ -11,9 +11,8 @@ CREATE INDEX runs_type ON runs (type, seq);
 -- runs_job_slot holds cron slots only; a job's whole history needs its
 -- own index. Partial: runs of no job (the hot path) never write it.
 CREATE INDEX runs_job ON runs (job, seq) WHERE job <> '';
--- created_at is turned into seq bounds (listq.seqBounds); it is written
--- once, in nearly increasing order: appends at the right edge.
-CREATE INDEX runs_created ON runs (created_at);
+-- No index on created_at: time bounds are found by a binary search over
+-- seq (store/listq/bounds.go).
 
 -- ended: the runs that ended failed, cancelled, timed_out or skipped —
 -- the statuses people list and few runs end in — by seq; a side table
@@ -33,7 +32,6 @@ INSERT INTO ended (seq) SELECT seq FROM runs WHERE status IN ('failed', 'cancell
 
 -- +goose Down
 DROP TABLE ended;
-DROP INDEX runs_created;
 DROP INDEX runs_job;
 DROP INDEX runs_type;
 DROP INDEX runs_grp;
