@@ -1,6 +1,6 @@
 // Package listq plans and runs RunList for the SQL backends. Both stores
 // list runs the same way, so the plan is written once here and each
-// backend supplies its dialect and three small queries (Querier).
+// backend supplies its dialect and four small queries (Querier).
 //
 // # The plan
 //
