@@ -65,18 +65,14 @@
 //     entries each), merges them and takes the first Limit, so runs of a
 //     type no worker serves never slow a claim down. A run is in this index
 //     only while it is queued.
-//
 //   - runs_pending (run_at) WHERE status = 'pending': promotion and the
 //     next-wake-up query.
-//
 //   - runs_active (server_id) WHERE server_id IS NOT NULL: runs a worker
 //     holds. server_id is set by the claim and cleared when the run leaves
 //     dispatched/running, so marking a run running touches no index at all
 //     (but runs_job_active, below, for a run of a job).
-//
 //   - the unique id index (reports name runs by ID) and a unique partial
 //     index on idempotency keys.
-//
 //   - for jobs (migration 00003_jobs), two indexes partial on a
 //     non-empty job, so runs of no job never write them: runs_job_slot,
 //     unique (job, logical_time) WHERE logical_time IS NOT NULL, which
@@ -86,7 +82,6 @@
 //     finished runs. Its predicate names status, so a state change of a
 //     run of no job evaluates it (and stops at the job test): about 1–2%
 //     of a start or a finish, and nothing on insert.
-//
 //   - for feedback (migration 00004_callbacks), runs_callback_due
 //     (callback_next_at, seq) WHERE callback_next_at IS NOT NULL: the
 //     pending deliveries of runs with a callback URL, in due order. The hot
@@ -96,9 +91,8 @@
 //     the delivery pending when the run ends (callbacks.go). runCols
 //     returns the delivery state as one JSON array, NULL for runs without a
 //     URL, so reads pay one column for it, not five.
-//
 //   - for lists (migration 00007_lists, store/listq): runs_grp, runs_type
-//     and runs_job (job <> ”), on columns fixed at insert, so state
+//     and runs_job (runs of a job only), on columns fixed at insert, so state
 //     changes never write them; and the table ended (seq) of the runs that
 //     ended failed, cancelled, timed_out or skipped, written by the
 //     statement after the finish, cancel or skipped insert that ends a run
