@@ -319,6 +319,8 @@ func TestUsageErrors(t *testing.T) {
 		{"run", "get", "a", "b"},
 		{"run", "ls", "--limit", "0"},
 		{"run", "ls", "--limit", "5000"},
+		{"run", "ls", "--created-after", "yesterday"},
+		{"run", "ls", "--finished-before", "-5m"},
 		{"run", "wait", "x", "--timeout", "-1s"},
 		{"run", "logs"},
 		{"worker", "bogus"},
@@ -398,6 +400,19 @@ func TestRunCommands(t *testing.T) {
 	q := f.last().query
 	if fmt.Sprint(q["status"]) != "[failed queued running]" || q.Get("group") != "g" || q.Get("job") != "j" || q.Get("limit") != "10" || q.Get("cursor") != "c1" {
 		t.Errorf("ls query %v", q)
+	}
+	r = runCLI(t, env, "run", "ls", "--type", "email", "--worker", "w-7", "--created-after", "2026-01-02T03:04:05Z",
+		"--created-before", "2026-01-03T00:00:00+08:00", "--finished-after", "24h", "--finished-before", "2026-01-04T00:00:00Z",
+		"--order", "asc", "--error", "disk full")
+	if r.code != 0 {
+		t.Fatalf("ls with filters: %d %s", r.code, r.stderr)
+	}
+	q = f.last().query
+	fa, err := time.Parse(time.RFC3339Nano, q.Get("finished_after"))
+	if q.Get("type") != "email" || q.Get("worker") != "w-7" || q.Get("created_after") != "2026-01-02T03:04:05Z" ||
+		q.Get("created_before") != "2026-01-03T00:00:00+08:00" || q.Get("finished_before") != "2026-01-04T00:00:00Z" ||
+		q.Get("order") != "asc" || q.Get("error") != "disk full" || err != nil || time.Since(fa) < 23*time.Hour || time.Since(fa) > 25*time.Hour {
+		t.Errorf("ls query with filters %v", q)
 	}
 	r = runCLI(t, env, "run", "ls", "-o", "json")
 	var page map[string]any

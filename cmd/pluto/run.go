@@ -32,27 +32,50 @@ func (a *app) newRunCmd() *cobra.Command {
 func (a *app) newRunLsCmd() *cobra.Command {
 	var (
 		statuses []string
-		group    string
-		job      string
 		limit    int
 		cursor   string
 	)
 	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List runs, newest first",
-		Long: `List runs, newest first. When more runs match than --limit, the cursor of
-the next page is printed to standard error (table) or returned as
-next_cursor (json).`,
+		Long: `List runs, newest first (--order asc: oldest first). Filters combine: a run
+is listed when it matches all of them. Times are RFC 3339
+(2026-01-02T15:04:05Z) or a duration meaning that long ago (90m, 24h, 7d).
+--error searches failed and timed-out runs' errors for a substring (or
+the runs of --status).
+
+When more runs may match than --limit, the cursor of the next page is
+printed to standard error (table) or returned as next_cursor (json). A
+page may hold fewer runs than --limit and still have a cursor: the server
+bounds the runs one page examines, so a rare match takes more pages, not
+a slower one.`,
 		Example: `  pluto run ls --status failed,timed_out --group default
-  pluto run ls --limit 20 -o json`,
+  pluto run ls --type email --worker w-7 --created-after 24h
+  pluto run ls --error "connection refused" --finished-after 2026-01-02T00:00:00Z
+  pluto run ls --order asc --limit 20 -o json`,
 		Aliases: []string{"list"},
 		Args:    cobra.NoArgs,
 	}
 	co := a.addClientFlags(cmd)
 	f := cmd.Flags()
 	f.StringSliceVar(&statuses, "status", nil, "only runs in these statuses (comma-separated or repeated)")
-	f.StringVar(&group, "group", "", "only runs of this worker group")
-	f.StringVar(&job, "job", "", "only runs of this job")
+	// Flags passed to the server as they are (times after toRFC3339).
+	params := []struct{ flag, param, usage string }{
+		{"group", "group", "only runs of this worker group"},
+		{"job", "job", "only runs of this job"},
+		{"type", "type", "only runs of this handler type"},
+		{"worker", "worker", "only runs whose last attempt ran on this worker"},
+		{"created-after", "created_after", "only runs created at or after this time"},
+		{"created-before", "created_before", "only runs created before this time"},
+		{"finished-after", "finished_after", "only runs finished at or after this time"},
+		{"finished-before", "finished_before", "only runs finished before this time"},
+		{"order", "order", "desc (newest first, the default) or asc"},
+		{"error", "error", "only runs whose error contains this text (failed and timed-out runs unless --status)"},
+	}
+	values := make([]string, len(params))
+	for i, p := range params {
+		f.StringVar(&values[i], p.flag, "", p.usage)
+	}
 	f.IntVar(&limit, "limit", 0, "at most this many runs (1-1000; default 100)")
 	f.StringVar(&cursor, "cursor", "", "cursor of the page to show (from a previous listing)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -62,11 +85,19 @@ next_cursor (json).`,
 				q.Add("status", s)
 			}
 		}
-		if group != "" {
-			q.Set("group", group)
-		}
-		if job != "" {
-			q.Set("job", job)
+		for i, p := range params {
+			v := values[i]
+			if v == "" {
+				continue
+			}
+			if strings.HasSuffix(p.param, "_after") || strings.HasSuffix(p.param, "_before") {
+				t, err := parseWhen(v, time.Now())
+				if err != nil {
+					return usageErrorf("invalid --%s %q: %v", p.flag, v, err)
+				}
+				v = t.Format(time.RFC3339Nano)
+			}
+			q.Set(p.param, v)
 		}
 		if err := setLimit(q, cmd.Flags().Changed("limit"), limit); err != nil {
 			return err

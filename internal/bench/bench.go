@@ -39,7 +39,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,8 +68,13 @@ type Options struct {
 	// TLS serves HTTP and gRPC over TLS, with client certificates required
 	// on gRPC (workers and the client present one), from throwaway
 	// certificates (tls.go).
-	TLS    bool
-	Logger *slog.Logger
+	TLS bool
+	// History, in burndown mode, fills the store with this many finished
+	// runs (bulk, not through the API) between a first burndown on the
+	// empty store and the measured one, then times the list filters
+	// (history.go).
+	History int
+	Logger  *slog.Logger
 
 	tls *benchTLS // set by Run when TLS is on
 }
@@ -112,6 +116,7 @@ type Report struct {
 
 	Cron    *CronReport    `json:"cron,omitempty"`    // --mode cron
 	Delayed *DelayedReport `json:"delayed,omitempty"` // --mode delayed
+	History *HistoryReport `json:"history,omitempty"` // --history
 }
 
 func (o *Options) defaults() error {
@@ -164,6 +169,10 @@ func (o *Options) defaults() error {
 		return errors.New("bench: --batch must be positive")
 	case o.Rate <= 0:
 		return errors.New("bench: --rate must be positive")
+	case o.History < 0:
+		return errors.New("bench: --history must not be negative")
+	case o.History > 0 && o.Mode != "burndown":
+		return errors.New("bench: --history is for --mode burndown")
 	}
 	return nil
 }
@@ -203,15 +212,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 
 // runQueue runs the burndown and steady modes.
 func runQueue(ctx context.Context, opts Options, storeURL string) (*Report, error) {
-	var finished atomic.Int64
-	allDone := make(chan struct{})
-	var doneOnce sync.Once
-	target := int64(opts.Runs)
-	srv, err := startServer(ctx, opts, storeURL, func() {
-		if finished.Add(1) == target {
-			doneOnce.Do(func() { close(allDone) })
-		}
-	})
+	var done finishCounter
+	srv, err := startServer(ctx, opts, storeURL, done.add)
 	if err != nil {
 		return nil, err
 	}
@@ -224,46 +226,100 @@ func runQueue(ctx context.Context, opts Options, storeURL string) (*Report, erro
 	defer cl.Close()
 
 	rep := newReport(opts, srv.Server)
-	ws := &workers{}
-	defer ws.stop()
-
-	var start time.Time
-	if opts.Mode == "burndown" {
-		t0 := time.Now()
-		if err := submitBatches(ctx, cl, opts.Runs, opts.BatchSize, func([]client.RunSpec) {}, nil); err != nil {
-			return nil, err
-		}
-		rep.SubmitRate = float64(opts.Runs) / time.Since(t0).Seconds()
-		start = time.Now()
-		if err := ws.start(ctx, srv, opts); err != nil {
-			return nil, err
-		}
+	if opts.Mode == "steady" {
+		err = steady(ctx, srv, cl, opts, &done, rep)
 	} else {
-		rep.Rate = opts.Rate
-		if err := ws.start(ctx, srv, opts); err != nil {
-			return nil, err
-		}
-		start = time.Now()
-		errc := make(chan error, 1)
-		go func() { errc <- submitPaced(ctx, cl, opts.Runs, opts.Rate) }()
-		if err := <-errc; err != nil {
-			return nil, err
-		}
-		rep.SubmitRate = float64(opts.Runs) / time.Since(start).Seconds()
+		err = burndownHistory(ctx, srv, cl, opts, &done, rep)
 	}
-	select {
-	case <-allDone:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("bench: %d of %d runs finished: %w", finished.Load(), opts.Runs, ctx.Err())
+	if err != nil {
+		return nil, err
 	}
-	elapsed := time.Since(start)
-	rep.ElapsedSeconds = elapsed.Seconds()
-	rep.Throughput = float64(opts.Runs) / elapsed.Seconds()
-	ws.stop()
 	if err := latencies(ctx, srv.Store(), rep); err != nil {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// burndownHistory runs the burndown; with --history, once on the empty
+// store, then again after loading the history, and times the lists.
+func burndownHistory(ctx context.Context, srv *benchServer, cl *client.Client, opts Options, done *finishCounter, rep *Report) error {
+	if opts.History == 0 {
+		return burndown(ctx, srv, cl, opts, done, rep)
+	}
+	h := &HistoryReport{Runs: opts.History}
+	if err := burndown(ctx, srv, cl, opts, done, rep); err != nil {
+		return err
+	}
+	h.EmptyThroughput = rep.Throughput
+	took, err := loadHistory(ctx, srv.Store(), opts.History)
+	if err != nil {
+		return err
+	}
+	h.LoadSeconds, h.LoadRate = took.Seconds(), float64(opts.History)/took.Seconds()
+	if err := burndown(ctx, srv, cl, opts, done, rep); err != nil {
+		return err
+	}
+	h.Ratio = rep.Throughput / h.EmptyThroughput
+	hc := srv.httpClient(opts)
+	defer hc.CloseIdleConnections()
+	if h.Lists, err = measureLists(ctx, hc, srv.HTTPURL()); err != nil {
+		return err
+	}
+	rep.History = h
+	return nil
+}
+
+// burndown inserts opts.Runs runs, then starts the workers and times
+// until every completion is committed.
+func burndown(ctx context.Context, srv *benchServer, cl *client.Client, opts Options, done *finishCounter, rep *Report) error {
+	ws := &workers{}
+	defer ws.stop()
+	target := done.count() + int64(opts.Runs)
+	t0 := time.Now()
+	if err := submitBatches(ctx, cl, opts.Runs, opts.BatchSize, func([]client.RunSpec) {}, nil); err != nil {
+		return err
+	}
+	rep.SubmitRate = float64(opts.Runs) / time.Since(t0).Seconds()
+	start := time.Now()
+	if err := ws.start(ctx, srv, opts); err != nil {
+		return err
+	}
+	if err := waitDone(ctx, done, target, opts.Runs); err != nil {
+		return err
+	}
+	rep.ElapsedSeconds = time.Since(start).Seconds()
+	rep.Throughput = float64(opts.Runs) / rep.ElapsedSeconds
+	return nil
+}
+
+// steady submits at opts.Rate with the workers connected.
+func steady(ctx context.Context, srv *benchServer, cl *client.Client, opts Options, done *finishCounter, rep *Report) error {
+	ws := &workers{}
+	defer ws.stop()
+	rep.Rate = opts.Rate
+	if err := ws.start(ctx, srv, opts); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := submitPaced(ctx, cl, opts.Runs, opts.Rate); err != nil {
+		return err
+	}
+	rep.SubmitRate = float64(opts.Runs) / time.Since(start).Seconds()
+	if err := waitDone(ctx, done, int64(opts.Runs), opts.Runs); err != nil {
+		return err
+	}
+	rep.ElapsedSeconds = time.Since(start).Seconds()
+	rep.Throughput = float64(opts.Runs) / rep.ElapsedSeconds
+	return nil
+}
+
+func waitDone(ctx context.Context, done *finishCounter, target int64, runs int) error {
+	select {
+	case <-done.wait(target):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bench: %d of %d runs finished: %w", int(done.count()-target)+runs, runs, ctx.Err())
+	}
 }
 
 // benchStore returns the store URL a benchmark runs on: a schema of its
@@ -585,7 +641,14 @@ func (r *Report) Text() string {
 	fmt.Fprintf(&b, "throughput:       %.0f runs/s end to end (%.2fs)\n", r.Throughput, r.ElapsedSeconds)
 	fmt.Fprintf(&b, "submit → start:   p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.SubmitToStart.P50, r.SubmitToStart.P90, r.SubmitToStart.P99, r.SubmitToStart.Max)
 	fmt.Fprintf(&b, "submit → finish:  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.SubmitToFinish.P50, r.SubmitToFinish.P90, r.SubmitToFinish.P99, r.SubmitToFinish.Max)
-	fmt.Fprintf(&b, "succeeded:        %d of %d\n", r.Succeeded, r.Runs)
+	want := r.Runs
+	if r.History != nil {
+		want *= 2 // the burndown ran twice: before and after the load
+	}
+	fmt.Fprintf(&b, "succeeded:        %d of %d\n", r.Succeeded, want)
+	if r.History != nil {
+		r.History.text(&b)
+	}
 	return b.String()
 }
 

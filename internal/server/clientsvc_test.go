@@ -380,6 +380,7 @@ func TestClientSvcRequestValidation(t *testing.T) {
 			return err
 		}, "status"},
 		{"list limit", func() error { _, err := svc.List(ctx, &plutov1.ListRequest{Limit: -1}); return err }, "limit"},
+		{"list order", func() error { _, err := svc.List(ctx, &plutov1.ListRequest{Order: "up"}); return err }, "order"},
 		{"nil spec", func() error {
 			_, err := svc.Submit(ctx, &plutov1.SubmitRequest{Runs: []*plutov1.RunSpec{nil}})
 			return err
@@ -402,6 +403,8 @@ func TestClientSvcListConverts(t *testing.T) {
 	svc := newTestClientSvc(eng, 0)
 	resp, err := svc.List(context.Background(), &plutov1.ListRequest{
 		Status: []string{"failed", "timed_out"}, Group: "g", Job: "j", Limit: 2, Cursor: "c1",
+		Type: "t", Worker: "w", CreatedAfterUnixMs: 1_700_000_000_000, CreatedBeforeUnixMs: 1_700_000_000_500,
+		FinishedAfterUnixMs: 1_700_000_001_000, FinishedBeforeUnixMs: 1_700_000_002_000, Order: "asc", Error: "disk",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -409,6 +412,9 @@ func TestClientSvcListConverts(t *testing.T) {
 	want := []store.RunListParams{{
 		Statuses: []store.RunStatus{store.StatusFailed, store.StatusTimedOut},
 		Group:    "g", Job: "j", Limit: 2, Cursor: "c1",
+		Type: "t", WorkerID: "w", CreatedAfter: time.UnixMilli(1_700_000_000_000).UTC(), CreatedBefore: time.UnixMilli(1_700_000_000_500).UTC(),
+		FinishedAfter: time.UnixMilli(1_700_000_001_000).UTC(), FinishedBefore: time.UnixMilli(1_700_000_002_000).UTC(),
+		Order: store.OrderAsc, ErrorContains: "disk",
 	}}
 	if diff := cmp.Diff(want, eng.listArgs); diff != "" {
 		t.Errorf("list params (-want +got):\n%s", diff)

@@ -122,14 +122,34 @@ func specFromPB(s *plutov1.RunSpec, index, n int, maxPayload int64) (engine.Subm
 // listParamsFromPB converts a list request; an unknown status is a
 // field error on "status".
 func listParamsFromPB(req *plutov1.ListRequest) (store.RunListParams, error) {
+	ms := func(v int64) time.Time {
+		if v == 0 {
+			return time.Time{}
+		}
+		return time.UnixMilli(v).UTC()
+	}
 	p := store.RunListParams{
-		Group:  req.GetGroup(),
-		Job:    req.GetJob(),
-		Limit:  int(req.GetLimit()),
-		Cursor: req.GetCursor(),
+		Group:          req.GetGroup(),
+		Job:            req.GetJob(),
+		Type:           req.GetType(),
+		WorkerID:       req.GetWorker(),
+		CreatedAfter:   ms(req.GetCreatedAfterUnixMs()),
+		CreatedBefore:  ms(req.GetCreatedBeforeUnixMs()),
+		FinishedAfter:  ms(req.GetFinishedAfterUnixMs()),
+		FinishedBefore: ms(req.GetFinishedBeforeUnixMs()),
+		ErrorContains:  req.GetError(),
+		Limit:          int(req.GetLimit()),
+		Cursor:         req.GetCursor(),
 	}
 	if p.Limit < 0 {
 		return p, &engine.FieldError{Field: "limit", Message: "must not be negative"}
+	}
+	switch req.GetOrder() {
+	case "", "desc":
+	case "asc":
+		p.Order = store.OrderAsc
+	default:
+		return p, &engine.FieldError{Field: "order", Message: fmt.Sprintf("must be asc or desc, not %q", req.GetOrder())}
 	}
 	for _, s := range req.GetStatus() {
 		st := store.RunStatus(s)

@@ -30,7 +30,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -395,45 +394,6 @@ func (h *httpAPI) decodeSpec(raw json.RawMessage, prefix string) (engine.SubmitS
 		return spec, badRequest(prefix+"retries", "retries must not be negative, got %d", req.Retries)
 	}
 	return spec, nil
-}
-
-func (h *httpAPI) list(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	p := store.RunListParams{Group: q.Get("group"), Job: q.Get("job"), Cursor: q.Get("cursor"), Limit: defaultListLimit}
-	for _, v := range q["status"] {
-		for s := range strings.SplitSeq(v, ",") {
-			s = strings.TrimSpace(s)
-			if s == "" {
-				continue
-			}
-			st := store.RunStatus(strings.ToLower(s))
-			if !st.Valid() {
-				writeError(w, badRequest("status", "unknown status %q (want one of %s)", s, statusNames()))
-				return
-			}
-			if !slices.Contains(p.Statuses, st) {
-				p.Statuses = append(p.Statuses, st)
-			}
-		}
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxListLimit {
-			writeError(w, badRequest("limit", "limit must be an integer from 1 to %d, got %q", maxListLimit, v))
-			return
-		}
-		p.Limit = n
-	}
-	if err := scopeList(r.Context(), &p); err != nil {
-		writeError(w, httpAuthError(err))
-		return
-	}
-	page, err := h.eng.List(r.Context(), p)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, listJSON[runJSON]{Items: toRunsJSON(page.Runs), NextCursor: page.NextCursor})
 }
 
 func (h *httpAPI) get(w http.ResponseWriter, r *http.Request) {

@@ -488,6 +488,11 @@ func TestHTTPListRuns(t *testing.T) {
 		{"limit=1001", "limit"},
 		{"limit=ten", "limit"},
 		{"limit=-5", "limit"},
+		{"order=up", "order"},
+		{"created_after=yesterday", "created_after"},
+		{"created_before=2026-01-02", "created_before"},
+		{"finished_after=1700000000", "finished_after"},
+		{"finished_before=2026-13-01T00:00:00Z", "finished_before"},
 	} {
 		r := httpDo(t, srv, "GET", "/api/v1/runs?"+q.query, "")
 		if r.status != 400 {
@@ -497,6 +502,22 @@ func TestHTTPListRuns(t *testing.T) {
 		if code, _, field := r.errBody(t); code != "bad_request" || field != q.field {
 			t.Errorf("%s: code %q field %q", q.query, code, field)
 		}
+	}
+
+	r = httpDo(t, srv, "GET", "/api/v1/runs?type=email&worker=w-1&created_after=2026-01-02T03:04:05Z&created_before=2026-01-03T00:00:00%2B08:00"+
+		"&finished_after=2026-01-02T03:04:05.5Z&finished_before=2026-01-04T00:00:00Z&order=asc&error=disk+full", "")
+	if r.status != 200 {
+		t.Fatalf("new filters: %d %s", r.status, r.body)
+	}
+	got = f.listArgs[len(f.listArgs)-1]
+	day := func(d int) time.Time { return time.Date(2026, 1, d, 0, 0, 0, 0, time.UTC) }
+	if got.Type != "email" || got.WorkerID != "w-1" || got.Order != store.OrderAsc || got.ErrorContains != "disk full" ||
+		!got.CreatedAfter.Equal(day(2).Add(3*time.Hour+4*time.Minute+5*time.Second)) || !got.CreatedBefore.Equal(day(2).Add(16*time.Hour)) ||
+		!got.FinishedAfter.Equal(day(2).Add(3*time.Hour+4*time.Minute+5500*time.Millisecond)) || !got.FinishedBefore.Equal(day(4)) {
+		t.Errorf("new filters: params %+v", got)
+	}
+	if r = httpDo(t, srv, "GET", "/api/v1/runs?order=desc", ""); r.status != 200 || f.listArgs[len(f.listArgs)-1].Order != "" {
+		t.Errorf("order=desc: %d %+v", r.status, f.listArgs[len(f.listArgs)-1])
 	}
 
 	f.page = nil

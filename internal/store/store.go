@@ -258,16 +258,43 @@ type RunPromoteParams struct {
 	Limit int
 }
 
-// RunListParams filters and pages a run listing (newest first).
+// RunListParams filters and pages a run listing, newest first (by Seq)
+// unless Order is OrderAsc. Every filter set must hold (AND); zero values
+// filter nothing. Time ranges are half-open: After inclusive, Before
+// exclusive.
 type RunListParams struct {
 	Statuses []RunStatus
 	Group    string
 	Job      string
-	Limit    int    // default 100, max 1000
-	Cursor   string // opaque, from RunPage.NextCursor
+	Type     string
+	WorkerID string // the worker of the run's last attempt
+	// CreatedAfter/Before bound created_at, FinishedAfter/Before
+	// finished_at (a finished bound lists terminal runs only).
+	CreatedAfter, CreatedBefore   time.Time
+	FinishedAfter, FinishedBefore time.Time
+	// ErrorContains lists runs whose error contains it (bytes, case
+	// sensitive). With no Statuses it lists failed and timed_out runs only.
+	ErrorContains string
+	Order         ListOrder
+	Limit         int    // default 100, max 1000
+	Cursor        string // opaque, from RunPage.NextCursor
+	// ScanBudget bounds the runs one page examines for filters no index
+	// answers (0: ListScanBudget). A page that spends it before filling up
+	// is short but has a NextCursor: the listing goes on from there.
+	ScanBudget int
 }
 
-// RunPage is one page of runs; NextCursor is "" on the last page.
+// ListOrder is a listing's order by Seq (creation order).
+type ListOrder string
+
+const (
+	OrderDesc ListOrder = "desc" // newest first, the default
+	OrderAsc  ListOrder = "asc"  // oldest first
+)
+
+// RunPage is one page of runs; NextCursor is "" on the last page. A page
+// may hold fewer than the limit and still have a NextCursor (the scan
+// budget, RunListParams.ScanBudget); only an empty cursor ends a listing.
 type RunPage struct {
 	Runs       []*Run
 	NextCursor string

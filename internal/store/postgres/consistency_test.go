@@ -282,6 +282,10 @@ func checkSideTables(t *testing.T, s *Store) {
 		{"job_live rows of runs not live, or of no job", `SELECT l.seq::text FROM job_live l LEFT JOIN runs r ON r.seq = l.seq
 			WHERE r.status IS NULL OR r.status NOT IN ('pending', 'queued', 'dispatched', 'running') OR r.job <> l.job OR l.job = ''`},
 		{"skipped runs not finished", `SELECT id FROM runs WHERE status = 'skipped' AND finished_at IS NULL`},
+		// An ended row may outlive its run's end (a retry raced the
+		// finish); lists re-test the status.
+		{"runs that ended badly missing from ended", `SELECT r.id FROM runs r
+			WHERE r.status IN (` + endedStatuses + `) AND NOT EXISTS (SELECT 1 FROM ended e WHERE e.seq = r.seq)`},
 		// A callbacks row may outlive its run's pending delivery (a retry
 		// found it locked by a claim); the next claim drops it.
 		{"pending deliveries missing from callbacks", `SELECT r.id FROM runs r WHERE r.callback_state = 'pending' AND NOT EXISTS (

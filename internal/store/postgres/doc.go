@@ -23,7 +23,8 @@
 // whose id derives from the schema name.
 //
 // The runs table has indexes only on columns a run never changes — seq,
-// id, the idempotency key, a job's slot (job, logical_time) — so every
+// id, the idempotency key, a job's slot (job, logical_time), and for
+// lists (grp, seq), (type, seq) and (job, seq) — so every
 // state change is a HOT update (a new
 // row version on the same page, no index entry), and the table is created
 // with fillfactor 50 to leave room for those versions. The runs the
@@ -43,6 +44,11 @@
 //   - callbacks (next_at, seq): the pending deliveries of runs with a
 //     callback URL (feedback, callbacks.go). The delivery state itself is
 //     in runs, in columns no index names.
+//   - ended (seq): runs that ended failed, cancelled, timed_out or
+//     skipped, for lists (store/listq). Written by the statement that ends
+//     a run that way, deleted by a retry; succeeded finishes never touch
+//     it. A retry racing the finish may leave a row behind: lists re-test
+//     the status.
 //
 // A side row is written in the statement that moves its run in or out of
 // the state, so the two never disagree for long. There are no foreign

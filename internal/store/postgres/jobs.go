@@ -111,7 +111,8 @@ const (
 		p AS (INSERT INTO pending (run_at, seq) SELECT run_at, seq FROM i WHERE status = 'pending'),
 		b AS (INSERT INTO blocked (job, seq) SELECT job, seq FROM i WHERE status = 'blocked'),
 		l AS (INSERT INTO job_live (job, seq) SELECT job, seq FROM i WHERE job <> '' AND status IN ('queued', 'pending')),
-		c AS (INSERT INTO callbacks (next_at, seq) SELECT callback_next_at, seq FROM i WHERE callback_next_at IS NOT NULL)
+		c AS (INSERT INTO callbacks (next_at, seq) SELECT callback_next_at, seq FROM i WHERE callback_next_at IS NOT NULL),
+		e AS (INSERT INTO ended (seq) SELECT seq FROM i WHERE status = 'skipped')
 		SELECT seq, id, key, job, logical_time FROM i`
 
 	// sqlGetBySlots reads the runs of slots (arrays of job and logical

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pluto-sched/pluto/internal/store"
+	"github.com/pluto-sched/pluto/internal/store/listq"
 )
 
 // The read side: plain statements on the pool, outside any transaction.
@@ -61,56 +60,92 @@ func (s *Store) RunGetByKey(ctx context.Context, key string) (*Run, error) {
 	return s.getRun(ctx, "RunGetByKey", sqlGetByKey, key)
 }
 
-// RunList implements store.Store. The cursor is the seq of the last run of
-// the previous page, in decimal (the SQLite backend's format).
+// listDialect is how listq writes PostgreSQL's list statements.
+var listDialect = listq.Dialect{Postgres: true, Time: func(t time.Time) any { return t }, EndedTable: "ended"}
+
+// listBeginSQL starts the read-only transaction a listing runs in: one
+// snapshot for its statements, and a planner that walks indexes in seq
+// order. Left to its estimates, the planner takes a filter on a column no
+// index names (status, worker, error) for a selective one and plans a
+// sequential or bitmap scan and a sort — the whole table, at any size —
+// where listq means an ordered index walk that stops at the limit or the
+// scan budget.
+const listBeginSQL = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+	SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off;
+	SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off`
+
+// RunList implements store.Store with the plan of package listq. The
+// cursor is the seq of the last run of the previous page (or the end of
+// the window a page examined), in decimal (the SQLite backend's format).
 func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPage, error) {
 	if s.closed.Load() {
 		return store.RunPage{}, errClosed
 	}
-	limit := p.PageLimit()
-	before, err := p.BeforeSeq()
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
+		return store.RunPage{}, s.wrap("RunList", err)
+	}
+	// A connection released inside a transaction is closed, not reused.
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, listBeginSQL); err != nil {
+		return store.RunPage{}, s.wrap("RunList", err)
+	}
+	page, err := listq.List(ctx, listQuerier{conn.Conn()}, listDialect, runCols, p)
+	if err == nil {
+		_, err = conn.Exec(ctx, "COMMIT")
+	} else {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	}
+	if errors.Is(err, store.ErrInvalidCursor) {
 		return store.RunPage{}, fmt.Errorf("postgres: RunList: %w", err)
 	}
+	if err != nil {
+		return store.RunPage{}, s.wrap("RunList", err)
+	}
+	return page, nil
+}
+
+const (
+	sqlMaxSeq  = `SELECT coalesce(max(seq), 0) FROM runs`
+	sqlRunFrom = `SELECT seq, created_at FROM runs WHERE seq >= $1 ORDER BY seq LIMIT 1`
+)
+
+// listQuerier runs listq's statements in a listing's transaction.
+type listQuerier struct{ c *pgx.Conn }
+
+func (q listQuerier) MaxSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	err := q.c.QueryRow(ctx, sqlMaxSeq).Scan(&seq)
+	return seq, err
+}
+
+func (q listQuerier) RunFrom(ctx context.Context, from int64) (int64, time.Time, bool, error) {
 	var (
-		where []string
-		args  []any
+		seq     int64
+		created time.Time
 	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
+	err := q.c.QueryRow(ctx, sqlRunFrom, from).Scan(&seq, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, time.Time{}, false, nil
 	}
-	if len(p.Statuses) > 0 {
-		sts := make([]string, len(p.Statuses))
-		for i, st := range p.Statuses {
-			sts[i] = string(st)
-		}
-		where = append(where, "status = ANY("+arg(sts)+"::text[])")
-	}
-	if p.Group != "" {
-		where = append(where, "grp = "+arg(p.Group))
-	}
-	if p.Job != "" {
-		where = append(where, "job = "+arg(p.Job))
-	}
-	if before > 0 {
-		seq := before
-		where = append(where, "seq < "+arg(seq))
-	}
-	q := "SELECT " + runCols + " FROM runs"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY seq DESC LIMIT " + arg(int64(limit+1))
-	rows, err := s.pool.Query(ctx, q, args...)
+	return seq, created, err == nil, err
+}
+
+func (q listQuerier) Window(ctx context.Context, query string, args []any) (int64, int, error) {
+	var (
+		end pgtype.Int8
+		n   int64
+	)
+	err := q.c.QueryRow(ctx, query, args...).Scan(&end, &n)
+	return end.Int64, int(n), err
+}
+
+func (q listQuerier) Runs(ctx context.Context, query string, args []any) ([]*store.Run, error) {
+	rows, err := q.c.Query(ctx, query, args...)
 	if err != nil {
-		return store.RunPage{}, s.wrap("RunList", err)
+		return nil, err
 	}
-	runs, err := collectRuns(rows)
-	if err != nil {
-		return store.RunPage{}, s.wrap("RunList", err)
-	}
-	return store.NewRunPage(runs, limit), nil
+	return collectRuns(rows)
 }
 
 // RunListActive implements store.Store.

@@ -121,7 +121,8 @@ const (
 				CASE WHEN runs.callback_url IS NOT NULL THEN u.finished_at END AS callback_at),
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM f WHERE status = 'queued'),
 		p AS (INSERT INTO pending (run_at, seq) SELECT run_at, seq FROM f WHERE status = 'pending'),
-		c AS (INSERT INTO callbacks (next_at, seq) SELECT callback_at, seq FROM f WHERE callback_at IS NOT NULL)
+		c AS (INSERT INTO callbacks (next_at, seq) SELECT callback_at, seq FROM f WHERE callback_at IS NOT NULL),
+		e AS (INSERT INTO ended (seq) SELECT seq FROM f WHERE status IN (` + endedStatuses + `) ON CONFLICT DO NOTHING)
 		SELECT id, seq, job, callback_at IS NOT NULL FROM f`
 
 	sqlAdopt = `UPDATE runs SET server_id = u.server
@@ -156,7 +157,8 @@ const (
 			SELECT ctid FROM pending WHERE run_at = $7 AND seq = $3 FOR UPDATE SKIP LOCKED))),
 		b AS (DELETE FROM blocked WHERE job = $8 AND seq = $3),
 		l AS (DELETE FROM job_live WHERE job = $8 AND seq = $3),
-		c AS (INSERT INTO callbacks (next_at, seq) SELECT $1::timestamptz, seq FROM u WHERE callback_url IS NOT NULL)
+		c AS (INSERT INTO callbacks (next_at, seq) SELECT $1::timestamptz, seq FROM u WHERE callback_url IS NOT NULL),
+		e AS (INSERT INTO ended (seq) SELECT seq FROM u ON CONFLICT DO NOTHING)
 		SELECT * FROM u`
 
 	// sqlRetry queues a run the caller locked (by seq). Its delivery state
@@ -171,7 +173,8 @@ const (
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u),
 		l AS (INSERT INTO job_live (job, seq) SELECT job, seq FROM u WHERE job <> ''),
 		c AS (DELETE FROM callbacks WHERE ctid = ANY (ARRAY(
-			SELECT ctid FROM callbacks WHERE seq = $2 FOR UPDATE SKIP LOCKED)))
+			SELECT ctid FROM callbacks WHERE seq = $2 FOR UPDATE SKIP LOCKED))),
+		e AS (DELETE FROM ended WHERE seq = $2)
 		SELECT * FROM u`
 
 	// sqlPromote takes the first due rows of pending (rows another
@@ -190,6 +193,10 @@ const (
 		SELECT * FROM u`
 
 	sqlDeleteActive = `DELETE FROM active WHERE seq = ANY ($1::int8[])`
+
+	// endedStatuses are the statuses whose runs the ended table lists
+	// (migration 00006_lists).
+	endedStatuses = `'failed', 'cancelled', 'timed_out', 'skipped'`
 )
 
 // RunInsert implements store.Tx.

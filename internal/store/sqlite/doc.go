@@ -91,6 +91,14 @@
 //     the delivery pending when the run ends (callbacks.go). runCols
 //     returns the delivery state as one JSON array, NULL for runs without a
 //     URL, so reads pay one column for it, not five.
+//   - for lists (migration 00007_lists, store/listq): runs_grp, runs_type
+//     and runs_job (runs of a job only), on columns fixed at insert, so state
+//     changes never write them; and the table ended (seq) of the runs that
+//     ended failed, cancelled, timed_out or skipped, written by the
+//     statement after the finish, cancel or skipped insert that ends a run
+//     that way and cleared by a retry (ended.go) — a partial index on
+//     status would be evaluated on every status change (it doubled a
+//     start's cost).
 //
 // RunCountByGroup is the one full scan (an index on status would be written
 // on every state change); it is for dashboards, not hot paths.

@@ -68,6 +68,8 @@ const (
 	wTokenRevoke    // tokens.go
 	wAuditAppend    // tokens.go
 	wAuditDelete    // tokens.go
+	wEndedAdd       // ended.go
+	wEndedDelete    // ended.go
 	wClaimSelect1   // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8   = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts       = wClaimSelect1 + maxClaimTypes
@@ -364,8 +366,11 @@ func (t *tx) insertOne(p *store.RunInsertParams) (store.RunInsertResult, error) 
 	if err != nil {
 		return store.RunInsertResult{}, err
 	}
+	if n > 0 && p.Status == store.StatusSkipped {
+		err = t.ended("RunInsert", p.ID)
+	}
 	if n > 0 {
-		return store.RunInsertResult{Run: insertedRun(p, seq)}, nil
+		return store.RunInsertResult{Run: insertedRun(p, seq)}, err
 	}
 	// The key or the slot names a run already (maybe one earlier in this
 	// batch). The key is looked up first: it names the run the caller meant.
@@ -623,6 +628,11 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			}
 			out[i] = store.RunFinishResult{ID: p.ID, Accepted: n > 0, Callback: n > 0 && p.Status.Terminal()}
 		}
+		if out[i].Accepted && endsListed(p.Status) {
+			if err := t.ended("RunFinish", p.ID); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return out, nil
 }
@@ -668,7 +678,7 @@ func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunC
 		return store.RunCancelResult{}, fmt.Errorf("sqlite: RunCancel: run %q vanished", p.ID)
 	}
 	res.Run, res.Changed = runs[0], true
-	return res, nil
+	return res, t.ended("RunCancel", p.ID)
 }
 
 func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error) {
@@ -694,7 +704,7 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 	if len(runs) != 1 {
 		return nil, fmt.Errorf("sqlite: RunRetry: run %q vanished", p.ID)
 	}
-	return runs[0], nil
+	return runs[0], t.unended("RunRetry", prev.Seq)
 }
 
 func (t *tx) RunPromote(ctx context.Context, p store.RunPromoteParams) ([]*Run, error) {

@@ -5,10 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
+	"github.com/pluto-sched/pluto/internal/store/listq"
 )
 
 func (s *Store) getRun(ctx context.Context, op string, st rStmt, arg string) (*Run, error) {
@@ -38,58 +38,59 @@ func (s *Store) RunGetByKey(ctx context.Context, key string) (*Run, error) {
 	return s.getRun(ctx, "RunGetByKey", rGetByKey, key)
 }
 
-// RunList implements store.Store. The cursor is the seq of the last run of
-// the previous page, in decimal. The walk goes down the rowid (newest
-// first) and tests the filters on each run, so a filter that matches few of
-// many runs reads many; it serves the console and the API, not the
-// scheduler. (There is no retention yet: the table grows with history.)
+// listDialect is how listq writes SQLite's list statements.
+var listDialect = listq.Dialect{
+	Time:       func(t time.Time) any { return micro(t) },
+	EndedTable: "ended",
+}
+
+// RunList implements store.Store with the plan of package listq. The
+// cursor is the seq of the last run of the previous page (or the end of
+// the window a page examined), in decimal.
 func (s *Store) RunList(ctx context.Context, p store.RunListParams) (store.RunPage, error) {
 	if s.closed.Load() {
 		return store.RunPage{}, errClosed
 	}
-	limit := p.PageLimit()
-	before, err := p.BeforeSeq()
+	page, err := listq.List(ctx, listQuerier{s}, listDialect, runCols, p)
 	if err != nil {
-		return store.RunPage{}, fmt.Errorf("sqlite: RunList: %w", err)
+		return store.RunPage{}, s.wrap("RunList", err)
 	}
+	return page, nil
+}
+
+// listQuerier runs listq's statements on the reader pool.
+type listQuerier struct{ s *Store }
+
+func (q listQuerier) MaxSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	err := q.s.r.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM runs").Scan(&seq)
+	return seq, err
+}
+
+func (q listQuerier) RunFrom(ctx context.Context, from int64) (int64, time.Time, bool, error) {
+	var seq, created int64
+	err := q.s.r.QueryRowContext(ctx, "SELECT seq, created_at FROM runs WHERE seq >= ? ORDER BY seq LIMIT 1", from).Scan(&seq, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, time.Time{}, false, nil
+	}
+	return seq, fromMicro(created), err == nil, err
+}
+
+func (q listQuerier) Window(ctx context.Context, query string, args []any) (int64, int, error) {
 	var (
-		where []string
-		args  []any
+		end sql.NullInt64
+		n   int
 	)
-	if len(p.Statuses) > 0 {
-		where = append(where, "status IN (?"+strings.Repeat(",?", len(p.Statuses)-1)+")")
-		for _, st := range p.Statuses {
-			args = append(args, string(st))
-		}
-	}
-	if p.Group != "" {
-		where = append(where, "grp = ?")
-		args = append(args, p.Group)
-	}
-	if p.Job != "" {
-		where = append(where, "job = ?")
-		args = append(args, p.Job)
-	}
-	if before > 0 {
-		seq := before
-		where = append(where, "seq < ?")
-		args = append(args, seq)
-	}
-	q := "SELECT " + runCols + " FROM runs"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY seq DESC LIMIT ?"
-	args = append(args, limit+1)
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	err := q.s.r.QueryRowContext(ctx, query, args...).Scan(&end, &n)
+	return end.Int64, n, err
+}
+
+func (q listQuerier) Runs(ctx context.Context, query string, args []any) ([]*store.Run, error) {
+	rows, err := q.s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return store.RunPage{}, s.wrap("RunList", err)
+		return nil, err
 	}
-	runs, err := scanRuns(rows)
-	if err != nil {
-		return store.RunPage{}, s.wrap("RunList", err)
-	}
-	return store.NewRunPage(runs, limit), nil
+	return scanRuns(rows)
 }
 
 // RunListActive implements store.Store.

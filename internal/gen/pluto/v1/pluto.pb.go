@@ -2321,15 +2321,26 @@ func (x *GetRequest) GetId() string {
 	return ""
 }
 
+// ListRequest filters and pages runs like GET /api/v1/runs (docs/api.md).
+// Time bounds are Unix milliseconds, 0 for none; after is inclusive,
+// before exclusive.
 type ListRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        []string               `protobuf:"bytes,1,rep,name=status,proto3" json:"status,omitempty"`
-	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
-	Job           string                 `protobuf:"bytes,3,opt,name=job,proto3" json:"job,omitempty"`
-	Limit         int32                  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
-	Cursor        string                 `protobuf:"bytes,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Status               []string               `protobuf:"bytes,1,rep,name=status,proto3" json:"status,omitempty"`
+	Group                string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Job                  string                 `protobuf:"bytes,3,opt,name=job,proto3" json:"job,omitempty"`
+	Limit                int32                  `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	Cursor               string                 `protobuf:"bytes,5,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Type                 string                 `protobuf:"bytes,6,opt,name=type,proto3" json:"type,omitempty"`
+	Worker               string                 `protobuf:"bytes,7,opt,name=worker,proto3" json:"worker,omitempty"`
+	CreatedAfterUnixMs   int64                  `protobuf:"varint,8,opt,name=created_after_unix_ms,json=createdAfterUnixMs,proto3" json:"created_after_unix_ms,omitempty"`
+	CreatedBeforeUnixMs  int64                  `protobuf:"varint,9,opt,name=created_before_unix_ms,json=createdBeforeUnixMs,proto3" json:"created_before_unix_ms,omitempty"`
+	FinishedAfterUnixMs  int64                  `protobuf:"varint,10,opt,name=finished_after_unix_ms,json=finishedAfterUnixMs,proto3" json:"finished_after_unix_ms,omitempty"`
+	FinishedBeforeUnixMs int64                  `protobuf:"varint,11,opt,name=finished_before_unix_ms,json=finishedBeforeUnixMs,proto3" json:"finished_before_unix_ms,omitempty"`
+	Order                string                 `protobuf:"bytes,12,opt,name=order,proto3" json:"order,omitempty"` // "asc" or "desc" (default: newest first)
+	Error                string                 `protobuf:"bytes,13,opt,name=error,proto3" json:"error,omitempty"` // substring of the error; without status, failed and timed_out runs only
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ListRequest) Reset() {
@@ -2393,6 +2404,62 @@ func (x *ListRequest) GetLimit() int32 {
 func (x *ListRequest) GetCursor() string {
 	if x != nil {
 		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ListRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ListRequest) GetWorker() string {
+	if x != nil {
+		return x.Worker
+	}
+	return ""
+}
+
+func (x *ListRequest) GetCreatedAfterUnixMs() int64 {
+	if x != nil {
+		return x.CreatedAfterUnixMs
+	}
+	return 0
+}
+
+func (x *ListRequest) GetCreatedBeforeUnixMs() int64 {
+	if x != nil {
+		return x.CreatedBeforeUnixMs
+	}
+	return 0
+}
+
+func (x *ListRequest) GetFinishedAfterUnixMs() int64 {
+	if x != nil {
+		return x.FinishedAfterUnixMs
+	}
+	return 0
+}
+
+func (x *ListRequest) GetFinishedBeforeUnixMs() int64 {
+	if x != nil {
+		return x.FinishedBeforeUnixMs
+	}
+	return 0
+}
+
+func (x *ListRequest) GetOrder() string {
+	if x != nil {
+		return x.Order
+	}
+	return ""
+}
+
+func (x *ListRequest) GetError() string {
+	if x != nil {
+		return x.Error
 	}
 	return ""
 }
@@ -2775,13 +2842,22 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x14delivered_at_unix_ms\x18\x05 \x01(\x03R\x11deliveredAtUnixMs\"\x1c\n" +
 	"\n" +
 	"GetRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"{\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xa7\x03\n" +
 	"\vListRequest\x12\x16\n" +
 	"\x06status\x18\x01 \x03(\tR\x06status\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x10\n" +
 	"\x03job\x18\x03 \x01(\tR\x03job\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x16\n" +
-	"\x06cursor\x18\x05 \x01(\tR\x06cursor\"R\n" +
+	"\x06cursor\x18\x05 \x01(\tR\x06cursor\x12\x12\n" +
+	"\x04type\x18\x06 \x01(\tR\x04type\x12\x16\n" +
+	"\x06worker\x18\a \x01(\tR\x06worker\x121\n" +
+	"\x15created_after_unix_ms\x18\b \x01(\x03R\x12createdAfterUnixMs\x123\n" +
+	"\x16created_before_unix_ms\x18\t \x01(\x03R\x13createdBeforeUnixMs\x123\n" +
+	"\x16finished_after_unix_ms\x18\n" +
+	" \x01(\x03R\x13finishedAfterUnixMs\x125\n" +
+	"\x17finished_before_unix_ms\x18\v \x01(\x03R\x14finishedBeforeUnixMs\x12\x14\n" +
+	"\x05order\x18\f \x01(\tR\x05order\x12\x14\n" +
+	"\x05error\x18\r \x01(\tR\x05error\"R\n" +
 	"\fListResponse\x12!\n" +
 	"\x04runs\x18\x01 \x03(\v2\r.pluto.v1.RunR\x04runs\x12\x1f\n" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
