@@ -52,13 +52,11 @@ func listParams(q url.Values) (store.RunListParams, error) {
 			}
 		}
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxListLimit {
-			return p, badRequest("limit", "limit must be an integer from 1 to %d, got %q", maxListLimit, v)
-		}
-		p.Limit = n
+	limit, err := queryLimit(q.Get("limit"), p.Limit, maxListLimit)
+	if err != nil {
+		return p, err
 	}
+	p.Limit = limit
 	switch o := q.Get("order"); o {
 	case "", "desc":
 	case "asc":
@@ -84,4 +82,17 @@ func listParams(q url.Values) (store.RunListParams, error) {
 		*t.dst = tm
 	}
 	return p, nil
+}
+
+// queryLimit parses a limit query parameter: def when empty, else an
+// integer from 1 to most (400 naming "limit" otherwise).
+func queryLimit(v string, def, most int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		return 0, badRequest("limit", "limit must be an integer from 1 to %d, got %q", most, v)
+	}
+	return n, nil
 }

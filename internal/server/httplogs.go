@@ -30,14 +30,12 @@ func (h *httpAPI) logs(w http.ResponseWriter, r *http.Request) {
 		after = n
 	}
 	limit := defaultLogLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxLogLimit {
-			writeError(w, badRequest("limit", "limit must be an integer from 1 to %d, got %q", maxLogLimit, v))
-			return
-		}
-		limit = n
+	n, err := queryLimit(q.Get("limit"), limit, maxLogLimit)
+	if err != nil {
+		writeError(w, err)
+		return
 	}
+	limit = n
 	follow := false
 	if v := q.Get("follow"); v != "" {
 		b, err := strconv.ParseBool(v)

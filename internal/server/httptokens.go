@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/apijson"
@@ -146,14 +145,12 @@ func (h *httpAPI) listAudit(w http.ResponseWriter, r *http.Request) {
 			*f.to = t
 		}
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxListLimit {
-			writeError(w, badRequest("limit", "limit must be an integer from 1 to %d, got %q", maxListLimit, v))
-			return
-		}
-		p.Limit = n
+	n, err := queryLimit(q.Get("limit"), p.Limit, maxListLimit)
+	if err != nil {
+		writeError(w, err)
+		return
 	}
+	p.Limit = n
 	page, err := ta.st.AuditList(r.Context(), p)
 	if err != nil {
 		if errors.Is(err, store.ErrInvalidCursor) {
