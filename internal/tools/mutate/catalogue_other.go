@@ -105,7 +105,7 @@ var otherMutants = []Mutant{
 	},
 	{
 		ID: "engine-assign-stale", File: "internal/engine/dispatch.go",
-		Old: "if e.flights[f.id] != f {\n\t\t\tcontinue // cancelled", New: "if false {\n\t\t\tcontinue // cancelled",
+		Old: "if e.disp.flights[f.id] != f {\n\t\t\tcontinue // cancelled", New: "if false {\n\t\t\tcontinue // cancelled",
 		Pkgs: enginePkgs,
 		Desc: "runs cancelled or timed out while in the ready queue are still sent to workers",
 	},
