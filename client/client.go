@@ -407,12 +407,21 @@ func (c *Client) Get(ctx context.Context, id string) (*Run, error) {
 
 // ListOptions filters a listing. Zero values match everything.
 type ListOptions struct {
-	Status []Status // any of these statuses
-	Group  string
-	Job    string
-	Limit  int    // page size; the server's default is 100, its maximum 1000
-	Cursor string // RunPage.NextCursor of the previous page
+	Status   []Status // any of these statuses
+	Group    string
+	Job      string
+	Type     string // handler type
+	WorkerID string // the worker that ran (or runs) the current attempt
+	// CreatedAfter/Before and FinishedAfter/Before bound the times
+	// (after: inclusive, before: exclusive); zero means unbounded.
+	CreatedAfter, CreatedBefore   time.Time
+	FinishedAfter, FinishedBefore time.Time
+	Oldest                        bool   // oldest first instead of newest first
+	Error                         string // a substring of the error; without Status, failed and timed-out runs only
+	Limit                         int    // page size; the server's default is 100, its maximum 1000
+	Cursor                        string // RunPage.NextCursor of the previous page
 }
+
 
 // RunPage is one page of runs, newest first.
 type RunPage struct {
@@ -429,6 +438,12 @@ func (c *Client) List(ctx context.Context, opts ListOptions) (*RunPage, error) {
 		Job:    opts.Job,
 		Limit:  int32(opts.Limit),
 		Cursor: opts.Cursor,
+		Type:   opts.Type, Worker: opts.WorkerID, Error: opts.Error,
+		CreatedAfterUnixMs: unixMs(opts.CreatedAfter), CreatedBeforeUnixMs: unixMs(opts.CreatedBefore),
+		FinishedAfterUnixMs: unixMs(opts.FinishedAfter), FinishedBeforeUnixMs: unixMs(opts.FinishedBefore),
+	}
+	if opts.Oldest {
+		req.Order = "asc"
 	}
 	for _, s := range opts.Status {
 		req.Status = append(req.Status, string(s))

@@ -667,3 +667,24 @@ func TestRunHelpers(t *testing.T) {
 		t.Errorf("payload %v, %v", p, err)
 	}
 }
+
+// Every list filter reaches the server as the protocol names it.
+func TestListFilters(t *testing.T) {
+	f, c := setup(t)
+	after := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	_, err := c.List(ctxT(t), client.ListOptions{
+		Type: "email.send", WorkerID: "w7", Error: "timeout", Oldest: true,
+		CreatedAfter: after, CreatedBefore: after.Add(time.Hour), FinishedAfter: after.Add(time.Minute),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	req := f.lastList
+	f.mu.Unlock()
+	if req.GetType() != "email.send" || req.GetWorker() != "w7" || req.GetError() != "timeout" || req.GetOrder() != "asc" ||
+		req.GetCreatedAfterUnixMs() != after.UnixMilli() || req.GetCreatedBeforeUnixMs() != after.Add(time.Hour).UnixMilli() ||
+		req.GetFinishedAfterUnixMs() != after.Add(time.Minute).UnixMilli() || req.GetFinishedBeforeUnixMs() != 0 {
+		t.Fatalf("list request %v", req)
+	}
+}

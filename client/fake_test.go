@@ -41,9 +41,10 @@ type fakeServer struct {
 	errFor    map[string]error
 	lose      string // "unavailable": store a submission, then answer Unavailable; "hang": store it, then never answer
 
-	srv  *grpc.Server
-	addr string
-	done chan struct{}
+	srv      *grpc.Server
+	addr     string
+	done     chan struct{}
+	lastList *plutov1.ListRequest // the last List request, as received
 }
 
 // startFake serves a fake on 127.0.0.1:0. Call stop when done.
@@ -285,6 +286,7 @@ func (f *fakeServer) List(ctx context.Context, req *plutov1.ListRequest) (*pluto
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lastList = req
 	var match []string
 	for i := len(f.order) - 1; i >= 0; i-- { // newest first
 		r := f.runs[f.order[i]]
