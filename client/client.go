@@ -422,7 +422,6 @@ type ListOptions struct {
 	Cursor                        string // RunPage.NextCursor of the previous page
 }
 
-
 // RunPage is one page of runs, newest first.
 type RunPage struct {
 	Runs []*Run
