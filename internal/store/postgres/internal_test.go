@@ -174,6 +174,12 @@ func TestQueryPlans(t *testing.T) {
 // transactions' settings and plan_cache_mode mode.
 func explain(t *testing.T, s *Store, mode, sql string, args []any) string {
 	t.Helper()
+	return explainUnder(t, s, beginSQL, mode, sql, args)
+}
+
+// explainUnder is explain in a transaction begun with begin.
+func explainUnder(t *testing.T, s *Store, begin, mode, sql string, args []any) string {
+	t.Helper()
 	ctx := context.Background()
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -182,7 +188,7 @@ func explain(t *testing.T, s *Store, mode, sql string, args []any) string {
 	defer conn.Release()
 	defer conn.Exec(ctx, "ROLLBACK")
 	defer conn.Exec(ctx, "DEALLOCATE p")
-	if _, err := conn.Exec(ctx, beginSQL+"; SET LOCAL plan_cache_mode = "+mode+"; PREPARE p AS "+sql); err != nil {
+	if _, err := conn.Exec(ctx, begin+"; SET LOCAL plan_cache_mode = "+mode+"; PREPARE p AS "+sql); err != nil {
 		t.Fatalf("PREPARE %s: %v", sql, err)
 	}
 	params := make([]string, len(args))

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pluto-sched/pluto/internal/store"
 	"github.com/pluto-sched/pluto/internal/store/listq"
 )
@@ -96,32 +94,5 @@ func TestListPlans(t *testing.T) {
 // plan_cache_mode mode and a listing's settings.
 func explainRead(t *testing.T, s *Store, mode, sql string, args []any) string {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	defer conn.Exec(ctx, "ROLLBACK")
-	defer conn.Exec(ctx, "DEALLOCATE p")
-	if _, err := conn.Exec(ctx, listBeginSQL+"; SET LOCAL plan_cache_mode = "+mode+"; PREPARE p AS "+sql); err != nil {
-		t.Fatalf("PREPARE %s: %v", sql, err)
-	}
-	params := make([]string, len(args))
-	for i, a := range args {
-		params[i] = literal(a)
-	}
-	q := "EXPLAIN EXECUTE p"
-	if len(args) > 0 {
-		q += "(" + strings.Join(params, ", ") + ")"
-	}
-	rows, err := conn.Query(ctx, q)
-	if err != nil {
-		t.Fatalf("%s for %s: %v", q, sql, err)
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatalf("%s for %s: %v", q, sql, err)
-	}
-	return strings.Join(lines, "\n")
+	return explainUnder(t, s, listBeginSQL, mode, sql, args)
 }

@@ -108,25 +108,8 @@ func TestQueryPlans(t *testing.T) {
 		{"token revoke", wSQL[wTokenRevoke], []any{1, "n"}, "sqlite_autoindex_tokens_1", false},
 		{"audit delete", wSQL[wAuditDelete], []any{1, 10}, "audit_at", false},
 	} {
-		rows, err := s.w.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.sql, c.args...)
-		if err != nil {
-			t.Errorf("%s: %v", c.name, err)
-			continue
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, s.w, c.sql, c.args)
 		all := strings.Join(plan, "; ")
-		if testing.Verbose() {
-			t.Logf("%s: %s", c.name, all)
-		}
 		for _, d := range plan {
 			if strings.HasPrefix(d, "SCAN runs") || strings.HasPrefix(d, "SCAN r ") || (!c.sort && strings.Contains(d, "TEMP B-TREE")) {
 				t.Errorf("%s: %q in plan: %s", c.name, d, all)

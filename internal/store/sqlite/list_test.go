@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,7 +66,13 @@ func TestListPlans(t *testing.T) {
 
 func explainQueryPlan(t *testing.T, s *Store, q string, args []any) string {
 	t.Helper()
-	rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
+	return strings.Join(queryPlan(t, s.r, q, args), "; ")
+}
+
+// queryPlan is SQLite's EXPLAIN QUERY PLAN of q on db, one step a line.
+func queryPlan(t *testing.T, db *sql.DB, q string, args []any) []string {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
@@ -82,5 +89,5 @@ func explainQueryPlan(t *testing.T, s *Store, q string, args []any) string {
 	if testing.Verbose() {
 		t.Logf("%s: %s", q, strings.Join(plan, "; "))
 	}
-	return strings.Join(plan, "; ")
+	return plan
 }

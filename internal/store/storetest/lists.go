@@ -66,40 +66,6 @@ func listFixture(t *testing.T, s store.Store) []*store.Run {
 	return all
 }
 
-// walkAny lists every page of p, which may be short (the scan budget),
-// and returns the runs in order; no run may appear twice.
-func walkAny(t *testing.T, s store.Store, p store.RunListParams) []*store.Run {
-	t.Helper()
-	var all []*store.Run
-	seen := map[string]bool{}
-	for page := 0; ; page++ {
-		if page > 1000 {
-			t.Fatal("pagination does not end")
-		}
-		res, err := s.RunList(ctx, p)
-		if err != nil {
-			t.Fatalf("RunList(%+v): %v", p, err)
-		}
-		if len(res.Runs) > p.PageLimit() {
-			t.Fatalf("page %d has %d runs, limit %d", page, len(res.Runs), p.PageLimit())
-		}
-		for _, r := range res.Runs {
-			if seen[r.ID] {
-				t.Errorf("%+v: run %s listed twice", p, r.ID)
-			}
-			seen[r.ID] = true
-		}
-		all = append(all, res.Runs...)
-		if res.NextCursor == "" {
-			return all
-		}
-		if res.NextCursor == p.Cursor {
-			t.Fatalf("cursor %q does not advance", p.Cursor)
-		}
-		p.Cursor = res.NextCursor
-	}
-}
-
 // testListAllFilters: every filter and combinations of them, in both
 // orders, in pages of several sizes and with scan budgets small enough to
 // cut pages short, list exactly the runs that match, in seq order.

@@ -152,6 +152,17 @@ func testCountByGroup(t *testing.T, s store.Store) {
 // page sizes and that no run appears twice.
 func walk(t *testing.T, s store.Store, p store.RunListParams, pageSize int) []*store.Run {
 	t.Helper()
+	return walkPages(t, s, p, pageSize, false)
+}
+
+// walkAny is walk for lists whose pages may be short (the scan budget).
+func walkAny(t *testing.T, s store.Store, p store.RunListParams) []*store.Run {
+	t.Helper()
+	return walkPages(t, s, p, p.PageLimit(), true)
+}
+
+func walkPages(t *testing.T, s store.Store, p store.RunListParams, pageSize int, short bool) []*store.Run {
+	t.Helper()
 	var all []*store.Run
 	seen := map[string]bool{}
 	for page := 0; ; page++ {
@@ -165,7 +176,7 @@ func walk(t *testing.T, s store.Store, p store.RunListParams, pageSize int) []*s
 		if len(res.Runs) > pageSize {
 			t.Fatalf("page %d has %d runs, limit %d", page, len(res.Runs), pageSize)
 		}
-		if res.NextCursor != "" && len(res.Runs) != pageSize {
+		if !short && res.NextCursor != "" && len(res.Runs) != pageSize {
 			t.Errorf("page %d has %d runs and a next cursor, want a full page of %d", page, len(res.Runs), pageSize)
 		}
 		for _, r := range res.Runs {
