@@ -119,30 +119,32 @@ func (a *auditLog) run() {
 	defer close(a.done)
 	prune := time.NewTimer(time.Minute) // first prune soon after start
 	defer prune.Stop()
-	backoff := time.Duration(0)
+	var (
+		backoff time.Duration
+		retry   <-chan time.Time // set while backing off: wakes wait for it
+	)
 	for {
-		var retry <-chan time.Time
-		if backoff > 0 {
-			retry = time.After(backoff)
+		wake := a.wake
+		if retry != nil {
+			wake = nil // entries added during an outage wait for the retry
 		}
 		select {
 		case <-a.stop:
 			a.flushUntil(time.Now().Add(2 * time.Second))
 			return
-		case <-a.wake:
+		case <-wake:
 		case <-retry:
+			retry = nil
 		case <-prune.C:
 			a.prune()
 			prune.Reset(auditPruneEvery)
 			continue
 		}
-		if backoff > 0 && retry == nil {
-			continue // woken while backing off: wait for the retry
-		}
 		if err := a.flush(context.Background()); err != nil {
 			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
-			backoff = backoff/2 + rand.N(backoff/2+1)
-			a.log.Warn("writing the audit log; retrying", "err", err, "retry_in", backoff)
+			wait := backoff/2 + rand.N(backoff/2+1)
+			retry = time.After(wait)
+			a.log.Warn("writing the audit log; retrying", "err", err, "retry_in", wait)
 			continue
 		}
 		backoff = 0
