@@ -449,8 +449,10 @@ func appendLogs(ctx context.Context, tx store.Tx, ops []*logOp) error {
 	return tx.LogAppend(ctx, lines)
 }
 
-// observeInserts counts the new runs of a committed batch by group.
+// observeInserts counts the new runs of a committed batch by group: one
+// call per group, not per run (a batch holds thousands under load).
 func observeInserts(obs Observer, batch []op) {
+	var n map[string]int
 	for _, o := range batch {
 		ins, ok := o.(*insertOp)
 		if !ok || ins.err != nil {
@@ -458,8 +460,14 @@ func observeInserts(obs Observer, batch []op) {
 		}
 		for _, r := range ins.res {
 			if r.Run != nil && !r.Existing {
-				obs.Submitted(r.Run.Group, 1)
+				if n == nil {
+					n = make(map[string]int)
+				}
+				n[r.Run.Group]++
 			}
 		}
+	}
+	for g, k := range n {
+		obs.Submitted(g, k)
 	}
 }

@@ -573,3 +573,48 @@ func TestBrokenStreamIsDeadAfterTwoIntervals(t *testing.T) {
 		}
 	})
 }
+
+// recObserver records what the engine reports to its Observer.
+type recObserver struct {
+	nopObserver
+	mu        sync.Mutex
+	submitted map[string]int
+	calls     int
+	finished  map[store.RunStatus]int
+}
+
+func (o *recObserver) Submitted(g string, n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.submitted[g] += n
+	o.calls++
+}
+
+func (o *recObserver) Finished(_, _ string, st store.RunStatus, _ time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.finished[st]++
+}
+
+// The engine reports new runs by group, once per group per batch, and
+// every terminal status.
+func TestObserverSeesSubmitsAndFinishes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		obs := &recObserver{submitted: map[string]int{}, finished: map[store.RunStatus]int{}}
+		en := newEnv(t, func(c *Config) { c.Observer = obs })
+		runs := en.submit(SubmitSpec{Group: "g"}, SubmitSpec{Group: "g"}, SubmitSpec{Group: "g"}, SubmitSpec{Group: "h"})
+		en.submit(SubmitSpec{Group: "g", Key: "k"}, SubmitSpec{Group: "g", Key: "k"}) // one new run, one existing
+		if _, err := en.e.Cancel(en.ctx, runs[0].ID, ""); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		if obs.submitted["g"] != 4 || obs.submitted["h"] != 1 || obs.calls > 4 {
+			t.Fatalf("submitted %v in %d calls, want g:4 h:1 in at most one call per group per batch", obs.submitted, obs.calls)
+		}
+		if obs.finished[store.StatusCancelled] != 1 {
+			t.Fatalf("finished %v, want one cancelled", obs.finished)
+		}
+	})
+}

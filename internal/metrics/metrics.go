@@ -144,13 +144,19 @@ func (m *Metrics) Reconciled(n int) { m.repairs.Add(float64(n)) }
 
 // limiter maps names to label values, at most MaxLabelValues distinct.
 type limiter struct {
-	mu   sync.Mutex
+	mu   sync.RWMutex // read-locked on the hot path: names are seen once
 	seen map[string]struct{}
 }
 
 func newLimiter() *limiter { return &limiter{seen: make(map[string]struct{})} }
 
 func (l *limiter) label(name string) string {
+	l.mu.RLock()
+	_, ok := l.seen[name]
+	l.mu.RUnlock()
+	if ok {
+		return name
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.seen[name]; ok {

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,9 +23,6 @@ func TestInventedGroupsShareOneSeries(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.submitted.WithLabelValues(otherLabel)); got != 500 {
 		t.Fatalf("%s counted %v, want 500", otherLabel, got)
-	}
-	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(""), "pluto_runs_submitted_total"); err == nil {
-		t.Fatal("GatherAndCompare found nothing to compare")
 	}
 }
 
