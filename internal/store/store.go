@@ -451,6 +451,7 @@ type Tx interface {
 	CallbackTx
 	TokenTx
 	AuditTx
+	RetentionTx
 
 	// Notify publishes n to every listening server once the transaction
 	// commits (never if it rolls back). Duplicate notifications in one

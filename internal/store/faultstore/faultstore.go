@@ -574,6 +574,10 @@ func (t *tx) CallbackRecord(ctx context.Context, p []store.CallbackRecordParams)
 	return txCall(t, ctx, "CallbackRecord", p, func() ([]bool, error) { return t.inner.CallbackRecord(ctx, p) })
 }
 
+func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (store.RunDeleteResult, error) {
+	return txCall(t, ctx, "RunDeleteFinished", p, func() (store.RunDeleteResult, error) { return t.inner.RunDeleteFinished(ctx, p) })
+}
+
 // Notify implements store.Tx. With a Bus the notification is kept and
 // published when the transaction commits; otherwise the wrapped store
 // publishes it.

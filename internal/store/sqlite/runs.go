@@ -70,6 +70,12 @@ const (
 	wAuditDelete    // tokens.go
 	wEndedAdd       // ended.go
 	wEndedDelete    // ended.go
+	wRetWalkRuns    // retention.go
+	wRetWalkEnded   // retention.go
+	wRetWalkJob     // retention.go
+	wRetKeepFrom    // retention.go
+	wRetDeleteRun   // retention.go
+	wRetDeleteLogs  // retention.go
 	wClaimSelect1   // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8   = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts       = wClaimSelect1 + maxClaimTypes

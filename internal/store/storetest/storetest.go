@@ -176,6 +176,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"AuditListPages", testAuditListPages},
 		{"AuditAppendChecks", testAuditAppendChecks},
 		{"AuditDeleteBefore", testAuditDeleteBefore},
+		{"RetentionDeletesExpired", testRetentionDeletesExpired},
+		{"RetentionPerStatus", testRetentionPerStatus},
+		{"RetentionKeyFree", testRetentionKeyFree},
+		{"RetentionLimit", testRetentionLimit},
+		{"RetentionJobs", testRetentionJobs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
