@@ -95,7 +95,10 @@ func (r Retention) String() string {
 			continue
 		}
 		v := "off"
-		if d := r.For(s); d > 0 {
+		switch d := r.For(s); {
+		case d > 0 && d%(24*time.Hour) == 0:
+			v = fmt.Sprintf("%dd", d/(24*time.Hour))
+		case d > 0:
 			v = d.String()
 		}
 		parts = append(parts, string(s)+"="+v)
