@@ -69,8 +69,8 @@ const (
 )
 
 func init() {
-	wSQL[wFinishCallback] = finishCallbackSQL + finishReturning
-	wSQL[wFinishCallbackFenced] = finishCallbackSQL + ` AND server_id = ?12` + finishReturning
+	wSQL[wFinishCallback] = finishCallbackSQL
+	wSQL[wFinishCallbackFenced] = finishCallbackSQL + ` AND server_id = ?12`
 	wSQL[wCallbackListDue] = callbackListDueSQL
 	wSQL[wCallbackRecord] = callbackRecordSQL
 	rSQL[rCallbackNextAt] = callbackNextAtSQL

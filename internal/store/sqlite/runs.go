@@ -71,6 +71,8 @@ const (
 	wEndedAdd       // ended.go
 	wEndedDelete    // ended.go
 	wCountAdd       // stats.go
+	wCountStarted   // stats.go
+	wCountFinished  // stats.go
 	wClaimSelect1   // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8   = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts       = wClaimSelect1 + maxClaimTypes
@@ -120,10 +122,10 @@ var wSQL = [numWStmts]string{
 	// transaction holds the write lock.
 	wClaimUpdate: `UPDATE runs SET status = 'dispatched', attempt = attempt + 1, server_id = ?, worker_id = ''
 		WHERE seq IN (SELECT value FROM json_each(?))`,
-	wStart:        startSQL + startReturning,
-	wStartFenced:  startSQL + fenced + startReturning,
-	wFinish:       finishSQL + noCallback + finishReturning,
-	wFinishFenced: finishSQL + noCallback + fenced + finishReturning,
+	wStart:        startSQL,
+	wStartFenced:  startSQL + fenced,
+	wFinish:       finishSQL + noCallback,
+	wFinishFenced: finishSQL + noCallback + fenced,
 	// A cancelled run with a callback URL owes its delivery from now on.
 	wCancel: `UPDATE runs SET status = 'cancelled', finished_at = ?1, error = ?2, server_id = NULL,
 			callback_state = CASE WHEN callback_url IS NULL THEN callback_state ELSE 'pending' END,
@@ -198,11 +200,6 @@ const (
 			error = coalesce(?, error)
 		WHERE id = ? AND attempt = ? AND status IN ('dispatched', 'running')`
 	fenced = ` AND server_id = ?`
-	// The counters (stats.go) need the group and job of a started or
-	// finished run, and a finish the status it left (prev_status, set from
-	// the old row). One short row per run: cheaper than reading the run.
-	startReturning  = ` RETURNING grp, job`
-	finishReturning = ` RETURNING grp, job, prev_status`
 	// noCallback keeps the hot finish to runs without a callback URL; a
 	// finish it does not apply is tried again with wFinishCallback.
 	noCallback = ` AND callback_url IS NULL`
@@ -567,13 +564,16 @@ func (t *tx) RunStart(ctx context.Context, ps []store.RunStartParams) ([]bool, e
 			t.arg(p.ServerID)
 			st = wStartFenced
 		}
-		err := t.query("RunStart", st, 2, func(v []driver.Value) {
-			out[i] = true
-			t.counts.Move(asString(v[0]), asString(v[1]), store.StatusDispatched, store.StatusRunning)
-		})
+		n, _, err := t.exec("RunStart", st)
 		if err != nil {
 			return nil, err
 		}
+		if out[i] = n > 0; out[i] {
+			*t.moved = append(*t.moved, p.ID)
+		}
+	}
+	if err := t.countMoved("RunStart", wCountStarted); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -630,18 +630,21 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			t.arg(p.ServerID)
 			st, cb = wFinishFenced, wFinishCallbackFenced
 		}
-		applied, err := t.finishOne(st, p.Status)
+		n, _, err := t.exec("RunFinish", st)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = store.RunFinishResult{ID: p.ID, Accepted: applied}
-		if !applied {
+		out[i] = store.RunFinishResult{ID: p.ID, Accepted: n > 0}
+		if n == 0 {
 			// Rejected, or a run with a callback URL: its finish also makes
 			// the delivery pending when the run ends (same arguments).
-			if applied, err = t.finishOne(cb, p.Status); err != nil {
+			if n, _, err = t.exec("RunFinish", cb); err != nil {
 				return nil, err
 			}
-			out[i] = store.RunFinishResult{ID: p.ID, Accepted: applied, Callback: applied && p.Status.Terminal()}
+			out[i] = store.RunFinishResult{ID: p.ID, Accepted: n > 0, Callback: n > 0 && p.Status.Terminal()}
+		}
+		if out[i].Accepted {
+			*t.moved = append(*t.moved, p.ID)
 		}
 		if out[i].Accepted && endsListed(p.Status) {
 			if err := t.ended("RunFinish", p.ID); err != nil {
@@ -649,18 +652,10 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			}
 		}
 	}
+	if err := t.countMoved("RunFinish", wCountFinished); err != nil {
+		return nil, err
+	}
 	return out, nil
-}
-
-// finishOne runs finish statement st with the bound arguments, counts
-// the run it moved to status and reports whether there was one.
-func (t *tx) finishOne(st wStmt, status store.RunStatus) (bool, error) {
-	applied := false
-	err := t.query("RunFinish", st, 3, func(v []driver.Value) {
-		applied = true
-		t.counts.Move(asString(v[0]), asString(v[1]), store.RunStatus(asString(v[2])), status)
-	})
-	return applied, err
 }
 
 func (t *tx) getForUpdate(op, id string) (*Run, error) {

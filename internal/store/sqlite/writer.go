@@ -33,6 +33,8 @@ type writer struct {
 	// counts is reused by every transaction (their deltas are written or
 	// dropped before the next one begins): its map keeps its buckets.
 	counts store.CountDeltas
+	// moved is the buffer of countMoved (stats.go), reused likewise.
+	moved []string
 }
 
 // errRawPanic stands in for a panic while fn runs inside sql.Conn.Raw, so
@@ -127,7 +129,7 @@ func (s *Store) begin(dc any) (*tx, error) {
 		return nil, s.wrap("begin", err)
 	}
 	s.wr.counts.Reset() // what a rolled-back transaction left
-	return &tx{s: s, w: s.wr, dtx: dtx, counts: &s.wr.counts}, nil
+	return &tx{s: s, w: s.wr, dtx: dtx, counts: &s.wr.counts, moved: &s.wr.moved}, nil
 }
 
 // closeWriterStmts finalizes the writer's statements while their connection
@@ -166,6 +168,9 @@ type tx struct {
 	// counts are the transaction's changes to run_counts, written by
 	// flushCounts before COMMIT (stats.go).
 	counts *store.CountDeltas
+	// moved collects the ids of the runs a start or finish batch applied,
+	// for countMoved (stats.go).
+	moved *[]string
 }
 
 var errTxDone = errors.New("sqlite: transaction used after Tx returned")
