@@ -103,6 +103,9 @@ func New() *Metrics {
 // SetSource registers the scrape-time gauges of src.
 func (m *Metrics) SetSource(src Source) {
 	m.reg.MustRegister(&gauges{src: src, groups: m.groups})
+	if ss, ok := src.(StatsSource); ok {
+		m.reg.MustRegister(&queueGauges{src: ss, groups: m.groups})
+	}
 }
 
 // Handler serves the registry in the Prometheus text format.

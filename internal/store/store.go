@@ -400,9 +400,12 @@ type Store interface {
 	// RunNextPendingAt returns the earliest run_at of a pending run, or the
 	// zero time when there is none.
 	RunNextPendingAt(ctx context.Context) (time.Time, error)
+	// RunCountByGroup returns the non-zero counts of runs per group and
+	// status, from the counters RunStats reads (no scan).
 	RunCountByGroup(ctx context.Context) ([]GroupCount, error)
 	LogList(ctx context.Context, p LogListParams) ([]LogEntry, error)
 
+	StatsStore
 	JobStore
 	CallbackStore
 	TokenStore

@@ -375,6 +375,11 @@ func (s *Store) RunCountByGroup(ctx context.Context) ([]store.GroupCount, error)
 	return read(s, ctx, "RunCountByGroup", func() ([]store.GroupCount, error) { return s.inner.RunCountByGroup(ctx) })
 }
 
+// RunStats implements store.Store.
+func (s *Store) RunStats(ctx context.Context, p store.StatsParams) (store.Stats, error) {
+	return read(s, ctx, "RunStats", func() (store.Stats, error) { return s.inner.RunStats(ctx, p) })
+}
+
 // LogList implements store.Store.
 func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error) {
 	return read(s, ctx, "LogList", func() ([]store.LogEntry, error) { return s.inner.LogList(ctx, p) })

@@ -519,6 +519,7 @@ func (t *tx) RunUnblockNext(ctx context.Context, job string, now time.Time) (*Ru
 			return nil, t.s.wrap("RunUnblockNext", err)
 		}
 		if len(runs) == 1 {
+			t.counts.Move(runs[0].Group, runs[0].Job, store.StatusBlocked, store.StatusQueued)
 			return runs[0], nil
 		}
 		// Changed by a transaction that committed while the update waited

@@ -84,8 +84,11 @@ func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (st
 	if len(del) == 0 {
 		return res, nil
 	}
-	res.Deleted, err = t.deleteRuns(ctx, p, del)
-	return res, err
+	if res.Deleted, err = t.deleteRuns(ctx, p, del); err != nil {
+		return res, err
+	}
+	t.runsDeleted(res.Deleted)
+	return res, nil
 }
 
 func scanCandidate(row pgx.CollectableRow) (store.RunCandidate, error) {

@@ -340,6 +340,7 @@ func (t *tx) RunUnblockNext(ctx context.Context, job string, now time.Time) (*st
 	if err != nil || len(runs) == 0 {
 		return nil, err
 	}
+	t.counts.Move(runs[0].Group, runs[0].Job, store.StatusBlocked, store.StatusQueued)
 	return runs[0], nil
 }
 

@@ -97,6 +97,7 @@ func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (st
 		// counts read it from here.
 		res.Deleted = append(res.Deleted, del[i].DeletedRun)
 	}
+	t.runsDeleted(res.Deleted)
 	return res, nil
 }
 
