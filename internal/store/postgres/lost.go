@@ -37,7 +37,6 @@ const (
 			RETURNING ` + qualifiedRunCols + `),
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u)
 		SELECT * FROM u`
-
 )
 
 // RunRequeueLost implements store.Tx.
@@ -68,4 +67,3 @@ func (t *tx) RunRequeueLost(ctx context.Context, p store.RunRequeueLostParams) (
 	slices.SortFunc(runs, func(a, b *Run) int { return cmp.Compare(a.Seq, b.Seq) })
 	return runs, nil
 }
-

@@ -42,8 +42,8 @@ const (
 	wRetry
 	wPromote
 	wLogAppend
-	wLogState    // logs.go
-	wLogStatsPut // logs.go
+	wLogState     // logs.go
+	wLogStatsPut  // logs.go
 	wStartFenced  // wStart AND server_id = ?
 	wFinishFenced // wFinish AND server_id = ?
 	wAdopt
