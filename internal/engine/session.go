@@ -416,9 +416,10 @@ func (s *Session) Results(rs []Result) {
 
 // Logs stores log lines the worker sent for attempts it holds or just
 // reported; lines for any other run are dropped (a worker writes only its
-// own runs' logs). It blocks while the session's lines waiting for the
-// committer exceed maxSessionLogBytes, so a worker printing faster than
-// the store writes is slowed down instead of growing the server's memory.
+// own runs' logs), and so are those of runs known to be past their log
+// cap. It blocks while the session's lines waiting for the log writer
+// exceed maxSessionLogBytes, so a worker printing faster than the store
+// writes is slowed down instead of growing the server's memory.
 func (s *Session) Logs(lines []store.LogLine) {
 	e := s.e
 	e.disp.mu.Lock()
@@ -434,21 +435,22 @@ func (s *Session) Logs(lines []store.LogLine) {
 	if dropped := len(lines) - len(keep); dropped > 0 {
 		e.log.Debug("dropped log lines for runs the worker does not hold", "worker", s.hello.WorkerID, "lines", dropped)
 	}
-	if len(keep) == 0 {
+	if keep = e.logw.filter(keep); len(keep) == 0 {
 		return
 	}
 	for s.logBytes > 0 && s.logBytes+size > maxSessionLogBytes && !s.closed && e.serving() {
 		s.logSpace.Wait()
 	}
 	s.logBytes += size
-	o := &logOp{lines: keep}
-	o.done = func() {
+	done := func() {
 		e.disp.mu.Lock()
 		s.logBytes -= size
 		s.logSpace.Broadcast()
 		e.disp.mu.Unlock()
 	}
-	e.ops.push(o)
+	if !e.logw.add(keep, done) {
+		s.logBytes -= size
+	}
 }
 
 // jsonResult returns a worker's result as valid JSON: a result that is not

@@ -48,6 +48,7 @@ type Metrics struct {
 	storeErrs  *prometheus.CounterVec
 	cronLate   prometheus.Histogram
 	repairs    prometheus.Counter
+	logDrops   prometheus.Counter
 
 	groups, types *limiter
 }
@@ -90,8 +91,11 @@ func New() *Metrics {
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pluto_reconciler_repairs_total", Help: "Runs and jobs the reconciler found undriven and repaired.",
 	})
+	m.logDrops = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pluto_log_lines_dropped_total", Help: "Log lines dropped past their run's log cap.",
+	})
 	m.reg.MustRegister(m.submitted, m.finished, m.dispatch, m.duration, m.batchSize, m.commitTime,
-		m.storeErrs, m.cronLate, m.repairs,
+		m.storeErrs, m.cronLate, m.repairs, m.logDrops,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -141,6 +145,9 @@ func (m *Metrics) CronFired(late time.Duration) { m.cronLate.Observe(late.Second
 
 // Reconciled implements engine.Observer.
 func (m *Metrics) Reconciled(n int) { m.repairs.Add(float64(n)) }
+
+// LogLinesDropped implements engine.Observer.
+func (m *Metrics) LogLinesDropped(n int) { m.logDrops.Add(float64(n)) }
 
 // limiter maps names to label values, at most MaxLabelValues distinct.
 type limiter struct {

@@ -417,6 +417,11 @@ const (
 	// TopicTokens: payload: the name of a token that was revoked or
 	// changed, or "" for any token (servers drop cached verifications).
 	TopicTokens = "tokens"
+	// TopicLogWatch: payload: a run id whose log a client follows on some
+	// server. TopicLogs: payload: comma-separated ids of followed runs
+	// that have new log lines.
+	TopicLogWatch = "logwatch"
+	TopicLogs     = "logs"
 )
 
 // Store is a Pluto storage backend.
