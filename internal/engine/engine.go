@@ -613,6 +613,11 @@ func (e *Engine) Logs(ctx context.Context, p store.LogListParams) ([]store.LogEn
 	return e.st.LogList(ctx, p)
 }
 
+// LogStats returns a run's log counters.
+func (e *Engine) LogStats(ctx context.Context, id string) (store.LogStats, error) {
+	return e.st.LogStats(ctx, id)
+}
+
 // now is the engine's clock, truncated to the store's precision so that
 // what the engine remembers equals what it wrote.
 func (e *Engine) now() time.Time { return e.clk.Now().Truncate(time.Microsecond) }
