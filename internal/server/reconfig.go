@@ -31,6 +31,10 @@ type Live struct {
 	// StopTimeout and StopWorkersOnExit shape the next graceful stop.
 	StopTimeout       time.Duration
 	StopWorkersOnExit bool
+	// LogMaxLines and LogMaxBytes cap each run's log from the next log
+	// write on (zero: leave as they are).
+	LogMaxLines int64
+	LogMaxBytes int64
 }
 
 // Reconfigure applies new live settings. Invalid settings (a zero or
@@ -43,6 +47,12 @@ func (s *Server) Reconfigure(l Live) error {
 	el := s.eng.Live()
 	el.HeartbeatInterval, el.SuspectAfter, el.DeadAfter = l.HeartbeatInterval, 0, 0
 	el.MaxPayload, el.MisfireGrace, el.RetryBase, el.RetryMax = l.MaxPayload, l.MisfireGrace, l.RetryBase, l.RetryMax
+	if l.LogMaxLines != 0 {
+		el.LogMaxLines = l.LogMaxLines
+	}
+	if l.LogMaxBytes != 0 {
+		el.LogMaxBytes = l.LogMaxBytes
+	}
 	if err := s.eng.Reconfigure(el); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -62,7 +72,7 @@ func (s *Server) Live() Live {
 	return Live{
 		HeartbeatInterval: el.HeartbeatInterval, MaxPayload: s.maxPayload.get(), MisfireGrace: el.MisfireGrace,
 		RetryBase: el.RetryBase, RetryMax: el.RetryMax, StopTimeout: time.Duration(s.stopTimeout.Load()),
-		StopWorkersOnExit: s.stopWorkers.Load(),
+		StopWorkersOnExit: s.stopWorkers.Load(), LogMaxLines: el.LogMaxLines, LogMaxBytes: el.LogMaxBytes,
 	}
 }
 
