@@ -50,7 +50,7 @@ type Server struct {
 	RetryMax          time.Duration
 	MaxLostAttempts   int64
 	LogMaxLines       int64
-	LogMaxBytes       int64 // set as a size: 1048576, 1MiB, 512KiB
+	LogMaxBytes       int64  // set as a size: 1048576, 1MiB, 512KiB
 	CallbackAllow     string // comma-separated CIDRs, IPs, host names, *.wildcards allowed beside public addresses
 	CallbackExpiry    time.Duration
 	Pprof             string // loopback address of the profiler; "" off
