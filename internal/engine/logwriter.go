@@ -44,12 +44,16 @@ import (
 // forgot is capped by the store all the same.
 const maxCappedRuns = 10000
 
+// maxLogBatch is about the most lines one log transaction writes (one
+// add is never split): on a store with a single writer (SQLite) a larger
+// transaction would hold the scheduling transactions up behind it.
+const maxLogBatch = 2000
+
 type logWriter struct {
 	e *Engine
 
 	mu      sync.Mutex
-	lines   []store.LogLine
-	dones   []func()
+	queue   []logAdd
 	dropped map[string]int64  // lines of capped runs dropped before queueing
 	pending map[string]uint64 // run → ticket of its last queued line
 	ticket  uint64            // of the last add
@@ -61,6 +65,13 @@ type logWriter struct {
 	wake    chan struct{} // 1-buffered
 	done    chan struct{} // closed when run returns
 	cancel  context.CancelFunc
+}
+
+// logAdd is one add's lines.
+type logAdd struct {
+	lines  []store.LogLine
+	done   func()
+	ticket uint64
 }
 
 // logAfter is a callback waiting until the lines up to ticket are written.
@@ -164,8 +175,7 @@ func (w *logWriter) add(lines []store.LogLine, done func()) bool {
 	for _, l := range lines {
 		w.pending[l.RunID] = w.ticket
 	}
-	w.lines = append(w.lines, lines...)
-	w.dones = append(w.dones, done)
+	w.queue = append(w.queue, logAdd{lines: lines, done: done, ticket: w.ticket})
 	w.signal()
 	return true
 }
@@ -186,16 +196,27 @@ func (w *logWriter) after(ids []string, fn func()) bool {
 	return true
 }
 
-// take returns the queued lines; ok is false once the writer is closed
-// and nothing is left.
+// take returns the queued lines, about maxLogBatch at most; ok is false
+// once the writer is closed and nothing is left.
 func (w *logWriter) take() (b logBatch, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.lines) == 0 && len(w.dropped) == 0 {
+	if len(w.queue) == 0 && len(w.dropped) == 0 {
 		return b, !w.closed
 	}
-	b = logBatch{lines: w.lines, dones: w.dones, dropped: w.dropped, ticket: w.ticket}
-	w.lines, w.dones, w.dropped = nil, nil, nil
+	b = logBatch{dropped: w.dropped, ticket: w.flushed}
+	w.dropped = nil
+	n := 0
+	for n < len(w.queue) && (n == 0 || len(b.lines)+len(w.queue[n].lines) <= maxLogBatch) {
+		a := w.queue[n]
+		b.lines = append(b.lines, a.lines...)
+		b.dones = append(b.dones, a.done)
+		b.ticket = a.ticket
+		n++
+	}
+	rest := copy(w.queue, w.queue[n:])
+	clear(w.queue[rest:])
+	w.queue = w.queue[:rest]
 	return b, true
 }
 
@@ -206,7 +227,7 @@ func (w *logWriter) run(ctx context.Context) {
 		if !ok {
 			return
 		}
-		if len(b.lines) == 0 && len(b.dropped) == 0 {
+		if len(b.dones) == 0 && len(b.dropped) == 0 {
 			select {
 			case <-w.wake:
 			case <-ctx.Done():

@@ -68,7 +68,7 @@ func TestLogCap(t *testing.T) {
 		}
 		s.Logs(logLines(ref, 10, "b"))
 		en.e.logw.mu.Lock()
-		queued, early := len(en.e.logw.lines), en.e.logw.dropped[ref.RunID]
+		queued, early := len(en.e.logw.queue), en.e.logw.dropped[ref.RunID]
 		en.e.logw.mu.Unlock()
 		if queued != 0 || early != 10 {
 			t.Errorf("lines of a capped run: %d queued, %d dropped early; want 0 and 10", queued, early)

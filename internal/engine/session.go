@@ -422,12 +422,18 @@ func (s *Session) Results(rs []Result) {
 // writes is slowed down instead of growing the server's memory.
 func (s *Session) Logs(lines []store.LogLine) {
 	e := s.e
+	// Lines of capped runs go first, without the dispatcher's lock: a run
+	// printing without end must not hold up dispatch.
+	lines = e.logw.filter(lines)
 	e.disp.mu.Lock()
 	defer e.disp.mu.Unlock()
 	s.touch()
 	keep, size := lines[:0], 0
+	var last RunRef // the last attempt found held: a run's lines come together
 	for _, l := range lines {
-		if s.held[l.RunID] == l.Attempt && l.Attempt > 0 || slices.Contains(s.recent, RunRef{RunID: l.RunID, Attempt: l.Attempt}) {
+		ref := RunRef{RunID: l.RunID, Attempt: l.Attempt}
+		if ref == last || s.held[l.RunID] == l.Attempt && l.Attempt > 0 || slices.Contains(s.recent, ref) {
+			last = ref
 			keep = append(keep, l)
 			size += len(l.Text) + len(l.RunID) + 32
 		}
@@ -435,7 +441,7 @@ func (s *Session) Logs(lines []store.LogLine) {
 	if dropped := len(lines) - len(keep); dropped > 0 {
 		e.log.Debug("dropped log lines for runs the worker does not hold", "worker", s.hello.WorkerID, "lines", dropped)
 	}
-	if keep = e.logw.filter(keep); len(keep) == 0 {
+	if len(keep) == 0 {
 		return
 	}
 	for s.logBytes > 0 && s.logBytes+size > maxSessionLogBytes && !s.closed && e.serving() {
