@@ -3,13 +3,13 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"github.com/pluto-sched/pluto/internal/engine"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
