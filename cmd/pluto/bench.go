@@ -49,13 +49,21 @@ committed to the store.
                    --batch with run_at uniform over the 24 h starting an
                    hour from now (none comes due), no workers: time to
                    store them, Go heap and RSS before and after, the
-                   store's size on disk, and a check of the earliest run_at`,
+                   store's size on disk, and a check of the earliest run_at
+  --mode logs      a handler prints --runs lines (default 2000, one a ms);
+                   a follower reads them as Server-Sent Events from a second
+                   server on the same PostgreSQL store (on SQLite, the same
+                   server): print → follower latency. Then a run prints
+                   100,000 lines beside no-op runs submitted at --rate:
+                   their submit → start with and without it, and what its
+                   log cap kept`,
 		Example: `  pluto bench --runs 50000
   pluto bench --runs 50000 --tls
   pluto bench --history 1000000
   pluto bench --mode steady --rate 1000 --runs 10000 -o json
   pluto bench --mode cron --jobs 20
-  pluto bench --mode delayed --store 'postgres://localhost/pluto'`,
+  pluto bench --mode delayed --store 'postgres://localhost/pluto'
+  pluto bench --mode logs --store 'postgres://localhost/pluto'`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
 				return usageErrorf("invalid --output %q: want table or json", output)
@@ -69,6 +77,8 @@ committed to the store.
 					opts.Runs = 1000
 				case "delayed":
 					opts.Runs = 1_000_000
+				case "logs":
+					opts.Runs = 2000
 				}
 			}
 			if opts.History < 0 || opts.History > 0 && opts.Mode != "burndown" {
@@ -103,13 +113,13 @@ committed to the store.
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&opts.Runs, "runs", 50000, "number of no-op runs (cron: slots to fire, default 1000; delayed: default 1000000)")
+	f.IntVar(&opts.Runs, "runs", 50000, "number of no-op runs (cron: slots to fire, default 1000; delayed: default 1000000; logs: lines followed, default 2000)")
 	f.IntVar(&opts.Workers, "workers", 4, "workers connected over gRPC")
 	f.IntVar(&opts.Capacity, "capacity", 64, "runs each worker processes at once")
 	f.IntVar(&opts.Prefetch, "prefetch", 0, "extra runs each worker holds beyond capacity (default: capacity)")
 	f.StringVar(&opts.Store, "store", "", "store URL (default: a temporary SQLite file)")
-	f.StringVar(&opts.Mode, "mode", "burndown", "burndown, steady, cron or delayed")
-	f.Float64Var(&opts.Rate, "rate", 1000, "steady mode: submits per second")
+	f.StringVar(&opts.Mode, "mode", "burndown", "burndown, steady, cron, delayed or logs")
+	f.Float64Var(&opts.Rate, "rate", 1000, "steady and logs modes: submits per second")
 	f.IntVar(&opts.BatchSize, "batch", 1000, "burndown and delayed modes: runs per submit call")
 	f.IntVar(&opts.Jobs, "jobs", 20, "cron mode: jobs firing every second")
 	f.IntVar(&opts.History, "history", 0, "burndown mode: after a first burndown on the empty store, bulk-load this many finished runs, burn down again and time every list filter")

@@ -27,6 +27,7 @@ type recorded struct {
 	query        url.Values
 	body         string
 	auth         string
+	lastEventID  string
 }
 
 func (f *fakeAPI) reqs() []recorded {
@@ -146,6 +147,22 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		line := func(seq int, text string) map[string]any {
 			return map[string]any{"seq": seq, "time": "2026-11-21T08:00:01Z", "stream": "stdout", "level": "info", "text": text, "attempt": 1}
 		}
+		if r.URL.Query().Get("follow") == "1" && strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			// The first stream breaks after line 1; the resumed one sends
+			// line 2 and ends.
+			w.Header().Set("Content-Type", "text/event-stream")
+			enc := json.NewEncoder(w)
+			if r.Header.Get("Last-Event-ID") == "" {
+				fmt.Fprint(w, ": keep-alive\n\nid: 1\ndata: ")
+				_ = enc.Encode(line(1, "hello"))
+				fmt.Fprint(w, "\n")
+				return
+			}
+			fmt.Fprint(w, "id: 2\ndata: ")
+			_ = enc.Encode(line(2, "world"))
+			fmt.Fprint(w, "\nevent: end\ndata: {\"status\":\"succeeded\"}\n\n")
+			return
+		}
 		if r.URL.Query().Get("follow") == "1" {
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			enc := json.NewEncoder(w)
@@ -178,7 +195,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		f.mu.Lock()
-		f.requests = append(f.requests, recorded{method: r.Method, path: r.URL.Path, query: r.URL.Query(), body: string(body), auth: r.Header.Get("Authorization")})
+		f.requests = append(f.requests, recorded{method: r.Method, path: r.URL.Path, query: r.URL.Query(), body: string(body), auth: r.Header.Get("Authorization"), lastEventID: r.Header.Get("Last-Event-ID")})
 		f.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	}))
@@ -463,8 +480,14 @@ func TestRunCommands(t *testing.T) {
 		t.Errorf("logs json: %d %q", r.code, r.stdout)
 	}
 	r = runCLI(t, env, "run", "logs", "r_ok", "-f")
-	if r.code != 0 || r.stdout != "hello\nworld\n" || f.last().query.Get("follow") != "1" {
-		t.Errorf("logs -f: %d %q %s", r.code, r.stdout, r.stderr)
+	var resumed []string
+	for _, q := range f.reqs() {
+		if q.query.Get("follow") == "1" {
+			resumed = append(resumed, q.lastEventID)
+		}
+	}
+	if r.code != 0 || r.stdout != "hello\nworld\n" || fmt.Sprint(resumed) != "[ 1]" {
+		t.Errorf("logs -f: %d %q %s; Last-Event-IDs %q, want a stream and its resumption after 1", r.code, r.stdout, r.stderr, resumed)
 	}
 }
 

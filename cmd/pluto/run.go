@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -232,8 +231,10 @@ func (a *app) newRunLogsCmd() *cobra.Command {
 		Use:   "logs ID",
 		Short: "Print a run's log lines",
 		Long: `Print the lines a run printed or logged, in order. With -f, keep printing
-new lines as they arrive until the run finishes. With -o json, print
-{"items": [...]} (with -f: one JSON line per log line).`,
+new lines as they arrive until the run finishes (a Server-Sent Events
+stream; a dropped connection is resumed where it broke). With -o json,
+print {"items": [...]} (with -f: one JSON line per log line). Lines
+dropped past the run's log cap are counted on stderr.`,
 		Args: exactArgs("run ID"),
 	}
 	co := a.addClientFlags(cmd)
@@ -280,59 +281,14 @@ new lines as they arrive until the run finishes. With -o json, print
 		}
 		if co.json() {
 			b, _ := json.Marshal(all)
-			return printJSON(a.stdout, b)
+			if err := printJSON(a.stdout, b); err != nil {
+				return err
+			}
 		}
+		a.noteDropped(cmd.Context(), c, id)
 		return nil
 	}
 	return cmd
-}
-
-// followLogs streams GET /runs/{id}/logs?follow=1 (NDJSON) until the
-// server ends it (the run finished and every line was sent).
-func (a *app) followLogs(cmd *cobra.Command, c *apiClient, co *clientOpts, id string, after int64) error {
-	q := url.Values{"follow": {"1"}, "after": {strconv.FormatInt(after, 10)}}
-	req, err := c.newRequest(cmd.Context(), http.MethodGet, "/runs/"+url.PathEscape(id)+"/logs", q, nil)
-	if err != nil {
-		return err
-	}
-	res, err := c.send(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	rd := bufio.NewReaderSize(res.Body, 64<<10)
-	for {
-		line, err := rd.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
-			var env struct {
-				Error *apiError `json:"error"`
-			}
-			if json.Unmarshal(line, &env) == nil && env.Error != nil {
-				return env.Error
-			}
-			if co.json() {
-				_, _ = a.stdout.Write(line)
-				if line[len(line)-1] != '\n' {
-					_, _ = io.WriteString(a.stdout, "\n")
-				}
-			} else {
-				l, derr := decode[apiLog](line)
-				if derr != nil {
-					return derr
-				}
-				printLogLine(a.stdout, l)
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			if cmd.Context().Err() != nil {
-				return nil // interrupted by the user
-			}
-			return fmt.Errorf("log stream from %s broke: %w", c.base, err)
-		}
-	}
 }
 
 func printLogLine(w io.Writer, l apiLog) {
@@ -405,6 +361,9 @@ func printRunDetail(w io.Writer, r apiRun) {
 	}
 	if r.Error != nil {
 		row("Error", *r.Error)
+	}
+	if r.LogLinesDropped > 0 {
+		row("Log lines dropped", fmt.Sprintf("%d (past the log cap)", r.LogLinesDropped))
 	}
 	_ = tw.Flush()
 }

@@ -94,9 +94,10 @@ servers share it).
 Settings can also come from a YAML file (--config FILE): its keys are the
 flag names (heartbeat: 5s). Flags given on the command line win over the
 environment (` + envStore + `), which wins over the file. The server
-watches the file: heartbeat, log-level, max-payload, misfire-grace,
-retry-base, retry-max, stop-timeout and stop-workers-on-exit change live
-within a second; other keys are logged as needing a restart. An invalid
+watches the file: heartbeat, log-level, log-max-lines, log-max-bytes,
+max-payload, misfire-grace, retry-base, retry-max, stop-timeout and
+stop-workers-on-exit change live within a second; other keys are logged
+as needing a restart. An invalid
 file changes nothing and the log says why. See examples/pluto.yaml.
 
 SIGINT or SIGTERM stops the server gracefully: it accepts no new runs (503),

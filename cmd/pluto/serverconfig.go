@@ -24,6 +24,8 @@ func serverConfig(s config.Server) server.Config {
 	cfg.Engine.RetryBase = s.RetryBase
 	cfg.Engine.RetryMax = s.RetryMax
 	cfg.Engine.MaxLostAttempts = int(s.MaxLostAttempts)
+	cfg.Engine.LogMaxLines = s.LogMaxLines
+	cfg.Engine.LogMaxBytes = s.LogMaxBytes
 	cfg.Engine.CallbackExpiry = s.CallbackExpiry
 	cfg.Engine.CallbackAllow = splitList(s.CallbackAllow)
 	cfg.Engine.Retention = retention(s)
@@ -50,7 +52,7 @@ func liveSettings(s config.Server) server.Live {
 	return server.Live{
 		HeartbeatInterval: s.Heartbeat, MaxPayload: s.MaxPayload, MisfireGrace: s.MisfireGrace,
 		RetryBase: s.RetryBase, RetryMax: s.RetryMax, StopTimeout: s.StopTimeout,
-		StopWorkersOnExit: s.StopWorkersOnExit, Retention: retention(s),
+		StopWorkersOnExit: s.StopWorkersOnExit, Retention: retention(s), LogMaxLines: s.LogMaxLines, LogMaxBytes: s.LogMaxBytes,
 	}
 }
 

@@ -36,6 +36,9 @@ type Run struct {
 	// nowhere), and the state of that delivery (null without a URL).
 	CallbackURL *string   `json:"callback_url"`
 	Callback    *Callback `json:"callback"`
+	// LogLinesDropped counts the log lines dropped past the run's log cap.
+	// Shown by GET /api/v1/runs/{id} only, and omitted when 0.
+	LogLinesDropped int64 `json:"log_lines_dropped,omitempty"`
 }
 
 // Callback is the state of a run's result delivery to its callback URL.

@@ -80,7 +80,7 @@ type Options struct {
 }
 
 // Modes are the benchmark modes Run knows.
-var Modes = []string{"burndown", "steady", "cron", "delayed"}
+var Modes = []string{"burndown", "steady", "cron", "delayed", "logs"}
 
 // Percentiles in milliseconds.
 type Percentiles struct {
@@ -117,6 +117,7 @@ type Report struct {
 	Cron    *CronReport    `json:"cron,omitempty"`    // --mode cron
 	Delayed *DelayedReport `json:"delayed,omitempty"` // --mode delayed
 	History *HistoryReport `json:"history,omitempty"` // --history
+	Logs    *LogsReport    `json:"logs,omitempty"`    // --mode logs
 }
 
 func (o *Options) defaults() error {
@@ -129,6 +130,8 @@ func (o *Options) defaults() error {
 			o.Runs = 1000
 		case "delayed":
 			o.Runs = 1_000_000
+		case "logs":
+			o.Runs = 2000
 		default:
 			o.Runs = 50000
 		}
@@ -201,6 +204,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		rep, err = runCron(ctx, opts, storeURL)
 	case "delayed":
 		rep, err = runDelayed(ctx, opts, storeURL)
+	case "logs":
+		rep, err = runLogs(ctx, opts, storeURL)
 	default:
 		rep, err = runQueue(ctx, opts, storeURL)
 	}
@@ -351,13 +356,19 @@ type benchServer struct {
 // (the default, as in production) it makes an admin token for the
 // benchmark's clients and workers, on a new store or an old one.
 func startServer(ctx context.Context, opts Options, storeURL string, onTerminal func()) (*benchServer, error) {
+	return startServerID(ctx, opts, storeURL, "bench", onTerminal)
+}
+
+// startServerID is startServer with a server id (several servers on one
+// store).
+func startServerID(ctx context.Context, opts Options, storeURL, id string, onTerminal func()) (*benchServer, error) {
 	var ecfg engine.Config
 	if onTerminal != nil {
 		ecfg.OnTerminal = func(string, store.RunStatus) { onTerminal() }
 	}
 	cfg := server.Config{
 		Store: storeURL, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-		ServerID: "bench", Logger: opts.Logger, Engine: ecfg,
+		ServerID: id, Logger: opts.Logger, Engine: ecfg,
 		Auth: server.AuthConfig{Disabled: opts.NoAuth, BootstrapOut: io.Discard},
 	}
 	if opts.tls != nil {
@@ -630,6 +641,8 @@ func (r *Report) Text() string {
 		return r.cronText()
 	case r.Delayed != nil:
 		return r.delayedText()
+	case r.Logs != nil:
+		return r.logsText()
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "pluto bench: %d no-op runs, %s, store %s, %d workers × capacity %d (+%d prefetch), %d cores%s\n",

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -226,5 +227,27 @@ func TestPercentiles(t *testing.T) {
 	}
 	if p := percentiles(xs); p != (Percentiles{P50: 50, P90: 90, P99: 99, Max: 100}) {
 		t.Errorf("1..100: %+v", p)
+	}
+}
+
+// The logs mode follows every printed line and finds the printer's log
+// capped (on SQLite: one server).
+func TestRunLogs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{Mode: "logs", Runs: 200, Workers: 1, Capacity: 8, Rate: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s", rep.Text())
+	l := rep.Logs
+	if l == nil || l.Received != 200 || l.Latency.Max <= 0 || l.Servers != 1 {
+		t.Fatalf("follow: %+v", l)
+	}
+	if l.CapStored != engine.DefaultLogMaxLines+1 || l.CapDropped <= 0 || l.CapDropped > capLines-engine.DefaultLogMaxLines {
+		t.Errorf("capped run: %d stored, %d dropped", l.CapStored, l.CapDropped)
+	}
+	if l.StartBaseline.Max <= 0 || l.StartPrinting.Max <= 0 || !strings.Contains(rep.Text(), "beside the printer") {
+		t.Errorf("submit → start not measured:\n%s", rep.Text())
 	}
 }

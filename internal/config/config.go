@@ -50,6 +50,8 @@ type Server struct {
 	RetryBase         time.Duration
 	RetryMax          time.Duration
 	MaxLostAttempts   int64
+	LogMaxLines       int64
+	LogMaxBytes       int64  // set as a size: 1048576, 1MiB, 512KiB
 	CallbackAllow     string // comma-separated CIDRs, IPs, host names, *.wildcards allowed beside public addresses
 	CallbackExpiry    time.Duration
 	Retention         string // STATUS=DURATION,… (engine.ParseRetention over engine.DefaultRetention)
@@ -80,6 +82,8 @@ func Defaults() Server {
 		RetryBase:       time.Second,
 		RetryMax:        10 * time.Minute,
 		MaxLostAttempts: 3,
+		LogMaxLines:     10000,
+		LogMaxBytes:     1 << 20,
 		CallbackExpiry:  24 * time.Hour,
 		Retention:       engine.DefaultRetention.String(),
 	}
@@ -102,6 +106,7 @@ const (
 	kDuration
 	kInt
 	kBool
+	kSize // an int64 of bytes, written as a whole number or with a unit (parseSize)
 )
 
 // Keys are every setting, in the order of `pluto server --help`.
@@ -134,6 +139,10 @@ var Keys = append([]Key{
 		Usage: "log level: debug, info, warn or error"},
 	{Name: "log-format", kind: kString, field: func(s *Server) any { return &s.LogFormat },
 		Usage: "log format: text or json"},
+	{Name: "log-max-lines", Live: true, kind: kInt, field: func(s *Server) any { return &s.LogMaxLines },
+		Usage: "most log lines kept per run, all attempts together; later lines are dropped and counted"},
+	{Name: "log-max-bytes", Live: true, kind: kSize, field: func(s *Server) any { return &s.LogMaxBytes },
+		Usage: "most log text kept per run (bytes, or e.g. 1MiB, 512KiB), all attempts together"},
 	{Name: "misfire-grace", Live: true, kind: kDuration, field: func(s *Server) any { return &s.MisfireGrace },
 		Usage: "how late a cron slot may fire and still count as on time"},
 	{Name: "retry-base", Live: true, kind: kDuration, field: func(s *Server) any { return &s.RetryBase },
@@ -180,6 +189,10 @@ func AddFlags(f *pflag.FlagSet, d Server) {
 			*v = *p
 			f.Var(dur.Value{D: v}, k.Name, k.Usage)
 		case *int64:
+			if k.kind == kSize {
+				f.String(k.Name, formatSize(*p), k.Usage)
+				continue
+			}
 			f.Int64(k.Name, *p, k.Usage)
 		case *bool:
 			f.Bool(k.Name, *p, k.Usage)
@@ -330,6 +343,14 @@ func (l *Loaded) set(name string, v any, source string) error {
 			}
 			*p = int64(x)
 		case string:
+			if k.kind == kSize {
+				n, err := parseSize(x)
+				if err != nil {
+					return bad("%v", err)
+				}
+				*p = n
+				break
+			}
 			n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
 			if err != nil {
 				return bad("want a whole number, not %q", x)
@@ -395,6 +416,12 @@ func (l *Loaded) validate() error {
 	}
 	if s.MaxPayload <= 0 {
 		bad("max-payload", "must be positive, not %d", s.MaxPayload)
+	}
+	if s.LogMaxLines <= 0 {
+		bad("log-max-lines", "must be positive, not %d", s.LogMaxLines)
+	}
+	if s.LogMaxBytes <= 0 {
+		bad("log-max-bytes", "must be positive, not %d", s.LogMaxBytes)
 	}
 	if s.LeaseTTL > 0 && s.RenewInterval >= s.LeaseTTL {
 		bad("renew-interval", "%s must be shorter than lease-ttl (%s)", s.RenewInterval, s.LeaseTTL)

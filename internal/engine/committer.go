@@ -410,9 +410,6 @@ func (c *committer) apply(ctx context.Context, tx store.Tx, batch []op) error {
 			return fmt.Errorf("claim: %w", err)
 		}
 	}
-	if err := appendLogs(ctx, tx, k.logs); err != nil {
-		return fmt.Errorf("logs: %w", err)
-	}
 	if c.publish == nil {
 		return nil
 	}
@@ -435,18 +432,6 @@ func (o *claimOp) claim(ctx context.Context, tx store.Tx) error {
 		o.short[i] = len(got) < c.Limit
 	}
 	return nil
-}
-
-// appendLogs writes the batch's log lines in one call.
-func appendLogs(ctx context.Context, tx store.Tx, ops []*logOp) error {
-	var lines []store.LogLine
-	for _, o := range ops {
-		lines = append(lines, o.lines...)
-	}
-	if len(lines) == 0 {
-		return nil
-	}
-	return tx.LogAppend(ctx, lines)
 }
 
 // observeInserts counts the new runs of a committed batch by group: one

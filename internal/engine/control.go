@@ -148,13 +148,18 @@ type waiters struct {
 // ends.
 func (w *waiters) add(id string) chan struct{} {
 	ch := make(chan struct{}, 1)
+	w.addChan(id, ch)
+	return ch
+}
+
+// addChan registers ch (1-buffered) as a waiter for run id.
+func (w *waiters) addChan(id string, ch chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.m == nil {
 		w.m = make(map[string][]chan struct{})
 	}
 	w.m[id] = append(w.m[id], ch)
-	return ch
 }
 
 // remove forgets the waiter ch of run id.
@@ -172,6 +177,13 @@ func (w *waiters) remove(id string, ch chan struct{}) {
 		delete(w.m, id)
 	} else {
 		w.m[id] = ws
+	}
+}
+
+// wakeAll wakes the waiters of each run of ids.
+func (w *waiters) wakeAll(ids []string) {
+	for _, id := range ids {
+		w.wake(id)
 	}
 }
 

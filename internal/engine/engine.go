@@ -34,6 +34,10 @@
 //     op's callback runs only after its batch committed. While one batch
 //     commits the next accumulates, so batches grow with load and a lone
 //     submit on an idle system commits at once.
+//   - log writer (logwriter.go): workers' log lines, in store
+//     transactions of their own (group commit, per-run caps), so a run
+//     printing fast never slows the scheduling batches; followers of a
+//     run's log (logfollow.go) wake when its lines commit.
 //   - dispatcher (dispatch.go): per group, claims queued runs from the store
 //     when its workers have free credits, keeps claimed runs in a priority
 //     queue and hands each to a worker chosen by a pure routing function
@@ -141,6 +145,11 @@ type Config struct {
 
 	// MaxPayload caps a run's payload in bytes (default 1 MiB).
 	MaxPayload int64
+	// LogMaxLines and LogMaxBytes cap each run's log, all its attempts
+	// together (defaults 10,000 lines and 1 MiB of text): lines past
+	// either cap are dropped and counted, and one marker line says so.
+	LogMaxLines int64
+	LogMaxBytes int64
 	// ClaimBatch caps the runs claimed per group per claim (default 512).
 	ClaimBatch int
 	// MaxBatch caps the ops applied in one transaction (default 8192).
@@ -259,6 +268,12 @@ func (c *Config) defaults() error {
 	if c.MaxPayload <= 0 {
 		c.MaxPayload = 1 << 20
 	}
+	if c.LogMaxLines <= 0 {
+		c.LogMaxLines = DefaultLogMaxLines
+	}
+	if c.LogMaxBytes <= 0 {
+		c.LogMaxBytes = DefaultLogMaxBytes
+	}
 	if c.ClaimBatch <= 0 {
 		c.ClaimBatch = 512
 	}
@@ -310,6 +325,12 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// The default per-run log caps.
+const (
+	DefaultLogMaxLines = 10000
+	DefaultLogMaxBytes = 1 << 20
+)
+
 // Engine is the scheduler of one server.
 type Engine struct {
 	cfg Config
@@ -328,12 +349,16 @@ type Engine struct {
 	monitor  *monitor    // liveness (monitor.go)
 	recon    *reconciler // reconcile.go
 	waiters  waiters     // Wait calls, by run (control.go)
-	lead     leadership  // leader.go
+	logw     *logWriter  // log lines, in transactions of their own (logwriter.go)
+	// logFollow are the FollowLogs registrations, by run (logfollow.go).
+	logFollow waiters
+	lead      leadership // leader.go
 
 	disp dispatcher // groups, sessions and the runs this server holds (dispatch.go)
 
-	wmu     sync.Mutex
-	watched map[string]time.Time // runs some server waits for → until
+	wmu        sync.Mutex
+	watched    map[string]time.Time // runs some server waits for → until
+	logWatches map[string]time.Time // runs whose log some server follows → until
 
 	// state is the engine's lifecycle. It changes with e.disp.mu held, so
 	// it is stable for the dispatcher and the sessions; it is atomic so
@@ -370,14 +395,15 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:       cfg,
-		st:        cfg.Store,
-		clk:       cfg.Clock,
-		log:       cfg.Logger,
-		watched:   make(map[string]time.Time),
-		stopMon:   make(chan struct{}),
-		leaseDone: make(chan struct{}),
-		drainSig:  make(chan struct{}, 1),
+		cfg:        cfg,
+		st:         cfg.Store,
+		clk:        cfg.Clock,
+		log:        cfg.Logger,
+		watched:    make(map[string]time.Time),
+		logWatches: make(map[string]time.Time),
+		stopMon:    make(chan struct{}),
+		leaseDone:  make(chan struct{}),
+		drainSig:   make(chan struct{}, 1),
 
 		retentionWake: make(chan struct{}, 1),
 	}
@@ -389,6 +415,7 @@ func New(cfg Config) (*Engine, error) {
 		settling: make(map[string]int),
 	}
 	e.commits = newCommitter(e)
+	e.logw = newLogWriter(e)
 	e.monitor = &monitor{e: e}
 	e.promote = &promoter{e: e}
 	e.cron = &cronLoop{e: e}
@@ -437,6 +464,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.commits.Start(ctx); err != nil {
 		return err
 	}
+	e.logw.start()
 	for _, c := range []component{e.monitor, e.recon} {
 		if err := c.Start(ctx); err != nil {
 			return err
@@ -522,6 +550,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.resign(ctx, held > 0) // the committer still runs: leader loops may be mid-write
 		done := make(chan struct{})
 		go func() {
+			e.logw.stop(ctx) // before the committer: finishes may wait for lines (logAfter)
 			e.commits.Stop()
 			e.wg.Wait()
 			e.promote.arming.Wait()
@@ -590,6 +619,11 @@ func (e *Engine) List(ctx context.Context, p store.RunListParams) (store.RunPage
 // Logs pages a run's log lines.
 func (e *Engine) Logs(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error) {
 	return e.st.LogList(ctx, p)
+}
+
+// LogStats returns a run's log counters.
+func (e *Engine) LogStats(ctx context.Context, id string) (store.LogStats, error) {
+	return e.st.LogStats(ctx, id)
 }
 
 // now is the engine's clock, truncated to the store's precision so that

@@ -24,7 +24,7 @@ type flakyStore struct {
 
 func newFlaky(st store.Store) *flakyStore { return &flakyStore{Store: st, fail: map[string]int{}} }
 
-// set arms n failures of what ("RunClaim", "RunFinish", "RunInsert",
+// set arms n failures of what ("RunClaim", "RunFinish", "RunInsert", "LogAppend",
 // "RunUnblockNext", "commit"), or n transactions that take five seconds
 // before ("slow") or after ("slowCommit") their writes.
 func (f *flakyStore) set(what string, n int) {
@@ -91,4 +91,11 @@ func (t *flakyTx) RunUnblockNext(ctx context.Context, job string, now time.Time)
 		return nil, errFlaky
 	}
 	return t.Tx.RunUnblockNext(ctx, job, now)
+}
+
+func (t *flakyTx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogAppendResult, error) {
+	if t.f.take("LogAppend") {
+		return store.LogAppendResult{}, errFlaky
+	}
+	return t.Tx.LogAppend(ctx, p)
 }

@@ -27,6 +27,9 @@ import (
 //	         next fire time of its cron timer
 //	callback a run with a callback URL ended: the leader's deliverer
 //	         re-arms (feedback.go)
+//	logwatch a client follows a run's log on some server
+//	logs     ids of followed runs that have new log lines: the
+//	         followers wake (published by the log writer, logfollow.go)
 //
 // Completions are published only for watched runs: announcing every one
 // would cost a fifth of the throughput on PostgreSQL for waits that are
@@ -278,5 +281,9 @@ func (e *Engine) heard(n store.Notification) {
 		e.rearmCron()
 	case store.TopicCallback:
 		e.heardCallback(n.Payload)
+	case store.TopicLogWatch:
+		e.logWatch(n.Payload)
+	case store.TopicLogs:
+		e.heardLogs(n.Payload)
 	}
 }

@@ -29,6 +29,8 @@ type Observer interface {
 	Reconciled(n int)
 	// RetentionDeleted: retention deleted n finished runs in status.
 	RetentionDeleted(status store.RunStatus, n int)
+	// LogLinesDropped: n log lines were dropped past their runs' log caps.
+	LogLinesDropped(n int)
 }
 
 // nopObserver is the default Observer.
@@ -41,6 +43,7 @@ func (nopObserver) Committed(int, time.Duration, error)                     {}
 func (nopObserver) CronFired(time.Duration)                                 {}
 func (nopObserver) Reconciled(int)                                          {}
 func (nopObserver) RetentionDeleted(store.RunStatus, int)                   {}
+func (nopObserver) LogLinesDropped(int)                                     {}
 
 // Term is the leader term this server leads in, 0 when it does not lead.
 func (e *Engine) Term() int64 { return e.lead.term.Load() }

@@ -88,13 +88,6 @@ type adoptOp struct {
 	res    []bool
 }
 
-// logOp appends log lines.
-type logOp struct {
-	opBase
-	noOutput
-	lines []store.LogLine
-}
-
 // notifyOp publishes notifications as they are (a shared store).
 type notifyOp struct {
 	opBase
@@ -255,7 +248,6 @@ type opsByKind struct {
 	singles  []singleOp
 	txs      []*txOp
 	claims   []*claimOp
-	logs     []*logOp
 }
 
 func sortOps(batch []op) opsByKind {
@@ -276,8 +268,6 @@ func sortOps(batch []op) opsByKind {
 			k.txs = append(k.txs, o)
 		case *claimOp:
 			k.claims = append(k.claims, o)
-		case *logOp:
-			k.logs = append(k.logs, o)
 		case *notifyOp:
 			// Nothing to write: publish sends its notes.
 		}

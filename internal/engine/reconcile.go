@@ -189,5 +189,14 @@ func (e *Engine) pushFinishes(o *finishOp) {
 			done()
 		}
 	}
+	// Lines the worker sent before its result are written first, so a
+	// follower that sees the run ended has them (logwriter.go).
+	ids := make([]string, len(o.params))
+	for i, p := range o.params {
+		ids[i] = p.ID
+	}
+	if e.logw.after(ids, func() { e.ops.push(o) }) {
+		return
+	}
 	e.ops.push(o)
 }

@@ -34,6 +34,10 @@ type Live struct {
 	RetryMax  time.Duration
 	// Retention is how long finished runs are kept (retention.go).
 	Retention Retention
+	// LogMaxLines and LogMaxBytes cap each run's log, all attempts
+	// together (logwriter.go, store.LogAppendParams).
+	LogMaxLines int64
+	LogMaxBytes int64
 }
 
 // derive fills SuspectAfter and DeadAfter from the heartbeat interval
@@ -70,6 +74,12 @@ func (l *Live) validate() error {
 	if l.MaxPayload <= 0 {
 		errs = append(errs, &FieldError{Field: "max_payload", Message: fmt.Sprintf("must be positive, not %d", l.MaxPayload)})
 	}
+	if l.LogMaxLines <= 0 {
+		errs = append(errs, &FieldError{Field: "log_max_lines", Message: fmt.Sprintf("must be positive, not %d", l.LogMaxLines)})
+	}
+	if l.LogMaxBytes <= 0 {
+		errs = append(errs, &FieldError{Field: "log_max_bytes", Message: fmt.Sprintf("must be positive, not %d", l.LogMaxBytes)})
+	}
 	if len(errs) == 0 && l.SuspectAfter >= l.DeadAfter {
 		errs = append(errs, &FieldError{Field: "suspect_after", Message: fmt.Sprintf("(%s) must be shorter than dead_after (%s)", l.SuspectAfter, l.DeadAfter)})
 	}
@@ -85,6 +95,7 @@ func liveFromConfig(c *Config) *Live {
 		HeartbeatInterval: c.HeartbeatInterval, SuspectAfter: c.SuspectAfter, DeadAfter: c.DeadAfter,
 		MaxPayload: c.MaxPayload, MisfireGrace: c.MisfireGrace, RetryBase: c.RetryBase, RetryMax: c.RetryMax,
 		Retention: c.Retention,
+		LogMaxLines: c.LogMaxLines, LogMaxBytes: c.LogMaxBytes,
 	}
 }
 
@@ -99,6 +110,8 @@ func liveFromConfig(c *Config) *Live {
 //   - RetryBase, RetryMax: the next failed attempt's backoff.
 //   - MisfireGrace: the next cron tick.
 //   - Retention: at once (the leader's retention loop is woken).
+//   - LogMaxLines, LogMaxBytes: the next log write. A run that already
+//     dropped lines stays capped.
 //   - HeartbeatInterval: workers connecting from now on are told the new
 //     interval; connected workers keep theirs until they reconnect (see
 //     Live.HeartbeatInterval). SuspectAfter and DeadAfter apply at the
@@ -114,7 +127,8 @@ func (e *Engine) Reconfigure(l Live) error {
 	if *old != l {
 		e.log.Info("engine reconfigured", "heartbeat", l.HeartbeatInterval, "suspect_after", l.SuspectAfter,
 			"dead_after", l.DeadAfter, "max_payload", l.MaxPayload, "misfire_grace", l.MisfireGrace,
-			"retry_base", l.RetryBase, "retry_max", l.RetryMax, "retention", l.Retention.String())
+			"retry_base", l.RetryBase, "retry_max", l.RetryMax, "retention", l.Retention.String(),
+			"log_max_lines", l.LogMaxLines, "log_max_bytes", l.LogMaxBytes)
 	}
 	if old.Retention != l.Retention {
 		e.pokeRetention()

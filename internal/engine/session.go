@@ -416,17 +416,24 @@ func (s *Session) Results(rs []Result) {
 
 // Logs stores log lines the worker sent for attempts it holds or just
 // reported; lines for any other run are dropped (a worker writes only its
-// own runs' logs). It blocks while the session's lines waiting for the
-// committer exceed maxSessionLogBytes, so a worker printing faster than
-// the store writes is slowed down instead of growing the server's memory.
+// own runs' logs), and so are those of runs known to be past their log
+// cap. It blocks while the session's lines waiting for the log writer
+// exceed maxSessionLogBytes, so a worker printing faster than the store
+// writes is slowed down instead of growing the server's memory.
 func (s *Session) Logs(lines []store.LogLine) {
 	e := s.e
+	// Lines of capped runs go first, without the dispatcher's lock: a run
+	// printing without end must not hold up dispatch.
+	lines = e.logw.filter(lines)
 	e.disp.mu.Lock()
 	defer e.disp.mu.Unlock()
 	s.touch()
 	keep, size := lines[:0], 0
+	var last RunRef // the last attempt found held: a run's lines come together
 	for _, l := range lines {
-		if s.held[l.RunID] == l.Attempt && l.Attempt > 0 || slices.Contains(s.recent, RunRef{RunID: l.RunID, Attempt: l.Attempt}) {
+		ref := RunRef{RunID: l.RunID, Attempt: l.Attempt}
+		if ref == last || s.held[l.RunID] == l.Attempt && l.Attempt > 0 || slices.Contains(s.recent, ref) {
+			last = ref
 			keep = append(keep, l)
 			size += len(l.Text) + len(l.RunID) + 32
 		}
@@ -441,14 +448,15 @@ func (s *Session) Logs(lines []store.LogLine) {
 		s.logSpace.Wait()
 	}
 	s.logBytes += size
-	o := &logOp{lines: keep}
-	o.done = func() {
+	done := func() {
 		e.disp.mu.Lock()
 		s.logBytes -= size
 		s.logSpace.Broadcast()
 		e.disp.mu.Unlock()
 	}
-	e.ops.push(o)
+	if !e.logw.add(keep, done) {
+		s.logBytes -= size
+	}
 }
 
 // jsonResult returns a worker's result as valid JSON: a result that is not

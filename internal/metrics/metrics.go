@@ -49,6 +49,7 @@ type Metrics struct {
 	cronLate   prometheus.Histogram
 	repairs    prometheus.Counter
 	retention  *prometheus.CounterVec
+	logDrops   prometheus.Counter
 
 	groups, types *limiter
 }
@@ -94,8 +95,11 @@ func New() *Metrics {
 	m.retention = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pluto_retention_deleted_total", Help: "Finished runs deleted by retention, by status.",
 	}, []string{"status"})
+	m.logDrops = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pluto_log_lines_dropped_total", Help: "Log lines dropped past their run's log cap.",
+	})
 	m.reg.MustRegister(m.submitted, m.finished, m.dispatch, m.duration, m.batchSize, m.commitTime,
-		m.storeErrs, m.cronLate, m.repairs, m.retention,
+		m.storeErrs, m.cronLate, m.repairs, m.retention, m.logDrops,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -153,6 +157,8 @@ func (m *Metrics) Reconciled(n int) { m.repairs.Add(float64(n)) }
 func (m *Metrics) RetentionDeleted(st store.RunStatus, n int) {
 	m.retention.WithLabelValues(string(st)).Add(float64(n))
 }
+// LogLinesDropped implements engine.Observer.
+func (m *Metrics) LogLinesDropped(n int) { m.logDrops.Add(float64(n)) }
 
 // limiter maps names to label values, at most MaxLabelValues distinct.
 type limiter struct {

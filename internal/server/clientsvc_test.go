@@ -95,6 +95,12 @@ func (f *csFakeEngine) Workers() []engine.WorkerInfo { return nil }
 func (f *csFakeEngine) Logs(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error) {
 	return nil, nil
 }
+func (f *csFakeEngine) LogStats(ctx context.Context, id string) (store.LogStats, error) {
+	return store.LogStats{}, nil
+}
+func (f *csFakeEngine) FollowLogs(ctx context.Context, id string) (<-chan struct{}, func(), error) {
+	return make(chan struct{}), func() {}, nil
+}
 func (f *csFakeEngine) Ready(ctx context.Context) error { return nil }
 func (f *csFakeEngine) Cluster(ctx context.Context) (engine.ClusterInfo, error) {
 	return engine.ClusterInfo{Store: "fake"}, nil

@@ -22,6 +22,12 @@ type Engine interface {
 	Retry(ctx context.Context, id string) (*store.Run, error)
 	Workers() []engine.WorkerInfo
 	Logs(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error)
+	// LogStats returns a run's log counters (lines dropped past its cap).
+	LogStats(ctx context.Context, id string) (store.LogStats, error)
+	// FollowLogs registers a follower of a run's log: wake fires when new
+	// lines may have been written or the run may have ended; stop must be
+	// called.
+	FollowLogs(ctx context.Context, id string) (wake <-chan struct{}, stop func(), err error)
 	// Cluster reports the leader and the servers sharing the store.
 	Cluster(ctx context.Context) (engine.ClusterInfo, error)
 	// Ready reports whether the engine has started and its store answers.

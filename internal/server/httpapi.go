@@ -57,9 +57,6 @@ const (
 
 	defaultWaitTimeout = 30 * time.Second
 	maxWaitTimeout     = 5 * time.Minute
-	// followPoll bounds how long a log follower waits for the run to end
-	// before it looks for new lines again.
-	followPoll = 500 * time.Millisecond
 )
 
 // HTTPOptions configures the HTTP API.
@@ -402,7 +399,14 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toRunJSON(run))
+	out := toRunJSON(run)
+	stats, err := h.eng.LogStats(r.Context(), run.ID)
+	if err != nil {
+		writeError(w, runErr(run.ID, err))
+		return
+	}
+	out.LogLinesDropped = stats.Dropped
+	writeJSON(w, http.StatusOK, out)
 }
 
 // getRun gets a run, turning a missing one into a 404 that names it.

@@ -494,3 +494,51 @@ func validLogQuery(q url.Values) bool {
 	}
 	return true
 }
+
+// FuzzLogResume: any Last-Event-ID and Accept on a follow of a finished
+// run. A non-negative line number streams the lines after it (as events
+// with their seq as id and a final end event, when Accept names
+// text/event-stream); anything else is a 400 naming Last-Event-ID.
+func FuzzLogResume(f *testing.F) {
+	for _, s := range []string{"0", "3", "5", "-1", "x", "", " 2", "99999999999999999999", "1\x00", "1e3"} {
+		f.Add(s, "text/event-stream")
+		f.Add(s, "application/json")
+	}
+	f.Fuzz(func(t *testing.T, lastID, accept string) {
+		lf := newHTTPFake()
+		lf.put(&store.Run{ID: "r_1", Seq: 1, Type: "t", Group: "g", Status: store.StatusSucceeded, CreatedAt: httpT0, RunAt: httpT0, FinishedAt: httpT0})
+		for i := int64(1); i <= 5; i++ {
+			lf.logs["r_1"] = append(lf.logs["r_1"], store.LogEntry{Seq: i, LogLine: store.LogLine{RunID: "r_1", Attempt: 1, Time: httpT0, Stream: "stdout", Text: "x"}})
+		}
+		req := fuzzGet("/api/v1/runs/r_1/logs", "follow=1")
+		req.Header.Set("Last-Event-ID", lastID)
+		req.Header.Set("Accept", accept)
+		rec, logged := fuzzServe(lf, req)
+		if logged != "" || rec.Code >= 500 {
+			t.Fatalf("Last-Event-ID %q: %d, logged %q", lastID, rec.Code, logged)
+		}
+		n, err := strconv.ParseInt(lastID, 10, 64)
+		if err != nil || n < 0 {
+			var env errorJSON
+			if rec.Code != http.StatusBadRequest || json.Unmarshal(rec.Body.Bytes(), &env) != nil || env.Error.Field != "Last-Event-ID" {
+				t.Fatalf("Last-Event-ID %q: %d %s, want 400 naming Last-Event-ID", lastID, rec.Code, rec.Body.Bytes())
+			}
+			return
+		}
+		if rec.Code != http.StatusOK {
+			t.Fatalf("Last-Event-ID %q: %d %s", lastID, rec.Code, rec.Body.Bytes())
+		}
+		want := max(0, 5-min(n, 5))
+		body := rec.Body.String()
+		if rec.Header().Get("Content-Type") == "text/event-stream" {
+			if got := int64(strings.Count(body, "\nid: ") + strings.Count(body[:min(len(body), 4)], "id: ")); got != want || !strings.HasSuffix(body, "event: end\ndata: {\"status\":\"succeeded\"}\n\n") {
+				t.Fatalf("Last-Event-ID %q: %d events, want %d, and the end: %q", lastID, got, want, body)
+			}
+			return
+		}
+		checkFuzzAnswer(t, "follow, Last-Event-ID "+lastID, rec, logged)
+		if got := int64(strings.Count(body, "\n")); got != want {
+			t.Fatalf("Last-Event-ID %q: %d lines, want %d: %q", lastID, got, want, body)
+		}
+	})
+}

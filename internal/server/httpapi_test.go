@@ -37,6 +37,10 @@ type httpFakeEngine struct {
 	cancelArg string
 	// waitHook, if set, replaces Wait.
 	waitHook func(ctx context.Context, id string) (*store.Run, error)
+	// followers are the FollowLogs channels, by run; logStats the runs'
+	// log counters.
+	followers map[string][]chan struct{}
+	logStats  map[string]store.LogStats
 }
 
 var httpT0 = time.Date(2026, 11, 21, 8, 0, 0, 123000000, time.UTC)
@@ -188,6 +192,52 @@ func (f *httpFakeEngine) Logs(ctx context.Context, p store.LogListParams) ([]sto
 		}
 	}
 	return out, nil
+}
+
+func (f *httpFakeEngine) LogStats(ctx context.Context, id string) (store.LogStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.logStats[id], nil
+}
+
+func (f *httpFakeEngine) FollowLogs(ctx context.Context, id string) (<-chan struct{}, func(), error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.followers == nil {
+		f.followers = map[string][]chan struct{}{}
+	}
+	ch := make(chan struct{}, 1)
+	f.followers[id] = append(f.followers[id], ch)
+	return ch, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.followers[id] = slices.DeleteFunc(f.followers[id], func(c chan struct{}) bool { return c == ch })
+	}, nil
+}
+
+// appendLog adds a line to run id's log and wakes its followers; status,
+// if not empty, ends the run in the same step.
+func (f *httpFakeEngine) appendLog(id, text string, status store.RunStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seq := int64(len(f.logs[id]) + 1)
+	f.logs[id] = append(f.logs[id], store.LogEntry{Seq: seq, LogLine: store.LogLine{RunID: id, Attempt: 1, Time: httpT0, Stream: "stdout", Text: text}})
+	if status != "" {
+		f.runs[id].Status = status
+	}
+	for _, ch := range f.followers[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// following reports how many followers run id has.
+func (f *httpFakeEngine) following(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.followers[id])
 }
 
 func (f *httpFakeEngine) Ready(ctx context.Context) error { return f.readyErr }

@@ -34,6 +34,10 @@ type Live struct {
 	// StopTimeout and StopWorkersOnExit shape the next graceful stop.
 	StopTimeout       time.Duration
 	StopWorkersOnExit bool
+	// LogMaxLines and LogMaxBytes cap each run's log from the next log
+	// write on (zero: leave as they are).
+	LogMaxLines int64
+	LogMaxBytes int64
 }
 
 // Reconfigure applies new live settings. Invalid settings (a zero or
@@ -47,6 +51,12 @@ func (s *Server) Reconfigure(l Live) error {
 	el.HeartbeatInterval, el.SuspectAfter, el.DeadAfter = l.HeartbeatInterval, 0, 0
 	el.MaxPayload, el.MisfireGrace, el.RetryBase, el.RetryMax = l.MaxPayload, l.MisfireGrace, l.RetryBase, l.RetryMax
 	el.Retention = l.Retention
+	if l.LogMaxLines != 0 {
+		el.LogMaxLines = l.LogMaxLines
+	}
+	if l.LogMaxBytes != 0 {
+		el.LogMaxBytes = l.LogMaxBytes
+	}
 	if err := s.eng.Reconfigure(el); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -66,7 +76,7 @@ func (s *Server) Live() Live {
 	return Live{
 		HeartbeatInterval: el.HeartbeatInterval, MaxPayload: s.maxPayload.get(), MisfireGrace: el.MisfireGrace,
 		RetryBase: el.RetryBase, RetryMax: el.RetryMax, StopTimeout: time.Duration(s.stopTimeout.Load()),
-		StopWorkersOnExit: s.stopWorkers.Load(), Retention: el.Retention,
+		StopWorkersOnExit: s.stopWorkers.Load(), Retention: el.Retention, LogMaxLines: el.LogMaxLines, LogMaxBytes: el.LogMaxBytes,
 	}
 }
 

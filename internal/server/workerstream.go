@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -178,7 +179,7 @@ func (w *workerService) recvLoop(stream plutov1.WorkerService_ConnectServer, ses
 		case *plutov1.WorkerMessage_Logs:
 			lines := make([]store.LogLine, len(msg.Logs.Lines))
 			for i, l := range msg.Logs.Lines {
-				lines[i] = store.LogLine{RunID: l.RunId, Attempt: int(l.Attempt), Time: fromMillis(l.UnixMs), Stream: l.Stream, Level: l.Level, Text: storedText(l.Text, maxLogLineBytes)}
+				lines[i] = store.LogLine{RunID: l.RunId, Attempt: int(l.Attempt), Time: fromMillis(l.UnixMs), Stream: l.Stream, Level: l.Level, Text: logText(l.Text)}
 			}
 			sess.Logs(lines)
 		case *plutov1.WorkerMessage_CommandReply:
@@ -234,6 +235,16 @@ func storedText(b []byte, limit int) string {
 	}
 	s := strings.ToValidUTF8(string(b), "\uFFFD")
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+// logText is a log line as stored: a line over maxLogLineBytes (the
+// worker SDK splits long lines, but any client may send one) is cut and
+// says so, rather than failing or bloating the write.
+func logText(b []byte) string {
+	if len(b) <= maxLogLineBytes {
+		return storedText(b, maxLogLineBytes)
+	}
+	return storedText(b, maxLogLineBytes) + fmt.Sprintf(" … [line cut: %d of %d bytes kept]", maxLogLineBytes, len(b))
 }
 
 func outcomeFromProto(o plutov1.Outcome) engine.Outcome {

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -66,6 +67,18 @@ func TestStoredTextIsValidUTF8WithoutNUL(t *testing.T) {
 		if !utf8.ValidString(got) || bytes.IndexByte([]byte(got), 0) >= 0 || len(got) > 3*maxLogLineBytes {
 			t.Fatalf("storedText(%q…) = %q…", in[:min(len(in), 10)], got[:min(len(got), 10)])
 		}
+	}
+}
+
+// A 10 MB line from a client that does not split its lines is cut to
+// maxLogLineBytes and says so.
+func TestLongLogLineIsCutWithAMarker(t *testing.T) {
+	got := logText(bytes.Repeat([]byte("x"), 10<<20))
+	if !strings.HasPrefix(got, strings.Repeat("x", maxLogLineBytes)+" … [line cut: ") || len(got) > maxLogLineBytes+64 {
+		t.Fatalf("cut line of %d bytes ends %q", len(got), got[max(0, len(got)-60):])
+	}
+	if short := logText([]byte("short")); short != "short" {
+		t.Errorf("short line stored as %q", short)
 	}
 }
 

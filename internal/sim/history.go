@@ -229,7 +229,7 @@ func (h *history) observe(c faultstore.Commit) {
 				r.active, r.lastStatus = false, store.StatusQueued
 			}
 		case "LogAppend":
-			for _, l := range call.Params.([]store.LogLine) {
+			for _, l := range call.Params.(store.LogAppendParams).Lines {
 				wid, ok := logSender(l.Text)
 				if !ok {
 					continue

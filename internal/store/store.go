@@ -330,6 +330,42 @@ type LogListParams struct {
 	Limit int
 }
 
+// LogAppendParams appends log lines under per-run caps. A run keeps at
+// most MaxLines lines and MaxBytes bytes of text, all its attempts
+// together (zero: no cap); the lines past a cap are dropped and counted,
+// and when a run first drops a line one marker line (LogCapMarker) is
+// stored after its last kept line. Once a run dropped a line it keeps
+// dropping: raising the caps later does not reopen it.
+//
+// A line is stored only if its Attempt is the run's current attempt: a
+// worker that lost its attempt can no longer write into the run's log.
+// Lines of unknown runs are dropped the same way (fenced).
+//
+// Dropped adds counts of lines dropped before they reached the store (a
+// server that knows a run is capped drops its lines early) to the runs'
+// counts.
+type LogAppendParams struct {
+	Lines    []LogLine
+	MaxLines int64
+	MaxBytes int64
+	Dropped  map[string]int64
+}
+
+// LogAppendResult is what LogAppend did with the lines it was given.
+type LogAppendResult struct {
+	Dropped int      // lines dropped by the caps (the marker not counted)
+	Fenced  int      // lines dropped because their attempt is not the run's current one
+	Capped  []string // the runs now at a cap, in no order: their next lines will be dropped
+}
+
+// LogStats are a run's log counters: the lines and text bytes stored
+// (the cap marker not counted) and the lines dropped past the caps.
+type LogStats struct {
+	Lines   int64
+	Bytes   int64
+	Dropped int64
+}
+
 // LogEntry is a stored line with its sequence number.
 type LogEntry struct {
 	Seq int64
@@ -381,6 +417,11 @@ const (
 	// TopicTokens: payload: the name of a token that was revoked or
 	// changed, or "" for any token (servers drop cached verifications).
 	TopicTokens = "tokens"
+	// TopicLogWatch: payload: a run id whose log a client follows on some
+	// server. TopicLogs: payload: comma-separated ids of followed runs
+	// that have new log lines.
+	TopicLogWatch = "logwatch"
+	TopicLogs     = "logs"
 )
 
 // Store is a Pluto storage backend.
@@ -404,6 +445,9 @@ type Store interface {
 	// status, from the counters RunStats reads (no scan).
 	RunCountByGroup(ctx context.Context) ([]GroupCount, error)
 	LogList(ctx context.Context, p LogListParams) ([]LogEntry, error)
+	// LogStats returns a run's log counters (zero for a run without
+	// any, or an unknown one).
+	LogStats(ctx context.Context, runID string) (LogStats, error)
 
 	StatsStore
 	JobStore
@@ -446,7 +490,8 @@ type Tx interface {
 	RunRetry(ctx context.Context, p RunRetryParams) (*Run, error)
 	// RunPromote returns the promoted runs.
 	RunPromote(ctx context.Context, p RunPromoteParams) ([]*Run, error)
-	LogAppend(ctx context.Context, lines []LogLine) error
+	// LogAppend stores lines under the caps of p (LogAppendParams).
+	LogAppend(ctx context.Context, p LogAppendParams) (LogAppendResult, error)
 	RunAdopt(ctx context.Context, p []RunAdoptParams) ([]bool, error)
 	// RunRequeueLost returns the requeued runs.
 	RunRequeueLost(ctx context.Context, p RunRequeueLostParams) ([]*Run, error)

@@ -385,6 +385,11 @@ func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.Log
 	return read(s, ctx, "LogList", func() ([]store.LogEntry, error) { return s.inner.LogList(ctx, p) })
 }
 
+// LogStats implements store.Store.
+func (s *Store) LogStats(ctx context.Context, runID string) (store.LogStats, error) {
+	return read(s, ctx, "LogStats", func() (store.LogStats, error) { return s.inner.LogStats(ctx, runID) })
+}
+
 // JobGet implements store.JobStore.
 func (s *Store) JobGet(ctx context.Context, name string) (*store.Job, error) {
 	return read(s, ctx, "JobGet", func() (*store.Job, error) { return s.inner.JobGet(ctx, name) })
@@ -521,9 +526,8 @@ func (t *tx) RunPromote(ctx context.Context, p store.RunPromoteParams) ([]*store
 	return txCall(t, ctx, "RunPromote", p, func() ([]*store.Run, error) { return t.inner.RunPromote(ctx, p) })
 }
 
-func (t *tx) LogAppend(ctx context.Context, lines []store.LogLine) error {
-	_, err := txCall(t, ctx, "LogAppend", lines, func() (struct{}, error) { return struct{}{}, t.inner.LogAppend(ctx, lines) })
-	return err
+func (t *tx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogAppendResult, error) {
+	return txCall(t, ctx, "LogAppend", p, func() (store.LogAppendResult, error) { return t.inner.LogAppend(ctx, p) })
 }
 
 func (t *tx) RunAdopt(ctx context.Context, p []store.RunAdoptParams) ([]bool, error) {

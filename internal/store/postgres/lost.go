@@ -4,15 +4,14 @@ import (
 	"cmp"
 	"context"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
-// RunRequeueLost and LogAppend: write-side statements off the hot path of
-// a run's state changes (runs.go holds that).
+// RunRequeueLost: a write-side statement off the hot path of a run's
+// state changes (runs.go holds that).
 
 const (
 	// sqlRequeueLost: the active runs whose server is not registered or
@@ -40,12 +39,6 @@ const (
 			RETURNING ` + qualifiedRunCols + `, l.prev_status),
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u)
 		SELECT * FROM u`
-
-	sqlLogAppend = `INSERT INTO run_logs (run_id, attempt, time, stream, level, text)
-		SELECT u.run_id, u.attempt, u.time, u.stream, u.level, u.text
-		FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
-			WITH ORDINALITY AS u(run_id, attempt, time, stream, level, text, ord)
-		ORDER BY u.ord`
 )
 
 // RunRequeueLost implements store.Tx.
@@ -90,28 +83,4 @@ func (t *tx) RunRequeueLost(ctx context.Context, p store.RunRequeueLostParams) (
 	}
 	slices.SortFunc(runs, func(a, b *Run) int { return cmp.Compare(a.Seq, b.Seq) })
 	return runs, nil
-}
-
-// LogAppend implements store.Tx.
-func (t *tx) LogAppend(ctx context.Context, lines []store.LogLine) error {
-	if err := t.check(ctx); err != nil {
-		return err
-	}
-	if len(lines) == 0 {
-		return nil
-	}
-	n := len(lines)
-	var (
-		runIDs, streams, levels, texts = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		attempts                       = make([]int32, n)
-		times                          = make([]time.Time, n)
-	)
-	for i := range lines {
-		l := &lines[i]
-		runIDs[i], attempts[i], times[i], streams[i], levels[i], texts[i] = l.RunID, int32(l.Attempt), l.Time, cleanText(l.Stream), cleanText(l.Level), cleanText(l.Text)
-	}
-	if _, err := t.q.Exec(ctx, sqlLogAppend, runIDs, attempts, times, streams, levels, texts); err != nil {
-		return t.s.wrap("LogAppend", err)
-	}
-	return nil
 }

@@ -605,7 +605,8 @@ func TestDirtyText(t *testing.T) {
 			Error: "bad\x00\xfe", Result: []byte("\x00")}}); err != nil {
 			return err
 		}
-		return tx.LogAppend(ctx, []store.LogLine{{RunID: "r1", Attempt: 1, Stream: "stdout", Text: "x\x00y\xc3"}})
+		_, err = tx.LogAppend(ctx, store.LogAppendParams{Lines: []store.LogLine{{RunID: "r1", Attempt: 1, Stream: "stdout", Text: "x\x00y\xc3"}}})
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)

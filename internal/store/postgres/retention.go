@@ -37,7 +37,8 @@ const (
 			AND runs.callback_state <> 'pending'
 		RETURNING runs.seq, runs.id, runs.grp, runs.job, runs.status`
 	sqlRetDeleteSide = `WITH e AS (DELETE FROM ended WHERE seq = ANY ($1)),
-			c AS (DELETE FROM callbacks WHERE seq = ANY ($1))
+			c AS (DELETE FROM callbacks WHERE seq = ANY ($1)),
+			l AS (DELETE FROM run_log_stats WHERE run_id = ANY ($2))
 		DELETE FROM run_logs WHERE run_id = ANY ($2)`
 )
 

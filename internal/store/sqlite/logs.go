@@ -2,19 +2,41 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
 
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
 const logListDefaultLimit = 1000
 
-// LogAppend implements store.Tx.
-func (t *tx) LogAppend(ctx context.Context, lines []store.LogLine) error {
+// LogAppend implements store.Tx: each touched run's attempt and counters
+// are read, store.PlanLogAppend decides, and the kept lines and the new
+// counters are written, all under the write lock.
+func (t *tx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogAppendResult, error) {
 	if err := t.check(ctx); err != nil {
-		return err
+		return store.LogAppendResult{}, err
 	}
-	for i := range lines {
-		l := &lines[i]
+	if len(p.Lines) == 0 && len(p.Dropped) == 0 {
+		return store.LogAppendResult{}, nil
+	}
+	ids := p.RunIDs()
+	states := make(map[string]store.LogRunState, len(ids))
+	for _, id := range ids {
+		t.bind()
+		t.arg(id)
+		err := t.query("LogAppend", wLogState, 4, func(v []driver.Value) {
+			states[id] = store.LogRunState{Attempt: int(v[0].(int64)),
+				Stats: store.LogStats{Lines: v[1].(int64), Bytes: v[2].(int64), Dropped: v[3].(int64)}}
+		})
+		if err != nil {
+			return store.LogAppendResult{}, err
+		}
+	}
+	plan := store.PlanLogAppend(&p, states)
+	for i := range plan.Keep {
+		l := &plan.Keep[i]
 		t.bind()
 		t.arg(l.RunID)
 		t.arg(int64(l.Attempt))
@@ -23,10 +45,40 @@ func (t *tx) LogAppend(ctx context.Context, lines []store.LogLine) error {
 		t.arg(l.Level)
 		t.arg(l.Text)
 		if _, _, err := t.exec("LogAppend", wLogAppend); err != nil {
-			return err
+			return store.LogAppendResult{}, err
 		}
 	}
-	return nil
+	for _, id := range ids {
+		c, ok := plan.Stats[id]
+		if !ok || c == states[id].Stats {
+			continue
+		}
+		t.bind()
+		t.arg(id)
+		t.arg(c.Lines)
+		t.arg(c.Bytes)
+		t.arg(c.Dropped)
+		if _, _, err := t.exec("LogAppend", wLogStatsPut); err != nil {
+			return store.LogAppendResult{}, err
+		}
+	}
+	return plan.Result, nil
+}
+
+// LogStats implements store.Store.
+func (s *Store) LogStats(ctx context.Context, runID string) (store.LogStats, error) {
+	if s.closed.Load() {
+		return store.LogStats{}, errClosed
+	}
+	var c store.LogStats
+	err := s.rs[rLogStats].QueryRowContext(ctx, runID).Scan(&c.Lines, &c.Bytes, &c.Dropped)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.LogStats{}, nil
+	}
+	if err != nil {
+		return store.LogStats{}, s.wrap("LogStats", err)
+	}
+	return c, nil
 }
 
 // LogList implements store.Store.

@@ -34,6 +34,7 @@ func init() {
 		ORDER BY seq DESC LIMIT 1 OFFSET ?`
 	wSQL[wRetDeleteRun] = `DELETE FROM runs WHERE seq = ?`
 	wSQL[wRetDeleteLogs] = `DELETE FROM run_logs WHERE run_id = ?`
+	wSQL[wRetDeleteLogStats] = `DELETE FROM run_log_stats WHERE run_id = ?`
 }
 
 func decodeCandidate(vals []driver.Value) store.RunCandidate {
@@ -101,7 +102,7 @@ func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (st
 	return res, nil
 }
 
-// deleteRun deletes one run with its log lines and its ended row.
+// deleteRun deletes one run with its log lines, log counters and ended row.
 func (t *tx) deleteRun(op string, r *store.RunCandidate) error {
 	t.bind()
 	t.arg(r.Seq)
@@ -115,6 +116,11 @@ func (t *tx) deleteRun(op string, r *store.RunCandidate) error {
 	t.bind()
 	t.arg(r.ID)
 	if _, _, err := t.exec(op, wRetDeleteLogs); err != nil {
+		return err
+	}
+	t.bind()
+	t.arg(r.ID)
+	if _, _, err := t.exec(op, wRetDeleteLogStats); err != nil {
 		return err
 	}
 	return t.unended(op, r.Seq)

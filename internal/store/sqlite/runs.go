@@ -42,6 +42,8 @@ const (
 	wRetry
 	wPromote
 	wLogAppend
+	wLogState     // logs.go
+	wLogStatsPut  // logs.go
 	wStartFenced  // wStart AND server_id = ?
 	wFinishFenced // wFinish AND server_id = ?
 	wAdopt
@@ -63,25 +65,26 @@ const (
 	wFinishCallbackFenced // … AND server_id = ?
 	wCallbackListDue
 	wCallbackRecord
-	wTokenCreate    // tokens.go
-	wTokenBootstrap // tokens.go
-	wTokenRevoke    // tokens.go
-	wAuditAppend    // tokens.go
-	wAuditDelete    // tokens.go
-	wEndedAdd       // ended.go
-	wEndedDelete    // ended.go
-	wRetWalkRuns    // retention.go
-	wRetWalkEnded   // retention.go
-	wRetWalkJob     // retention.go
-	wRetKeepFrom    // retention.go
-	wRetDeleteRun   // retention.go
-	wRetDeleteLogs  // retention.go
-	wCountAdd       // stats.go
-	wCountStarted   // stats.go
-	wCountFinished  // stats.go
-	wClaimSelect1   // RunClaim for k types is wClaimSelect1 + k - 1
-	wClaimSelect8   = wClaimSelect1 + maxClaimTypes - 1
-	numWStmts       = wClaimSelect1 + maxClaimTypes
+	wTokenCreate       // tokens.go
+	wTokenBootstrap    // tokens.go
+	wTokenRevoke       // tokens.go
+	wAuditAppend       // tokens.go
+	wAuditDelete       // tokens.go
+	wEndedAdd          // ended.go
+	wEndedDelete       // ended.go
+	wRetWalkRuns       // retention.go
+	wRetWalkEnded      // retention.go
+	wRetWalkJob        // retention.go
+	wRetKeepFrom       // retention.go
+	wRetDeleteRun      // retention.go
+	wRetDeleteLogs     // retention.go
+	wRetDeleteLogStats // retention.go
+	wCountAdd          // stats.go
+	wCountStarted      // stats.go
+	wCountFinished     // stats.go
+	wClaimSelect1      // RunClaim for k types is wClaimSelect1 + k - 1
+	wClaimSelect8      = wClaimSelect1 + maxClaimTypes - 1
+	numWStmts          = wClaimSelect1 + maxClaimTypes
 )
 
 const insertCols = `id, job, parent_id, shard, type, grp, payload, priority, status,
@@ -151,6 +154,10 @@ var wSQL = [numWStmts]string{
 			LIMIT ?)
 		RETURNING ` + runCols,
 	wLogAppend: `INSERT INTO run_logs (run_id, attempt, time, stream, level, text) VALUES (?,?,?,?,?,?)`,
+	wLogState: `SELECT r.attempt, coalesce(s.lines, 0), coalesce(s.bytes, 0), coalesce(s.dropped, 0)
+		FROM runs AS r LEFT JOIN run_log_stats AS s ON s.run_id = r.id WHERE r.id = ?`,
+	wLogStatsPut: `INSERT INTO run_log_stats (run_id, lines, bytes, dropped) VALUES (?1, ?2, ?3, ?4)
+		ON CONFLICT (run_id) DO UPDATE SET lines = ?2, bytes = ?3, dropped = ?4`,
 	wAdopt: `UPDATE runs SET server_id = ?
 		WHERE id = ? AND attempt = ? AND status IN ('dispatched', 'running')`,
 	// The active runs whose server is not registered or was last seen
@@ -256,6 +263,7 @@ const (
 	rNextPendingAt
 	rCountByGroup
 	rLogList
+	rLogStats
 	rLeaderGet
 	rServerList
 	rJobGet
@@ -286,6 +294,7 @@ var rSQL = [numRStmts]string{
 	rCountByGroup:  countByGroupSQL,
 	rLogList: `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs
 		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+	rLogStats:   `SELECT lines, bytes, dropped FROM run_log_stats WHERE run_id = ?`,
 	rLeaderGet:  `SELECT server_id, term, expires_at FROM leader WHERE name = 'leader'`,
 	rServerList: `SELECT id, http, grpc, started_at, last_seen FROM servers ORDER BY id`,
 	// Jobs (jobs.go).

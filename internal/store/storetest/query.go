@@ -362,84 +362,6 @@ func testListActive(t *testing.T, s store.Store) {
 	diffIDs(t, "srv-3", nil, list("srv-3"))
 }
 
-func testLogs(t *testing.T, s store.Store) {
-	insert(t, s, params("r1"), params("r2"))
-	ns := time.Date(2026, 1, 2, 3, 4, 5, 678901234, time.UTC)
-	lines := []store.LogLine{
-		{RunID: "r1", Attempt: 1, Time: ns, Stream: "stdout", Text: "one"},
-		{RunID: "r2", Attempt: 1, Time: ns, Stream: "stdout", Text: "other"},
-		{RunID: "r1", Attempt: 1, Time: ns.Add(time.Millisecond), Stream: "stderr", Text: "two\twith tab"},
-		{RunID: "r1", Attempt: 1, Time: ns.Add(2 * time.Millisecond), Stream: "log", Level: "warn", Text: "three ✓"},
-	}
-	tx(t, s, func(tx store.Tx) error { return tx.LogAppend(ctx, lines[:2]) })
-	tx(t, s, func(tx store.Tx) error { return tx.LogAppend(ctx, lines[2:]) })
-	tx(t, s, func(tx store.Tx) error {
-		return tx.LogAppend(ctx, []store.LogLine{{RunID: "r1", Attempt: 2, Time: ns, Stream: "stdout", Text: ""}})
-	})
-	list := func(p store.LogListParams) []store.LogEntry {
-		got, err := s.LogList(ctx, p)
-		if err != nil {
-			t.Fatalf("LogList(%+v): %v", p, err)
-		}
-		return got
-	}
-	got := list(store.LogListParams{RunID: "r1"})
-	want := []store.LogLine{lines[0], lines[2], lines[3], {RunID: "r1", Attempt: 2, Time: ns, Stream: "stdout"}}
-	if len(got) != len(want) {
-		t.Fatalf("got %d lines, want %d: %+v", len(got), len(want), got)
-	}
-	for i := range want {
-		w := want[i]
-		w.Time = w.Time.Truncate(time.Microsecond)
-		if d := cmp.Diff(w, got[i].LogLine); d != "" {
-			t.Errorf("line %d (-want +got):\n%s", i, d)
-		}
-		if i > 0 && got[i].Seq <= got[i-1].Seq {
-			t.Errorf("line %d: Seq %d not after %d", i, got[i].Seq, got[i-1].Seq)
-		}
-	}
-	after := list(store.LogListParams{RunID: "r1", After: got[1].Seq})
-	if len(after) != 2 || after[0].Seq != got[2].Seq || after[1].Seq != got[3].Seq {
-		t.Errorf("After %d: got %+v", got[1].Seq, after)
-	}
-	limited := list(store.LogListParams{RunID: "r1", After: got[0].Seq, Limit: 2})
-	if len(limited) != 2 || limited[0].Seq != got[1].Seq {
-		t.Errorf("Limit 2 after first: got %+v", limited)
-	}
-	if rest := list(store.LogListParams{RunID: "r1", After: got[3].Seq}); len(rest) != 0 {
-		t.Errorf("after the last line: %+v", rest)
-	}
-	if other := list(store.LogListParams{RunID: "r2"}); len(other) != 1 || other[0].Text != "other" {
-		t.Errorf("r2 lines: %+v", other)
-	}
-	if none := list(store.LogListParams{RunID: "nope"}); len(none) != 0 {
-		t.Errorf("unknown run: %+v", none)
-	}
-}
-
-func testLogsDefaultLimit(t *testing.T, s store.Store) {
-	insert(t, s, params("r1"))
-	lines := make([]store.LogLine, 1005)
-	for i := range lines {
-		lines[i] = store.LogLine{RunID: "r1", Attempt: 1, Time: t0, Stream: "stdout", Text: fmt.Sprint(i)}
-	}
-	tx(t, s, func(tx store.Tx) error { return tx.LogAppend(ctx, lines) })
-	got, err := s.LogList(ctx, store.LogListParams{RunID: "r1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1000 || got[0].Text != "0" || got[999].Text != "999" {
-		t.Fatalf("default limit: %d lines", len(got))
-	}
-	rest, err := s.LogList(ctx, store.LogListParams{RunID: "r1", After: got[999].Seq})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rest) != 5 || rest[0].Text != "1000" {
-		t.Errorf("rest: %d lines", len(rest))
-	}
-}
-
 var errBoom = errors.New("boom")
 
 func testRollbackOnError(t *testing.T, s store.Store) {
@@ -455,7 +377,7 @@ func testRollbackOnError(t *testing.T, s store.Store) {
 		if _, err := tx.RunCancel(ctx, store.RunCancelParams{ID: "old2", Now: t0}); err != nil {
 			return err
 		}
-		if err := tx.LogAppend(ctx, []store.LogLine{{RunID: "old", Attempt: 1, Time: t0, Stream: "stdout", Text: "x"}}); err != nil {
+		if _, err := tx.LogAppend(ctx, store.LogAppendParams{Lines: []store.LogLine{{RunID: "old", Attempt: 1, Time: t0, Stream: "stdout", Text: "x"}}}); err != nil {
 			return err
 		}
 		return errBoom

@@ -126,11 +126,15 @@ func testRetentionDeletesExpired(t *testing.T, s store.Store) {
 	wantKept = append(wantKept, "late")
 	// Log lines go with their run; others' stay.
 	tx(t, s, func(tx store.Tx) error {
-		return tx.LogAppend(ctx, []store.LogLine{
+		_, err := tx.LogAppend(ctx, store.LogAppendParams{Lines: []store.LogLine{
 			{RunID: "old-failed", Attempt: 1, Time: old, Stream: "stdout", Text: "bye"},
 			{RunID: "young-failed", Attempt: 1, Time: young, Stream: "stdout", Text: "hello"},
-		})
+		}})
+		return err
 	})
+	if ls, err := s.LogStats(ctx, "old-failed"); err != nil || ls.Lines != 1 {
+		t.Fatalf("log counters of old-failed before retention: %+v, %v", ls, err)
+	}
 
 	p := store.RunDeleteParams{FinishedBefore: cutoffs(t0.Add(day))}
 	deleted, _ := deleteFinished(t, s, p)
@@ -154,6 +158,9 @@ func testRetentionDeletesExpired(t *testing.T, s store.Store) {
 	}
 	if logs, err := s.LogList(ctx, store.LogListParams{RunID: "young-failed"}); err != nil || len(logs) != 1 {
 		t.Errorf("log lines of a kept run: %v, %v; want 1", logs, err)
+	}
+	if ls, err := s.LogStats(ctx, "old-failed"); err != nil || ls != (store.LogStats{}) {
+		t.Errorf("log counters of a deleted run: %+v, %v; want none", ls, err)
 	}
 	// Lists no longer see them (ended rows went with them).
 	page, err := s.RunList(ctx, store.RunListParams{Statuses: []store.RunStatus{store.StatusFailed, store.StatusSkipped}})

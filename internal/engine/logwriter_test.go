@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// logObserver counts the dropped lines the engine reports.
+type logObserver struct {
+	nopObserver
+	mu      sync.Mutex
+	dropped int
+}
+
+func (o *logObserver) LogLinesDropped(n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.dropped += n
+}
+
+func (o *logObserver) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.dropped
+}
+
+// logLines are n lines of an attempt, texts prefix0, prefix1, ….
+func logLines(ref RunRef, n int, prefix string) []store.LogLine {
+	out := make([]store.LogLine, n)
+	for i := range out {
+		out[i] = store.LogLine{RunID: ref.RunID, Attempt: ref.Attempt, Time: time.Now(), Stream: "stdout", Text: fmt.Sprint(prefix, i)}
+	}
+	return out
+}
+
+func (en *env) logs(id string) []store.LogEntry {
+	en.t.Helper()
+	got, err := en.e.Logs(en.ctx, store.LogListParams{RunID: id, Limit: 1000})
+	if err != nil {
+		en.t.Fatal(err)
+	}
+	return got
+}
+
+// A run past its cap keeps its first lines and one marker; once the store
+// said it is capped, its further lines are dropped before they are queued,
+// and still counted.
+func TestLogCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		obs := &logObserver{}
+		en := newEnv(t, func(c *Config) { c.Observer = obs; c.LogMaxLines = 5 })
+		s, c := en.connect("w1", 1)
+		en.submit(SubmitSpec{})
+		task := c.Tasks()[0]
+		ref := RunRef{RunID: task.RunID, Attempt: task.Attempt}
+		s.Logs(logLines(ref, 8, "a"))
+		synctest.Wait()
+		en.e.logw.mu.Lock()
+		_, capped := en.e.logw.capped[ref.RunID]
+		en.e.logw.mu.Unlock()
+		if !capped {
+			t.Fatal("the writer does not remember the capped run")
+		}
+		s.Logs(logLines(ref, 10, "b"))
+		en.e.logw.mu.Lock()
+		queued, early := len(en.e.logw.queue), en.e.logw.dropped[ref.RunID]
+		en.e.logw.mu.Unlock()
+		if queued != 0 || early != 10 {
+			t.Errorf("lines of a capped run: %d queued, %d dropped early; want 0 and 10", queued, early)
+		}
+		synctest.Wait()
+		got := en.logs(ref.RunID)
+		if len(got) != 6 || got[4].Text != "a4" || got[5].Text != store.LogCapMarker(5, DefaultLogMaxBytes) {
+			t.Fatalf("stored %d lines: %+v", len(got), got)
+		}
+		st, err := en.e.LogStats(en.ctx, ref.RunID)
+		if err != nil || st.Dropped != 13 || st.Lines != 5 {
+			t.Errorf("stats %+v, %v; want 5 lines, 13 dropped", st, err)
+		}
+		if n := obs.count(); n != 13 {
+			t.Errorf("observer saw %d dropped lines, want 13", n)
+		}
+	})
+}
+
+// Reconfigure changes the caps for the next write.
+func TestLogCapReconfigure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		l := en.e.Live()
+		l.LogMaxLines = 2
+		if err := en.e.Reconfigure(l); err != nil {
+			t.Fatal(err)
+		}
+		l.LogMaxBytes = 0
+		if err := en.e.Reconfigure(l); err == nil {
+			t.Error("a zero byte cap was accepted")
+		}
+		s, c := en.connect("w1", 1)
+		en.submit(SubmitSpec{})
+		task := c.Tasks()[0]
+		s.Logs(logLines(RunRef{RunID: task.RunID, Attempt: task.Attempt}, 4, ""))
+		synctest.Wait()
+		if got := en.logs(task.RunID); len(got) != 3 {
+			t.Errorf("%d lines stored, want 2 and the marker", len(got))
+		}
+	})
+}
+
+// Lines the worker sent before its result are stored before the run is
+// seen terminal, even when the log writes fail for a while; and failing
+// log writes are retried, not dropped, without holding up other runs.
+func TestLogsBeforeResultAreStoredFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en, fl := newFlakyEnv(t, nil)
+		s, c := en.connect("w1", 2)
+		en.submit(SubmitSpec{})
+		task := c.Tasks()[0]
+		fl.set("LogAppend", 3)
+		s.Logs(logLines(RunRef{RunID: task.RunID, Attempt: task.Attempt}, 3, "x"))
+		s.Results([]Result{{RunID: task.RunID, Attempt: task.Attempt, Outcome: OutcomeSucceeded}})
+		other := en.submit(SubmitSpec{})[0] // dispatched while the log writes fail
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+		if r := en.get(other.ID); r.Status != store.StatusDispatched {
+			t.Errorf("other run %s while log writes fail", r.Status)
+		}
+		if r := en.get(task.RunID); r.Status.Terminal() {
+			t.Fatalf("run %s before its lines were written", r.Status)
+		}
+		r, err := en.e.Wait(en.ctx, task.RunID)
+		if err != nil || r.Status != store.StatusSucceeded {
+			t.Fatalf("run %+v, %v", r, err)
+		}
+		if got := en.logs(task.RunID); len(got) != 3 {
+			t.Errorf("%d lines when the run ended, want 3", len(got))
+		}
+	})
+}
+
+// FollowLogs wakes when the run's lines commit and when it ends, and
+// stop forgets the follower.
+func TestFollowLogs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		s, c := en.connect("w1", 1)
+		en.submit(SubmitSpec{})
+		task := c.Tasks()[0]
+		wake, stop, err := en.e.FollowLogs(en.ctx, task.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		woken := func() bool {
+			synctest.Wait()
+			select {
+			case <-wake:
+				return true
+			default:
+				return false
+			}
+		}
+		if woken() {
+			t.Fatal("woken before anything happened")
+		}
+		s.Logs(logLines(RunRef{RunID: task.RunID, Attempt: task.Attempt}, 1, ""))
+		if !woken() {
+			t.Fatal("not woken by a committed line")
+		}
+		s.Results([]Result{{RunID: task.RunID, Attempt: task.Attempt, Outcome: OutcomeSucceeded}})
+		if !woken() {
+			t.Fatal("not woken by the run's end")
+		}
+		stop()
+		en.e.logFollow.mu.Lock()
+		n := len(en.e.logFollow.m)
+		en.e.logFollow.mu.Unlock()
+		en.e.waiters.mu.Lock()
+		n += len(en.e.waiters.m)
+		en.e.waiters.mu.Unlock()
+		if n != 0 {
+			t.Errorf("%d registrations left after stop", n)
+		}
+	})
+}
+
+// Stop writes the queued lines.
+func TestLogsFlushedOnStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en, fl := newFlakyEnv(t, nil)
+		s, c := en.connect("w1", 1)
+		en.submit(SubmitSpec{})
+		task := c.Tasks()[0]
+		fl.set("slow", 1)
+		s.Logs(logLines(RunRef{RunID: task.RunID, Attempt: task.Attempt}, 1, "first"))
+		s.Logs(logLines(RunRef{RunID: task.RunID, Attempt: task.Attempt}, 2, "queued"))
+		if err := en.e.Stop(en.ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := en.st.LogList(en.ctx, store.LogListParams{RunID: task.RunID})
+		if err != nil || len(got) != 3 {
+			t.Errorf("%d lines after stop, want 3: %v", len(got), err)
+		}
+	})
+}
