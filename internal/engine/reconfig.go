@@ -94,7 +94,7 @@ func liveFromConfig(c *Config) *Live {
 	return &Live{
 		HeartbeatInterval: c.HeartbeatInterval, SuspectAfter: c.SuspectAfter, DeadAfter: c.DeadAfter,
 		MaxPayload: c.MaxPayload, MisfireGrace: c.MisfireGrace, RetryBase: c.RetryBase, RetryMax: c.RetryMax,
-		Retention: c.Retention,
+		Retention:   c.Retention,
 		LogMaxLines: c.LogMaxLines, LogMaxBytes: c.LogMaxBytes,
 	}
 }

@@ -157,6 +157,7 @@ func (m *Metrics) Reconciled(n int) { m.repairs.Add(float64(n)) }
 func (m *Metrics) RetentionDeleted(st store.RunStatus, n int) {
 	m.retention.WithLabelValues(string(st)).Add(float64(n))
 }
+
 // LogLinesDropped implements engine.Observer.
 func (m *Metrics) LogLinesDropped(n int) { m.logDrops.Add(float64(n)) }
 
