@@ -182,11 +182,12 @@ type errorPage struct {
 	Msg    string
 }
 
+// notFound answers a path the console does not have: 404, signed in or
+// not (a redirect to the sign-in page would hide the mistake).
 func (c *Console) notFound(w http.ResponseWriter, r *http.Request) {
 	s, err := c.session(r)
 	if err != nil {
-		c.noSession(w, r, err)
-		return
+		s = nil
 	}
 	v := c.newView(r, s)
 	c.fail(w, r, v, &APIError{Status: http.StatusNotFound, ErrorBody: errBody(v.T("error.notfound", r.URL.Path))})
