@@ -81,6 +81,14 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /runs/{id}", c.page(c.runPage))
 	c.mux.HandleFunc("POST /runs/{id}/{action}", c.action(c.runAction))
 	c.mux.HandleFunc("POST /runs-bulk", c.action(c.runsBulk))
+	c.mux.HandleFunc("GET /workers", c.page(c.workersPage))
+	c.mux.HandleFunc("POST /workers/{id}/{action}", c.action(c.workerAction))
+	c.mux.HandleFunc("GET /jobs", c.page(c.jobsPage))
+	c.mux.HandleFunc("GET /jobs/new", c.page(c.jobForm))
+	c.mux.HandleFunc("GET /jobs/{name}", c.page(c.jobPage))
+	c.mux.HandleFunc("GET /jobs-preview", c.page(c.cronPreview))
+	c.mux.HandleFunc("POST /jobs-save", c.action(c.jobSave))
+	c.mux.HandleFunc("POST /jobs/{name}/{action}", c.action(c.jobAction))
 	c.mux.HandleFunc("GET /", c.notFound)
 }
 

@@ -69,7 +69,17 @@ func usedKeys(t *testing.T) []string {
 	for _, s := range statuses {
 		keys = append(keys, "status."+s)
 	}
-	keys = append(keys, "bulk.done.cancel", "bulk.done.retry")
+	keys = append(keys, "bulk.done.cancel", "bulk.done.retry", "workers.done.drain", "workers.done.resume", "workers.done.shutdown", "workers.done.restart",
+		"jobs.done.pause", "jobs.done.resume", "jobs.done.delete")
+	for _, k := range []string{"fired", "late", "skipped", "missing", "unknown", "due"} {
+		keys = append(keys, "slot."+k)
+	}
+	for _, k := range []string{"second", "minute", "hour", "dom", "month", "dow", "year"} {
+		keys = append(keys, "cron.field."+k)
+	}
+	for _, k := range []string{"every", "hourly", "daily", "midnight", "weekly", "monthly", "yearly", "annually"} {
+		keys = append(keys, "cron.desc."+k)
+	}
 	if len(keys) < 20 {
 		t.Fatalf("found only %d keys: the pattern is broken", len(keys))
 	}

@@ -111,11 +111,14 @@ var funcs = template.FuncMap{
 		}
 		return *s
 	},
-	"when":    when,
-	"pretty":  prettyJSON,
-	"big":     func(b json.RawMessage) bool { return len(b) > 2048 },
-	"elapsed": elapsed,
-	"join":    strings.Join,
+	"when":      when,
+	"pretty":    prettyJSON,
+	"big":       func(b json.RawMessage) bool { return len(b) > 2048 },
+	"elapsed":   elapsed,
+	"join":      strings.Join,
+	"mib":       mib,
+	"slotTitle": slotTitle,
+	"list":      func(s ...string) []string { return s },
 	"statusClass": func(s string) string {
 		return "st-" + s
 	},
