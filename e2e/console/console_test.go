@@ -166,3 +166,56 @@ func TestConsoleViewerCannotCancel(t *testing.T) {
 		t.Fatalf("after the viewer's refused cancel the run is %s", got.Status)
 	}
 }
+
+// TestConsoleJobsAndWorkers: create a job from the form (its schedule
+// previewed as it is typed), see it listed, and drain a worker and resume
+// it from the workers page.
+func TestConsoleJobsAndWorkers(t *testing.T) {
+	e := start(t)
+	ctx := browser(t)
+	signIn(t, ctx, e.base, proc.Token(t))
+
+	do(t, ctx, "fill the job form", 20*time.Second,
+		chromedp.Navigate(e.base+"/jobs/new"),
+		chromedp.WaitVisible(chromedp.ID("f-name")),
+		chromedp.SendKeys(chromedp.ID("f-name"), "report"),
+		chromedp.SendKeys(chromedp.ID("f-type"), "shell"),
+		chromedp.SendKeys(chromedp.ID("f-schedule"), "0 30 2 * * ?"),
+		chromedp.WaitVisible(chromedp.CSS(`#next-fires li:nth-child(10)`)))
+	first := value(t, ctx, "read the preview", chromedp.Text(chromedp.CSS(`#next-fires li:first-child`)))
+	if !strings.Contains(first, "02:30:00") {
+		t.Fatalf("the preview's first fire time is %q, want one at 02:30:00", first)
+	}
+	do(t, ctx, "a bad schedule is explained", 20*time.Second,
+		chromedp.SendKeys(chromedp.ID("f-schedule"), " nonsense"),
+		chromedp.WaitVisible(chromedp.ID("preview-error")))
+	do(t, ctx, "save the job", 20*time.Second,
+		chromedp.SetValue(chromedp.ID("f-schedule"), "0 30 2 * * ?"),
+		chromedp.SetValue(chromedp.ID("f-payload"), `{"cmd": "echo report"}`),
+		chromedp.Click(chromedp.ID("save-job")),
+		chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "report")]`)),
+		chromedp.Navigate(e.base+"/jobs"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-job="report"]`)))
+	var job struct {
+		Schedule string `json:"schedule"`
+	}
+	if code := e.api.Do("GET", "/api/v1/jobs/report", nil, &job); code != 200 || job.Schedule != "0 30 2 * * ?" {
+		t.Fatalf("the job saved from the form: HTTP %d, schedule %q", code, job.Schedule)
+	}
+
+	do(t, ctx, "drain the worker", 20*time.Second,
+		chromedp.Navigate(e.base+"/workers"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-worker="w1"] button[data-action="drain"]`)),
+		chromedp.Click(chromedp.CSS(`tr[data-worker="w1"] button[data-action="drain"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-worker="w1"][data-draining="true"]`)))
+	var w struct {
+		Draining bool `json:"draining"`
+	}
+	if code := e.api.Do("GET", "/api/v1/workers/w1", nil, &w); code != 200 || !w.Draining {
+		t.Fatalf("after drain from the console: HTTP %d, draining %v", code, w.Draining)
+	}
+	do(t, ctx, "resume the worker", 20*time.Second,
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-worker="w1"] button[data-action="resume"]`)),
+		chromedp.Click(chromedp.CSS(`tr[data-worker="w1"] button[data-action="resume"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-worker="w1"][data-draining="false"]`)))
+}

@@ -41,6 +41,8 @@ func TestConsoleScreenshots(t *testing.T) {
 		{"job", "/jobs/every-20s", "#preview"},
 		{"job-new", "/jobs/new", "#f-name"},
 		{"workers", "/workers", "#workers"},
+		{"cluster", "/cluster", "#leader"},
+		{"audit", "/audit", "main table"},
 	}
 	shoot := func(name string) {
 		png := value(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))

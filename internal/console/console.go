@@ -89,6 +89,8 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /jobs-preview", c.page(c.cronPreview))
 	c.mux.HandleFunc("POST /jobs-save", c.action(c.jobSave))
 	c.mux.HandleFunc("POST /jobs/{name}/{action}", c.action(c.jobAction))
+	c.mux.HandleFunc("GET /cluster", c.page(c.clusterPage))
+	c.mux.HandleFunc("GET /audit", c.page(c.auditPage))
 	c.mux.HandleFunc("GET /", c.notFound)
 }
 
