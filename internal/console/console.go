@@ -44,6 +44,7 @@ type Console struct {
 	pages  map[string]*template.Template
 	mux    *http.ServeMux
 	log    *slog.Logger
+	links  loginLinks
 }
 
 // New builds a Console. It fails only on a broken embedded asset,

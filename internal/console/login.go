@@ -23,12 +23,22 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	if s, err := c.session(r); err == nil && s != nil {
+	page := loginPage{view: v, Next: next}
+	if code := r.URL.Query().Get("code"); code != "" {
+		if secret := c.links.redeem(code); secret != "" {
+			if _, err := c.opts.Verify(r.Context(), secret); err == nil {
+				c.setSession(w, r, secret)
+				http.Redirect(w, r, next, http.StatusSeeOther)
+				return
+			}
+		}
+		page.Error = v.T("login.link_spent")
+	} else if s, err := c.session(r); err == nil && s != nil {
 		http.Redirect(w, r, next, http.StatusSeeOther) // already signed in
 		return
 	}
 	v.Title = v.T("login.title")
-	if err := c.render(w, "login", loginPage{view: v, Next: next}); err != nil {
+	if err := c.render(w, "login", page); err != nil {
 		c.log.Warn("console: render login", "err", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/pluto-sched/pluto/internal/apijson"
+	"github.com/pluto-sched/pluto/internal/console"
 	"github.com/pluto-sched/pluto/internal/engine"
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
 	"github.com/pluto-sched/pluto/internal/metrics"
@@ -83,6 +84,7 @@ type Server struct {
 	streams   atomic.Pointer[workerService] // workers, once it exists (notifications come earlier)
 	metrics   *metrics.Metrics
 	feed      *changeFeed // live updates of the console
+	console   *console.Console
 	pprofSrv  *http.Server
 	pprofLn   net.Listener
 	sec       *security
@@ -245,12 +247,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Auth: s.sec.authn, Audit: s.sec.audit, Tokens: s.sec.tokens, guard: g, Metrics: s.metrics.Handler(),
 	}
 	api := newHTTPHandler(eng, hopts)
-	con, err := newConsole(api, s.sec.authn, s.feed, s.stopping, hopts)
-	if err != nil {
+	if s.console, err = newConsole(api, s.sec.authn, s.feed, s.stopping, hopts); err != nil {
 		return fail(err)
 	}
 	s.httpSrv = &http.Server{
-		Handler:           &site{api: api, console: con, guard: g},
+		Handler:           &site{api: api, console: s.console, guard: g},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          httpErrorLog(cfg.Logger),
 	}

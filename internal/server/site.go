@@ -32,10 +32,20 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // newConsole builds the console over the API handler.
-func newConsole(api http.Handler, a *authenticator, feed console.ChangeFeed, stopping <-chan struct{}, opts HTTPOptions) (http.Handler, error) {
+func newConsole(api http.Handler, a *authenticator, feed console.ChangeFeed, stopping <-chan struct{}, opts HTTPOptions) (*console.Console, error) {
 	co := console.Options{API: api, AuthDisabled: a == nil, Changes: feed, Stopping: stopping, Logger: opts.Logger}
 	if a != nil {
 		co.Verify = a.v.Verify
 	}
 	return console.New(co)
+}
+
+// ConsoleLoginURL returns a one-time address that signs its first visitor
+// in to this server's console with token (pluto dev prints it).
+func (s *Server) ConsoleLoginURL(token string) (string, error) {
+	p, err := s.console.LoginLink(token)
+	if err != nil {
+		return "", err
+	}
+	return s.HTTPURL() + p, nil
 }
