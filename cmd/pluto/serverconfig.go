@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pluto-sched/pluto/internal/config"
+	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/server"
 )
 
@@ -25,6 +26,7 @@ func serverConfig(s config.Server) server.Config {
 	cfg.Engine.MaxLostAttempts = int(s.MaxLostAttempts)
 	cfg.Engine.CallbackExpiry = s.CallbackExpiry
 	cfg.Engine.CallbackAllow = splitList(s.CallbackAllow)
+	cfg.Engine.Retention = retention(s)
 	cfg.PprofAddr = s.Pprof
 	cfg.Auth.AdminTokenFile = s.AdminTokenFile
 	cfg.Auth.AllowedOrigins = splitList(s.AllowedOrigins)
@@ -48,8 +50,17 @@ func liveSettings(s config.Server) server.Live {
 	return server.Live{
 		HeartbeatInterval: s.Heartbeat, MaxPayload: s.MaxPayload, MisfireGrace: s.MisfireGrace,
 		RetryBase: s.RetryBase, RetryMax: s.RetryMax, StopTimeout: s.StopTimeout,
-		StopWorkersOnExit: s.StopWorkersOnExit,
+		StopWorkersOnExit: s.StopWorkersOnExit, Retention: retention(s),
 	}
+}
+
+// retention is the retention setting; config.Load validated it.
+func retention(s config.Server) engine.Retention {
+	r, err := engine.ParseRetention(s.Retention, engine.DefaultRetention)
+	if err != nil {
+		return engine.DefaultRetention // unreachable after Load
+	}
+	return r
 }
 
 // newLogger is the process logger (to w) at a level that can change live.

@@ -51,9 +51,9 @@ func TestServerConfigFileReload(t *testing.T) {
 		t.Fatalf("no watch:\n%s", errb)
 	}
 
-	write("heartbeat: 2s\nlog-level: debug\nmax-payload: 9999\nlease-ttl: 20s\n")
+	write("heartbeat: 2s\nlog-level: debug\nmax-payload: 9999\nlease-ttl: 20s\nretention: failed=1h\n")
 	r := next()
-	if r.Err != nil || names(r.Applied) != "heartbeat,log-level" || names(r.Restart) != "lease-ttl" {
+	if r.Err != nil || names(r.Applied) != "heartbeat,log-level,retention" || names(r.Restart) != "lease-ttl" {
 		t.Fatalf("reload %+v (max-payload is set by a flag and must not change)", r)
 	}
 	if !strings.Contains(errb.String(), "needs a restart") {
@@ -93,6 +93,10 @@ func TestServerConfigFileErrors(t *testing.T) {
 	r = runCLI(t, nil, "server", "--config", filepath.Join(dir, "missing.yaml"))
 	if r.code != 2 || !strings.Contains(r.stderr, "missing.yaml") {
 		t.Fatalf("missing file: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runCLI(t, nil, "server", "--retention", "succeeded=30s,finished=1h")
+	if r.code != 2 || !strings.Contains(r.stderr, "--retention") || !strings.Contains(r.stderr, `"finished"`) {
+		t.Fatalf("bad retention: exit %d, stderr %q", r.code, r.stderr)
 	}
 	r = runCLI(t, nil, "server", "--stop-timeout", "0s")
 	if r.code != 2 || !strings.Contains(r.stderr, "--stop-timeout") {

@@ -155,10 +155,16 @@ type Job struct {
 	Paused     bool            `json:"paused"`
 	// CallbackURL is copied into the job's runs (null: none).
 	CallbackURL *string `json:"callback_url"`
-	NextFire    *string `json:"next_fire"`
-	Version     int64   `json:"version"`
-	CreatedAt   *string `json:"created_at"`
-	UpdatedAt   *string `json:"updated_at"`
+	// Keep is how long the job's finished runs are kept, a duration
+	// string such as "30d" (null: the server's retention per status);
+	// KeepLast is how many of its newest finished runs are never deleted
+	// for their age (0: none).
+	Keep      *string `json:"keep"`
+	KeepLast  int     `json:"keep_last"`
+	NextFire  *string `json:"next_fire"`
+	Version   int64   `json:"version"`
+	CreatedAt *string `json:"created_at"`
+	UpdatedAt *string `json:"updated_at"`
 }
 
 // JobTrigger is the optional body of POST /api/v1/jobs/{name}/trigger: a

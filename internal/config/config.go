@@ -27,6 +27,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pluto-sched/pluto/internal/dur"
+	"github.com/pluto-sched/pluto/internal/engine"
 )
 
 // Server is every setting of `pluto server`.
@@ -51,6 +52,7 @@ type Server struct {
 	MaxLostAttempts   int64
 	CallbackAllow     string // comma-separated CIDRs, IPs, host names, *.wildcards allowed beside public addresses
 	CallbackExpiry    time.Duration
+	Retention         string // STATUS=DURATION,… (engine.ParseRetention over engine.DefaultRetention)
 	Pprof             string // loopback address of the profiler; "" off
 	AdminTokenFile    string
 	AllowedOrigins    string // comma-separated origins besides the server's own
@@ -79,6 +81,7 @@ func Defaults() Server {
 		RetryMax:        10 * time.Minute,
 		MaxLostAttempts: 3,
 		CallbackExpiry:  24 * time.Hour,
+		Retention:       engine.DefaultRetention.String(),
 	}
 }
 
@@ -149,6 +152,8 @@ var Keys = append([]Key{
 		Usage: "comma-separated browser origins (https://console.example.com) allowed to call the HTTP API besides the server's own; * allows any"},
 	{Name: "allowed-hosts", kind: kString, field: func(s *Server) any { return &s.AllowedHosts },
 		Usage: "comma-separated Host header names the HTTP API answers besides IP addresses, localhost and this machine's name (DNS rebinding guard); * allows any"},
+	{Name: "retention", Live: true, kind: kString, field: func(s *Server) any { return &s.Retention },
+		Usage: "how long finished runs are kept, per status: comma-separated STATUS=DURATION (statuses succeeded, failed, cancelled, timed_out, skipped; durations such as 30s, 24h, 7d; 0 or off keeps them for ever); statuses not named keep their default"},
 	{Name: "callback-expiry", kind: kDuration, field: func(s *Server) any { return &s.CallbackExpiry },
 		Usage: "how long after a run ends the POST of its outcome to its callback URL is retried"},
 }, tlsKeys[:]...) // tls.go
@@ -396,6 +401,9 @@ func (l *Loaded) validate() error {
 	}
 	if s.RetryBase > 0 && s.RetryMax > 0 && s.RetryBase > s.RetryMax {
 		bad("retry-base", "%s must not exceed retry-max (%s)", s.RetryBase, s.RetryMax)
+	}
+	if _, err := engine.ParseRetention(s.Retention, engine.DefaultRetention); err != nil {
+		bad("retention", "%v", err)
 	}
 	if _, err := ParseLevel(s.LogLevel); err != nil {
 		bad("log-level", "%q: want debug, info, warn or error", s.LogLevel)

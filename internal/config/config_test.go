@@ -122,6 +122,8 @@ func TestConfigLoadErrorsNameTheKey(t *testing.T) {
 		{name: "format", file: "log-format: xml\n", want: []string{`key "log-format"`}},
 		{name: "yaml", file: "heartbeat: [\n", want: []string{"pluto.yaml"}},
 		{name: "flag", args: []string{"--heartbeat", "0s"}, want: []string{"invalid --heartbeat", "must be positive"}},
+		{name: "retention status", file: "retention: done=1h\n", want: []string{`key "retention"`, `unknown status "done"`}},
+		{name: "retention value", args: []string{"--retention", "failed=soon"}, want: []string{"invalid --retention", "failed", `"soon"`}},
 		{name: "two at once", file: "heartbeat: 0s\nmax-payload: -1\n", want: []string{`key "heartbeat"`, `key "max-payload"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

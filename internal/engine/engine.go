@@ -194,6 +194,9 @@ type Config struct {
 	// time (default 5s); a slot later than that was missed and the job's
 	// misfire policy decides what becomes of it.
 	MisfireGrace time.Duration
+	// Retention is how long the leader keeps finished runs, per status
+	// (retention.go); the zero value keeps them for ever.
+	Retention Retention
 	// OnNotify, if set, sees every store notification this server hears
 	// (before the engine acts on it; not with the engine locked), and
 	// OnRelisten is called after the notification connection came back
@@ -346,6 +349,9 @@ type Engine struct {
 	liveCfg   atomic.Pointer[Live] // the settings Reconfigure changes (reconfig.go)
 	quiescing atomic.Bool          // Quiesce began (quiesce.go)
 	drainSig  chan struct{}        // wakes Quiesce's wait; 1-buffered
+	// retentionWake starts a retention sweep now; 1-buffered
+	// (retention.go).
+	retentionWake chan struct{}
 }
 
 type lifecycle int32
@@ -372,6 +378,8 @@ func New(cfg Config) (*Engine, error) {
 		stopMon:   make(chan struct{}),
 		leaseDone: make(chan struct{}),
 		drainSig:  make(chan struct{}, 1),
+
+		retentionWake: make(chan struct{}, 1),
 	}
 	e.disp = dispatcher{
 		groups:   make(map[string]*group),

@@ -199,6 +199,10 @@ func (e *Engine) validateJob(j *store.Job) (cron.Schedule, error) {
 		return cron.Schedule{}, &FieldError{Field: "depends_on", Message: "dependencies between jobs are not supported yet"}
 	case j.Shards != 0:
 		return cron.Schedule{}, &FieldError{Field: "shards", Message: "sharded jobs are not supported yet"}
+	case j.Keep < 0:
+		return cron.Schedule{}, &FieldError{Field: "keep", Message: fmt.Sprintf("must not be negative, not %s", j.Keep)}
+	case j.KeepLast < 0:
+		return cron.Schedule{}, &FieldError{Field: "keep_last", Message: fmt.Sprintf("must not be negative, not %d", j.KeepLast)}
 	case j.Timezone == "Local":
 		return cron.Schedule{}, &FieldError{Field: "timezone", Message: `"Local" depends on the server; name an IANA zone such as "Europe/Berlin" or "UTC"`}
 	}

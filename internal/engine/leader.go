@@ -17,7 +17,7 @@ import (
 // (store.ServerHeartbeat), under which it holds its runs, and — if it can
 // get it — the leader lease (store.LeaderElect), a row with a term. The
 // leader runs the singleton loops: the promoter (pending → queued), the
-// cron loop (cron.go) and the reaper (runs of servers whose registration went stale go back to the
+// cron loop (cron.go), retention (retention.go) and the reaper (runs of servers whose registration went stale go back to the
 // queue). They start when a term is won and stop the moment it is lost:
 // when a renewal names another holder, fails until the lease would have
 // expired, or the engine stops.
@@ -126,19 +126,25 @@ func (e *Engine) becomeLeader(l store.Leader) {
 	e.armLeaseExpiry()
 	e.log.Info("leading", "term", l.Term)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	e.lead.stopLoops = func() { cancel(); <-done }
+	var loops sync.WaitGroup
+	e.lead.stopLoops = func() { cancel(); loops.Wait() }
 	e.feedback.activate()
 	e.promote.activate()
 	e.cron.activate()
-	e.wg.Add(1)
+	e.wg.Add(2)
+	loops.Add(2)
 	go func() {
 		defer e.wg.Done()
-		defer close(done)
+		defer loops.Done()
 		e.promote.arm(ctx)
 		e.cron.arm(ctx)
 		e.feedback.arm(ctx, time.Time{})
 		e.reapLoop(ctx)
+	}()
+	go func() {
+		defer e.wg.Done()
+		defer loops.Done()
+		e.retentionLoop(ctx) // retention.go
 	}()
 }
 

@@ -27,6 +27,8 @@ type Observer interface {
 	CronFired(lateness time.Duration)
 	// Reconciled: the reconciler repaired n things in one pass.
 	Reconciled(n int)
+	// RetentionDeleted: retention deleted n finished runs in status.
+	RetentionDeleted(status store.RunStatus, n int)
 }
 
 // nopObserver is the default Observer.
@@ -38,6 +40,7 @@ func (nopObserver) Finished(string, string, store.RunStatus, time.Duration) {}
 func (nopObserver) Committed(int, time.Duration, error)                     {}
 func (nopObserver) CronFired(time.Duration)                                 {}
 func (nopObserver) Reconciled(int)                                          {}
+func (nopObserver) RetentionDeleted(store.RunStatus, int)                   {}
 
 // Term is the leader term this server leads in, 0 when it does not lead.
 func (e *Engine) Term() int64 { return e.lead.term.Load() }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
 )
 
 // Live is the part of an engine's configuration that may change while it
@@ -30,6 +32,8 @@ type Live struct {
 	// RetryBase and RetryMax bound the retry backoff.
 	RetryBase time.Duration
 	RetryMax  time.Duration
+	// Retention is how long finished runs are kept (retention.go).
+	Retention Retention
 }
 
 // derive fills SuspectAfter and DeadAfter from the heartbeat interval
@@ -58,6 +62,11 @@ func (l *Live) validate() error {
 	pos("misfire_grace", l.MisfireGrace)
 	pos("retry_base", l.RetryBase)
 	pos("retry_max", l.RetryMax)
+	for _, s := range store.AllStatuses {
+		if d := l.Retention.For(s); d < 0 {
+			errs = append(errs, &FieldError{Field: "retention", Message: fmt.Sprintf("%s: must not be negative, not %s", s, d)})
+		}
+	}
 	if l.MaxPayload <= 0 {
 		errs = append(errs, &FieldError{Field: "max_payload", Message: fmt.Sprintf("must be positive, not %d", l.MaxPayload)})
 	}
@@ -75,6 +84,7 @@ func liveFromConfig(c *Config) *Live {
 	return &Live{
 		HeartbeatInterval: c.HeartbeatInterval, SuspectAfter: c.SuspectAfter, DeadAfter: c.DeadAfter,
 		MaxPayload: c.MaxPayload, MisfireGrace: c.MisfireGrace, RetryBase: c.RetryBase, RetryMax: c.RetryMax,
+		Retention: c.Retention,
 	}
 }
 
@@ -88,6 +98,7 @@ func liveFromConfig(c *Config) *Live {
 //   - MaxPayload: the next submission.
 //   - RetryBase, RetryMax: the next failed attempt's backoff.
 //   - MisfireGrace: the next cron tick.
+//   - Retention: at once (the leader's retention loop is woken).
 //   - HeartbeatInterval: workers connecting from now on are told the new
 //     interval; connected workers keep theirs until they reconnect (see
 //     Live.HeartbeatInterval). SuspectAfter and DeadAfter apply at the
@@ -103,7 +114,10 @@ func (e *Engine) Reconfigure(l Live) error {
 	if *old != l {
 		e.log.Info("engine reconfigured", "heartbeat", l.HeartbeatInterval, "suspect_after", l.SuspectAfter,
 			"dead_after", l.DeadAfter, "max_payload", l.MaxPayload, "misfire_grace", l.MisfireGrace,
-			"retry_base", l.RetryBase, "retry_max", l.RetryMax)
+			"retry_base", l.RetryBase, "retry_max", l.RetryMax, "retention", l.Retention.String())
+	}
+	if old.Retention != l.Retention {
+		e.pokeRetention()
 	}
 	return nil
 }

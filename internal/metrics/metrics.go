@@ -48,6 +48,7 @@ type Metrics struct {
 	storeErrs  *prometheus.CounterVec
 	cronLate   prometheus.Histogram
 	repairs    prometheus.Counter
+	retention  *prometheus.CounterVec
 
 	groups, types *limiter
 }
@@ -90,8 +91,11 @@ func New() *Metrics {
 	m.repairs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pluto_reconciler_repairs_total", Help: "Runs and jobs the reconciler found undriven and repaired.",
 	})
+	m.retention = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pluto_retention_deleted_total", Help: "Finished runs deleted by retention, by status.",
+	}, []string{"status"})
 	m.reg.MustRegister(m.submitted, m.finished, m.dispatch, m.duration, m.batchSize, m.commitTime,
-		m.storeErrs, m.cronLate, m.repairs,
+		m.storeErrs, m.cronLate, m.repairs, m.retention,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -99,6 +103,9 @@ func New() *Metrics {
 // SetSource registers the scrape-time gauges of src.
 func (m *Metrics) SetSource(src Source) {
 	m.reg.MustRegister(&gauges{src: src, groups: m.groups})
+	if ss, ok := src.(StatsSource); ok {
+		m.reg.MustRegister(&queueGauges{src: ss, groups: m.groups})
+	}
 }
 
 // Handler serves the registry in the Prometheus text format.
@@ -141,6 +148,11 @@ func (m *Metrics) CronFired(late time.Duration) { m.cronLate.Observe(late.Second
 
 // Reconciled implements engine.Observer.
 func (m *Metrics) Reconciled(n int) { m.repairs.Add(float64(n)) }
+
+// RetentionDeleted implements engine.Observer.
+func (m *Metrics) RetentionDeleted(st store.RunStatus, n int) {
+	m.retention.WithLabelValues(string(st)).Add(float64(n))
+}
 
 // limiter maps names to label values, at most MaxLabelValues distinct.
 type limiter struct {

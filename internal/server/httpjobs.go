@@ -14,8 +14,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/store"
@@ -89,6 +91,7 @@ func (h *httpAPI) jobFromJSON(name string, in jobJSON) (store.Job, error) {
 		Retries:    in.Retries,
 		Shards:     in.Shards,
 		Paused:     in.Paused,
+		KeepLast:   in.KeepLast,
 	}
 	if in.Routing != nil {
 		j.Routing = strings.TrimSpace(*in.Routing)
@@ -110,6 +113,19 @@ func (h *httpAPI) jobFromJSON(name string, in jobJSON) (store.Job, error) {
 			return j, badRequest("timeout", "timeout must not be negative, got %q", *in.Timeout)
 		}
 		j.Timeout = d
+	}
+	if in.Keep != nil && strings.TrimSpace(*in.Keep) != "" {
+		d, err := parseDuration(*in.Keep)
+		if err != nil {
+			return j, badRequest("keep", "keep %q is not a duration (want e.g. \"12h\", \"30d\"): %v", *in.Keep, err)
+		}
+		if d < 0 {
+			return j, badRequest("keep", "keep must not be negative, got %q", *in.Keep)
+		}
+		j.Keep = d
+	}
+	if in.KeepLast < 0 {
+		return j, badRequest("keep_last", "keep_last must not be negative, got %d", in.KeepLast)
 	}
 	return j, nil
 }
@@ -266,9 +282,21 @@ func toJobJSON(j *store.Job) jobJSON {
 		Shards:      j.Shards,
 		Paused:      j.Paused,
 		CallbackURL: optString(j.CallbackURL),
+		Keep:        optKeep(j.Keep),
+		KeepLast:    j.KeepLast,
 		NextFire:    optTime(j.NextFire),
 		Version:     j.Version,
 		CreatedAt:   optTime(j.CreatedAt),
 		UpdatedAt:   optTime(j.UpdatedAt),
 	}
+}
+
+// optKeep shows a job's keep in whole days when it is some ("30d", as
+// people write it), else as a duration (null: none).
+func optKeep(d time.Duration) *string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		s := fmt.Sprintf("%dd", d/(24*time.Hour))
+		return &s
+	}
+	return optDuration(d)
 }

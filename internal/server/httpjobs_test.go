@@ -140,7 +140,7 @@ func (c *jobsClient) want(status int, method, path, body string) map[string]any 
 var httpJobKeys = []string{
 	"name", "type", "group", "payload", "schedule", "timezone", "depends_on", "misfire", "overlap",
 	"routing", "priority", "timeout", "retries", "shards", "paused", "next_fire",
-	"misfire_max", "version", "created_at", "updated_at", "callback_url",
+	"misfire_max", "version", "created_at", "updated_at", "callback_url", "keep", "keep_last",
 }
 
 func checkJobKeys(t *testing.T, m map[string]any) {
@@ -179,7 +179,7 @@ func TestHTTPJobsLifecycle(t *testing.T) {
 	before := time.Now()
 	r := c.do("PUT", "/api/v1/jobs/nightly-report", `{"type":"shell","payload":{"cmd": "echo hi"},
 		"schedule":"0 0 2 * * ?","timezone":"Asia/Shanghai","misfire":"once","overlap":"forbid",
-		"routing":"least-loaded","priority":3,"timeout":"30m","retries":2}`)
+		"routing":"least-loaded","priority":3,"timeout":"30m","retries":2,"keep":"30d","keep_last":5}`)
 	if r.status != http.StatusCreated {
 		t.Fatalf("create: %d %s", r.status, r.body)
 	}
@@ -192,7 +192,7 @@ func TestHTTPJobsLifecycle(t *testing.T) {
 		"name": "nightly-report", "type": "shell", "group": "default", "schedule": "0 0 2 * * ?",
 		"timezone": "Asia/Shanghai", "misfire": "once", "overlap": "forbid", "routing": "least-loaded",
 		"priority": 3.0, "timeout": "30m", "retries": 2.0, "shards": 0.0, "paused": false,
-		"version": 1.0, "misfire_max": 100.0,
+		"version": 1.0, "misfire_max": 100.0, "keep": "30d", "keep_last": 5.0,
 	} {
 		if m[k] != want {
 			t.Errorf("%s = %#v, want %#v", k, m[k], want)
@@ -214,7 +214,7 @@ func TestHTTPJobsLifecycle(t *testing.T) {
 	// The same PUT again replaces it: 200, version 2, created_at kept.
 	m = c.want(200, "PUT", "/api/v1/jobs/nightly-report", `{"name":"nightly-report","type":"shell","payload":{"cmd":"echo bye"},
 		"schedule":"0 0 2 * * ?","timezone":"Asia/Shanghai","misfire":"once","overlap":"forbid"}`)
-	if m["version"] != 2.0 || m["routing"] != nil || m["timeout"] != nil || m["retries"] != 0.0 {
+	if m["version"] != 2.0 || m["routing"] != nil || m["timeout"] != nil || m["retries"] != 0.0 || m["keep"] != nil || m["keep_last"] != 0.0 {
 		t.Errorf("replaced: %v", m)
 	}
 	if !parseAPITime(t, m["created_at"]).Equal(created) || parseAPITime(t, m["updated_at"]).Before(created) {
@@ -319,6 +319,9 @@ func TestHTTPJobPutBadInput(t *testing.T) {
 		{`{"type":"noop","timeout":30}`, 400, codeBadRequest, "timeout", "a string"},
 		{`{"type":"noop","timeout":"soon"}`, 400, codeBadRequest, "timeout", `"soon"`},
 		{`{"type":"noop","timeout":"-5m"}`, 400, codeBadRequest, "timeout", "negative"},
+		{`{"type":"noop","keep":"-1d"}`, 400, codeBadRequest, "keep", "negative"},
+		{`{"type":"noop","keep":"a while"}`, 400, codeBadRequest, "keep", `"a while"`},
+		{`{"type":"noop","keep_last":-3}`, 400, codeBadRequest, "keep_last", "negative"},
 		{`{"name":"other","type":"noop"}`, 400, codeBadRequest, "name", `"other"`},
 		{`{"type":"noop","schedule":"0 0 25 * * ?"}`, 400, codeBadRequest, "schedule", `field 3 (hour) "25": value out of range 0-23`},
 		{`{"type":"noop","schedule":"every day"}`, 400, codeBadRequest, "schedule", "cron"},

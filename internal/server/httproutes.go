@@ -70,6 +70,9 @@ func (h *httpAPI) routes() []route {
 		{"GET /healthz", permOpen, scopeNone, "", h.healthz},
 		{"GET /readyz", permOpen, scopeNone, "", h.readyz},
 	}
+	if src, ok := h.eng.(statsSource); ok {
+		rs = append(rs, route{"GET /api/v1/stats", auth.PermRead, scopeNone, "", h.stats(src)})
+	}
 	if ctl, ok := h.eng.(workerControl); ok {
 		for _, a := range []string{"drain", "resume", "shutdown", "restart"} {
 			rs = append(rs, route{"POST /api/v1/workers/{id}/" + a, auth.PermWorkerAdmin, scopeWorker, "worker." + a, h.workerAction(ctl, a)})

@@ -28,6 +28,9 @@ type Live struct {
 	MisfireGrace time.Duration
 	RetryBase    time.Duration
 	RetryMax     time.Duration
+	// Retention: how long finished runs are kept; the leader applies a
+	// change at once.
+	Retention engine.Retention
 	// StopTimeout and StopWorkersOnExit shape the next graceful stop.
 	StopTimeout       time.Duration
 	StopWorkersOnExit bool
@@ -43,6 +46,7 @@ func (s *Server) Reconfigure(l Live) error {
 	el := s.eng.Live()
 	el.HeartbeatInterval, el.SuspectAfter, el.DeadAfter = l.HeartbeatInterval, 0, 0
 	el.MaxPayload, el.MisfireGrace, el.RetryBase, el.RetryMax = l.MaxPayload, l.MisfireGrace, l.RetryBase, l.RetryMax
+	el.Retention = l.Retention
 	if err := s.eng.Reconfigure(el); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -62,7 +66,7 @@ func (s *Server) Live() Live {
 	return Live{
 		HeartbeatInterval: el.HeartbeatInterval, MaxPayload: s.maxPayload.get(), MisfireGrace: el.MisfireGrace,
 		RetryBase: el.RetryBase, RetryMax: el.RetryMax, StopTimeout: time.Duration(s.stopTimeout.Load()),
-		StopWorkersOnExit: s.stopWorkers.Load(),
+		StopWorkersOnExit: s.stopWorkers.Load(), Retention: el.Retention,
 	}
 }
 

@@ -43,7 +43,13 @@ type Job struct {
 	Shards     int
 	// CallbackURL is copied into the job's runs ("" for none).
 	CallbackURL string
-	Paused      bool
+	// Keep, if not 0, is how long the job's finished runs are kept, in
+	// every terminal status (it replaces the server's retention per
+	// status); KeepLast, if not 0, is how many of its newest finished
+	// runs are never deleted for their age (store/retention.go).
+	Keep     time.Duration
+	KeepLast int
+	Paused   bool
 	// NextFire is the next slot the cron loop fires; zero means none (no
 	// schedule, or a schedule without future slots). The engine computes
 	// it; the store keeps it.

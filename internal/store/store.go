@@ -400,9 +400,12 @@ type Store interface {
 	// RunNextPendingAt returns the earliest run_at of a pending run, or the
 	// zero time when there is none.
 	RunNextPendingAt(ctx context.Context) (time.Time, error)
+	// RunCountByGroup returns the non-zero counts of runs per group and
+	// status, from the counters RunStats reads (no scan).
 	RunCountByGroup(ctx context.Context) ([]GroupCount, error)
 	LogList(ctx context.Context, p LogListParams) ([]LogEntry, error)
 
+	StatsStore
 	JobStore
 	CallbackStore
 	TokenStore
@@ -451,6 +454,7 @@ type Tx interface {
 	CallbackTx
 	TokenTx
 	AuditTx
+	RetentionTx
 
 	// Notify publishes n to every listening server once the transaction
 	// commits (never if it rolls back). Duplicate notifications in one

@@ -375,6 +375,11 @@ func (s *Store) RunCountByGroup(ctx context.Context) ([]store.GroupCount, error)
 	return read(s, ctx, "RunCountByGroup", func() ([]store.GroupCount, error) { return s.inner.RunCountByGroup(ctx) })
 }
 
+// RunStats implements store.Store.
+func (s *Store) RunStats(ctx context.Context, p store.StatsParams) (store.Stats, error) {
+	return read(s, ctx, "RunStats", func() (store.Stats, error) { return s.inner.RunStats(ctx, p) })
+}
+
 // LogList implements store.Store.
 func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error) {
 	return read(s, ctx, "LogList", func() ([]store.LogEntry, error) { return s.inner.LogList(ctx, p) })
@@ -572,6 +577,10 @@ func (t *tx) CallbackListDue(ctx context.Context, p store.CallbackListDueParams)
 
 func (t *tx) CallbackRecord(ctx context.Context, p []store.CallbackRecordParams) ([]bool, error) {
 	return txCall(t, ctx, "CallbackRecord", p, func() ([]bool, error) { return t.inner.CallbackRecord(ctx, p) })
+}
+
+func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (store.RunDeleteResult, error) {
+	return txCall(t, ctx, "RunDeleteFinished", p, func() (store.RunDeleteResult, error) { return t.inner.RunDeleteFinished(ctx, p) })
 }
 
 // Notify implements store.Tx. With a Bus the notification is kept and

@@ -50,6 +50,12 @@
 //     it. A retry racing the finish may leave a row behind: lists re-test
 //     the status.
 //
+// Retention (migration 00007_retention, retention.go) adds no index and
+// no side table: it walks runs by seq (or ended, or one job's runs by
+// runs_job) from a cursor and deletes expired terminal runs with their
+// ended and callbacks rows and log lines; the other side tables hold
+// unfinished runs only.
+//
 // A side row is written in the statement that moves its run in or out of
 // the state, so the two never disagree for long. There are no foreign
 // keys (each costs a lookup per written row). Text columns that are

@@ -47,6 +47,11 @@ func (s *Store) LoadHistory(ctx context.Context, n int, gen func(i int) *store.R
 		WHERE seq > $1 AND status IN (`+endedStatuses+`) ON CONFLICT DO NOTHING`, before); err != nil {
 		return s.wrap("LoadHistory: ended", err)
 	}
+	// And the counters, as deltas (a fold may run meanwhile).
+	if _, err := s.pool.Exec(ctx, `INSERT INTO run_count_deltas (grp, job, status, n)
+		SELECT grp, job, status, count(*) FROM runs WHERE seq > $1 GROUP BY grp, job, status`, before); err != nil {
+		return s.wrap("LoadHistory: counts", err)
+	}
 	if _, err := s.pool.Exec(ctx, "VACUUM (ANALYZE) runs, ended"); err != nil {
 		return s.wrap("LoadHistory: vacuum", err)
 	}

@@ -37,7 +37,8 @@ import (
 
 // jobCols is the column list every job query reads, in scanJob's order.
 const jobCols = `name, type, grp, payload, schedule, timezone, depends_on, misfire, misfire_max, overlap,
-	routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at, callback_url`
+	routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at, callback_url,
+	keep, keep_last`
 
 const (
 	sqlJobGet  = `SELECT ` + jobCols + ` FROM jobs WHERE name = $1`
@@ -49,15 +50,16 @@ const (
 	// version, keeping created_at; version 1 tells a creation.
 	sqlJobPut = `INSERT INTO jobs AS j (name, type, grp, payload, schedule, timezone, depends_on, misfire,
 			misfire_max, overlap, routing, priority, timeout, retries, shards, paused, next_fire, version,
-			created_at, updated_at, callback_url)
-		VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7::text[], $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $18, $19)
+			created_at, updated_at, callback_url, keep, keep_last)
+		VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7::text[], $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $18, $19,
+			$20, $21)
 		ON CONFLICT (name) DO UPDATE SET type = excluded.type, grp = excluded.grp, payload = excluded.payload,
 			schedule = excluded.schedule, timezone = excluded.timezone, depends_on = excluded.depends_on,
 			misfire = excluded.misfire, misfire_max = excluded.misfire_max, overlap = excluded.overlap,
 			routing = excluded.routing, priority = excluded.priority, timeout = excluded.timeout,
 			retries = excluded.retries, shards = excluded.shards, paused = excluded.paused,
 			next_fire = excluded.next_fire, version = j.version + 1, updated_at = excluded.updated_at,
-			callback_url = excluded.callback_url
+			callback_url = excluded.callback_url, keep = excluded.keep, keep_last = excluded.keep_last
 		RETURNING ` + jobCols
 	sqlJobDelete = `DELETE FROM jobs WHERE name = $1`
 	sqlJobPause  = `UPDATE jobs SET paused = $2, next_fire = $3, version = version + 1, updated_at = $4
@@ -233,6 +235,7 @@ type jobRow struct {
 	payload   []byte
 	nextFire  pgtype.Timestamptz
 	timeout   int64
+	keep      int64
 	dependsOn []string
 }
 
@@ -241,7 +244,7 @@ func scanJob(row pgx.Row) (*store.Job, error) {
 	j := &jr.j
 	if err := row.Scan(&j.Name, &j.Type, &j.Group, &jr.payload, &j.Schedule, &j.Timezone, &jr.dependsOn,
 		&j.Misfire, &j.MisfireMax, &j.Overlap, &j.Routing, &j.Priority, &jr.timeout, &j.Retries, &j.Shards,
-		&j.Paused, &jr.nextFire, &j.Version, &j.CreatedAt, &j.UpdatedAt, &j.CallbackURL); err != nil {
+		&j.Paused, &jr.nextFire, &j.Version, &j.CreatedAt, &j.UpdatedAt, &j.CallbackURL, &jr.keep, &j.KeepLast); err != nil {
 		return nil, err
 	}
 	if jr.payload != nil {
@@ -249,6 +252,7 @@ func scanJob(row pgx.Row) (*store.Job, error) {
 	}
 	j.DependsOn = jr.dependsOn
 	j.Timeout = time.Duration(jr.timeout)
+	j.Keep = time.Duration(jr.keep)
 	j.NextFire = tsTime(jr.nextFire)
 	j.CreatedAt, j.UpdatedAt = utc(j.CreatedAt), utc(j.UpdatedAt)
 	return j, nil
@@ -365,7 +369,8 @@ func (t *tx) JobPut(ctx context.Context, p store.JobPutParams) (*store.Job, bool
 	}
 	job, err := scanJob(t.q.QueryRow(ctx, sqlJobPut, j.Name, j.Type, j.Group, payload, j.Schedule, j.Timezone,
 		dependsOn, j.Misfire, int32(j.MisfireMax), j.Overlap, j.Routing, int32(j.Priority), int64(j.Timeout),
-		int32(j.Retries), int32(j.Shards), j.Paused, nullTime(j.NextFire), p.Now, cleanText(j.CallbackURL)))
+		int32(j.Retries), int32(j.Shards), j.Paused, nullTime(j.NextFire), p.Now, cleanText(j.CallbackURL),
+		int64(j.Keep), int32(j.KeepLast)))
 	if err != nil {
 		return nil, false, t.s.wrap("JobPut", err)
 	}
@@ -514,6 +519,7 @@ func (t *tx) RunUnblockNext(ctx context.Context, job string, now time.Time) (*Ru
 			return nil, t.s.wrap("RunUnblockNext", err)
 		}
 		if len(runs) == 1 {
+			t.counts.Move(runs[0].Group, runs[0].Job, store.StatusBlocked, store.StatusQueued)
 			return runs[0], nil
 		}
 		// Changed by a transaction that committed while the update waited

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -28,14 +30,14 @@ const (
 				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = h.server_id AND s.last_seen >= $1)),
 		held AS MATERIALIZED (SELECT a.seq FROM lost JOIN active AS a ON a.server_id = lost.server_id),
 		l AS MATERIALIZED (
-			SELECT r.seq FROM runs AS r
+			SELECT r.seq, r.status AS prev_status FROM runs AS r
 			WHERE r.seq = ANY (ARRAY(SELECT seq FROM held)) AND r.status IN ('dispatched', 'running')
 				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = r.server_id AND s.last_seen >= $1)
 			ORDER BY r.seq
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED),
 		u AS (UPDATE runs SET status = 'queued', server_id = NULL, worker_id = '' FROM l WHERE runs.seq = l.seq
-			RETURNING ` + qualifiedRunCols + `),
+			RETURNING ` + qualifiedRunCols + `, l.prev_status),
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u)
 		SELECT * FROM u`
 
@@ -58,7 +60,22 @@ func (t *tx) RunRequeueLost(ctx context.Context, p store.RunRequeueLostParams) (
 	if err != nil {
 		return nil, t.s.wrap("RunRequeueLost", err)
 	}
-	runs, err := collectRuns(rows)
+	// Each row is runCols and the status the run left (l locked the run,
+	// so that status is its newest).
+	var (
+		runs []*Run
+		prev string
+	)
+	rr := newRunRow()
+	dest := append(rr.dest[:], &prev)
+	_, err = pgx.ForEachRow(rows, dest, func() error {
+		r, err := rr.decode()
+		if err == nil {
+			runs = append(runs, r)
+			t.counts.Move(r.Group, r.Job, store.RunStatus(prev), r.Status)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, t.s.wrap("RunRequeueLost", err)
 	}

@@ -63,6 +63,8 @@ type Store struct {
 	closing   context.Context // cancelled when Close starts
 	cancel    context.CancelFunc
 	once      sync.Once
+	lastFold  atomic.Int64  // Unix ns of this server's last counter fold (stats.go)
+	foldEvery time.Duration // foldEvery, or less in tests; set before first use
 }
 
 var _ store.Store = (*Store)(nil)
@@ -164,11 +166,12 @@ func Open(ctx context.Context, connString string, opts Options) (*Store, error) 
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	s := &Store{
-		pool:    pool,
-		connCfg: cfg.ConnConfig.Copy(),
-		schema:  schema,
-		channel: channelName(schema),
-		log:     log,
+		pool:      pool,
+		foldEvery: foldEvery,
+		connCfg:   cfg.ConnConfig.Copy(),
+		schema:    schema,
+		channel:   channelName(schema),
+		log:       log,
 	}
 	s.closing, s.cancel = context.WithCancel(context.Background())
 	if err := s.createSchema(ctx, quoted); err != nil {

@@ -162,7 +162,11 @@ func waitGroup(t testing.TB, what string, wg *sync.WaitGroup) {
 
 func TestConformance(t *testing.T) {
 	needPostgres(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) }, storetest.Options{
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := openTest(t)
+		postgres.SetFoldEvery(s, 3*time.Millisecond)
+		return s
+	}, storetest.Options{
 		Notifies: true, ConcurrentTx: true, LockRun: postgres.LockRun, Waiting: postgres.Waiting,
 	})
 }

@@ -28,7 +28,6 @@ const (
 		WHERE seq = ANY (ARRAY(SELECT seq FROM active WHERE server_id = $1))
 			AND server_id = $1 AND status IN ('dispatched', 'running') ORDER BY seq`
 	sqlNextPendingAt = `SELECT min(run_at) FROM pending`
-	sqlCountByGroup  = `SELECT grp, status, count(*) FROM runs GROUP BY grp, status ORDER BY grp, status`
 	sqlLogList       = `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs
 		WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`
 )
@@ -184,8 +183,7 @@ func (s *Store) RunNextPendingAt(ctx context.Context) (time.Time, error) {
 	return tsTime(at), nil
 }
 
-// RunCountByGroup implements store.Store. It reads every run, so it is
-// meant for dashboards and metrics, not for hot paths.
+// RunCountByGroup implements store.Store, from the counters (stats.go).
 func (s *Store) RunCountByGroup(ctx context.Context) ([]store.GroupCount, error) {
 	if s.closed.Load() {
 		return nil, errClosed

@@ -93,12 +93,12 @@ const (
 		FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::text[]) AS u(id, attempt, now, worker, server)
 		WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status = 'dispatched'
 			AND (u.server = '' OR runs.server_id = u.server)
-		RETURNING runs.id`
+		RETURNING runs.id, runs.grp, runs.job`
 
 	// sqlFinish ends attempts; a run handed back goes to the queue, one to
 	// retry later to pending.
 	sqlFinish = `WITH f AS (
-			UPDATE runs SET status = u.status,
+			UPDATE runs SET status = u.status, prev_status = runs.status,
 				finished_at = coalesce(u.finished_at, runs.finished_at),
 				run_at = coalesce(u.run_at, runs.run_at),
 				worker_id = coalesce(u.worker, runs.worker_id),
@@ -117,13 +117,13 @@ const (
 				AS u(id, attempt, status, finished_at, run_at, worker, failure, started_at, result, error, server, lost)
 			WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status IN ('dispatched', 'running')
 				AND (u.server = '' OR runs.server_id = u.server)
-			RETURNING runs.id, runs.job, runs.status, ` + qualifiedQueueCols + `,
+			RETURNING runs.id, runs.job, runs.status, runs.prev_status, ` + qualifiedQueueCols + `,
 				CASE WHEN runs.callback_url IS NOT NULL THEN u.finished_at END AS callback_at),
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM f WHERE status = 'queued'),
 		p AS (INSERT INTO pending (run_at, seq) SELECT run_at, seq FROM f WHERE status = 'pending'),
 		c AS (INSERT INTO callbacks (next_at, seq) SELECT callback_at, seq FROM f WHERE callback_at IS NOT NULL),
 		e AS (INSERT INTO ended (seq) SELECT seq FROM f WHERE status IN (` + endedStatuses + `) ON CONFLICT DO NOTHING)
-		SELECT id, seq, job, callback_at IS NOT NULL FROM f`
+		SELECT id, seq, job, callback_at IS NOT NULL, grp, prev_status FROM f`
 
 	sqlAdopt = `UPDATE runs SET server_id = u.server
 		FROM unnest($1::text[], $2::int4[], $3::text[]) AS u(id, attempt, server)
@@ -304,6 +304,7 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		k := ident{p.ID, p.Key, slotOf(p.Job, p.LogicalTime)}
 		if seq, ok := inserted[k]; ok {
 			out[i] = store.RunInsertResult{Run: insertedRun(p, seq)}
+			t.counts.Add(p.Group, p.Job, p.Status, 1)
 			delete(inserted, k) // a later input with the same ID, key and slot was refused
 			continue
 		}
@@ -400,6 +401,9 @@ func (t *tx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*Run, erro
 	if err != nil {
 		return nil, t.s.wrap("RunClaim", err)
 	}
+	for _, r := range runs { // the update re-checked that each was queued
+		t.counts.Move(r.Group, r.Job, store.StatusQueued, store.StatusDispatched)
+	}
 	slices.SortFunc(runs, claimOrder) // RETURNING has no order
 	return runs, nil
 }
@@ -470,6 +474,25 @@ func collectIDs(rows pgx.Rows, err error) (map[string]bool, error) {
 	return applied, rows.Err()
 }
 
+// collectStarted reads the rows of sqlStart (id, group, job), calls fn
+// with the group and job of each, and closes them.
+func collectStarted(rows pgx.Rows, err error, fn func(grp, job string)) (map[string]bool, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	applied := map[string]bool{}
+	for rows.Next() {
+		var id, grp, job string
+		if err := rows.Scan(&id, &grp, &job); err != nil {
+			return nil, err
+		}
+		applied[id] = true
+		fn(grp, job)
+	}
+	return applied, rows.Err()
+}
+
 // RunStart implements store.Tx.
 func (t *tx) RunStart(ctx context.Context, ps []store.RunStartParams) ([]bool, error) {
 	if err := t.check(ctx); err != nil {
@@ -488,9 +511,12 @@ func (t *tx) RunStart(ctx context.Context, ps []store.RunStartParams) ([]bool, e
 			p := &ps[i]
 			ids[j], attempts[j], now[j], workers[j], servers[j] = p.ID, int32(p.Attempt), p.Now, nullText(p.WorkerID), p.ServerID
 		}
-		applied, err := t.appliedIDs(ctx, "RunStart", sqlStart, ids, attempts, now, workers, servers)
+		rows, err := t.q.Query(ctx, sqlStart, ids, attempts, now, workers, servers)
+		applied, err := collectStarted(rows, err, func(grp, job string) {
+			t.counts.Move(grp, job, store.StatusDispatched, store.StatusRunning)
+		})
 		if err != nil {
-			return nil, err
+			return nil, t.s.wrap("RunStart", err)
 		}
 		for _, i := range idx {
 			out[i] = applied[ps[i].ID]
@@ -518,8 +544,10 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			finishedAt, runAt, startedAt = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
 			workers, results, errorTexts = make([]pgtype.Text, n), make([]pgtype.Text, n), make([]pgtype.Text, n)
 		)
+		statusOf := make(map[string]store.RunStatus, n) // a round names each run once
 		for j, i := range idx {
 			p := &ps[i]
+			statusOf[p.ID] = p.Status
 			ids[j], attempts[j], statuses[j], servers[j] = p.ID, int32(p.Attempt), string(p.Status), p.ServerID
 			switch {
 			case p.Status.Terminal():
@@ -560,15 +588,16 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 		)
 		for rows.Next() {
 			var (
-				id, job string
-				seq     int64
-				cb      bool
+				id, job, grp, prev string
+				seq                int64
+				cb                 bool
 			)
-			if err := rows.Scan(&id, &seq, &job, &cb); err != nil {
+			if err := rows.Scan(&id, &seq, &job, &cb, &grp, &prev); err != nil {
 				rows.Close()
 				return nil, t.s.wrap("RunFinish", err)
 			}
 			applied[id] = true
+			t.counts.Move(grp, job, store.RunStatus(prev), statusOf[id])
 			if cb {
 				if callbacks == nil {
 					callbacks = map[string]bool{}
@@ -700,6 +729,7 @@ func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunC
 		return store.RunCancelResult{}, err
 	}
 	res.Run, res.Changed = r, true
+	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusCancelled)
 	return res, nil
 }
 
@@ -717,7 +747,12 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 	default:
 		return nil, fmt.Errorf("postgres: RunRetry: run %q is %s: %w", p.ID, prev.Status, store.ErrConflict)
 	}
-	return t.one(ctx, "RunRetry", sqlRetry, p.Now, prev.Seq)
+	r, err := t.one(ctx, "RunRetry", sqlRetry, p.Now, prev.Seq)
+	if err != nil {
+		return nil, err
+	}
+	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusQueued)
+	return r, nil
 }
 
 // RunPromote implements store.Tx.
@@ -735,6 +770,9 @@ func (t *tx) RunPromote(ctx context.Context, p store.RunPromoteParams) ([]*Run, 
 	runs, err := collectRuns(rows)
 	if err != nil {
 		return nil, t.s.wrap("RunPromote", err)
+	}
+	for _, r := range runs {
+		t.counts.Move(r.Group, r.Job, store.StatusPending, store.StatusQueued)
 	}
 	slices.SortFunc(runs, func(a, b *Run) int {
 		if c := a.RunAt.Compare(b.RunAt); c != 0 {

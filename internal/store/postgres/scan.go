@@ -75,6 +75,11 @@ func (rr *runRow) scan(row pgx.Row) (*Run, error) {
 	if err := row.Scan(rr.dest[:]...); err != nil {
 		return nil, err
 	}
+	return rr.decode()
+}
+
+// decode makes a new Run of the values scanned into dest.
+func (rr *runRow) decode() (*Run, error) {
 	r := new(Run)
 	*r = rr.r
 	r.Status = store.RunStatus(rr.status)

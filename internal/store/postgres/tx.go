@@ -61,7 +61,7 @@ func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) (err error) 
 		return fnErr
 	}
 	t.done = true
-	if _, err := conn.Exec(ctx, t.notifySQL()+"COMMIT"); err != nil {
+	if _, err := conn.Exec(ctx, t.countsSQL()+t.notifySQL()+"COMMIT"); err != nil {
 		_ = rollback() // after a failed statement COMMIT is not reached
 		return s.wrap("commit", err)
 	}
@@ -75,6 +75,9 @@ type tx struct {
 	done  bool
 	notes []string // encoded notifications, in publication order, without duplicates
 	seen  map[string]struct{}
+	// counts are the transaction's changes to the run counters, sent
+	// with COMMIT (stats.go).
+	counts store.CountDeltas
 }
 
 var errTxDone = errors.New("postgres: transaction used after Tx returned")

@@ -31,7 +31,7 @@ const (
 	// finishCallbackSQL is finishSQL for a run with a callback URL. Its
 	// arguments are finishSQL's, in order; ?2 (finished_at) is set exactly
 	// when the run becomes terminal.
-	finishCallbackSQL = `UPDATE runs SET status = ?1,
+	finishCallbackSQL = `UPDATE runs SET status = ?1, prev_status = status,
 			finished_at = coalesce(?2, finished_at),
 			run_at = coalesce(?3, run_at),
 			worker_id = coalesce(?4, worker_id),

@@ -55,7 +55,13 @@ func (t *tx) RunRequeueLost(ctx context.Context, p store.RunRequeueLostParams) (
 	t.bind()
 	t.arg(micro(p.StaleBefore))
 	t.arg(int64(p.Limit))
-	runs, err := t.queryRuns("RunRequeueLost", wRequeueLost)
+	// The statement returns runCols and the status each run left.
+	var runs []*Run
+	err := t.query("RunRequeueLost", wRequeueLost, numRunCols+1, func(v []driver.Value) {
+		r := decodeRun(v[:numRunCols])
+		t.counts.Move(r.Group, r.Job, store.RunStatus(asString(v[numRunCols])), r.Status)
+		runs = append(runs, r)
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -99,6 +99,11 @@
 //     that way and cleared by a retry (ended.go) — a partial index on
 //     status would be evaluated on every status change (it doubled a
 //     start's cost).
+//   - for retention (migration 00008_retention, retention.go): nothing.
+//     Expired runs are found by walking runs by rowid (or ended, or one
+//     job's runs by runs_job) from a cursor, so the finish writes nothing
+//     for them. New databases use auto_vacuum = INCREMENTAL, and
+//     ReclaimSpace gives free pages back after deletions.
 //
 // RunCountByGroup is the one full scan (an index on status would be written
 // on every state change); it is for dashboards, not hot paths.

@@ -89,6 +89,12 @@ func (s *Store) loadHistoryTx(ctx context.Context, stmtSQL, row string, from, to
 		WHERE seq > ? AND status IN (`+endedStatuses+`)`, before); err != nil {
 		return err
 	}
+	// And the counters: one GROUP BY over the runs just written.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO run_counts (grp, job, status, n)
+		SELECT grp, job, status, count(*) FROM runs WHERE seq > ? GROUP BY grp, job, status
+		ON CONFLICT (grp, job, status) DO UPDATE SET n = n + excluded.n`, before); err != nil {
+		return err
+	}
 	return tx.Commit()
 }
 

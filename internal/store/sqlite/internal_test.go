@@ -44,6 +44,53 @@ func TestPragmas(t *testing.T) {
 	}
 }
 
+// TestIncrementalVacuum: a new database keeps its free pages in a list
+// ReclaimSpace gives back, a step at a time, once it is large.
+func TestIncrementalVacuum(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "x.db")
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var mode int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil || mode != 2 {
+		t.Fatalf("auto_vacuum %d, %v; want 2 (incremental)", mode, err)
+	}
+	if n, err := s.ReclaimSpace(ctx, 100); err != nil || n != 0 {
+		t.Errorf("ReclaimSpace of an empty free list: %d, %v", n, err)
+	}
+	big := strings.Repeat("x", 4000)
+	if _, err := s.w.ExecContext(ctx, "CREATE TABLE filler (b TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3000 {
+		if _, err := s.w.ExecContext(ctx, "INSERT INTO filler VALUES (?)", big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.w.ExecContext(ctx, "DELETE FROM filler"); err != nil {
+		t.Fatal(err)
+	}
+	var free int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil || free < 2500 {
+		t.Fatalf("free list %d pages, %v; want the deleted rows' pages", free, err)
+	}
+	n, err := s.ReclaimSpace(ctx, 500)
+	if err != nil || n != 500 {
+		t.Fatalf("ReclaimSpace(500) freed %d, %v; want 500", n, err)
+	}
+	for n > 0 {
+		if n, err = s.ReclaimSpace(ctx, 500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.w.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil || free > reclaimAbove {
+		t.Errorf("free list %d pages after reclaiming, %v; want at most %d", free, err, reclaimAbove)
+	}
+}
+
 func TestParseURL(t *testing.T) {
 	for _, c := range []struct{ in, path, sync string }{
 		{"sqlite:/var/lib/pluto/db", "/var/lib/pluto/db", ""},
@@ -107,6 +154,12 @@ func TestQueryPlans(t *testing.T) {
 		{"token by hash", rSQL[rTokenGetByHash], []any{"h"}, "sqlite_autoindex_tokens_2", false},
 		{"token revoke", wSQL[wTokenRevoke], []any{1, "n"}, "sqlite_autoindex_tokens_1", false},
 		{"audit delete", wSQL[wAuditDelete], []any{1, 10}, "audit_at", false},
+		{"retention walk", wSQL[wRetWalkRuns], []any{1, 10}, "INTEGER PRIMARY KEY (rowid>?)", false},
+		{"retention walk of ended", wSQL[wRetWalkEnded], []any{1, 10}, "INTEGER PRIMARY KEY (rowid>?)", false},
+		{"retention walk of a job", wSQL[wRetWalkJob], []any{"j", 1, 10}, "runs_job (job=? AND rowid>?)", false},
+		{"retention keep last", wSQL[wRetKeepFrom], []any{"j", 1}, "runs_job (job=?)", false},
+		{"retention delete", wSQL[wRetDeleteRun], []any{1}, "PRIMARY KEY", false},
+		{"retention delete logs", wSQL[wRetDeleteLogs], []any{"id"}, "run_logs_run", false},
 	} {
 		plan := queryPlan(t, s.w, c.sql, c.args)
 		all := strings.Join(plan, "; ")

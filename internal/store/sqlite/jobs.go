@@ -29,9 +29,9 @@ import (
 // order decodeJob reads it.
 const jobCols = `name, type, grp, payload, schedule, timezone, depends_on, misfire, misfire_max,
 	overlap, routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at,
-	callback_url`
+	callback_url, keep, keep_last`
 
-const numJobCols = 21
+const numJobCols = 23
 
 // tx.query decodes rows into a buffer of numRunCols values.
 var _ [numRunCols - numJobCols]struct{}
@@ -84,8 +84,8 @@ const (
 	// and updated_at. A replace keeps created_at and bumps version.
 	jobPutSQL = `INSERT INTO jobs (name, type, grp, payload, schedule, timezone, depends_on, misfire,
 			misfire_max, overlap, routing, priority, timeout, retries, shards, paused, next_fire,
-			version, created_at, updated_at, callback_url)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?)
+			version, created_at, updated_at, callback_url, keep, keep_last)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?)
 		ON CONFLICT (name) DO UPDATE SET
 			type = excluded.type, grp = excluded.grp, payload = excluded.payload,
 			schedule = excluded.schedule, timezone = excluded.timezone,
@@ -94,7 +94,8 @@ const (
 			routing = excluded.routing, priority = excluded.priority, timeout = excluded.timeout,
 			retries = excluded.retries, shards = excluded.shards, paused = excluded.paused,
 			next_fire = excluded.next_fire, version = jobs.version + 1,
-			updated_at = excluded.updated_at, callback_url = excluded.callback_url
+			updated_at = excluded.updated_at, callback_url = excluded.callback_url,
+			keep = excluded.keep, keep_last = excluded.keep_last
 		RETURNING ` + jobCols
 
 	jobPauseSQL = `UPDATE jobs SET paused = ?, next_fire = ?, version = version + 1, updated_at = ?
@@ -133,6 +134,8 @@ func decodeJob[V any](vs []V) (*store.Job, error) {
 		CreatedAt:   asTime(v(18)),
 		UpdatedAt:   asTime(v(19)),
 		CallbackURL: asString(v(20)),
+		Keep:        time.Duration(asInt(v(21))),
+		KeepLast:    int(asInt(v(22))),
 	}
 	if v(6) != nil {
 		if err := json.Unmarshal([]byte(asString(v(6))), &j.DependsOn); err != nil {
@@ -222,6 +225,8 @@ func (t *tx) JobPut(ctx context.Context, p store.JobPutParams) (*store.Job, bool
 	t.arg(micro(p.Now))
 	t.arg(micro(p.Now))
 	t.arg(j.CallbackURL)
+	t.arg(int64(j.Keep))
+	t.arg(int64(j.KeepLast))
 	jobs, err := t.queryJobs("JobPut", wJobPut)
 	if err != nil {
 		return nil, false, err
@@ -335,6 +340,7 @@ func (t *tx) RunUnblockNext(ctx context.Context, job string, now time.Time) (*st
 	if err != nil || len(runs) == 0 {
 		return nil, err
 	}
+	t.counts.Move(runs[0].Group, runs[0].Job, store.StatusBlocked, store.StatusQueued)
 	return runs[0], nil
 }
 

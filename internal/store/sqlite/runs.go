@@ -70,6 +70,15 @@ const (
 	wAuditDelete    // tokens.go
 	wEndedAdd       // ended.go
 	wEndedDelete    // ended.go
+	wRetWalkRuns    // retention.go
+	wRetWalkEnded   // retention.go
+	wRetWalkJob     // retention.go
+	wRetKeepFrom    // retention.go
+	wRetDeleteRun   // retention.go
+	wRetDeleteLogs  // retention.go
+	wCountAdd       // stats.go
+	wCountStarted   // stats.go
+	wCountFinished  // stats.go
 	wClaimSelect1   // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8   = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts       = wClaimSelect1 + maxClaimTypes
@@ -146,14 +155,14 @@ var wSQL = [numWStmts]string{
 		WHERE id = ? AND attempt = ? AND status IN ('dispatched', 'running')`,
 	// The active runs whose server is not registered or was last seen
 	// before the cut-off, oldest first.
-	wRequeueLost: `UPDATE runs SET status = 'queued', server_id = NULL, worker_id = ''
+	wRequeueLost: `UPDATE runs SET status = 'queued', prev_status = status, server_id = NULL, worker_id = ''
 		WHERE seq IN (
 			SELECT a.seq FROM runs AS a INDEXED BY runs_active
 			WHERE a.server_id IS NOT NULL AND a.status IN ('dispatched', 'running')
 				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = a.server_id AND s.last_seen >= ?)
 			ORDER BY a.seq
 			LIMIT ?)
-		RETURNING ` + runCols,
+		RETURNING ` + runCols + `, prev_status`,
 	// One statement decides and writes, under the write lock: insert term
 	// 1; or renew (same term) when ServerID holds an unexpired lease; or
 	// take an expired lease with the next term. Otherwise nothing changes
@@ -185,7 +194,7 @@ var wSQL = [numWStmts]string{
 const (
 	startSQL = `UPDATE runs SET status = 'running', started_at = ?, worker_id = coalesce(?, worker_id)
 		WHERE id = ? AND attempt = ? AND status = 'dispatched'`
-	finishSQL = `UPDATE runs SET status = ?,
+	finishSQL = `UPDATE runs SET status = ?, prev_status = status,
 			finished_at = coalesce(?, finished_at),
 			run_at = coalesce(?, run_at),
 			worker_id = coalesce(?, worker_id),
@@ -257,6 +266,9 @@ const (
 	rTokenGetByHash // tokens.go
 	rTokenList      // tokens.go
 	rTokenCount     // tokens.go
+	rStatsCounts    // stats.go
+	rStatsHead      // stats.go
+	rCallbacksOwed  // stats.go
 	numRStmts
 )
 
@@ -271,7 +283,7 @@ var rSQL = [numRStmts]string{
 	rListActiveServer: `SELECT ` + runCols + ` FROM runs INDEXED BY runs_active
 		WHERE server_id = ? AND status IN ('dispatched', 'running') ORDER BY seq`,
 	rNextPendingAt: `SELECT min(run_at) FROM runs WHERE status = 'pending'`,
-	rCountByGroup:  `SELECT grp, status, count(*) FROM runs GROUP BY grp, status ORDER BY grp, status`,
+	rCountByGroup:  countByGroupSQL,
 	rLogList: `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs
 		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
 	rLeaderGet:  `SELECT server_id, term, expires_at FROM leader WHERE name = 'leader'`,
@@ -328,7 +340,9 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 				// Rowids of one multi-row INSERT are consecutive: each new row
 				// gets max(rowid)+1 and nothing else writes in between.
 				for j := range c.rows {
-					out[i+j] = store.RunInsertResult{Run: insertedRun(&runs[i+j], last-int64(c.rows-1-j))}
+					p := &runs[i+j]
+					out[i+j] = store.RunInsertResult{Run: insertedRun(p, last-int64(c.rows-1-j))}
+					t.counts.Add(p.Group, p.Job, p.Status, 1)
 				}
 				i += c.rows
 				n -= c.rows
@@ -370,6 +384,7 @@ func (t *tx) insertOne(p *store.RunInsertParams) (store.RunInsertResult, error) 
 		err = t.ended("RunInsert", p.ID)
 	}
 	if n > 0 {
+		t.counts.Add(p.Group, p.Job, p.Status, 1)
 		return store.RunInsertResult{Run: insertedRun(p, seq)}, err
 	}
 	// The key or the slot names a run already (maybe one earlier in this
@@ -517,6 +532,7 @@ func (t *tx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*Run, erro
 		return nil, fmt.Errorf("sqlite: RunClaim: updated %d of %d runs", n, len(runs))
 	}
 	for _, r := range runs {
+		t.counts.Move(r.Group, r.Job, r.Status, store.StatusDispatched)
 		r.Status = store.StatusDispatched
 		r.Attempt++
 		r.ServerID = p.ServerID
@@ -558,7 +574,12 @@ func (t *tx) RunStart(ctx context.Context, ps []store.RunStartParams) ([]bool, e
 		if err != nil {
 			return nil, err
 		}
-		out[i] = n > 0
+		if out[i] = n > 0; out[i] {
+			*t.moved = append(*t.moved, p.ID)
+		}
+	}
+	if err := t.countMoved("RunStart", wCountStarted); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -628,11 +649,17 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			}
 			out[i] = store.RunFinishResult{ID: p.ID, Accepted: n > 0, Callback: n > 0 && p.Status.Terminal()}
 		}
+		if out[i].Accepted {
+			*t.moved = append(*t.moved, p.ID)
+		}
 		if out[i].Accepted && endsListed(p.Status) {
 			if err := t.ended("RunFinish", p.ID); err != nil {
 				return nil, err
 			}
 		}
+	}
+	if err := t.countMoved("RunFinish", wCountFinished); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -678,6 +705,7 @@ func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunC
 		return store.RunCancelResult{}, fmt.Errorf("sqlite: RunCancel: run %q vanished", p.ID)
 	}
 	res.Run, res.Changed = runs[0], true
+	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusCancelled)
 	return res, t.ended("RunCancel", p.ID)
 }
 
@@ -704,6 +732,7 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 	if len(runs) != 1 {
 		return nil, fmt.Errorf("sqlite: RunRetry: run %q vanished", p.ID)
 	}
+	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusQueued)
 	return runs[0], t.unended("RunRetry", prev.Seq)
 }
 
@@ -720,6 +749,9 @@ func (t *tx) RunPromote(ctx context.Context, p store.RunPromoteParams) ([]*Run, 
 	runs, err := t.queryRuns("RunPromote", wPromote)
 	if err != nil {
 		return nil, err
+	}
+	for _, r := range runs {
+		t.counts.Move(r.Group, r.Job, store.StatusPending, store.StatusQueued)
 	}
 	// RETURNING has no defined order; promote order is run_at, then seq.
 	slices.SortFunc(runs, func(a, b *Run) int {

@@ -129,9 +129,7 @@ func (s *Store) RunNextPendingAt(ctx context.Context) (time.Time, error) {
 	return fromNullMicro(at), nil
 }
 
-// RunCountByGroup implements store.Store. It reads every run (there is no
-// index on status: it would be written on every state change), so it is
-// meant for dashboards and metrics, not for hot paths.
+// RunCountByGroup implements store.Store, from the counters (stats.go).
 func (s *Store) RunCountByGroup(ctx context.Context) ([]store.GroupCount, error) {
 	if s.closed.Load() {
 		return nil, errClosed

@@ -141,6 +141,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s := &Store{path: abs, log: log, wsem: make(chan struct{}, 1), closing: make(chan struct{}), lock: lock}
 	s.w, err = sql.Open("sqlite", uri+"?"+strings.Join([]string{
 		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS),
+		// Before journal_mode: on a new file, switching to WAL writes the
+		// header, after which auto_vacuum can no longer change. On a
+		// database that has tables it changes nothing: that one reuses
+		// its free pages instead (ReclaimSpace, retention.go).
+		"_pragma=auto_vacuum(INCREMENTAL)",
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(" + syncMode + ")",
 		"_pragma=foreign_keys(0)",

@@ -30,6 +30,11 @@ var bg = context.Background()
 type writer struct {
 	dc    any
 	stmts [numWStmts]driver.Stmt
+	// counts is reused by every transaction (their deltas are written or
+	// dropped before the next one begins): its map keeps its buckets.
+	counts store.CountDeltas
+	// moved is the buffer of countMoved (stats.go), reused likewise.
+	moved []string
 }
 
 // errRawPanic stands in for a panic while fn runs inside sql.Conn.Raw, so
@@ -90,6 +95,10 @@ func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) error {
 			}
 			return nil
 		}
+		if err := t.flushCounts(); err != nil {
+			t.done = true
+			return errors.Join(err, t.dtx.Rollback())
+		}
 		t.done = true
 		if err := t.dtx.Commit(); err != nil { // the driver rolls back a failed commit
 			return s.wrap("commit", err)
@@ -119,7 +128,8 @@ func (s *Store) begin(dc any) (*tx, error) {
 	if err != nil {
 		return nil, s.wrap("begin", err)
 	}
-	return &tx{s: s, w: s.wr, dtx: dtx}, nil
+	s.wr.counts.Reset() // what a rolled-back transaction left
+	return &tx{s: s, w: s.wr, dtx: dtx, counts: &s.wr.counts, moved: &s.wr.moved}, nil
 }
 
 // closeWriterStmts finalizes the writer's statements while their connection
@@ -155,6 +165,12 @@ type tx struct {
 	dtx  driver.Tx
 	done bool
 	args []driver.NamedValue // reused argument buffer
+	// counts are the transaction's changes to run_counts, written by
+	// flushCounts before COMMIT (stats.go).
+	counts *store.CountDeltas
+	// moved collects the ids of the runs a start or finish batch applied,
+	// for countMoved (stats.go).
+	moved *[]string
 }
 
 var errTxDone = errors.New("sqlite: transaction used after Tx returned")
@@ -234,7 +250,7 @@ func (t *tx) query(op string, i wStmt, ncols int, fn func(vals []driver.Value)) 
 	if err != nil {
 		return t.s.wrap(op, err)
 	}
-	var buf [numRunCols]driver.Value
+	var buf [numRunCols + 1]driver.Value // runCols and one more (RunRequeueLost)
 	vals := buf[:ncols]
 	for {
 		err := rows.Next(vals)

@@ -213,4 +213,5 @@ func testLoadHistory(t *testing.T, s store.Store) {
 	if len(got) != (n+6)/10 || got[0].ID != runID(3) { // i%10 == 3, all odd: g1
 		t.Errorf("failed runs of g1: %d, first %v", len(got), ids(got[:min(1, len(got))]))
 	}
+	checkCounts(t, s, "after LoadHistory")
 }

@@ -114,6 +114,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"Promote", testPromote},
 		{"NextPendingAt", testNextPendingAt},
 		{"CountByGroup", testCountByGroup},
+		{"StatsCounters", testStatsCounters},
+		{"StatsConcurrent", testStatsConcurrent},
+		{"StatsQueueHeads", testStatsQueueHeads},
 		{"ListFiltersAndPages", testListFiltersAndPages},
 		{"ListLimits", testListLimits},
 		{"ListAllFilters", testListAllFilters},
@@ -176,6 +179,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"AuditListPages", testAuditListPages},
 		{"AuditAppendChecks", testAuditAppendChecks},
 		{"AuditDeleteBefore", testAuditDeleteBefore},
+		{"RetentionDeletesExpired", testRetentionDeletesExpired},
+		{"RetentionPerStatus", testRetentionPerStatus},
+		{"RetentionKeyFree", testRetentionKeyFree},
+		{"RetentionLimit", testRetentionLimit},
+		{"RetentionJobs", testRetentionJobs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
