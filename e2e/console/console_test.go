@@ -219,3 +219,39 @@ func TestConsoleJobsAndWorkers(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`tr[data-worker="w1"] button[data-action="resume"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-worker="w1"][data-draining="false"]`)))
 }
+
+// TestConsoleCancelAllMatching: "cancel all matching" shows how many runs
+// the filter matches, and cancels exactly those once confirmed.
+func TestConsoleCancelAllMatching(t *testing.T) {
+	e := start(t)
+	var ids []string
+	for range 3 {
+		ids = append(ids, e.submit(t, "sleep 60").ID)
+	}
+	for _, id := range ids {
+		e.api.WaitStatus(id, "running", 20*time.Second)
+	}
+	done := e.submit(t, "true")
+	e.api.Wait(done.ID, 20*time.Second)
+
+	ctx := browser(t)
+	signIn(t, ctx, e.base, proc.Token(t))
+	do(t, ctx, "ask to cancel the running runs", 20*time.Second,
+		chromedp.Navigate(e.base+"/runs?status=running"),
+		chromedp.Click(chromedp.ID("cancel-matching")),
+		chromedp.WaitVisible(chromedp.ID("match-count")))
+	if n := value(t, ctx, "read the count", chromedp.Evaluate[string](`document.getElementById("match-count").dataset.count`)); n != "3" {
+		t.Fatalf("the confirmation counts %s runs, want 3", n)
+	}
+	do(t, ctx, "confirm", 20*time.Second,
+		chromedp.Click(chromedp.ID("match-confirm")),
+		chromedp.WaitVisible(chromedp.ID("match-done")))
+	for _, id := range ids {
+		if got := e.api.Wait(id, 20*time.Second); got.Status != "cancelled" {
+			t.Fatalf("run %s is %s after cancel-all", id, got.Status)
+		}
+	}
+	if got := e.api.Get(done.ID); got.Status != "succeeded" {
+		t.Fatalf("a run outside the filter became %s", got.Status)
+	}
+}

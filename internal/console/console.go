@@ -82,6 +82,8 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /runs/{id}", c.page(c.runPage))
 	c.mux.HandleFunc("POST /runs/{id}/{action}", c.action(c.runAction))
 	c.mux.HandleFunc("POST /runs-bulk", c.action(c.runsBulk))
+	c.mux.HandleFunc("GET /runs-matching", c.page(c.matchConfirm))
+	c.mux.HandleFunc("POST /runs-matching", c.action(c.matchApply))
 	c.mux.HandleFunc("GET /workers", c.page(c.workersPage))
 	c.mux.HandleFunc("POST /workers/{id}/{action}", c.action(c.workerAction))
 	c.mux.HandleFunc("GET /jobs", c.page(c.jobsPage))

@@ -70,7 +70,8 @@ func usedKeys(t *testing.T) []string {
 		keys = append(keys, "status."+s)
 	}
 	keys = append(keys, "bulk.done.cancel", "bulk.done.retry", "workers.done.drain", "workers.done.resume", "workers.done.shutdown", "workers.done.restart",
-		"jobs.done.pause", "jobs.done.resume", "jobs.done.delete")
+		"jobs.done.pause", "jobs.done.resume", "jobs.done.delete",
+		"match.title.cancel", "match.title.retry", "match.count.cancel", "match.count.retry", "match.confirm.cancel", "match.confirm.retry")
 	for _, k := range []string{"fired", "late", "skipped", "missing", "unknown", "due"} {
 		keys = append(keys, "slot."+k)
 	}

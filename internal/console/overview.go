@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"time"
 
 	"github.com/pluto-sched/pluto/internal/apijson"
 )
@@ -13,8 +14,17 @@ import (
 type overviewPage struct {
 	*view
 	Cluster  apijson.Cluster
+	Stats    apijson.Stats
 	Groups   []groupLoad
 	Failures []apijson.Run
+}
+
+// Age shows a queue age in seconds as a short duration.
+func (overviewPage) Age(sec float64) string {
+	if sec <= 0 {
+		return ""
+	}
+	return (time.Duration(sec * float64(time.Second))).Round(time.Second).String()
 }
 
 // groupLoad is one group's workers and slots.
@@ -35,6 +45,9 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, v *view) erro
 		return err
 	}
 	p.Groups = groupLoads(workers.Items)
+	if err := c.api.call(ctx, secret, http.MethodGet, "/api/v1/stats", nil, nil, &p.Stats); err != nil {
+		return err
+	}
 	var failed apijson.List[apijson.Run]
 	q := url.Values{"status": {"failed,timed_out"}, "limit": {"10"}}
 	if err := c.api.call(ctx, secret, http.MethodGet, "/api/v1/runs", q, nil, &failed); err != nil {
@@ -42,6 +55,9 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, v *view) erro
 	}
 	p.Failures = failed.Items
 	v.Title = v.T("overview.title")
+	if r.URL.Query().Get("part") == "live" {
+		return c.renderPart(w, "overview", "live", p)
+	}
 	return c.render(w, "overview", p)
 }
 

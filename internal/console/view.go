@@ -119,6 +119,7 @@ var funcs = template.FuncMap{
 	"mib":       mib,
 	"slotTitle": slotTitle,
 	"list":      func(s ...string) []string { return s },
+	"summary":   matchSummary,
 	"statusClass": func(s string) string {
 		return "st-" + s
 	},
