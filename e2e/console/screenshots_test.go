@@ -40,6 +40,7 @@ func TestConsoleScreenshots(t *testing.T) {
 		{"jobs", "/jobs", "#jobs"},
 		{"job", "/jobs/every-20s", "#preview"},
 		{"job-new", "/jobs/new", "#f-name"},
+		{"failures", "/failures", "#failures"},
 		{"workers", "/workers", "#workers"},
 		{"cluster", "/cluster", "#leader"},
 		{"audit", "/audit", "main table"},
@@ -76,6 +77,9 @@ func media(name, val string) chromedp.Action[chromedp.Void] {
 func seed(t *testing.T, e env) {
 	for i := range 6 {
 		e.submit(t, fmt.Sprintf("echo step %d; echo working; sleep 0.%d", i, i))
+	}
+	for i := range 4 {
+		e.submit(t, fmt.Sprintf("echo 'order %d not found' >&2; exit %d", 1000+i, 3+i%2))
 	}
 	f := e.submit(t, "echo connecting to db; echo 'error: connection refused' >&2; exit 2")
 	e.submit(t, "sleep 120")

@@ -80,6 +80,7 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /{$}", c.page(c.overview))
 	c.mux.HandleFunc("GET /runs", c.page(c.runsPage))
 	c.mux.HandleFunc("GET /runs/{id}", c.page(c.runPage))
+	c.mux.HandleFunc("GET /failures", c.page(c.failuresPage))
 	c.mux.HandleFunc("POST /runs/{id}/{action}", c.action(c.runAction))
 	c.mux.HandleFunc("POST /runs-bulk", c.action(c.runsBulk))
 	c.mux.HandleFunc("GET /runs-matching", c.page(c.matchConfirm))

@@ -120,6 +120,7 @@ var funcs = template.FuncMap{
 	"slotTitle": slotTitle,
 	"list":      func(s ...string) []string { return s },
 	"summary":   matchSummary,
+	"ptr":       func(s string) *string { return &s },
 	"statusClass": func(s string) string {
 		return "st-" + s
 	},
