@@ -31,6 +31,10 @@ test: ## run every test but the fault-injection suite, race detector on (unit, c
 test-race: ## same as test (kept for muscle memory)
 	$(GO) test -race -count=1 -timeout 20m $(TEST_PKGS)
 
+.PHONY: screenshots
+screenshots: ## regenerate the console screenshots in docs/console/ (headless Chromium: apt-get install chromium)
+	PLUTO_SCREENSHOTS_DIR=$(CURDIR)/docs/console $(GO) test -count=1 -run '^TestConsoleScreenshots$$' ./e2e/console
+
 .PHONY: test-faults
 test-faults: ## fault-injection suite: real processes killed, frozen, partitioned, restarted; prints lost/duplicates/recovery per scenario (docs/faults.md)
 	$(GO) test -race -count=1 -timeout 10m -v ./e2e/faults/

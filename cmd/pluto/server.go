@@ -362,7 +362,12 @@ func (a *app) printDevBanner(srv *server.Server, storeURL string, wopts worker.O
 	if containsString(types, "shell") {
 		example = `pluto submit` + serverFlag + ` --type shell --payload '{"cmd":"echo hello from pluto"}' --wait`
 	}
+	consoleURL := url + "/"
+	if link, err := srv.ConsoleLoginURL(readTokenOrEmpty(tokenFile)); err == nil {
+		consoleURL = link + "  (signs you in once)"
+	}
 	fmt.Fprintf(a.stdout, `Pluto dev is running.
+  console: %s
   API:     %s/api/v1
   gRPC:    %s
   store:   %s
@@ -374,7 +379,13 @@ Try:
   pluto run ls%s
 
 Ctrl-C stops (the worker drains first).
-`, url, srv.GRPCAddr(), storeURL, wopts.ID, wopts.Group, wopts.Capacity, strings.Join(types, ", "), tokenFile, tokenNote(tokenFile), example, serverFlag)
+`, consoleURL, url, srv.GRPCAddr(), storeURL, wopts.ID, wopts.Group, wopts.Capacity, strings.Join(types, ", "), tokenFile, tokenNote(tokenFile), example, serverFlag)
+}
+
+// readTokenOrEmpty reads a token file ("" if it cannot).
+func readTokenOrEmpty(path string) string {
+	tok, _ := readTokenFile(path)
+	return tok
 }
 
 // tokenNote tells how the CLI finds a dev token outside ./pluto-data.

@@ -131,7 +131,7 @@ func routePath(pattern string) (method, path string) {
 // a permission, or one that forgets to check, fails here.
 func TestEveryRouteAuthenticatesAndAuthorizes(t *testing.T) {
 	en := newAuthEnv(t)
-	api := en.srv.httpSrv.Handler.(*httpAPI)
+	api := en.srv.httpSrv.Handler.(*site).api.(*httpAPI)
 	roles := map[auth.Role]string{auth.RoleViewer: en.tokens["view"], auth.RoleClient: en.tokens["cli"],
 		auth.RoleWorker: en.tokens["wrk"], auth.RoleOperator: en.tokens["ops"]}
 	for _, rt := range api.routes() {
@@ -183,7 +183,7 @@ func TestEveryRouteAuthenticatesAndAuthorizes(t *testing.T) {
 // The bars, one by one.
 func TestRolesAndGroups(t *testing.T) {
 	en := newAuthEnv(t)
-	api := en.srv.httpSrv.Handler.(*httpAPI)
+	api := en.srv.httpSrv.Handler.(*site).api.(*httpAPI)
 	for _, rt := range api.routes() {
 		if rt.action == "" {
 			continue

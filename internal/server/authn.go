@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pluto-sched/pluto/internal/auth"
+	"github.com/pluto-sched/pluto/internal/console"
 	"github.com/pluto-sched/pluto/internal/engine"
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
 	"github.com/pluto-sched/pluto/internal/store"
@@ -57,6 +59,30 @@ func (a *authenticator) verify(ctx context.Context, header string) (*auth.Princi
 		return anonymousAdmin, nil
 	}
 	return a.v.VerifyHeader(ctx, header)
+}
+
+// verifyRequest authenticates an HTTP request: its bearer token, or else
+// the console's session cookie — then a request that changes something
+// must also carry the session's CSRF token (X-CSRF-Token), which another
+// site's page cannot know.
+func (a *authenticator) verifyRequest(r *http.Request) (*auth.Principal, error) {
+	header := r.Header.Get("Authorization")
+	if a == nil || header != "" {
+		return a.verify(r.Context(), header)
+	}
+	ck, err := r.Cookie(console.SessionCookie)
+	if err != nil || ck.Value == "" {
+		return a.verify(r.Context(), header) // no credentials: the usual 401
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	default:
+		got := r.Header.Get("X-CSRF-Token")
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(console.CSRFToken(ck.Value))) != 1 {
+			return nil, fmt.Errorf("%w: a session cookie needs the X-CSRF-Token header on %s", auth.ErrUnauthenticated, r.Method)
+		}
+	}
+	return a.v.Verify(r.Context(), ck.Value)
 }
 
 // grpcPerms is what each gRPC method needs.

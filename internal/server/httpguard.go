@@ -112,17 +112,8 @@ func hostOnly(hostport string) string {
 
 // check returns the error to answer r with, or nil to serve it.
 func (g *guard) check(r *http.Request) *apiError {
-	if !g.hostAllowed(r.Host) {
-		return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
-			Message: fmt.Sprintf("host %q is not a name of this server (see --allowed-hosts)", r.Host)}
-	}
-	if origin := r.Header.Get("Origin"); origin != "" {
-		if !g.originAllowed(origin, r) {
-			return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
-				Message: fmt.Sprintf("origin %q may not call this server (see --allowed-origins)", origin)}
-		}
-	} else if r.Header.Get("Sec-Fetch-Site") == "cross-site" && !g.anyOrig {
-		return &apiError{Status: http.StatusForbidden, Code: codeForbidden, Message: "cross-site requests may not call this server (see --allowed-origins)"}
+	if err := g.checkOrigin(r); err != nil {
+		return err
 	}
 	switch r.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
@@ -135,6 +126,24 @@ func (g *guard) check(r *http.Request) *apiError {
 			return &apiError{Status: http.StatusUnsupportedMediaType, Code: codeUnsupportedMediaType,
 				Message: fmt.Sprintf("Content-Type must be application/json or absent on DELETE requests, got %q", ct)}
 		}
+	}
+	return nil
+}
+
+// checkOrigin is the Host and Origin part of check (the console's forms
+// are not JSON, so it applies this part only).
+func (g *guard) checkOrigin(r *http.Request) *apiError {
+	if !g.hostAllowed(r.Host) {
+		return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+			Message: fmt.Sprintf("host %q is not a name of this server (see --allowed-hosts)", r.Host)}
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if !g.originAllowed(origin, r) {
+			return &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+				Message: fmt.Sprintf("origin %q may not call this server (see --allowed-origins)", origin)}
+		}
+	} else if r.Header.Get("Sec-Fetch-Site") == "cross-site" && !g.anyOrig {
+		return &apiError{Status: http.StatusForbidden, Code: codeForbidden, Message: "cross-site requests may not call this server (see --allowed-origins)"}
 	}
 	return nil
 }

@@ -95,7 +95,7 @@ func (h *httpAPI) authorized(rt route) http.HandlerFunc {
 		return rt.handler
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := h.auth.verify(r.Context(), r.Header.Get("Authorization"))
+		p, err := h.auth.verifyRequest(r)
 		if err != nil {
 			writeError(w, httpAuthError(err))
 			return

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/pluto-sched/pluto/internal/apijson"
+	"github.com/pluto-sched/pluto/internal/console"
 	"github.com/pluto-sched/pluto/internal/engine"
 	plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
 	"github.com/pluto-sched/pluto/internal/metrics"
@@ -82,6 +83,8 @@ type Server struct {
 	workers   *workerService
 	streams   atomic.Pointer[workerService] // workers, once it exists (notifications come earlier)
 	metrics   *metrics.Metrics
+	feed      *changeFeed // live updates of the console
+	console   *console.Console
 	pprofSrv  *http.Server
 	pprofLn   net.Listener
 	sec       *security
@@ -191,7 +194,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.metrics = metrics.New()
 	ecfg := cfg.Engine
-	ecfg.Observer = s.metrics
+	s.feed = newChangeFeed()
+	ecfg.Observer = withFeed{Observer: s.metrics, feed: s.feed}
 	ecfg.OnNotify, ecfg.OnRelisten = s.sec.notified, s.sec.relistened
 	ecfg.Store = s.store
 	ecfg.CallbackBody = func(r *store.Run) ([]byte, error) { return json.Marshal(apijson.FromRun(r)) }
@@ -237,12 +241,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return fail(err)
 	}
 
+	hopts := HTTPOptions{
+		MaxPayload: cfg.MaxPayload, ServerID: cfg.ServerID, StoreName: s.store.Name(),
+		Logger: cfg.Logger, Stopping: s.stopping, limit: s.maxPayload, peers: newPeerClient(cfg.PeerTLS),
+		Auth: s.sec.authn, Audit: s.sec.audit, Tokens: s.sec.tokens, guard: g, Metrics: s.metrics.Handler(),
+	}
+	api := newHTTPHandler(eng, hopts)
+	if s.console, err = newConsole(api, s.sec.authn, s.feed, s.stopping, hopts); err != nil {
+		return fail(err)
+	}
 	s.httpSrv = &http.Server{
-		Handler: newHTTPHandler(eng, HTTPOptions{
-			MaxPayload: cfg.MaxPayload, ServerID: cfg.ServerID, StoreName: s.store.Name(),
-			Logger: cfg.Logger, Stopping: s.stopping, limit: s.maxPayload, peers: newPeerClient(cfg.PeerTLS),
-			Auth: s.sec.authn, Audit: s.sec.audit, Tokens: s.sec.tokens, guard: g, Metrics: s.metrics.Handler(),
-		}),
+		Handler:           &site{api: api, console: s.console, guard: g},
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          httpErrorLog(cfg.Logger),
 	}

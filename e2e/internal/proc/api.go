@@ -235,3 +235,32 @@ func (a API) Logs(id string) (lines []LogLine, size int, err error) {
 		after = page.Items[len(page.Items)-1].Seq
 	}
 }
+
+// Get returns the run as stored now.
+func (a API) Get(id string) Run {
+	a.T.Helper()
+	var r Run
+	if code := a.Do("GET", "/api/v1/runs/"+id, nil, &r); code != 200 {
+		a.T.Fatalf("get %s: HTTP %d", id, code)
+	}
+	return r
+}
+
+// WaitStatus reads the run until it is in status (failing the test if it
+// ends in another, or is not there within the time).
+func (a API) WaitStatus(id, status string, within time.Duration) Run {
+	a.T.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := a.Get(id)
+		switch {
+		case r.Status == status:
+			return r
+		case r.Terminal():
+			a.T.Fatalf("run %s ended %s while waiting for %s", id, r.Status, status)
+		case time.Now().After(deadline):
+			a.T.Fatalf("run %s still %s after %v (waiting for %s)", id, r.Status, within, status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
