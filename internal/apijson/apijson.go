@@ -73,6 +73,10 @@ type Worker struct {
 	Draining bool     `json:"draining"`
 	Leaving  bool     `json:"leaving"`
 	Commands []string `json:"commands"`
+	// CPUHistory and MemHistory are the worker's CPU and memory as its
+	// last heartbeats (at most 30) reported them, oldest first.
+	CPUHistory []float64 `json:"cpu_history"`
+	MemHistory []uint64  `json:"mem_history"`
 }
 
 // LogLine is one stored log line of a run.

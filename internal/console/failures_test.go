@@ -28,3 +28,13 @@ func TestGroupFailures(t *testing.T) {
 		t.Fatalf("link %q", top.Link)
 	}
 }
+
+func TestSparkline(t *testing.T) {
+	if sparkline("x", []float64{1}) != "" {
+		t.Fatal("a single point draws nothing")
+	}
+	s := string(sparkline(`a"b`, []float64{0, 50, 100}))
+	if !strings.Contains(s, `points="0.0,17.0 40.0,9.0 80.0,1.0"`) || !strings.Contains(s, `aria-label="a&#34;b"`) {
+		t.Fatalf("sparkline %s", s)
+	}
+}

@@ -121,6 +121,8 @@ var funcs = template.FuncMap{
 	"list":      func(s ...string) []string { return s },
 	"summary":   matchSummary,
 	"ptr":       func(s string) *string { return &s },
+	"cpuSpark":  cpuSpark,
+	"memSpark":  memSpark,
 	"statusClass": func(s string) string {
 		return "st-" + s
 	},

@@ -213,4 +213,7 @@ type WorkerInfo struct {
 	Draining bool
 	Leaving  bool
 	Commands []string // remote commands the worker answers
+	// Loads are the loads of the last heartbeats (at most 30), oldest
+	// first.
+	Loads []Load
 }

@@ -396,6 +396,6 @@ func (s *Session) info() WorkerInfo {
 		Version: s.hello.Version, Hostname: s.hello.Hostname, ConnectedAt: s.connectedAt,
 		LastHeartbeat: s.lastSeen, Server: s.e.cfg.ServerID,
 		Draining: s.draining || s.window == 0, Leaving: s.ctl.leaving,
-		Commands: slices.Clone(s.hello.Commands),
+		Commands: slices.Clone(s.hello.Commands), Loads: s.loads.list(),
 	}
 }

@@ -33,6 +33,7 @@ type Session struct {
 	outbox       []Task         // scratch for assign
 	lastDispatch uint64
 	load         Load
+	loads        loadRing // the last heartbeats' loads, for the console's sparklines
 	connectedAt  time.Time
 	lastSeen     time.Time
 	state        WorkerState
@@ -293,7 +294,33 @@ func (s *Session) Heartbeat(l Load) {
 	e.disp.mu.Lock()
 	defer e.disp.mu.Unlock()
 	s.load = l
+	s.loads.add(l)
 	s.touch()
+}
+
+// loadHistory is how many heartbeats' loads a session keeps.
+const loadHistory = 30
+
+// loadRing holds the last loadHistory loads.
+type loadRing struct {
+	buf  [loadHistory]Load
+	next int
+	n    int
+}
+
+func (r *loadRing) add(l Load) {
+	r.buf[r.next] = l
+	r.next = (r.next + 1) % loadHistory
+	r.n = min(r.n+1, loadHistory)
+}
+
+// list returns the loads, oldest first.
+func (r *loadRing) list() []Load {
+	out := make([]Load, 0, r.n)
+	for i := range r.n {
+		out = append(out, r.buf[(r.next-r.n+i+loadHistory)%loadHistory])
+	}
+	return out
 }
 
 // touch marks the worker seen. Called with e.disp.mu held.

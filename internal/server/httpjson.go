@@ -50,7 +50,13 @@ func toWorkerJSON(w engine.WorkerInfo) workerJSON {
 	if commands == nil {
 		commands = []string{}
 	}
+	cpu, mem := make([]float64, len(w.Loads)), make([]uint64, len(w.Loads))
+	for i, l := range w.Loads {
+		cpu[i], mem[i] = l.CPU, l.MemBytes
+	}
 	return workerJSON{
+		CPUHistory:    cpu,
+		MemHistory:    mem,
 		ID:            w.ID,
 		Group:         w.Group,
 		State:         string(w.State),
