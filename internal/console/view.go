@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -122,6 +123,7 @@ var funcs = template.FuncMap{
 	"summary":   matchSummary,
 	"ptr":       func(s string) *string { return &s },
 	"cpuSpark":  cpuSpark,
+	"pct":       func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
 	"memSpark":  memSpark,
 	"statusClass": func(s string) string {
 		return "st-" + s
