@@ -1,9 +1,12 @@
 package console
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/pluto-sched/pluto/internal/apijson"
 )
 
 // Live updates. A page that shows runs listens to /events (Server-Sent
@@ -22,6 +25,11 @@ type ChangeFeed interface {
 const (
 	eventGap  = 500 * time.Millisecond
 	eventPing = 15 * time.Second
+	// eventRecheck: how often an open stream also compares the store's
+	// run counters (GET /api/v1/stats, a read of a few rows) with what it
+	// saw, so that runs that change on another server of a cluster, which
+	// this server's engine does not see, update the page too.
+	eventRecheck = 2 * time.Second
 )
 
 func (c *Console) events(w http.ResponseWriter, r *http.Request, v *view) error {
@@ -41,7 +49,10 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, v *view) error 
 	defer stop()
 	ping := time.NewTicker(eventPing)
 	defer ping.Stop()
+	recheck := time.NewTicker(eventRecheck)
+	defer recheck.Stop()
 	var last time.Time
+	seen := c.countsDigest(r, v)
 	for {
 		select {
 		case <-r.Context().Done():
@@ -50,6 +61,15 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, v *view) error 
 			return nil
 		case <-ping.C:
 			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
+				return nil
+			}
+		case <-recheck.C:
+			d := c.countsDigest(r, v)
+			if d == seen || d == "" {
+				continue
+			}
+			seen, last = d, time.Now()
+			if _, err := fmt.Fprint(w, "event: changed\ndata: {}\n\n"); err != nil {
 				return nil
 			}
 		case <-ch:
@@ -61,6 +81,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, v *view) error 
 				}
 			}
 			last = time.Now()
+			seen = c.countsDigest(r, v)
 			if _, err := fmt.Fprint(w, "event: changed\ndata: {}\n\n"); err != nil {
 				return nil
 			}
@@ -77,4 +98,15 @@ func (c *Console) stopping() <-chan struct{} {
 		return nil
 	}
 	return c.opts.Stopping
+}
+
+// countsDigest summarises the run counters the session may read ("" if
+// they cannot be read): two equal digests mean no run changed status.
+func (c *Console) countsDigest(r *http.Request, v *view) string {
+	var st apijson.Stats
+	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/stats", nil, nil, &st); err != nil {
+		return ""
+	}
+	b, _ := json.Marshal(st.Totals.Counts)
+	return string(b)
 }
