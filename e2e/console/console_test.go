@@ -121,8 +121,9 @@ func TestConsoleOperatorFlow(t *testing.T) {
 	// Language: the switch turns the page Chinese, and it stays so.
 	do(t, ctx, "switch language", 20*time.Second,
 		chromedp.Navigate(e.base+"/runs"),
-		chromedp.SetValue(chromedp.ID("lang-switch"), "zh"),
-		chromedp.Evaluate[chromedp.Void](`document.getElementById("lang-switch").dispatchEvent(new Event("change", {bubbles: true}))`),
+		chromedp.WaitVisible(chromedp.ID("lang-switch")),
+		// What choosing in the list does (console.js submits on change).
+		chromedp.Evaluate[chromedp.Void](`(() => { const s = document.getElementById("lang-switch"); s.value = "zh"; s.form.submit(); })()`),
 		chromedp.WaitVisible(chromedp.Search(`//h1[.="运行记录"]`)),
 		chromedp.Navigate(e.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS("h1")))

@@ -747,8 +747,9 @@ func TestHTTPWorkers(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	// The documented fields plus the remote-control additions (commands, draining, leaving).
-	if fmt.Sprint(keys) != "[capacity commands connected_at cpu draining group handlers id last_heartbeat leaving mem_bytes running server state version]" {
+	// The documented fields plus the remote-control additions (commands,
+	// draining, leaving) and the load history (cpu_history, mem_history).
+	if fmt.Sprint(keys) != "[capacity commands connected_at cpu cpu_history draining group handlers id last_heartbeat leaving mem_bytes mem_history running server state version]" {
 		t.Errorf("worker keys %v", keys)
 	}
 	if w["state"] != "alive" || w["capacity"] != 8.0 || w["running"] != 3.0 || w["cpu"] != 0.41 || w["mem_bytes"] != 123456789.0 ||
