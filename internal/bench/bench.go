@@ -7,8 +7,13 @@
 //   - burndown (the method queue benchmarks publish): insert all runs
 //     first, then start the workers and time until every completion is
 //     committed. Throughput = runs / that time.
+//     With History, on a store holding that many finished runs: the
+//     list filters and the stats are timed through the HTTP API first
+//     (history.go, lists.go).
 //   - steady: start the workers, submit at a fixed rate, and report
-//     latencies under that load.
+//     latencies under that load; with SizeEvery, a row per interval with
+//     the store's size, under the server's retention (steady.go,
+//     size.go).
 //   - cron: jobs firing every second; the lateness of each fired run
 //     from its slot, and one fire per slot (time.go).
 //   - delayed: many runs due over the next day, no workers; the time to
