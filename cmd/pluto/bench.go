@@ -68,31 +68,8 @@ committed to the store.
   pluto bench --mode cron --jobs 20
   pluto bench --mode delayed --store 'postgres://localhost/pluto'`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return usageErrorf("invalid --output %q: want table or json", output)
-			}
-			if !slices.Contains(bench.Modes, opts.Mode) {
-				return usageErrorf("invalid --mode %q: want %s", opts.Mode, strings.Join(bench.Modes, ", "))
-			}
-			if !cmd.Flags().Changed("runs") {
-				switch opts.Mode {
-				case "cron":
-					opts.Runs = 1000
-				case "delayed":
-					opts.Runs = 1_000_000
-				}
-			}
-			if opts.History < 0 || opts.History > 0 && opts.Mode != "burndown" {
-				return usageErrorf("--history must be positive and is for --mode burndown")
-			}
-			if opts.Runs < 1 || opts.Workers < 1 || opts.Capacity < 1 || opts.Rate <= 0 || opts.Jobs < 1 || opts.BatchSize < 1 {
-				return usageErrorf("--runs, --workers, --capacity, --rate, --jobs and --batch must be positive")
-			}
-			if cmd.Flags().Changed("runs") && cmd.Flags().Changed("duration") {
-				return usageErrorf("--runs and --duration exclude each other")
-			}
-			if err := bench.Validate(opts); err != nil {
-				return usageErrorf("%s", strings.TrimPrefix(err.Error(), "bench: "))
+			if err := checkBenchFlags(cmd, &opts, output); err != nil {
+				return err
 			}
 			if output == "table" {
 				opts.Progress = cmd.ErrOrStderr()
@@ -143,4 +120,36 @@ committed to the store.
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole benchmark to this file (go tool pprof)")
 	return cmd
+}
+
+// checkBenchFlags checks the command line (exit 2) and sets the mode's
+// default --runs.
+func checkBenchFlags(cmd *cobra.Command, opts *bench.Options, output string) error {
+	if output != "table" && output != "json" {
+		return usageErrorf("invalid --output %q: want table or json", output)
+	}
+	if !slices.Contains(bench.Modes, opts.Mode) {
+		return usageErrorf("invalid --mode %q: want %s", opts.Mode, strings.Join(bench.Modes, ", "))
+	}
+	if !cmd.Flags().Changed("runs") {
+		switch opts.Mode {
+		case "cron":
+			opts.Runs = 1000
+		case "delayed":
+			opts.Runs = 1_000_000
+		}
+	}
+	if opts.History < 0 || opts.History > 0 && opts.Mode != "burndown" {
+		return usageErrorf("--history must be positive and is for --mode burndown")
+	}
+	if opts.Runs < 1 || opts.Workers < 1 || opts.Capacity < 1 || opts.Rate <= 0 || opts.Jobs < 1 || opts.BatchSize < 1 {
+		return usageErrorf("--runs, --workers, --capacity, --rate, --jobs and --batch must be positive")
+	}
+	if cmd.Flags().Changed("runs") && cmd.Flags().Changed("duration") {
+		return usageErrorf("--runs and --duration exclude each other")
+	}
+	if err := bench.Validate(*opts); err != nil {
+		return usageErrorf("%s", strings.TrimPrefix(err.Error(), "bench: "))
+	}
+	return nil
 }
