@@ -94,6 +94,9 @@ func TestRunSteadySizedPostgres(t *testing.T) {
 	if last.RunsBytes <= 0 || last.LogsBytes <= 0 || last.OtherBytes <= 0 || last.FileBytes != 0 {
 		t.Errorf("PostgreSQL size not split by table: %+v", last)
 	}
+	if st.Autovacuum != "on" && st.Autovacuum != "off" {
+		t.Errorf("autovacuum setting %q", st.Autovacuum)
+	}
 }
 
 func runSteadySized(t *testing.T, storeURL string) *SteadyReport {

@@ -41,8 +41,11 @@ type StoreSize struct {
 type sizer struct {
 	pg     *pgx.Conn
 	schema string
-	path   string  // SQLite
-	db     *sql.DB // SQLite, read-only
+	// autovacuum is PostgreSQL's setting: with it off, deleted rows'
+	// space is never reused and the tables grow whatever retention does.
+	autovacuum string
+	path       string  // SQLite
+	db         *sql.DB // SQLite, read-only
 }
 
 func newSizer(ctx context.Context, storeURL string) (*sizer, error) {
@@ -59,7 +62,12 @@ func newSizer(ctx context.Context, storeURL string) (*sizer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench: store size: %w", err)
 		}
-		return &sizer{pg: conn, schema: schema}, nil
+		sz := &sizer{pg: conn, schema: schema}
+		if err := conn.QueryRow(ctx, "SELECT current_setting('autovacuum')").Scan(&sz.autovacuum); err != nil {
+			conn.Close(ctx)
+			return nil, fmt.Errorf("bench: autovacuum setting: %w", err)
+		}
+		return sz, nil
 	}
 	path := storeURL
 	for _, p := range []string{"sqlite://", "sqlite:"} {

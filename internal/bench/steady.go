@@ -30,9 +30,11 @@ import (
 
 // SteadyReport is what --size-every adds to a steady report.
 type SteadyReport struct {
-	Duration   string     `json:"duration,omitempty"`
-	SizeEvery  string     `json:"size_every"`
-	Retention  string     `json:"retention"` // as the server applied it; "" keeps every run
+	Duration  string `json:"duration,omitempty"`
+	SizeEvery string `json:"size_every"`
+	Retention string `json:"retention"` // as the server applied it; "" keeps every run
+	// Autovacuum is PostgreSQL's autovacuum setting ("on" or "off").
+	Autovacuum string     `json:"autovacuum,omitempty"`
 	LogsPerRun int        `json:"logs_per_run,omitempty"`
 	Intervals  []Interval `json:"intervals"`
 	// Compare sets the last full interval against the one at a third of
@@ -100,6 +102,7 @@ func steadySized(ctx context.Context, srv *benchServer, cl *client.Client, opts 
 	if opts.Retention != "" {
 		st.Retention = opts.retention.String()
 	}
+	st.Autovacuum = sz.autovacuum
 	rep.Steady, rep.Rate = st, opts.Rate
 	var smp sampler
 	ws := &workers{}
@@ -111,7 +114,7 @@ func steadySized(ctx context.Context, srv *benchServer, cl *client.Client, opts 
 	defer hc.CloseIdleConnections()
 	m := &intervalMeter{sz: sz, hc: hc, base: srv.HTTPURL(), smp: &smp, done: done, st: st, out: opts.Progress}
 	if m.out != nil {
-		fmt.Fprint(m.out, intervalHeader(opts.SizeEvery))
+		fmt.Fprint(m.out, autovacuumNote(st.Autovacuum)+intervalHeader(opts.SizeEvery))
 	}
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -342,6 +345,7 @@ func (st *SteadyReport) text(b *strings.Builder) {
 		ret = "none (runs kept)"
 	}
 	fmt.Fprintf(b, "retention:        %s; %d log lines a run\n", ret, st.LogsPerRun)
+	b.WriteString(autovacuumNote(st.Autovacuum))
 	b.WriteString(intervalHeader(mustDuration(st.SizeEvery)))
 	for _, iv := range st.Intervals {
 		b.WriteString(iv.text())
@@ -352,6 +356,14 @@ func (st *SteadyReport) text(b *strings.Builder) {
 			from.End, to.End, mib(from.Size.Bytes), mib(to.Size.Bytes), (c.SizeRatio-1)*100, passFail(c.SizePass), sizeBar*100,
 			from.SubmitToStart.P99, to.SubmitToStart.P99)
 	}
+}
+
+// autovacuumNote warns when PostgreSQL's autovacuum is off.
+func autovacuumNote(setting string) string {
+	if setting != "off" {
+		return ""
+	}
+	return "autovacuum:       OFF on this PostgreSQL server: deleted rows' space is never reused, the tables grow whatever retention does\n"
 }
 
 func mustDuration(s string) time.Duration {
