@@ -353,6 +353,13 @@ func TestUsageErrors(t *testing.T) {
 		{"dev", "--http", "0.0.0.0:7070"},
 		{"dev", "--grpc", ":7071"},
 		{"dev", "--capacity", "0"},
+		{"bench", "--mode", "sideways"},
+		{"bench", "--retention", "succeeded=30s"}, // burndown
+		{"bench", "--mode", "steady", "--retention", "done=30s"},
+		{"bench", "--mode", "steady", "--retention", "succeeded=soon"},
+		{"bench", "--mode", "steady", "--runs", "10", "--duration", "1m"},
+		{"bench", "--mode", "steady", "--size-every", "-1s"},
+		{"bench", "--mode", "cron", "--logs-per-run", "2"},
 	} {
 		r := runCLI(t, env, args...)
 		if r.code != 2 {

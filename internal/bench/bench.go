@@ -7,8 +7,13 @@
 //   - burndown (the method queue benchmarks publish): insert all runs
 //     first, then start the workers and time until every completion is
 //     committed. Throughput = runs / that time.
+//     With History, on a store holding that many finished runs: the
+//     list filters and the stats are timed through the HTTP API first
+//     (history.go, lists.go).
 //   - steady: start the workers, submit at a fixed rate, and report
-//     latencies under that load.
+//     latencies under that load; with SizeEvery, a row per interval with
+//     the store's size, under the server's retention (steady.go,
+//     size.go).
 //   - cron: jobs firing every second; the lateness of each fired run
 //     from its slot, and one fire per slot (time.go).
 //   - delayed: many runs due over the next day, no workers; the time to
@@ -74,9 +79,28 @@ type Options struct {
 	// empty store and the measured one, then times the list filters
 	// (history.go).
 	History int
-	Logger  *slog.Logger
+	// CompareEmpty, with History, burns down once on the empty store
+	// before the load and reports the ratio of the two throughputs.
+	CompareEmpty bool
+	// Steady mode (steady.go). Duration submits for that long (Runs
+	// becomes Rate × Duration). SizeEvery reports a row every interval:
+	// the store's size and that interval's submit→start latencies
+	// (default a minute with Duration or Retention). Retention is the
+	// server's retention setting, as `pluto server --retention` reads it
+	// (default: runs are kept for ever).
+	Duration  time.Duration
+	SizeEvery time.Duration
+	Retention string
+	// LogsPerRun makes each run print this many log lines (burndown and
+	// steady), so that log storage and its retention show in the size.
+	LogsPerRun int
+	// Progress, if set, is sent each steady interval's row as it is
+	// measured (a long run shows its rows as they come).
+	Progress io.Writer
+	Logger   *slog.Logger
 
-	tls *benchTLS // set by Run when TLS is on
+	tls       *benchTLS        // set by Run when TLS is on
+	retention engine.Retention // parsed from Retention
 }
 
 // Modes are the benchmark modes Run knows.
@@ -118,6 +142,7 @@ type Report struct {
 	Delayed *DelayedReport `json:"delayed,omitempty"` // --mode delayed
 	History *HistoryReport `json:"history,omitempty"` // --history
 	Logs    *LogsReport    `json:"logs,omitempty"`    // --mode logs
+	Steady  *SteadyReport  `json:"steady,omitempty"`  // --mode steady with --size-every
 }
 
 func (o *Options) defaults() error {
@@ -154,9 +179,20 @@ func (o *Options) defaults() error {
 	if o.BatchSize == 0 {
 		o.BatchSize = 1000
 	}
+	if o.Mode == "steady" && o.Duration > 0 {
+		o.Runs = max(1, int(o.Rate*o.Duration.Seconds()))
+	}
+	if o.Mode == "steady" && o.SizeEvery == 0 && (o.Duration > 0 || o.Retention != "") {
+		o.SizeEvery = time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	return o.validate()
+}
+
+// validate checks the options after defaults.
+func (o *Options) validate() error {
 	switch {
 	case o.Runs < 1:
 		return errors.New("bench: --runs must be positive")
@@ -176,9 +212,26 @@ func (o *Options) defaults() error {
 		return errors.New("bench: --history must not be negative")
 	case o.History > 0 && o.Mode != "burndown":
 		return errors.New("bench: --history is for --mode burndown")
+	case o.Duration < 0 || o.SizeEvery < 0 || o.LogsPerRun < 0:
+		return errors.New("bench: --duration, --size-every and --logs-per-run must not be negative")
+	case (o.Duration > 0 || o.SizeEvery > 0 || o.Retention != "") && o.Mode != "steady":
+		return errors.New("bench: --duration, --size-every and --retention are for --mode steady")
+	case o.LogsPerRun > 0 && o.Mode != "steady" && o.Mode != "burndown":
+		return errors.New("bench: --logs-per-run is for --mode burndown and steady")
+	}
+	if o.Retention != "" {
+		r, err := engine.ParseRetention(o.Retention, engine.DefaultRetention)
+		if err != nil {
+			return fmt.Errorf("bench: --retention: %w", err)
+		}
+		o.retention = r
 	}
 	return nil
 }
+
+// Validate reports what is wrong with opts (after the defaults), as Run
+// would.
+func Validate(opts Options) error { return opts.defaults() }
 
 // Run runs one benchmark.
 func Run(ctx context.Context, opts Options) (*Report, error) {
@@ -231,9 +284,14 @@ func runQueue(ctx context.Context, opts Options, storeURL string) (*Report, erro
 	defer cl.Close()
 
 	rep := newReport(opts, srv.Server)
-	if opts.Mode == "steady" {
+	switch {
+	case opts.Mode == "steady" && opts.SizeEvery > 0:
+		// The runs are deleted as they go: the latencies are measured in
+		// process, interval by interval, not read back from the store.
+		return rep, steadySized(ctx, srv, cl, opts, storeURL, &done, rep)
+	case opts.Mode == "steady":
 		err = steady(ctx, srv, cl, opts, &done, rep)
-	} else {
+	default:
 		err = burndownHistory(ctx, srv, cl, opts, &done, rep)
 	}
 	if err != nil {
@@ -243,35 +301,6 @@ func runQueue(ctx context.Context, opts Options, storeURL string) (*Report, erro
 		return nil, err
 	}
 	return rep, nil
-}
-
-// burndownHistory runs the burndown; with --history, once on the empty
-// store, then again after loading the history, and times the lists.
-func burndownHistory(ctx context.Context, srv *benchServer, cl *client.Client, opts Options, done *finishCounter, rep *Report) error {
-	if opts.History == 0 {
-		return burndown(ctx, srv, cl, opts, done, rep)
-	}
-	h := &HistoryReport{Runs: opts.History}
-	if err := burndown(ctx, srv, cl, opts, done, rep); err != nil {
-		return err
-	}
-	h.EmptyThroughput = rep.Throughput
-	took, err := loadHistory(ctx, srv.Store(), opts.History)
-	if err != nil {
-		return err
-	}
-	h.LoadSeconds, h.LoadRate = took.Seconds(), float64(opts.History)/took.Seconds()
-	if err := burndown(ctx, srv, cl, opts, done, rep); err != nil {
-		return err
-	}
-	h.Ratio = rep.Throughput / h.EmptyThroughput
-	hc := srv.httpClient(opts)
-	defer hc.CloseIdleConnections()
-	if h.Lists, err = measureLists(ctx, hc, srv.HTTPURL()); err != nil {
-		return err
-	}
-	rep.History = h
-	return nil
 }
 
 // burndown inserts opts.Runs runs, then starts the workers and times
@@ -286,31 +315,10 @@ func burndown(ctx context.Context, srv *benchServer, cl *client.Client, opts Opt
 	}
 	rep.SubmitRate = float64(opts.Runs) / time.Since(t0).Seconds()
 	start := time.Now()
-	if err := ws.start(ctx, srv, opts); err != nil {
+	if err := ws.start(ctx, srv, opts, nil); err != nil {
 		return err
 	}
 	if err := waitDone(ctx, done, target, opts.Runs); err != nil {
-		return err
-	}
-	rep.ElapsedSeconds = time.Since(start).Seconds()
-	rep.Throughput = float64(opts.Runs) / rep.ElapsedSeconds
-	return nil
-}
-
-// steady submits at opts.Rate with the workers connected.
-func steady(ctx context.Context, srv *benchServer, cl *client.Client, opts Options, done *finishCounter, rep *Report) error {
-	ws := &workers{}
-	defer ws.stop()
-	rep.Rate = opts.Rate
-	if err := ws.start(ctx, srv, opts); err != nil {
-		return err
-	}
-	start := time.Now()
-	if err := submitPaced(ctx, cl, opts.Runs, opts.Rate); err != nil {
-		return err
-	}
-	rep.SubmitRate = float64(opts.Runs) / time.Since(start).Seconds()
-	if err := waitDone(ctx, done, int64(opts.Runs), opts.Runs); err != nil {
 		return err
 	}
 	rep.ElapsedSeconds = time.Since(start).Seconds()
@@ -351,20 +359,21 @@ type benchServer struct {
 	token string
 }
 
-// startServer starts the in-process server; onTerminal (may be nil) is
-// called once per run whose terminal status was committed. With auth on
+// startServer starts the in-process server (with opts' retention);
+// onTerminal (may be nil) is called once per run whose terminal status was
+// committed. With auth on
 // (the default, as in production) it makes an admin token for the
 // benchmark's clients and workers, on a new store or an old one.
-func startServer(ctx context.Context, opts Options, storeURL string, onTerminal func()) (*benchServer, error) {
+func startServer(ctx context.Context, opts Options, storeURL string, onTerminal func(store.RunStatus)) (*benchServer, error) {
 	return startServerID(ctx, opts, storeURL, "bench", onTerminal)
 }
 
 // startServerID is startServer with a server id (several servers on one
 // store).
-func startServerID(ctx context.Context, opts Options, storeURL, id string, onTerminal func()) (*benchServer, error) {
-	var ecfg engine.Config
+func startServerID(ctx context.Context, opts Options, storeURL, id string, onTerminal func(store.RunStatus)) (*benchServer, error) {
+	ecfg := engine.Config{Retention: opts.retention}
 	if onTerminal != nil {
-		ecfg.OnTerminal = func(string, store.RunStatus) { onTerminal() }
+		ecfg.OnTerminal = func(_ string, s store.RunStatus) { onTerminal(s) }
 	}
 	cfg := server.Config{
 		Store: storeURL, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
@@ -449,14 +458,19 @@ type workers struct {
 	wg     sync.WaitGroup
 }
 
-func (ws *workers) start(ctx context.Context, srv *benchServer, opts Options) error {
+// start connects opts.Workers workers running h (nil: a no-op that prints
+// opts.LogsPerRun lines).
+func (ws *workers) start(ctx context.Context, srv *benchServer, opts Options, h worker.Handler) error {
+	if h == nil {
+		h = logLines(opts.LogsPerRun, nil)
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	ws.cancel = cancel
 	for i := range opts.Workers {
 		w, err := worker.New(worker.Options{
 			Servers: []string{srv.GRPCAddr()}, ID: fmt.Sprintf("bench-%d", i), Group: "bench",
 			Capacity: opts.Capacity, Prefetch: opts.Prefetch, Logger: opts.Logger,
-			Handler: worker.HandlerFunc(func(context.Context, *worker.Run) error { return nil }),
+			Handler: h,
 			Types:   []string{"noop"}, Token: srv.token, TLS: opts.workerTLS(),
 		})
 		if err != nil {
@@ -519,45 +533,6 @@ func submitBatches(ctx context.Context, cl *client.Client, n, batch int, fill fu
 		}
 	}
 	close(jobs)
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return err
-	default:
-		return nil
-	}
-}
-
-// submitPaced submits n single runs at rate per second, each as its own
-// call (the way an application submits), from a pool of senders so that a
-// slow call does not delay the schedule.
-func submitPaced(ctx context.Context, cl *client.Client, n int, rate float64) error {
-	ticks := make(chan struct{}, 1024)
-	errc := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range ticks {
-				if _, err := cl.Submit(ctx, noopSpec()); err != nil {
-					select {
-					case errc <- err:
-					default:
-					}
-				}
-			}
-		}()
-	}
-	start := time.Now()
-	interval := time.Duration(float64(time.Second) / rate)
-	for i := range n {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d) // pacing the load generator, not waiting for a condition
-		}
-		ticks <- struct{}{}
-	}
-	close(ticks)
 	wg.Wait()
 	select {
 	case err := <-errc:
@@ -653,14 +628,19 @@ func (r *Report) Text() string {
 	fmt.Fprintf(&b, "submit rate:      %.0f runs/s\n", r.SubmitRate)
 	fmt.Fprintf(&b, "throughput:       %.0f runs/s end to end (%.2fs)\n", r.Throughput, r.ElapsedSeconds)
 	fmt.Fprintf(&b, "submit → start:   p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.SubmitToStart.P50, r.SubmitToStart.P90, r.SubmitToStart.P99, r.SubmitToStart.Max)
-	fmt.Fprintf(&b, "submit → finish:  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.SubmitToFinish.P50, r.SubmitToFinish.P90, r.SubmitToFinish.P99, r.SubmitToFinish.Max)
+	if r.Steady == nil {
+		fmt.Fprintf(&b, "submit → finish:  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n", r.SubmitToFinish.P50, r.SubmitToFinish.P90, r.SubmitToFinish.P99, r.SubmitToFinish.Max)
+	}
 	want := r.Runs
-	if r.History != nil {
+	if r.History != nil && r.History.EmptyThroughput > 0 {
 		want *= 2 // the burndown ran twice: before and after the load
 	}
 	fmt.Fprintf(&b, "succeeded:        %d of %d\n", r.Succeeded, want)
 	if r.History != nil {
-		r.History.text(&b)
+		r.History.text(&b, r.Throughput)
+	}
+	if r.Steady != nil {
+		r.Steady.text(&b)
 	}
 	return b.String()
 }

@@ -4,49 +4,43 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pluto-sched/pluto/client"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
-// History mode (--history N, burndown): the store is first filled with N
+// History mode (--history N, burndown): the store is filled with N
 // finished runs through the backend's bulk path (store.HistoryLoader), so
-// that the burndown and the lists are measured on a store of that size.
-// The burndown runs twice in one process — on the empty store, then after
-// the load — so the two throughputs compare on the same machine state.
+// that the reads (lists.go) and the burndown are measured on a store of
+// that size. With CompareEmpty the burndown runs twice in one process — on
+// the empty store, then after the load — so the two throughputs compare
+// on the same machine state.
 
 // HistoryReport is what --history adds to a report.
 type HistoryReport struct {
 	Runs        int     `json:"runs"`
 	LoadSeconds float64 `json:"load_s"`
 	LoadRate    float64 `json:"load_runs_per_s"`
-	// EmptyThroughput is the burndown on the empty store, before the load;
-	// Report.Throughput is the one after it.
-	EmptyThroughput float64       `json:"empty_throughput_runs_per_s"`
-	Ratio           float64       `json:"throughput_ratio"` // after / empty
-	Lists           []ListLatency `json:"lists"`
+	// StoredRuns is what GET /api/v1/stats counted after the load: the
+	// history and the runs of the first burndown.
+	StoredRuns int64 `json:"stored_runs"`
+	// Lists and Stats are the reads timed after the load (lists.go).
+	Lists []ReadLatency `json:"lists"`
+	Stats []ReadLatency `json:"stats"`
+	// With CompareEmpty: the burndown on the empty store, before the
+	// load (Report.Throughput is the one after it), their ratio, and
+	// whether the ratio met the bar (after ≥ 90% of empty).
+	EmptyThroughput float64 `json:"empty_throughput_runs_per_s,omitempty"`
+	Ratio           float64 `json:"throughput_ratio,omitempty"`
+	RatioPass       bool    `json:"throughput_ratio_pass,omitempty"`
 }
 
-// ListLatency is one list filter's first page through the HTTP API
-// (limit 100), called listCalls times.
-type ListLatency struct {
-	Name  string  `json:"name"`
-	Query string  `json:"query"`
-	P50   float64 `json:"p50_ms"`
-	Max   float64 `json:"max_ms"`
-	Runs  int     `json:"runs"` // on the page
-	More  bool    `json:"more"` // the page had a next cursor
-}
-
-const (
-	listCalls = 7
-	// listBarMs is the bar every list filter must meet at 10M runs.
-	listBarMs = 50
-)
+// ratioBar is the burndown bar: after the load at least 90% of the
+// throughput on the empty store.
+const ratioBar = 0.90
 
 // history generation: a week of runs ending an hour ago, in creation
 // order, over historyGroups groups, historyTypes types, historyWorkers
@@ -99,13 +93,48 @@ func historyRun(i, n int, start time.Time) *store.Run {
 	return r
 }
 
+// burndownHistory runs the burndown; with --history, first on the empty
+// store (CompareEmpty), then loads the history, times the reads and burns
+// down again.
+func burndownHistory(ctx context.Context, srv *benchServer, cl *client.Client, opts Options, done *finishCounter, rep *Report) error {
+	if opts.History == 0 {
+		return burndown(ctx, srv, cl, opts, done, rep)
+	}
+	h := &HistoryReport{Runs: opts.History}
+	if opts.CompareEmpty {
+		if err := burndown(ctx, srv, cl, opts, done, rep); err != nil {
+			return err
+		}
+		h.EmptyThroughput = rep.Throughput
+	}
+	start := time.Now().Add(-time.Hour - historySpan)
+	took, err := loadHistory(ctx, srv.Store(), opts.History, start)
+	if err != nil {
+		return err
+	}
+	h.LoadSeconds, h.LoadRate = took.Seconds(), float64(opts.History)/took.Seconds()
+	hc := srv.httpClient(opts)
+	defer hc.CloseIdleConnections()
+	if err := measureReads(ctx, hc, srv.HTTPURL(), start.Add(historySpan/2), h); err != nil {
+		return err
+	}
+	if err := burndown(ctx, srv, cl, opts, done, rep); err != nil {
+		return err
+	}
+	if opts.CompareEmpty {
+		h.Ratio = rep.Throughput / h.EmptyThroughput
+		h.RatioPass = h.Ratio >= ratioBar
+	}
+	rep.History = h
+	return nil
+}
+
 // loadHistory fills st with n finished runs.
-func loadHistory(ctx context.Context, st store.Store, n int) (time.Duration, error) {
+func loadHistory(ctx context.Context, st store.Store, n int, start time.Time) (time.Duration, error) {
 	hl, ok := st.(store.HistoryLoader)
 	if !ok {
 		return 0, fmt.Errorf("bench: --history: the %s store has no bulk loader", st.Name())
 	}
-	start := time.Now().Add(-time.Hour - historySpan)
 	t0 := time.Now()
 	if err := hl.LoadHistory(ctx, n, func(i int) *store.Run { return historyRun(i, n, start) }); err != nil {
 		return 0, fmt.Errorf("bench: --history: %w", err)
@@ -113,99 +142,23 @@ func loadHistory(ctx context.Context, st store.Store, n int) (time.Duration, err
 	return time.Since(t0), nil
 }
 
-// listCases are the filters measured, as GET /api/v1/runs queries.
-func listCases(now time.Time) [][2]string {
-	day := func(d int) string {
-		return url.QueryEscape(now.Add(-time.Duration(d) * 24 * time.Hour).Format(time.RFC3339))
-	}
-	hourAfter := func(d int) string {
-		return url.QueryEscape(now.Add(-time.Duration(d)*24*time.Hour + time.Hour).Format(time.RFC3339))
-	}
-	return [][2]string{
-		{"all", ""},
-		{"all, oldest first", "order=asc"},
-		{"status succeeded", "status=succeeded"},
-		{"status failed", "status=failed"},
-		{"status cancelled", "status=cancelled"},
-		{"status failed, oldest first", "status=failed&order=asc"},
-		{"status queued (none)", "status=queued"},
-		{"group", "group=hist-3"},
-		{"job", "job=job-07"},
-		{"type", "type=type-05"},
-		{"worker", "worker=hist-w-09"},
-		{"created: 1 h, 3 days ago", "created_after=" + day(3) + "&created_before=" + hourAfter(3)},
-		{"finished: 1 h, 2 days ago", "finished_after=" + day(2) + "&finished_before=" + hourAfter(2)},
-		{"finished after, 6 days ago", "finished_after=" + day(6) + "&order=asc"},
-		{"error substring", "error=disk+full"},
-		{"error, rare", "error=code+999%29"},
-		{"group+type+failed", "group=hist-1&type=type-02&status=failed"},
-		{"type+worker", "type=type-11&worker=hist-w-40"},
-		{"job+failed", "job=job-03&status=failed,timed_out"},
-		{"group+created, oldest first", "group=hist-6&created_after=" + day(5) + "&order=asc"},
-		{"error+created", "error=refused&created_after=" + day(4) + "&created_before=" + day(3)},
-	}
-}
-
-// measureLists times each list filter's first page through the HTTP API.
-func measureLists(ctx context.Context, hc *http.Client, base string) ([]ListLatency, error) {
-	var out []ListLatency
-	for _, c := range listCases(time.Now()) {
-		l := ListLatency{Name: c[0], Query: c[1]}
-		var times []float64
-		for range listCalls {
-			t0 := time.Now()
-			page, err := getRuns(ctx, hc, base+"/api/v1/runs?limit=100&"+c[1])
-			if err != nil {
-				return nil, fmt.Errorf("bench: list %s: %w", c[0], err)
-			}
-			times = append(times, ms(time.Since(t0)))
-			l.Runs, l.More = len(page.Items), page.NextCursor != ""
-		}
-		p := percentiles(times)
-		l.P50, l.Max = p.P50, p.Max
-		out = append(out, l)
-	}
-	return out, nil
-}
-
-type runsPage struct {
-	Items      []json.RawMessage `json:"items"`
-	NextCursor string            `json:"next_cursor"`
-}
-
-func getRuns(ctx context.Context, hc *http.Client, u string) (*runsPage, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	var page runsPage
-	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", u, err)
-	}
-	return &page, nil
-}
-
-// finishCounter counts committed terminal runs; wait's channel closes
-// once the count reaches a target.
+// finishCounter counts committed terminal runs, and the succeeded ones;
+// wait's channel closes once the count reaches a target.
 type finishCounter struct {
-	mu     sync.Mutex
-	n      int64
-	target int64
-	ch     chan struct{}
+	mu        sync.Mutex
+	n         int64
+	succeeded int64
+	target    int64
+	ch        chan struct{}
 }
 
-func (c *finishCounter) add() {
+func (c *finishCounter) add(s store.RunStatus) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n++
+	if s == store.StatusSucceeded {
+		c.succeeded++
+	}
 	if c.ch != nil && c.n >= c.target {
 		close(c.ch)
 		c.ch = nil
@@ -216,6 +169,12 @@ func (c *finishCounter) count() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n
+}
+
+func (c *finishCounter) succeededCount() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.succeeded
 }
 
 func (c *finishCounter) wait(target int64) <-chan struct{} {
@@ -230,23 +189,13 @@ func (c *finishCounter) wait(target int64) <-chan struct{} {
 	return ch
 }
 
-func (h *HistoryReport) text(b *strings.Builder) {
-	fmt.Fprintf(b, "history:          %d finished runs loaded in %.1fs (%.0f runs/s)\n", h.Runs, h.LoadSeconds, h.LoadRate)
-	fmt.Fprintf(b, "burndown:         %.0f runs/s on the empty store, %.0f%% of it after the load\n", h.EmptyThroughput, h.Ratio*100)
-	fmt.Fprintf(b, "lists (first page of 100 through the HTTP API, %d calls each; bar %d ms):\n", listCalls, listBarMs)
-	width := 0
-	for _, l := range h.Lists {
-		width = max(width, len(l.Name))
-	}
-	for _, l := range h.Lists {
-		more := ""
-		if l.More {
-			more = ", more"
-		}
-		flag := ""
-		if l.Max > listBarMs {
-			flag = "  OVER THE BAR"
-		}
-		fmt.Fprintf(b, "  %-*s  p50 %6.2f ms  max %6.2f ms  (%d runs%s)%s\n", width, l.Name, l.P50, l.Max, l.Runs, more, flag)
+func (h *HistoryReport) text(b *strings.Builder, throughput float64) {
+	fmt.Fprintf(b, "history:          %d finished runs loaded in %.1fs (%.0f runs/s); GET /api/v1/stats counts %d runs\n",
+		h.Runs, h.LoadSeconds, h.LoadRate, h.StoredRuns)
+	readsText(b, fmt.Sprintf("lists, after the load (GET /api/v1/runs, first page of 100 unless a cursor is given, %d calls each):", readCalls), h.Lists)
+	readsText(b, fmt.Sprintf("stats, after the load (%d calls each):", readCalls), h.Stats)
+	if h.EmptyThroughput > 0 {
+		fmt.Fprintf(b, "burndown:         %.0f runs/s on the empty store, %.0f runs/s after the load: %.0f%%  %s (≥ %.0f%%)\n",
+			h.EmptyThroughput, throughput, h.Ratio*100, passFail(h.RatioPass), ratioBar*100)
 	}
 }

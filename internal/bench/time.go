@@ -16,7 +16,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -31,8 +30,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pluto-sched/pluto/client"
 	"github.com/pluto-sched/pluto/internal/cron"
@@ -117,7 +114,7 @@ type DelayedReport struct {
 // runCron measures cron fire precision.
 func runCron(ctx context.Context, opts Options, storeURL string) (*Report, error) {
 	var finished atomic.Int64
-	srv, err := startServer(ctx, opts, storeURL, func() { finished.Add(1) })
+	srv, err := startServer(ctx, opts, storeURL, func(store.RunStatus) { finished.Add(1) })
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +128,7 @@ func runCron(ctx context.Context, opts Options, storeURL string) (*Report, error
 
 	ws := &workers{}
 	defer ws.stop()
-	if err := ws.start(ctx, srv, opts); err != nil {
+	if err := ws.start(ctx, srv, opts, nil); err != nil {
 		return nil, err
 	}
 	if err := waitWorkers(ctx, hc, base, opts.Workers); err != nil {
@@ -569,43 +566,16 @@ func procStatus(field string) uint64 {
 // storeSize measures the store on disk: SQLite's file and WAL, or the
 // PostgreSQL schema's tables with their indexes and TOAST.
 func storeSize(ctx context.Context, storeURL string, d *DelayedReport) error {
-	if isPostgres(storeURL) {
-		u, err := url.Parse(storeURL)
-		if err != nil {
-			return err
-		}
-		q := u.Query()
-		schema := q.Get("schema")
-		q.Del("schema")
-		u.RawQuery = q.Encode()
-		conn, err := pgx.Connect(ctx, u.String())
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		return conn.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
-			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'p')`, schema).Scan(&d.StoreBytes)
-	}
-	path := storeURL
-	for _, p := range []string{"sqlite://", "sqlite:"} {
-		if rest, ok := strings.CutPrefix(path, p); ok {
-			path = rest
-			break
-		}
-	}
-	path, _, _ = strings.Cut(path, "?")
-	fi, err := os.Stat(path)
+	sz, err := newSizer(ctx, storeURL)
 	if err != nil {
 		return err
 	}
-	d.StoreFileBytes = fi.Size()
-	if fi, err := os.Stat(path + "-wal"); err == nil {
-		d.StoreWALBytes = fi.Size()
-	} else if !errors.Is(err, os.ErrNotExist) {
+	defer sz.close()
+	z, err := sz.measure(ctx)
+	if err != nil {
 		return err
 	}
-	d.StoreBytes = d.StoreFileBytes + d.StoreWALBytes
+	d.StoreBytes, d.StoreFileBytes, d.StoreWALBytes = z.Bytes, z.FileBytes, z.WALBytes
 	return nil
 }
 
