@@ -38,7 +38,8 @@ const (
 		RETURNING runs.seq, runs.id, runs.grp, runs.job, runs.status`
 	sqlRetDeleteSide = `WITH e AS (DELETE FROM ended WHERE seq = ANY ($1)),
 			c AS (DELETE FROM callbacks WHERE seq = ANY ($1)),
-			l AS (DELETE FROM run_log_stats WHERE run_id = ANY ($2))
+			l AS (DELETE FROM run_log_stats WHERE run_id = ANY ($2)),
+			a AS (DELETE FROM audit WHERE target = ANY ($2))
 		DELETE FROM run_logs WHERE run_id = ANY ($2)`
 )
 

@@ -35,6 +35,7 @@ func init() {
 	wSQL[wRetDeleteRun] = `DELETE FROM runs WHERE seq = ?`
 	wSQL[wRetDeleteLogs] = `DELETE FROM run_logs WHERE run_id = ?`
 	wSQL[wRetDeleteLogStats] = `DELETE FROM run_log_stats WHERE run_id = ?`
+	wSQL[wRetDeleteAudit] = `DELETE FROM audit WHERE target = ?`
 }
 
 func decodeCandidate(vals []driver.Value) store.RunCandidate {
@@ -102,7 +103,8 @@ func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (st
 	return res, nil
 }
 
-// deleteRun deletes one run with its log lines, log counters and ended row.
+// deleteRun deletes one run with its log lines, log counters, audit
+// entries and ended row.
 func (t *tx) deleteRun(op string, r *store.RunCandidate) error {
 	t.bind()
 	t.arg(r.Seq)
@@ -121,6 +123,11 @@ func (t *tx) deleteRun(op string, r *store.RunCandidate) error {
 	t.bind()
 	t.arg(r.ID)
 	if _, _, err := t.exec(op, wRetDeleteLogStats); err != nil {
+		return err
+	}
+	t.bind()
+	t.arg(r.ID)
+	if _, _, err := t.exec(op, wRetDeleteAudit); err != nil {
 		return err
 	}
 	return t.unended(op, r.Seq)

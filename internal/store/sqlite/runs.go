@@ -79,6 +79,7 @@ const (
 	wRetDeleteRun      // retention.go
 	wRetDeleteLogs     // retention.go
 	wRetDeleteLogStats // retention.go
+	wRetDeleteAudit    // retention.go
 	wCountAdd          // stats.go
 	wCountStarted      // stats.go
 	wCountFinished     // stats.go

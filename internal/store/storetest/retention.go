@@ -135,6 +135,14 @@ func testRetentionDeletesExpired(t *testing.T, s store.Store) {
 	if ls, err := s.LogStats(ctx, "old-failed"); err != nil || ls.Lines != 1 {
 		t.Fatalf("log counters of old-failed before retention: %+v, %v", ls, err)
 	}
+	// Audit entries about a run go with it; others stay.
+	tx(t, s, func(tx store.Tx) error {
+		return tx.AuditAppend(ctx, []store.AuditEntry{
+			{At: old, Actor: "ci", Action: "run.submit", Target: "old-failed", Outcome: "ok"},
+			{At: old, Actor: "ci", Action: "run.submit", Target: "young-failed", Outcome: "ok"},
+			{At: old, Actor: "ci", Action: "token.create", Target: "ci-2", Outcome: "ok"},
+		})
+	})
 
 	p := store.RunDeleteParams{FinishedBefore: cutoffs(t0.Add(day))}
 	deleted, _ := deleteFinished(t, s, p)
@@ -161,6 +169,12 @@ func testRetentionDeletesExpired(t *testing.T, s store.Store) {
 	}
 	if ls, err := s.LogStats(ctx, "old-failed"); err != nil || ls != (store.LogStats{}) {
 		t.Errorf("log counters of a deleted run: %+v, %v; want none", ls, err)
+	}
+	for target, want := range map[string]int{"old-failed": 0, "young-failed": 1, "ci-2": 1} {
+		page, err := s.AuditList(ctx, store.AuditListParams{Target: target})
+		if err != nil || len(page.Entries) != want {
+			t.Errorf("audit entries about %s after retention: %d (%v), want %d", target, len(page.Entries), err, want)
+		}
 	}
 	// Lists no longer see them (ended rows went with them).
 	page, err := s.RunList(ctx, store.RunListParams{Statuses: []store.RunStatus{store.StatusFailed, store.StatusSkipped}})
