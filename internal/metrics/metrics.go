@@ -98,6 +98,14 @@ func New() *Metrics {
 	m.logDrops = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pluto_log_lines_dropped_total", Help: "Log lines dropped past their run's log cap.",
 	})
+	// Series alert rules name exist from the start (at 0), not only after
+	// the first error or deletion: an absent series makes rate() silent.
+	m.storeErrs.WithLabelValues("commit")
+	for _, st := range store.AllStatuses {
+		if st.Terminal() {
+			m.retention.WithLabelValues(string(st))
+		}
+	}
 	m.reg.MustRegister(m.submitted, m.finished, m.dispatch, m.duration, m.batchSize, m.commitTime,
 		m.storeErrs, m.cronLate, m.repairs, m.retention, m.logDrops,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
