@@ -406,6 +406,7 @@ type Store interface {
 	LogList(ctx context.Context, p LogListParams) ([]LogEntry, error)
 
 	StatsStore
+	RatesStore
 	JobStore
 	CallbackStore
 	TokenStore

@@ -45,3 +45,22 @@ func Waiting(ctx context.Context, stx store.Tx) (bool, error) {
 // the store is used): the conformance suite folds often, so that reads
 // see counters folded, unfolded and both.
 func SetFoldEvery(s *Store, d time.Duration) { s.foldEvery = d }
+
+// OldestBuckets is the conformance suite's look at the rate buckets
+// (storetest.Options.OldestBuckets): it folds the deltas first (the fold
+// prunes), as a commit would when the fold is due.
+func OldestBuckets(ctx context.Context, st store.Store) (minute, hour, latency int64, err error) {
+	s, ok := st.(*Store)
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("postgres: OldestBuckets: %T is not a PostgreSQL store", st)
+	}
+	fold := "BEGIN; " + fmt.Sprintf(sqlFold, s.foldLockID()) + fmt.Sprintf(sqlFoldRates, s.foldLockID()) + "COMMIT"
+	if _, err := s.pool.Exec(ctx, fold); err != nil {
+		return 0, 0, 0, err
+	}
+	err = s.pool.QueryRow(ctx, `SELECT
+		coalesce((SELECT min(bucket) FROM run_rates WHERE res = 60), 0),
+		coalesce((SELECT min(bucket) FROM run_rates WHERE res = 3600), 0),
+		coalesce((SELECT min(bucket) FROM run_latency), 0)`).Scan(&minute, &hour, &latency)
+	return minute, hour, latency, err
+}

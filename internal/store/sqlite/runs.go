@@ -79,6 +79,10 @@ const (
 	wCountAdd       // stats.go
 	wCountStarted   // stats.go
 	wCountFinished  // stats.go
+	wRateAdd        // rates.go
+	wLatencyAdd     // rates.go
+	wRatePrune      // rates.go
+	wLatencyPrune   // rates.go
 	wClaimSelect1   // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8   = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts       = wClaimSelect1 + maxClaimTypes
@@ -269,6 +273,9 @@ const (
 	rStatsCounts    // stats.go
 	rStatsHead      // stats.go
 	rCallbacksOwed  // stats.go
+	rRates          // rates.go
+	rLatency        // rates.go
+	rSeries         // rates.go
 	numRStmts
 )
 
@@ -385,6 +392,7 @@ func (t *tx) insertOne(p *store.RunInsertParams) (store.RunInsertResult, error) 
 	}
 	if n > 0 {
 		t.counts.Add(p.Group, p.Job, p.Status, 1)
+		t.rates.Ended(p.Group, p.Job, p.Status, p.Now, 1) // a skipped run ends now
 		return store.RunInsertResult{Run: insertedRun(p, seq)}, err
 	}
 	// The key or the slot names a run already (maybe one earlier in this
@@ -706,6 +714,7 @@ func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunC
 	}
 	res.Run, res.Changed = runs[0], true
 	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusCancelled)
+	t.rates.Ended(prev.Group, prev.Job, store.StatusCancelled, p.Now, 1)
 	return res, t.ended("RunCancel", p.ID)
 }
 

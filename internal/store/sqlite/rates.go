@@ -1,0 +1,198 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// Throughput and dispatch latency (migration 00011_rates, store/rates.go).
+// The transactions collect their deltas in tx.rates: a cancel and a
+// skipped insert from their params, starts and finishes from the one
+// aggregate read that already counts them (countMoved, stats.go), which
+// also groups by the minute of the start or end and, for starts, by the
+// latency bucket (latencyBucketSQL) — a few more rows per batch, no more
+// statements per run. flushRates writes one upsert per touched bucket
+// before COMMIT, next to the counters; when a newer minute than the last
+// pruned one is written it also deletes the buckets past their keep, a
+// range of the primary key (about once a minute).
+
+// latencyBucketSQL is store.LatencyBucket of a started run in SQL, from
+// microseconds: ceil(2 * log2(latency / 1 ms)), 0 up to 1 ms, at most
+// LatencyBuckets-1.
+var latencyBucketSQL = fmt.Sprintf(`CASE WHEN started_at - max(created_at, run_at) <= 1000 THEN 0
+	ELSE min(%d, CAST(ceil(2 * log2((started_at - max(created_at, run_at)) / 1000.0)) AS INTEGER)) END`,
+	store.LatencyBuckets-1)
+
+func init() {
+	wSQL[wRateAdd] = `INSERT INTO run_rates (res, bucket, grp, job, status, n) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (res, bucket, grp, job, status) DO UPDATE SET n = n + excluded.n`
+	wSQL[wLatencyAdd] = `INSERT INTO run_latency (bucket, grp, le, n) VALUES (?, ?, ?, ?)
+		ON CONFLICT (bucket, grp, le) DO UPDATE SET n = n + excluded.n`
+	wSQL[wRatePrune] = `DELETE FROM run_rates WHERE res = ?1 AND bucket <= ?2`
+	wSQL[wLatencyPrune] = `DELETE FROM run_latency WHERE bucket <= ?`
+	// The three windows of every (group, job, status) in one pass over
+	// the 61 minute and 25 hour buckets they need (?1 current minute, ?2
+	// weight of the straddled minute, ?3 current hour, ?4 weight of the
+	// straddled hour; see store/rates.go).
+	rSQL[rRates] = `SELECT grp, job, status,
+			sum(CASE WHEN res = 60 AND bucket >= ?1 THEN n WHEN res = 60 AND bucket = ?1 - 1 THEN n * ?2 ELSE 0 END),
+			sum(CASE WHEN res = 60 AND bucket > ?1 - 60 THEN n WHEN res = 60 THEN n * ?2 ELSE 0 END),
+			sum(CASE WHEN res = 3600 AND bucket > ?3 - 24 THEN n WHEN res = 3600 THEN n * ?4 ELSE 0 END)
+		FROM run_rates
+		WHERE ((res = 60 AND bucket >= ?1 - 60) OR (res = 3600 AND bucket >= ?3 - 24))
+			AND (?5 = '' OR grp = ?5) AND (?6 = '' OR job = ?6)
+		GROUP BY grp, job, status ORDER BY grp, job, status`
+	rSQL[rLatency] = `SELECT grp, le, sum(CASE WHEN bucket >= ?1 THEN n ELSE n * ?2 END) FROM run_latency
+		WHERE bucket >= ?1 - 1 AND (?3 = '' OR grp = ?3) GROUP BY grp, le ORDER BY grp, le`
+	rSQL[rSeries] = `SELECT bucket, grp, status, sum(n) FROM run_rates
+		WHERE res = ?1 AND bucket >= ?2 AND bucket < ?2 + ?3 AND (?4 = '' OR grp = ?4) AND (?5 = '' OR job = ?5)
+		GROUP BY bucket, grp, status ORDER BY bucket, grp, status`
+}
+
+// flushRates writes the transaction's throughput and latency deltas, in
+// the transaction, and prunes old buckets when a new minute began.
+func (t *tx) flushRates() error {
+	if t.rates.Empty() {
+		return nil
+	}
+	ends, newest := t.rates.Ends()
+	for k, n := range ends {
+		for _, res := range [2]int64{60, 3600} {
+			t.bind()
+			t.arg(res)
+			t.arg(k.Minute * 60 / res)
+			t.arg(k.Group)
+			t.arg(k.Job)
+			t.arg(string(k.Status))
+			t.arg(n)
+			if _, _, err := t.exec("rates", wRateAdd); err != nil {
+				return err
+			}
+		}
+	}
+	lat, newestLat := t.rates.Latency()
+	for k, n := range lat {
+		t.bind()
+		t.arg(k.Minute)
+		t.arg(k.Group)
+		t.arg(int64(k.Bucket))
+		t.arg(n)
+		if _, _, err := t.exec("rates", wLatencyAdd); err != nil {
+			return err
+		}
+	}
+	t.rates.Reset()
+	return t.prune(max(newest, newestLat))
+}
+
+// prune deletes the buckets past their keep, counted back from newest,
+// once per new minute.
+func (t *tx) prune(newest int64) error {
+	if newest <= t.w.pruned {
+		return nil
+	}
+	t.w.pruned = newest
+	for _, d := range [...]struct {
+		st   wStmt
+		args []int64
+	}{
+		{wRatePrune, []int64{60, newest - store.RateMinuteKeep}},
+		{wRatePrune, []int64{3600, newest/60 - store.RateHourKeep}},
+		{wLatencyPrune, []int64{newest - store.LatencyKeep}},
+	} {
+		t.bind()
+		for _, a := range d.args {
+			t.arg(a)
+		}
+		if _, _, err := t.exec("rates: prune", d.st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rates adds the throughput windows and the latency of p to out.
+func (s *Store) rates(ctx context.Context, p store.StatsParams, out *store.Stats) error {
+	w := store.WindowsAt(p.Now)
+	rows, err := s.rs[rRates].QueryContext(ctx, w.Minute, w.MinuteWeight, w.Hour, w.HourWeight, p.Group, p.Job)
+	if err != nil {
+		return s.wrap("RunStats", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			tp      store.Throughput
+			status  string
+			m, h, d float64
+		)
+		if err := rows.Scan(&tp.Group, &tp.Job, &status, &m, &h, &d); err != nil {
+			return s.wrap("RunStats", err)
+		}
+		tp.Status = store.RunStatus(status)
+		if tp, ok := store.ThroughputOf(tp, m, h, d); ok {
+			out.Throughput = append(out.Throughput, tp)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s.wrap("RunStats", err)
+	}
+	lrows, err := s.rs[rLatency].QueryContext(ctx, w.Minute, w.MinuteWeight, p.Group)
+	if err != nil {
+		return s.wrap("RunStats", err)
+	}
+	defer lrows.Close()
+	var h store.LatencyHistograms
+	for lrows.Next() {
+		var (
+			grp string
+			le  int
+			n   float64
+		)
+		if err := lrows.Scan(&grp, &le, &n); err != nil {
+			return s.wrap("RunStats", err)
+		}
+		h.Add(grp, le, n)
+	}
+	if err := lrows.Err(); err != nil {
+		return s.wrap("RunStats", err)
+	}
+	out.Latency = h.Latencies()
+	return nil
+}
+
+// RunSeries implements store.Store.
+func (s *Store) RunSeries(ctx context.Context, p store.SeriesParams) (store.Series, error) {
+	if s.closed.Load() {
+		return store.Series{}, errClosed
+	}
+	step, first, n, ok := store.SeriesRange(p.Window, p.Now)
+	if !ok {
+		return store.Series{}, fmt.Errorf("sqlite: RunSeries: window %q is not %q or %q", p.Window, store.SeriesHour, store.SeriesDay)
+	}
+	res := int64(step / time.Second)
+	out := store.Series{Step: step, From: time.Unix(first*res, 0).UTC(), Steps: n}
+	rows, err := s.rs[rSeries].QueryContext(ctx, res, first, n, p.Group, p.Job)
+	if err != nil {
+		return out, s.wrap("RunSeries", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			pt     store.SeriesPoint
+			bucket int64
+			status string
+		)
+		if err := rows.Scan(&bucket, &pt.Group, &status, &pt.Count); err != nil {
+			return out, s.wrap("RunSeries", err)
+		}
+		pt.Start, pt.Status = time.Unix(bucket*res, 0).UTC(), store.RunStatus(status)
+		out.Points = append(out.Points, pt)
+	}
+	if err := rows.Err(); err != nil {
+		return out, s.wrap("RunSeries", err)
+	}
+	return out, nil
+}
