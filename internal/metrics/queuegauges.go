@@ -31,7 +31,7 @@ var (
 		[]string{"group"}, nil)
 	callbacksOwedDesc = prometheus.NewDesc("pluto_callbacks_owed",
 		"Runs whose callback delivery is pending (counted up to 100000).", nil, nil)
-	dispatchLatencyDesc = prometheus.NewDesc("pluto_dispatch_latency_seconds", dispatchLatencyHelp,
+	dispatchLatencyDesc = prometheus.NewDesc("pluto_group_dispatch_latency_seconds", dispatchLatencyHelp,
 		[]string{"group", "quantile"}, nil)
 )
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
@@ -47,10 +48,10 @@ func TestQueueGauges(t *testing.T) {
 # HELP pluto_callbacks_owed Runs whose callback delivery is pending (counted up to 100000).
 # TYPE pluto_callbacks_owed gauge
 pluto_callbacks_owed 3
-# HELP pluto_dispatch_latency_seconds ` + dispatchLatencyHelp + `
-# TYPE pluto_dispatch_latency_seconds gauge
-pluto_dispatch_latency_seconds{group="mail",quantile="0.5"} 0.005
-pluto_dispatch_latency_seconds{group="mail",quantile="0.99"} 2
+# HELP pluto_group_dispatch_latency_seconds ` + dispatchLatencyHelp + `
+# TYPE pluto_group_dispatch_latency_seconds gauge
+pluto_group_dispatch_latency_seconds{group="mail",quantile="0.5"} 0.005
+pluto_group_dispatch_latency_seconds{group="mail",quantile="0.99"} 2
 # HELP pluto_queue_depth Runs queued (ready, waiting for a worker), by group; from the store, all servers.
 # TYPE pluto_queue_depth gauge
 pluto_queue_depth{group="idle"} 0
@@ -69,5 +70,22 @@ pluto_queue_oldest_age_seconds{group="mail"} 20
 	// Scrapes within statsCacheFor share one read.
 	if n := src.reads.Load(); n != 1 {
 		t.Errorf("%d reads for scrapes within %v, want 1", n, statsCacheFor)
+	}
+}
+
+// fakeSource is a Source with statistics: SetSource registers the queue
+// gauges next to the instruments (a name clash would panic there).
+type fakeSource struct{ *fakeStats }
+
+func (fakeSource) Workers() []engine.WorkerInfo { return nil }
+func (fakeSource) Leading() bool                { return true }
+func (fakeSource) Term() int64                  { return 1 }
+
+func TestQueueGaugesRegister(t *testing.T) {
+	m := New()
+	m.Started("g", "t", time.Second) // the dispatch histogram has a series
+	m.SetSource(fakeSource{&fakeStats{st: store.Stats{Latency: []store.DispatchLatency{{Group: "g", P50: time.Second, P99: time.Second, Samples: 1}}}}})
+	if n, err := testutil.GatherAndCount(m.reg, "pluto_group_dispatch_latency_seconds", "pluto_dispatch_latency_seconds"); err != nil || n != 3 {
+		t.Fatalf("gathered %d series (%v), want 2 gauges and 1 histogram", n, err)
 	}
 }
