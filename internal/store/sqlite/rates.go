@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
@@ -28,26 +30,30 @@ var latencyBucketSQL = fmt.Sprintf(`CASE WHEN started_at - max(created_at, run_a
 
 func init() {
 	wSQL[wRateAdd] = `INSERT INTO run_rates (res, bucket, grp, job, status, n) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (res, bucket, grp, job, status) DO UPDATE SET n = n + excluded.n`
+		ON CONFLICT (res, grp, job, status, bucket) DO UPDATE SET n = n + excluded.n`
 	wSQL[wLatencyAdd] = `INSERT INTO run_latency (bucket, grp, le, n) VALUES (?, ?, ?, ?)
 		ON CONFLICT (bucket, grp, le) DO UPDATE SET n = n + excluded.n`
 	wSQL[wRatePrune] = `DELETE FROM run_rates WHERE res = ?1 AND bucket <= ?2`
 	wSQL[wLatencyPrune] = `DELETE FROM run_latency WHERE bucket <= ?`
-	// The three windows of every (group, job, status) in one pass over
-	// the 61 minute and 25 hour buckets they need (?1 current minute, ?2
-	// weight of the straddled minute, ?3 current hour, ?4 weight of the
-	// straddled hour; see store/rates.go).
-	rSQL[rRates] = `SELECT grp, job, status,
-			sum(CASE WHEN res = 60 AND bucket >= ?1 THEN n WHEN res = 60 AND bucket = ?1 - 1 THEN n * ?2 ELSE 0 END),
-			sum(CASE WHEN res = 60 AND bucket > ?1 - 60 THEN n WHEN res = 60 THEN n * ?2 ELSE 0 END),
-			sum(CASE WHEN res = 3600 AND bucket > ?3 - 24 THEN n WHEN res = 3600 THEN n * ?4 ELSE 0 END)
-		FROM run_rates
-		WHERE ((res = 60 AND bucket >= ?1 - 60) OR (res = 3600 AND bucket >= ?3 - 24))
-			AND (?5 = '' OR grp = ?5) AND (?6 = '' OR job = ?6)
+	// The windows of every (group, job, status): the last minute and hour
+	// from the 61 minute buckets they need (?1 current minute, ?2 weight of
+	// the straddled minute), the last day from the 25 hour buckets (?1
+	// current hour, ?2 weight; see store/rates.go). Two statements, each a
+	// range per key in primary key order (an OR of the two would be read
+	// through a row set, and sorted).
+	rSQL[rRatesMinute] = `SELECT grp, job, status,
+			sum(CASE WHEN bucket >= ?1 THEN n WHEN bucket = ?1 - 1 THEN n * ?2 ELSE 0 END),
+			sum(CASE WHEN bucket > ?1 - 60 THEN n ELSE n * ?2 END)
+		FROM run_rates INDEXED BY sqlite_autoindex_run_rates_1
+		WHERE res = 60 AND bucket >= ?1 - 60 AND (?3 = '' OR grp = ?3) AND (?4 = '' OR job = ?4)
+		GROUP BY grp, job, status ORDER BY grp, job, status`
+	rSQL[rRatesHour] = `SELECT grp, job, status, sum(CASE WHEN bucket > ?1 - 24 THEN n ELSE n * ?2 END)
+		FROM run_rates INDEXED BY sqlite_autoindex_run_rates_1
+		WHERE res = 3600 AND bucket >= ?1 - 24 AND (?3 = '' OR grp = ?3) AND (?4 = '' OR job = ?4)
 		GROUP BY grp, job, status ORDER BY grp, job, status`
 	rSQL[rLatency] = `SELECT grp, le, sum(CASE WHEN bucket >= ?1 THEN n ELSE n * ?2 END) FROM run_latency
 		WHERE bucket >= ?1 - 1 AND (?3 = '' OR grp = ?3) GROUP BY grp, le ORDER BY grp, le`
-	rSQL[rSeries] = `SELECT bucket, grp, status, sum(n) FROM run_rates
+	rSQL[rSeries] = `SELECT bucket, grp, status, sum(n) FROM run_rates INDEXED BY run_rates_bucket
 		WHERE res = ?1 AND bucket >= ?2 AND bucket < ?2 + ?3 AND (?4 = '' OR grp = ?4) AND (?5 = '' OR job = ?5)
 		GROUP BY bucket, grp, status ORDER BY bucket, grp, status`
 }
@@ -117,27 +123,50 @@ func (t *tx) prune(newest int64) error {
 // rates adds the throughput windows and the latency of p to out.
 func (s *Store) rates(ctx context.Context, p store.StatsParams, out *store.Stats) error {
 	w := store.WindowsAt(p.Now)
-	rows, err := s.rs[rRates].QueryContext(ctx, w.Minute, w.MinuteWeight, w.Hour, w.HourWeight, p.Group, p.Job)
-	if err != nil {
-		return s.wrap("RunStats", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			tp      store.Throughput
-			status  string
-			m, h, d float64
-		)
-		if err := rows.Scan(&tp.Group, &tp.Job, &status, &m, &h, &d); err != nil {
+	type window struct{ m, h, d float64 }
+	sums := map[store.Throughput]*window{}
+	var keys []store.Throughput
+	read := func(st rStmt, bucket int64, weight float64, set func(w *window, v []float64)) error {
+		rows, err := s.rs[st].QueryContext(ctx, bucket, weight, p.Group, p.Job)
+		if err != nil {
 			return s.wrap("RunStats", err)
 		}
-		tp.Status = store.RunStatus(status)
-		if tp, ok := store.ThroughputOf(tp, m, h, d); ok {
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				k      store.Throughput
+				status string
+				v      = make([]float64, 2)
+			)
+			dest := []any{&k.Group, &k.Job, &status, &v[0], &v[1]}
+			if st == rRatesHour {
+				dest = dest[:4]
+			}
+			if err := rows.Scan(dest...); err != nil {
+				return s.wrap("RunStats", err)
+			}
+			k.Status = store.RunStatus(status)
+			if sums[k] == nil {
+				sums[k] = &window{}
+				keys = append(keys, k)
+			}
+			set(sums[k], v)
+		}
+		return s.wrap("RunStats", rows.Err())
+	}
+	if err := read(rRatesMinute, w.Minute, w.MinuteWeight, func(w *window, v []float64) { w.m, w.h = v[0], v[1] }); err != nil {
+		return err
+	}
+	if err := read(rRatesHour, w.Hour, w.HourWeight, func(w *window, v []float64) { w.d = v[0] }); err != nil {
+		return err
+	}
+	slices.SortFunc(keys, func(a, b store.Throughput) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Job, b.Job), cmp.Compare(a.Status, b.Status))
+	})
+	for _, k := range keys {
+		if tp, ok := store.ThroughputOf(k, sums[k].m, sums[k].h, sums[k].d); ok {
 			out.Throughput = append(out.Throughput, tp)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return s.wrap("RunStats", err)
 	}
 	lrows, err := s.rs[rLatency].QueryContext(ctx, w.Minute, w.MinuteWeight, p.Group)
 	if err != nil {

@@ -273,7 +273,8 @@ const (
 	rStatsCounts    // stats.go
 	rStatsHead      // stats.go
 	rCallbacksOwed  // stats.go
-	rRates          // rates.go
+	rRatesMinute    // rates.go
+	rRatesHour      // rates.go
 	rLatency        // rates.go
 	rSeries         // rates.go
 	numRStmts
