@@ -19,7 +19,7 @@ import (
 // statements per run. flushRates writes one upsert per touched bucket
 // before COMMIT, next to the counters; when a newer minute than the last
 // pruned one is written it also deletes the buckets past their keep, a
-// range of the primary key (about once a minute).
+// range of run_rates_bucket (about once a minute).
 
 // latencyBucketSQL is store.LatencyBucket of a started run in SQL, from
 // microseconds: ceil(2 * log2(latency / 1 ms)), 0 up to 1 ms, at most
