@@ -12,7 +12,7 @@ import (
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
-// Throughput and dispatch latency (migration 00010_rates,
+// Throughput and dispatch latency (migration 00011_rates,
 // store/rates.go). The transactions collect their deltas in tx.rates: a
 // cancel and a skipped insert from their params, a finish from the rows
 // its UPDATE … RETURNING gave back (with the params' Now), a start from

@@ -10,7 +10,7 @@ import (
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
-// Throughput and dispatch latency (migration 00011_rates, store/rates.go).
+// Throughput and dispatch latency (migration 00012_rates, store/rates.go).
 // The transactions collect their deltas in tx.rates: a cancel and a
 // skipped insert from their params, starts and finishes from the one
 // aggregate read that already counts them (countMoved, stats.go), which
