@@ -34,7 +34,7 @@ func TestConsoleScreenshots(t *testing.T) {
 	}
 	failed := e.api.MustList("status=failed")
 	pages := []struct{ name, path, ready string }{
-		{"overview", "/", "main h1"},
+		{"overview", "/", "#chart[data-points]"},
 		{"runs", "/runs", "#rows"},
 		{"run", "/runs/" + failed[0].ID, "#log"},
 		{"jobs", "/jobs", "#jobs"},

@@ -73,6 +73,9 @@ func (h *httpAPI) routes() []route {
 	if src, ok := h.eng.(statsSource); ok {
 		rs = append(rs, route{"GET /api/v1/stats", auth.PermRead, scopeNone, "", h.stats(src)})
 	}
+	if src, ok := h.eng.(seriesSource); ok {
+		rs = append(rs, route{"GET /api/v1/stats/series", auth.PermRead, scopeNone, "", h.series(src)})
+	}
 	if ctl, ok := h.eng.(workerControl); ok {
 		for _, a := range []string{"drain", "resume", "shutdown", "restart"} {
 			rs = append(rs, route{"POST /api/v1/workers/{id}/" + a, auth.PermWorkerAdmin, scopeWorker, "worker." + a, h.workerAction(ctl, a)})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/engine"
@@ -12,7 +13,12 @@ import (
 
 // GET /api/v1/stats[?group=G][&job=J] (docs/api.md): run counts per group
 // and job from the store's counters (no scan of the runs), queue depth and
-// age, owed callbacks, and the workers connected to this server.
+// age, throughput and dispatch latency from the store's time buckets, owed
+// callbacks, and the workers connected to this server.
+//
+// A token limited to groups sees only those: group= must name one of
+// them (403 otherwise), and without it the other groups are left out;
+// callbacks_owed, which counts every group, is 0 for it.
 
 // statsSource is the engine's statistics; *engine.Engine implements it.
 // Engines without it (test fakes) do not serve the route.
@@ -25,14 +31,88 @@ var _ statsSource = (*engine.Engine)(nil)
 func (h *httpAPI) stats(src statsSource) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		p := store.StatsParams{Group: q.Get("group"), Job: q.Get("job")}
+		p := store.StatsParams{Now: time.Now(), Group: q.Get("group"), Job: q.Get("job")}
+		if p.Group != "" {
+			if err := checkGroup(r.Context(), p.Group); err != nil {
+				writeError(w, httpAuthError(err))
+				return
+			}
+		}
 		st, err := src.Stats(r.Context(), p)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, buildStats(st, p, h.eng.Workers()))
+		pr := principal(r.Context())
+		var workers []engine.WorkerInfo
+		for _, wi := range h.eng.Workers() {
+			if pr.AllowsGroup(wi.Group) {
+				workers = append(workers, wi)
+			}
+		}
+		if len(pr.Groups) > 0 {
+			st = limitStats(st, pr.AllowsGroup)
+		}
+		writeJSON(w, http.StatusOK, buildStats(st, p, workers))
 	}
+}
+
+// limitStats keeps the statistics of the groups allowed; the owed
+// callbacks, counted over every group, are dropped.
+func limitStats(st store.Stats, allowed func(string) bool) store.Stats {
+	out := store.Stats{}
+	for _, c := range st.Counts {
+		if allowed(c.Group) {
+			out.Counts = append(out.Counts, c)
+		}
+	}
+	for _, h := range st.Heads {
+		if allowed(h.Group) {
+			out.Heads = append(out.Heads, h)
+		}
+	}
+	for _, tp := range st.Throughput {
+		if allowed(tp.Group) {
+			out.Throughput = append(out.Throughput, tp)
+		}
+	}
+	for _, l := range st.Latency {
+		if allowed(l.Group) {
+			out.Latency = append(out.Latency, l)
+		}
+	}
+	return out
+}
+
+// terminalStatuses are the statuses a run ends with: the keys of the
+// throughput maps.
+var terminalStatuses = func() []store.RunStatus {
+	var out []store.RunStatus
+	for _, s := range store.AllStatuses {
+		if s.Terminal() {
+			out = append(out, s)
+		}
+	}
+	return out
+}()
+
+// zeroThroughput has every terminal status in every window.
+func zeroThroughput() apijson.Throughput {
+	z := func() map[string]int64 {
+		m := make(map[string]int64, len(terminalStatuses))
+		for _, s := range terminalStatuses {
+			m[string(s)] = 0
+		}
+		return m
+	}
+	return apijson.Throughput{LastMinute: z(), LastHour: z(), LastDay: z()}
+}
+
+// addThroughput adds one store row to t.
+func addThroughput(t *apijson.Throughput, tp store.Throughput) {
+	t.LastMinute[string(tp.Status)] += tp.LastMinute
+	t.LastHour[string(tp.Status)] += tp.LastHour
+	t.LastDay[string(tp.Status)] += tp.LastDay
 }
 
 // zeroCounts is a counts map with every status.
@@ -51,22 +131,33 @@ func buildStats(st store.Stats, p store.StatsParams, workers []engine.WorkerInfo
 	group := func(g string) *apijson.GroupStats {
 		gs := groups[g]
 		if gs == nil {
-			gs = &apijson.GroupStats{Group: g, Counts: zeroCounts()}
+			gs = &apijson.GroupStats{Group: g, Counts: zeroCounts(), Throughput: zeroThroughput()}
 			groups[g] = gs
 		}
 		return gs
 	}
 	jobs := map[[2]string]*apijson.JobStats{}
-	for _, c := range st.Counts {
-		gs := group(c.Group)
-		gs.Counts[string(c.Status)] += c.Count
-		k := [2]string{c.Group, c.Job}
+	job := func(g, j string) *apijson.JobStats {
+		k := [2]string{g, j}
 		js := jobs[k]
 		if js == nil {
-			js = &apijson.JobStats{Job: c.Job, Counts: zeroCounts()}
+			js = &apijson.JobStats{Job: j, Counts: zeroCounts(), Throughput: zeroThroughput()}
 			jobs[k] = js
 		}
-		js.Counts[string(c.Status)] += c.Count
+		return js
+	}
+	for _, c := range st.Counts {
+		group(c.Group).Counts[string(c.Status)] += c.Count
+		job(c.Group, c.Job).Counts[string(c.Status)] += c.Count
+	}
+	// A job whose runs retention deleted still has its throughput.
+	for _, tp := range st.Throughput {
+		addThroughput(&group(tp.Group).Throughput, tp)
+		addThroughput(&job(tp.Group, tp.Job).Throughput, tp)
+	}
+	for _, l := range st.Latency {
+		group(l.Group).DispatchLatencySeconds = apijson.DispatchLatency{
+			P50: l.P50.Seconds(), P99: l.P99.Seconds(), Samples: l.Samples}
 	}
 	for _, h := range st.Heads {
 		gs := group(h.Group)
@@ -83,7 +174,7 @@ func buildStats(st store.Stats, p store.StatsParams, workers []engine.WorkerInfo
 		gs.Slots += wi.Capacity
 	}
 	out := apijson.Stats{Groups: []apijson.GroupStats{}, CallbacksOwed: st.CallbacksOwed,
-		Totals: apijson.StatsTotals{Counts: zeroCounts()}}
+		Totals: apijson.StatsTotals{Counts: zeroCounts(), Throughput: zeroThroughput()}}
 	keys := make([][2]string, 0, len(jobs))
 	for k := range jobs {
 		keys = append(keys, k)
@@ -105,6 +196,11 @@ func buildStats(st store.Stats, p store.StatsParams, workers []engine.WorkerInfo
 		gs.QueueDepth = gs.Counts[string(store.StatusQueued)]
 		for s, n := range gs.Counts {
 			out.Totals.Counts[s] += n
+		}
+		for s := range gs.Throughput.LastMinute {
+			out.Totals.Throughput.LastMinute[s] += gs.Throughput.LastMinute[s]
+			out.Totals.Throughput.LastHour[s] += gs.Throughput.LastHour[s]
+			out.Totals.Throughput.LastDay[s] += gs.Throughput.LastDay[s]
 		}
 		out.Totals.QueueDepth += gs.QueueDepth
 		out.Totals.Workers += gs.Workers

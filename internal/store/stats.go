@@ -63,6 +63,14 @@ type Stats struct {
 	// CallbacksOwed is the number of runs whose callback delivery is
 	// pending, at most CallbacksOwedCap (all groups).
 	CallbacksOwed int64
+	// Throughput is the runs ended in the windows ending at Now (rates.go)
+	// that match the params, by group, job and status; rows whose three
+	// windows are all zero are left out.
+	Throughput []Throughput
+	// Latency is the dispatch latency of the matching groups over the
+	// last minute (Job is ignored), by group; groups without starts are
+	// left out.
+	Latency []DispatchLatency
 }
 
 // StatsStore is the read side of the statistics.

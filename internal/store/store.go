@@ -450,6 +450,7 @@ type Store interface {
 	LogStats(ctx context.Context, runID string) (LogStats, error)
 
 	StatsStore
+	RatesStore
 	JobStore
 	CallbackStore
 	TokenStore

@@ -90,3 +90,60 @@
     listen();
   });
 })();
+
+// The overview chart: finished runs by status over the last hour or day
+// (GET /api/v1/stats/series, from the store's counters), drawn with uPlot
+// and redrawn when runs change (at most every 10 s).
+(function () {
+  "use strict";
+  var colors = {succeeded: "#1a7f37", failed: "#b42318", timed_out: "#9a6700", cancelled: "#57606a", skipped: "#8250df"};
+  var plot = null, lastDraw = 0;
+  function draw(el) {
+    var url = el.getAttribute("data-series") + "?window=" + encodeURIComponent(el.getAttribute("data-window"));
+    fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}}).then(function (res) {
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      return res.json();
+    }).then(function (data) {
+      var labels = JSON.parse(el.getAttribute("data-labels") || "{}");
+      var statuses = Object.keys(colors);
+      var xs = [], ys = statuses.map(function () { return []; });
+      (data.points || []).forEach(function (p) {
+        xs.push(Date.parse(p.t) / 1000);
+        statuses.forEach(function (s, i) { ys[i].push(p[s] || 0); });
+      });
+      var opts = {
+        width: Math.max(280, el.clientWidth), height: 220,
+        series: [{}].concat(statuses.map(function (s) {
+          return {label: labels[s] || s, stroke: colors[s], width: 2, points: {show: false}};
+        })),
+        axes: [{stroke: "currentColor"}, {stroke: "currentColor"}],
+      };
+      if (plot) plot.destroy();
+      plot = new uPlot(opts, [xs].concat(ys), el);
+      el.setAttribute("data-points", String(xs.length));
+      document.getElementById("chart-error").hidden = true;
+      lastDraw = Date.now();
+    }).catch(function (err) {
+      var e = document.getElementById("chart-error");
+      e.textContent = String(err);
+      e.hidden = false;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var el = document.getElementById("chart");
+    if (!el || !window.uPlot) return;
+    draw(el);
+    document.querySelectorAll("button[data-chart-window]").forEach(function (b) {
+      b.addEventListener("click", function () {
+        el.setAttribute("data-window", b.getAttribute("data-chart-window"));
+        document.querySelectorAll("button[data-chart-window]").forEach(function (o) {
+          o.setAttribute("aria-pressed", String(o === b));
+        });
+        draw(el);
+      });
+    });
+    document.body.addEventListener("pluto:changed", function () {
+      if (Date.now() - lastDraw > 10000) draw(el);
+    });
+  });
+})();

@@ -600,3 +600,8 @@ func (t *tx) Notify(ctx context.Context, n store.Notification) error {
 	})
 	return err
 }
+
+// RunSeries implements store.Store.
+func (s *Store) RunSeries(ctx context.Context, p store.SeriesParams) (store.Series, error) {
+	return read(s, ctx, "RunSeries", func() (store.Series, error) { return s.inner.RunSeries(ctx, p) })
+}

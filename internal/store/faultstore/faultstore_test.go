@@ -35,7 +35,26 @@ func openSQLite(t *testing.T) *sqlite.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return faultstore.New(openSQLite(t), faultstore.Options{Seed: 1, Bus: faultstore.NewBus()})
-	}, storetest.Options{Notifies: true})
+	}, storetest.Options{Notifies: true, OldestBuckets: oldestBuckets})
+}
+
+// oldestBuckets reads the rate buckets of the wrapped SQLite store from
+// its file, on a connection of its own (storetest.Options.OldestBuckets).
+func oldestBuckets(ctx context.Context, st store.Store) (minute, hour, latency int64, err error) {
+	fs, ok := st.(*faultstore.Store)
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("oldestBuckets: %T is not a faultstore", st)
+	}
+	db, err := sql.Open("sqlite", fs.Inner().(*sqlite.Store).Path()+"?mode=ro")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer db.Close()
+	err = db.QueryRowContext(ctx, `SELECT
+		coalesce((SELECT min(bucket) FROM run_rates WHERE res = 60), 0),
+		coalesce((SELECT min(bucket) FROM run_rates WHERE res = 3600), 0),
+		coalesce((SELECT min(bucket) FROM run_latency), 0)`).Scan(&minute, &hour, &latency)
+	return minute, hour, latency, err
 }
 
 func insert(ctx context.Context, s store.Store, id string) error {

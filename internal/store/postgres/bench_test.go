@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pluto-sched/pluto/internal/store"
 	"github.com/pluto-sched/pluto/internal/store/postgres"
 	"github.com/pluto-sched/pluto/internal/store/storetest"
 )
@@ -65,4 +66,21 @@ func serverCPU(app string) (time.Duration, bool) {
 		total += time.Duration(ns)
 	}
 	return total, true
+}
+
+// BenchmarkRunStatsRates reads the statistics with a full history of rate
+// buckets (100 jobs x 5 statuses, every bucket kept): the budget is 20 ms.
+func BenchmarkRunStatsRates(b *testing.B) {
+	needPostgres(b)
+	s := openTest(b)
+	now := time.Date(2026, 11, 21, 10, 30, 0, 0, time.UTC)
+	if err := postgres.FillRates(context.Background(), s, store.MinuteOf(now)); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		st, err := s.RunStats(context.Background(), store.StatsParams{Now: now})
+		if err != nil || len(st.Throughput) != 500 || len(st.Latency) != 10 {
+			b.Fatalf("RunStats: %d rows, %d latencies, %v", len(st.Throughput), len(st.Latency), err)
+		}
+	}
 }

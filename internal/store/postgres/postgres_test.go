@@ -168,6 +168,7 @@ func TestConformance(t *testing.T) {
 		return s
 	}, storetest.Options{
 		Notifies: true, ConcurrentTx: true, LockRun: postgres.LockRun, Waiting: postgres.Waiting,
+		OldestBuckets: postgres.OldestBuckets,
 	})
 }
 

@@ -93,7 +93,7 @@ const (
 		FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::text[]) AS u(id, attempt, now, worker, server)
 		WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status = 'dispatched'
 			AND (u.server = '' OR runs.server_id = u.server)
-		RETURNING runs.id, runs.grp, runs.job`
+		RETURNING runs.id, runs.grp, runs.job, u.now, greatest(runs.created_at, runs.run_at)`
 
 	// sqlFinish ends attempts; a run handed back goes to the queue, one to
 	// retry later to pending.
@@ -305,6 +305,8 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		if seq, ok := inserted[k]; ok {
 			out[i] = store.RunInsertResult{Run: insertedRun(p, seq)}
 			t.counts.Add(p.Group, p.Job, p.Status, 1)
+			// Of the insert statuses only skipped is an end (Ended ignores the rest).
+			t.rates.Ended(p.Group, p.Job, p.Status, p.Now, 1)
 			delete(inserted, k) // a later input with the same ID, key and slot was refused
 			continue
 		}
@@ -474,21 +476,24 @@ func collectIDs(rows pgx.Rows, err error) (map[string]bool, error) {
 	return applied, rows.Err()
 }
 
-// collectStarted reads the rows of sqlStart (id, group, job), calls fn
-// with the group and job of each, and closes them.
-func collectStarted(rows pgx.Rows, err error, fn func(grp, job string)) (map[string]bool, error) {
+// collectStarted reads the rows of sqlStart (id, group, job, start time,
+// due time), calls fn with all but the id, and closes them.
+func collectStarted(rows pgx.Rows, err error, fn func(grp, job string, now, due time.Time)) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	applied := map[string]bool{}
 	for rows.Next() {
-		var id, grp, job string
-		if err := rows.Scan(&id, &grp, &job); err != nil {
+		var (
+			id, grp, job string
+			now, due     time.Time
+		)
+		if err := rows.Scan(&id, &grp, &job, &now, &due); err != nil {
 			return nil, err
 		}
 		applied[id] = true
-		fn(grp, job)
+		fn(grp, job, now, due)
 	}
 	return applied, rows.Err()
 }
@@ -512,8 +517,9 @@ func (t *tx) RunStart(ctx context.Context, ps []store.RunStartParams) ([]bool, e
 			ids[j], attempts[j], now[j], workers[j], servers[j] = p.ID, int32(p.Attempt), p.Now, nullText(p.WorkerID), p.ServerID
 		}
 		rows, err := t.q.Query(ctx, sqlStart, ids, attempts, now, workers, servers)
-		applied, err := collectStarted(rows, err, func(grp, job string) {
+		applied, err := collectStarted(rows, err, func(grp, job string, now, due time.Time) {
 			t.counts.Move(grp, job, store.StatusDispatched, store.StatusRunning)
+			t.rates.Started(grp, store.MinuteOf(now), store.LatencyBucket(now.Sub(due)), 1)
 		})
 		if err != nil {
 			return nil, t.s.wrap("RunStart", err)
@@ -544,10 +550,10 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			finishedAt, runAt, startedAt = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
 			workers, results, errorTexts = make([]pgtype.Text, n), make([]pgtype.Text, n), make([]pgtype.Text, n)
 		)
-		statusOf := make(map[string]store.RunStatus, n) // a round names each run once
+		paramsOf := make(map[string]*store.RunFinishParams, n) // a round names each run once
 		for j, i := range idx {
 			p := &ps[i]
-			statusOf[p.ID] = p.Status
+			paramsOf[p.ID] = p
 			ids[j], attempts[j], statuses[j], servers[j] = p.ID, int32(p.Attempt), string(p.Status), p.ServerID
 			switch {
 			case p.Status.Terminal():
@@ -597,7 +603,9 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 				return nil, t.s.wrap("RunFinish", err)
 			}
 			applied[id] = true
-			t.counts.Move(grp, job, store.RunStatus(prev), statusOf[id])
+			p := paramsOf[id]
+			t.counts.Move(grp, job, store.RunStatus(prev), p.Status)
+			t.rates.Ended(grp, job, p.Status, p.Now, 1)
 			if cb {
 				if callbacks == nil {
 					callbacks = map[string]bool{}
@@ -730,6 +738,7 @@ func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunC
 	}
 	res.Run, res.Changed = r, true
 	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusCancelled)
+	t.rates.Ended(prev.Group, prev.Job, store.StatusCancelled, p.Now, 1)
 	return res, nil
 }
 

@@ -91,28 +91,32 @@ var sqlCallbacksOwed = fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM callback
 // words.
 func (t *tx) countsSQL() string {
 	changes := t.counts.Changes()
-	if len(changes) == 0 {
+	if len(changes) == 0 && t.rates.Empty() {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("INSERT INTO run_count_deltas (grp, job, status, n) VALUES ")
-	for i, c := range changes {
-		if i > 0 {
+	if len(changes) > 0 {
+		b.WriteString("INSERT INTO run_count_deltas (grp, job, status, n) VALUES ")
+		for i, c := range changes {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('(')
+			b.WriteString(quoteLiteral(c.Group))
 			b.WriteString(", ")
+			b.WriteString(quoteLiteral(c.Job))
+			b.WriteString(", '")
+			b.WriteString(string(c.Status)) // one of store.AllStatuses
+			b.WriteString("', ")
+			b.WriteString(strconv.FormatInt(c.Count, 10))
+			b.WriteByte(')')
 		}
-		b.WriteByte('(')
-		b.WriteString(quoteLiteral(c.Group))
-		b.WriteString(", ")
-		b.WriteString(quoteLiteral(c.Job))
-		b.WriteString(", '")
-		b.WriteString(string(c.Status)) // one of store.AllStatuses
-		b.WriteString("', ")
-		b.WriteString(strconv.FormatInt(c.Count, 10))
-		b.WriteByte(')')
+		b.WriteString("; ")
 	}
-	b.WriteString("; ")
+	t.ratesSQL(&b)
 	if t.s.foldDue(time.Now()) {
 		fmt.Fprintf(&b, sqlFold, t.s.foldLockID())
+		fmt.Fprintf(&b, sqlFoldRates, t.s.foldLockID())
 	}
 	return b.String()
 }
@@ -176,7 +180,7 @@ func (s *Store) RunStats(ctx context.Context, p store.StatsParams) (store.Stats,
 	if err := s.pool.QueryRow(ctx, sqlCallbacksOwed).Scan(&out.CallbacksOwed); err != nil {
 		return out, s.wrap("RunStats", err)
 	}
-	return out, nil
+	return out, s.rates(ctx, p, &out)
 }
 
 // queueHeads appends the heads of group's queues, one type at a time (a

@@ -78,6 +78,9 @@ type tx struct {
 	// counts are the transaction's changes to the run counters, sent
 	// with COMMIT (stats.go).
 	counts store.CountDeltas
+	// rates are its throughput and latency deltas, sent likewise
+	// (rates.go).
+	rates store.RateDeltas
 }
 
 var errTxDone = errors.New("postgres: transaction used after Tx returned")

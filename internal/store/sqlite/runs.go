@@ -83,6 +83,10 @@ const (
 	wCountAdd          // stats.go
 	wCountStarted      // stats.go
 	wCountFinished     // stats.go
+	wRateAdd           // rates.go
+	wLatencyAdd        // rates.go
+	wRatePrune         // rates.go
+	wLatencyPrune      // rates.go
 	wClaimSelect1      // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8      = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts          = wClaimSelect1 + maxClaimTypes
@@ -278,6 +282,10 @@ const (
 	rStatsCounts    // stats.go
 	rStatsHead      // stats.go
 	rCallbacksOwed  // stats.go
+	rRatesMinute    // rates.go
+	rRatesHour      // rates.go
+	rLatency        // rates.go
+	rSeries         // rates.go
 	numRStmts
 )
 
@@ -395,6 +403,7 @@ func (t *tx) insertOne(p *store.RunInsertParams) (store.RunInsertResult, error) 
 	}
 	if n > 0 {
 		t.counts.Add(p.Group, p.Job, p.Status, 1)
+		t.rates.Ended(p.Group, p.Job, p.Status, p.Now, 1) // a skipped run ends now
 		return store.RunInsertResult{Run: insertedRun(p, seq)}, err
 	}
 	// The key or the slot names a run already (maybe one earlier in this
@@ -716,6 +725,7 @@ func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunC
 	}
 	res.Run, res.Changed = runs[0], true
 	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusCancelled)
+	t.rates.Ended(prev.Group, prev.Job, store.StatusCancelled, p.Now, 1)
 	return res, t.ended("RunCancel", p.ID)
 }
 

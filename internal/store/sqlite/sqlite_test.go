@@ -32,7 +32,8 @@ func openTest(t testing.TB, opts sqlite.Options) *sqlite.Store {
 // The suite checks semantics, not durability: synchronous=NORMAL keeps it
 // fast on slow disks. TestDefaults checks that FULL is the default.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, sqlite.Options{Synchronous: "NORMAL"}) })
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, sqlite.Options{Synchronous: "NORMAL"}) },
+		storetest.Options{OldestBuckets: sqlite.OldestBuckets})
 }
 
 func TestOpenURL(t *testing.T) {

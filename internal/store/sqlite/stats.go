@@ -19,20 +19,23 @@ import (
 // build a temporary table per statement, which doubled their cost
 // (BenchmarkStore). Instead the batch's applied runs are counted by one
 // aggregate read at its end (countMoved): group, job, and for a finish the
-// status it left (prev_status, which the finish sets from the old row). flushCounts writes one upsert per touched counter
-// just before COMMIT, so a rolled-back transaction changes nothing and a
-// batch of 512 finishes of one group and job writes one row. No trigger
-// and no index on status is involved.
+// status it left (prev_status, which the finish sets from the old row).
+// flushCounts writes one upsert per touched counter just before COMMIT, so
+// a rolled-back transaction changes nothing and a batch of 512 finishes of
+// one group and job writes one row. No trigger and no index on status is
+// involved.
 
 func init() {
 	wSQL[wCountAdd] = `INSERT INTO run_counts (grp, job, status, n) VALUES (?, ?, ?, ?)
 		ON CONFLICT (grp, job, status) DO UPDATE SET n = n + excluded.n`
 	// The runs a start or finish batch applied, by id (the runs_id index),
 	// grouped: a handful of rows for hundreds of runs.
-	wSQL[wCountStarted] = `SELECT grp, job, 'dispatched', status, count(*) FROM runs
-		WHERE id IN (SELECT value FROM json_each(?)) GROUP BY grp, job, status`
-	wSQL[wCountFinished] = `SELECT grp, job, prev_status, status, count(*) FROM runs
-		WHERE id IN (SELECT value FROM json_each(?)) GROUP BY grp, job, prev_status, status`
+	// A start's row also says the minute of the start and the latency
+	// bucket (rates.go); a finish's the minute of its end.
+	wSQL[wCountStarted] = `SELECT grp, job, 'dispatched', status, started_at / 60000000, ` + latencyBucketSQL + `, count(*)
+		FROM runs WHERE id IN (SELECT value FROM json_each(?)) GROUP BY grp, job, status, 5, 6`
+	wSQL[wCountFinished] = `SELECT grp, job, prev_status, status, finished_at / 60000000, 0, count(*) FROM runs
+		WHERE id IN (SELECT value FROM json_each(?)) GROUP BY grp, job, prev_status, status, 5`
 	rSQL[rStatsCounts] = `SELECT grp, job, status, n FROM run_counts
 		WHERE n <> 0 AND (?1 = '' OR grp = ?1) ORDER BY grp, job, status`
 	// The head of the group's next handler type after ?2 (in type order),
@@ -112,7 +115,7 @@ func (s *Store) RunStats(ctx context.Context, p store.StatsParams) (store.Stats,
 	if err := s.rs[rCallbacksOwed].QueryRowContext(ctx).Scan(&out.CallbacksOwed); err != nil {
 		return out, s.wrap("RunStats", err)
 	}
-	return out, nil
+	return out, s.rates(ctx, p, &out)
 }
 
 // queueHeads appends the heads of group's queues, one type at a time (a
@@ -138,7 +141,9 @@ func (s *Store) queueHeads(ctx context.Context, heads []store.QueueHead, group s
 }
 
 // countMoved counts the runs whose ids RunStart or RunFinish collected in
-// t.moved (one aggregate read, statement st) and empties the list.
+// t.moved (one aggregate read, statement st) and empties the list: in the
+// counters, and in the throughput buckets (finishes to a terminal status)
+// or the latency histogram (starts).
 func (t *tx) countMoved(op string, st wStmt) error {
 	if len(*t.moved) == 0 {
 		return nil
@@ -150,9 +155,15 @@ func (t *tx) countMoved(op string, st wStmt) error {
 	}
 	t.bind()
 	t.arg(string(ids))
-	return t.query(op, st, 5, func(v []driver.Value) {
-		n, _ := v[4].(int64)
-		t.counts.Add(asString(v[0]), asString(v[1]), store.RunStatus(asString(v[2])), -n)
-		t.counts.Add(asString(v[0]), asString(v[1]), store.RunStatus(asString(v[3])), n)
+	return t.query(op, st, 7, func(v []driver.Value) {
+		n, _ := v[6].(int64)
+		grp, job, to := asString(v[0]), asString(v[1]), store.RunStatus(asString(v[3]))
+		t.counts.Add(grp, job, store.RunStatus(asString(v[2])), -n)
+		t.counts.Add(grp, job, to, n)
+		if st == wCountStarted {
+			t.rates.Started(grp, asInt(v[4]), int(asInt(v[5])), n)
+		} else if v[4] != nil {
+			t.rates.EndedIn(grp, job, to, asInt(v[4]), n)
+		}
 	})
 }

@@ -35,6 +35,10 @@ type writer struct {
 	counts store.CountDeltas
 	// moved is the buffer of countMoved (stats.go), reused likewise.
 	moved []string
+	// rates are the throughput and latency deltas (rates.go), reused
+	// likewise; pruned is the newest minute whose old buckets were pruned.
+	rates  store.RateDeltas
+	pruned int64
 }
 
 // errRawPanic stands in for a panic while fn runs inside sql.Conn.Raw, so
@@ -99,6 +103,10 @@ func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) error {
 			t.done = true
 			return errors.Join(err, t.dtx.Rollback())
 		}
+		if err := t.flushRates(); err != nil {
+			t.done = true
+			return errors.Join(err, t.dtx.Rollback())
+		}
 		t.done = true
 		if err := t.dtx.Commit(); err != nil { // the driver rolls back a failed commit
 			return s.wrap("commit", err)
@@ -129,7 +137,8 @@ func (s *Store) begin(dc any) (*tx, error) {
 		return nil, s.wrap("begin", err)
 	}
 	s.wr.counts.Reset() // what a rolled-back transaction left
-	return &tx{s: s, w: s.wr, dtx: dtx, counts: &s.wr.counts, moved: &s.wr.moved}, nil
+	s.wr.rates.Reset()
+	return &tx{s: s, w: s.wr, dtx: dtx, counts: &s.wr.counts, moved: &s.wr.moved, rates: &s.wr.rates}, nil
 }
 
 // closeWriterStmts finalizes the writer's statements while their connection
@@ -171,6 +180,9 @@ type tx struct {
 	// moved collects the ids of the runs a start or finish batch applied,
 	// for countMoved (stats.go).
 	moved *[]string
+	// rates are the transaction's throughput and latency deltas, written
+	// by flushRates before COMMIT (rates.go).
+	rates *store.RateDeltas
 }
 
 var errTxDone = errors.New("sqlite: transaction used after Tx returned")

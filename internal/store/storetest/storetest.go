@@ -64,6 +64,12 @@ type Options struct {
 	// need them are skipped on a ConcurrentTx store without them.
 	LockRun func(ctx context.Context, tx store.Tx, id string) error
 	Waiting func(ctx context.Context, tx store.Tx) (bool, error)
+	// OldestBuckets returns the oldest stored minute bucket of the
+	// throughput, hour bucket of the throughput and minute bucket of the
+	// latency (0 for none), after writing or folding whatever the backend
+	// holds back, so the suite can see that old buckets are pruned.
+	// Required: the test that needs it fails without it.
+	OldestBuckets func(ctx context.Context, s store.Store) (minute, hour, latency int64, err error)
 }
 
 // Run runs the whole suite. open must return a new, empty store each time
@@ -117,6 +123,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"StatsCounters", testStatsCounters},
 		{"StatsConcurrent", testStatsConcurrent},
 		{"StatsQueueHeads", testStatsQueueHeads},
+		{"RatesThroughput", testRatesThroughput},
+		{"RatesLatency", testRatesLatency},
+		{"RatesRollback", testRatesRollback},
+		{"RatesPruned", func(t *testing.T, s store.Store) { testRatesPruned(t, s, opts) }},
+		{"RatesSeries", testRatesSeries},
 		{"ListFiltersAndPages", testListFiltersAndPages},
 		{"ListLimits", testListLimits},
 		{"ListAllFilters", testListAllFilters},
