@@ -20,7 +20,9 @@ import (
 // batches of retentionBatch deletions (store.RunDeleteFinished walks a
 // bounded number of rows per call), each one op of the committer, so each
 // transaction stays short and a failed one is retried like any other
-// write; a batch that came back full is followed by the next at once.
+// write; a batch that came back full is followed by the next after a
+// pause four times as long as it took, so that a backlog of expired runs
+// never takes more than a fifth of the writer from dispatch.
 // After a sweep the loop sleeps for retentionInterval, or less when the
 // shortest retention is shorter (never below a second): no busy polling.
 // A live reload wakes it at once.
@@ -33,6 +35,12 @@ import (
 const (
 	retentionBatch    = 500
 	retentionInterval = time.Minute
+	// retentionYield: after a full batch the pass waits this many times as
+	// long as the batch took before the next, so that a large backlog of
+	// expired runs (the first sweep after an upgrade, a retention cut
+	// from 30 to 7 days) takes at most a fifth of the store's writer,
+	// never all of it.
+	retentionYield = 4
 	// retentionReclaim caps the pages given back to the file system after
 	// a sweep (SQLite: 4 KiB each), so the writer is held a few ms only.
 	retentionReclaim = 2048
@@ -256,9 +264,11 @@ func (e *Engine) retentionPass(ctx context.Context, p store.RunDeleteParams) (in
 	total := 0
 	for {
 		o := &retentionOp{params: p}
+		began := e.clk.Now()
 		if err := e.do(ctx, o, nil); err != nil {
 			return total, err
 		}
+		took := e.clk.Now().Sub(began)
 		total += len(o.res.Deleted)
 		counts := o.res.Counts()
 		statuses := make([]string, 0, len(counts))
@@ -273,6 +283,25 @@ func (e *Engine) retentionPass(ctx context.Context, p store.RunDeleteParams) (in
 			return total, nil
 		}
 		p.After = o.res.Next
+		if err := e.yieldWriter(ctx, took*retentionYield); err != nil {
+			return total, err
+		}
+	}
+}
+
+// yieldWriter waits d (on the engine's clock), or until ctx ends.
+func (e *Engine) yieldWriter(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	done := make(chan struct{})
+	t := e.clk.AfterFunc(d, func() { close(done) })
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
