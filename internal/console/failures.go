@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 // from the newest failures, one page of the API (failuresWindow runs);
 // the page says how many failures the store holds in all.
 
-const failuresWindow = 1000
+const failuresWindow = 500
 
 type failuresPage struct {
 	*view
@@ -48,7 +49,7 @@ func (c *Console) failuresPage(w http.ResponseWriter, r *http.Request, v *view) 
 			filter.Set(k, s)
 		}
 	}
-	q := url.Values{"status": {"failed,timed_out"}, "limit": {"1000"}}
+	q := url.Values{"status": {"failed,timed_out"}, "limit": {strconv.Itoa(failuresWindow)}}
 	for k, vs := range filter {
 		q[k] = vs
 	}
