@@ -33,7 +33,10 @@ const garbageBound = 45 * time.Second
 // scenario still reports what happened to the runs.
 func TestWorkerBinaryOutput(t *testing.T) {
 	s := newScenario(t, "worker-binary-output")
-	_, httpAddr, grpcAddr := proc.StartServer(t, "server", s.serverArgs("", "--heartbeat", "1s")...)
+	// The per-run log caps are raised so that every line can be counted
+	// (the caps themselves are tested in e2e/logs_test.go).
+	_, httpAddr, grpcAddr := proc.StartServer(t, "server", s.serverArgs("", "--heartbeat", "1s",
+		"--log-max-lines", "1000000", "--log-max-bytes", "64MiB")...)
 	a := proc.NewAPI(t, httpAddr)
 	wargs := []string{"worker", "--server", grpcAddr, "--id", "w1", "--shell", "--capacity", "4"}
 	workers := []*proc.Proc{proc.Start(t, "w1", wargs...)}
