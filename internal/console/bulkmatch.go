@@ -33,11 +33,7 @@ type matchPage struct {
 // for retry.
 func (c *Console) matchingIDs(r *http.Request, v *view, filter url.Values, action string, max int) ([]string, bool, error) {
 	var ids []string
-	q := url.Values{}
-	for k, vs := range filter {
-		q[k] = vs
-	}
-	q.Set("limit", "1000")
+	q := with(filter, "limit", "1000")
 	for {
 		var page apijson.List[apijson.Run]
 		if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/runs", q, nil, &page); err != nil {

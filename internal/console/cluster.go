@@ -42,25 +42,14 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, v *view) err
 			filter.Set(k, s)
 		}
 	}
-	q := url.Values{"limit": {"100"}}
-	for k, vs := range filter {
-		q[k] = vs
-	}
-	if cur := r.URL.Query().Get("cursor"); cur != "" {
-		q.Set("cursor", cur)
-	}
+	q := with(filter, "limit", "100", "cursor", r.URL.Query().Get("cursor"))
 	var page apijson.List[apijson.AuditEntry]
 	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/audit", q, nil, &page); err != nil {
 		return err
 	}
 	p := auditPage{view: v, Entries: page.Items, Filter: filter}
 	if page.NextCursor != "" {
-		nq := url.Values{}
-		for k, vs := range filter {
-			nq[k] = vs
-		}
-		nq.Set("cursor", page.NextCursor)
-		p.Next = nq.Encode()
+		p.Next = with(filter, "cursor", page.NextCursor).Encode()
 	}
 	v.Title = v.T("audit.title")
 	return c.render(w, "audit", p)

@@ -12,8 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-
-	"github.com/pluto-sched/pluto/internal/auth"
 )
 
 // Options configures a Console.
@@ -115,22 +113,12 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, v *view) error
 
 // page wraps a GET page: no session → the sign-in page (for htmx partial
 // requests, a redirect header the library follows).
-func (c *Console) page(fn handlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		s, err := c.session(r)
-		if err != nil {
-			c.noSession(w, r, err)
-			return
-		}
-		v := c.newView(r, s)
-		if err := fn(w, r, v); err != nil {
-			c.fail(w, r, v, err)
-		}
-	}
-}
+func (c *Console) page(fn handlerFunc) http.HandlerFunc { return c.signedIn(fn, false) }
 
 // action wraps a POST: a session and its CSRF token are required.
-func (c *Console) action(fn handlerFunc) http.HandlerFunc {
+func (c *Console) action(fn handlerFunc) http.HandlerFunc { return c.signedIn(fn, true) }
+
+func (c *Console) signedIn(fn handlerFunc, csrf bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s, err := c.session(r)
 		if err != nil {
@@ -138,7 +126,7 @@ func (c *Console) action(fn handlerFunc) http.HandlerFunc {
 			return
 		}
 		v := c.newView(r, s)
-		if !checkCSRF(r, s) {
+		if csrf && !checkCSRF(r, s) {
 			c.fail(w, r, v, &APIError{Status: http.StatusForbidden})
 			return
 		}
@@ -231,6 +219,3 @@ func parsePages() (map[string]*template.Template, error) {
 	}
 	return pages, nil
 }
-
-// can reports whether the view's principal holds a permission.
-func can(who *auth.Principal, p auth.Permission) bool { return who.Allows(p) }

@@ -49,10 +49,7 @@ func (c *Console) failuresPage(w http.ResponseWriter, r *http.Request, v *view) 
 			filter.Set(k, s)
 		}
 	}
-	q := url.Values{"status": {"failed,timed_out"}, "limit": {strconv.Itoa(failuresWindow)}}
-	for k, vs := range filter {
-		q[k] = vs
-	}
+	q := with(filter, "status", "failed,timed_out", "limit", strconv.Itoa(failuresWindow))
 	var page apijson.List[apijson.Run]
 	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/runs", q, nil, &page); err != nil {
 		return err
@@ -87,14 +84,7 @@ func groupFailures(runs []apijson.Run, filter url.Values) []failureGroup {
 		g := by[fp]
 		if g == nil {
 			g = &failureGroup{Fingerprint: fp, Shape: fingerprint.Shape(msg), Sample: msg, SampleRun: run.ID, jobs: map[string]bool{}}
-			lq := url.Values{"status": {"failed,timed_out"}}
-			for k, vs := range filter {
-				lq[k] = vs
-			}
-			if probe := fingerprint.Probe(msg); probe != "" {
-				lq.Set("error", probe)
-			}
-			g.Link = "/runs?" + lq.Encode()
+			g.Link = "/runs?" + with(filter, "status", "failed,timed_out", "error", fingerprint.Probe(msg)).Encode()
 			by[fp] = g
 		}
 		g.Count++

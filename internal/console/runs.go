@@ -81,14 +81,7 @@ func (c *Console) runsRows(w http.ResponseWriter, r *http.Request, v *view, flas
 // runsData reads one page of the runs the request's filter selects.
 func (c *Console) runsData(r *http.Request, v *view) (runsPage, error) {
 	filter := filterQuery(r.URL.Query())
-	q := url.Values{}
-	for k, vs := range filter {
-		q[k] = vs
-	}
-	q.Set("limit", "50")
-	if cur := r.URL.Query().Get("cursor"); cur != "" {
-		q.Set("cursor", cur)
-	}
+	q := with(filter, "limit", "50", "cursor", r.URL.Query().Get("cursor"))
 	var page apijson.List[apijson.Run]
 	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/runs", q, nil, &page); err != nil {
 		return runsPage{}, err
@@ -98,12 +91,7 @@ func (c *Console) runsData(r *http.Request, v *view) (runsPage, error) {
 		p.Query += "&cursor=" + url.QueryEscape(cur)
 	}
 	if page.NextCursor != "" {
-		nq := url.Values{}
-		for k, vs := range filter {
-			nq[k] = vs
-		}
-		nq.Set("cursor", page.NextCursor)
-		p.Next = nq.Encode()
+		p.Next = with(filter, "cursor", page.NextCursor).Encode()
 	}
 	return p, nil
 }

@@ -66,7 +66,7 @@ type langOption struct {
 func (v *view) Can(perm string) bool {
 	for p := auth.PermRead; p <= auth.PermAudit; p <<= 1 {
 		if p.String() == perm {
-			return can(v.Who, p)
+			return v.Who.Allows(p)
 		}
 	}
 	return false
@@ -213,3 +213,18 @@ func unescapeHTML(s string) string {
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 func errBody(msg string) apijson.ErrorBody { return apijson.ErrorBody{Message: msg} }
+
+// with is a copy of q with each key of kv (key, value, key, value…) set;
+// an empty value leaves its key out.
+func with(q url.Values, kv ...string) url.Values {
+	out := make(url.Values, len(q)+len(kv)/2)
+	for k, vs := range q {
+		out[k] = vs
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			out.Set(kv[i], kv[i+1])
+		}
+	}
+	return out
+}

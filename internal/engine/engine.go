@@ -357,8 +357,8 @@ type Engine struct {
 	disp dispatcher // groups, sessions and the runs this server holds (dispatch.go)
 
 	wmu        sync.Mutex
-	watched    map[string]time.Time // runs some server waits for → until
-	logWatches map[string]time.Time // runs whose log some server follows → until
+	watched    watchSet // runs some server waits for
+	logWatches watchSet // runs whose log some server follows
 
 	// state is the engine's lifecycle. It changes with e.disp.mu held, so
 	// it is stable for the dispatcher and the sessions; it is atomic so
@@ -399,8 +399,8 @@ func New(cfg Config) (*Engine, error) {
 		st:         cfg.Store,
 		clk:        cfg.Clock,
 		log:        cfg.Logger,
-		watched:    make(map[string]time.Time),
-		logWatches: make(map[string]time.Time),
+		watched:    make(watchSet),
+		logWatches: make(watchSet),
 		stopMon:    make(chan struct{}),
 		leaseDone:  make(chan struct{}),
 		drainSig:   make(chan struct{}, 1),

@@ -31,23 +31,14 @@ import (
 func (e *Engine) logWatch(id string) {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
-	now := e.clk.Now()
-	if len(e.logWatches) > 10000 {
-		for k, until := range e.logWatches {
-			if now.After(until) {
-				delete(e.logWatches, k)
-			}
-		}
-	}
-	e.logWatches[id] = now.Add(watchTTL)
+	e.logWatches.add(id, e.clk.Now())
 }
 
 // logWatched reports whether some server follows run id's log.
 func (e *Engine) logWatched(id string) bool {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
-	until, ok := e.logWatches[id]
-	return ok && !e.clk.Now().After(until)
+	return e.logWatches.has(id, e.clk.Now())
 }
 
 // heardLogs wakes this server's followers of the runs in a TopicLogs

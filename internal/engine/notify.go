@@ -48,19 +48,36 @@ const (
 	watchRecheck = 2 * time.Second
 )
 
+// watchSet is the runs some server announced it waits for (or follows
+// the log of), each until its announcement expires. It is bounded: past
+// watchSetPrune entries an announcement first drops the expired ones.
+// Callers hold e.wmu.
+type watchSet map[string]time.Time
+
+const watchSetPrune = 10000
+
+func (w watchSet) add(id string, now time.Time) {
+	if len(w) > watchSetPrune {
+		for k, until := range w {
+			if now.After(until) {
+				delete(w, k)
+			}
+		}
+	}
+	w[id] = now.Add(watchTTL)
+}
+
+// has reports whether id is announced and not expired.
+func (w watchSet) has(id string, now time.Time) bool {
+	until, ok := w[id]
+	return ok && !now.After(until)
+}
+
 // watch remembers that some server waits for run id.
 func (e *Engine) watch(id string) {
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
-	now := e.clk.Now()
-	if len(e.watched) > 10000 {
-		for k, until := range e.watched {
-			if now.After(until) {
-				delete(e.watched, k)
-			}
-		}
-	}
-	e.watched[id] = now.Add(watchTTL)
+	e.watched.add(id, e.clk.Now())
 }
 
 // takeWatched reports whether id is watched and forgets it.

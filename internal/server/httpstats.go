@@ -60,25 +60,20 @@ func (h *httpAPI) stats(src statsSource) http.HandlerFunc {
 // limitStats keeps the statistics of the groups allowed; the owed
 // callbacks, counted over every group, are dropped.
 func limitStats(st store.Stats, allowed func(string) bool) store.Stats {
-	out := store.Stats{}
-	for _, c := range st.Counts {
-		if allowed(c.Group) {
-			out.Counts = append(out.Counts, c)
-		}
+	return store.Stats{
+		Counts:     keepGroups(st.Counts, func(c store.RunCount) string { return c.Group }, allowed),
+		Heads:      keepGroups(st.Heads, func(h store.QueueHead) string { return h.Group }, allowed),
+		Throughput: keepGroups(st.Throughput, func(t store.Throughput) string { return t.Group }, allowed),
+		Latency:    keepGroups(st.Latency, func(l store.DispatchLatency) string { return l.Group }, allowed),
 	}
-	for _, h := range st.Heads {
-		if allowed(h.Group) {
-			out.Heads = append(out.Heads, h)
-		}
-	}
-	for _, tp := range st.Throughput {
-		if allowed(tp.Group) {
-			out.Throughput = append(out.Throughput, tp)
-		}
-	}
-	for _, l := range st.Latency {
-		if allowed(l.Group) {
-			out.Latency = append(out.Latency, l)
+}
+
+// keepGroups keeps the items whose group is allowed.
+func keepGroups[T any](items []T, group func(T) string, allowed func(string) bool) []T {
+	var out []T
+	for _, it := range items {
+		if allowed(group(it)) {
+			out = append(out, it)
 		}
 	}
 	return out

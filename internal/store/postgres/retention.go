@@ -89,7 +89,7 @@ func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (st
 	if res.Deleted, err = t.deleteRuns(ctx, p, del); err != nil {
 		return res, err
 	}
-	t.runsDeleted(res.Deleted)
+	t.counts.Deleted(res.Deleted) // the counters forget them, in this transaction
 	return res, nil
 }
 

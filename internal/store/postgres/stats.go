@@ -138,12 +138,6 @@ func (s *Store) foldLockID() int64 {
 	return int64(binary.BigEndian.Uint64(sum[:8]))
 }
 
-// runsDeleted takes deleted runs out of the counters: RunDeleteFinished
-// calls it in the same transaction with each run it deleted.
-func (t *tx) runsDeleted(runs []store.DeletedRun) {
-	t.counts.Deleted(runs)
-}
-
 // RunStats implements store.Store.
 func (s *Store) RunStats(ctx context.Context, p store.StatsParams) (store.Stats, error) {
 	if s.closed.Load() {

@@ -99,7 +99,7 @@ func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (st
 		// counts read it from here.
 		res.Deleted = append(res.Deleted, del[i].DeletedRun)
 	}
-	t.runsDeleted(res.Deleted)
+	t.counts.Deleted(res.Deleted) // the counters forget them, in this transaction
 	return res, nil
 }
 

@@ -70,12 +70,6 @@ func (t *tx) flushCounts() error {
 	return nil
 }
 
-// runsDeleted takes deleted runs out of the counters: RunDeleteFinished
-// calls it in the same transaction with each run it deleted.
-func (t *tx) runsDeleted(runs []store.DeletedRun) {
-	t.counts.Deleted(runs)
-}
-
 // RunStats implements store.Store.
 func (s *Store) RunStats(ctx context.Context, p store.StatsParams) (store.Stats, error) {
 	if s.closed.Load() {
