@@ -43,10 +43,13 @@ import (
 
 // ScanBudget is the default number of runs one page examines along its
 // lead. The slowest list is one that spends it all reading runs at random
-// (a rare error substring over failed runs): with 10,000 it took up to
-// 58 ms at 10M runs on SQLite on the 2-core development machine; 5,000
-// halves that (bench --history measures every filter).
-const ScanBudget = 5000
+// (a rare error substring over failed runs, a worker within a type): at
+// 10M runs on the 2-core development machine 5,000 such reads took up to
+// 59 ms on SQLite when the pages were not cached yet and up to 57 ms on
+// PostgreSQL (a worker within a type), over the 50 ms a list may take;
+// 2,000 keep both near 20 ms (bench --history measures every filter). A
+// rarer match costs more pages, each as bounded.
+const ScanBudget = 2000
 
 // CreatedSlack is how far created_at may disagree with seq order: a run's
 // created_at is taken when it is submitted and its seq when its group
