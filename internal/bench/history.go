@@ -30,6 +30,8 @@ type HistoryReport struct {
 	// Lists and Stats are the reads timed after the load (lists.go).
 	Lists []ReadLatency `json:"lists"`
 	Stats []ReadLatency `json:"stats"`
+	// Pages are the console's pages, timed after the reads (pages.go).
+	Pages []ReadLatency `json:"pages"`
 	// With CompareEmpty: the burndown on the empty store, before the
 	// load (Report.Throughput is the one after it), their ratio, and
 	// whether the ratio met the bar (after ≥ 90% of empty).
@@ -60,13 +62,16 @@ var historyErrors = []string{
 	"invalid input: missing field", "out of memory", "TLS handshake timeout",
 }
 
+// historyRunID is the id of history run i.
+func historyRunID(i int) string { return fmt.Sprintf("h_%010d", i) }
+
 // historyRun makes run i of n, created between start and start+span.
 func historyRun(i, n int, start time.Time) *store.Run {
 	x := uint64(i+1) * 0x9E3779B97F4A7C15 // a cheap, fixed shuffle of i
 	x ^= x >> 29
 	created := start.Add(time.Duration(float64(historySpan) * float64(i) / float64(n)))
 	r := &store.Run{
-		ID:    fmt.Sprintf("h_%010d", i),
+		ID:    historyRunID(i),
 		Type:  fmt.Sprintf("type-%02d", x%historyTypes),
 		Group: fmt.Sprintf("hist-%d", (x>>8)%historyGroups), Status: store.StatusSucceeded,
 		Payload: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)), Attempt: 1, MaxAttempts: 3,
@@ -116,6 +121,9 @@ func burndownHistory(ctx context.Context, srv *benchServer, cl *client.Client, o
 	hc := srv.httpClient(opts)
 	defer hc.CloseIdleConnections()
 	if err := measureReads(ctx, hc, srv.HTTPURL(), start.Add(historySpan/2), h); err != nil {
+		return err
+	}
+	if err := measurePages(ctx, hc, srv.HTTPURL(), srv.token, historyRunID(opts.History/2), h); err != nil {
 		return err
 	}
 	if err := burndown(ctx, srv, cl, opts, done, rep); err != nil {
@@ -194,6 +202,7 @@ func (h *HistoryReport) text(b *strings.Builder, throughput float64) {
 		h.Runs, h.LoadSeconds, h.LoadRate, h.StoredRuns)
 	readsText(b, fmt.Sprintf("lists, after the load (GET /api/v1/runs, first page of 100 unless a cursor is given, %d calls each):", readCalls), h.Lists)
 	readsText(b, fmt.Sprintf("stats, after the load (%d calls each):", readCalls), h.Stats)
+	readsText(b, fmt.Sprintf("console pages, after the load (signed in, whole request on loopback, %d calls each):", readCalls), h.Pages)
 	if h.EmptyThroughput > 0 {
 		fmt.Fprintf(b, "burndown:         %.0f runs/s on the empty store, %.0f runs/s after the load: %.0f%%  %s (≥ %.0f%%)\n",
 			h.EmptyThroughput, throughput, h.Ratio*100, passFail(h.RatioPass), ratioBar*100)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +31,11 @@ func TestRunHistory(t *testing.T) {
 		t.Errorf("%d lists and %d stats timed, want %d and %d (deep pages included)",
 			len(h.Lists), len(h.Stats), len(listCases(time.Now(), "1")), len(statsCases()))
 	}
+	if len(h.Pages) != len(pageCases("r")) {
+		t.Errorf("%d console pages timed, want %d", len(h.Pages), len(pageCases("r")))
+	}
 	found := map[string]int{}
-	for _, l := range append(h.Lists, h.Stats...) {
+	for _, l := range slices.Concat(h.Lists, h.Stats, h.Pages) {
 		found[l.Name] = l.Runs
 		if !(0 < l.P50 && l.P50 <= l.P99 && l.P99 <= l.Max) {
 			t.Errorf("%s: percentiles out of order: %+v", l.Name, l)
@@ -56,7 +60,8 @@ func TestRunHistory(t *testing.T) {
 		t.Errorf("empty throughput %v, ratio %v, pass %v", h.EmptyThroughput, h.Ratio, h.RatioPass)
 	}
 	text := rep.Text()
-	for _, want := range []string{"deep page (half-way)", "stats, group", "burndown:", "(≤ 50 ms)", "(≤ 20 ms)"} {
+	for _, want := range []string{"deep page (half-way)", "stats, group", "burndown:", "(≤ 50 ms)", "(≤ 20 ms)",
+		"console pages", "job (slot timeline)", "(≤ 100 ms)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text report lacks %q:\n%s", want, text)
 		}
