@@ -15,8 +15,8 @@ type Stats struct {
 type GroupStats struct {
 	Group string `json:"group"`
 	// Counts has every status, zeros included.
-	Counts     map[string]int64 `json:"counts"`
-	QueueDepth int64            `json:"queue_depth"`
+	Counts     Counts `json:"counts"`
+	QueueDepth int64  `json:"queue_depth"`
 	// OldestQueuedAgeSeconds is now minus the earliest run_at among the
 	// heads of the group's queues (one per handler type); 0 when nothing
 	// is queued.
@@ -35,9 +35,9 @@ type GroupStats struct {
 
 // JobStats is the counts of one job's runs ("" for runs of no job).
 type JobStats struct {
-	Job        string           `json:"job"`
-	Counts     map[string]int64 `json:"counts"`
-	Throughput Throughput       `json:"throughput"`
+	Job        string     `json:"job"`
+	Counts     Counts     `json:"counts"`
+	Throughput Throughput `json:"throughput"`
 }
 
 // Throughput is the number of runs that ended in the last minute, hour
@@ -45,9 +45,9 @@ type JobStats struct {
 // The oldest bucket of each window is weighted by the part of it inside
 // the window, so a window may be off by that bucket's share (docs/api.md).
 type Throughput struct {
-	LastMinute map[string]int64 `json:"last_minute"`
-	LastHour   map[string]int64 `json:"last_hour"`
-	LastDay    map[string]int64 `json:"last_day"`
+	LastMinute Counts `json:"last_minute"`
+	LastHour   Counts `json:"last_hour"`
+	LastDay    Counts `json:"last_day"`
 }
 
 // DispatchLatency is the time from when a run was due (created, or its
@@ -81,9 +81,9 @@ type SeriesPoint struct {
 
 // StatsTotals sums the groups.
 type StatsTotals struct {
-	Counts     map[string]int64 `json:"counts"`
-	QueueDepth int64            `json:"queue_depth"`
-	Workers    int              `json:"workers"`
-	Slots      int              `json:"slots"`
-	Throughput Throughput       `json:"throughput"`
+	Counts     Counts     `json:"counts"`
+	QueueDepth int64      `json:"queue_depth"`
+	Workers    int        `json:"workers"`
+	Slots      int        `json:"slots"`
+	Throughput Throughput `json:"throughput"`
 }

@@ -93,7 +93,7 @@ var terminalStatuses = func() []store.RunStatus {
 
 // zeroThroughput has every terminal status in every window.
 func zeroThroughput() apijson.Throughput {
-	z := func() map[string]int64 {
+	z := func() apijson.Counts {
 		m := make(map[string]int64, len(terminalStatuses))
 		for _, s := range terminalStatuses {
 			m[string(s)] = 0
@@ -111,7 +111,7 @@ func addThroughput(t *apijson.Throughput, tp store.Throughput) {
 }
 
 // zeroCounts is a counts map with every status.
-func zeroCounts() map[string]int64 {
+func zeroCounts() apijson.Counts {
 	m := make(map[string]int64, len(store.AllStatuses))
 	for _, s := range store.AllStatuses {
 		m[string(s)] = 0
