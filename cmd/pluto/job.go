@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pluto-sched/pluto/internal/jobfile"
 )
 
 // maxJobFile bounds what pluto job apply reads.
@@ -74,19 +76,19 @@ not sent.`,
 		if err != nil {
 			return err
 		}
-		docs, err := parseJobFile(data, strings.HasSuffix(strings.ToLower(file), ".json"))
+		docs, err := jobfile.Parse(data, strings.HasSuffix(strings.ToLower(file), ".json"))
 		if err != nil {
 			return failf("%s: %v", displayName(file), err)
 		}
 		saved := apiList[json.RawMessage]{Items: []json.RawMessage{}}
 		for i, d := range docs {
-			status, raw, err := c.doStatus(cmd.Context(), http.MethodPut, "/jobs/"+url.PathEscape(d.job.Name), nil, d.raw)
+			status, raw, err := c.doStatus(cmd.Context(), http.MethodPut, "/jobs/"+url.PathEscape(d.Job.Name), nil, d.Raw)
 			if err != nil {
 				applied := "nothing was applied"
 				if i > 0 {
 					applied = fmt.Sprintf("the %d job(s) before it were applied, the %d after it were not sent", i, len(docs)-i-1)
 				}
-				return failf("job %s in %s: %v (%s)", d.label(), displayName(file), err, applied)
+				return failf("job %s in %s: %v (%s)", d.Label(), displayName(file), err, applied)
 			}
 			if co.json() {
 				saved.Items = append(saved.Items, json.RawMessage(raw))
@@ -96,7 +98,7 @@ not sent.`,
 			if status == http.StatusCreated {
 				verb = "created"
 			}
-			fmt.Fprintf(a.stdout, "job %s %s\n", d.job.Name, verb)
+			fmt.Fprintf(a.stdout, "job %s %s\n", d.Job.Name, verb)
 		}
 		if co.json() {
 			b, err := json.Marshal(saved)

@@ -203,6 +203,7 @@ func TestConsoleJobsAndWorkers(t *testing.T) {
 	if code := e.api.Do("GET", "/api/v1/jobs/report", nil, &job); code != 200 || job.Schedule != "0 30 2 * * ?" {
 		t.Fatalf("the job saved from the form: HTTP %d, schedule %q", code, job.Schedule)
 	}
+	editJob(t, ctx, e)
 
 	do(t, ctx, "drain the worker", 20*time.Second,
 		chromedp.Navigate(e.base+"/workers"),
@@ -219,6 +220,51 @@ func TestConsoleJobsAndWorkers(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-worker="w1"] button[data-action="resume"]`)),
 		chromedp.Click(chromedp.CSS(`tr[data-worker="w1"] button[data-action="resume"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-worker="w1"][data-draining="false"]`)))
+}
+
+// editJob edits the job "report": with the form (what the form does not
+// show, such as retention, is kept), then as YAML, where a field the
+// server does not know is refused by name.
+func editJob(t *testing.T, ctx context.Context, e env) {
+	if code := e.api.Do("PUT", "/api/v1/jobs/report", map[string]any{"type": "shell", "group": "default",
+		"schedule": "0 30 2 * * ?", "payload": map[string]string{"cmd": "echo report"}, "keep": "30d", "keep_last": 5}, nil); code != 200 {
+		t.Fatalf("set the job's retention: HTTP %d", code)
+	}
+	do(t, ctx, "edit with the form", 20*time.Second,
+		chromedp.Navigate(e.base+"/jobs/report"),
+		chromedp.WaitVisible(chromedp.ID("f-schedule")),
+		chromedp.SetValue(chromedp.ID("f-schedule"), "0 45 2 * * ?"),
+		chromedp.Click(chromedp.ID("save-job")),
+		chromedp.WaitVisible(chromedp.Search(`//input[@id="f-schedule" and @value="0 45 2 * * ?"]`)))
+	var job struct {
+		Schedule string  `json:"schedule"`
+		Retries  int     `json:"retries"`
+		Keep     *string `json:"keep"`
+		KeepLast int     `json:"keep_last"`
+	}
+	if code := e.api.Do("GET", "/api/v1/jobs/report", nil, &job); code != 200 || job.Schedule != "0 45 2 * * ?" ||
+		job.Keep == nil || *job.Keep != "30d" || job.KeepLast != 5 {
+		t.Fatalf("after editing with the form: HTTP %d, %+v (keep %v)", code, job, job.Keep)
+	}
+	yaml := value(t, ctx, "read the YAML", chromedp.Value(chromedp.ID("f-yaml")))
+	if !strings.Contains(yaml, "keep: 30d") || !strings.Contains(yaml, "0 45 2 * * ?") {
+		t.Fatalf("the YAML editor shows:\n%s", yaml)
+	}
+	do(t, ctx, "a field the server does not know", 20*time.Second,
+		chromedp.Click(chromedp.CSS(`#yaml-editor summary`)),
+		chromedp.SetValue(chromedp.ID("f-yaml"), yaml+"colour: red\n"),
+		chromedp.Click(chromedp.ID("save-yaml")),
+		chromedp.WaitVisible(chromedp.CSS(`#form-error[data-field="yaml"]`)))
+	if msg := value(t, ctx, "read the error", chromedp.Text(chromedp.ID("form-error"))); !strings.Contains(msg, "colour") {
+		t.Fatalf("the YAML error does not name the field: %q", msg)
+	}
+	do(t, ctx, "save as YAML", 20*time.Second,
+		chromedp.SetValue(chromedp.ID("f-yaml"), strings.Replace(yaml, "retries: 0", "retries: 2", 1)),
+		chromedp.Click(chromedp.ID("save-yaml")),
+		chromedp.WaitVisible(chromedp.Search(`//input[@id="f-retries" and @value="2"]`)))
+	if code := e.api.Do("GET", "/api/v1/jobs/report", nil, &job); code != 200 || job.Retries != 2 || job.KeepLast != 5 {
+		t.Fatalf("after saving as YAML: HTTP %d, %+v", code, job)
+	}
 }
 
 // TestConsoleCancelAllMatching: "cancel all matching" shows how many runs

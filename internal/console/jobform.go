@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/cron"
+	"github.com/pluto-sched/pluto/internal/jobfile"
 )
 
 // The job page and form: a job's spec, its slot timeline, trigger with a
@@ -22,6 +24,8 @@ type jobPage struct {
 	Job      apijson.Job
 	New      bool
 	Payload  string // the payload as the form shows it
+	YAML     string // the job as a job file (the YAML editor)
+	YAMLOpen bool   // the YAML editor was used: show it open
 	Preview  cronPreviewData
 	Timeline timeline
 	Err      *APIError
@@ -29,6 +33,7 @@ type jobPage struct {
 
 func (c *Console) jobForm(w http.ResponseWriter, r *http.Request, v *view) error {
 	p := jobPage{view: v, New: true, Job: apijson.Job{Group: "default", Misfire: "skip", Overlap: "allow"}, Payload: "null"}
+	p.YAML = jobYAML(p.Job)
 	v.Title = v.T("jobs.new")
 	return c.render(w, "job", p)
 }
@@ -40,6 +45,7 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, v *view) error
 		return err
 	}
 	p.Payload = prettyJSON(p.Job.Payload)
+	p.YAML = jobYAML(p.Job)
 	p.Preview = previewCron(v, p.Job.Schedule, p.Job.Timezone, time.Now())
 	tl, err := c.jobTimeline(r, v, p.Job, time.Now())
 	if err != nil {
@@ -50,19 +56,37 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, v *view) error
 	return c.render(w, "job", p)
 }
 
-// jobSave creates or replaces a job from the form (PUT /api/v1/jobs/NAME);
-// a refused field is shown next to the form.
+// jobSave creates or replaces a job from the form's fields, or from the
+// YAML editor (a job file, read as pluto job apply reads one) (PUT
+// /api/v1/jobs/NAME); a refused field is shown next to the form. Editing
+// with the fields keeps what the form does not show (dependencies,
+// retention, shards…) as the job has it.
 func (c *Console) jobSave(w http.ResponseWriter, r *http.Request, v *view) error {
 	r.Body = http.MaxBytesReader(w, r.Body, 2<<20)
-	j, perr := jobFromForm(r)
-	p := jobPage{view: v, Job: j, New: r.PostFormValue("new") == "1", Payload: r.PostFormValue("payload")}
-	if perr == nil && j.Name == "" {
+	p := jobPage{view: v, New: r.PostFormValue("new") == "1", Payload: r.PostFormValue("payload")}
+	var (
+		body any
+		perr *APIError
+	)
+	if y, ok := r.PostForm["yaml"]; ok {
+		p.YAML, p.YAMLOpen = y[0], true
+		p.Job, body, perr = jobFromYAML(y[0])
+		p.Payload = prettyJSON(p.Job.Payload)
+	} else {
+		p.Job, perr = jobFromForm(r)
+		if perr == nil && !p.New {
+			perr = c.keepUnshown(r, v, &p.Job)
+		}
+		body = p.Job
+		p.YAML = jobYAML(p.Job)
+	}
+	if perr == nil && p.Job.Name == "" {
 		perr = &APIError{Status: http.StatusBadRequest, ErrorBody: apijson.ErrorBody{Message: "name is required", Field: "name"}}
 	}
 	if perr == nil {
-		err := c.api.call(r.Context(), v.secret(), http.MethodPut, "/api/v1/jobs/"+url.PathEscape(j.Name), nil, j, nil)
+		err := c.api.call(r.Context(), v.secret(), http.MethodPut, "/api/v1/jobs/"+url.PathEscape(p.Job.Name), nil, body, nil)
 		if err == nil {
-			http.Redirect(w, r, "/jobs/"+url.PathEscape(j.Name), http.StatusSeeOther)
+			http.Redirect(w, r, "/jobs/"+url.PathEscape(p.Job.Name), http.StatusSeeOther)
 			return nil
 		}
 		ae, ok := err.(*APIError)
@@ -72,10 +96,52 @@ func (c *Console) jobSave(w http.ResponseWriter, r *http.Request, v *view) error
 		perr = ae
 	}
 	p.Err = perr
-	p.Preview = previewCron(v, j.Schedule, j.Timezone, time.Now())
+	p.Preview = previewCron(v, p.Job.Schedule, p.Job.Timezone, time.Now())
 	v.Title = v.T("jobs.new")
 	w.WriteHeader(http.StatusBadRequest)
 	return c.render(w, "job", p)
+}
+
+// keepUnshown copies into j the fields of the stored job that the form
+// does not show, so that saving the form changes only what it shows.
+func (c *Console) keepUnshown(r *http.Request, v *view, j *apijson.Job) *APIError {
+	var cur apijson.Job
+	err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/jobs/"+url.PathEscape(j.Name), nil, nil, &cur)
+	if ae, ok := err.(*APIError); ok && ae.Status == http.StatusNotFound {
+		return nil // deleted meanwhile: the form creates it again
+	}
+	if err != nil {
+		return &APIError{Status: http.StatusBadRequest, ErrorBody: apijson.ErrorBody{Message: err.Error(), Field: "name"}}
+	}
+	j.DependsOn, j.MisfireMax, j.Shards, j.Keep, j.KeepLast = cur.DependsOn, cur.MisfireMax, cur.Shards, cur.Keep, cur.KeepLast
+	return nil
+}
+
+// jobFromYAML reads the YAML editor: exactly one job, in the job file
+// format. body is the job's JSON as written (sent as it is, so the
+// server judges every field the file sets).
+func jobFromYAML(text string) (apijson.Job, any, *APIError) {
+	bad := func(msg string) *APIError {
+		return &APIError{Status: http.StatusBadRequest, ErrorBody: apijson.ErrorBody{Message: msg, Field: "yaml"}}
+	}
+	docs, err := jobfile.Parse([]byte(text), false)
+	if err != nil {
+		return apijson.Job{}, nil, bad(err.Error())
+	}
+	if len(docs) != 1 {
+		return docs[0].Job, nil, bad(fmt.Sprintf("the editor takes one job, it holds %d (pluto job apply -f takes several)", len(docs)))
+	}
+	return docs[0].Job, docs[0].Raw, nil
+}
+
+// jobYAML is j as the YAML editor shows it ("" if it cannot be written,
+// which only a bug causes).
+func jobYAML(j apijson.Job) string {
+	b, err := jobfile.YAML(j)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // jobFromForm reads the job fields of the form.

@@ -1,12 +1,12 @@
-package main
-
-// Reading job definitions for pluto job apply: YAML or JSON; one job, a
+// Package jobfile reads job definitions as people write them — for pluto
+// job apply and the web console's YAML editor: YAML or JSON; one job, a
 // list of jobs, or several YAML documents (---) / concatenated JSON
 // values. YAML is turned into JSON and every job is decoded the way the
 // HTTP API decodes a PUT body (same snake_case names, unknown fields and
 // wrong types are errors naming the field), so a file that passes here
 // fails on the server only for what the server checks (names, policies,
 // schedules, time zones, limits).
+package jobfile
 
 import (
 	"bytes"
@@ -22,24 +22,23 @@ import (
 	"github.com/pluto-sched/pluto/internal/apijson"
 )
 
-// jobDoc is one job read from a file.
-type jobDoc struct {
-	where string          // "document 2", "document 1, item 3": where in the file
-	raw   json.RawMessage // the job as JSON, sent as it is
-	job   apiJob
+// Doc is one job read from a file.
+type Doc struct {
+	Where string          // "document 2", "document 1, item 3": where in the file
+	Raw   json.RawMessage // the job as JSON, to be sent as it is
+	Job   apijson.Job
 }
 
-// label names the job for messages: its name and where it is.
-func (d jobDoc) label() string {
-	if d.job.Name == "" {
-		return d.where
+// Label names the job for messages: its name and where it is.
+func (d Doc) Label() string {
+	if d.Job.Name == "" {
+		return d.Where
 	}
-	return fmt.Sprintf("%q (%s)", d.job.Name, d.where)
+	return fmt.Sprintf("%q (%s)", d.Job.Name, d.Where)
 }
 
-// parseJobFile reads the jobs in data. asJSON says the file is named
-// *.json.
-func parseJobFile(data []byte, asJSON bool) ([]jobDoc, error) {
+// Parse reads the jobs in data. asJSON says the file is named *.json.
+func Parse(data []byte, asJSON bool) ([]Doc, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 {
@@ -61,7 +60,7 @@ func parseJobFile(data []byte, asJSON bool) ([]jobDoc, error) {
 		return nil, err
 	}
 
-	var out []jobDoc
+	var out []Doc
 	for i, doc := range docs {
 		where := fmt.Sprintf("document %d", i+1)
 		if len(docs) == 1 {
@@ -79,11 +78,11 @@ func parseJobFile(data []byte, asJSON bool) ([]jobDoc, error) {
 					w = fmt.Sprintf("%s, item %d", where, k+1)
 				}
 			}
-			d := jobDoc{where: w, raw: item}
-			if err := decodeJob(item, &d.job); err != nil {
-				return nil, fmt.Errorf("job %s: %v", d.label(), err)
+			d := Doc{Where: w, Raw: item}
+			if err := decodeJob(item, &d.Job); err != nil {
+				return nil, fmt.Errorf("job %s: %v", d.Label(), err)
 			}
-			if strings.TrimSpace(d.job.Name) == "" {
+			if strings.TrimSpace(d.Job.Name) == "" {
 				return nil, fmt.Errorf("job in %s: name: is required", w)
 			}
 			out = append(out, d)
@@ -94,10 +93,10 @@ func parseJobFile(data []byte, asJSON bool) ([]jobDoc, error) {
 	}
 	seen := map[string]string{}
 	for _, d := range out {
-		if prev, ok := seen[d.job.Name]; ok {
-			return nil, fmt.Errorf("job %q appears twice (%s and %s)", d.job.Name, prev, d.where)
+		if prev, ok := seen[d.Job.Name]; ok {
+			return nil, fmt.Errorf("job %q appears twice (%s and %s)", d.Job.Name, prev, d.Where)
 		}
-		seen[d.job.Name] = d.where
+		seen[d.Job.Name] = d.Where
 	}
 	return out, nil
 }
@@ -242,7 +241,7 @@ func jobItems(doc json.RawMessage) (items []json.RawMessage, list bool, err erro
 
 // decodeJob decodes one job strictly, naming the field at fault the way
 // the server does.
-func decodeJob(raw json.RawMessage, j *apiJob) error {
+func decodeJob(raw json.RawMessage, j *apijson.Job) error {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 || t[0] != '{' {
 		return fmt.Errorf("want an object, got %s", apijson.KindOf(t))
