@@ -97,7 +97,6 @@ func TestParseJobFile(t *testing.T) {
 	}
 }
 
-
 // A job written by YAML reads back as the same job.
 func TestYAMLRoundTrip(t *testing.T) {
 	routing, timeout, keep := "hash", "30m", "30d"
