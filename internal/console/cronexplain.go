@@ -54,6 +54,8 @@ func explainPart(v *view, p string) string {
 		return v.T("cron.last")
 	case p == "LW":
 		return v.T("cron.lastweekday")
+	case strings.HasPrefix(p, "L-") && strings.HasSuffix(p, "W"):
+		return v.T("cron.lastminusweekday", strings.TrimSuffix(strings.TrimPrefix(p, "L-"), "W"))
 	case strings.HasPrefix(p, "L-"):
 		return v.T("cron.lastminus", strings.TrimPrefix(p, "L-"))
 	case strings.Contains(p, "/"):

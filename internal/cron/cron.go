@@ -29,6 +29,18 @@ func Parse(expr string) (Schedule, error) { return ParseIn(expr, time.UTC) }
 // leading @ is a descriptor, 5 fields are standard cron, 6 or 7 fields are
 // Quartz. Errors are *ParseError.
 func ParseIn(expr string, loc *time.Location) (Schedule, error) {
+	return parseIn(expr, loc, false)
+}
+
+// ParseStored parses a schedule that was accepted when it was saved: as
+// ParseIn, but an L item in a list of others ("1,L"), which Pluto read as
+// the union before it refused it as Quartz does, still parses, so that a
+// job saved then keeps firing as it did. New schedules go through ParseIn.
+func ParseStored(expr string, loc *time.Location) (Schedule, error) {
+	return parseIn(expr, loc, true)
+}
+
+func parseIn(expr string, loc *time.Location, lenient bool) (Schedule, error) {
 	if loc == nil {
 		loc = time.UTC
 	}
@@ -37,7 +49,7 @@ func ParseIn(expr string, loc *time.Location) (Schedule, error) {
 	if strings.HasPrefix(text, "@") {
 		return s.parseDescriptor(text)
 	}
-	sp, err := parseFields(expr, strings.Fields(text))
+	sp, err := parseFields(expr, strings.Fields(text), lenient)
 	if err != nil {
 		return Schedule{}, err
 	}
@@ -69,7 +81,7 @@ func (s Schedule) parseDescriptor(text string) (Schedule, error) {
 	if arg != "" {
 		return Schedule{}, exprError(s.expr, fmt.Sprintf("%s takes no argument, got %q", name, arg))
 	}
-	sp, err := parseFields(quartz, strings.Fields(quartz))
+	sp, err := parseFields(quartz, strings.Fields(quartz), false)
 	if err != nil { // cannot happen: the table is fixed
 		return Schedule{}, err
 	}

@@ -94,7 +94,13 @@ func TestQuartz(t *testing.T) {
 		{"0 0 0 L * ?", "2026-01-01T00:00:00Z", []string{"2026-01-31T00:00:00Z", "2026-02-28T00:00:00Z", "2026-03-31T00:00:00Z", "2026-04-30T00:00:00Z"}},
 		{"0 0 0 L * ?", "2028-02-01T00:00:00Z", []string{"2028-02-29T00:00:00Z"}},
 		{"0 0 0 L-3 * ?", "2026-01-01T00:00:00Z", []string{"2026-01-28T00:00:00Z", "2026-02-25T00:00:00Z", "2026-03-28T00:00:00Z"}},
-		{"0 0 0 1,L * ?", "2026-01-15T00:00:00Z", []string{"2026-01-31T00:00:00Z", "2026-02-01T00:00:00Z", "2026-02-28T00:00:00Z"}},
+		// L-nW: the weekday nearest the n-th day before the last (Quartz).
+		// Jan 2026: 31-3 = 28th, a Wednesday; Feb: 25th Wed; Mar: 28th Sat → Fri 27th;
+		// May: 28th Thu; Jun: 27th Sat → Fri 26th; Aug: 28th Fri.
+		{"0 0 0 L-3W * ?", "2026-01-01T00:00:00Z", []string{"2026-01-28T00:00:00Z", "2026-02-25T00:00:00Z", "2026-03-27T00:00:00Z", "2026-04-27T00:00:00Z"}},
+		{"0 0 0 L-3w * ?", "2026-06-01T00:00:00Z", []string{"2026-06-26T00:00:00Z", "2026-07-28T00:00:00Z", "2026-08-28T00:00:00Z"}},
+		// L-30W: day 1 in months of 31 days (Sat Aug 1st 2026 → Mon 3rd), none in shorter ones.
+		{"0 0 0 L-30W * ?", "2026-07-15T00:00:00Z", []string{"2026-08-03T00:00:00Z", "2026-10-01T00:00:00Z", "2026-12-01T00:00:00Z"}},
 		{"0 0 12 1W * ?", "2026-01-01T12:00:00Z", []string{"2026-02-02T12:00:00Z", "2026-03-02T12:00:00Z", "2026-04-01T12:00:00Z", "2026-05-01T12:00:00Z"}},
 		{"0 0 12 1W * ?", "2026-07-15T00:00:00Z", []string{"2026-08-03T12:00:00Z"}},  // Sat 1st → Mon 3rd
 		{"0 0 12 15W * ?", "2026-08-01T00:00:00Z", []string{"2026-08-14T12:00:00Z"}}, // Sat → Fri
@@ -110,7 +116,7 @@ func TestQuartz(t *testing.T) {
 		{"0 0 0 ? * 1L", "2026-01-01T00:00:00Z", []string{"2026-01-25T00:00:00Z", "2026-02-22T00:00:00Z", "2026-03-29T00:00:00Z"}},
 		{"0 0 0 ? * 6#3", "2026-01-01T00:00:00Z", []string{"2026-01-16T00:00:00Z", "2026-02-20T00:00:00Z", "2026-03-20T00:00:00Z"}},
 		{"0 0 0 ? * FRI#5", "2026-01-01T00:00:00Z", []string{"2026-01-30T00:00:00Z", "2026-05-29T00:00:00Z", "2026-07-31T00:00:00Z"}},
-		{"0 0 9 ? * mon#1,6L", "2026-01-01T00:00:00Z", []string{"2026-01-05T09:00:00Z", "2026-01-30T09:00:00Z", "2026-02-02T09:00:00Z"}},
+		{"0 0 9 ? * mon#1,fri#5", "2026-01-01T00:00:00Z", []string{"2026-01-05T09:00:00Z", "2026-01-30T09:00:00Z", "2026-02-02T09:00:00Z"}},
 		// years
 		{"0 0 0 1 1 ? 2030-2032", "2026-01-01T00:00:00Z", []string{"2030-01-01T00:00:00Z", "2031-01-01T00:00:00Z", "2032-01-01T00:00:00Z", ""}},
 		{"0 0 0 1 1 ? */50", "2026-01-01T00:00:00Z", []string{"2070-01-01T00:00:00Z", "2120-01-01T00:00:00Z", "2170-01-01T00:00:00Z", ""}},
@@ -376,6 +382,15 @@ func TestParseErrors(t *testing.T) {
 		{"0 0 -1 * * ?", `missing value`, "hour", 3},
 		{"0 0 1-2-3 * * ?", `invalid value "2-3"`, "hour", 3},
 		{"0 0 99999999999 * * ?", `invalid value`, "hour", 3},
+		// As Quartz: an item with L stands alone in its field.
+		{"0 0 0 1,5,L * ?", `L cannot be combined with other values in a list ("1,5,L")`, "day-of-month", 4},
+		{"0 0 0 L,15 * ?", `L cannot be combined`, "day-of-month", 4},
+		{"0 0 0 LW,1W * ?", `L cannot be combined`, "day-of-month", 4},
+		{"0 0 0 1,L-3W * ?", `L cannot be combined`, "day-of-month", 4},
+		{"0 0 0 ? * 6,7,L", `L cannot be combined with other values in a list ("6,7,L")`, "day-of-week", 6},
+		{"0 0 0 ? * mon#1,6L", `L cannot be combined`, "day-of-week", 6},
+		{"0 0 0 L-31W * ?", `offset from the last day must be 0-30`, "day-of-month", 4},
+		{"0 0 0 L-W * ?", `missing number`, "day-of-month", 4},
 		{"0 0 L * *", `L, W and # are Quartz syntax`, "day-of-month", 3},
 		{"0 0 15W * *", `L, W and # are Quartz syntax`, "day-of-month", 3},
 		{"0 0 * * 5#3", `L, W and # are Quartz syntax`, "day-of-week", 5},
@@ -458,5 +473,29 @@ func TestNeverFiresQuickly(t *testing.T) {
 				t.Errorf("%q in %v: %v after %v", expr, loc, got, el)
 			}
 		}
+	}
+}
+
+// A schedule saved before L was refused in lists still parses for its
+// job (ParseStored) and fires on the union it always meant.
+func TestParseStoredKeepsLInLists(t *testing.T) {
+	if _, err := ParseIn("0 0 0 1,L * ?", time.UTC); err == nil {
+		t.Fatal("ParseIn accepted 1,L")
+	}
+	s, err := ParseStored("0 0 0 1,L * ?", time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 15, 0, 0, 0, 0, time.UTC)
+	var got []string
+	for range 3 {
+		at = s.Next(at)
+		got = append(got, at.Format("2006-01-02"))
+	}
+	if want := "2026-01-31 2026-02-01 2026-02-28"; strings.Join(got, " ") != want {
+		t.Errorf("ParseStored(1,L) fires %v, want %s", got, want)
+	}
+	if _, err := ParseStored("0 0 0 1,X * ?", time.UTC); err == nil {
+		t.Error("ParseStored accepted a bad value")
 	}
 }

@@ -19,16 +19,20 @@
 //	second         0-59              * a a-b a,b */n a/n a-b/n
 //	minute         0-59              same
 //	hour           0-23              same
-//	day-of-month   1-31              same, ? (= *)            L, L-n (n 0-30), nW, LW
+//	day-of-month   1-31              same, ? (= *)            L, L-n (n 0-30), nW, LW, L-nW
 //	month          1-12, JAN-DEC     same
 //	day-of-week    see above, SUN-SAT same, ? (= *)           L (= SAT), dL (last d of the month), d#k (k-th d, k 1-5)
 //	year           1970-2199         (Quartz, optional)       * a a-b a,b a/n …
 //
 // a/n is a-max/n; */n is min-max/n; a-b needs a <= b (no wrap-around). Lists
-// may mix every form, e.g. "1,15,L" or "2#1,6L". nW is the weekday nearest
-// to day n without leaving the month (a Saturday 1st moves to Monday the
-// 3rd, a Sunday last day to Friday); when the month has no day n, nW does
-// not fire that month, like a plain n. LW is the last weekday of the month.
+// may mix the other forms, e.g. "1,15,20W" or "2#1,3#2", but, as in Quartz,
+// an item with L (L, LW, L-n, L-nW, dL) must stand alone in its field:
+// "1,5,L" and "6,7,L" are errors. nW is the weekday nearest to day n
+// without leaving the month (a Saturday 1st moves to Monday the 3rd, a
+// Sunday last day to Friday); when the month has no day n, nW does not
+// fire that month, like a plain n. LW is the last weekday of the month,
+// L-nW the weekday nearest the n-th day before the last (L-3W in a month
+// of 31 days: the weekday nearest the 28th).
 //
 // Day-of-month and day-of-week:
 //   - Quartz: at most one of them may be restricted. The other is ? or *

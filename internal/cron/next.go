@@ -17,6 +17,7 @@ type spec struct {
 	lastOffsets uint32   // L-n: bit n
 	lastWeekday bool     // LW
 	nearest     uint32   // nW: bit n
+	lastNearest uint32   // L-nW: bit n
 	lastDow     uint8    // dL: bit d
 	nthDow      [7]uint8 // d#k: bit k of nthDow[d]
 
@@ -38,6 +39,7 @@ func buildSpec(p [7]*parsedField, quartz bool) *spec {
 		lastOffsets: p[fDom].lastOffsets,
 		lastWeekday: p[fDom].lastWeekday,
 		nearest:     p[fDom].nearest,
+		lastNearest: p[fDom].lastNearest,
 		lastDow:     p[fDow].lastDow,
 		nthDow:      p[fDow].nthDow,
 	}
@@ -265,6 +267,14 @@ func (s *spec) domOK(d int, day int64, last int) bool {
 		// The nW that can land on d are n in d-2..d+2.
 		for n := max(1, d-2); n <= min(last, d+2); n++ {
 			if s.nearest&(1<<n) != 0 && nearestWeekday(n, day+int64(n-d), last) == d {
+				return true
+			}
+		}
+	}
+	if s.lastNearest != 0 {
+		// L-kW aims at day last-k; those that can land on d aim at d-2..d+2.
+		for t := max(1, d-2); t <= min(last, d+2); t++ {
+			if k := last - t; k <= 30 && s.lastNearest&(1<<k) != 0 && nearestWeekday(t, day+int64(t-d), last) == d {
 				return true
 			}
 		}

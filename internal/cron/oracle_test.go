@@ -51,6 +51,11 @@ func oracleWallMatch(s *spec, w time.Time) bool {
 			dom = true
 		}
 	}
+	for k := 0; k <= 30; k++ {
+		if s.lastNearest&(1<<k) != 0 && last-k >= 1 && d == weekdayNear(last-k) {
+			dom = true
+		}
+	}
 	dow := s.dow&(1<<wd) != 0
 	if s.lastDow&(1<<wd) != 0 && d+7 > last {
 		dow = true
@@ -128,7 +133,7 @@ func TestOracle(t *testing.T) {
 	mins := []string{"0", "*/15", "30", "*", "5-10", "59"}
 	hours := []string{"*", "1", "2", "0-3", "*/2", "1,2,3", "23", "0", "2-4/2"}
 	days := [][2]string{{"*", "?"}, {"?", "*"}, {"*", "*"}, {"L", "?"}, {"LW", "?"}, {"4W", "?"}, {"?", "1L"}, {"?", "1#1"},
-		{"1-7", "?"}, {"?", "SUN"}, {"L-2", "?"}, {"?", "2-6"}, {"25-31", "?"}}
+		{"1-7", "?"}, {"?", "SUN"}, {"L-2", "?"}, {"?", "2-6"}, {"25-31", "?"}, {"L-3W", "?"}, {"L-30W", "?"}}
 	months := []string{"*", "*", "3,4,10,11", "4,10"}
 	zones := []string{"America/New_York", "Europe/Berlin", "Australia/Sydney", "Australia/Lord_Howe", "America/Santiago", "Asia/Tehran", "UTC"}
 	n := oracleCases

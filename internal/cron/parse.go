@@ -80,22 +80,25 @@ type parsedField struct {
 	lastOffsets uint32 // bit n: L-n (L is L-0)
 	lastWeekday bool   // LW
 	nearest     uint32 // bit n: nW
+	lastNearest uint32 // bit n: L-nW
 	// Quartz day-of-week specials, internal numbering 0=SUN.
 	lastDow uint8    // bit d: dL
 	nthDow  [7]uint8 // bit k of nthDow[d]: d#k
 }
 
 func (p *parsedField) hasSpecials() bool {
-	return p.lastOffsets != 0 || p.lastWeekday || p.nearest != 0 || p.lastDow != 0 || p.nthDow != [7]uint8{}
+	return p.lastOffsets != 0 || p.lastWeekday || p.nearest != 0 || p.lastNearest != 0 || p.lastDow != 0 || p.nthDow != [7]uint8{}
 }
 
 // fieldParser parses one field's text.
 type fieldParser struct {
 	def    fieldDef
 	quartz bool
-	text   string // the whole field
-	pos    int
-	expr   string
+	// lenient: an L item may stand in a list (ParseStored).
+	lenient bool
+	text    string // the whole field
+	pos     int
+	expr    string
 }
 
 // itemErrorf is errorf about one list item: the item prefixes the message
@@ -113,7 +116,7 @@ func (fp *fieldParser) errorf(format string, args ...any) *ParseError {
 }
 
 // parseFields parses 5 (standard) or 6-7 (Quartz) fields.
-func parseFields(expr string, fields []string) (*spec, error) {
+func parseFields(expr string, fields []string, lenient bool) (*spec, error) {
 	var defs []fieldDef
 	quartz := false
 	switch len(fields) {
@@ -129,7 +132,7 @@ func parseFields(expr string, fields []string) (*spec, error) {
 	}
 	var parsed [7]*parsedField
 	for i, text := range fields {
-		fp := &fieldParser{def: defs[i], quartz: quartz, text: text, pos: i + 1, expr: expr}
+		fp := &fieldParser{def: defs[i], quartz: quartz, lenient: lenient, text: text, pos: i + 1, expr: expr}
 		p, err := fp.parse()
 		if err != nil {
 			return nil, err
@@ -176,6 +179,13 @@ func (fp *fieldParser) parse() (*parsedField, error) {
 	}
 	p.star = strings.HasPrefix(text, "*")
 	items := strings.Split(text, ",")
+	// Quartz takes L (and LW, L-n, dL) only alone in its field, and so
+	// does Pluto: "1,5,L" or "6,7,L" would fire on days Quartz refuses
+	// to name (its parser: "Support for specifying 'L' … with other days
+	// … is not implemented").
+	if fp.quartz && !fp.lenient && (fp.def.f == fDom || fp.def.f == fDow) && len(items) > 1 && strings.ContainsAny(text, "Ll") {
+		return nil, fp.errorf("L cannot be combined with other values in a list (%q): give it alone", text)
+	}
 	for _, item := range items {
 		if err := fp.parseItem(p, item); err != nil {
 			return nil, err
@@ -218,6 +228,17 @@ func (fp *fieldParser) parseItem(p *parsedField, item string) error {
 			return nil
 		case up == "LW":
 			p.lastWeekday = true
+			return nil
+		case strings.HasPrefix(up, "L-") && strings.HasSuffix(up, "W"):
+			// L-nW: the weekday nearest the n-th day before the last.
+			n, err := fp.number(item[2:len(item)-1], item)
+			if err != nil {
+				return err
+			}
+			if n > 30 {
+				return fp.itemErrorf(item, "offset from the last day must be 0-30")
+			}
+			p.lastNearest |= 1 << n
 			return nil
 		case strings.HasPrefix(up, "L-"):
 			n, err := fp.number(item[2:], item)

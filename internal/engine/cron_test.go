@@ -96,6 +96,7 @@ func TestJobPutRejectsBadScheduleAndZone(t *testing.T) {
 		}{
 			{store.Job{Name: "a", Type: "noop", Schedule: "0 61 * * * ?"}, "schedule"},
 			{store.Job{Name: "a", Type: "noop", Schedule: "every day"}, "schedule"},
+			{store.Job{Name: "a", Type: "noop", Schedule: "0 0 0 1,5,L * ?"}, "schedule"}, // L alone, as Quartz
 			{store.Job{Name: "a", Type: "noop", Schedule: "@every 1s", Timezone: "Mars/Olympus"}, "timezone"},
 			{store.Job{Name: "a", Type: "noop", Schedule: "@every 1s", Timezone: "Local"}, "timezone"},
 			{store.Job{Name: "a/b", Type: "noop"}, "name"},

@@ -214,7 +214,7 @@ func (e *Engine) validateJob(j *store.Job) (cron.Schedule, error) {
 	if j.Schedule == "" {
 		return cron.Schedule{}, nil
 	}
-	sched, err := jobSchedule(j)
+	sched, err := parseSchedule(j, cron.ParseIn) // a new schedule: Quartz's rules in full
 	if err != nil {
 		return cron.Schedule{}, &FieldError{Field: "schedule", Message: err.Error()}
 	}
@@ -226,9 +226,14 @@ func (e *Engine) validateJob(j *store.Job) (cron.Schedule, error) {
 	return sched, nil
 }
 
-// jobSchedule parses a job's schedule in its time zone (zero Schedule for
-// none).
+// jobSchedule parses a stored job's schedule in its time zone (zero
+// Schedule for none), as it was accepted when saved (cron.ParseStored).
 func jobSchedule(j *store.Job) (cron.Schedule, error) {
+	return parseSchedule(j, cron.ParseStored)
+}
+
+// parseSchedule parses j's schedule in its time zone with parse.
+func parseSchedule(j *store.Job, parse func(string, *time.Location) (cron.Schedule, error)) (cron.Schedule, error) {
 	if j.Schedule == "" {
 		return cron.Schedule{}, nil
 	}
@@ -239,7 +244,7 @@ func jobSchedule(j *store.Job) (cron.Schedule, error) {
 			return cron.Schedule{}, err
 		}
 	}
-	return cron.ParseIn(j.Schedule, loc)
+	return parse(j.Schedule, loc)
 }
 
 // validName checks a name used in URLs: 1–200 bytes of letters, digits,
