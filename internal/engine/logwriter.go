@@ -149,17 +149,24 @@ func (w *logWriter) filter(lines []store.LogLine) []store.LogLine {
 	keep := lines[:0]
 	n := 0
 	t := w.ticket + 1 // the drops' ticket (take)
-	for _, l := range lines {
-		if _, ok := w.capped[l.RunID]; ok {
+	for i := 0; i < len(lines); {
+		// A run's lines come together: they are looked up and counted
+		// a run at a time.
+		id, j := lines[i].RunID, i+1
+		for j < len(lines) && lines[j].RunID == id {
+			j++
+		}
+		if _, ok := w.capped[id]; ok {
 			if w.dropped == nil {
 				w.dropped = make(map[string]int64)
 			}
-			w.dropped[l.RunID]++
-			w.pending[l.RunID] = t
-			n++
-			continue
+			w.dropped[id] += int64(j - i)
+			w.pending[id] = t
+			n += j - i
+		} else {
+			keep = append(keep, lines[i:j]...)
 		}
-		keep = append(keep, l)
+		i = j
 	}
 	if n > 0 {
 		w.ticket = t
