@@ -356,9 +356,10 @@ func (w *Worker) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient[p
 	}
 }
 
-// take empties the outbox into messages: Credits, one Acks, LogBatches,
-// Results, CommandReplies, Heartbeat — in that order, so that a run's log
-// lines arrive before its result.
+// take empties the outbox into messages: Credits, one Acks, LogBatches
+// (lines, then counts of lines dropped unsent), Results, CommandReplies,
+// Heartbeat — in that order, so that a run's log lines and its count of
+// dropped lines arrive before its result.
 func (w *Worker) take(msgs []*plutov1.WorkerMessage) []*plutov1.WorkerMessage {
 	w.mu.Lock()
 	if w.outCredits {
@@ -390,6 +391,7 @@ func (w *Worker) take(msgs []*plutov1.WorkerMessage) []*plutov1.WorkerMessage {
 	w.outLogBytes = 0
 	dropped, droppedRuns := w.droppedLogs, w.dropped
 	w.droppedLogs, w.dropped = 0, nil
+	capDrops := w.logDropsLocked()
 	w.mu.Unlock()
 
 	if dropped > 0 {
@@ -405,6 +407,7 @@ func (w *Worker) take(msgs []*plutov1.WorkerMessage) []*plutov1.WorkerMessage {
 		msgs = append(msgs, &plutov1.WorkerMessage{Msg: &plutov1.WorkerMessage_Logs{Logs: &plutov1.LogBatch{Lines: logs[:n:n]}}})
 		logs = logs[n:]
 	}
+	msgs = logDropBatches(msgs, capDrops)
 	for len(results) > 0 {
 		n, size := 0, 0
 		for n < len(results) && n < maxBatchItems && size < maxBatchBytes {
@@ -465,6 +468,10 @@ func (w *Worker) recvLoop(stream grpc.BidiStreamingClient[plutov1.WorkerMessage,
 			w.requestShutdown(m.Shutdown.GetRestart())
 		case *plutov1.ServerMessage_Command:
 			w.command(m.Command)
+		case *plutov1.ServerMessage_LogsCapped:
+			w.mu.Lock()
+			w.logsCappedLocked(m.LogsCapped.GetRuns())
+			w.mu.Unlock()
 		case *plutov1.ServerMessage_Welcome:
 			w.log.Warn("unexpected second Welcome ignored")
 		}

@@ -86,6 +86,13 @@
 // that were kept. Memory stays bounded and the stream is never broken by
 // what a handler prints.
 //
+// The server caps each run's log (10,000 lines or 1 MiB by default). Once
+// a run is past its cap the server says so, and the worker stops sending
+// the attempt's lines: they are counted instead (not even copied or
+// formatted), and the count reaches the server before the result, so the
+// run's count of dropped lines stays exact. Writing and logging go on
+// without blocking; the lines just go nowhere.
+//
 // # Fencing
 //
 // Every report carries the attempt number the run was dispatched with. The

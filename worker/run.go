@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -50,15 +51,21 @@ type Run struct {
 	sink     lineSink
 	logLevel slog.Leveler
 
-	// Fields below are owned by the Worker and guarded by Worker.mu.
-	state        runState
+	// Fields below are owned by the Worker and guarded by Worker.mu. The
+	// one-byte fields sit together, so that Run stays in its size class.
 	cancel       context.CancelCauseFunc
 	started      time.Time
-	seq          uint64    // finish order, for resending results in order
+	seq          uint64 // finish order, for resending results in order
+	state        runState
 	resultQueued bool      // result built; an unsent ack is dropped
 	stale        bool      // server said the attempt is stale: report nothing
-	disk         diskState // where the result store has it (in padding: Run stays in its size class)
+	disk         diskState // where the result store has it
 	report       *plutov1.Result
+
+	// logCap is 0 until the server says the run's log is capped
+	// (LogsCapped); then 1 + the lines dropped unsent since the last
+	// report (logcap.go). Atomic: handlers' goroutines count without a lock.
+	logCap atomic.Int64
 
 	mu     sync.Mutex // guards the fields below
 	result json.RawMessage
@@ -194,13 +201,17 @@ func (r *Run) Output(stream string) io.Writer {
 	// LogLine.stream is a proto string: a name that is not UTF-8 would make
 	// every LogBatch carrying it unencodable and break the stream.
 	name := strings.ToValidUTF8(stream, "\uFFFD")
-	w.out = func(line []byte, _ bool) { r.emit(name, "", bytes.Clone(line), time.Time{}) }
+	w.out = func(line []byte, _ bool) {
+		if !r.dropCapped() { // before the copy: a capped run's lines cost a count
+			r.emit(name, "", bytes.Clone(line), time.Time{})
+		}
+	}
 	r.outs = append(r.outs, w)
 	return w
 }
 
 func (r *Run) emit(stream, level string, text []byte, t time.Time) {
-	if r.sink == nil {
+	if r.sink == nil || r.dropCapped() {
 		return
 	}
 	if t.IsZero() {
@@ -337,6 +348,9 @@ func (h *runLogHandler) Enabled(_ context.Context, l slog.Level) bool {
 }
 
 func (h *runLogHandler) Handle(_ context.Context, rec slog.Record) error {
+	if h.r.dropCapped() { // before formatting
+		return nil
+	}
 	var b strings.Builder
 	b.WriteString(rec.Message)
 	b.WriteString(h.attrs)

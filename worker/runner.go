@@ -302,6 +302,10 @@ func (w *Worker) emitLine(r *Run, stream, level string, text []byte, t time.Time
 		Text:    text,
 	}
 	w.mu.Lock()
+	if r.dropCapped() { // the server's LogsCapped came while the line was on its way here
+		w.mu.Unlock()
+		return
+	}
 	if len(w.outLogs) >= maxPendingLogs || w.outLogBytes+len(text) > maxPendingLogBytes {
 		w.dropLineLocked(runKey{r.id, r.attempt})
 		w.mu.Unlock()

@@ -186,6 +186,7 @@ type Worker struct {
 	outLogBytes  int            // text bytes in outLogs
 	droppedLogs  int            // log lines dropped since the last send
 	dropped      []droppedLines // the same, by attempt
+	capped       []*Run         // attempts whose log the server capped, running or not yet counted (logcap.go)
 
 	// The result store (Options.ResultDir; see persist.go). store is nil
 	// without one and set before Run starts any goroutine. The fields

@@ -164,6 +164,14 @@ type ResultAck struct {
 	Accepted bool
 }
 
+// LogDrop counts log lines of one attempt that its worker dropped unsent
+// after it was told the run's log is capped.
+type LogDrop struct {
+	RunID   string
+	Attempt int
+	Lines   int64
+}
+
 // Conn is the transport side of a worker session. The engine calls it from
 // its own goroutines; implementations queue the message and return at once
 // (they must not block on the network).
@@ -171,6 +179,10 @@ type Conn interface {
 	Dispatch(tasks []Task)
 	Cancel(ref RunRef, reason string)
 	ResultAcks(acks []ResultAck)
+	// LogsCapped tells the worker that these attempts' runs are past
+	// their log caps: it may stop sending their lines and report how
+	// many it dropped instead (Session.LogDrops).
+	LogsCapped(refs []RunRef)
 	Drain(resume bool)
 	Shutdown(restart bool)
 	// Command sends a remote command; the worker answers with a

@@ -59,6 +59,9 @@ type flight struct {
 	// commit); the reconciler requeues orphans no worker reclaims.
 	orphanedAt time.Time
 	timer      clock.Timer // timeout
+	// logsTold is the session told that this attempt's log is capped
+	// (LogsCapped); a reconnected worker's new session is told again.
+	logsTold *Session
 }
 
 func newFlight(r *store.Run) *flight {

@@ -24,6 +24,7 @@ type fakeConn struct {
 	tasks    []Task
 	cancels  []RunRef
 	acks     []ResultAck
+	capped   []RunRef // LogsCapped
 	drains   []bool
 	shutdown []bool
 	commands []sentCommand
@@ -75,6 +76,16 @@ func (c *fakeConn) ResultAcks(a []ResultAck) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.acks = append(c.acks, a...)
+}
+func (c *fakeConn) LogsCapped(refs []RunRef) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.capped = append(c.capped, refs...)
+}
+func (c *fakeConn) Capped() []RunRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]RunRef(nil), c.capped...)
 }
 func (c *fakeConn) Drain(resume bool) {
 	c.mu.Lock()

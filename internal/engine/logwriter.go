@@ -28,7 +28,10 @@ import (
 // writer remembers them (up to maxCappedRuns) and drops their further
 // lines before they are queued, counting them into the next write, so a
 // run printing 100,000 lines costs the store almost nothing after its
-// first 10,000.
+// first 10,000. The session holding the run's current attempt is told
+// once (LogsCapped, logcapped.go), so that its worker stops sending the
+// lines at all and reports only their number (addDropped). Counted drops
+// take a ticket like lines do: a finish waits for its run's count.
 //
 // Order with results: a run's finish is not committed before the lines its
 // worker sent ahead of the result (pushFinishes waits for them, logAfter),
@@ -140,27 +143,59 @@ func (w *logWriter) signal() {
 func (w *logWriter) filter(lines []store.LogLine) []store.LogLine {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.capped) == 0 {
+	if len(w.capped) == 0 || w.closed { // closed: add refuses them all
 		return lines
 	}
 	keep := lines[:0]
 	n := 0
-	for _, l := range lines {
-		if _, ok := w.capped[l.RunID]; ok {
+	t := w.ticket + 1 // the drops' ticket (take)
+	for i := 0; i < len(lines); {
+		// A run's lines come together: they are looked up and counted
+		// a run at a time.
+		id, j := lines[i].RunID, i+1
+		for j < len(lines) && lines[j].RunID == id {
+			j++
+		}
+		if _, ok := w.capped[id]; ok {
 			if w.dropped == nil {
 				w.dropped = make(map[string]int64)
 			}
-			w.dropped[l.RunID]++
-			n++
-			continue
+			w.dropped[id] += int64(j - i)
+			w.pending[id] = t
+			n += j - i
+		} else {
+			keep = append(keep, lines[i:j]...)
 		}
-		keep = append(keep, l)
+		i = j
 	}
 	if n > 0 {
+		w.ticket = t
 		w.e.cfg.Observer.LogLinesDropped(n)
 		w.signal()
 	}
 	return keep
+}
+
+// addDropped counts lines that workers dropped unsent (Session.LogDrops)
+// into the next write, each count at most maxLogDrop.
+func (w *logWriter) addDropped(add map[string]int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	if w.dropped == nil {
+		w.dropped = make(map[string]int64, len(add))
+	}
+	w.ticket++
+	var n int64
+	for id, k := range add {
+		w.dropped[id] = min(w.dropped[id]+k, maxLogDrop)
+		w.pending[id] = w.ticket
+		n += k
+	}
+	w.e.cfg.Observer.LogLinesDropped(int(n))
+	w.signal()
 }
 
 // add queues lines; done runs once they are written (or abandoned at
@@ -213,6 +248,11 @@ func (w *logWriter) take() (b logBatch, ok bool) {
 		b.dones = append(b.dones, a.done)
 		b.ticket = a.ticket
 		n++
+	}
+	if n == len(w.queue) {
+		// Every add and every drop counted so far is in b: the drops'
+		// tickets are done with it too.
+		b.ticket = w.ticket
 	}
 	rest := copy(w.queue, w.queue[n:])
 	clear(w.queue[rest:])
@@ -298,6 +338,9 @@ func (w *logWriter) written(b logBatch, res store.LogAppendResult) {
 	w.mu.Unlock()
 	if res.Dropped > 0 {
 		w.e.cfg.Observer.LogLinesDropped(res.Dropped)
+	}
+	if len(res.Capped) > 0 {
+		w.e.tellCapped(res.Capped)
 	}
 	for _, fn := range b.dones {
 		fn()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -31,6 +32,10 @@ type workerService struct {
 
 	mu    sync.Mutex
 	conns map[*streamConn]string // the name of the token each stream authenticated with
+
+	// linesIn counts the log lines received from workers (one add per
+	// batch), so that tests can tell lines the workers did not send.
+	linesIn atomic.Int64
 }
 
 func newWorkerService(eng *engine.Engine, log *slog.Logger, msgMax int) *workerService {
@@ -177,17 +182,33 @@ func (w *workerService) recvLoop(stream plutov1.WorkerService_ConnectServer, ses
 			}
 			sess.Results(rs)
 		case *plutov1.WorkerMessage_Logs:
-			lines := make([]store.LogLine, len(msg.Logs.Lines))
-			for i, l := range msg.Logs.Lines {
-				lines[i] = store.LogLine{RunID: l.RunId, Attempt: int(l.Attempt), Time: fromMillis(l.UnixMs), Stream: l.Stream, Level: l.Level, Text: logText(l.Text)}
-			}
-			sess.Logs(lines)
+			w.logBatch(sess, msg.Logs)
 		case *plutov1.WorkerMessage_CommandReply:
 			rep := msg.CommandReply
 			sess.CommandReply(rep.CommandId, rep.Reply, rep.Error)
 		case *plutov1.WorkerMessage_Hello:
 			return status.Error(codes.InvalidArgument, "hello sent twice")
 		}
+	}
+}
+
+// logBatch hands a LogBatch to the session: its lines, then the counts of
+// lines the worker dropped unsent (which the session fences and bounds).
+func (w *workerService) logBatch(sess *engine.Session, b *plutov1.LogBatch) {
+	w.linesIn.Add(int64(len(b.Lines)))
+	if len(b.Lines) > 0 {
+		lines := make([]store.LogLine, len(b.Lines))
+		for i, l := range b.Lines {
+			lines[i] = store.LogLine{RunID: l.RunId, Attempt: int(l.Attempt), Time: fromMillis(l.UnixMs), Stream: l.Stream, Level: l.Level, Text: logText(l.Text)}
+		}
+		sess.Logs(lines)
+	}
+	if len(b.Dropped) > 0 {
+		drops := make([]engine.LogDrop, len(b.Dropped))
+		for i, d := range b.Dropped {
+			drops[i] = engine.LogDrop{RunID: d.RunId, Attempt: int(d.Attempt), Lines: d.Lines}
+		}
+		sess.LogDrops(drops)
 	}
 }
 
@@ -437,6 +458,14 @@ func (c *streamConn) ResultAcks(acks []engine.ResultAck) {
 		ra.Acks[i] = &plutov1.ResultAck{RunId: a.RunID, Attempt: int32(a.Attempt), Accepted: a.Accepted}
 	}
 	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_ResultAcks{ResultAcks: ra}})
+}
+
+func (c *streamConn) LogsCapped(refs []engine.RunRef) {
+	lc := &plutov1.LogsCapped{Runs: make([]*plutov1.RunRef, len(refs))}
+	for i, r := range refs {
+		lc.Runs[i] = &plutov1.RunRef{RunId: r.RunID, Attempt: int32(r.Attempt)}
+	}
+	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_LogsCapped{LogsCapped: lc}})
 }
 
 func (c *streamConn) Drain(resume bool) {

@@ -21,6 +21,7 @@ type nopConn struct{}
 func (nopConn) Dispatch([]engine.Task)                                 {}
 func (nopConn) Cancel(engine.RunRef, string)                           {}
 func (nopConn) ResultAcks([]engine.ResultAck)                          {}
+func (nopConn) LogsCapped([]engine.RunRef)                             {}
 func (nopConn) Drain(bool)                                             {}
 func (nopConn) Shutdown(bool)                                          {}
 func (nopConn) Command(string, string, json.RawMessage, time.Duration) {}

@@ -94,8 +94,11 @@ func (c *conn) ResultAcks(acks []engine.ResultAck) {
 	c.push(connMsg{kind: msgAcks, acks: slices.Clone(acks)})
 }
 
-func (c *conn) Drain(bool)    { c.push(connMsg{kind: msgOther, reason: "drain"}) }
-func (c *conn) Shutdown(bool) { c.push(connMsg{kind: msgOther, reason: "shutdown"}) }
+// LogsCapped is not acted on: the simulated workers print a few lines, far
+// below any cap.
+func (c *conn) LogsCapped([]engine.RunRef) { c.push(connMsg{kind: msgOther, reason: "logs capped"}) }
+func (c *conn) Drain(bool)                 { c.push(connMsg{kind: msgOther, reason: "drain"}) }
+func (c *conn) Shutdown(bool)              { c.push(connMsg{kind: msgOther, reason: "shutdown"}) }
 func (c *conn) Command(id, name string, _ json.RawMessage, _ time.Duration) {
 	c.push(connMsg{kind: msgOther, reason: "command " + name})
 }

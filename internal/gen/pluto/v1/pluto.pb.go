@@ -825,8 +825,12 @@ func (x *Result) GetNoRetry() bool {
 }
 
 type LogBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Lines         []*LogLine             `protobuf:"bytes,1,rep,name=lines,proto3" json:"lines,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Lines []*LogLine             `protobuf:"bytes,1,rep,name=lines,proto3" json:"lines,omitempty"`
+	// Lines the worker dropped itself, unsent, after the server said the
+	// run's log is capped (LogsCapped), so that the run's count of dropped
+	// lines stays exact. Counts are since the attempt's last report.
+	Dropped       []*LogDrop `protobuf:"bytes,2,rep,name=dropped,proto3" json:"dropped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -868,6 +872,74 @@ func (x *LogBatch) GetLines() []*LogLine {
 	return nil
 }
 
+func (x *LogBatch) GetDropped() []*LogDrop {
+	if x != nil {
+		return x.Dropped
+	}
+	return nil
+}
+
+// LogDrop counts lines of one attempt that the worker did not send.
+type LogDrop struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Lines         int64                  `protobuf:"varint,3,opt,name=lines,proto3" json:"lines,omitempty"` // more than 0
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogDrop) Reset() {
+	*x = LogDrop{}
+	mi := &file_pluto_v1_pluto_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogDrop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogDrop) ProtoMessage() {}
+
+func (x *LogDrop) ProtoReflect() protoreflect.Message {
+	mi := &file_pluto_v1_pluto_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogDrop.ProtoReflect.Descriptor instead.
+func (*LogDrop) Descriptor() ([]byte, []int) {
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *LogDrop) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *LogDrop) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *LogDrop) GetLines() int64 {
+	if x != nil {
+		return x.Lines
+	}
+	return 0
+}
+
 type LogLine struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	RunId   string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
@@ -884,7 +956,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[10]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +968,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[10]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +981,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{10}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LogLine) GetRunId() string {
@@ -965,7 +1037,7 @@ type CommandReply struct {
 
 func (x *CommandReply) Reset() {
 	*x = CommandReply{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[11]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1049,7 @@ func (x *CommandReply) String() string {
 func (*CommandReply) ProtoMessage() {}
 
 func (x *CommandReply) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[11]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1062,7 @@ func (x *CommandReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandReply.ProtoReflect.Descriptor instead.
 func (*CommandReply) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{11}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CommandReply) GetCommandId() string {
@@ -1026,6 +1098,7 @@ type ServerMessage struct {
 	//	*ServerMessage_Shutdown
 	//	*ServerMessage_ResultAcks
 	//	*ServerMessage_Command
+	//	*ServerMessage_LogsCapped
 	Msg           isServerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1033,7 +1106,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[12]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1045,7 +1118,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[12]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1058,7 +1131,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{12}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ServerMessage) GetMsg() isServerMessage_Msg {
@@ -1131,6 +1204,15 @@ func (x *ServerMessage) GetCommand() *Command {
 	return nil
 }
 
+func (x *ServerMessage) GetLogsCapped() *LogsCapped {
+	if x != nil {
+		if x, ok := x.Msg.(*ServerMessage_LogsCapped); ok {
+			return x.LogsCapped
+		}
+	}
+	return nil
+}
+
 type isServerMessage_Msg interface {
 	isServerMessage_Msg()
 }
@@ -1163,6 +1245,10 @@ type ServerMessage_Command struct {
 	Command *Command `protobuf:"bytes,7,opt,name=command,proto3,oneof"`
 }
 
+type ServerMessage_LogsCapped struct {
+	LogsCapped *LogsCapped `protobuf:"bytes,8,opt,name=logs_capped,json=logsCapped,proto3,oneof"`
+}
+
 func (*ServerMessage_Welcome) isServerMessage_Msg() {}
 
 func (*ServerMessage_Dispatch) isServerMessage_Msg() {}
@@ -1177,6 +1263,8 @@ func (*ServerMessage_ResultAcks) isServerMessage_Msg() {}
 
 func (*ServerMessage_Command) isServerMessage_Msg() {}
 
+func (*ServerMessage_LogsCapped) isServerMessage_Msg() {}
+
 type Welcome struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	ServerId            string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
@@ -1189,7 +1277,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[13]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1289,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[13]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1302,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{13}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Welcome) GetServerId() string {
@@ -1249,7 +1337,7 @@ type Dispatch struct {
 
 func (x *Dispatch) Reset() {
 	*x = Dispatch{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[14]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1349,7 @@ func (x *Dispatch) String() string {
 func (*Dispatch) ProtoMessage() {}
 
 func (x *Dispatch) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[14]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1362,7 @@ func (x *Dispatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dispatch.ProtoReflect.Descriptor instead.
 func (*Dispatch) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{14}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Dispatch) GetTasks() []*Task {
@@ -1301,7 +1389,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[15]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1401,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[15]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1414,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{15}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Task) GetRunId() string {
@@ -1403,7 +1491,7 @@ type CancelRun struct {
 
 func (x *CancelRun) Reset() {
 	*x = CancelRun{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[16]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1503,7 @@ func (x *CancelRun) String() string {
 func (*CancelRun) ProtoMessage() {}
 
 func (x *CancelRun) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[16]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1516,7 @@ func (x *CancelRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRun.ProtoReflect.Descriptor instead.
 func (*CancelRun) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{16}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CancelRun) GetRunId() string {
@@ -1462,7 +1550,7 @@ type Drain struct {
 
 func (x *Drain) Reset() {
 	*x = Drain{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[17]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1562,7 @@ func (x *Drain) String() string {
 func (*Drain) ProtoMessage() {}
 
 func (x *Drain) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[17]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1575,7 @@ func (x *Drain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drain.ProtoReflect.Descriptor instead.
 func (*Drain) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{17}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Drain) GetResume() bool {
@@ -1508,7 +1596,7 @@ type Shutdown struct {
 
 func (x *Shutdown) Reset() {
 	*x = Shutdown{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[18]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1608,7 @@ func (x *Shutdown) String() string {
 func (*Shutdown) ProtoMessage() {}
 
 func (x *Shutdown) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[18]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1621,7 @@ func (x *Shutdown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shutdown.ProtoReflect.Descriptor instead.
 func (*Shutdown) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{18}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Shutdown) GetRestart() bool {
@@ -1554,7 +1642,7 @@ type ResultAcks struct {
 
 func (x *ResultAcks) Reset() {
 	*x = ResultAcks{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[19]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1654,7 @@ func (x *ResultAcks) String() string {
 func (*ResultAcks) ProtoMessage() {}
 
 func (x *ResultAcks) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[19]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1667,7 @@ func (x *ResultAcks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAcks.ProtoReflect.Descriptor instead.
 func (*ResultAcks) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{19}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResultAcks) GetAcks() []*ResultAck {
@@ -1600,7 +1688,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[20]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1700,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[20]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1713,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{20}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResultAck) GetRunId() string {
@@ -1666,7 +1754,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[21]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1766,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[21]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1779,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{21}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Command) GetCommandId() string {
@@ -1722,6 +1810,53 @@ func (x *Command) GetTimeoutMs() int64 {
 	return 0
 }
 
+// LogsCapped names attempts whose runs' logs are past their cap: the
+// server drops their further lines, so the worker may stop sending them
+// and report only their number (LogBatch.dropped). Sent once per attempt.
+type LogsCapped struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Runs          []*RunRef              `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogsCapped) Reset() {
+	*x = LogsCapped{}
+	mi := &file_pluto_v1_pluto_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogsCapped) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogsCapped) ProtoMessage() {}
+
+func (x *LogsCapped) ProtoReflect() protoreflect.Message {
+	mi := &file_pluto_v1_pluto_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogsCapped.ProtoReflect.Descriptor instead.
+func (*LogsCapped) Descriptor() ([]byte, []int) {
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *LogsCapped) GetRuns() []*RunRef {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
 // RunSpec is a submission. Zero values mean the server default.
 type RunSpec struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -1746,7 +1881,7 @@ type RunSpec struct {
 
 func (x *RunSpec) Reset() {
 	*x = RunSpec{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[22]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +1893,7 @@ func (x *RunSpec) String() string {
 func (*RunSpec) ProtoMessage() {}
 
 func (x *RunSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[22]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +1906,7 @@ func (x *RunSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSpec.ProtoReflect.Descriptor instead.
 func (*RunSpec) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{22}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RunSpec) GetType() string {
@@ -1874,7 +2009,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[23]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +2021,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[23]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2034,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{23}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SubmitRequest) GetRuns() []*RunSpec {
@@ -1920,7 +2055,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[24]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2067,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[24]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2080,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{24}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SubmitResponse) GetRuns() []*Run {
@@ -1996,7 +2131,7 @@ type Run struct {
 
 func (x *Run) Reset() {
 	*x = Run{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[25]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2143,7 @@ func (x *Run) String() string {
 func (*Run) ProtoMessage() {}
 
 func (x *Run) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[25]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2156,7 @@ func (x *Run) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Run.ProtoReflect.Descriptor instead.
 func (*Run) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{25}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Run) GetId() string {
@@ -2214,7 +2349,7 @@ type CallbackState struct {
 
 func (x *CallbackState) Reset() {
 	*x = CallbackState{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2226,7 +2361,7 @@ func (x *CallbackState) String() string {
 func (*CallbackState) ProtoMessage() {}
 
 func (x *CallbackState) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2239,7 +2374,7 @@ func (x *CallbackState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallbackState.ProtoReflect.Descriptor instead.
 func (*CallbackState) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{26}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CallbackState) GetState() string {
@@ -2286,7 +2421,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2433,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2446,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{27}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetRequest) GetId() string {
@@ -2345,7 +2480,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2357,7 +2492,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2370,7 +2505,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{28}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListRequest) GetStatus() []string {
@@ -2474,7 +2609,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2486,7 +2621,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2499,7 +2634,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{29}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListResponse) GetRuns() []*Run {
@@ -2526,7 +2661,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2673,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2686,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{30}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WaitRequest) GetId() string {
@@ -2578,7 +2713,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +2725,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +2738,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{31}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CancelRequest) GetId() string {
@@ -2629,7 +2764,7 @@ type RetryRequest struct {
 
 func (x *RetryRequest) Reset() {
 	*x = RetryRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[32]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2641,7 +2776,7 @@ func (x *RetryRequest) String() string {
 func (*RetryRequest) ProtoMessage() {}
 
 func (x *RetryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[32]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2654,7 +2789,7 @@ func (x *RetryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRequest.ProtoReflect.Descriptor instead.
 func (*RetryRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{32}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RetryRequest) GetId() string {
@@ -2719,9 +2854,14 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\fR\x05error\x12&\n" +
 	"\x0fstarted_unix_ms\x18\x06 \x01(\x03R\rstartedUnixMs\x12(\n" +
 	"\x10finished_unix_ms\x18\a \x01(\x03R\x0efinishedUnixMs\x12\x19\n" +
-	"\bno_retry\x18\b \x01(\bR\anoRetry\"3\n" +
+	"\bno_retry\x18\b \x01(\bR\anoRetry\"`\n" +
 	"\bLogBatch\x12'\n" +
-	"\x05lines\x18\x01 \x03(\v2\x11.pluto.v1.LogLineR\x05lines\"\x95\x01\n" +
+	"\x05lines\x18\x01 \x03(\v2\x11.pluto.v1.LogLineR\x05lines\x12+\n" +
+	"\adropped\x18\x02 \x03(\v2\x11.pluto.v1.LogDropR\adropped\"P\n" +
+	"\aLogDrop\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x14\n" +
+	"\x05lines\x18\x03 \x01(\x03R\x05lines\"\x95\x01\n" +
 	"\aLogLine\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x17\n" +
@@ -2733,7 +2873,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x14\n" +
 	"\x05reply\x18\x02 \x01(\fR\x05reply\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\xe9\x02\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xa2\x03\n" +
 	"\rServerMessage\x12-\n" +
 	"\awelcome\x18\x01 \x01(\v2\x11.pluto.v1.WelcomeH\x00R\awelcome\x120\n" +
 	"\bdispatch\x18\x02 \x01(\v2\x12.pluto.v1.DispatchH\x00R\bdispatch\x12-\n" +
@@ -2742,7 +2882,9 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\bshutdown\x18\x05 \x01(\v2\x12.pluto.v1.ShutdownH\x00R\bshutdown\x127\n" +
 	"\vresult_acks\x18\x06 \x01(\v2\x14.pluto.v1.ResultAcksH\x00R\n" +
 	"resultAcks\x12-\n" +
-	"\acommand\x18\a \x01(\v2\x11.pluto.v1.CommandH\x00R\acommandB\x05\n" +
+	"\acommand\x18\a \x01(\v2\x11.pluto.v1.CommandH\x00R\acommand\x127\n" +
+	"\vlogs_capped\x18\b \x01(\v2\x14.pluto.v1.LogsCappedH\x00R\n" +
+	"logsCappedB\x05\n" +
 	"\x03msg\"\x82\x01\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x122\n" +
@@ -2782,7 +2924,10 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04args\x18\x03 \x01(\fR\x04args\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"\xe4\x02\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"2\n" +
+	"\n" +
+	"LogsCapped\x12$\n" +
+	"\x04runs\x18\x01 \x03(\v2\x10.pluto.v1.RunRefR\x04runs\"\xe4\x02\n" +
 	"\aRunSpec\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -2900,7 +3045,7 @@ func file_pluto_v1_pluto_proto_rawDescGZIP() []byte {
 }
 
 var file_pluto_v1_pluto_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pluto_v1_pluto_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_pluto_v1_pluto_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_pluto_v1_pluto_proto_goTypes = []any{
 	(Outcome)(0),           // 0: pluto.v1.Outcome
 	(*WorkerMessage)(nil),  // 1: pluto.v1.WorkerMessage
@@ -2913,29 +3058,31 @@ var file_pluto_v1_pluto_proto_goTypes = []any{
 	(*Results)(nil),        // 8: pluto.v1.Results
 	(*Result)(nil),         // 9: pluto.v1.Result
 	(*LogBatch)(nil),       // 10: pluto.v1.LogBatch
-	(*LogLine)(nil),        // 11: pluto.v1.LogLine
-	(*CommandReply)(nil),   // 12: pluto.v1.CommandReply
-	(*ServerMessage)(nil),  // 13: pluto.v1.ServerMessage
-	(*Welcome)(nil),        // 14: pluto.v1.Welcome
-	(*Dispatch)(nil),       // 15: pluto.v1.Dispatch
-	(*Task)(nil),           // 16: pluto.v1.Task
-	(*CancelRun)(nil),      // 17: pluto.v1.CancelRun
-	(*Drain)(nil),          // 18: pluto.v1.Drain
-	(*Shutdown)(nil),       // 19: pluto.v1.Shutdown
-	(*ResultAcks)(nil),     // 20: pluto.v1.ResultAcks
-	(*ResultAck)(nil),      // 21: pluto.v1.ResultAck
-	(*Command)(nil),        // 22: pluto.v1.Command
-	(*RunSpec)(nil),        // 23: pluto.v1.RunSpec
-	(*SubmitRequest)(nil),  // 24: pluto.v1.SubmitRequest
-	(*SubmitResponse)(nil), // 25: pluto.v1.SubmitResponse
-	(*Run)(nil),            // 26: pluto.v1.Run
-	(*CallbackState)(nil),  // 27: pluto.v1.CallbackState
-	(*GetRequest)(nil),     // 28: pluto.v1.GetRequest
-	(*ListRequest)(nil),    // 29: pluto.v1.ListRequest
-	(*ListResponse)(nil),   // 30: pluto.v1.ListResponse
-	(*WaitRequest)(nil),    // 31: pluto.v1.WaitRequest
-	(*CancelRequest)(nil),  // 32: pluto.v1.CancelRequest
-	(*RetryRequest)(nil),   // 33: pluto.v1.RetryRequest
+	(*LogDrop)(nil),        // 11: pluto.v1.LogDrop
+	(*LogLine)(nil),        // 12: pluto.v1.LogLine
+	(*CommandReply)(nil),   // 13: pluto.v1.CommandReply
+	(*ServerMessage)(nil),  // 14: pluto.v1.ServerMessage
+	(*Welcome)(nil),        // 15: pluto.v1.Welcome
+	(*Dispatch)(nil),       // 16: pluto.v1.Dispatch
+	(*Task)(nil),           // 17: pluto.v1.Task
+	(*CancelRun)(nil),      // 18: pluto.v1.CancelRun
+	(*Drain)(nil),          // 19: pluto.v1.Drain
+	(*Shutdown)(nil),       // 20: pluto.v1.Shutdown
+	(*ResultAcks)(nil),     // 21: pluto.v1.ResultAcks
+	(*ResultAck)(nil),      // 22: pluto.v1.ResultAck
+	(*Command)(nil),        // 23: pluto.v1.Command
+	(*LogsCapped)(nil),     // 24: pluto.v1.LogsCapped
+	(*RunSpec)(nil),        // 25: pluto.v1.RunSpec
+	(*SubmitRequest)(nil),  // 26: pluto.v1.SubmitRequest
+	(*SubmitResponse)(nil), // 27: pluto.v1.SubmitResponse
+	(*Run)(nil),            // 28: pluto.v1.Run
+	(*CallbackState)(nil),  // 29: pluto.v1.CallbackState
+	(*GetRequest)(nil),     // 30: pluto.v1.GetRequest
+	(*ListRequest)(nil),    // 31: pluto.v1.ListRequest
+	(*ListResponse)(nil),   // 32: pluto.v1.ListResponse
+	(*WaitRequest)(nil),    // 33: pluto.v1.WaitRequest
+	(*CancelRequest)(nil),  // 34: pluto.v1.CancelRequest
+	(*RetryRequest)(nil),   // 35: pluto.v1.RetryRequest
 }
 var file_pluto_v1_pluto_proto_depIdxs = []int32{
 	2,  // 0: pluto.v1.WorkerMessage.hello:type_name -> pluto.v1.Hello
@@ -2944,45 +3091,48 @@ var file_pluto_v1_pluto_proto_depIdxs = []int32{
 	6,  // 3: pluto.v1.WorkerMessage.acks:type_name -> pluto.v1.Acks
 	8,  // 4: pluto.v1.WorkerMessage.results:type_name -> pluto.v1.Results
 	10, // 5: pluto.v1.WorkerMessage.logs:type_name -> pluto.v1.LogBatch
-	12, // 6: pluto.v1.WorkerMessage.command_reply:type_name -> pluto.v1.CommandReply
+	13, // 6: pluto.v1.WorkerMessage.command_reply:type_name -> pluto.v1.CommandReply
 	3,  // 7: pluto.v1.Hello.held:type_name -> pluto.v1.RunRef
 	7,  // 8: pluto.v1.Acks.acks:type_name -> pluto.v1.Ack
 	9,  // 9: pluto.v1.Results.results:type_name -> pluto.v1.Result
 	0,  // 10: pluto.v1.Result.outcome:type_name -> pluto.v1.Outcome
-	11, // 11: pluto.v1.LogBatch.lines:type_name -> pluto.v1.LogLine
-	14, // 12: pluto.v1.ServerMessage.welcome:type_name -> pluto.v1.Welcome
-	15, // 13: pluto.v1.ServerMessage.dispatch:type_name -> pluto.v1.Dispatch
-	17, // 14: pluto.v1.ServerMessage.cancel:type_name -> pluto.v1.CancelRun
-	18, // 15: pluto.v1.ServerMessage.drain:type_name -> pluto.v1.Drain
-	19, // 16: pluto.v1.ServerMessage.shutdown:type_name -> pluto.v1.Shutdown
-	20, // 17: pluto.v1.ServerMessage.result_acks:type_name -> pluto.v1.ResultAcks
-	22, // 18: pluto.v1.ServerMessage.command:type_name -> pluto.v1.Command
-	3,  // 19: pluto.v1.Welcome.stale:type_name -> pluto.v1.RunRef
-	16, // 20: pluto.v1.Dispatch.tasks:type_name -> pluto.v1.Task
-	21, // 21: pluto.v1.ResultAcks.acks:type_name -> pluto.v1.ResultAck
-	23, // 22: pluto.v1.SubmitRequest.runs:type_name -> pluto.v1.RunSpec
-	26, // 23: pluto.v1.SubmitResponse.runs:type_name -> pluto.v1.Run
-	27, // 24: pluto.v1.Run.callback:type_name -> pluto.v1.CallbackState
-	26, // 25: pluto.v1.ListResponse.runs:type_name -> pluto.v1.Run
-	1,  // 26: pluto.v1.WorkerService.Connect:input_type -> pluto.v1.WorkerMessage
-	24, // 27: pluto.v1.ClientService.Submit:input_type -> pluto.v1.SubmitRequest
-	28, // 28: pluto.v1.ClientService.Get:input_type -> pluto.v1.GetRequest
-	29, // 29: pluto.v1.ClientService.List:input_type -> pluto.v1.ListRequest
-	31, // 30: pluto.v1.ClientService.Wait:input_type -> pluto.v1.WaitRequest
-	32, // 31: pluto.v1.ClientService.Cancel:input_type -> pluto.v1.CancelRequest
-	33, // 32: pluto.v1.ClientService.Retry:input_type -> pluto.v1.RetryRequest
-	13, // 33: pluto.v1.WorkerService.Connect:output_type -> pluto.v1.ServerMessage
-	25, // 34: pluto.v1.ClientService.Submit:output_type -> pluto.v1.SubmitResponse
-	26, // 35: pluto.v1.ClientService.Get:output_type -> pluto.v1.Run
-	30, // 36: pluto.v1.ClientService.List:output_type -> pluto.v1.ListResponse
-	26, // 37: pluto.v1.ClientService.Wait:output_type -> pluto.v1.Run
-	26, // 38: pluto.v1.ClientService.Cancel:output_type -> pluto.v1.Run
-	26, // 39: pluto.v1.ClientService.Retry:output_type -> pluto.v1.Run
-	33, // [33:40] is the sub-list for method output_type
-	26, // [26:33] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	12, // 11: pluto.v1.LogBatch.lines:type_name -> pluto.v1.LogLine
+	11, // 12: pluto.v1.LogBatch.dropped:type_name -> pluto.v1.LogDrop
+	15, // 13: pluto.v1.ServerMessage.welcome:type_name -> pluto.v1.Welcome
+	16, // 14: pluto.v1.ServerMessage.dispatch:type_name -> pluto.v1.Dispatch
+	18, // 15: pluto.v1.ServerMessage.cancel:type_name -> pluto.v1.CancelRun
+	19, // 16: pluto.v1.ServerMessage.drain:type_name -> pluto.v1.Drain
+	20, // 17: pluto.v1.ServerMessage.shutdown:type_name -> pluto.v1.Shutdown
+	21, // 18: pluto.v1.ServerMessage.result_acks:type_name -> pluto.v1.ResultAcks
+	23, // 19: pluto.v1.ServerMessage.command:type_name -> pluto.v1.Command
+	24, // 20: pluto.v1.ServerMessage.logs_capped:type_name -> pluto.v1.LogsCapped
+	3,  // 21: pluto.v1.Welcome.stale:type_name -> pluto.v1.RunRef
+	17, // 22: pluto.v1.Dispatch.tasks:type_name -> pluto.v1.Task
+	22, // 23: pluto.v1.ResultAcks.acks:type_name -> pluto.v1.ResultAck
+	3,  // 24: pluto.v1.LogsCapped.runs:type_name -> pluto.v1.RunRef
+	25, // 25: pluto.v1.SubmitRequest.runs:type_name -> pluto.v1.RunSpec
+	28, // 26: pluto.v1.SubmitResponse.runs:type_name -> pluto.v1.Run
+	29, // 27: pluto.v1.Run.callback:type_name -> pluto.v1.CallbackState
+	28, // 28: pluto.v1.ListResponse.runs:type_name -> pluto.v1.Run
+	1,  // 29: pluto.v1.WorkerService.Connect:input_type -> pluto.v1.WorkerMessage
+	26, // 30: pluto.v1.ClientService.Submit:input_type -> pluto.v1.SubmitRequest
+	30, // 31: pluto.v1.ClientService.Get:input_type -> pluto.v1.GetRequest
+	31, // 32: pluto.v1.ClientService.List:input_type -> pluto.v1.ListRequest
+	33, // 33: pluto.v1.ClientService.Wait:input_type -> pluto.v1.WaitRequest
+	34, // 34: pluto.v1.ClientService.Cancel:input_type -> pluto.v1.CancelRequest
+	35, // 35: pluto.v1.ClientService.Retry:input_type -> pluto.v1.RetryRequest
+	14, // 36: pluto.v1.WorkerService.Connect:output_type -> pluto.v1.ServerMessage
+	27, // 37: pluto.v1.ClientService.Submit:output_type -> pluto.v1.SubmitResponse
+	28, // 38: pluto.v1.ClientService.Get:output_type -> pluto.v1.Run
+	32, // 39: pluto.v1.ClientService.List:output_type -> pluto.v1.ListResponse
+	28, // 40: pluto.v1.ClientService.Wait:output_type -> pluto.v1.Run
+	28, // 41: pluto.v1.ClientService.Cancel:output_type -> pluto.v1.Run
+	28, // 42: pluto.v1.ClientService.Retry:output_type -> pluto.v1.Run
+	36, // [36:43] is the sub-list for method output_type
+	29, // [29:36] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_pluto_v1_pluto_proto_init() }
@@ -2999,7 +3149,7 @@ func file_pluto_v1_pluto_proto_init() {
 		(*WorkerMessage_Logs)(nil),
 		(*WorkerMessage_CommandReply)(nil),
 	}
-	file_pluto_v1_pluto_proto_msgTypes[12].OneofWrappers = []any{
+	file_pluto_v1_pluto_proto_msgTypes[13].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Dispatch)(nil),
 		(*ServerMessage_Cancel)(nil),
@@ -3007,6 +3157,7 @@ func file_pluto_v1_pluto_proto_init() {
 		(*ServerMessage_Shutdown)(nil),
 		(*ServerMessage_ResultAcks)(nil),
 		(*ServerMessage_Command)(nil),
+		(*ServerMessage_LogsCapped)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3014,7 +3165,7 @@ func file_pluto_v1_pluto_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluto_v1_pluto_proto_rawDesc), len(file_pluto_v1_pluto_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
