@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pluto-sched/pluto/internal/apijson"
 )
 
 func (a *app) newRunCmd() *cobra.Command {
@@ -116,7 +118,10 @@ func (a *app) newRunGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get ID",
 		Short: "Show one run",
-		Args:  exactArgs("run ID"),
+		Long: `Show one run. A run that took more than one attempt (retried after a
+failure or a timeout, lost with its worker, or retried by an operator) is
+followed by its attempts: worker, times, outcome and error of each.`,
+		Args: exactArgs("run ID"),
 	}
 	co := a.addClientFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -132,6 +137,21 @@ func (a *app) newRunGetCmd() *cobra.Command {
 			return printJSON(a.stdout, raw)
 		}
 		printRunDetail(a.stdout, run)
+		if run.Attempt <= 1 {
+			return nil // one attempt at most: the run shows it
+		}
+		raw, err = c.do(cmd.Context(), http.MethodGet, "/runs/"+url.PathEscape(run.ID)+"/attempts", nil, nil)
+		if err != nil {
+			return err
+		}
+		as, err := decode[apijson.Attempts](raw)
+		if err != nil {
+			return err
+		}
+		if len(as.Attempts) > 1 {
+			fmt.Fprintln(a.stdout)
+			printAttempts(a.stdout, as.Attempts)
+		}
 		return nil
 	}
 	return cmd
@@ -350,6 +370,7 @@ func printRunDetail(w io.Writer, r apiRun) {
 	row("Worker", orDash(r.WorkerID))
 	row("Created", shortTime(r.CreatedAt))
 	row("Run at", shortTime(r.RunAt))
+	row("Dispatched", shortTime(r.DispatchedAt))
 	row("Started", shortTime(r.StartedAt))
 	row("Finished", shortTime(r.FinishedAt))
 	if r.Timeout != nil {
@@ -366,6 +387,27 @@ func printRunDetail(w io.Writer, r apiRun) {
 		row("Log lines dropped", fmt.Sprintf("%d (past the log cap)", r.LogLinesDropped))
 	}
 	_ = tw.Flush()
+}
+
+// printAttempts is a run's attempts, one a line.
+func printAttempts(w io.Writer, as []apijson.Attempt) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ATTEMPT\tWORKER\tDISPATCHED\tSTARTED\tENDED\tOUTCOME\tERROR")
+	for _, a := range as {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Attempt, orDash(&a.WorkerID), shortTime(a.DispatchedAt),
+			shortTime(a.StartedAt), shortTime(a.EndedAt), a.Outcome, errorCell(a.Error))
+	}
+	_ = tw.Flush()
+}
+
+// errorCell is an error in a table cell: its first line, at most 80
+// characters ("-" for none).
+func errorCell(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if r := []rune(s); len(r) > 80 {
+		s = string(r[:80]) + "…"
+	}
+	return oneLine(s)
 }
 
 func attempts(r apiRun) string {

@@ -23,11 +23,14 @@ type Run struct {
 	LogicalTime *string         `json:"logical_time"`
 	RunAt       *string         `json:"run_at"`
 	CreatedAt   *string         `json:"created_at"`
-	StartedAt   *string         `json:"started_at"`
-	FinishedAt  *string         `json:"finished_at"`
-	WorkerID    *string         `json:"worker_id"`
-	Result      json.RawMessage `json:"result"`
-	Error       *string         `json:"error"`
+	// DispatchedAt is when the current attempt was handed out (omitted
+	// before the first).
+	DispatchedAt *string         `json:"dispatched_at,omitempty"`
+	StartedAt    *string         `json:"started_at"`
+	FinishedAt   *string         `json:"finished_at"`
+	WorkerID     *string         `json:"worker_id"`
+	Result       json.RawMessage `json:"result"`
+	Error        *string         `json:"error"`
 	// Beyond the original contract: the run's timeout as a Go duration string
 	// (null: none) and its routing strategy (null: the default).
 	Timeout *string `json:"timeout"`

@@ -98,8 +98,11 @@ func (c *Console) runsData(r *http.Request, v *view) (runsPage, error) {
 
 type runPage struct {
 	*view
-	Run  *apijson.Run
-	Logs []apijson.LogLine
+	Run *apijson.Run
+	// Attempts are the run's attempts, read only for a run past its
+	// first: the summary lists them when there is more than one.
+	Attempts []apijson.Attempt
+	Logs     []apijson.LogLine
 	// LogsNext is the seq to follow the log from.
 	LogsNext int64
 }
@@ -110,12 +113,18 @@ func (c *Console) runPage(w http.ResponseWriter, r *http.Request, v *view) error
 	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/runs/"+url.PathEscape(id), nil, nil, &run); err != nil {
 		return err
 	}
+	var attempts apijson.Attempts
+	if run.Attempt > 1 {
+		if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/runs/"+url.PathEscape(id)+"/attempts", nil, nil, &attempts); err != nil {
+			return err
+		}
+	}
 	var logs apijson.List[apijson.LogLine]
 	q := url.Values{"limit": {"1000"}}
 	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/runs/"+url.PathEscape(id)+"/logs", q, nil, &logs); err != nil {
 		return err
 	}
-	p := runPage{view: v, Run: &run, Logs: logs.Items}
+	p := runPage{view: v, Run: &run, Attempts: attempts.Attempts, Logs: logs.Items}
 	if n := len(logs.Items); n > 0 {
 		p.LogsNext = logs.Items[n-1].Seq
 	}

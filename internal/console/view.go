@@ -128,6 +128,14 @@ var funcs = template.FuncMap{
 	"statusClass": func(s string) string {
 		return "st-" + s
 	},
+	"step": func(name string, at *string) timelineStep { return timelineStep{Name: name, At: at} },
+}
+
+// timelineStep is one step of a run's timeline: its name and its time
+// (nil: not reached).
+type timelineStep struct {
+	Name string
+	At   *string
 }
 
 // when shows an RFC 3339 time as "2006-01-02 15:04:05" UTC ("" if unset).

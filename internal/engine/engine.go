@@ -626,6 +626,12 @@ func (e *Engine) LogStats(ctx context.Context, id string) (store.LogStats, error
 	return e.st.LogStats(ctx, id)
 }
 
+// RunAttempts returns the recorded earlier attempts of a run, in attempt
+// order (store.AttemptStore).
+func (e *Engine) RunAttempts(ctx context.Context, id string) ([]store.Attempt, error) {
+	return e.st.RunAttempts(ctx, id)
+}
+
 // now is the engine's clock, truncated to the store's precision so that
 // what the engine remembers equals what it wrote.
 func (e *Engine) now() time.Time { return e.clk.Now().Truncate(time.Microsecond) }

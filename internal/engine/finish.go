@@ -44,6 +44,7 @@ func (e *Engine) finishParams(f *flight, r *Result, s *Session, now time.Time) s
 // attempts are left, otherwise the terminal status.
 func (e *Engine) failure(p *store.RunFinishParams, f *flight, terminal store.RunStatus, noRetry bool, now time.Time) {
 	p.Failure = true
+	p.TimedOut = terminal == store.StatusTimedOut // a retry records the attempt as timed out
 	failures := f.failures + 1
 	if !noRetry && failures < f.maxAttempts {
 		p.Status = store.StatusPending

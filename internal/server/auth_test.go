@@ -215,6 +215,7 @@ func TestRolesAndGroups(t *testing.T) {
 	for _, c := range []struct{ method, path string }{
 		{"GET", "/api/v1/runs/" + billing.ID}, {"POST", "/api/v1/runs/" + billing.ID + "/cancel"},
 		{"GET", "/api/v1/runs?group=billing"}, {"GET", "/api/v1/runs/" + billing.ID + "/logs"},
+		{"GET", "/api/v1/runs/" + billing.ID + "/attempts"},
 	} {
 		if st, b := en.do(en.tokens["mailer"], c.method, c.path, ""); st != http.StatusForbidden {
 			t.Errorf("mailers client %s %s: %d %s, want 403", c.method, c.path, st, b)

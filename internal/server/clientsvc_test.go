@@ -98,6 +98,9 @@ func (f *csFakeEngine) Logs(ctx context.Context, p store.LogListParams) ([]store
 func (f *csFakeEngine) LogStats(ctx context.Context, id string) (store.LogStats, error) {
 	return store.LogStats{}, nil
 }
+func (f *csFakeEngine) RunAttempts(ctx context.Context, id string) ([]store.Attempt, error) {
+	return nil, nil
+}
 func (f *csFakeEngine) FollowLogs(ctx context.Context, id string) (<-chan struct{}, func(), error) {
 	return make(chan struct{}), func() {}, nil
 }

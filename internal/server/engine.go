@@ -24,6 +24,9 @@ type Engine interface {
 	Logs(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error)
 	// LogStats returns a run's log counters (lines dropped past its cap).
 	LogStats(ctx context.Context, id string) (store.LogStats, error)
+	// RunAttempts returns a run's recorded earlier attempts, in order
+	// (none for an unknown run).
+	RunAttempts(ctx context.Context, id string) ([]store.Attempt, error)
 	// FollowLogs registers a follower of a run's log: wake fires when new
 	// lines may have been written or the run may have ended; stop must be
 	// called.

@@ -9,6 +9,7 @@ package server
 //	POST /api/v1/runs/{id}/retry      retry a terminal run that did not succeed
 //	GET  /api/v1/runs/{id}/wait       long-poll until terminal (?timeout=30s, max 5m)
 //	GET  /api/v1/runs/{id}/logs       log lines (?after=SEQ&limit=N; ?follow=1 streams NDJSON)
+//	GET  /api/v1/runs/{id}/attempts   the run's attempts, earlier ones and the current one
 //	GET  /api/v1/workers              connected workers
 //	GET, POST /api/v1/workers/{id}[/drain|resume|shutdown|restart|command],
 //	POST /api/v1/groups/{group}/command   remote control (httpworkers.go)

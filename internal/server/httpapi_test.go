@@ -41,6 +41,8 @@ type httpFakeEngine struct {
 	// log counters.
 	followers map[string][]chan struct{}
 	logStats  map[string]store.LogStats
+	// attempts are the runs' recorded attempts.
+	attempts map[string][]store.Attempt
 }
 
 var httpT0 = time.Date(2026, 11, 21, 8, 0, 0, 123000000, time.UTC)
@@ -198,6 +200,12 @@ func (f *httpFakeEngine) LogStats(ctx context.Context, id string) (store.LogStat
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.logStats[id], nil
+}
+
+func (f *httpFakeEngine) RunAttempts(ctx context.Context, id string) ([]store.Attempt, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attempts[id], nil
 }
 
 func (f *httpFakeEngine) FollowLogs(ctx context.Context, id string) (<-chan struct{}, func(), error) {

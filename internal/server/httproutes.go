@@ -52,6 +52,7 @@ func (h *httpAPI) routes() []route {
 		{"POST /api/v1/runs/{id}/retry", auth.PermRunWrite, scopeRun, "run.retry", h.intake(h.retry)},
 		{"GET /api/v1/runs/{id}/wait", auth.PermRead, scopeRun, "", h.wait},
 		{"GET /api/v1/runs/{id}/logs", auth.PermRead, scopeRun, "", h.logs},
+		{"GET /api/v1/runs/{id}/attempts", auth.PermRead, scopeRun, "", h.attempts},
 		{"GET /api/v1/workers", auth.PermRead, scopeNone, "", h.workers},
 		{"GET /api/v1/workers/{id}", auth.PermRead, scopeWorker, "", h.getWorker},
 		{"PUT /api/v1/jobs/{name}", auth.PermJobWrite, scopeJob, "job.put", h.putJob},

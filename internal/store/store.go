@@ -106,15 +106,18 @@ type Run struct {
 	LogicalTime time.Time
 	RunAt       time.Time
 	CreatedAt   time.Time
-	StartedAt   time.Time
-	FinishedAt  time.Time
-	WorkerID    string
-	ServerID    string // server holding the current attempt
-	Result      json.RawMessage
-	Error       string
-	Timeout     time.Duration // 0: none
-	Routing     string
-	RoutingKey  string
+	// DispatchedAt is when the current attempt was claimed and StartedAt
+	// when it started (zero until then).
+	DispatchedAt time.Time
+	StartedAt    time.Time
+	FinishedAt   time.Time
+	WorkerID     string
+	ServerID     string // server holding the current attempt
+	Result       json.RawMessage
+	Error        string
+	Timeout      time.Duration // 0: none
+	Routing      string
+	RoutingKey   string
 	// CallbackURL, if set, is where the run's outcome is POSTed once it is
 	// terminal; Callback is the state of that delivery (callbacks.go).
 	CallbackURL string
@@ -155,13 +158,14 @@ type RunInsertResult struct {
 // first, then earliest run_at, then insertion order. Only runs whose type is
 // in Types are claimed (empty Types claims nothing). Each claimed run
 // becomes dispatched with attempt+1, ServerID and WorkerID set (WorkerID may
-// be "" when the engine routes after the claim).
+// be "" when the engine routes after the claim), dispatched at Now, and not
+// started (its StartedAt is the new attempt's).
 type RunClaimParams struct {
 	Group    string
 	Types    []string
 	Limit    int
 	ServerID string
-	Now      time.Time
+	Now      time.Time // dispatched_at
 }
 
 // RunStartParams marks a dispatched attempt running.
@@ -178,7 +182,8 @@ type RunStartParams struct {
 // RunFinishParams ends an active attempt (dispatched or running). Status is
 // the run's next status: a terminal one, or pending (retry after backoff, at
 // RunAt), or queued (a lost attempt handed back). Failure says whether the
-// attempt counts as a failure (failures+1).
+// attempt counts as a failure (failures+1). A finish whose Status is not
+// terminal records the attempt in the run's history (attempts.go).
 type RunFinishParams struct {
 	ID      string
 	Attempt int
@@ -187,6 +192,9 @@ type RunFinishParams struct {
 	Result  json.RawMessage
 	Error   string
 	Failure bool
+	// TimedOut says the attempt ran out of time: a retry records it as
+	// timed_out rather than failed.
+	TimedOut bool
 	// Lost says the attempt was lost with its worker (lost+1).
 	Lost      bool
 	StartedAt time.Time // used when the run had not been marked running
@@ -244,8 +252,9 @@ type RunCancelResult struct {
 // RunRetryParams puts a terminal run that did not succeed back into the
 // queue with a fresh attempt budget (failures reset). Its callback delivery
 // state is reset too (a delivery of the earlier outcome not yet made is
-// dropped; the new outcome is delivered when the run ends again). Runs in
-// other states give ErrConflict.
+// dropped; the new outcome is delivered when the run ends again). The
+// attempt it ended with is recorded in its history (RetryAttempt). Runs
+// in other states give ErrConflict.
 type RunRetryParams struct {
 	ID  string
 	Now time.Time
@@ -451,6 +460,7 @@ type Store interface {
 
 	StatsStore
 	RatesStore
+	AttemptStore
 	JobStore
 	CallbackStore
 	TokenStore
@@ -494,7 +504,8 @@ type Tx interface {
 	// LogAppend stores lines under the caps of p (LogAppendParams).
 	LogAppend(ctx context.Context, p LogAppendParams) (LogAppendResult, error)
 	RunAdopt(ctx context.Context, p []RunAdoptParams) ([]bool, error)
-	// RunRequeueLost returns the requeued runs.
+	// RunRequeueLost returns the requeued runs; each lost attempt is
+	// recorded in its run's history.
 	RunRequeueLost(ctx context.Context, p RunRequeueLostParams) ([]*Run, error)
 	JobTx
 	CallbackTx

@@ -390,6 +390,11 @@ func (s *Store) LogStats(ctx context.Context, runID string) (store.LogStats, err
 	return read(s, ctx, "LogStats", func() (store.LogStats, error) { return s.inner.LogStats(ctx, runID) })
 }
 
+// RunAttempts implements store.Store.
+func (s *Store) RunAttempts(ctx context.Context, runID string) ([]store.Attempt, error) {
+	return read(s, ctx, "RunAttempts", func() ([]store.Attempt, error) { return s.inner.RunAttempts(ctx, runID) })
+}
+
 // JobGet implements store.JobStore.
 func (s *Store) JobGet(ctx context.Context, name string) (*store.Job, error) {
 	return read(s, ctx, "JobGet", func() (*store.Job, error) { return s.inner.JobGet(ctx, name) })

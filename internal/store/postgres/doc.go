@@ -53,8 +53,13 @@
 // Retention (migration 00007_retention, retention.go) adds no index and
 // no side table: it walks runs by seq (or ended, or one job's runs by
 // runs_job) from a cursor and deletes expired terminal runs with their
-// ended and callbacks rows and log lines; the other side tables hold
-// unfinished runs only.
+// ended and callbacks rows, attempt history and log lines; the other side
+// tables hold unfinished runs only.
+//
+// The attempt history (migration 00012_attempts, attempts.go) is a table
+// of its own, run_attempts (run_id, attempt), written only by the changes
+// that end an attempt without ending the run; the claim sets
+// dispatched_at, which no index names, in the update it does anyway.
 //
 // A side row is written in the statement that moves its run in or out of
 // the state, so the two never disagree for long. There are no foreign

@@ -118,13 +118,16 @@ func TestQueryPlans(t *testing.T) {
 			args []any
 			want string // an index the plan must use
 		}{
-			{"claim", sqlClaim, []any{"srv", "g", []string{"t", "u"}, int64(k)}, "queue_order"},
+			{"claim", sqlClaim, []any{"srv", "g", []string{"t", "u"}, int64(k), now}, "queue_order"},
 			{"start", sqlStart, []any{ids(k), fill(k, int32(1)), fill(k, now), fill(k, "w"), fill(k, "")}, "runs_id_key"},
 			{"finish", sqlFinish, []any{ids(k), fill(k, int32(1)), fill(k, "succeeded"), fill(k, now), fill(k, now),
 				fill(k, "w"), fill(k, int32(0)), fill(k, now), fill(k, "{}"), fill(k, ""), fill(k, ""), fill(k, int32(0))}, "runs_id_key"},
 			{"adopt", sqlAdopt, []any{ids(k), fill(k, int32(1)), fill(k, "srv2")}, "runs_id_key"},
 			{"promote", sqlPromote, []any{now, int64(k)}, "pending_order"},
-			{"requeue lost", sqlRequeueLost, []any{now, int64(k)}, "active_server"},
+			{"requeue lost", sqlRequeueLost, []any{now, int64(k), now}, "active_server"},
+			{"attempts of finishes", sqlAttemptFinish, []any{ids(k), fill(k, int32(1)), fill(k, "w"), fill(k, now), fill(k, now),
+				fill(k, "failed"), fill(k, ""), fill(k, "")}, "runs_id_key"},
+			{"attempts", sqlAttempts, []any{"id", int64(1000)}, "run_attempts_pkey"},
 			{"cancel", sqlCancel, []any{now, "x", int64(5), "g", "t", int32(0), now, "j"}, "queue_order"},
 			{"cancel: blocked", sqlCancel, []any{now, "x", int64(5), "g", "t", int32(0), now, "j"}, "blocked_pkey"},
 			{"cancel: job_live", sqlCancel, []any{now, "x", int64(5), "g", "t", int32(0), now, "j"}, "job_live_pkey"},

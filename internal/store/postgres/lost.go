@@ -18,7 +18,9 @@ const (
 	// was last seen before the cut-off, oldest first. The servers holding
 	// runs are read from active_server one at a time (a skip scan); only
 	// the runs of lost ones are read. Staleness is decided on the locked
-	// run's server_id, so a run adopted meanwhile stays.
+	// run's server_id, so a run adopted meanwhile stays. Each lost attempt
+	// is recorded from the locked row as it was (the update clears its
+	// worker). Arguments: stale before, limit, now.
 	sqlRequeueLost = `WITH RECURSIVE h(server_id) AS (
 			(SELECT a.server_id FROM active AS a ORDER BY a.server_id LIMIT 1)
 			UNION ALL
@@ -29,7 +31,8 @@ const (
 				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = h.server_id AND s.last_seen >= $1)),
 		held AS MATERIALIZED (SELECT a.seq FROM lost JOIN active AS a ON a.server_id = lost.server_id),
 		l AS MATERIALIZED (
-			SELECT r.seq, r.status AS prev_status FROM runs AS r
+			SELECT r.seq, r.status AS prev_status, r.id, r.attempt, r.worker_id, r.dispatched_at, r.started_at
+			FROM runs AS r
 			WHERE r.seq = ANY (ARRAY(SELECT seq FROM held)) AND r.status IN ('dispatched', 'running')
 				AND NOT EXISTS (SELECT 1 FROM servers AS s WHERE s.id = r.server_id AND s.last_seen >= $1)
 			ORDER BY r.seq
@@ -37,7 +40,10 @@ const (
 			FOR UPDATE SKIP LOCKED),
 		u AS (UPDATE runs SET status = 'queued', server_id = NULL, worker_id = '' FROM l WHERE runs.seq = l.seq
 			RETURNING ` + qualifiedRunCols + `, l.prev_status),
-		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u)
+		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u),
+		t AS (INSERT INTO run_attempts (` + attemptCols + `)
+			SELECT l.id, l.attempt, l.worker_id, l.dispatched_at, l.started_at, $3, '` + store.OutcomeLost + `', '' FROM l
+			ON CONFLICT (run_id, attempt) DO NOTHING)
 		SELECT * FROM u`
 )
 
@@ -49,7 +55,7 @@ func (t *tx) RunRequeueLost(ctx context.Context, p store.RunRequeueLostParams) (
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	rows, err := t.q.Query(ctx, sqlRequeueLost, p.StaleBefore, int64(p.Limit))
+	rows, err := t.q.Query(ctx, sqlRequeueLost, p.StaleBefore, int64(p.Limit), p.Now)
 	if err != nil {
 		return nil, t.s.wrap("RunRequeueLost", err)
 	}

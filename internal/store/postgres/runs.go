@@ -69,7 +69,8 @@ const (
 	// hold are skipped, not waited for), keeps the first limit of them in
 	// claim order, removes them from the queue and dispatches their runs.
 	// A run that stopped being queued meanwhile (a cancel that won the
-	// race) is left alone. Arguments: server, group, types, limit.
+	// race) is left alone. The new attempt is dispatched at now and has
+	// not started. Arguments: server, group, types, limit, now.
 	sqlClaim = `WITH c AS MATERIALIZED (
 			SELECT h.qid, h.seq FROM unnest($3::text[]) AS t(type)
 			CROSS JOIN LATERAL (
@@ -81,7 +82,8 @@ const (
 			ORDER BY h.priority DESC, h.run_at, h.seq
 			LIMIT $4),
 		d AS (DELETE FROM queue WHERE ctid = ANY (ARRAY(SELECT qid FROM c))),
-		u AS (UPDATE runs SET status = 'dispatched', attempt = runs.attempt + 1, server_id = $1, worker_id = ''
+		u AS (UPDATE runs SET status = 'dispatched', attempt = runs.attempt + 1, server_id = $1, worker_id = '',
+				dispatched_at = $5, started_at = NULL
 			FROM c WHERE runs.seq = c.seq AND runs.status = 'queued'
 			RETURNING ` + qualifiedRunCols + `),
 		a AS (INSERT INTO active (seq, server_id) SELECT seq, server_id FROM u)
@@ -166,7 +168,7 @@ const (
 	// claim then finds the run owes nothing and drops the row).
 	sqlRetry = `WITH u AS (
 			UPDATE runs SET status = 'queued', failures = 0, lost = 0, run_at = $1, finished_at = NULL,
-				started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL,
+				dispatched_at = NULL, started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL,
 				callback_state = '', callback_attempts = 0, callback_next_at = NULL, callback_error = '',
 				callback_delivered_at = NULL
 			WHERE seq = $2 RETURNING ` + runCols + `),
@@ -395,7 +397,7 @@ func (t *tx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*Run, erro
 	types := slices.Clone(p.Types)
 	slices.Sort(types)
 	types = slices.Compact(types)
-	rows, err := t.q.Query(ctx, sqlClaim, p.ServerID, p.Group, types, int64(p.Limit))
+	rows, err := t.q.Query(ctx, sqlClaim, p.ServerID, p.Group, types, int64(p.Limit), p.Now)
 	if err != nil {
 		return nil, t.s.wrap("RunClaim", err)
 	}
@@ -580,6 +582,9 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			results[j] = nullJSON(p.Result)
 			errorTexts[j] = pgtype.Text{String: cleanText(p.Error), Valid: p.Error != "" || p.Status == store.StatusSucceeded}
 		}
+		if err := t.recordFinished(ctx, ps, idx); err != nil {
+			return nil, err
+		}
 		rows, err := t.q.Query(ctx, sqlFinish, ids, attempts, statuses, finishedAt, runAt, workers, failures,
 			startedAt, results, errorTexts, servers, lost)
 		if err != nil {
@@ -755,6 +760,11 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 	case store.StatusFailed, store.StatusCancelled, store.StatusTimedOut, store.StatusSkipped:
 	default:
 		return nil, fmt.Errorf("postgres: RunRetry: run %q is %s: %w", p.ID, prev.Status, store.ErrConflict)
+	}
+	if a, ok := store.RetryAttempt(prev); ok {
+		if err := t.recordRetried(ctx, &a); err != nil {
+			return nil, err
+		}
 	}
 	r, err := t.one(ctx, "RunRetry", sqlRetry, p.Now, prev.Seq)
 	if err != nil {

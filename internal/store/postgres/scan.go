@@ -23,14 +23,16 @@ const (
 	runCols = `seq, id, job, parent_id, shard, type, grp, payload, priority, status,
 	attempt, max_attempts, failures, key, logical_time, run_at, created_at, started_at,
 	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key,
-	callback_url, callback_state, callback_attempts, callback_next_at, callback_error, callback_delivered_at, lost`
+	callback_url, callback_state, callback_attempts, callback_next_at, callback_error, callback_delivered_at, lost,
+	dispatched_at`
 	qualifiedRunCols = `runs.seq, runs.id, runs.job, runs.parent_id, runs.shard, runs.type, runs.grp,
 	runs.payload, runs.priority, runs.status, runs.attempt, runs.max_attempts, runs.failures,
 	runs.key, runs.logical_time, runs.run_at, runs.created_at, runs.started_at, runs.finished_at,
 	runs.worker_id, runs.server_id, runs.result, runs.error, runs.timeout, runs.routing,
 	runs.routing_key, runs.callback_url, runs.callback_state, runs.callback_attempts,
-	runs.callback_next_at, runs.callback_error, runs.callback_delivered_at, runs.lost`
-	numRunCols = 33
+	runs.callback_next_at, runs.callback_error, runs.callback_delivered_at, runs.lost,
+	runs.dispatched_at`
+	numRunCols = 34
 )
 
 // runRow receives one row of runCols.
@@ -53,6 +55,7 @@ type runRow struct {
 	cbError     string
 	cbDelivered pgtype.Timestamptz
 	lost        int32
+	dispatched  pgtype.Timestamptz
 	dest        [numRunCols]any
 }
 
@@ -64,6 +67,7 @@ func newRunRow() *runRow {
 		&r.Attempt, &r.MaxAttempts, &r.Failures, &rr.key, &rr.logicalTime, &r.RunAt, &r.CreatedAt, &rr.startedAt,
 		&rr.finishedAt, &r.WorkerID, &rr.serverID, &rr.result, &r.Error, &rr.timeout, &r.Routing, &r.RoutingKey,
 		&rr.cbURL, &rr.cbState, &rr.cbAttempts, &rr.cbNextAt, &rr.cbError, &rr.cbDelivered, &rr.lost,
+		&rr.dispatched,
 	}
 	return rr
 }
@@ -97,6 +101,7 @@ func (rr *runRow) decode() (*Run, error) {
 	r.LogicalTime = tsTime(rr.logicalTime)
 	r.RunAt = utc(r.RunAt)
 	r.CreatedAt = utc(r.CreatedAt)
+	r.DispatchedAt = tsTime(rr.dispatched)
 	r.StartedAt = tsTime(rr.startedAt)
 	r.FinishedAt = tsTime(rr.finishedAt)
 	r.ServerID = rr.serverID.String

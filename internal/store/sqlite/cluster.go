@@ -52,6 +52,11 @@ func (t *tx) RunRequeueLost(ctx context.Context, p store.RunRequeueLostParams) (
 	if p.Limit <= 0 {
 		return nil, nil
 	}
+	// The lost attempts are recorded first: the requeue clears their
+	// workers.
+	if n, err := t.recordLost(p); err != nil || n == 0 {
+		return nil, err
+	}
 	t.bind()
 	t.arg(micro(p.StaleBefore))
 	t.arg(int64(p.Limit))

@@ -104,6 +104,12 @@
 //     job's runs by runs_job) from a cursor, so the finish writes nothing
 //     for them. New databases use auto_vacuum = INCREMENTAL, and
 //     ReclaimSpace gives free pages back after deletions.
+//   - for the attempt history (migration 00013_attempts, attempts.go): the
+//     table run_attempts, keyed by (run_id, attempt), written only by the
+//     changes that end an attempt without ending its run (a retry, a
+//     hand-back, a requeue of lost runs, an operator retry); the claim sets
+//     dispatched_at in the UPDATE it does anyway, and a finish that ends
+//     the run writes nothing more.
 //
 // RunCountByGroup is the one full scan (an index on status would be written
 // on every state change); it is for dashboards, not hot paths.

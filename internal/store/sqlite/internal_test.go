@@ -123,7 +123,7 @@ func TestQueryPlans(t *testing.T) {
 	}{
 		{"claim select, 1 type", wSQL[wClaimSelect1], []any{"g", "t", 5, 5}, "runs_claim", false},
 		{"claim select, 8 types", wSQL[wClaimSelect8], []any{"g", "a", 5, "b", 5, "c", 5, "d", 5, "e", 5, "f", 5, "g", 5, "h", 5, 5}, "runs_claim", true},
-		{"claim update", wSQL[wClaimUpdate], []any{"s", "[1]"}, "PRIMARY KEY", false},
+		{"claim update", wSQL[wClaimUpdate], []any{"s", 1, "[1]"}, "PRIMARY KEY", false},
 		{"start", wSQL[wStart], []any{1, "w", "id", 1}, "sqlite_autoindex_runs_1", false},
 		{"finish", wSQL[wFinish], []any{"succeeded", 1, nil, nil, 0, 0, nil, nil, nil, "id", 1}, "sqlite_autoindex_runs_1", false},
 		{"fenced start", wSQL[wStartFenced], []any{1, "w", "id", 1, "s"}, "sqlite_autoindex_runs_1", false},
@@ -160,6 +160,11 @@ func TestQueryPlans(t *testing.T) {
 		{"retention keep last", wSQL[wRetKeepFrom], []any{"j", 1}, "runs_job (job=?)", false},
 		{"retention delete", wSQL[wRetDeleteRun], []any{1}, "PRIMARY KEY", false},
 		{"retention delete logs", wSQL[wRetDeleteLogs], []any{"id"}, "run_logs_run", false},
+		{"retention delete attempts", wSQL[wRetDeleteAttempts], []any{"id"}, "sqlite_autoindex_run_attempts_1", false},
+		{"attempt of a finish", wSQL[wAttemptFinish], []any{nil, nil, 1, "failed", "", "id", 1}, "sqlite_autoindex_runs_1", false},
+		{"attempt of a fenced finish", wSQL[wAttemptFenced], []any{nil, nil, 1, "failed", "", "id", 1, "s"}, "sqlite_autoindex_runs_1", false},
+		{"attempts of lost runs", wSQL[wAttemptLost], []any{1, 1, 10}, "runs_active", true},
+		{"attempts", rSQL[rAttempts], []any{"id", 1000}, "sqlite_autoindex_run_attempts_1", false},
 	} {
 		plan := queryPlan(t, s.w, c.sql, c.args)
 		all := strings.Join(plan, "; ")

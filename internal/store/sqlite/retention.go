@@ -12,9 +12,10 @@ import (
 // seq order from the cursor — the runs table itself (its rowid), the
 // ended table when succeeded runs are kept, or one job's runs through
 // runs_job — and deletes the expired ones by rowid, with their log lines
-// (run_logs_run) and ended rows. The walk and the deletes run in the one
-// write transaction, so nothing changes in between. Nothing here touches
-// the hot path: a finish writes no row for retention.
+// (run_logs_run), attempt history and ended rows. The walk and the
+// deletes run in the one write transaction, so nothing changes in
+// between. Nothing here touches the hot path: a finish writes no row for
+// retention.
 
 // retCols are the columns a retention walk reads, in the order
 // decodeCandidate reads them.
@@ -36,6 +37,7 @@ func init() {
 	wSQL[wRetDeleteLogs] = `DELETE FROM run_logs WHERE run_id = ?`
 	wSQL[wRetDeleteLogStats] = `DELETE FROM run_log_stats WHERE run_id = ?`
 	wSQL[wRetDeleteAudit] = `DELETE FROM audit WHERE target = ?`
+	wSQL[wRetDeleteAttempts] = `DELETE FROM run_attempts WHERE run_id = ?`
 }
 
 func decodeCandidate(vals []driver.Value) store.RunCandidate {
@@ -104,7 +106,7 @@ func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (st
 }
 
 // deleteRun deletes one run with its log lines, log counters, audit
-// entries and ended row.
+// entries, attempt history and ended row.
 func (t *tx) deleteRun(op string, r *store.RunCandidate) error {
 	t.bind()
 	t.arg(r.Seq)
@@ -128,6 +130,11 @@ func (t *tx) deleteRun(op string, r *store.RunCandidate) error {
 	t.bind()
 	t.arg(r.ID)
 	if _, _, err := t.exec(op, wRetDeleteAudit); err != nil {
+		return err
+	}
+	t.bind()
+	t.arg(r.ID)
+	if _, _, err := t.exec(op, wRetDeleteAttempts); err != nil {
 		return err
 	}
 	return t.unended(op, r.Seq)

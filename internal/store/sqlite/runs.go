@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
 )
@@ -20,7 +21,7 @@ const runCols = `seq, id, job, parent_id, shard, type, grp, payload, priority, s
 	attempt, max_attempts, failures, key, logical_time, run_at, created_at, started_at,
 	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key,
 	callback_url, CASE WHEN callback_url IS NOT NULL THEN json_array(callback_state, callback_attempts,
-		callback_next_at, callback_error, callback_delivered_at) END, lost`
+		callback_next_at, callback_error, callback_delivered_at) END, lost, dispatched_at`
 
 // Writer statements, prepared once on the writer connection. Hot
 // statements use plain "?" placeholders: the driver binds them without
@@ -80,6 +81,11 @@ const (
 	wRetDeleteLogs     // retention.go
 	wRetDeleteLogStats // retention.go
 	wRetDeleteAudit    // retention.go
+	wRetDeleteAttempts // retention.go
+	wAttemptFinish     // attempts.go
+	wAttemptFenced     // attempts.go: wAttemptFinish AND server_id = ?
+	wAttemptLost       // attempts.go
+	wAttemptPut        // attempts.go
 	wCountAdd          // stats.go
 	wCountStarted      // stats.go
 	wCountFinished     // stats.go
@@ -133,8 +139,10 @@ var wSQL = [numWStmts]string{
 	// RunClaim reads the heads of the group's per-type queues from the
 	// partial claim index (wClaimSelect1…, see claimSQL), then updates
 	// exactly the chosen rows by rowid. The two statements are atomic: the
-	// transaction holds the write lock.
-	wClaimUpdate: `UPDATE runs SET status = 'dispatched', attempt = attempt + 1, server_id = ?, worker_id = ''
+	// transaction holds the write lock. The new attempt has not started:
+	// started_at is cleared with the old attempt's worker.
+	wClaimUpdate: `UPDATE runs SET status = 'dispatched', attempt = attempt + 1, server_id = ?, worker_id = '',
+			dispatched_at = ?, started_at = NULL
 		WHERE seq IN (SELECT value FROM json_each(?))`,
 	wStart:        startSQL,
 	wStartFenced:  startSQL + fenced,
@@ -147,7 +155,7 @@ var wSQL = [numWStmts]string{
 		WHERE seq = ?3 RETURNING ` + runCols,
 	// A retried run delivers its next outcome; one not yet delivered is dropped.
 	wRetry: `UPDATE runs SET status = 'queued', failures = 0, lost = 0, run_at = ?, finished_at = NULL,
-			started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL,
+			dispatched_at = NULL, started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL,
 			callback_state = '', callback_attempts = 0, callback_next_at = NULL, callback_error = '',
 			callback_delivered_at = NULL
 		WHERE seq = ? RETURNING ` + runCols,
@@ -286,6 +294,7 @@ const (
 	rRatesHour      // rates.go
 	rLatency        // rates.go
 	rSeries         // rates.go
+	rAttempts       // attempts.go
 	numRStmts
 )
 
@@ -542,6 +551,7 @@ func (t *tx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*Run, erro
 	seqs = append(seqs, ']')
 	t.bind()
 	t.arg(p.ServerID)
+	t.arg(micro(p.Now))
 	t.arg(string(seqs))
 	n, _, err := t.exec("RunClaim", wClaimUpdate)
 	if err != nil {
@@ -556,6 +566,8 @@ func (t *tx) RunClaim(ctx context.Context, p store.RunClaimParams) ([]*Run, erro
 		r.Attempt++
 		r.ServerID = p.ServerID
 		r.WorkerID = ""
+		r.DispatchedAt = fromMicro(micro(p.Now))
+		r.StartedAt = time.Time{}
 	}
 	return runs, nil
 }
@@ -637,6 +649,11 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 		failure := int64(0)
 		if p.Failure {
 			failure = 1
+		}
+		if !p.Status.Terminal() {
+			if err := t.recordFinished(p); err != nil {
+				return nil, err
+			}
 		}
 		t.bind()
 		t.arg(string(p.Status))
@@ -741,6 +758,11 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 	case store.StatusFailed, store.StatusCancelled, store.StatusTimedOut, store.StatusSkipped:
 	default:
 		return nil, fmt.Errorf("sqlite: RunRetry: run %q is %s: %w", p.ID, prev.Status, store.ErrConflict)
+	}
+	if a, ok := store.RetryAttempt(prev); ok {
+		if err := t.recordRetried(&a); err != nil {
+			return nil, err
+		}
 	}
 	t.bind()
 	t.arg(micro(p.Now))

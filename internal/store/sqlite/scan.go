@@ -12,7 +12,7 @@ import (
 
 type scanner interface{ Scan(dest ...any) error }
 
-const numRunCols = 29
+const numRunCols = 30
 
 // runRow receives one row of runCols on the read pool. Scanning into *any
 // is database/sql's fast path (no reflection, no int-to-string-to-int round
@@ -47,33 +47,34 @@ func (rr *runRow) scan(sc scanner) (*Run, error) {
 func decodeRun[V any](vs []V) *Run {
 	v := func(i int) any { return vs[i] }
 	r := &Run{
-		Seq:         asInt(v(0)),
-		ID:          asString(v(1)),
-		Job:         asString(v(2)),
-		ParentID:    asString(v(3)),
-		Type:        asString(v(5)),
-		Group:       asString(v(6)),
-		Payload:     asJSON(v(7)),
-		Priority:    int(asInt(v(8))),
-		Status:      store.RunStatus(asString(v(9))),
-		Attempt:     int(asInt(v(10))),
-		MaxAttempts: int(asInt(v(11))),
-		Failures:    int(asInt(v(12))),
-		Key:         asString(v(13)),
-		LogicalTime: asTime(v(14)),
-		RunAt:       asTime(v(15)),
-		CreatedAt:   asTime(v(16)),
-		StartedAt:   asTime(v(17)),
-		FinishedAt:  asTime(v(18)),
-		WorkerID:    asString(v(19)),
-		ServerID:    asString(v(20)),
-		Result:      asJSON(v(21)),
-		Error:       asString(v(22)),
-		Timeout:     time.Duration(asInt(v(23))),
-		Routing:     asString(v(24)),
-		RoutingKey:  asString(v(25)),
-		CallbackURL: asString(v(26)),
-		Lost:        int(asInt(v(28))),
+		Seq:          asInt(v(0)),
+		ID:           asString(v(1)),
+		Job:          asString(v(2)),
+		ParentID:     asString(v(3)),
+		Type:         asString(v(5)),
+		Group:        asString(v(6)),
+		Payload:      asJSON(v(7)),
+		Priority:     int(asInt(v(8))),
+		Status:       store.RunStatus(asString(v(9))),
+		Attempt:      int(asInt(v(10))),
+		MaxAttempts:  int(asInt(v(11))),
+		Failures:     int(asInt(v(12))),
+		Key:          asString(v(13)),
+		LogicalTime:  asTime(v(14)),
+		RunAt:        asTime(v(15)),
+		CreatedAt:    asTime(v(16)),
+		StartedAt:    asTime(v(17)),
+		FinishedAt:   asTime(v(18)),
+		WorkerID:     asString(v(19)),
+		ServerID:     asString(v(20)),
+		Result:       asJSON(v(21)),
+		Error:        asString(v(22)),
+		Timeout:      time.Duration(asInt(v(23))),
+		Routing:      asString(v(24)),
+		RoutingKey:   asString(v(25)),
+		CallbackURL:  asString(v(26)),
+		Lost:         int(asInt(v(28))),
+		DispatchedAt: asTime(v(29)),
 	}
 	if r.CallbackURL != "" {
 		r.Callback = decodeCallback(asString(v(27)))

@@ -49,6 +49,23 @@ func endRun(t *testing.T, s store.Store, id, job string, st store.RunStatus, at 
 	}
 }
 
+// failAgain retries failed run id (made by endRun), which records its
+// attempt, and fails its second attempt at `at`.
+func failAgain(t *testing.T, s store.Store, id string, at time.Time) {
+	t.Helper()
+	tx(t, s, func(tx store.Tx) error {
+		_, err := tx.RunRetry(ctx, store.RunRetryParams{ID: id, Now: at})
+		return err
+	})
+	got := claim(t, s, store.RunClaimParams{Group: "ret-" + id, Types: []string{"t"}, Limit: 1, ServerID: "srv"})
+	if len(got) != 1 || !finishOne(t, s, store.RunFinishParams{ID: id, Attempt: got[0].Attempt, Status: store.StatusFailed, Failure: true, Now: at}) {
+		t.Fatalf("second attempt of %s: %v", id, ids(got))
+	}
+	if as, err := s.RunAttempts(ctx, id); err != nil || len(as) != 1 {
+		t.Fatalf("attempts of %s: %+v, %v; want 1", id, as, err)
+	}
+}
+
 // deleteFinished calls RunDeleteFinished from cursor 0 until the walk is
 // complete and returns the IDs deleted, sorted, and the calls made.
 func deleteFinished(t *testing.T, s store.Store, p store.RunDeleteParams) (deleted []string, calls int) {
@@ -144,6 +161,10 @@ func testRetentionDeletesExpired(t *testing.T, s store.Store) {
 		})
 	})
 
+	// So does the attempt history: the failed runs were retried once.
+	failAgain(t, s, "old-failed", old)
+	failAgain(t, s, "young-failed", young)
+
 	p := store.RunDeleteParams{FinishedBefore: cutoffs(t0.Add(day))}
 	deleted, _ := deleteFinished(t, s, p)
 	slices.Sort(wantGone)
@@ -169,6 +190,11 @@ func testRetentionDeletesExpired(t *testing.T, s store.Store) {
 	}
 	if ls, err := s.LogStats(ctx, "old-failed"); err != nil || ls != (store.LogStats{}) {
 		t.Errorf("log counters of a deleted run: %+v, %v; want none", ls, err)
+	}
+	for id, want := range map[string]int{"old-failed": 0, "young-failed": 1} {
+		if as, err := s.RunAttempts(ctx, id); err != nil || len(as) != want {
+			t.Errorf("attempts of %s after retention: %+v, %v; want %d", id, as, err, want)
+		}
 	}
 	for target, want := range map[string]int{"old-failed": 0, "young-failed": 1, "ci-2": 1} {
 		page, err := s.AuditList(ctx, store.AuditListParams{Target: target})

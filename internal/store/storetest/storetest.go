@@ -200,6 +200,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"RetentionKeyFree", testRetentionKeyFree},
 		{"RetentionLimit", testRetentionLimit},
 		{"RetentionJobs", testRetentionJobs},
+		{"AttemptsRetryThenSucceed", testAttemptsRetryThenSucceed},
+		{"AttemptsLost", testAttemptsLost},
+		{"AttemptsOperatorRetry", testAttemptsOperatorRetry},
+		{"AttemptsFenced", testAttemptsFenced},
+		{"AttemptsRetention", testAttemptsRetention},
+		{"AttemptsCap", testAttemptsCap},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
