@@ -17,16 +17,12 @@ import (
 // The leader deletes finished runs once they are older than the retention
 // of their status (Live.Retention) or of their job (store.Job.Keep,
 // KeepLast). It is maintenance, not a hot path: a sweep walks the runs in
-// batches of deletions (store.RunDeleteFinished walks a bounded number of
-// rows per call), each one op of the committer, so each transaction stays
-// short and a failed one is retried like any other write; a batch that
-// came back full is followed by the next after a pause four times as long
-// as it took, so that a backlog of expired runs never takes more than a
-// fifth of the writer from dispatch. The batch size adapts to what a
-// batch costs (retentionTarget): the dispatch ops that queue behind a
-// delete wait for all of it, and with runs of many log lines on a loaded
-// machine a fixed 500 runs held the writer long enough to raise the
-// submit→start p99 of a steady load by a third.
+// batches of retentionBatch deletions (store.RunDeleteFinished walks a
+// bounded number of rows per call), each one op of the committer, so each
+// transaction stays short and a failed one is retried like any other
+// write; a batch that came back full is followed by the next after a
+// pause four times as long as it took, so that a backlog of expired runs
+// never takes more than a fifth of the writer from dispatch.
 // After a sweep the loop sleeps for retentionInterval, or less when the
 // shortest retention is shorter (never below a second): no busy polling.
 // A live reload wakes it at once.
@@ -37,12 +33,7 @@ import (
 // re-checks each run it deletes.
 
 const (
-	// A batch deletes between retentionBatchMin and retentionBatchMax
-	// runs: it starts at the minimum, doubles while batches take under
-	// half of retentionTarget and halves when one takes over twice it.
-	retentionBatchMin = 25
-	retentionBatchMax = 500
-	retentionTarget   = 10 * time.Millisecond
+	retentionBatch    = 500
 	retentionInterval = time.Minute
 	// retentionYield: after a full batch the pass waits this many times as
 	// long as the batch took before the next, so that a large backlog of
@@ -214,7 +205,7 @@ func (e *Engine) sweep(ctx context.Context) time.Duration {
 		return wait
 	}
 	now := e.now()
-	global := store.RunDeleteParams{FinishedBefore: cutoffs(now, ret.For)}
+	global := store.RunDeleteParams{FinishedBefore: cutoffs(now, ret.For), Limit: retentionBatch}
 	var own []*store.Job
 	for _, j := range jobs {
 		if j.Keep > 0 || j.KeepLast > 0 {
@@ -233,7 +224,7 @@ func (e *Engine) sweep(ctx context.Context) time.Duration {
 			age = func(store.RunStatus) time.Duration { return j.Keep }
 		}
 		passes = append(passes, store.RunDeleteParams{
-			FinishedBefore: cutoffs(now, age), Job: j.Name, KeepLast: j.KeepLast,
+			FinishedBefore: cutoffs(now, age), Job: j.Name, KeepLast: j.KeepLast, Limit: retentionBatch,
 		})
 	}
 	for _, p := range passes {
@@ -271,7 +262,6 @@ func (e *Engine) retentionPass(ctx context.Context, p store.RunDeleteParams) (in
 		return 0, nil
 	}
 	total := 0
-	p.Limit = retentionBatchMin
 	for {
 		o := &retentionOp{params: p}
 		began := e.clk.Now()
@@ -279,7 +269,6 @@ func (e *Engine) retentionPass(ctx context.Context, p store.RunDeleteParams) (in
 			return total, err
 		}
 		took := e.clk.Now().Sub(began)
-		p.Limit = nextBatch(p.Limit, took, len(o.res.Deleted) == p.Limit)
 		total += len(o.res.Deleted)
 		counts := o.res.Counts()
 		statuses := make([]string, 0, len(counts))
@@ -298,18 +287,6 @@ func (e *Engine) retentionPass(ctx context.Context, p store.RunDeleteParams) (in
 			return total, err
 		}
 	}
-}
-
-// nextBatch is the size of the batch after one of limit runs that took
-// took (full: it deleted limit runs, so the size was what bound it).
-func nextBatch(limit int, took time.Duration, full bool) int {
-	switch {
-	case took > 2*retentionTarget:
-		return max(retentionBatchMin, limit/2)
-	case full && took < retentionTarget/2:
-		return min(retentionBatchMax, limit*2)
-	}
-	return limit
 }
 
 // yieldWriter waits d (on the engine's clock), or until ctx ends.

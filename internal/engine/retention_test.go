@@ -184,26 +184,3 @@ func TestParseRetention(t *testing.T) {
 		}
 	}
 }
-
-// The batch grows while batches are cheap and full, and shrinks when one
-// holds the writer too long, within its bounds.
-func TestNextBatch(t *testing.T) {
-	for _, c := range []struct {
-		limit int
-		took  time.Duration
-		full  bool
-		want  int
-	}{
-		{retentionBatchMin, 0, true, 2 * retentionBatchMin},
-		{retentionBatchMin, 0, false, retentionBatchMin}, // not full: the size did not bind
-		{400, time.Millisecond, true, retentionBatchMax},
-		{retentionBatchMax, time.Millisecond, true, retentionBatchMax},
-		{200, retentionTarget, true, 200}, // on target
-		{200, 3 * retentionTarget, true, 100},
-		{30, time.Second, false, retentionBatchMin},
-	} {
-		if got := nextBatch(c.limit, c.took, c.full); got != c.want {
-			t.Errorf("nextBatch(%d, %v, %v) = %d, want %d", c.limit, c.took, c.full, got, c.want)
-		}
-	}
-}
