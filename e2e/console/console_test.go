@@ -139,6 +139,36 @@ func TestConsoleOperatorFlow(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("token")))
 }
 
+// TestConsoleRunAttempts: a run that failed once and succeeded on its
+// retry shows both attempts on its page, with the worker and the error of
+// the first, and its timeline.
+func TestConsoleRunAttempts(t *testing.T) {
+	e := start(t)
+	var r proc.Run
+	if code := e.api.Do("POST", "/api/v1/runs", map[string]any{"type": "shell", "group": "default", "retries": 1,
+		"payload": map[string]string{"cmd": `[ "$PLUTO_ATTEMPT" -gt 1 ] || exit 7; echo second`}}, &r); code != 201 {
+		t.Fatalf("submit: HTTP %d", code)
+	}
+	if got := e.api.Wait(r.ID, 30*time.Second); got.Status != "succeeded" || got.Attempt != 2 {
+		t.Fatalf("the run ended %s at attempt %d, want succeeded at 2", got.Status, got.Attempt)
+	}
+	ctx := browser(t)
+	signIn(t, ctx, e.base, proc.Token(t))
+	do(t, ctx, "open the run", 20*time.Second,
+		chromedp.Navigate(e.base+"/runs/"+r.ID),
+		chromedp.WaitVisible(chromedp.CSS(`#run-attempts tbody tr:nth-child(2)`)),
+		chromedp.WaitVisible(chromedp.CSS(`#run-timeline`)))
+	first := value(t, ctx, "read the first attempt", chromedp.Text(chromedp.CSS(`#run-attempts tbody tr:first-child`)))
+	for _, want := range []string{"w1", "exit code 7"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("the first attempt's row %q lacks %q", first, want)
+		}
+	}
+	if n := value(t, ctx, "count rows", chromedp.Evaluate[int](`document.querySelectorAll("#run-attempts tbody tr").length`)); n != 2 {
+		t.Errorf("%d attempt rows, want 2", n)
+	}
+}
+
 // TestConsoleViewerCannotCancel: a viewer sees no cancel button, and a
 // cancel it posts anyway (with its own valid CSRF token) is refused 403.
 func TestConsoleViewerCannotCancel(t *testing.T) {

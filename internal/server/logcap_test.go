@@ -110,9 +110,11 @@ func TestCappedRunStopsSending(t *testing.T) {
 		name, typ, payload, prefix string
 	}{
 		{"go", "print", "null", "line-"},
-		// The pause lets the cap's notice arrive; seq alone prints faster
-		// than any round trip.
-		{"shell", executor.TypeShell, `{"cmd":"seq 1 2000; sleep 0.5; seq 2001 20000"}`, ""},
+		// seq alone prints faster than any round trip: after the first
+		// 2,000 lines the rest come in pieces of 1,000 every 0.2 s, so the
+		// cap's notice has seconds to arrive (a loaded machine's log
+		// writer took over 0.5 s to commit the first ones).
+		{"shell", executor.TypeShell, `{"cmd":"seq 1 2000; i=2001; while [ $i -le 20000 ]; do sleep 0.2; seq $i $((i+999)); i=$((i+1000)); done"}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := ce.srv.workers.linesIn.Load()
