@@ -14,6 +14,27 @@ import plutov1 "github.com/pluto-sched/pluto/internal/gen/pluto/v1"
 // count is on its way before (or with) its result. Lines a handler's
 // goroutines print after it returned are counted but may not be reported.
 
+// The task also carries the run's caps: an attempt that has sent one line
+// past either caps itself the same way without waiting for the server's
+// notice, which a handler printing a burst would outrun (100,000 lines
+// are printed in 0.2 s, before the server has written the first 10,000).
+// The line past the cap is sent, so the server stores the cap's marker.
+// The server counts every attempt of a run together, so it may cap a
+// retry sooner; it enforces the caps whatever a worker sends.
+
+// capSelfLocked counts a line of n bytes that r sends, and caps r once it
+// has sent one past a cap of its task. Called with w.mu held.
+func (w *Worker) capSelfLocked(r *Run, n int) {
+	if r.capLines <= 0 && r.capBytes <= 0 {
+		return
+	}
+	r.sentLines++
+	r.sentBytes += int64(n)
+	if (r.capLines > 0 && r.sentLines > r.capLines || r.capBytes > 0 && r.sentBytes > r.capBytes) && r.logCap.CompareAndSwap(0, 1) {
+		w.capped = append(w.capped, r)
+	}
+}
+
 // dropCapped counts a line of a capped run and reports true, or reports
 // false if the run's log is not capped: the line is to be sent.
 func (r *Run) dropCapped() bool {

@@ -183,3 +183,45 @@ func TestUnknownServerMessageIgnored(t *testing.T) {
 	}
 	noReconnect(t, f)
 }
+
+// A task that carries the run's caps caps itself: past either cap the
+// attempt sends one line more (the server stores the cap's marker for
+// it) and counts the rest, with no LogsCapped, the count ahead of the
+// result.
+func TestTaskCapsStopSending(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		lines, bytes int64
+		wantSent     int
+	}{
+		{"lines", 100, 0, 101},
+		{"bytes", 0, 1000, 126}, // "line NNN" is 8 bytes: the 126th passes 1000
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := startFake(t)
+			mux := NewMux()
+			mux.HandleFunc("print", func(_ context.Context, r *Run) error {
+				out := r.Output(StreamStdout)
+				for i := range 1000 {
+					fmt.Fprintf(out, "line %03d\n", i)
+				}
+				return nil
+			})
+			startWorker(t, Options{Servers: []string{f.addr}, Capacity: 1, Handler: mux})
+			conn := f.next(t)
+			tk := task("p", "print")
+			tk.LogMaxLines, tk.LogMaxBytes = c.lines, c.bytes
+			conn.dispatch(tk)
+			conn.waitResults(t, 1)
+			msgs := conn.waitFor(t, "the drop count", func(msgs []*plutov1.WorkerMessage) bool { n, _ := dropCounts(msgs, "p"); return n > 0 })
+			sent := len(logLines(msgs, "p"))
+			n, at := dropCounts(msgs, "p")
+			if sent < c.wantSent-1 || sent > c.wantSent+1 || int64(sent)+n != 1000 {
+				t.Errorf("%d lines sent and %d counted, want about %d sent and 1000 in all", sent, n, c.wantSent)
+			}
+			if ra := resultAt(msgs, "p"); at > ra {
+				t.Errorf("the count (message %d) came after the result (message %d)", at, ra)
+			}
+		})
+	}
+}

@@ -66,6 +66,11 @@ type Run struct {
 	// (LogsCapped); then 1 + the lines dropped unsent since the last
 	// report (logcap.go). Atomic: handlers' goroutines count without a lock.
 	logCap atomic.Int64
+	// The run's log caps from its task (0: not said) and what this
+	// attempt sent so far, guarded by the worker's mu (emitLine): past a
+	// cap the attempt caps itself, as on a LogsCapped (logcap.go).
+	capLines, capBytes   int64
+	sentLines, sentBytes int64
 
 	mu     sync.Mutex // guards the fields below
 	result json.RawMessage

@@ -216,6 +216,8 @@ func (w *Worker) enqueueLocked(t *plutov1.Task) {
 		timeout:     time.Duration(t.GetTimeoutMs()) * time.Millisecond,
 		sink:        w,
 		logLevel:    w.opts.RunLogLevel,
+		capLines:    t.GetLogMaxLines(),
+		capBytes:    t.GetLogMaxBytes(),
 	}
 	if len(r.payload) == 0 {
 		r.payload = nil
@@ -313,6 +315,7 @@ func (w *Worker) emitLine(r *Run, stream, level string, text []byte, t time.Time
 	}
 	w.outLogs = append(w.outLogs, line)
 	w.outLogBytes += len(text)
+	w.capSelfLocked(r, len(text))
 	w.mu.Unlock()
 	w.signal(w.wake)
 }

@@ -126,6 +126,10 @@ type Task struct {
 	Payload     json.RawMessage
 	Timeout     time.Duration
 	MaxAttempts int
+	// LogMaxLines and LogMaxBytes are the log caps when it was dispatched:
+	// the worker may stop sending lines past them (the store enforces them
+	// whatever it sends).
+	LogMaxLines, LogMaxBytes int64
 }
 
 // Ack says the worker started an attempt.

@@ -279,6 +279,7 @@ func (e *Engine) assign(g *group) {
 	for _, s := range g.sessions {
 		free += s.free()
 	}
+	live := e.live()
 	var waiting, orphaned, tooLarge []*flight
 	largest := 0 // the largest message limit of a worker serving a too-large run
 	for g.ready.Len() > 0 && free > 0 {
@@ -325,6 +326,7 @@ func (e *Engine) assign(g *group) {
 		s.outbox = append(s.outbox, Task{
 			RunID: f.id, Attempt: f.attempt, Type: f.typ, Group: f.group, Job: f.job,
 			Payload: f.payload, Timeout: f.timeout, MaxAttempts: f.maxAttempts,
+			LogMaxLines: live.LogMaxLines, LogMaxBytes: live.LogMaxBytes,
 		})
 		f.payload = nil
 		free--

@@ -239,8 +239,7 @@ func (w *logWriter) take() (b logBatch, ok bool) {
 	if len(w.queue) == 0 && len(w.dropped) == 0 {
 		return b, !w.closed
 	}
-	b = logBatch{dropped: w.dropped, ticket: w.flushed}
-	w.dropped = nil
+	b = logBatch{ticket: w.flushed}
 	n := 0
 	for n < len(w.queue) && (n == 0 || len(b.lines)+len(w.queue[n].lines) <= maxLogBatch) {
 		a := w.queue[n]
@@ -249,6 +248,7 @@ func (w *logWriter) take() (b logBatch, ok bool) {
 		b.ticket = a.ticket
 		n++
 	}
+	b.dropped = w.takeDropped(w.queue[n:])
 	if n == len(w.queue) {
 		// Every add and every drop counted so far is in b: the drops'
 		// tickets are done with it too.
@@ -258,6 +258,39 @@ func (w *logWriter) take() (b logBatch, ok bool) {
 	clear(w.queue[rest:])
 	w.queue = w.queue[:rest]
 	return b, true
+}
+
+// takeDropped returns the drop counts to write with a batch: those of
+// runs with no line left in rest, the adds after the batch. A run's count
+// waits for its queued lines (a worker sends its lines before the count of
+// those it dropped after them): the store keeps no line of a run that has
+// dropped one, so a count written first would drop the lines before it,
+// and their cap marker with them. Called with w.mu held.
+func (w *logWriter) takeDropped(rest []logAdd) map[string]int64 {
+	if len(w.dropped) == 0 {
+		return nil
+	}
+	later := make(map[string]bool)
+	for _, a := range rest {
+		for i := range a.lines {
+			if _, ok := w.dropped[a.lines[i].RunID]; ok {
+				later[a.lines[i].RunID] = true
+			}
+		}
+	}
+	if len(later) == 0 {
+		d := w.dropped
+		w.dropped = nil
+		return d
+	}
+	d := make(map[string]int64, len(w.dropped))
+	for id, k := range w.dropped {
+		if !later[id] {
+			d[id] = k
+			delete(w.dropped, id)
+		}
+	}
+	return d
 }
 
 func (w *logWriter) run(ctx context.Context) {

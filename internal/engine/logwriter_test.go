@@ -209,3 +209,29 @@ func TestLogsFlushedOnStop(t *testing.T) {
 		}
 	})
 }
+
+// A run's count of lines its worker dropped is written with the batch
+// that writes its last queued line, never before: the store keeps no line
+// of a run that has dropped one.
+func TestLogWriterDropsAfterTheirLines(t *testing.T) {
+	w := &logWriter{pending: map[string]uint64{}, wake: make(chan struct{}, 1)}
+	lines := func(id string, n int) []store.LogLine {
+		out := make([]store.LogLine, n)
+		for i := range out {
+			out[i] = store.LogLine{RunID: id, Attempt: 1, Text: "x"}
+		}
+		return out
+	}
+	w.add(lines("r", maxLogBatch), func() {})
+	w.add(lines("r", 10), func() {})
+	w.add(lines("s", 10), func() {})
+	w.dropped = map[string]int64{"r": 99, "s": 5, "gone": 7}
+	b, ok := w.take()
+	if !ok || len(b.lines) != maxLogBatch || b.dropped["r"] != 0 || b.dropped["gone"] != 7 {
+		t.Fatalf("first batch: %d lines, drops %v; want %d lines, r's count held back", len(b.lines), b.dropped, maxLogBatch)
+	}
+	b, _ = w.take()
+	if len(b.lines) != 20 || b.dropped["r"] != 99 || b.dropped["s"] != 5 || len(w.dropped) != 0 {
+		t.Fatalf("second batch: %d lines, drops %v, left %v", len(b.lines), b.dropped, w.dropped)
+	}
+}

@@ -440,6 +440,7 @@ func (c *streamConn) Dispatch(tasks []engine.Task) {
 			d.Tasks = append(d.Tasks, &plutov1.Task{
 				RunId: t.RunID, Attempt: int32(t.Attempt), Type: t.Type, Payload: t.Payload,
 				TimeoutMs: t.Timeout.Milliseconds(), Group: t.Group, Job: t.Job, MaxAttempts: int32(t.MaxAttempts),
+				LogMaxLines: t.LogMaxLines, LogMaxBytes: t.LogMaxBytes,
 			})
 			size += ts
 		}

@@ -1383,8 +1383,15 @@ type Task struct {
 	Group          string                 `protobuf:"bytes,7,opt,name=group,proto3" json:"group,omitempty"`
 	Job            string                 `protobuf:"bytes,8,opt,name=job,proto3" json:"job,omitempty"`
 	MaxAttempts    int32                  `protobuf:"varint,9,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The run's log caps when it was dispatched (0: not said). The server
+	// drops the lines of a run past either; a worker may stop sending an
+	// attempt's lines once it has sent one past either cap (so that the
+	// server stores the cap's marker) and count the rest in
+	// LogBatch.dropped instead, as after a LogsCapped.
+	LogMaxLines   int64 `protobuf:"varint,10,opt,name=log_max_lines,json=logMaxLines,proto3" json:"log_max_lines,omitempty"`
+	LogMaxBytes   int64 `protobuf:"varint,11,opt,name=log_max_bytes,json=logMaxBytes,proto3" json:"log_max_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -1476,6 +1483,20 @@ func (x *Task) GetJob() string {
 func (x *Task) GetMaxAttempts() int32 {
 	if x != nil {
 		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *Task) GetLogMaxLines() int64 {
+	if x != nil {
+		return x.LogMaxLines
+	}
+	return 0
+}
+
+func (x *Task) GetLogMaxBytes() int64 {
+	if x != nil {
+		return x.LogMaxBytes
 	}
 	return 0
 }
@@ -2891,7 +2912,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12&\n" +
 	"\x05stale\x18\x03 \x03(\v2\x10.pluto.v1.RunRefR\x05stale\"0\n" +
 	"\bDispatch\x12$\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x0e.pluto.v1.TaskR\x05tasks\"\xf9\x01\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x0e.pluto.v1.TaskR\x05tasks\"\xc1\x02\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x12\n" +
@@ -2902,7 +2923,10 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\x12\x14\n" +
 	"\x05group\x18\a \x01(\tR\x05group\x12\x10\n" +
 	"\x03job\x18\b \x01(\tR\x03job\x12!\n" +
-	"\fmax_attempts\x18\t \x01(\x05R\vmaxAttempts\"T\n" +
+	"\fmax_attempts\x18\t \x01(\x05R\vmaxAttempts\x12\"\n" +
+	"\rlog_max_lines\x18\n" +
+	" \x01(\x03R\vlogMaxLines\x12\"\n" +
+	"\rlog_max_bytes\x18\v \x01(\x03R\vlogMaxBytes\"T\n" +
 	"\tCancelRun\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
