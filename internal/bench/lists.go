@@ -215,7 +215,7 @@ func readsText(b *strings.Builder, title string, ls []ReadLatency) {
 	fmt.Fprintf(b, "%s\n", title)
 	for _, l := range ls {
 		page := ""
-		if strings.HasPrefix(l.Path, "/runs") {
+		if strings.HasPrefix(l.Path, "/runs?limit=") { // a list, not a console page
 			page = fmt.Sprintf("  %3d runs", l.Runs)
 			if l.More {
 				page += ", more"

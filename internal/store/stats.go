@@ -1,7 +1,9 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 )
 
@@ -79,6 +81,21 @@ type StatsStore interface {
 	// history: its cost grows with the number of groups, jobs and
 	// handler types, not with the number of stored runs.
 	RunStats(ctx context.Context, p StatsParams) (Stats, error)
+}
+
+// SortedCounts returns the non-zero counts of sums in (group, job,
+// status) order (backends only).
+func SortedCounts(sums map[CountKey]int64) []RunCount {
+	out := make([]RunCount, 0, len(sums))
+	for k, n := range sums {
+		if n != 0 {
+			out = append(out, RunCount{k, n})
+		}
+	}
+	slices.SortFunc(out, func(a, b RunCount) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Job, b.Job), cmp.Compare(a.Status, b.Status))
+	})
+	return out
 }
 
 // CountDeltas accumulates one transaction's changes to the counters
