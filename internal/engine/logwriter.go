@@ -58,7 +58,8 @@ type logWriter struct {
 	mu      sync.Mutex
 	queue   []logAdd
 	dropped map[string]int64  // lines of capped runs dropped before queueing
-	pending map[string]uint64 // run → ticket of its last queued line
+	pending map[string]uint64 // run → ticket of its last queued line or drop count
+	queued  map[string]uint64 // run → ticket of its last queued line (takeDropped)
 	ticket  uint64            // of the last add
 	flushed uint64            // every line up to this ticket is written
 	afters  []logAfter
@@ -95,6 +96,7 @@ func newLogWriter(e *Engine) *logWriter {
 	return &logWriter{
 		e:       e,
 		pending: make(map[string]uint64),
+		queued:  make(map[string]uint64),
 		capped:  make(map[string]struct{}),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -209,6 +211,7 @@ func (w *logWriter) add(lines []store.LogLine, done func()) bool {
 	w.ticket++
 	for _, l := range lines {
 		w.pending[l.RunID] = w.ticket
+		w.queued[l.RunID] = w.ticket
 	}
 	w.queue = append(w.queue, logAdd{lines: lines, done: done, ticket: w.ticket})
 	w.signal()
@@ -248,7 +251,7 @@ func (w *logWriter) take() (b logBatch, ok bool) {
 		b.ticket = a.ticket
 		n++
 	}
-	b.dropped = w.takeDropped(w.queue[n:])
+	b.dropped = w.takeDropped(b.ticket)
 	if n == len(w.queue) {
 		// Every add and every drop counted so far is in b: the drops'
 		// tickets are done with it too.
@@ -260,35 +263,23 @@ func (w *logWriter) take() (b logBatch, ok bool) {
 	return b, true
 }
 
-// takeDropped returns the drop counts to write with a batch: those of
-// runs with no line left in rest, the adds after the batch. A run's count
-// waits for its queued lines (a worker sends its lines before the count of
-// those it dropped after them): the store keeps no line of a run that has
-// dropped one, so a count written first would drop the lines before it,
-// and their cap marker with them. Called with w.mu held.
-func (w *logWriter) takeDropped(rest []logAdd) map[string]int64 {
-	if len(w.dropped) == 0 {
-		return nil
-	}
-	later := make(map[string]bool)
-	for _, a := range rest {
-		for i := range a.lines {
-			if _, ok := w.dropped[a.lines[i].RunID]; ok {
-				later[a.lines[i].RunID] = true
-			}
-		}
-	}
-	if len(later) == 0 {
-		d := w.dropped
-		w.dropped = nil
-		return d
-	}
-	d := make(map[string]int64, len(w.dropped))
+// takeDropped returns the drop counts to write with a batch whose last
+// add has ticket last: those of runs with no line queued after it. A
+// run's count waits for its queued lines (a worker sends its lines before
+// the count of those it dropped after them): the store keeps no line of a
+// run that has dropped one, so a count written first would drop the lines
+// before it, and their cap marker with them. Called with w.mu held.
+func (w *logWriter) takeDropped(last uint64) map[string]int64 {
+	var d map[string]int64
 	for id, k := range w.dropped {
-		if !later[id] {
-			d[id] = k
-			delete(w.dropped, id)
+		if w.queued[id] > last {
+			continue
 		}
+		if d == nil {
+			d = make(map[string]int64, len(w.dropped))
+		}
+		d[id] = k
+		delete(w.dropped, id)
 	}
 	return d
 }
@@ -352,6 +343,11 @@ func (w *logWriter) written(b logBatch, res store.LogAppendResult) {
 	for id, t := range w.pending {
 		if t <= b.ticket {
 			delete(w.pending, id)
+		}
+	}
+	for id, t := range w.queued {
+		if t <= b.ticket {
+			delete(w.queued, id)
 		}
 	}
 	for _, id := range res.Capped {

@@ -214,7 +214,7 @@ func TestLogsFlushedOnStop(t *testing.T) {
 // that writes its last queued line, never before: the store keeps no line
 // of a run that has dropped one.
 func TestLogWriterDropsAfterTheirLines(t *testing.T) {
-	w := &logWriter{pending: map[string]uint64{}, wake: make(chan struct{}, 1)}
+	w := &logWriter{pending: map[string]uint64{}, queued: map[string]uint64{}, wake: make(chan struct{}, 1)}
 	lines := func(id string, n int) []store.LogLine {
 		out := make([]store.LogLine, n)
 		for i := range out {
