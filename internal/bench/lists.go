@@ -137,16 +137,26 @@ func cursorAt(ctx context.Context, hc *http.Client, base string, at time.Time) (
 
 // timeRead calls one read readCalls times and judges its p99 against bar.
 func timeRead(ctx context.Context, hc *http.Client, base string, c readCase, bar float64) (ReadLatency, error) {
+	var page runsPage
+	l, err := timeCalls(c, bar, func() error {
+		page = runsPage{}
+		return getJSON(ctx, hc, base+"/api/v1"+c.path, &page)
+	})
+	l.Runs, l.More = len(page.Items), page.NextCursor != ""
+	return l, err
+}
+
+// timeCalls times readCalls calls of get and judges their p99 against
+// bar.
+func timeCalls(c readCase, bar float64, get func() error) (ReadLatency, error) {
 	l := ReadLatency{Name: c.name, Path: c.path, BarMs: bar}
 	times := make([]float64, 0, readCalls)
 	for range readCalls {
-		var page runsPage
 		t0 := time.Now()
-		if err := getJSON(ctx, hc, base+"/api/v1"+c.path, &page); err != nil {
+		if err := get(); err != nil {
 			return l, fmt.Errorf("bench: %s: %w", c.name, err)
 		}
 		times = append(times, ms(time.Since(t0)))
-		l.Runs, l.More = len(page.Items), page.NextCursor != ""
 	}
 	p := percentiles(times)
 	l.P50, l.P99, l.Max = p.P50, p.P99, p.Max

@@ -64,19 +64,9 @@ func measurePages(ctx context.Context, hc *http.Client, base, token, run string,
 
 // timePage fetches one page readCalls times and judges its p99.
 func timePage(ctx context.Context, hc *http.Client, base, token string, c readCase) (ReadLatency, error) {
-	l := ReadLatency{Name: c.name, Path: c.path, BarMs: pageBarMs}
-	times := make([]float64, 0, readCalls)
-	for range readCalls {
-		t0 := time.Now()
-		if err := getPage(ctx, hc, base+c.path, token); err != nil {
-			return l, fmt.Errorf("bench: console %s: %w", c.name, err)
-		}
-		times = append(times, ms(time.Since(t0)))
-	}
-	p := percentiles(times)
-	l.P50, l.P99, l.Max = p.P50, p.P99, p.Max
-	l.Pass = l.P99 <= pageBarMs
-	return l, nil
+	return timeCalls(c, pageBarMs, func() error {
+		return getPage(ctx, hc, base+c.path, token)
+	})
 }
 
 // getPage GETs a console page as a signed-in browser (the session cookie
