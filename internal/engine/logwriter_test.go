@@ -235,3 +235,50 @@ func TestLogWriterDropsAfterTheirLines(t *testing.T) {
 		t.Fatalf("second batch: %d lines, drops %v, left %v", len(b.lines), b.dropped, w.dropped)
 	}
 }
+
+// A worker's message may hold 4,096 lines: the writer splits it so that no
+// transaction holds more than maxLogBatch, calls its done once, after its
+// last part, and writes its run's drop count only with that part.
+func TestLogWriterSplitsLargeAdds(t *testing.T) {
+	w := &logWriter{e: &Engine{}, pending: map[string]uint64{}, queued: map[string]uint64{}, wake: make(chan struct{}, 1)}
+	big := make([]store.LogLine, 4096)
+	for i := range big {
+		big[i] = store.LogLine{RunID: "r", Attempt: 1, Text: fmt.Sprint(i)}
+	}
+	var dones int
+	w.add([]store.LogLine{{RunID: "s", Attempt: 1, Text: "s0"}}, func() { dones++ })
+	w.add(big, func() { dones++ })
+	w.dropped = map[string]int64{"r": 90000}
+	var got []string
+	for parts := 0; ; parts++ {
+		b, _ := w.take()
+		if len(b.lines) == 0 {
+			if parts != 9 {
+				t.Fatalf("%d batches, want 9 (1 + 4,096 lines in batches of %d)", parts, maxLogBatch)
+			}
+			break
+		}
+		if len(b.lines) > maxLogBatch {
+			t.Fatalf("batch %d holds %d lines, over %d", parts, len(b.lines), maxLogBatch)
+		}
+		last := len(got)+len(b.lines) == 4097
+		if (b.dropped["r"] != 0) != last {
+			t.Fatalf("batch %d (last %v) carries r's drop count %v", parts, last, b.dropped)
+		}
+		for _, l := range b.lines {
+			got = append(got, l.Text)
+		}
+		w.written(b, store.LogAppendResult{})
+		if want := 1; !last && parts > 0 && dones != want {
+			t.Fatalf("after batch %d: %d dones, want %d (the big add's waits for its last part)", parts, dones, want)
+		}
+	}
+	if dones != 2 || w.flushed != w.ticket || len(w.pending) != 0 || len(w.queued) != 0 {
+		t.Fatalf("dones %d, flushed %d of %d, pending %v, queued %v", dones, w.flushed, w.ticket, w.pending, w.queued)
+	}
+	for i, s := range got[1:] {
+		if s != fmt.Sprint(i) {
+			t.Fatalf("line %d is %q: order lost", i, s)
+		}
+	}
+}

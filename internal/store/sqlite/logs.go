@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"strings"
 
 	"github.com/pluto-sched/pluto/internal/store"
 )
@@ -35,18 +36,8 @@ func (t *tx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogA
 		}
 	}
 	plan := store.PlanLogAppend(&p, states)
-	for i := range plan.Keep {
-		l := &plan.Keep[i]
-		t.bind()
-		t.arg(l.RunID)
-		t.arg(int64(l.Attempt))
-		t.arg(micro(l.Time))
-		t.arg(l.Stream)
-		t.arg(l.Level)
-		t.arg(l.Text)
-		if _, _, err := t.exec("LogAppend", wLogAppend); err != nil {
-			return store.LogAppendResult{}, err
-		}
+	if err := t.insertLogLines(plan.Keep); err != nil {
+		return store.LogAppendResult{}, err
 	}
 	for _, id := range ids {
 		c, ok := plan.Stats[id]
@@ -63,6 +54,43 @@ func (t *tx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogA
 		}
 	}
 	return plan.Result, nil
+}
+
+// logAppendChunks are the multi-row log inserts, largest first: a line
+// costs 5.4 µs of CPU in them against 7.2 µs one statement a line
+// (BenchmarkStore/…/LogAppend); the rest is SQLite's B-tree work.
+var logAppendChunks = []struct {
+	rows int
+	stmt wStmt
+}{{64, wLogAppend64}, {8, wLogAppend8}, {1, wLogAppend1}}
+
+func logAppendSQL(rows int) string {
+	const row = "(?,?,?,?,?,?)"
+	return "INSERT INTO run_logs (run_id, attempt, time, stream, level, text) VALUES " +
+		row + strings.Repeat(","+row, rows-1)
+}
+
+// insertLogLines inserts lines in order (their seq follows it).
+func (t *tx) insertLogLines(lines []store.LogLine) error {
+	for _, c := range logAppendChunks {
+		for len(lines) >= c.rows {
+			t.bind()
+			for i := range c.rows {
+				l := &lines[i]
+				t.arg(l.RunID)
+				t.arg(int64(l.Attempt))
+				t.arg(micro(l.Time))
+				t.arg(l.Stream)
+				t.arg(l.Level)
+				t.arg(l.Text)
+			}
+			if _, _, err := t.exec("LogAppend", c.stmt); err != nil {
+				return err
+			}
+			lines = lines[c.rows:]
+		}
+	}
+	return nil
 }
 
 // LogStats implements store.Store.

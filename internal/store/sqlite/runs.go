@@ -42,7 +42,9 @@ const (
 	wCancel
 	wRetry
 	wPromote
-	wLogAppend
+	wLogAppend1 // logs.go: 1 line
+	wLogAppend8 // … 8 lines
+	wLogAppend64
 	wLogState     // logs.go
 	wLogStatsPut  // logs.go
 	wStartFenced  // wStart AND server_id = ?
@@ -166,7 +168,9 @@ var wSQL = [numWStmts]string{
 			ORDER BY p.run_at, p.seq
 			LIMIT ?)
 		RETURNING ` + runCols,
-	wLogAppend: `INSERT INTO run_logs (run_id, attempt, time, stream, level, text) VALUES (?,?,?,?,?,?)`,
+	wLogAppend1:  logAppendSQL(1),
+	wLogAppend8:  logAppendSQL(8),
+	wLogAppend64: logAppendSQL(64),
 	wLogState: `SELECT r.attempt, coalesce(s.lines, 0), coalesce(s.bytes, 0), coalesce(s.dropped, 0)
 		FROM runs AS r LEFT JOIN run_log_stats AS s ON s.run_id = r.id WHERE r.id = ?`,
 	wLogStatsPut: `INSERT INTO run_log_stats (run_id, lines, bytes, dropped) VALUES (?1, ?2, ?3, ?4)

@@ -36,6 +36,8 @@ type BenchStore struct {
 //	Finish        one transaction finishing 512 running runs
 //	Cycle         insert, claim, start, finish of 512 runs, a transaction each
 //	CycleOneTx    the same in one transaction
+//	LogAppend     one transaction appending 2,000 log lines of 8 running
+//	              runs (the log writer's batch); the unit is lines
 //	Steady/P=N    the engine's steady state in N concurrent pipelines
 func Bench(b *testing.B, open func(b *testing.B) BenchStore) {
 	for _, bm := range []struct {
@@ -50,6 +52,7 @@ func Bench(b *testing.B, open func(b *testing.B) BenchStore) {
 		{"Finish", 512, benchFinish},
 		{"Cycle", 512, benchCycle},
 		{"CycleOneTx", 512, benchCycleOneTx},
+		{"LogAppend", logBatchLines, benchLogAppend},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			bb := &bencher{b: b, BenchStore: open(b), now: benchT0}
@@ -81,6 +84,7 @@ type bencher struct {
 	b         *testing.B
 	n         atomic.Int64 // runs inserted so far
 	now       time.Time
+	logRuns   []*store.Run  // benchLogAppend's running runs
 	cpu       time.Duration // CPU time inside measured sections
 	serverCPU time.Duration // the server's, likewise
 	serverOK  bool
@@ -313,4 +317,34 @@ func benchSteady(bb *bencher, p int) {
 		})
 	}
 	wg.Wait()
+}
+
+// logBatchLines is about what the engine's log writer puts in one
+// transaction.
+const logBatchLines = 2000
+
+// benchLogAppend appends logBatchLines lines spread over 8 running runs,
+// each of its own ~80 bytes, with caps the runs never reach.
+func benchLogAppend(bb *bencher) {
+	if bb.logRuns == nil {
+		bb.insert(bb.insertParams(8, bb.now))
+		runs := bb.claim(8)
+		bb.start(runs)
+		bb.logRuns = runs
+	}
+	lines := make([]store.LogLine, logBatchLines)
+	for i := range lines {
+		r := bb.logRuns[i%len(bb.logRuns)]
+		lines[i] = store.LogLine{RunID: r.ID, Attempt: r.Attempt, Time: bb.now, Stream: "stdout",
+			Text: fmt.Sprintf("%06d processed batch 42 of the nightly export: 1,000 rows in 12 ms", i)}
+	}
+	bb.measure(func() {
+		bb.tx(func(tx store.Tx) error {
+			res, err := tx.LogAppend(context.Background(), store.LogAppendParams{Lines: lines, MaxLines: 1 << 40, MaxBytes: 1 << 50})
+			if err == nil && (res.Dropped != 0 || res.Fenced != 0) {
+				err = fmt.Errorf("LogAppend dropped %d, fenced %d", res.Dropped, res.Fenced)
+			}
+			return err
+		})
+	})
 }
