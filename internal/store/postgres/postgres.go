@@ -63,8 +63,9 @@ type Store struct {
 	closing   context.Context // cancelled when Close starts
 	cancel    context.CancelFunc
 	once      sync.Once
-	lastFold  atomic.Int64  // Unix ns of this server's last counter fold (stats.go)
-	foldEvery time.Duration // foldEvery, or less in tests; set before first use
+	lastFold  atomic.Int64    // Unix ns of this server's last counter fold (stats.go)
+	foldEvery time.Duration   // foldEvery, or less in tests; set before first use
+	rateCache store.RateCache // settled throughput buckets (RunStats)
 }
 
 var _ store.Store = (*Store)(nil)

@@ -55,23 +55,19 @@ const (
 	// ratesFilter restricts a read to group $5 and job $6 ("" for all).
 	ratesFilter = ` AND ($5 = '' OR grp = $5) AND ($6 = '' OR job = $6)`
 
-	// sqlRates: the three windows of every (group, job, status) from the
-	// 61 minute and 25 hour buckets they need, folded or not ($1 current
-	// minute, $2 weight of the straddled minute, $3 current hour, $4
-	// weight of the straddled hour; see store/rates.go).
-	sqlRates = `SELECT grp, job, status,
-			sum(CASE WHEN res = 60 AND bucket >= $1 THEN n WHEN res = 60 AND bucket = $1 - 1 THEN n * $2::float8 ELSE 0 END)::float8,
-			sum(CASE WHEN res = 60 AND bucket > $1 - 60 THEN n WHEN res = 60 THEN n * $2::float8 ELSE 0 END)::float8,
-			sum(CASE WHEN res = 3600 AND bucket > $3 - 24 THEN n WHEN res = 3600 THEN n * $4::float8 ELSE 0 END)::float8
-		FROM (
-			SELECT res, bucket, grp, job, status, n FROM run_rates
-			WHERE ((res = 60 AND bucket >= $1::int8 - 60) OR (res = 3600 AND bucket >= $3::int8 - 24))` + ratesFilter + `
-			UNION ALL
-			SELECT 60, bucket, grp, job, status, n FROM run_rate_deltas WHERE bucket >= $1::int8 - 60` + ratesFilter + `
-			UNION ALL
-			SELECT 3600, bucket / 60, grp, job, status, n FROM run_rate_deltas WHERE bucket / 60 >= $3::int8 - 24` + ratesFilter + `
-		) AS r
-		GROUP BY grp, job, status ORDER BY grp, job, status`
+	// sqlRatesRange: the buckets of a store.RateRange (minute buckets
+	// $1..$2, hour buckets $3..$4), folded or not, for store.RateCache.
+	sqlRatesRange = `SELECT res, bucket, grp, job, status, n FROM run_rates
+			WHERE res = 60 AND bucket BETWEEN $1 AND $2` + ratesFilter + `
+		UNION ALL
+		SELECT res, bucket, grp, job, status, n FROM run_rates
+			WHERE res = 3600 AND bucket BETWEEN $3 AND $4` + ratesFilter + `
+		UNION ALL
+		SELECT 60, bucket, grp, job, status, n FROM run_rate_deltas
+			WHERE bucket BETWEEN $1 AND $2` + ratesFilter + `
+		UNION ALL
+		SELECT 3600, bucket / 60, grp, job, status, n FROM run_rate_deltas
+			WHERE bucket / 60 BETWEEN $3 AND $4` + ratesFilter
 
 	sqlLatency = `SELECT grp, le, sum(CASE WHEN bucket >= $1 THEN n ELSE n * $2::float8 END)::float8 FROM (
 			SELECT bucket, grp, le, n FROM run_latency WHERE bucket >= $1::int8 - 1 AND ($3 = '' OR grp = $3)
@@ -96,6 +92,7 @@ const (
 // transaction's rate and latency deltas.
 func (t *tx) ratesSQL(b *strings.Builder) {
 	ends, _ := t.rates.Ends()
+	t.s.rateCache.Written(ends)
 	if len(ends) > 0 {
 		b.WriteString("INSERT INTO run_rate_deltas (bucket, grp, job, status, n) VALUES ")
 		i := 0
@@ -122,29 +119,34 @@ func (t *tx) ratesSQL(b *strings.Builder) {
 	t.rates.Reset()
 }
 
-// rates adds the throughput windows and the latency of p to out.
-func (s *Store) rates(ctx context.Context, p store.StatsParams, out *store.Stats) error {
-	w := store.WindowsAt(p.Now)
-	rows, err := s.pool.Query(ctx, sqlRates, w.Minute, w.MinuteWeight, w.Hour, w.HourWeight, p.Group, p.Job)
+// readRates is the store.RateReader of s.rateCache.
+func (s *Store) readRates(ctx context.Context, r store.RateRange, fn func(store.RateBucket)) error {
+	rows, err := s.pool.Query(ctx, sqlRatesRange, r.MinuteFrom, r.MinuteTo, r.HourFrom, r.HourTo, r.Group, r.Job)
 	if err != nil {
-		return s.wrap("RunStats", err)
+		return err
 	}
 	var (
-		tp      store.Throughput
-		status  string
-		m, h, d float64
+		b      store.RateBucket
+		res    int32
+		status string
 	)
-	_, err = pgx.ForEachRow(rows, []any{&tp.Group, &tp.Job, &status, &m, &h, &d}, func() error {
-		tp.Status = store.RunStatus(status)
-		if tp, ok := store.ThroughputOf(tp, m, h, d); ok {
-			out.Throughput = append(out.Throughput, tp)
-		}
+	_, err = pgx.ForEachRow(rows, []any{&res, &b.Bucket, &b.Group, &b.Job, &status, &b.N}, func() error {
+		b.Res, b.Status = int64(res), store.RunStatus(status)
+		fn(b)
 		return nil
 	})
+	return err
+}
+
+// rates adds the throughput windows and the latency of p to out.
+func (s *Store) rates(ctx context.Context, p store.StatsParams, out *store.Stats) error {
+	tp, err := s.rateCache.Throughput(ctx, p.Now, p.Group, p.Job, s.readRates)
 	if err != nil {
 		return s.wrap("RunStats", err)
 	}
-	rows, err = s.pool.Query(ctx, sqlLatency, w.Minute, w.MinuteWeight, p.Group)
+	out.Throughput = append(out.Throughput, tp...)
+	w := store.WindowsAt(p.Now)
+	rows, err := s.pool.Query(ctx, sqlLatency, w.Minute, w.MinuteWeight, p.Group)
 	if err != nil {
 		return s.wrap("RunStats", err)
 	}

@@ -1,10 +1,8 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
@@ -35,27 +33,40 @@ func init() {
 		ON CONFLICT (bucket, grp, le) DO UPDATE SET n = n + excluded.n`
 	wSQL[wRatePrune] = `DELETE FROM run_rates WHERE res = ?1 AND bucket <= ?2`
 	wSQL[wLatencyPrune] = `DELETE FROM run_latency WHERE bucket <= ?`
-	// The windows of every (group, job, status): the last minute and hour
-	// from the 61 minute buckets they need (?1 current minute, ?2 weight of
-	// the straddled minute), the last day from the 25 hour buckets (?1
-	// current hour, ?2 weight; see store/rates.go). Two statements, each a
-	// range per key in primary key order (an OR of the two would be read
-	// through a row set, and sorted).
-	rSQL[rRatesMinute] = `SELECT grp, job, status,
-			sum(CASE WHEN bucket >= ?1 THEN n WHEN bucket = ?1 - 1 THEN n * ?2 ELSE 0 END),
-			sum(CASE WHEN bucket > ?1 - 60 THEN n ELSE n * ?2 END)
-		FROM run_rates INDEXED BY sqlite_autoindex_run_rates_1
-		WHERE res = 60 AND bucket >= ?1 - 60 AND (?3 = '' OR grp = ?3) AND (?4 = '' OR job = ?4)
-		GROUP BY grp, job, status ORDER BY grp, job, status`
-	rSQL[rRatesHour] = `SELECT grp, job, status, sum(CASE WHEN bucket > ?1 - 24 THEN n ELSE n * ?2 END)
-		FROM run_rates INDEXED BY sqlite_autoindex_run_rates_1
-		WHERE res = 3600 AND bucket >= ?1 - 24 AND (?3 = '' OR grp = ?3) AND (?4 = '' OR job = ?4)
-		GROUP BY grp, job, status ORDER BY grp, job, status`
+	// Buckets of a store.RateRange, each resolution a range of
+	// run_rates_bucket (an OR of the two would be read through a row
+	// set). The windows are summed from them by store.RateCache.
+	rSQL[rRatesRange] = `SELECT res, bucket, grp, job, status, n FROM run_rates INDEXED BY run_rates_bucket
+		WHERE res = 60 AND bucket BETWEEN ?1 AND ?2 AND (?5 = '' OR grp = ?5) AND (?6 = '' OR job = ?6)
+		UNION ALL
+		SELECT res, bucket, grp, job, status, n FROM run_rates INDEXED BY run_rates_bucket
+		WHERE res = 3600 AND bucket BETWEEN ?3 AND ?4 AND (?5 = '' OR grp = ?5) AND (?6 = '' OR job = ?6)`
 	rSQL[rLatency] = `SELECT grp, le, sum(CASE WHEN bucket >= ?1 THEN n ELSE n * ?2 END) FROM run_latency
 		WHERE bucket >= ?1 - 1 AND (?3 = '' OR grp = ?3) GROUP BY grp, le ORDER BY grp, le`
 	rSQL[rSeries] = `SELECT bucket, grp, status, sum(n) FROM run_rates INDEXED BY run_rates_bucket
 		WHERE res = ?1 AND bucket >= ?2 AND bucket < ?2 + ?3 AND (?4 = '' OR grp = ?4) AND (?5 = '' OR job = ?5)
 		GROUP BY bucket, grp, status ORDER BY bucket, grp, status`
+}
+
+// readRates is the store.RateReader of s.rateCache.
+func (s *Store) readRates(ctx context.Context, r store.RateRange, fn func(store.RateBucket)) error {
+	rows, err := s.rs[rRatesRange].QueryContext(ctx, r.MinuteFrom, r.MinuteTo, r.HourFrom, r.HourTo, r.Group, r.Job)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var (
+		b      store.RateBucket
+		status string
+	)
+	for rows.Next() {
+		if err := rows.Scan(&b.Res, &b.Bucket, &b.Group, &b.Job, &status, &b.N); err != nil {
+			return err
+		}
+		b.Status = store.RunStatus(status)
+		fn(b)
+	}
+	return rows.Err()
 }
 
 // flushRates writes the transaction's throughput and latency deltas, in
@@ -65,6 +76,7 @@ func (t *tx) flushRates() error {
 		return nil
 	}
 	ends, newest := t.rates.Ends()
+	t.s.rateCache.Written(ends)
 	for k, n := range ends {
 		for _, res := range [2]int64{60, 3600} {
 			t.bind()
@@ -122,52 +134,12 @@ func (t *tx) prune(newest int64) error {
 
 // rates adds the throughput windows and the latency of p to out.
 func (s *Store) rates(ctx context.Context, p store.StatsParams, out *store.Stats) error {
+	tp, err := s.rateCache.Throughput(ctx, p.Now, p.Group, p.Job, s.readRates)
+	if err != nil {
+		return s.wrap("RunStats", err)
+	}
+	out.Throughput = append(out.Throughput, tp...)
 	w := store.WindowsAt(p.Now)
-	type window struct{ m, h, d float64 }
-	sums := map[store.Throughput]*window{}
-	var keys []store.Throughput
-	read := func(st rStmt, bucket int64, weight float64, set func(w *window, v []float64)) error {
-		rows, err := s.rs[st].QueryContext(ctx, bucket, weight, p.Group, p.Job)
-		if err != nil {
-			return s.wrap("RunStats", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				k      store.Throughput
-				status string
-				v      = make([]float64, 2)
-			)
-			dest := []any{&k.Group, &k.Job, &status, &v[0], &v[1]}
-			if st == rRatesHour {
-				dest = dest[:4]
-			}
-			if err := rows.Scan(dest...); err != nil {
-				return s.wrap("RunStats", err)
-			}
-			k.Status = store.RunStatus(status)
-			if sums[k] == nil {
-				sums[k] = &window{}
-				keys = append(keys, k)
-			}
-			set(sums[k], v)
-		}
-		return s.wrap("RunStats", rows.Err())
-	}
-	if err := read(rRatesMinute, w.Minute, w.MinuteWeight, func(w *window, v []float64) { w.m, w.h = v[0], v[1] }); err != nil {
-		return err
-	}
-	if err := read(rRatesHour, w.Hour, w.HourWeight, func(w *window, v []float64) { w.d = v[0] }); err != nil {
-		return err
-	}
-	slices.SortFunc(keys, func(a, b store.Throughput) int {
-		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Job, b.Job), cmp.Compare(a.Status, b.Status))
-	})
-	for _, k := range keys {
-		if tp, ok := store.ThroughputOf(k, sums[k].m, sums[k].h, sums[k].d); ok {
-			out.Throughput = append(out.Throughput, tp)
-		}
-	}
 	lrows, err := s.rs[rLatency].QueryContext(ctx, w.Minute, w.MinuteWeight, p.Group)
 	if err != nil {
 		return s.wrap("RunStats", err)

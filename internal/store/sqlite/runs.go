@@ -294,8 +294,7 @@ const (
 	rStatsCounts    // stats.go
 	rStatsHead      // stats.go
 	rCallbacksOwed  // stats.go
-	rRatesMinute    // rates.go
-	rRatesHour      // rates.go
+	rRatesRange     // rates.go
 	rLatency        // rates.go
 	rSeries         // rates.go
 	rAttempts       // attempts.go

@@ -44,18 +44,19 @@ const (
 
 // Store is the SQLite backend. It is safe for concurrent use.
 type Store struct {
-	path    string
-	log     *slog.Logger
-	w       *sql.DB       // the one writer connection (MaxOpenConns 1)
-	wsem    chan struct{} // held by the Tx that owns the writer
-	closing chan struct{} // closed when Close starts
-	wr      *writer       // guarded by wsem
-	r       *sql.DB       // read-only pool
-	rs      [numRStmts]*sql.Stmt
-	lock    *os.File // flock held while open: one process per database
-	closed  atomic.Bool
-	once    sync.Once
-	cerr    error
+	path      string
+	log       *slog.Logger
+	w         *sql.DB       // the one writer connection (MaxOpenConns 1)
+	wsem      chan struct{} // held by the Tx that owns the writer
+	closing   chan struct{} // closed when Close starts
+	wr        *writer       // guarded by wsem
+	r         *sql.DB       // read-only pool
+	rs        [numRStmts]*sql.Stmt
+	rateCache store.RateCache // settled throughput buckets (RunStats)
+	lock      *os.File        // flock held while open: one process per database
+	closed    atomic.Bool
+	once      sync.Once
+	cerr      error
 }
 
 var _ store.Store = (*Store)(nil)
