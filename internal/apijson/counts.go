@@ -1,7 +1,6 @@
 package apijson
 
 import (
-	"encoding/json"
 	"slices"
 	"strconv"
 )
@@ -14,33 +13,30 @@ type Counts map[string]int64
 
 // MarshalJSON implements json.Marshaler.
 func (c Counts) MarshalJSON() ([]byte, error) {
+	return c.appendJSON(make([]byte, 0, 2+len(c)*24)), nil
+}
+
+// appendJSON appends c as encoding/json writes a map[string]int64.
+func (c Counts) appendJSON(b []byte) []byte {
 	if c == nil {
-		return []byte("null"), nil
+		return append(b, "null"...)
 	}
-	keys := make([]string, 0, len(c))
+	var buf [16]string
+	keys := buf[:0]
 	for k := range c {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	b := make([]byte, 0, 2+len(c)*24)
 	b = append(b, '{')
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if plainKey(k) {
-			b = append(append(append(b, '"'), k...), '"')
-		} else {
-			q, err := json.Marshal(k)
-			if err != nil {
-				return nil, err
-			}
-			b = append(b, q...)
-		}
+		b = appendString(b, k)
 		b = append(b, ':')
 		b = strconv.AppendInt(b, c[k], 10)
 	}
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // plainKey reports whether k needs no escaping in a JSON string.
