@@ -74,10 +74,12 @@ var listDialect = listq.Dialect{Postgres: true, Time: func(t time.Time) any { re
 // parallel workers: a Gather Merge over an ordered walk of a few hundred
 // rows cost 30 ms of worker start-up at 10M runs, and a generic plan of
 // a lead on the ended table plus two residual filters walked the whole
-// runs primary key (950 ms).
+// runs primary key (950 ms). JIT is off: the disabled sort of a page's
+// few runs carries a cost far over jit_above_cost, and compiling the
+// statement took 200 ms.
 const listBeginSQL = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 	SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off;
-	SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+	SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off;
 	SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL max_parallel_workers_per_gather = 0`
 
 // RunList implements store.Store with the plan of package listq. The
