@@ -31,16 +31,19 @@ type Job struct {
 	Payload  json.RawMessage // JSON; nil means null
 	Schedule string          // cron expression; "" for a job that runs only when triggered
 	Timezone string          // IANA zone of the schedule; "" means UTC
-	// DependsOn is stored as given; the engine decides what it supports.
-	DependsOn  []string
-	Misfire    string // MisfireSkip, MisfireOnce or MisfireAll ("" is stored as given)
-	MisfireMax int    // bound on slots fired by MisfireAll and on skipped records
-	Overlap    string // OverlapAllow, OverlapForbid, OverlapQueue or OverlapReplace
-	Routing    string
-	Priority   int
-	Timeout    time.Duration // 0: none
-	Retries    int
-	Shards     int
+	// DependsOn are the upstream jobs, each a Dependency's stored form
+	// (deps.go); TriggerRule is when a run may go (TriggerRules; ""
+	// stored as given). Both are stored as given; the engine checks them.
+	DependsOn   []string
+	TriggerRule string
+	Misfire     string // MisfireSkip, MisfireOnce or MisfireAll ("" is stored as given)
+	MisfireMax  int    // bound on slots fired by MisfireAll and on skipped records
+	Overlap     string // OverlapAllow, OverlapForbid, OverlapQueue or OverlapReplace
+	Routing     string
+	Priority    int
+	Timeout     time.Duration // 0: none
+	Retries     int
+	Shards      int
 	// CallbackURL is copied into the job's runs ("" for none).
 	CallbackURL string
 	// Keep, if not 0, is how long the job's finished runs are kept, in

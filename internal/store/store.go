@@ -508,6 +508,7 @@ type Tx interface {
 	// recorded in its run's history.
 	RunRequeueLost(ctx context.Context, p RunRequeueLostParams) ([]*Run, error)
 	JobTx
+	DepsTx
 	CallbackTx
 	TokenTx
 	AuditTx

@@ -580,6 +580,14 @@ func (t *tx) RunUnblockNext(ctx context.Context, job string, now time.Time) (*st
 	return txCall(t, ctx, "RunUnblockNext", job, func() (*store.Run, error) { return t.inner.RunUnblockNext(ctx, job, now) })
 }
 
+func (t *tx) RunListSlots(ctx context.Context, p store.RunSlotsParams) ([]*store.Run, error) {
+	return txCall(t, ctx, "RunListSlots", p, func() ([]*store.Run, error) { return t.inner.RunListSlots(ctx, p) })
+}
+
+func (t *tx) RunGate(ctx context.Context, p []store.RunGateParams) ([]*store.Run, error) {
+	return txCall(t, ctx, "RunGate", p, func() ([]*store.Run, error) { return t.inner.RunGate(ctx, p) })
+}
+
 func (t *tx) CallbackListDue(ctx context.Context, p store.CallbackListDueParams) ([]*store.Run, error) {
 	return txCall(t, ctx, "CallbackListDue", p, func() ([]*store.Run, error) { return t.inner.CallbackListDue(ctx, p) })
 }

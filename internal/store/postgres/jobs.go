@@ -38,7 +38,7 @@ import (
 // jobCols is the column list every job query reads, in scanJob's order.
 const jobCols = `name, type, grp, payload, schedule, timezone, depends_on, misfire, misfire_max, overlap,
 	routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at, callback_url,
-	keep, keep_last`
+	keep, keep_last, trigger_rule`
 
 const (
 	sqlJobGet  = `SELECT ` + jobCols + ` FROM jobs WHERE name = $1`
@@ -50,16 +50,17 @@ const (
 	// version, keeping created_at; version 1 tells a creation.
 	sqlJobPut = `INSERT INTO jobs AS j (name, type, grp, payload, schedule, timezone, depends_on, misfire,
 			misfire_max, overlap, routing, priority, timeout, retries, shards, paused, next_fire, version,
-			created_at, updated_at, callback_url, keep, keep_last)
+			created_at, updated_at, callback_url, keep, keep_last, trigger_rule)
 		VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7::text[], $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $18, $19,
-			$20, $21)
+			$20, $21, $22)
 		ON CONFLICT (name) DO UPDATE SET type = excluded.type, grp = excluded.grp, payload = excluded.payload,
 			schedule = excluded.schedule, timezone = excluded.timezone, depends_on = excluded.depends_on,
 			misfire = excluded.misfire, misfire_max = excluded.misfire_max, overlap = excluded.overlap,
 			routing = excluded.routing, priority = excluded.priority, timeout = excluded.timeout,
 			retries = excluded.retries, shards = excluded.shards, paused = excluded.paused,
 			next_fire = excluded.next_fire, version = j.version + 1, updated_at = excluded.updated_at,
-			callback_url = excluded.callback_url, keep = excluded.keep, keep_last = excluded.keep_last
+			callback_url = excluded.callback_url, keep = excluded.keep, keep_last = excluded.keep_last,
+			trigger_rule = excluded.trigger_rule
 		RETURNING ` + jobCols
 	sqlJobDelete = `DELETE FROM jobs WHERE name = $1`
 	sqlJobPause  = `UPDATE jobs SET paused = $2, next_fire = $3, version = version + 1, updated_at = $4
@@ -151,9 +152,11 @@ const (
 	sqlLockNoJob = `SELECT pg_advisory_xact_lock($1)`
 
 	// sqlUnblockCandidate is the job's oldest blocked run if none of its
-	// runs is pending, queued, dispatched or running. Arguments: job.
+	// runs is pending, queued, dispatched or running, and the job has no
+	// dependencies (its runs wait for RunGate, deps.go). Arguments: job.
 	sqlUnblockCandidate = `SELECT b.seq FROM blocked AS b JOIN runs AS r ON r.seq = b.seq
 		WHERE b.job = $1 AND r.status = 'blocked'
+			AND NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.name = $1 AND cardinality(j.depends_on) > 0)
 			AND NOT EXISTS (SELECT 1 FROM job_live AS l JOIN runs AS lr ON lr.seq = l.seq
 				WHERE l.job = $1 AND lr.status IN ('pending', 'queued', 'dispatched', 'running'))
 		ORDER BY b.seq
@@ -244,7 +247,8 @@ func scanJob(row pgx.Row) (*store.Job, error) {
 	j := &jr.j
 	if err := row.Scan(&j.Name, &j.Type, &j.Group, &jr.payload, &j.Schedule, &j.Timezone, &jr.dependsOn,
 		&j.Misfire, &j.MisfireMax, &j.Overlap, &j.Routing, &j.Priority, &jr.timeout, &j.Retries, &j.Shards,
-		&j.Paused, &jr.nextFire, &j.Version, &j.CreatedAt, &j.UpdatedAt, &j.CallbackURL, &jr.keep, &j.KeepLast); err != nil {
+		&j.Paused, &jr.nextFire, &j.Version, &j.CreatedAt, &j.UpdatedAt, &j.CallbackURL, &jr.keep, &j.KeepLast,
+		&j.TriggerRule); err != nil {
 		return nil, err
 	}
 	if jr.payload != nil {
@@ -370,7 +374,7 @@ func (t *tx) JobPut(ctx context.Context, p store.JobPutParams) (*store.Job, bool
 	job, err := scanJob(t.q.QueryRow(ctx, sqlJobPut, j.Name, j.Type, j.Group, payload, j.Schedule, j.Timezone,
 		dependsOn, j.Misfire, int32(j.MisfireMax), j.Overlap, j.Routing, int32(j.Priority), int64(j.Timeout),
 		int32(j.Retries), int32(j.Shards), j.Paused, nullTime(j.NextFire), p.Now, cleanText(j.CallbackURL),
-		int64(j.Keep), int32(j.KeepLast)))
+		int64(j.Keep), int32(j.KeepLast), j.TriggerRule))
 	if err != nil {
 		return nil, false, t.s.wrap("JobPut", err)
 	}

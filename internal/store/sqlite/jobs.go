@@ -29,9 +29,9 @@ import (
 // order decodeJob reads it.
 const jobCols = `name, type, grp, payload, schedule, timezone, depends_on, misfire, misfire_max,
 	overlap, routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at,
-	callback_url, keep, keep_last`
+	callback_url, keep, keep_last, trigger_rule`
 
-const numJobCols = 23
+const numJobCols = 24
 
 // tx.query decodes rows into a buffer of numRunCols values.
 var _ [numRunCols - numJobCols]struct{}
@@ -62,11 +62,13 @@ func listActiveForJobSQL() string {
 
 // unblockNextSQL moves job ?1's oldest blocked run to queued, unless one
 // of its runs is pending, queued, dispatched or running (four seeks in
-// runs_job_active), and returns it.
+// runs_job_active) or the job has dependencies (its runs wait for
+// RunGate, deps.go), and returns it.
 func unblockNextSQL() string {
 	var b strings.Builder
 	b.WriteString(`UPDATE runs SET status = 'queued'
-		WHERE seq = (SELECT b.seq FROM runs AS b WHERE ` + activeForJob("b.", "blocked") + ` ORDER BY b.seq LIMIT 1)`)
+		WHERE seq = (SELECT b.seq FROM runs AS b WHERE ` + activeForJob("b.", "blocked") + ` ORDER BY b.seq LIMIT 1)
+			AND NOT EXISTS (SELECT 1 FROM jobs WHERE name = ?1 AND depends_on IS NOT NULL AND depends_on <> '[]')`)
 	for _, st := range []store.RunStatus{store.StatusPending, store.StatusQueued, store.StatusDispatched, store.StatusRunning} {
 		b.WriteString(`
 			AND NOT EXISTS (SELECT 1 FROM runs AS l WHERE ` + activeForJob("l.", string(st)) + `)`)
@@ -84,8 +86,8 @@ const (
 	// and updated_at. A replace keeps created_at and bumps version.
 	jobPutSQL = `INSERT INTO jobs (name, type, grp, payload, schedule, timezone, depends_on, misfire,
 			misfire_max, overlap, routing, priority, timeout, retries, shards, paused, next_fire,
-			version, created_at, updated_at, callback_url, keep, keep_last)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?)
+			version, created_at, updated_at, callback_url, keep, keep_last, trigger_rule)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?,?)
 		ON CONFLICT (name) DO UPDATE SET
 			type = excluded.type, grp = excluded.grp, payload = excluded.payload,
 			schedule = excluded.schedule, timezone = excluded.timezone,
@@ -95,7 +97,7 @@ const (
 			retries = excluded.retries, shards = excluded.shards, paused = excluded.paused,
 			next_fire = excluded.next_fire, version = jobs.version + 1,
 			updated_at = excluded.updated_at, callback_url = excluded.callback_url,
-			keep = excluded.keep, keep_last = excluded.keep_last
+			keep = excluded.keep, keep_last = excluded.keep_last, trigger_rule = excluded.trigger_rule
 		RETURNING ` + jobCols
 
 	jobPauseSQL = `UPDATE jobs SET paused = ?, next_fire = ?, version = version + 1, updated_at = ?
@@ -136,6 +138,7 @@ func decodeJob[V any](vs []V) (*store.Job, error) {
 		CallbackURL: asString(v(20)),
 		Keep:        time.Duration(asInt(v(21))),
 		KeepLast:    int(asInt(v(22))),
+		TriggerRule: asString(v(23)),
 	}
 	if v(6) != nil {
 		if err := json.Unmarshal([]byte(asString(v(6))), &j.DependsOn); err != nil {
@@ -227,6 +230,7 @@ func (t *tx) JobPut(ctx context.Context, p store.JobPutParams) (*store.Job, bool
 	t.arg(j.CallbackURL)
 	t.arg(int64(j.Keep))
 	t.arg(int64(j.KeepLast))
+	t.arg(j.TriggerRule)
 	jobs, err := t.queryJobs("JobPut", wJobPut)
 	if err != nil {
 		return nil, false, err

@@ -95,6 +95,10 @@ const (
 	wLatencyAdd        // rates.go
 	wRatePrune         // rates.go
 	wLatencyPrune      // rates.go
+	wListSlots         // deps.go
+	wGateQueue         // deps.go
+	wGateSkip          // deps.go
+	wGateReblock       // deps.go
 	wClaimSelect1      // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8      = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts          = wClaimSelect1 + maxClaimTypes

@@ -1,0 +1,163 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// listSlots runs RunListSlots in a transaction of its own.
+func listSlots(t *testing.T, s store.Store, p store.RunSlotsParams) ([]*store.Run, error) {
+	t.Helper()
+	var runs []*store.Run
+	err := s.Tx(ctx, func(tx store.Tx) error {
+		var err error
+		runs, err = tx.RunListSlots(ctx, p)
+		return err
+	})
+	return runs, err
+}
+
+// gate runs RunGate in a transaction of its own.
+func gate(t *testing.T, s store.Store, ps ...store.RunGateParams) []*store.Run {
+	t.Helper()
+	var runs []*store.Run
+	tx(t, s, func(tx store.Tx) error {
+		var err error
+		runs, err = tx.RunGate(ctx, ps)
+		return err
+	})
+	return runs
+}
+
+// blockedSlot is a blocked run of job at logical time lt.
+func blockedSlot(id, job string, lt time.Time) store.RunInsertParams {
+	p := slot(id, job, lt)
+	p.Status = store.StatusBlocked
+	return p
+}
+
+// A job's runs by logical time: a closed range, latest first, cut at the
+// limit; other jobs' runs and runs of no slot are not listed.
+func testRunListSlots(t *testing.T, s store.Store) {
+	var ps []store.RunInsertParams
+	for i := range 5 {
+		ps = append(ps, slot(runID(i), "u", t0.Add(time.Duration(i)*time.Hour)))
+	}
+	other := slot("other", "v", t0.Add(time.Hour))
+	loose := params("loose")
+	loose.Job = "u" // a manual run of u: no logical time
+	insert(t, s, append(ps, other, loose)...)
+
+	for _, c := range []struct {
+		what     string
+		from, to time.Time
+		limit    int
+		want     []string
+	}{
+		{"a range", t0.Add(time.Hour), t0.Add(3 * time.Hour), 10, []string{runID(3), runID(2), runID(1)}},
+		{"the latest of a range", t0, t0.Add(150 * time.Minute), 1, []string{runID(2)}},
+		{"one slot", t0.Add(4 * time.Hour), t0.Add(4 * time.Hour), 10, []string{runID(4)}},
+		{"nothing in range", t0.Add(90 * time.Minute), t0.Add(110 * time.Minute), 10, nil},
+		{"before every slot", t0.Add(-time.Hour), t0.Add(-time.Second), 10, nil},
+	} {
+		got, err := listSlots(t, s, store.RunSlotsParams{Job: "u", From: c.from, To: c.to, Limit: c.limit})
+		if err != nil {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		diffIDs(t, c.what, c.want, got)
+	}
+	for _, limit := range []int{0, store.MaxSlotRuns + 1} {
+		if _, err := listSlots(t, s, store.RunSlotsParams{Job: "u", From: t0, To: t0, Limit: limit}); err == nil {
+			t.Errorf("limit %d: no error", limit)
+		}
+	}
+}
+
+// RunGate moves a run from the status it names, once: blocked to queued
+// (claimable, run_at raised to Now), blocked to skipped (finished, its
+// error kept, listed with the ended runs, its callback owed), skipped back
+// to blocked (its end undone). A move whose run is elsewhere, or gone,
+// does nothing; a move it does not make is an error. The counters follow.
+func testRunGate(t *testing.T, s store.Store) {
+	later := t0.Add(time.Hour)
+	b3 := blockedSlot("b3", "d", t0.Add(2*time.Minute))
+	b3.CallbackURL = hook
+	insert(t, s, blockedSlot("b1", "d", t0), blockedSlot("b2", "d", t0.Add(time.Minute)), b3)
+
+	got := gate(t, s,
+		store.RunGateParams{ID: "b1", From: store.StatusBlocked, To: store.StatusQueued, Now: later},
+		store.RunGateParams{ID: "b2", From: store.StatusBlocked, To: store.StatusSkipped, Error: "upstream run r1 of u failed", Now: later},
+		store.RunGateParams{ID: "b3", From: store.StatusBlocked, To: store.StatusSkipped, Error: "upstream failed", Now: later},
+		store.RunGateParams{ID: "nope", From: store.StatusBlocked, To: store.StatusQueued, Now: later})
+	if len(got) != 4 || got[0] == nil || got[1] == nil || got[2] == nil || got[3] != nil {
+		t.Fatalf("RunGate returned %v, want three runs and a nil", got)
+	}
+	if r := get(t, s, "b1"); r.Status != store.StatusQueued || !r.RunAt.Equal(later) {
+		t.Errorf("b1: %s, run_at %v; want queued at %v", r.Status, r.RunAt, later)
+	}
+	if r := get(t, s, "b2"); r.Status != store.StatusSkipped || !r.FinishedAt.Equal(later) || r.Error != "upstream run r1 of u failed" {
+		t.Errorf("b2: %s, finished %v, error %q", r.Status, r.FinishedAt, r.Error)
+	}
+	if r := get(t, s, "b3"); r.Callback.State != store.CallbackPending {
+		t.Errorf("b3 skipped with a callback URL: callback state %q, want pending", r.Callback.State)
+	}
+	diffIDs(t, "claim after gate", []string{"b1"}, claimAll(t, s))
+	page, err := s.RunList(ctx, store.RunListParams{Statuses: []store.RunStatus{store.StatusSkipped}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffIDs(t, "skipped runs listed", []string{"b3", "b2"}, page.Runs)
+	checkCounts(t, s, "after the gates")
+
+	// Moved already: nothing more happens.
+	again := gate(t, s, store.RunGateParams{ID: "b2", From: store.StatusBlocked, To: store.StatusQueued, Now: later})
+	if again[0] != nil || get(t, s, "b2").Status != store.StatusSkipped {
+		t.Errorf("a second gate of b2 moved it: %v", again[0])
+	}
+
+	// Back to blocked: the end is undone, the owed callback dropped.
+	got = gate(t, s, store.RunGateParams{ID: "b3", From: store.StatusSkipped, To: store.StatusBlocked, Now: later})
+	r := get(t, s, "b3")
+	if got[0] == nil || r.Status != store.StatusBlocked || !r.FinishedAt.IsZero() || r.Error != "" || r.Callback.State != "" {
+		t.Errorf("b3 reblocked: %s, finished %v, error %q, callback %q", r.Status, r.FinishedAt, r.Error, r.Callback.State)
+	}
+	page, err = s.RunList(ctx, store.RunListParams{Statuses: []store.RunStatus{store.StatusSkipped}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffIDs(t, "skipped runs after the reblock", []string{"b2"}, page.Runs)
+	checkCounts(t, s, "after the reblock")
+
+	for _, bad := range []store.RunGateParams{
+		{ID: "b1", From: store.StatusQueued, To: store.StatusBlocked},
+		{ID: "b2", From: store.StatusSkipped, To: store.StatusQueued},
+		{ID: "b3", From: store.StatusBlocked, To: store.StatusFailed},
+	} {
+		err := s.Tx(ctx, func(tx store.Tx) error { _, err := tx.RunGate(ctx, []store.RunGateParams{bad}); return err })
+		if err == nil {
+			t.Errorf("RunGate %s -> %s: no error", bad.From, bad.To)
+		}
+	}
+}
+
+// The runs of a job with dependencies wait for RunGate: RunUnblockNext,
+// which releases a serial job's runs one at a time, leaves them blocked.
+// The trigger rule is stored.
+func testRunUnblockNextLeavesDependents(t *testing.T, s store.Store) {
+	d := job("d")
+	d.DependsOn, d.TriggerRule = []string{"u", "w@24h0m0s"}, store.RuleOneSuccess
+	putJobs(t, s, job("u"), job("w"), d)
+	if got := getJob(t, s, "d"); got.TriggerRule != store.RuleOneSuccess || len(got.DependsOn) != 2 || got.DependsOn[1] != "w@24h0m0s" {
+		t.Errorf("job d read back with trigger rule %q, depends on %v", got.TriggerRule, got.DependsOn)
+	}
+	insert(t, s, blockedSlot("d1", "d", t0))
+	wantUnblocked(t, s, "a job with dependencies", "d", "")
+	if r := get(t, s, "d1"); r.Status != store.StatusBlocked {
+		t.Errorf("d1 is %s, want blocked", r.Status)
+	}
+	d.DependsOn = nil
+	putJobs(t, s, d)
+	wantUnblocked(t, s, "the job without its dependencies", "d", "d1")
+}
