@@ -212,7 +212,15 @@ func printJobDetail(w io.Writer, j apiJob) {
 	row("Timeout", orDash(j.Timeout))
 	row("Retries", strconv.Itoa(j.Retries))
 	if len(j.DependsOn) > 0 {
-		row("Depends on", strings.Join(j.DependsOn, ", "))
+		deps := make([]string, len(j.DependsOn))
+		for i, d := range j.DependsOn {
+			deps[i] = d.Job
+			if d.Window != "" {
+				deps[i] += " (latest in " + d.Window + ")"
+			}
+		}
+		row("Depends on", strings.Join(deps, ", "))
+		row("Trigger rule", j.TriggerRule)
 	}
 	if j.Shards != 0 {
 		row("Shards", strconv.Itoa(j.Shards))
@@ -260,19 +268,29 @@ func (a *app) newJobTriggerCmd() *cobra.Command {
 		payload     string
 		wait        bool
 		waitTimeout time.Duration
+		logical     string
+		cascade     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "trigger NAME",
 		Short: "Run a job now, outside its schedule",
 		Long: `Create one run of the job now, with the job's spec, and print its ID.
 --payload replaces the job's payload for this run only (@FILE reads a file,
-@- standard input). A paused job can be triggered; the run has no logical
-time and ignores the overlap policy.
+@- standard input). A paused job can be triggered. Without --logical-time
+the run is a one-off (a debug or manual run): it has no logical time,
+ignores the overlap policy and triggers nothing downstream.
+
+--logical-time T makes it the job's run for the slot T (RFC 3339, or a date
+2026-11-20 meaning midnight UTC): it waits for its upstream runs for T like
+a scheduled one, and brings the runs for T of the jobs depending on it that
+have no schedule; --cascade brings those of every job downstream. A slot
+that has its run already keeps it (the command prints that run).
 
 With --wait the command waits for the run to finish, prints it, and exits 0
 only if it succeeded (1 otherwise).`,
 		Example: `  pluto job trigger nightly-report
-  pluto job trigger nightly-report --payload '{"date":"2026-11-20"}' --wait`,
+  pluto job trigger nightly-report --payload '{"date":"2026-11-20"}' --wait
+  pluto job trigger load-orders --logical-time 2026-11-20 --cascade`,
 		Args: exactArgs("job name"),
 	}
 	co := a.addClientFlags(cmd)
@@ -280,18 +298,37 @@ only if it succeeded (1 otherwise).`,
 	f.StringVar(&payload, "payload", "", "payload for this run instead of the job's (JSON, @FILE, @-)")
 	f.BoolVar(&wait, "wait", false, "wait until the run finishes; exit 1 unless it succeeded")
 	f.DurationVar(&waitTimeout, "wait-timeout", 0, "with --wait, give up after this long (0: never)")
+	f.StringVar(&logical, "logical-time", "", "the slot this run is for (RFC 3339, or a date such as 2026-11-20: midnight UTC)")
+	f.BoolVar(&cascade, "cascade", false, "with --logical-time, also create the runs for that slot of every job downstream")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		c, err := co.client()
 		if err != nil {
 			return err
 		}
-		var body any
+		in := map[string]any{}
 		if payload != "" {
 			p, err := a.readPayload(payload)
 			if err != nil {
 				return err
 			}
-			body = map[string]json.RawMessage{"payload": p}
+			in["payload"] = p
+		}
+		if logical != "" {
+			t, err := parseLogicalTime(logical)
+			if err != nil {
+				return usageErrorf("invalid --logical-time %q: %v", logical, err)
+			}
+			in["logical_time"] = t.Format(time.RFC3339Nano)
+		}
+		if cascade {
+			if logical == "" {
+				return usageErrorf("--cascade needs --logical-time: a run with no logical time triggers nothing downstream")
+			}
+			in["cascade"] = true
+		}
+		var body any
+		if len(in) > 0 {
+			body = in
 		}
 		if waitTimeout < 0 {
 			return usageErrorf("invalid --wait-timeout %s: must not be negative", waitTimeout)
@@ -321,6 +358,18 @@ only if it succeeded (1 otherwise).`,
 		return a.finishWait(co, raw, run, err)
 	}
 	return cmd
+}
+
+// parseLogicalTime reads an RFC 3339 time or a date (midnight UTC).
+func parseLogicalTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("want an RFC 3339 time such as 2026-11-20T02:00:00Z or a date such as 2026-11-20")
+	}
+	return t, nil
 }
 
 func (a *app) newJobRmCmd() *cobra.Command {

@@ -147,22 +147,26 @@ type ClusterServer struct {
 // routing null means the server default; schedule "" means the job runs
 // only when triggered; timezone "" means UTC; times are RFC 3339 in UTC.
 type Job struct {
-	Name       string          `json:"name"`
-	Type       string          `json:"type"`
-	Group      string          `json:"group"`
-	Payload    json.RawMessage `json:"payload"`
-	Schedule   string          `json:"schedule"`
-	Timezone   string          `json:"timezone"`
-	DependsOn  []string        `json:"depends_on"`
-	Misfire    string          `json:"misfire"`
-	MisfireMax int             `json:"misfire_max"`
-	Overlap    string          `json:"overlap"`
-	Routing    *string         `json:"routing"`
-	Priority   int             `json:"priority"`
-	Timeout    *string         `json:"timeout"`
-	Retries    int             `json:"retries"`
-	Shards     int             `json:"shards"`
-	Paused     bool            `json:"paused"`
+	Name      string          `json:"name"`
+	Type      string          `json:"type"`
+	Group     string          `json:"group"`
+	Payload   json.RawMessage `json:"payload"`
+	Schedule  string          `json:"schedule"`
+	Timezone  string          `json:"timezone"`
+	DependsOn []Dependency    `json:"depends_on"`
+	// TriggerRule is when a run waiting on its upstream runs may go:
+	// all_success (the default with depends_on), all_done, one_success or
+	// none_failed.
+	TriggerRule string  `json:"trigger_rule,omitempty"`
+	Misfire     string  `json:"misfire"`
+	MisfireMax  int     `json:"misfire_max"`
+	Overlap     string  `json:"overlap"`
+	Routing     *string `json:"routing"`
+	Priority    int     `json:"priority"`
+	Timeout     *string `json:"timeout"`
+	Retries     int     `json:"retries"`
+	Shards      int     `json:"shards"`
+	Paused      bool    `json:"paused"`
 	// CallbackURL is copied into the job's runs (null: none).
 	CallbackURL *string `json:"callback_url"`
 	// Keep is how long the job's finished runs are kept, a duration
@@ -179,7 +183,13 @@ type Job struct {
 
 // JobTrigger is the optional body of POST /api/v1/jobs/{name}/trigger: a
 // payload for this one run instead of the job's (absent or null: the
-// job's).
+// job's); a logical time (RFC 3339) makes it the job's run for that slot,
+// which waits for its upstream runs and brings the runs for it of the
+// jobs depending on it that have no schedule — with cascade, of every job
+// downstream. Without a logical time the run is a one-off: nothing
+// downstream follows it.
 type JobTrigger struct {
-	Payload json.RawMessage `json:"payload"`
+	Payload     json.RawMessage `json:"payload"`
+	LogicalTime string          `json:"logical_time,omitempty"`
+	Cascade     bool            `json:"cascade,omitempty"`
 }

@@ -61,7 +61,7 @@ func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 	}
 	delete(e.disp.orphans, id)
 	e.cfg.Observer.Finished(res.Run.Group, res.Run.Type, store.StatusCancelled, ran)
-	e.terminal(id, res.Run.Job, store.StatusCancelled)
+	e.terminal(id, res.Run.Job, res.Run.LogicalTime, store.StatusCancelled)
 }
 
 // Retry puts a failed, cancelled or timed-out run back in the queue with a
@@ -72,6 +72,10 @@ func (e *Engine) Retry(ctx context.Context, id string) (*store.Run, error) {
 		e.disp.mu.Lock()
 		defer e.disp.mu.Unlock()
 		e.created(o.run)
+		if o.run.Job != "" && !o.run.LogicalTime.IsZero() {
+			// The runs its end skipped for their dependencies wait again.
+			e.gate.note(gateNote{job: o.run.Job, at: o.run.LogicalTime, reopen: true})
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -126,11 +130,15 @@ func (e *Engine) Wait(ctx context.Context, id string) (*store.Run, error) {
 }
 
 // terminal reports a committed terminal status of run id of job (""
-// for a one-shot run). Called with e.disp.mu held.
-func (e *Engine) terminal(id, job string, st store.RunStatus) {
+// for a one-shot run) for logical time at (zero: none). Called with
+// e.disp.mu held.
+func (e *Engine) terminal(id, job string, at time.Time, st store.RunStatus) {
 	e.waiters.wake(id)
 	if job != "" {
 		e.jobRunEnded(job)
+	}
+	if job != "" && !at.IsZero() {
+		e.gate.note(gateNote{job: job, at: at})
 	}
 	if e.cfg.OnTerminal != nil {
 		e.cfg.OnTerminal(id, st)

@@ -195,6 +195,9 @@ func (e *Engine) applyMade(o *txOp, cancelReason string) {
 	for _, r := range o.made {
 		e.created(r)
 	}
+	for _, r := range o.ended {
+		e.gate.note(gateNote{job: r.Job, at: r.LogicalTime})
+	}
 	for _, c := range o.cancels {
 		e.cancelled(c, cancelReason)
 	}
@@ -239,6 +242,11 @@ func (e *Engine) tick(ctx context.Context, tx store.Tx, o *txOp, due time.Time) 
 	if len(runs) == 0 {
 		return len(jobs), nil
 	}
+	graph, err := e.gate.depGraph(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cron: read the jobs' dependencies: %w", err)
+	}
+	runs = withDependents(graph, runs, false, func(j *store.Job, at time.Time) store.RunInsertParams { return e.slotRun(j, at, now) })
 	res, err := tx.RunInsert(ctx, runs)
 	if err != nil {
 		return 0, fmt.Errorf("cron: insert runs: %w", err)
@@ -255,6 +263,9 @@ func (e *Engine) tick(ctx context.Context, tx store.Tx, o *txOp, due time.Time) 
 		}
 		if !r.Existing {
 			o.noteCallbackRun(r.Run) // a skipped slot's delivery is due at once
+			if r.Run.Status == store.StatusSkipped && r.Run.Job != "" {
+				o.ended = append(o.ended, r.Run) // its dependents are decided
+			}
 		}
 	}
 	return len(jobs), nil

@@ -40,6 +40,7 @@ type flight struct {
 	group       string
 	typ         string
 	job         string
+	logicalTime time.Time       // the run's slot (zero: none)
 	payload     json.RawMessage // dropped once sent
 	priority    int
 	runAt       time.Time
@@ -66,7 +67,7 @@ type flight struct {
 
 func newFlight(r *store.Run) *flight {
 	return &flight{
-		id: r.ID, attempt: r.Attempt, group: r.Group, typ: r.Type, job: r.Job,
+		id: r.ID, attempt: r.Attempt, group: r.Group, typ: r.Type, job: r.Job, logicalTime: r.LogicalTime,
 		payload: r.Payload, priority: r.Priority, runAt: r.RunAt, seq: r.Seq,
 		maxAttempts: r.MaxAttempts, failures: r.Failures, lost: r.Lost, timeout: r.Timeout,
 		routing: r.Routing, routingKey: r.RoutingKey,

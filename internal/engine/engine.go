@@ -346,6 +346,7 @@ type Engine struct {
 	cron     *cronLoop   // cron.go
 	feedback *deliverer  // callback deliveries, leader only (feedback.go)
 	unblock  *unblocker  // releases blocked runs of jobs (cron.go)
+	gate     *gate       // decides runs waiting on upstream jobs (deps.go)
 	monitor  *monitor    // liveness (monitor.go)
 	recon    *reconciler // reconcile.go
 	waiters  waiters     // Wait calls, by run (control.go)
@@ -421,6 +422,7 @@ func New(cfg Config) (*Engine, error) {
 	e.cron = &cronLoop{e: e}
 	e.recon = &reconciler{e: e}
 	e.unblock = &unblocker{e: e}
+	e.gate = &gate{e: e}
 	e.ops = e.commits.ops
 	e.liveCfg.Store(liveFromConfig(&e.cfg))
 	if err := e.initFeedback(); err != nil {

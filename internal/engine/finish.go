@@ -101,7 +101,7 @@ func (e *Engine) settled(f *flight, p store.RunFinishParams) {
 	switch {
 	case p.Status.Terminal():
 		e.cfg.Observer.Finished(f.group, f.typ, p.Status, f.ranFor(p.Now))
-		e.terminal(p.ID, f.job, p.Status)
+		e.terminal(p.ID, f.job, f.logicalTime, p.Status)
 	case p.Status == store.StatusQueued:
 		e.wake(f.group)
 	case p.Status == store.StatusPending:

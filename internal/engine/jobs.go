@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/cron"
@@ -31,6 +32,9 @@ var (
 func (e *Engine) JobPut(ctx context.Context, j store.Job) (*store.Job, bool, error) {
 	sched, err := e.validateJob(&j)
 	if err != nil {
+		return nil, false, err
+	}
+	if err := e.validateDeps(ctx, &j); err != nil {
 		return nil, false, err
 	}
 	now := e.now()
@@ -66,6 +70,8 @@ func (e *Engine) JobPut(ctx context.Context, j store.Job) (*store.Job, bool, err
 	if err := e.do(ctx, o, func() { e.jobSaved(saved.NextFire) }); err != nil {
 		return nil, false, err
 	}
+	// Blocked runs of the job are decided again under its new rule.
+	e.gate.note(gateNote{job: j.Name, recheck: true})
 	return saved, created, nil
 }
 
@@ -79,11 +85,19 @@ func (e *Engine) JobList(ctx context.Context) ([]*store.Job, error) {
 	return e.st.JobList(ctx)
 }
 
-// JobDelete removes a job; its runs stay, and runs still going finish.
+// JobDelete removes a job; its runs stay, and runs still going finish. A
+// job other jobs depend on is not deleted (409 naming them).
 func (e *Engine) JobDelete(ctx context.Context, name string) error {
+	deps, err := e.dependents(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(deps) > 0 {
+		return fmt.Errorf("job %s is an upstream of %s; remove it from their depends_on first: %w", name, strings.Join(deps, ", "), store.ErrConflict)
+	}
 	return e.do(ctx, &txOp{fn: func(ctx context.Context, tx store.Tx) error {
 		return tx.JobDelete(ctx, name)
-	}}, nil)
+	}}, e.gate.jobsChanged)
 }
 
 // JobPause pauses a job (no slots fire; runs already created go on) or
@@ -137,6 +151,64 @@ func (e *Engine) JobTrigger(ctx context.Context, name string, payload json.RawMe
 	return res[0].Run, nil
 }
 
+// JobTriggerSlot creates the run of a job for logical time at (a manual
+// run of a slot: it runs now, and waits for its upstream runs for at if
+// the job has dependencies), with payload instead of the job's when not
+// nil, and the runs for at of the jobs depending on it that have no
+// schedule — with cascade, of every job downstream. Runs that exist
+// already are kept (one run per job and logical time): the job's run for
+// at is returned, created says whether this call made it.
+func (e *Engine) JobTriggerSlot(ctx context.Context, name string, payload json.RawMessage, at time.Time, cascade bool) (run *store.Run, created bool, err error) {
+	if at.IsZero() {
+		return nil, false, &FieldError{Field: "logical_time", Message: "is required"}
+	}
+	j, err := e.st.JobGet(ctx, name)
+	if err != nil {
+		return nil, false, err
+	}
+	graph, err := e.gate.depGraph(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	now := e.now()
+	at = utc(at)
+	mk := func(j *store.Job, at time.Time) store.RunInsertParams {
+		p := e.slotRun(j, at, now)
+		p.RunAt = now // a manual run of a slot runs now, whatever the slot's time
+		return p
+	}
+	first := mk(j, at)
+	if payload != nil {
+		first.Payload = payload
+	}
+	runs := withDependents(graph, []store.RunInsertParams{first}, cascade, mk)
+	o := &txOp{}
+	o.fn = func(ctx context.Context, tx store.Tx) error {
+		o.made = nil
+		res, err := tx.RunInsert(ctx, runs)
+		if err != nil {
+			return err
+		}
+		run, created = res[0].Run, !res[0].Existing
+		for _, r := range res {
+			if !r.Existing {
+				o.made = append(o.made, r.Run)
+				e.cfg.Observer.Submitted(r.Run.Group, 1)
+			}
+		}
+		return nil
+	}
+	err = e.do(ctx, o, func() {
+		e.disp.mu.Lock()
+		defer e.disp.mu.Unlock()
+		e.applyMade(o, "")
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return run, created, nil
+}
+
 // jobSubmitSpec is the spec a job's runs copy.
 func jobSubmitSpec(j *store.Job) SubmitSpec {
 	return SubmitSpec{
@@ -155,6 +227,7 @@ func (e *Engine) jobsChanged(ctx context.Context, tx store.Tx, name string) erro
 
 // jobSaved re-arms the cron timer after a committed save.
 func (e *Engine) jobSaved(next time.Time) {
+	e.gate.jobsChanged()
 	if next.IsZero() {
 		return
 	}
@@ -195,8 +268,6 @@ func (e *Engine) validateJob(j *store.Job) (cron.Schedule, error) {
 		return cron.Schedule{}, &FieldError{Field: "misfire_max", Message: fmt.Sprintf("must be between 1 and %d", maxMisfireMax)}
 	case !oneOf(j.Overlap, overlapPolicies):
 		return cron.Schedule{}, &FieldError{Field: "overlap", Message: fmt.Sprintf("unknown policy %q (known: %v)", j.Overlap, overlapPolicies)}
-	case len(j.DependsOn) > 0:
-		return cron.Schedule{}, &FieldError{Field: "depends_on", Message: "dependencies between jobs are not supported yet"}
 	case j.Shards != 0:
 		return cron.Schedule{}, &FieldError{Field: "shards", Message: "sharded jobs are not supported yet"}
 	case j.Keep < 0:

@@ -295,6 +295,7 @@ func (e *Engine) heard(n store.Notification) {
 	case store.TopicWatch:
 		e.watch(n.Payload)
 	case store.TopicJobs:
+		e.gate.jobsChanged()
 		e.rearmCron()
 	case store.TopicCallback:
 		e.heardCallback(n.Payload)

@@ -150,6 +150,9 @@ type txOp struct {
 	// runs it cancelled. Both are handled like inserts and cancels.
 	made    []*store.Run
 	cancels []store.RunCancelResult
+	// ended are runs of jobs fn created ended (skipped slots): their
+	// dependents are decided (deps.go).
+	ended []*store.Run
 	// callbackAt is the earliest callback delivery fn made due
 	// (noteCallbackRun; zero: none).
 	callbackAt time.Time
@@ -164,7 +167,7 @@ func (o *retryOp) reset()       { o.run = nil }
 func (o *promoteOp) reset()     { o.runs = nil }
 func (o *requeueLostOp) reset() { o.runs = nil }
 func (o *claimOp) reset()       { o.claims, o.short, o.runs = nil, nil, nil }
-func (o *txOp) reset()          { o.made, o.cancels, o.callbackAt = nil, nil, time.Time{} }
+func (o *txOp) reset()          { o.made, o.cancels, o.ended, o.callbackAt = nil, nil, nil, time.Time{} }
 
 // The kinds that batch: their inputs are concatenated into one store call
 // and its results handed back in order (batched).

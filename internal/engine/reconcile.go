@@ -156,11 +156,18 @@ func (e *Engine) unblockStranded(ctx context.Context) int {
 		return 0
 	}
 	jobs := map[string]bool{}
+	var notes []gateNote
 	for _, r := range page.Runs {
 		if r.Job != "" {
 			jobs[r.Job] = true
 		}
+		if r.Job != "" && !r.LogicalTime.IsZero() {
+			// A run waiting on its upstream runs whose decision a crash
+			// lost (the gate ignores jobs without dependencies).
+			notes = append(notes, gateNote{job: r.Job, at: r.LogicalTime, run: r.ID})
+		}
 	}
+	e.gate.note(notes...)
 	e.disp.mu.Lock()
 	defer e.disp.mu.Unlock()
 	for j := range jobs {

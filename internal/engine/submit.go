@@ -76,6 +76,10 @@ func (e *Engine) created(r *store.Run) {
 		e.wake(r.Group)
 	case store.StatusPending:
 		e.notePending(r.RunAt)
+	case store.StatusBlocked:
+		if r.Job != "" && !r.LogicalTime.IsZero() {
+			e.gate.note(gateNote{job: r.Job, at: r.LogicalTime, run: r.ID}) // its upstream runs may have ended
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
@@ -47,6 +48,7 @@ type Engine interface {
 	// JobTrigger runs a job now, with payload instead of the job's when
 	// payload is not nil.
 	JobTrigger(ctx context.Context, name string, payload json.RawMessage) (*store.Run, error)
+	JobTriggerSlot(ctx context.Context, name string, payload json.RawMessage, at time.Time, cascade bool) (*store.Run, bool, error)
 }
 
 var _ Engine = (*engine.Engine)(nil)

@@ -83,7 +83,6 @@ func (h *httpAPI) jobFromJSON(name string, in jobJSON) (store.Job, error) {
 		Group:      strings.TrimSpace(in.Group),
 		Schedule:   strings.TrimSpace(in.Schedule),
 		Timezone:   strings.TrimSpace(in.Timezone),
-		DependsOn:  in.DependsOn,
 		Misfire:    strings.TrimSpace(in.Misfire),
 		MisfireMax: in.MisfireMax,
 		Overlap:    strings.TrimSpace(in.Overlap),
@@ -92,6 +91,23 @@ func (h *httpAPI) jobFromJSON(name string, in jobJSON) (store.Job, error) {
 		Shards:     in.Shards,
 		Paused:     in.Paused,
 		KeepLast:   in.KeepLast,
+	}
+	j.TriggerRule = strings.TrimSpace(in.TriggerRule)
+	for _, d := range in.DependsOn {
+		dep := store.Dependency{Job: strings.TrimSpace(d.Job)}
+		if w := strings.TrimSpace(d.Window); w != "" {
+			var err error
+			if dep.Window, err = parseDuration(w); err != nil || dep.Window <= 0 {
+				return j, badRequest("depends_on", "the window of %q, %q, is not a positive duration (want e.g. \"1d\", \"6h\")", dep.Job, d.Window)
+			}
+		}
+		if strings.Contains(dep.Job, "@") {
+			return j, badRequest("depends_on", "%q is not a job name", dep.Job)
+		}
+		j.DependsOn = append(j.DependsOn, dep.String())
+	}
+	if in.DependsOn != nil && j.DependsOn == nil {
+		j.DependsOn = []string{}
 	}
 	if in.Routing != nil {
 		j.Routing = strings.TrimSpace(*in.Routing)
@@ -186,9 +202,12 @@ func (h *httpAPI) triggerJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var payload json.RawMessage
+	var (
+		payload json.RawMessage
+		in      jobTriggerJSON
+		at      time.Time
+	)
 	if len(body) > 0 {
-		var in jobTriggerJSON
 		if err := decodeStrict(body, &in); err != nil {
 			writeError(w, err)
 			return
@@ -197,8 +216,23 @@ func (h *httpAPI) triggerJob(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
+		if in.LogicalTime != "" {
+			if at, err = time.Parse(time.RFC3339Nano, in.LogicalTime); err != nil {
+				writeError(w, badRequest("logical_time", "logical_time %q is not an RFC 3339 time (e.g. \"2026-11-21T00:00:00Z\")", in.LogicalTime))
+				return
+			}
+		} else if in.Cascade {
+			writeError(w, badRequest("cascade", "cascade needs a logical_time: a run with none triggers nothing downstream"))
+			return
+		}
 	}
-	run, err := h.eng.JobTrigger(r.Context(), name, payload)
+	created := true
+	var run *store.Run
+	if at.IsZero() {
+		run, err = h.eng.JobTrigger(r.Context(), name, payload)
+	} else {
+		run, created, err = h.eng.JobTriggerSlot(r.Context(), name, payload, at, in.Cascade)
+	}
 	if err == nil && run == nil {
 		err = errors.New("engine triggered a run but returned none")
 	}
@@ -206,8 +240,12 @@ func (h *httpAPI) triggerJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, jobErr(name, err))
 		return
 	}
+	status := http.StatusOK // the slot had its run already
+	if created {
+		status = http.StatusCreated
+	}
 	w.Header().Set("Location", "/api/v1/runs/"+run.ID)
-	writeJSON(w, http.StatusCreated, toRunJSON(run))
+	writeJSON(w, status, toRunJSON(run))
 }
 
 // readObject reads a request body that must be a JSON object (what says
@@ -260,9 +298,18 @@ func jobErr(name string, err error) error {
 }
 
 func toJobJSON(j *store.Job) jobJSON {
-	deps := j.DependsOn
-	if deps == nil {
-		deps = []string{}
+	deps := make([]apijson.Dependency, 0, len(j.DependsOn))
+	for _, s := range j.DependsOn {
+		d, err := store.ParseDependency(s)
+		if err != nil {
+			deps = append(deps, apijson.Dependency{Job: s})
+			continue
+		}
+		w := ""
+		if d.Window > 0 {
+			w = *optKeep(d.Window)
+		}
+		deps = append(deps, apijson.Dependency{Job: d.Job, Window: w})
 	}
 	return jobJSON{
 		Name:        j.Name,
@@ -272,6 +319,7 @@ func toJobJSON(j *store.Job) jobJSON {
 		Schedule:    j.Schedule,
 		Timezone:    j.Timezone,
 		DependsOn:   deps,
+		TriggerRule: j.TriggerRule,
 		Misfire:     j.Misfire,
 		MisfireMax:  j.MisfireMax,
 		Overlap:     j.Overlap,

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,6 +33,10 @@ func (f *httpFakeEngine) JobDelete(ctx context.Context, name string) error  { re
 func (f *httpFakeEngine) JobPause(ctx context.Context, name string, paused bool) (*store.Job, error) {
 	return nil, store.ErrNotFound
 }
+func (f *httpFakeEngine) JobTriggerSlot(ctx context.Context, name string, payload json.RawMessage, at time.Time, cascade bool) (*store.Run, bool, error) {
+	return nil, false, errors.New("fake: no slots")
+}
+
 func (f *httpFakeEngine) JobTrigger(ctx context.Context, name string, payload json.RawMessage) (*store.Run, error) {
 	return nil, store.ErrNotFound
 }
@@ -47,6 +52,10 @@ func (f *csFakeEngine) JobDelete(ctx context.Context, name string) error  { retu
 func (f *csFakeEngine) JobPause(ctx context.Context, name string, paused bool) (*store.Job, error) {
 	return nil, store.ErrNotFound
 }
+func (f *csFakeEngine) JobTriggerSlot(ctx context.Context, name string, payload json.RawMessage, at time.Time, cascade bool) (*store.Run, bool, error) {
+	return nil, false, errors.New("fake: no slots")
+}
+
 func (f *csFakeEngine) JobTrigger(ctx context.Context, name string, payload json.RawMessage) (*store.Run, error) {
 	return nil, store.ErrNotFound
 }
