@@ -265,8 +265,14 @@ type gate struct {
 	inflight bool
 	graphGen uint64 // bumped when jobs change
 	graph    *depGraph
-	graphAt  uint64 // graphGen the graph was read at
+	graphAt  uint64    // graphGen the graph was read at
+	readAt   time.Time // when it was read
 }
+
+// graphTTL bounds how long the graph of jobs is trusted without a change
+// being heard: a change on another server comes as a notification, which
+// a dropped connection to the store can lose.
+const graphTTL = 5 * time.Second
 
 // jobsChanged drops the cached graph.
 func (g *gate) jobsChanged() {
@@ -275,11 +281,13 @@ func (g *gate) jobsChanged() {
 	g.mu.Unlock()
 }
 
-// depGraph returns the graph of jobs, read again after a change.
+// depGraph returns the graph of jobs, read again after a change or once
+// graphTTL old.
 func (g *gate) depGraph(ctx context.Context) (*depGraph, error) {
+	now := g.e.now()
 	g.mu.Lock()
 	gen, cached := g.graphGen, g.graph
-	if cached != nil && g.graphAt == gen {
+	if cached != nil && g.graphAt == gen && now.Sub(g.readAt) < graphTTL {
 		g.mu.Unlock()
 		return cached, nil
 	}
@@ -291,7 +299,7 @@ func (g *gate) depGraph(ctx context.Context) (*depGraph, error) {
 	graph := newDepGraph(jobs)
 	g.mu.Lock()
 	if g.graphGen == gen {
-		g.graph, g.graphAt = graph, gen
+		g.graph, g.graphAt, g.readAt = graph, gen, now
 	}
 	g.mu.Unlock()
 	return graph, nil

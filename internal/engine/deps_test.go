@@ -215,3 +215,69 @@ func TestTriggerSlotAndCascade(t *testing.T) {
 		}
 	})
 }
+
+// Two servers on one store: the parents of a join end on different
+// servers, each deciding after its own commit. The join's run is queued
+// once and dispatched once, whichever decides last. (The shared SQLite
+// store carries no notifications: the leader learns of c, saved on the
+// other server, from its graph's time to live.)
+func TestDependenciesJoinAcrossServers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en1, en2, _ := shared(t)
+		start := time.Now()
+		s1, c1 := en1.connect("w1", 10, "ta")
+		s2, c2 := en2.connect("w2", 10, "tb")
+		en1.putJob(store.Job{Name: "a", Type: "ta", Schedule: "0 */5 * * * ?"})
+		en1.putJob(store.Job{Name: "b", Type: "tb", Schedule: "0 */5 * * * ?"})
+		en2.putJob(store.Job{Name: "c", Type: "ta", DependsOn: []string{"a", "b"}})
+		for slot := 1; slot <= 3; slot++ {
+			at := start.Add(time.Duration(slot) * 5 * time.Minute)
+			time.Sleep(time.Until(at))
+			synctest.Wait()
+			// b's run, queued by the leader s1, reaches w2 on s2 by the
+			// queued notification; the shared SQLite store carries none:
+			// s2's reconciler finds it.
+			time.Sleep(31 * time.Second)
+			synctest.Wait()
+			ta, tb := lastOf(c1.Tasks(), "a"), lastOf(c2.Tasks(), "b")
+			if ta == nil || tb == nil {
+				t.Fatalf("slot %d: a on w1 %v, b on w2 %v", slot, ta, tb)
+			}
+			// Both parents end at once, one on each server.
+			s1.Results([]Result{{RunID: ta.RunID, Attempt: ta.Attempt, Outcome: OutcomeSucceeded}})
+			s2.Results([]Result{{RunID: tb.RunID, Attempt: tb.Attempt, Outcome: OutcomeSucceeded}})
+			synctest.Wait()
+			if cr := en1.slotRunOf("c", at); cr == nil || cr.Status == store.StatusBlocked {
+				t.Fatalf("slot %d: c's run %+v, want it decided", slot, cr)
+			}
+			// Likewise a run of c that s2 queued, for w1 on s1.
+			time.Sleep(31 * time.Second)
+			synctest.Wait()
+			cr := en1.slotRunOf("c", at)
+			if cr == nil || cr.Status != store.StatusDispatched {
+				t.Fatalf("slot %d: c's run %+v, want dispatched", slot, cr)
+			}
+			n := 0
+			for _, t := range append(c1.Tasks(), c2.Tasks()...) {
+				if t.RunID == cr.ID {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("slot %d: c's run dispatched %d times", slot, n)
+			}
+			tc := lastOf(c1.Tasks(), "c")
+			finish(s1, OutcomeSucceeded, *tc)
+		}
+	})
+}
+
+// lastOf returns the last task of job among ts (nil if none).
+func lastOf(ts []Task, job string) *Task {
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].Job == job {
+			return &ts[i]
+		}
+	}
+	return nil
+}
