@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pluto-sched/pluto/e2e/internal/proc"
+)
+
+// graphRun is a run of a job of the graph, as the API lists it.
+type graphRun struct {
+	ID          string     `json:"id"`
+	Status      string     `json:"status"`
+	LogicalTime *string    `json:"logical_time"`
+	StartedAt   *time.Time `json:"started_at"`
+	FinishedAt  *time.Time `json:"finished_at"`
+	Error       *string    `json:"error"`
+}
+
+// TestDependenciesAcrossLeaderFailover: three servers on one PostgreSQL,
+// two workers, a three-level graph — roots r1 and r2 every second, join j
+// on both, leaf on j (neither has a schedule). The leader is SIGKILLed
+// mid-way. Once the roots are paused and everything settled, every slot of
+// the roots has exactly one run of j and of leaf, each succeeded, each
+// started after its upstream runs finished, and no attempt ran twice.
+func TestDependenciesAcrossLeaderFailover(t *testing.T) {
+	storeURL := proc.PGURL(t)
+	execLog := filepath.Join(t.TempDir(), "exec.log")
+	nodes := make([]*node, 3)
+	var grpcs []string
+	for i := range nodes {
+		n := &node{id: fmt.Sprintf("s%d", i+1)}
+		n.p, n.http, n.grpc = proc.StartServer(t, n.id, "--store", storeURL, "--id", n.id, "--heartbeat", "1s",
+			"--lease-ttl", "5s", "--renew-interval", "1s")
+		n.api = proc.NewAPI(t, n.http)
+		nodes[i] = n
+		grpcs = append(grpcs, n.grpc)
+	}
+	for i := range 2 {
+		w := proc.Start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(grpcs[i:], ",")+","+strings.Join(grpcs[:i], ","),
+			"--id", fmt.Sprintf("w%d", i+1), "--capacity", "8", "--shell")
+		w.Await(30*time.Second, "connected")
+	}
+	put := func(name string, job map[string]any) {
+		job["type"], job["group"] = "shell", "default"
+		job["payload"] = map[string]string{"cmd": fmt.Sprintf(`echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s`, execLog)}
+		if code := nodes[1].api.Do("PUT", "/api/v1/jobs/"+name, job, nil); code != 201 {
+			t.Fatalf("PUT job %s: HTTP %d", name, code)
+		}
+	}
+	put("r1", map[string]any{"schedule": "* * * * * ?", "misfire": "all"})
+	put("r2", map[string]any{"schedule": "* * * * * ?", "misfire": "all"})
+	put("j", map[string]any{"depends_on": []string{"r1", "r2"}})
+	put("leaf", map[string]any{"depends_on": []string{"j"}})
+
+	leader := func(via *node) string {
+		var c proc.ClusterJSON
+		via.api.Do("GET", "/api/v1/cluster", nil, &c)
+		return c.Leader
+	}
+	awaitSlots(nodes[0].api, "leaf", 3, 60*time.Second)
+	var old *node
+	for _, n := range nodes {
+		if n.id == leader(nodes[0]) {
+			old = n
+		}
+	}
+	if old == nil {
+		t.Fatal("no leader")
+	}
+	old.p.Signal(syscall.SIGKILL)
+	<-old.p.Exited()
+	survivor := nodes[0]
+	if survivor == old {
+		survivor = nodes[1]
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for l := leader(survivor); l == "" || l == old.id; l = leader(survivor) {
+		if time.Now().After(deadline) {
+			t.Fatal("no new leader within 30s")
+		}
+		time.Sleep(200 * time.Millisecond) // polling another process's state
+	}
+	before := len(jobRuns(survivor.api, "leaf"))
+	awaitSlots(survivor.api, "leaf", before+3, 60*time.Second)
+	for _, r := range []string{"r1", "r2"} {
+		if code := survivor.api.Do("POST", "/api/v1/jobs/"+r+"/pause", nil, nil); code != 200 {
+			t.Fatalf("pause %s: HTTP %d", r, code)
+		}
+	}
+	slots := func(job string) map[string]graphRun {
+		out := map[string]graphRun{}
+		for _, r := range proc.MustListOf[graphRun](survivor.api, "job="+job) {
+			if r.LogicalTime == nil {
+				t.Fatalf("%s: run %s has no logical time", job, r.ID)
+			}
+			if prev, ok := out[*r.LogicalTime]; ok {
+				t.Errorf("%s: slot %s has two runs, %s and %s", job, *r.LogicalTime, prev.ID, r.ID)
+			}
+			if r.Status != "succeeded" && r.Status != "skipped" && r.Status != "failed" && r.Status != "cancelled" {
+				r = graphRun{ID: r.ID, Status: survivor.api.Wait(r.ID, 2*time.Minute).Status, LogicalTime: r.LogicalTime}
+			}
+			out[*r.LogicalTime] = r
+		}
+		return out
+	}
+	// Everything settles: read again once every run ended.
+	for _, j := range []string{"r1", "r2", "j", "leaf"} {
+		slots(j)
+	}
+	r1, r2, js, leaves := slots("r1"), slots("r2"), slots("j"), slots("leaf")
+	t.Logf("slots: r1 %d, r2 %d, j %d, leaf %d", len(r1), len(r2), len(js), len(leaves))
+	for at, a := range r1 {
+		b, ok := r2[at]
+		if !ok || a.Status != "succeeded" || b.Status != "succeeded" {
+			t.Errorf("slot %s: r1 %s, r2 %+v", at, a.Status, b)
+			continue
+		}
+		jr, ok := js[at]
+		if !ok || jr.Status != "succeeded" {
+			t.Errorf("slot %s: j's run %+v, want one, succeeded", at, jr)
+			continue
+		}
+		lr, ok := leaves[at]
+		if !ok || lr.Status != "succeeded" {
+			t.Errorf("slot %s: leaf's run %+v, want one, succeeded", at, lr)
+			continue
+		}
+		if jr.StartedAt.Before(*a.FinishedAt) || jr.StartedAt.Before(*b.FinishedAt) || lr.StartedAt.Before(*jr.FinishedAt) {
+			t.Errorf("slot %s out of order: r1 ended %v, r2 ended %v, j started %v and ended %v, leaf started %v",
+				at, a.FinishedAt, b.FinishedAt, jr.StartedAt, jr.FinishedAt, lr.StartedAt)
+		}
+	}
+	for at := range js {
+		if _, ok := r1[at]; !ok {
+			t.Errorf("j has a run for %s, a slot the roots never had", at)
+		}
+	}
+	for k, n := range proc.CountLines(t, execLog, -1) {
+		if n > 1 {
+			t.Errorf("attempt %q executed %d times", k, n)
+		}
+	}
+}
