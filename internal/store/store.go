@@ -256,8 +256,11 @@ type RunCancelResult struct {
 // attempt it ended with is recorded in its history (RetryAttempt). Runs
 // in other states give ErrConflict.
 type RunRetryParams struct {
-	ID  string
-	Now time.Time
+	// Succeeded allows a succeeded run to be retried too (a backfill's
+	// rerun all); otherwise it is ErrConflict.
+	Succeeded bool
+	ID        string
+	Now       time.Time
 }
 
 // RunPromoteParams moves pending runs whose run_at <= Now to queued, at most
@@ -462,6 +465,7 @@ type Store interface {
 	RatesStore
 	AttemptStore
 	JobStore
+	BackfillStore
 	CallbackStore
 	TokenStore
 	AuditStore
@@ -509,6 +513,7 @@ type Tx interface {
 	RunRequeueLost(ctx context.Context, p RunRequeueLostParams) ([]*Run, error)
 	JobTx
 	DepsTx
+	BackfillTx
 	CallbackTx
 	TokenTx
 	AuditTx

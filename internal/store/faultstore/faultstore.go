@@ -405,6 +405,16 @@ func (s *Store) JobList(ctx context.Context) ([]*store.Job, error) {
 	return read(s, ctx, "JobList", func() ([]*store.Job, error) { return s.inner.JobList(ctx) })
 }
 
+// BackfillGet implements store.BackfillStore.
+func (s *Store) BackfillGet(ctx context.Context, id string) (*store.Backfill, error) {
+	return read(s, ctx, "BackfillGet", func() (*store.Backfill, error) { return s.inner.BackfillGet(ctx, id) })
+}
+
+// BackfillList implements store.BackfillStore.
+func (s *Store) BackfillList(ctx context.Context, limit int) ([]*store.Backfill, error) {
+	return read(s, ctx, "BackfillList", func() ([]*store.Backfill, error) { return s.inner.BackfillList(ctx, limit) })
+}
+
 // JobNextFire implements store.JobStore.
 func (s *Store) JobNextFire(ctx context.Context) (time.Time, error) {
 	return read(s, ctx, "JobNextFire", func() (time.Time, error) { return s.inner.JobNextFire(ctx) })
@@ -578,6 +588,23 @@ func (t *tx) RunListActiveForJob(ctx context.Context, job string, limit int) ([]
 
 func (t *tx) RunUnblockNext(ctx context.Context, job string, now time.Time) (*store.Run, error) {
 	return txCall(t, ctx, "RunUnblockNext", job, func() (*store.Run, error) { return t.inner.RunUnblockNext(ctx, job, now) })
+}
+
+func (t *tx) BackfillCreate(ctx context.Context, b *store.Backfill) error {
+	_, err := txCall(t, ctx, "BackfillCreate", b, func() (struct{}, error) { return struct{}{}, t.inner.BackfillCreate(ctx, b) })
+	return err
+}
+
+func (t *tx) BackfillUpdate(ctx context.Context, b *store.Backfill) (*store.Backfill, bool, error) {
+	type upd struct {
+		b  *store.Backfill
+		ok bool
+	}
+	r, err := txCall(t, ctx, "BackfillUpdate", b, func() (upd, error) {
+		out, ok, err := t.inner.BackfillUpdate(ctx, b)
+		return upd{out, ok}, err
+	})
+	return r.b, r.ok, err
 }
 
 func (t *tx) RunListSlots(ctx context.Context, p store.RunSlotsParams) ([]*store.Run, error) {

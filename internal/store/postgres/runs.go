@@ -758,6 +758,10 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 	}
 	switch prev.Status {
 	case store.StatusFailed, store.StatusCancelled, store.StatusTimedOut, store.StatusSkipped:
+	case store.StatusSucceeded:
+		if !p.Succeeded {
+			return nil, fmt.Errorf("run %q is %s: %w", p.ID, prev.Status, store.ErrConflict)
+		}
 	default:
 		return nil, fmt.Errorf("postgres: RunRetry: run %q is %s: %w", p.ID, prev.Status, store.ErrConflict)
 	}

@@ -99,6 +99,8 @@ const (
 	wGateQueue         // deps.go
 	wGateSkip          // deps.go
 	wGateReblock       // deps.go
+	wBackfillCreate    // backfill.go
+	wBackfillUpdate    // backfill.go
 	wClaimSelect1      // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8      = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts          = wClaimSelect1 + maxClaimTypes
@@ -763,6 +765,10 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 	}
 	switch prev.Status {
 	case store.StatusFailed, store.StatusCancelled, store.StatusTimedOut, store.StatusSkipped:
+	case store.StatusSucceeded:
+		if !p.Succeeded {
+			return nil, fmt.Errorf("run %q is %s: %w", p.ID, prev.Status, store.ErrConflict)
+		}
 	default:
 		return nil, fmt.Errorf("sqlite: RunRetry: run %q is %s: %w", p.ID, prev.Status, store.ErrConflict)
 	}

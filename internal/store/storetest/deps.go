@@ -161,3 +161,78 @@ func testRunUnblockNextLeavesDependents(t *testing.T, s store.Store) {
 	putJobs(t, s, d)
 	wantUnblocked(t, s, "the job without its dependencies", "d", "d1")
 }
+
+// A backfill is stored as given, listed newest first, and updated by
+// compare-and-set on its version; a second create of its ID is a
+// conflict.
+func testBackfills(t *testing.T, s store.Store) {
+	b := &store.Backfill{ID: "bf1", Job: "j", From: t0, To: t0.Add(29 * 24 * time.Hour), Parallel: 4, Cascade: true,
+		Rerun: store.RerunFailed, State: store.BackfillRunning, Next: t0, CreatedAt: t0, UpdatedAt: t0}
+	tx(t, s, func(tx store.Tx) error { return tx.BackfillCreate(ctx, b) })
+	later := *b
+	later.ID, later.CreatedAt, later.Desc, later.Next = "bf2", t0.Add(time.Minute), true, time.Time{}
+	tx(t, s, func(tx store.Tx) error { return tx.BackfillCreate(ctx, &later) })
+	err := s.Tx(ctx, func(tx store.Tx) error { return tx.BackfillCreate(ctx, b) })
+	wantErr(t, "a second create", err, store.ErrConflict)
+
+	got, err := s.BackfillGet(ctx, "bf1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *b
+	want.Version = 1
+	want.From, want.To, want.Next, want.CreatedAt, want.UpdatedAt = b.From.UTC(), b.To.UTC(), b.Next.UTC(), b.CreatedAt.UTC(), b.UpdatedAt.UTC()
+	if *got != want {
+		t.Errorf("BackfillGet:\n got %+v\nwant %+v", *got, want)
+	}
+	list, err := s.BackfillList(ctx, 10)
+	if err != nil || len(list) != 2 || list[0].ID != "bf2" || !list[0].Desc || !list[0].Next.IsZero() {
+		t.Fatalf("BackfillList: %v (%v)", list, err)
+	}
+	if _, err := s.BackfillGet(ctx, "nope"); err == nil {
+		t.Error("BackfillGet of an unknown ID: no error")
+	}
+
+	upd := *got
+	upd.State, upd.Next, upd.Started, upd.Kept, upd.UpdatedAt = store.BackfillPaused, t0.Add(48*time.Hour), 2, 1, t0.Add(time.Hour)
+	var (
+		out *store.Backfill
+		ok  bool
+	)
+	tx(t, s, func(tx store.Tx) error { out, ok, err = tx.BackfillUpdate(ctx, &upd); return err })
+	if !ok || out.Version != 2 || out.State != store.BackfillPaused || !out.Next.Equal(upd.Next) || out.Started != 2 || out.Kept != 1 {
+		t.Fatalf("BackfillUpdate: %+v, %v", out, ok)
+	}
+	// The same version again: the compare-and-set fails.
+	tx(t, s, func(tx store.Tx) error { out, ok, err = tx.BackfillUpdate(ctx, &upd); return err })
+	if ok || out != nil {
+		t.Errorf("a stale update applied: %+v", out)
+	}
+	done := *got
+	done.Version, done.State, done.Next, done.FinishedAt = 2, store.BackfillDone, time.Time{}, t0.Add(2*time.Hour)
+	tx(t, s, func(tx store.Tx) error { out, ok, err = tx.BackfillUpdate(ctx, &done); return err })
+	if !ok || !out.Next.IsZero() || !out.FinishedAt.Equal(done.FinishedAt) {
+		t.Errorf("finishing: %+v, %v", out, ok)
+	}
+}
+
+// A succeeded run is retried only when the retry says so (a backfill's
+// rerun all); it is queued like any retried run.
+func testRetrySucceeded(t *testing.T, s store.Store) {
+	insert(t, s, params("ok"))
+	claimAll(t, s)
+	start(t, s, store.RunStartParams{ID: "ok", Attempt: 1, WorkerID: "w1", Now: t0})
+	finishOne(t, s, store.RunFinishParams{ID: "ok", Attempt: 1, Status: store.StatusSucceeded, Now: t0})
+	err := s.Tx(ctx, func(tx store.Tx) error { _, err := tx.RunRetry(ctx, store.RunRetryParams{ID: "ok", Now: t0}); return err })
+	wantErr(t, "a plain retry of a succeeded run", err, store.ErrConflict)
+	var r *store.Run
+	tx(t, s, func(tx store.Tx) error {
+		var err error
+		r, err = tx.RunRetry(ctx, store.RunRetryParams{ID: "ok", Now: t0, Succeeded: true})
+		return err
+	})
+	if r.Status != store.StatusQueued || len(r.Result) != 0 {
+		t.Errorf("retried: %s, result %s", r.Status, r.Result)
+	}
+	checkCounts(t, s, "after the retry of a succeeded run")
+}

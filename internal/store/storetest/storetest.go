@@ -172,6 +172,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"RunListSlots", testRunListSlots},
 		{"RunGate", testRunGate},
 		{"RunUnblockNextLeavesDependents", testRunUnblockNextLeavesDependents},
+		{"Backfills", testBackfills},
+		{"RetrySucceeded", testRetrySucceeded},
 		{"JobListDueConcurrent", testJobListDueConcurrent},
 		{"JobListDueHeld", func(t *testing.T, s store.Store) { testJobListDueHeld(t, s, opts) }},
 		{"JobsClosed", testJobsClosed},
