@@ -32,6 +32,7 @@ that come while an earlier run is still going. Each slot fires one run.`
 		a.newJobPauseCmd(true),
 		a.newJobPauseCmd(false),
 		a.newJobTriggerCmd(),
+		a.newJobBackfillCmd(),
 		a.newJobRmCmd(),
 	)
 	return cmd

@@ -139,6 +139,7 @@ func (e *Engine) terminal(id, job string, at time.Time, st store.RunStatus) {
 	}
 	if job != "" && !at.IsZero() {
 		e.gate.note(gateNote{job: job, at: at})
+		e.backfill.noteJob(job)
 	}
 	if e.cfg.OnTerminal != nil {
 		e.cfg.OnTerminal(id, st)

@@ -347,6 +347,7 @@ type Engine struct {
 	feedback *deliverer  // callback deliveries, leader only (feedback.go)
 	unblock  *unblocker  // releases blocked runs of jobs (cron.go)
 	gate     *gate       // decides runs waiting on upstream jobs (deps.go)
+	backfill *backfiller // drives backfills on the leader (backfill.go)
 	monitor  *monitor    // liveness (monitor.go)
 	recon    *reconciler // reconcile.go
 	waiters  waiters     // Wait calls, by run (control.go)
@@ -423,6 +424,7 @@ func New(cfg Config) (*Engine, error) {
 	e.recon = &reconciler{e: e}
 	e.unblock = &unblocker{e: e}
 	e.gate = &gate{e: e}
+	e.backfill = &backfiller{e: e}
 	e.ops = e.commits.ops
 	e.liveCfg.Store(liveFromConfig(&e.cfg))
 	if err := e.initFeedback(); err != nil {

@@ -146,6 +146,7 @@ func (e *Engine) becomeLeader(l store.Leader) {
 		defer loops.Done()
 		e.retentionLoop(ctx) // retention.go
 	}()
+	e.backfill.wake() // the backfills a previous leader was driving
 }
 
 // stepDown stops the leader loops at once. Called with e.lead.mu held.

@@ -297,6 +297,7 @@ func (e *Engine) heard(n store.Notification) {
 	case store.TopicJobs:
 		e.gate.jobsChanged()
 		e.rearmCron()
+		e.backfill.wake() // a backfill created or changed on another server
 	case store.TopicCallback:
 		e.heardCallback(n.Payload)
 	case store.TopicLogWatch:

@@ -168,6 +168,7 @@ func (e *Engine) unblockStranded(ctx context.Context) int {
 		}
 	}
 	e.gate.note(notes...)
+	e.backfill.wake()
 	e.disp.mu.Lock()
 	defer e.disp.mu.Unlock()
 	for j := range jobs {

@@ -74,6 +74,9 @@ func (h *httpAPI) routes() []route {
 	if src, ok := h.eng.(statsSource); ok {
 		rs = append(rs, route{"GET /api/v1/stats", auth.PermRead, scopeNone, "", h.stats(src)})
 	}
+	if src, ok := h.eng.(backfillSource); ok {
+		rs = append(rs, h.backfillRoutes(src)...)
+	}
 	if src, ok := h.eng.(seriesSource); ok {
 		rs = append(rs, route{"GET /api/v1/stats/series", auth.PermRead, scopeNone, "", h.series(src)})
 	}
