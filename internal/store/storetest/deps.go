@@ -223,7 +223,10 @@ func testRetrySucceeded(t *testing.T, s store.Store) {
 	claimAll(t, s)
 	start(t, s, store.RunStartParams{ID: "ok", Attempt: 1, WorkerID: "w1", Now: t0})
 	finishOne(t, s, store.RunFinishParams{ID: "ok", Attempt: 1, Status: store.StatusSucceeded, Now: t0})
-	err := s.Tx(ctx, func(tx store.Tx) error { _, err := tx.RunRetry(ctx, store.RunRetryParams{ID: "ok", Now: t0}); return err })
+	err := s.Tx(ctx, func(tx store.Tx) error {
+		_, err := tx.RunRetry(ctx, store.RunRetryParams{ID: "ok", Now: t0})
+		return err
+	})
 	wantErr(t, "a plain retry of a succeeded run", err, store.ErrConflict)
 	var r *store.Run
 	tx(t, s, func(tx store.Tx) error {
