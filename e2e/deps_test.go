@@ -146,3 +146,124 @@ func TestDependenciesAcrossLeaderFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillAcrossLeaderFailover: three servers on one PostgreSQL, a
+// diamond (a; b and c on a; d joining b and c) backfilled over 30 days
+// with cascade and parallel 4; the leader driving it is SIGKILLed mid-way.
+// The dry run's plan, every (job, day) exactly once and succeeded, each
+// dispatched after its upstream runs finished, no attempt run twice.
+func TestBackfillAcrossLeaderFailover(t *testing.T) {
+	storeURL := proc.PGURL(t)
+	execLog := filepath.Join(t.TempDir(), "exec.log")
+	nodes := make([]*node, 3)
+	var grpcs []string
+	for i := range nodes {
+		n := &node{id: fmt.Sprintf("s%d", i+1)}
+		n.p, n.http, n.grpc = proc.StartServer(t, n.id, "--store", storeURL, "--id", n.id, "--heartbeat", "1s",
+			"--lease-ttl", "5s", "--renew-interval", "1s")
+		n.api = proc.NewAPI(t, n.http)
+		nodes[i] = n
+		grpcs = append(grpcs, n.grpc)
+	}
+	for i := range 2 {
+		w := proc.Start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(grpcs[i:], ",")+","+strings.Join(grpcs[:i], ","),
+			"--id", fmt.Sprintf("w%d", i+1), "--capacity", "8", "--shell")
+		w.Await(30*time.Second, "connected")
+	}
+	api := nodes[1].api
+	for _, j := range []struct {
+		name string
+		deps []string
+	}{{"a", nil}, {"b", []string{"a"}}, {"c", []string{"a"}}, {"d", []string{"b", "c"}}} {
+		job := map[string]any{"type": "shell", "group": "default", "depends_on": j.deps,
+			"payload": map[string]string{"cmd": fmt.Sprintf(`sleep 0.2; echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s`, execLog)}}
+		if code := api.Do("PUT", "/api/v1/jobs/"+j.name, job, nil); code != 201 {
+			t.Fatalf("PUT job %s: HTTP %d", j.name, code)
+		}
+	}
+	from := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	body := map[string]any{"from": from.Format(time.RFC3339), "to": from.AddDate(0, 0, 29).Format(time.RFC3339),
+		"parallel": 4, "cascade": true, "dry_run": true}
+	var plan struct {
+		Jobs   []string `json:"jobs"`
+		Create int      `json:"create"`
+	}
+	if code := api.Do("POST", "/api/v1/jobs/a/backfill", body, &plan); code != 200 {
+		t.Fatalf("dry run: HTTP %d", code)
+	}
+	if plan.Create != 30 || len(plan.Jobs) != 4 {
+		t.Fatalf("plan: %d slots to create, jobs %v", plan.Create, plan.Jobs)
+	}
+	body["dry_run"] = false
+	var bf struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	}
+	if code := api.Do("POST", "/api/v1/jobs/a/backfill", body, &bf); code != 201 {
+		t.Fatalf("backfill: HTTP %d", code)
+	}
+	leader := func(via *node) string {
+		var c proc.ClusterJSON
+		via.api.Do("GET", "/api/v1/cluster", nil, &c)
+		return c.Leader
+	}
+	awaitSlots(nodes[0].api, "d", 8, 90*time.Second)
+	var old *node
+	for _, n := range nodes {
+		if n.id == leader(nodes[0]) {
+			old = n
+		}
+	}
+	if old == nil {
+		t.Fatal("no leader")
+	}
+	old.p.Signal(syscall.SIGKILL)
+	<-old.p.Exited()
+	survivor := nodes[0]
+	if survivor == old {
+		survivor = nodes[1]
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for bf.State != "done" {
+		if time.Now().After(deadline) {
+			t.Fatalf("backfill %s still %s after the failover", bf.ID, bf.State)
+		}
+		time.Sleep(500 * time.Millisecond) // polling another process's state
+		survivor.api.Do("GET", "/api/v1/backfills/"+bf.ID, nil, &bf)
+	}
+	type dayRun struct {
+		graphRun
+		DispatchedAt *time.Time `json:"dispatched_at"`
+	}
+	runs := map[string]map[string]dayRun{}
+	total := 0
+	for _, j := range []string{"a", "b", "c", "d"} {
+		runs[j] = map[string]dayRun{}
+		for _, r := range proc.MustListOf[dayRun](survivor.api, "job="+j) {
+			if prev, ok := runs[j][*r.LogicalTime]; ok {
+				t.Errorf("%s: day %s has two runs, %s and %s", j, *r.LogicalTime, prev.ID, r.ID)
+			}
+			if r.Status != "succeeded" {
+				t.Errorf("%s: day %s: %s", j, *r.LogicalTime, r.Status)
+			}
+			runs[j][*r.LogicalTime] = r
+			total++
+		}
+	}
+	if total != plan.Create*len(plan.Jobs) {
+		t.Errorf("%d runs, the dry run planned %d", total, plan.Create*len(plan.Jobs))
+	}
+	for day, dr := range runs["d"] {
+		a, b, c := runs["a"][day], runs["b"][day], runs["c"][day]
+		if a.FinishedAt == nil || b.FinishedAt == nil || c.FinishedAt == nil || dr.DispatchedAt == nil ||
+			b.DispatchedAt.Before(*a.FinishedAt) || c.DispatchedAt.Before(*a.FinishedAt) ||
+			dr.DispatchedAt.Before(*b.FinishedAt) || dr.DispatchedAt.Before(*c.FinishedAt) {
+			t.Errorf("day %s out of dependency order", day)
+		}
+	}
+	for k, n := range proc.CountLines(t, execLog, -1) {
+		if n > 1 {
+			t.Errorf("attempt %q executed %d times", k, n)
+		}
+	}
+}

@@ -33,7 +33,7 @@ type backfiller struct {
 	e *Engine
 
 	mu       sync.Mutex
-	jobs     map[string]bool // root jobs of running backfills (terminal notes)
+	jobs     map[string]bool // the jobs of running backfills (terminal notes)
 	pending  bool            // a step of every running backfill is wanted
 	inflight bool
 }
@@ -83,10 +83,15 @@ func (b *backfiller) startLocked() {
 }
 
 // stepAll steps every running backfill, each in an op of its own, and
-// returns the root jobs of those still running.
+// returns the jobs (with cascade, the downstream ones too) of those
+// running.
 func (b *backfiller) stepAll(ctx context.Context) (map[string]bool, error) {
 	e := b.e
 	list, err := e.st.BackfillList(ctx, 1000)
+	if err != nil {
+		return nil, err
+	}
+	graph, err := e.gate.depGraph(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +100,9 @@ func (b *backfiller) stepAll(ctx context.Context) (map[string]bool, error) {
 		if bf.State != store.BackfillRunning {
 			continue
 		}
-		roots[bf.Job] = true
+		for _, j := range scopeJobs(graph, bf.Job, bf.Cascade) {
+			roots[j] = true // the end of any of its runs may end the backfill
+		}
 		if err := e.stepBackfill(ctx, bf.ID); err != nil && !errors.Is(err, store.ErrConflict) {
 			return nil, err
 		}
@@ -188,7 +195,14 @@ func (e *Engine) step(ctx context.Context, tx store.Tx, o *txOp, read *store.Bac
 		next.Next = slots[pos]
 	}
 	if next.Next.IsZero() && going == 0 {
-		next.State, next.FinishedAt = store.BackfillDone, now
+		// Done once the downstream runs of its range ended too.
+		busy, err := rangeBusy(ctx, tx, scopeJobs(g, j.Name, bf.Cascade)[1:], lo, hi)
+		if err != nil {
+			return err
+		}
+		if !busy {
+			next.State, next.FinishedAt = store.BackfillDone, now
+		}
 	}
 	if next == *bf {
 		return nil
@@ -198,6 +212,23 @@ func (e *Engine) step(ctx context.Context, tx store.Tx, o *txOp, read *store.Bac
 		return errors.Join(err, fmt.Errorf("backfill %s: the update after taking it did not apply", bf.ID))
 	}
 	return nil
+}
+
+// rangeBusy reports whether a run of jobs with a logical time in [lo, hi]
+// is unfinished.
+func rangeBusy(ctx context.Context, tx store.Tx, jobs []string, lo, hi time.Time) (bool, error) {
+	for _, j := range jobs {
+		active, err := tx.RunListActiveForJob(ctx, j, 1000)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range active {
+			if !r.LogicalTime.IsZero() && !r.LogicalTime.Before(lo) && !r.LogicalTime.After(hi) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // startSlot gives slot at of the backfill its run: a new one (with its
