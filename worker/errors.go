@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors. The run-ending ones are set as the cause of a run's
@@ -37,6 +38,27 @@ var (
 	// for it.
 	ErrStaleRun = errors.New("worker: attempt is stale")
 )
+
+// Poke reports that the run is not done yet and should run again after d
+// (a sensor waiting for a file or an endpoint): the server puts it back to
+// pending until then, the worker's slot is free meanwhile, and the attempt
+// is not counted against the run's retries. d is kept between 1 s and 24 h
+// by the server. A handler returns it as its error.
+func Poke(d time.Duration) error { return &pokeError{after: d} }
+
+// PokeAfter reports whether err, or an error it wraps, is a [Poke], and
+// its delay.
+func PokeAfter(err error) (time.Duration, bool) {
+	var p *pokeError
+	if errors.As(err, &p) {
+		return p.after, true
+	}
+	return 0, false
+}
+
+type pokeError struct{ after time.Duration }
+
+func (p *pokeError) Error() string { return fmt.Sprintf("not done yet: poke again in %s", p.after) }
 
 // NoRetry marks err as a failure that retrying cannot fix (bad input, a
 // permanent refusal): the attempt is reported with no_retry set and the

@@ -41,6 +41,8 @@ type Run struct {
 	typ         string
 	group       string
 	job         string
+	logical     time.Time // the run's slot (zero: none)
+	created     time.Time
 	payload     json.RawMessage
 	maxAttempts int32
 	// from the task; the effective deadline is computed when the run starts.
@@ -113,6 +115,15 @@ func (r *Run) Group() string { return r.group }
 // Job returns the name of the job the run was created from ("" for one-shot
 // submissions).
 func (r *Run) Job() string { return r.job }
+
+// LogicalTime is the slot the run belongs to — its cron fire time, or the
+// time a trigger or a backfill gave it — and the zero time for a run with
+// none (a plain submission or trigger).
+func (r *Run) LogicalTime() time.Time { return r.logical }
+
+// CreatedAt is when the run was created (zero from a server that does not
+// say).
+func (r *Run) CreatedAt() time.Time { return r.created }
 
 // Payload returns the run's JSON payload (nil when it has none). The caller
 // must not modify it.
@@ -456,6 +467,8 @@ type TestRun struct {
 	Type        string
 	Group       string
 	Job         string
+	LogicalTime time.Time
+	CreatedAt   time.Time
 	Payload     json.RawMessage
 	Deadline    time.Time
 	// Log receives the run's log and output lines, one per line, formatted
@@ -484,6 +497,8 @@ func NewTestRun(t TestRun) *Run {
 		typ:         t.Type,
 		group:       t.Group,
 		job:         t.Job,
+		logical:     t.LogicalTime,
+		created:     t.CreatedAt,
 		payload:     t.Payload,
 		deadline:    t.Deadline,
 		logLevel:    t.LogLevel,

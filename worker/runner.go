@@ -113,6 +113,9 @@ func (w *Worker) execute(ctx context.Context, r *Run) *plutov1.Result {
 		FinishedUnixMs: finished.UnixMilli(),
 	}
 	res.Outcome, res.Error, res.NoRetry = classify(ctx, err)
+	if d, ok := PokeAfter(err); ok && ctx.Err() == nil {
+		res.Outcome, res.Error, res.PokeAfterMs = plutov1.Outcome_OUTCOME_POKE, nil, max(d.Milliseconds(), 1)
+	}
 	if n := len(res.Result); n > MaxResultBytes {
 		// Sent as it is, the message would be refused by the server, and
 		// refused again after every reconnect: the run would never end.
@@ -198,6 +201,14 @@ func (w *Worker) notifyChangedLocked() {
 	}
 }
 
+// fromUnixMs is a time from Unix ms (0: the zero time).
+func fromUnixMs(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
 // enqueueLocked adds a dispatched task to the local FIFO.
 func (w *Worker) enqueueLocked(t *plutov1.Task) {
 	key := runKey{t.GetRunId(), t.GetAttempt()}
@@ -218,6 +229,8 @@ func (w *Worker) enqueueLocked(t *plutov1.Task) {
 		logLevel:    w.opts.RunLogLevel,
 		capLines:    t.GetLogMaxLines(),
 		capBytes:    t.GetLogMaxBytes(),
+		logical:     fromUnixMs(t.GetLogicalTimeUnixMs()),
+		created:     fromUnixMs(t.GetCreatedUnixMs()),
 	}
 	if len(r.payload) == 0 {
 		r.payload = nil

@@ -782,3 +782,30 @@ func TestRunWithSignals(t *testing.T) {
 		t.Fatal("RunWithSignals did not return")
 	}
 }
+
+// A handler returning Poke reports OUTCOME_POKE with its delay; the run's
+// logical time and creation time come from the task.
+func TestPokeAndLogicalTime(t *testing.T) {
+	f := startFake(t)
+	slot := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	var got, created atomic.Value
+	mux := NewMux()
+	mux.HandleFunc("sensor", func(_ context.Context, r *Run) error {
+		got.Store(r.LogicalTime())
+		created.Store(r.CreatedAt())
+		return Poke(90 * time.Second)
+	})
+	startWorker(t, Options{Servers: []string{f.addr}, Handler: mux})
+	c := f.next(t)
+	c.dispatch(&plutov1.Task{RunId: "s1", Attempt: 1, Type: "sensor", LogicalTimeUnixMs: slot.UnixMilli(), CreatedUnixMs: slot.Add(time.Hour).UnixMilli()})
+	res := c.waitResult(t, "s1")
+	if res.GetOutcome() != plutov1.Outcome_OUTCOME_POKE || res.GetPokeAfterMs() != 90000 || len(res.GetError()) != 0 {
+		t.Errorf("result = %v", res)
+	}
+	if lt, _ := got.Load().(time.Time); !lt.Equal(slot) {
+		t.Errorf("LogicalTime %v, want %v", lt, slot)
+	}
+	if ct, _ := created.Load().(time.Time); !ct.Equal(slot.Add(time.Hour)) {
+		t.Errorf("CreatedAt %v", ct)
+	}
+}

@@ -91,6 +91,7 @@ contains the process ID) results are kept in memory only unless
 	f.BoolVar(&shell, "shell", false, "enable the shell handler (runs commands from the network; off by default)")
 	f.BoolVar(&handlers.shellInheritEnv, "shell-inherit-env", false, "give shell runs this worker's whole environment (default: a clean one, see above)")
 	f.BoolVar(&handlers.http, "http", false, "enable the http handler (makes requests from this worker's network; off by default)")
+	f.BoolVar(&handlers.sensors, "sensors", false, "enable the file-sensor and http-sensor handlers (check this worker's files and network for a run's success marker)")
 	f.StringSliceVar(&httpAllow, "http-allow", nil, "non-public destinations http runs may also reach: CIDRs, IPs, host names, *.wildcards (comma-separated, repeatable; default: public addresses only)")
 	f.DurationVar(&drainTimeout, "drain-timeout", worker.DefaultDrainTimeout, "on stop, how long running handlers may take to finish")
 	f.StringVar(&resultDir, "result-dir", "", "directory for results not yet acknowledged, delivered after a restart (default with --id: $XDG_STATE_HOME/pluto/worker-<id>, XDG_STATE_HOME defaulting to ~/.local/state; without --id, or \"\": memory only)")
@@ -280,6 +281,7 @@ type builtinHandlers struct {
 	shell           bool
 	shellInheritEnv bool // the worker's whole environment, not a clean one
 	http            bool
+	sensors         bool             // file-sensor and http-sensor
 	httpAllow       *netguard.Policy // beside public addresses; nil: none
 }
 
@@ -290,8 +292,8 @@ func (b *builtinHandlers) configure(httpAllow []string) error {
 	if b.shellInheritEnv && !b.shell {
 		return usageErrorf("--shell-inherit-env needs --shell")
 	}
-	if len(httpAllow) > 0 && !b.http {
-		return usageErrorf("--http-allow needs --http (the http handler is off without it)")
+	if len(httpAllow) > 0 && !b.http && !b.sensors {
+		return usageErrorf("--http-allow needs --http or --sensors (the handlers that make requests are off without them)")
 	}
 	p, err := netguard.Parse(executor.HTTPAllowName, httpAllow)
 	if err != nil {
@@ -321,6 +323,10 @@ func (b builtinHandlers) mux() *worker.Mux {
 	if b.shell {
 		mux.Handle(executor.TypeShell, executor.Shell(executor.ShellOptions{InheritEnv: b.shellInheritEnv}))
 	}
+	if b.sensors {
+		mux.Handle(executor.TypeFileSensor, executor.FileSensor())
+		mux.Handle(executor.TypeHTTPSensor, executor.HTTPSensor(b.httpAllow))
+	}
 	return mux
 }
 
@@ -328,5 +334,5 @@ func (b builtinHandlers) mux() *worker.Mux {
 // destinations only) and noop always, shell when enabled. pluto dev
 // listens on loopback for a single user, which is why http stays on there.
 func builtinMux(shell bool) *worker.Mux {
-	return builtinHandlers{shell: shell, http: true}.mux()
+	return builtinHandlers{shell: shell, http: true, sensors: true}.mux()
 }

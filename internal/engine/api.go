@@ -130,6 +130,9 @@ type Task struct {
 	// the worker may stop sending lines past them (the store enforces them
 	// whatever it sends).
 	LogMaxLines, LogMaxBytes int64
+	// LogicalTime is the run's slot (zero: none); CreatedAt when it was
+	// created.
+	LogicalTime, CreatedAt time.Time
 }
 
 // Ack says the worker started an attempt.
@@ -147,6 +150,9 @@ const (
 	OutcomeFailed
 	OutcomeCancelled
 	OutcomeTimedOut
+	// OutcomePoke: not done yet (a sensor); dispatch the run again after
+	// Result.PokeAfter, without using up an attempt.
+	OutcomePoke
 )
 
 // Result reports a finished attempt.
@@ -159,6 +165,8 @@ type Result struct {
 	StartedAt  time.Time
 	FinishedAt time.Time
 	NoRetry    bool
+	// PokeAfter is when to dispatch the run again, with OutcomePoke.
+	PokeAfter time.Duration
 }
 
 // ResultAck tells a worker whether its result was committed.

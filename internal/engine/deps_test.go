@@ -281,3 +281,31 @@ func lastOf(ts []Task, job string) *Task {
 	}
 	return nil
 }
+
+// A poke (a sensor: not yet) puts the run back to pending for its delay,
+// uses up no attempt however often it comes, frees the worker's slot, and
+// the run is dispatched again when the delay passed.
+func TestPokeWaitsWithoutUsingAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		s, c := en.connect("w1", 1)
+		run := en.submit(SubmitSpec{})[0]
+		for i := range 5 {
+			task := c.Tasks()[i]
+			s.Results([]Result{{RunID: task.RunID, Attempt: task.Attempt, Outcome: OutcomePoke, PokeAfter: 30 * time.Second}})
+			synctest.Wait()
+			r := en.wantStatus(run.ID, store.StatusPending)
+			if r.Failures != 0 || !r.RunAt.Equal(time.Now().Add(30*time.Second)) {
+				t.Fatalf("poke %d: failures %d, run_at %v; want 0 and now+30s", i, r.Failures, r.RunAt.Sub(time.Now()))
+			}
+			time.Sleep(30 * time.Second)
+			synctest.Wait()
+			if n := len(c.Tasks()); n != i+2 {
+				t.Fatalf("after poke %d: %d dispatches, want %d", i, n, i+2)
+			}
+		}
+		last := c.Tasks()[5]
+		finish(s, OutcomeSucceeded, last)
+		en.wantStatus(run.ID, store.StatusSucceeded) // max attempts is 1: the pokes used none
+	})
+}

@@ -40,7 +40,8 @@ type flight struct {
 	group       string
 	typ         string
 	job         string
-	logicalTime time.Time       // the run's slot (zero: none)
+	logicalTime time.Time // the run's slot (zero: none)
+	createdAt   time.Time
 	payload     json.RawMessage // dropped once sent
 	priority    int
 	runAt       time.Time
@@ -67,7 +68,7 @@ type flight struct {
 
 func newFlight(r *store.Run) *flight {
 	return &flight{
-		id: r.ID, attempt: r.Attempt, group: r.Group, typ: r.Type, job: r.Job, logicalTime: r.LogicalTime,
+		id: r.ID, attempt: r.Attempt, group: r.Group, typ: r.Type, job: r.Job, logicalTime: r.LogicalTime, createdAt: r.CreatedAt,
 		payload: r.Payload, priority: r.Priority, runAt: r.RunAt, seq: r.Seq,
 		maxAttempts: r.MaxAttempts, failures: r.Failures, lost: r.Lost, timeout: r.Timeout,
 		routing: r.Routing, routingKey: r.RoutingKey,
@@ -328,6 +329,7 @@ func (e *Engine) assign(g *group) {
 			RunID: f.id, Attempt: f.attempt, Type: f.typ, Group: f.group, Job: f.job,
 			Payload: f.payload, Timeout: f.timeout, MaxAttempts: f.maxAttempts,
 			LogMaxLines: live.LogMaxLines, LogMaxBytes: live.LogMaxBytes,
+			LogicalTime: f.logicalTime, CreatedAt: f.createdAt,
 		})
 		f.payload = nil
 		free--

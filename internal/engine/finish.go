@@ -14,6 +14,7 @@ import (
 //	cancelled by the worker on its own → queued (lost attempt, e.g. drain deadline)
 //	failed / timed out, attempts left  → pending until now + backoff
 //	failed / timed out, none left      → failed / timed_out
+//	poke (a sensor: not yet)           → pending until now + its delay, no attempt used
 //
 // A cancel the server asked for was committed before the worker was told,
 // so the worker's "cancelled" result for it is rejected by fencing.
@@ -31,6 +32,9 @@ func (e *Engine) finishParams(f *flight, r *Result, s *Session, now time.Time) s
 		p.Status = store.StatusQueued
 	case OutcomeTimedOut:
 		e.failure(&p, f, store.StatusTimedOut, r.NoRetry, now)
+	case OutcomePoke:
+		p.Status, p.Error = store.StatusPending, ""
+		p.RunAt = now.Add(min(max(r.PokeAfter, minPoke), maxPoke)).Truncate(time.Microsecond)
 	default:
 		if p.Error == "" {
 			p.Error = "failed"
@@ -39,6 +43,12 @@ func (e *Engine) finishParams(f *flight, r *Result, s *Session, now time.Time) s
 	}
 	return p
 }
+
+// A poke waits at least minPoke and at most maxPoke.
+const (
+	minPoke = time.Second
+	maxPoke = 24 * time.Hour
+)
 
 // failure fills p for a failed attempt: a retry after backoff while
 // attempts are left, otherwise the terminal status.

@@ -177,6 +177,7 @@ func (w *workerService) recvLoop(stream plutov1.WorkerService_ConnectServer, ses
 				rs[i] = engine.Result{
 					RunID: r.RunId, Attempt: int(r.Attempt), Outcome: outcomeFromProto(r.Outcome),
 					Result: r.Result, Error: storedText(r.Error, maxErrorBytes), NoRetry: r.NoRetry,
+					PokeAfter: time.Duration(r.PokeAfterMs) * time.Millisecond,
 					StartedAt: fromMillis(r.StartedUnixMs), FinishedAt: fromMillis(r.FinishedUnixMs),
 				}
 			}
@@ -276,9 +277,19 @@ func outcomeFromProto(o plutov1.Outcome) engine.Outcome {
 		return engine.OutcomeCancelled
 	case plutov1.Outcome_OUTCOME_TIMED_OUT:
 		return engine.OutcomeTimedOut
+	case plutov1.Outcome_OUTCOME_POKE:
+		return engine.OutcomePoke
 	default:
 		return engine.OutcomeFailed
 	}
+}
+
+// unixMillis is t in Unix ms, 0 for the zero time.
+func unixMillis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }
 
 func fromMillis(ms int64) time.Time {
@@ -441,6 +452,7 @@ func (c *streamConn) Dispatch(tasks []engine.Task) {
 				RunId: t.RunID, Attempt: int32(t.Attempt), Type: t.Type, Payload: t.Payload,
 				TimeoutMs: t.Timeout.Milliseconds(), Group: t.Group, Job: t.Job, MaxAttempts: int32(t.MaxAttempts),
 				LogMaxLines: t.LogMaxLines, LogMaxBytes: t.LogMaxBytes,
+				LogicalTimeUnixMs: unixMillis(t.LogicalTime), CreatedUnixMs: unixMillis(t.CreatedAt),
 			})
 			size += ts
 		}

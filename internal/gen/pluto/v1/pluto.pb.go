@@ -35,6 +35,11 @@ const (
 	Outcome_OUTCOME_FAILED      Outcome = 2
 	Outcome_OUTCOME_CANCELLED   Outcome = 3
 	Outcome_OUTCOME_TIMED_OUT   Outcome = 4
+	// Not done yet, try again later (a sensor poking): the run goes back to
+	// pending for Result.poke_after_ms without using up an attempt, and the
+	// worker's slot is free meanwhile. A server that predates it takes it as
+	// a failure.
+	Outcome_OUTCOME_POKE Outcome = 5
 )
 
 // Enum value maps for Outcome.
@@ -45,6 +50,7 @@ var (
 		2: "OUTCOME_FAILED",
 		3: "OUTCOME_CANCELLED",
 		4: "OUTCOME_TIMED_OUT",
+		5: "OUTCOME_POKE",
 	}
 	Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED": 0,
@@ -52,6 +58,7 @@ var (
 		"OUTCOME_FAILED":      2,
 		"OUTCOME_CANCELLED":   3,
 		"OUTCOME_TIMED_OUT":   4,
+		"OUTCOME_POKE":        5,
 	}
 )
 
@@ -733,7 +740,10 @@ type Result struct {
 	StartedUnixMs  int64  `protobuf:"varint,6,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
 	FinishedUnixMs int64  `protobuf:"varint,7,opt,name=finished_unix_ms,json=finishedUnixMs,proto3" json:"finished_unix_ms,omitempty"`
 	// The handler asked for no retry even if attempts are left.
-	NoRetry       bool `protobuf:"varint,8,opt,name=no_retry,json=noRetry,proto3" json:"no_retry,omitempty"`
+	NoRetry bool `protobuf:"varint,8,opt,name=no_retry,json=noRetry,proto3" json:"no_retry,omitempty"`
+	// With OUTCOME_POKE: when to dispatch the run again, in ms from now
+	// (the server keeps it between 1 s and 24 h).
+	PokeAfterMs   int64 `protobuf:"varint,9,opt,name=poke_after_ms,json=pokeAfterMs,proto3" json:"poke_after_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -822,6 +832,13 @@ func (x *Result) GetNoRetry() bool {
 		return x.NoRetry
 	}
 	return false
+}
+
+func (x *Result) GetPokeAfterMs() int64 {
+	if x != nil {
+		return x.PokeAfterMs
+	}
+	return 0
 }
 
 type LogBatch struct {
@@ -1388,10 +1405,14 @@ type Task struct {
 	// attempt's lines once it has sent one past either cap (so that the
 	// server stores the cap's marker) and count the rest in
 	// LogBatch.dropped instead, as after a LogsCapped.
-	LogMaxLines   int64 `protobuf:"varint,10,opt,name=log_max_lines,json=logMaxLines,proto3" json:"log_max_lines,omitempty"`
-	LogMaxBytes   int64 `protobuf:"varint,11,opt,name=log_max_bytes,json=logMaxBytes,proto3" json:"log_max_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LogMaxLines int64 `protobuf:"varint,10,opt,name=log_max_lines,json=logMaxLines,proto3" json:"log_max_lines,omitempty"`
+	LogMaxBytes int64 `protobuf:"varint,11,opt,name=log_max_bytes,json=logMaxBytes,proto3" json:"log_max_bytes,omitempty"`
+	// The run's logical time (its slot; 0: none) and when it was created,
+	// in Unix ms: what sensors wait for, and since when.
+	LogicalTimeUnixMs int64 `protobuf:"varint,12,opt,name=logical_time_unix_ms,json=logicalTimeUnixMs,proto3" json:"logical_time_unix_ms,omitempty"`
+	CreatedUnixMs     int64 `protobuf:"varint,13,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -1497,6 +1518,20 @@ func (x *Task) GetLogMaxLines() int64 {
 func (x *Task) GetLogMaxBytes() int64 {
 	if x != nil {
 		return x.LogMaxBytes
+	}
+	return 0
+}
+
+func (x *Task) GetLogicalTimeUnixMs() int64 {
+	if x != nil {
+		return x.LogicalTimeUnixMs
+	}
+	return 0
+}
+
+func (x *Task) GetCreatedUnixMs() int64 {
+	if x != nil {
+		return x.CreatedUnixMs
 	}
 	return 0
 }
@@ -2866,7 +2901,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12&\n" +
 	"\x0fstarted_unix_ms\x18\x03 \x01(\x03R\rstartedUnixMs\"5\n" +
 	"\aResults\x12*\n" +
-	"\aresults\x18\x01 \x03(\v2\x10.pluto.v1.ResultR\aresults\"\x81\x02\n" +
+	"\aresults\x18\x01 \x03(\v2\x10.pluto.v1.ResultR\aresults\"\xa5\x02\n" +
 	"\x06Result\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12+\n" +
@@ -2875,7 +2910,8 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\fR\x05error\x12&\n" +
 	"\x0fstarted_unix_ms\x18\x06 \x01(\x03R\rstartedUnixMs\x12(\n" +
 	"\x10finished_unix_ms\x18\a \x01(\x03R\x0efinishedUnixMs\x12\x19\n" +
-	"\bno_retry\x18\b \x01(\bR\anoRetry\"`\n" +
+	"\bno_retry\x18\b \x01(\bR\anoRetry\x12\"\n" +
+	"\rpoke_after_ms\x18\t \x01(\x03R\vpokeAfterMs\"`\n" +
 	"\bLogBatch\x12'\n" +
 	"\x05lines\x18\x01 \x03(\v2\x11.pluto.v1.LogLineR\x05lines\x12+\n" +
 	"\adropped\x18\x02 \x03(\v2\x11.pluto.v1.LogDropR\adropped\"P\n" +
@@ -2912,7 +2948,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12&\n" +
 	"\x05stale\x18\x03 \x03(\v2\x10.pluto.v1.RunRefR\x05stale\"0\n" +
 	"\bDispatch\x12$\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x0e.pluto.v1.TaskR\x05tasks\"\xc1\x02\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x0e.pluto.v1.TaskR\x05tasks\"\x9a\x03\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x12\n" +
@@ -2926,7 +2962,9 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\fmax_attempts\x18\t \x01(\x05R\vmaxAttempts\x12\"\n" +
 	"\rlog_max_lines\x18\n" +
 	" \x01(\x03R\vlogMaxLines\x12\"\n" +
-	"\rlog_max_bytes\x18\v \x01(\x03R\vlogMaxBytes\"T\n" +
+	"\rlog_max_bytes\x18\v \x01(\x03R\vlogMaxBytes\x12/\n" +
+	"\x14logical_time_unix_ms\x18\f \x01(\x03R\x11logicalTimeUnixMs\x12&\n" +
+	"\x0fcreated_unix_ms\x18\r \x01(\x03R\rcreatedUnixMs\"T\n" +
 	"\tCancelRun\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -3039,13 +3077,14 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1e\n" +
 	"\fRetryRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id*{\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id*\x8d\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_SUCCEEDED\x10\x01\x12\x12\n" +
 	"\x0eOUTCOME_FAILED\x10\x02\x12\x15\n" +
 	"\x11OUTCOME_CANCELLED\x10\x03\x12\x15\n" +
-	"\x11OUTCOME_TIMED_OUT\x10\x042P\n" +
+	"\x11OUTCOME_TIMED_OUT\x10\x04\x12\x10\n" +
+	"\fOUTCOME_POKE\x10\x052P\n" +
 	"\rWorkerService\x12?\n" +
 	"\aConnect\x12\x17.pluto.v1.WorkerMessage\x1a\x17.pluto.v1.ServerMessage(\x010\x012\xbf\x02\n" +
 	"\rClientService\x12;\n" +
