@@ -148,3 +148,20 @@ func ExampleServe() {
 	mux.HandleFunc("noop", func(context.Context, *worker.Run) error { return nil })
 	log.Fatal(worker.Serve(worker.Options{Servers: []string{"127.0.0.1:7071"}, Handler: mux}))
 }
+
+// A handler that waits for something outside Pluto pokes: the run goes
+// back to pending for the delay, holding no slot and using up no attempt.
+// LogicalTime is the run's slot (its cron fire time, or a backfill's day).
+func ExamplePoke() {
+	export := worker.HandlerFunc(func(ctx context.Context, r *worker.Run) error {
+		day := r.LogicalTime().Format("2006-01-02")
+		if _, err := os.Stat("/data/exports/" + day + "/_SUCCESS"); err != nil {
+			return worker.Poke(30 * time.Second) // not there yet: look again in 30 s
+		}
+		return nil
+	})
+	r := worker.NewTestRun(worker.TestRun{Type: "export-ready", LogicalTime: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)})
+	d, poked := worker.PokeAfter(export.ProcessRun(context.Background(), r))
+	fmt.Println(poked, d)
+	// Output: true 30s
+}
