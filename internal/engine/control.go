@@ -138,7 +138,9 @@ func (e *Engine) terminal(id, job string, at time.Time, st store.RunStatus) {
 		e.jobRunEnded(job)
 	}
 	if job != "" && !at.IsZero() {
-		e.gate.note(gateNote{job: job, at: at})
+		if e.gate.mayHaveDependents(job) {
+			e.gate.note(gateNote{job: job, at: at})
+		}
 		e.backfill.noteJob(job)
 	}
 	if e.cfg.OnTerminal != nil {

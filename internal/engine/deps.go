@@ -305,6 +305,20 @@ func (g *gate) depGraph(ctx context.Context) (*depGraph, error) {
 	return graph, nil
 }
 
+// mayHaveDependents reports whether job may have dependent jobs: false
+// only when the graph read less than graphTTL ago says it has none, so
+// that the ends of runs of jobs nothing depends on (nearly all) cost no
+// op. Called with e.disp.mu possibly held: no I/O.
+func (g *gate) mayHaveDependents(job string) bool {
+	now := g.e.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.graph == nil || g.graphAt != g.graphGen || now.Sub(g.readAt) >= graphTTL {
+		return true
+	}
+	return len(g.graph.down[job]) > 0
+}
+
 // note queues notes and starts an op unless one is in flight.
 func (g *gate) note(ns ...gateNote) {
 	if len(ns) == 0 || !g.e.running() {
