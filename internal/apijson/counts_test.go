@@ -2,7 +2,10 @@ package apijson
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
+
+	"github.com/pluto-sched/pluto/internal/store"
 )
 
 // Counts must marshal exactly as the map it replaced.
@@ -10,6 +13,8 @@ func TestCountsMarshalLikeAMap(t *testing.T) {
 	for _, m := range []map[string]int64{
 		nil, {}, {"queued": 0}, {"succeeded": 12, "failed": -3, "queued": 1 << 62},
 		{"a\"b": 1, "<x>": 2, "é": 3, "\n": 4, "&": 5, "\\": 6},
+		{"succeeded": 1, "failed": 2, "skipped": 3, "timed_out": 4, "cancelled": 5, "queued": 6, "pending": 7, "blocked": 8, "dispatched": 9, "running": 10},
+		{"succeeded": 1, "zzz": 2}, {"zzz": 1},
 	} {
 		want, err := json.Marshal(m)
 		if err != nil {
@@ -35,4 +40,17 @@ func FuzzCountsMarshal(f *testing.F) {
 			t.Fatalf("%v: got %s (%v), want %s", m, got, err, want)
 		}
 	})
+}
+
+// statusKeys are every run status, sorted: appendKnown's order is the
+// map encoder's.
+func TestStatusKeysAreTheStatusesSorted(t *testing.T) {
+	var want []string
+	for _, s := range store.AllStatuses {
+		want = append(want, string(s))
+	}
+	slices.Sort(want)
+	if !slices.Equal(statusKeys, want) {
+		t.Fatalf("statusKeys %v, want %v", statusKeys, want)
+	}
 }

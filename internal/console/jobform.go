@@ -28,6 +28,7 @@ type jobPage struct {
 	YAMLOpen bool   // the YAML editor was used: show it open
 	Preview  cronPreviewData
 	Timeline timeline
+	Deps     depView // upstream and downstream jobs (workflow.go)
 	Err      *APIError
 }
 
@@ -52,6 +53,9 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, v *view) error
 		return err
 	}
 	p.Timeline = tl
+	if p.Deps, err = c.jobDeps(r, v, p.Job, r.URL.Query().Get("at")); err != nil {
+		return err
+	}
 	v.Title = v.T("jobs.job", name)
 	return c.render(w, "job", p)
 }
@@ -113,7 +117,7 @@ func (c *Console) keepUnshown(r *http.Request, v *view, j *apijson.Job) *APIErro
 	if err != nil {
 		return &APIError{Status: http.StatusBadRequest, ErrorBody: apijson.ErrorBody{Message: err.Error(), Field: "name"}}
 	}
-	j.DependsOn, j.MisfireMax, j.Shards, j.Keep, j.KeepLast = cur.DependsOn, cur.MisfireMax, cur.Shards, cur.Keep, cur.KeepLast
+	j.DependsOn, j.TriggerRule, j.MisfireMax, j.Shards, j.Keep, j.KeepLast = cur.DependsOn, cur.TriggerRule, cur.MisfireMax, cur.Shards, cur.Keep, cur.KeepLast
 	return nil
 }
 

@@ -93,6 +93,8 @@ func (c *Console) jobAction(w http.ResponseWriter, r *http.Request, v *view) err
 			http.Redirect(w, r, "/runs/"+url.PathEscape(run.ID), http.StatusSeeOther)
 		}
 		return nil
+	case "backfill":
+		return c.jobBackfill(w, r, v, name)
 	case "delete":
 		if err := c.api.call(r.Context(), v.secret(), http.MethodDelete, path, nil, nil, nil); err != nil {
 			return err

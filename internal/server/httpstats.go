@@ -132,11 +132,15 @@ func buildStats(st store.Stats, p store.StatsParams, workers []engine.WorkerInfo
 		return gs
 	}
 	jobs := map[[2]string]*apijson.JobStats{}
+	// Jobs with no throughput in the windows (most, in a long history)
+	// share one zero Throughput, only read; a job gets its own when a row
+	// of it comes.
+	zeroTP, ownTP := zeroThroughput(), map[[2]string]bool{}
 	job := func(g, j string) *apijson.JobStats {
 		k := [2]string{g, j}
 		js := jobs[k]
 		if js == nil {
-			js = &apijson.JobStats{Job: j, Counts: zeroCounts(), Throughput: zeroThroughput()}
+			js = &apijson.JobStats{Job: j, Counts: zeroCounts(), Throughput: zeroTP}
 			jobs[k] = js
 		}
 		return js
@@ -148,7 +152,11 @@ func buildStats(st store.Stats, p store.StatsParams, workers []engine.WorkerInfo
 	// A job whose runs retention deleted still has its throughput.
 	for _, tp := range st.Throughput {
 		addThroughput(&group(tp.Group).Throughput, tp)
-		addThroughput(&job(tp.Group, tp.Job).Throughput, tp)
+		js, k := job(tp.Group, tp.Job), [2]string{tp.Group, tp.Job}
+		if !ownTP[k] {
+			js.Throughput, ownTP[k] = zeroThroughput(), true
+		}
+		addThroughput(&js.Throughput, tp)
 	}
 	for _, l := range st.Latency {
 		group(l.Group).DispatchLatencySeconds = apijson.DispatchLatency{

@@ -32,3 +32,28 @@ func BenchmarkStatsResponse(b *testing.B) {
 		writeJSON(w, 200, buildStats(st, p, nil))
 	}
 }
+
+// Jobs without throughput share one zero value, which a job's own rows
+// never change.
+func TestBuildStatsSharedZeroThroughput(t *testing.T) {
+	ck := func(g, j string) store.CountKey { return store.CountKey{Group: g, Job: j, Status: store.StatusSucceeded} }
+	st := store.Stats{
+		Counts: []store.RunCount{{CountKey: ck("g", "a"), Count: 1}, {CountKey: ck("g", "b"), Count: 2}, {CountKey: ck("g", "c"), Count: 3}},
+		Throughput: []store.Throughput{{Group: "g", Job: "b", Status: store.StatusSucceeded, LastMinute: 5, LastHour: 6, LastDay: 7},
+			{Group: "g", Job: "b", Status: store.StatusFailed, LastDay: 1}},
+	}
+	out := buildStats(st, store.StatsParams{Now: time.Now()}, nil)
+	for _, js := range out.Groups[0].Jobs {
+		tp := js.Throughput
+		want := int64(0)
+		if js.Job == "b" {
+			want = 7
+		}
+		if tp.LastDay["succeeded"] != want || len(tp.LastDay) != 5 {
+			t.Errorf("job %s: last day %v, want succeeded %d and every terminal status", js.Job, tp.LastDay, want)
+		}
+	}
+	if got := out.Groups[0].Throughput.LastDay["failed"]; got != 1 {
+		t.Errorf("group failed last day %d, want 1", got)
+	}
+}

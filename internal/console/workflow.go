@@ -1,0 +1,248 @@
+package console
+
+import (
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/apijson"
+)
+
+// Workflows in the console: a job's dependencies (upstream and downstream
+// jobs, each with its run for a logical time), the backfill form with its
+// dry run, and the backfills pages with their progress.
+
+// depNode is a job of a job's graph and its run for the chosen time.
+type depNode struct {
+	Job    string
+	Window string       // for an upstream with a window
+	Run    *apijson.Run // nil: none for that time
+}
+
+// depView is a job page's dependency card.
+type depView struct {
+	At         string // the logical time shown (RFC 3339), "" for none
+	Rule       string
+	Upstream   []depNode
+	Downstream []depNode
+}
+
+// jobDeps reads the jobs around j and each one's run for logical time at
+// (the newest of j's slots when at is empty): one read of the jobs, one
+// of each neighbour's newest runs.
+func (c *Console) jobDeps(r *http.Request, v *view, j apijson.Job, at string) (depView, error) {
+	d := depView{Rule: j.TriggerRule, At: at}
+	var jobs apijson.List[apijson.Job]
+	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/jobs", nil, nil, &jobs); err != nil {
+		return d, err
+	}
+	for _, o := range jobs.Items {
+		for _, dep := range o.DependsOn {
+			if dep.Job == j.Name {
+				d.Downstream = append(d.Downstream, depNode{Job: o.Name, Window: dep.Window})
+			}
+		}
+	}
+	for _, dep := range j.DependsOn {
+		d.Upstream = append(d.Upstream, depNode{Job: dep.Job, Window: dep.Window})
+	}
+	if len(d.Upstream)+len(d.Downstream) == 0 {
+		return d, nil
+	}
+	if d.At == "" {
+		own, err := c.slotRuns(r, v, j.Name)
+		if err != nil {
+			return d, err
+		}
+		for _, run := range own {
+			if run.LogicalTime != nil {
+				d.At = *run.LogicalTime
+				break
+			}
+		}
+	}
+	for _, nodes := range [][]depNode{d.Upstream, d.Downstream} {
+		for i := range nodes {
+			runs, err := c.slotRuns(r, v, nodes[i].Job)
+			if err != nil {
+				return d, err
+			}
+			for k := range runs {
+				if runs[k].LogicalTime != nil && sameTime(*runs[k].LogicalTime, d.At) {
+					nodes[i].Run = &runs[k]
+					break
+				}
+			}
+		}
+	}
+	return d, nil
+}
+
+// slotRuns are a job's newest 100 runs.
+func (c *Console) slotRuns(r *http.Request, v *view, job string) ([]apijson.Run, error) {
+	var runs apijson.List[apijson.Run]
+	err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/runs", url.Values{"job": {job}, "limit": {"100"}}, nil, &runs)
+	return runs.Items, err
+}
+
+func sameTime(a, b string) bool {
+	ta, err1 := time.Parse(time.RFC3339Nano, a)
+	tb, err2 := time.Parse(time.RFC3339Nano, b)
+	return err1 == nil && err2 == nil && ta.Equal(tb)
+}
+
+// backfillForm is the body the job page's backfill form sends.
+func backfillForm(r *http.Request) (map[string]any, *APIError) {
+	body := map[string]any{"cascade": r.PostFormValue("cascade") != "", "dry_run": r.PostFormValue("dry_run") != ""}
+	for _, f := range []string{"from", "to"} {
+		s := strings.TrimSpace(r.PostFormValue(f))
+		t, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			if t, err = time.Parse(time.RFC3339, s); err != nil {
+				return nil, &APIError{Status: http.StatusBadRequest, ErrorBody: apijson.ErrorBody{Message: f + ": want a date such as 2026-11-01", Field: f}}
+			}
+		}
+		body[f] = t.UTC().Format(time.RFC3339)
+	}
+	if p := strings.TrimSpace(r.PostFormValue("parallel")); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, &APIError{Status: http.StatusBadRequest, ErrorBody: apijson.ErrorBody{Message: "parallel: want a number", Field: "parallel"}}
+		}
+		body["parallel"] = n
+	}
+	return body, nil
+}
+
+// backfillPlan is a dry run as the form shows it.
+type backfillPlan struct {
+	*view
+	Jobs   []string `json:"jobs"`
+	Create int      `json:"create"`
+	Rerun  int      `json:"rerun"`
+	Keep   int      `json:"keep"`
+	Secs   float64  `json:"estimate_seconds"`
+	Slots  []struct {
+		LogicalTime string  `json:"logical_time"`
+		Action      string  `json:"action"`
+		RunID       *string `json:"run_id"`
+		Status      *string `json:"status"`
+	} `json:"slots"`
+}
+
+// Estimate is the plan's estimate, rounded to the second.
+func (p backfillPlan) Estimate() string {
+	return (time.Duration(p.Secs * float64(time.Second))).Round(time.Second).String()
+}
+
+// jobBackfill answers the job page's backfill form: the plan (dry run,
+// rendered in place) or a new backfill (to its page).
+func (c *Console) jobBackfill(w http.ResponseWriter, r *http.Request, v *view, name string) error {
+	body, perr := backfillForm(r)
+	if perr != nil {
+		return perr
+	}
+	path := "/api/v1/jobs/" + url.PathEscape(name) + "/backfill"
+	if body["dry_run"] == true {
+		p := backfillPlan{view: v}
+		if err := c.api.call(r.Context(), v.secret(), http.MethodPost, path, nil, body, &p); err != nil {
+			return err
+		}
+		return c.renderPart(w, "job", "plan", p)
+	}
+	var bf struct {
+		ID string `json:"id"`
+	}
+	if err := c.api.call(r.Context(), v.secret(), http.MethodPost, path, nil, body, &bf); err != nil {
+		return err
+	}
+	w.Header().Set("HX-Redirect", "/backfills/"+url.PathEscape(bf.ID))
+	if r.Header.Get("HX-Request") == "" {
+		http.Redirect(w, r, "/backfills/"+url.PathEscape(bf.ID), http.StatusSeeOther)
+	}
+	return nil
+}
+
+// backfillJSON is a backfill as the API answers it.
+type backfillJSON struct {
+	ID         string  `json:"id"`
+	Job        string  `json:"job"`
+	From       string  `json:"from"`
+	To         string  `json:"to"`
+	Parallel   int     `json:"parallel"`
+	Cascade    bool    `json:"cascade"`
+	Order      string  `json:"order"`
+	Rerun      string  `json:"rerun"`
+	State      string  `json:"state"`
+	Next       *string `json:"next"`
+	Started    int     `json:"started"`
+	Kept       int     `json:"kept"`
+	CreatedAt  *string `json:"created_at"`
+	FinishedAt *string `json:"finished_at"`
+	Progress   []struct {
+		Job     string `json:"job"`
+		Done    int    `json:"done"`
+		Running int    `json:"running"`
+		Failed  int    `json:"failed"`
+	} `json:"progress"`
+}
+
+type backfillsPage struct {
+	*view
+	Items []backfillJSON
+}
+
+type backfillPage struct {
+	*view
+	B     backfillJSON
+	Flash string
+}
+
+func (c *Console) backfillsPage(w http.ResponseWriter, r *http.Request, v *view) error {
+	var l apijson.List[backfillJSON]
+	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/backfills", nil, nil, &l); err != nil {
+		return err
+	}
+	sort.SliceStable(l.Items, func(i, j int) bool { return strOr(l.Items[i].CreatedAt) > strOr(l.Items[j].CreatedAt) })
+	v.Title = v.T("bf.title")
+	return c.render(w, "backfills", backfillsPage{view: v, Items: l.Items})
+}
+
+func (c *Console) backfillPage(w http.ResponseWriter, r *http.Request, v *view) error {
+	p := backfillPage{view: v}
+	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/backfills/"+url.PathEscape(r.PathValue("id")), nil, nil, &p.B); err != nil {
+		return err
+	}
+	v.Title = v.T("bf.one", p.B.Job)
+	if r.URL.Query().Get("part") == "progress" {
+		return c.renderPart(w, "backfill", "progress", p)
+	}
+	return c.render(w, "backfill", p)
+}
+
+// backfillAction pauses, resumes or cancels a backfill.
+func (c *Console) backfillAction(w http.ResponseWriter, r *http.Request, v *view) error {
+	id, action := r.PathValue("id"), r.PathValue("action")
+	if action != "pause" && action != "resume" && action != "cancel" {
+		return &APIError{Status: http.StatusNotFound, ErrorBody: errBody(v.T("error.notfound", r.URL.Path))}
+	}
+	p := backfillPage{view: v}
+	if err := c.api.call(r.Context(), v.secret(), http.MethodPost, "/api/v1/backfills/"+url.PathEscape(id)+"/"+action, nil, struct{}{}, nil); err != nil {
+		return err
+	}
+	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/backfills/"+url.PathEscape(id), nil, nil, &p.B); err != nil {
+		return err
+	}
+	p.Flash = v.T("bf.done."+action, id)
+	return c.renderPart(w, "backfill", "progress", p)
+}
+
+func strOr(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
