@@ -36,7 +36,9 @@ func BenchmarkStatsResponse(b *testing.B) {
 // Jobs without throughput share one zero value, which a job's own rows
 // never change.
 func TestBuildStatsSharedZeroThroughput(t *testing.T) {
-	ck := func(g, j string) store.CountKey { return store.CountKey{Group: g, Job: j, Status: store.StatusSucceeded} }
+	ck := func(g, j string) store.CountKey {
+		return store.CountKey{Group: g, Job: j, Status: store.StatusSucceeded}
+	}
 	st := store.Stats{
 		Counts: []store.RunCount{{CountKey: ck("g", "a"), Count: 1}, {CountKey: ck("g", "b"), Count: 2}, {CountKey: ck("g", "c"), Count: 3}},
 		Throughput: []store.Throughput{{Group: "g", Job: "b", Status: store.StatusSucceeded, LastMinute: 5, LastHour: 6, LastDay: 7},
