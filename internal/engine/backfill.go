@@ -34,8 +34,38 @@ type backfiller struct {
 
 	mu       sync.Mutex
 	jobs     map[string]bool // the jobs of running backfills (terminal notes)
+	watched  map[string]bool // their unfinished runs, announced for TopicFinished
 	pending  bool            // a step of every running backfill is wanted
 	inflight bool
+}
+
+// finished wakes the backfills if one of ids is a run they wait for
+// (ended on another server: TopicFinished).
+func (b *backfiller) finished(ids []string) {
+	b.mu.Lock()
+	hit := false
+	for _, id := range ids {
+		if b.watched[id] {
+			delete(b.watched, id)
+			hit = true
+		}
+	}
+	b.mu.Unlock()
+	if hit {
+		b.wake()
+	}
+}
+
+// watch remembers runs a step announced.
+func (b *backfiller) watch(ids []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.watched == nil || len(b.watched) > 100000 {
+		b.watched = map[string]bool{}
+	}
+	for _, id := range ids {
+		b.watched[id] = true
+	}
 }
 
 // noteJob asks for a step if a running backfill is of job.
@@ -133,11 +163,16 @@ func (e *Engine) stepBackfill(ctx context.Context, id string) error {
 	}
 	o := &txOp{}
 	var reopened []*store.Run
+	var watch []string
 	o.fn = func(ctx context.Context, tx store.Tx) error {
-		o.made, reopened = nil, nil
-		return e.step(ctx, tx, o, bf, j, slots, graph, &reopened)
+		o.made, reopened, watch = nil, nil, nil
+		if err := e.step(ctx, tx, o, bf, j, slots, graph, &reopened, &watch); err != nil {
+			return err
+		}
+		return e.announce(ctx, tx, watch)
 	}
 	return e.do(ctx, o, func() {
+		e.backfill.watch(watch)
 		e.disp.mu.Lock()
 		defer e.disp.mu.Unlock()
 		e.applyMade(o, "")
@@ -147,11 +182,26 @@ func (e *Engine) stepBackfill(ctx context.Context, id string) error {
 	})
 }
 
+// announce asks, in tx, the servers that will end runs ids to say so
+// (TopicWatch, as a Wait does), so that a backfill's next step follows the
+// end of its runs wherever their workers are.
+func (e *Engine) announce(ctx context.Context, tx store.Tx, ids []string) error {
+	if e.cfg.ExclusiveStore {
+		return nil
+	}
+	for _, id := range ids {
+		if err := tx.Notify(ctx, store.Notification{Topic: store.TopicWatch, Payload: id}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // step is stepBackfill's transaction. It first takes the backfill at the
 // version it read (a compare-and-set that changes nothing else): another
 // step that got there first makes it ErrConflict before it writes
 // anything, as it shares its transaction with other ops.
-func (e *Engine) step(ctx context.Context, tx store.Tx, o *txOp, read *store.Backfill, j *store.Job, slots []time.Time, g *depGraph, reopened *[]*store.Run) error {
+func (e *Engine) step(ctx context.Context, tx store.Tx, o *txOp, read *store.Backfill, j *store.Job, slots []time.Time, g *depGraph, reopened *[]*store.Run, watch *[]string) error {
 	now := e.now()
 	bf, ok, err := tx.BackfillUpdate(ctx, read)
 	if err != nil {
@@ -169,6 +219,7 @@ func (e *Engine) step(ctx context.Context, tx store.Tx, o *txOp, read *store.Bac
 	for _, r := range active {
 		if !r.LogicalTime.IsZero() && !r.LogicalTime.Before(lo) && !r.LogicalTime.After(hi) {
 			going++
+			*watch = append(*watch, r.ID)
 		}
 	}
 	pos := len(slots)
@@ -190,6 +241,9 @@ func (e *Engine) step(ctx context.Context, tx store.Tx, o *txOp, read *store.Bac
 			next.Kept++
 		}
 	}
+	for _, r := range o.made {
+		*watch = append(*watch, r.ID)
+	}
 	next.Next = time.Time{}
 	if pos < len(slots) {
 		next.Next = slots[pos]
@@ -200,7 +254,8 @@ func (e *Engine) step(ctx context.Context, tx store.Tx, o *txOp, read *store.Bac
 		if err != nil {
 			return err
 		}
-		if !busy {
+		*watch = append(*watch, busy...)
+		if len(busy) == 0 {
 			next.State, next.FinishedAt = store.BackfillDone, now
 		}
 	}
@@ -214,21 +269,22 @@ func (e *Engine) step(ctx context.Context, tx store.Tx, o *txOp, read *store.Bac
 	return nil
 }
 
-// rangeBusy reports whether a run of jobs with a logical time in [lo, hi]
-// is unfinished.
-func rangeBusy(ctx context.Context, tx store.Tx, jobs []string, lo, hi time.Time) (bool, error) {
+// rangeBusy returns the unfinished runs of jobs with a logical time in
+// [lo, hi].
+func rangeBusy(ctx context.Context, tx store.Tx, jobs []string, lo, hi time.Time) ([]string, error) {
+	var busy []string
 	for _, j := range jobs {
 		active, err := tx.RunListActiveForJob(ctx, j, 1000)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		for _, r := range active {
 			if !r.LogicalTime.IsZero() && !r.LogicalTime.Before(lo) && !r.LogicalTime.After(hi) {
-				return true, nil
+				busy = append(busy, r.ID)
 			}
 		}
 	}
-	return false, nil
+	return busy, nil
 }
 
 // startSlot gives slot at of the backfill its run: a new one (with its

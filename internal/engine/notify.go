@@ -289,9 +289,11 @@ func (e *Engine) heard(n store.Notification) {
 			e.notePending(time.UnixMicro(us).UTC())
 		}
 	case store.TopicFinished:
-		for _, id := range strings.Split(n.Payload, ",") {
+		ids := strings.Split(n.Payload, ",")
+		for _, id := range ids {
 			e.waiters.wake(id)
 		}
+		e.backfill.finished(ids)
 	case store.TopicWatch:
 		e.watch(n.Payload)
 	case store.TopicJobs:
