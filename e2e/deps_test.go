@@ -21,15 +21,11 @@ type graphRun struct {
 	Error       *string    `json:"error"`
 }
 
-// TestDependenciesAcrossLeaderFailover: three servers on one PostgreSQL,
-// two workers, a three-level graph — roots r1 and r2 every second, join j
-// on both, leaf on j (neither has a schedule). The leader is SIGKILLed
-// mid-way. Once the roots are paused and everything settled, every slot of
-// the roots has exactly one run of j and of leaf, each succeeded, each
-// started after its upstream runs finished, and no attempt ran twice.
-func TestDependenciesAcrossLeaderFailover(t *testing.T) {
+// startWorkflowCluster starts three servers on one PostgreSQL (a short
+// lease, so that a leader's death is seen in seconds) and two shell
+// workers, each with every server in its list, its own first.
+func startWorkflowCluster(t *testing.T) []*node {
 	storeURL := proc.PGURL(t)
-	execLog := filepath.Join(t.TempDir(), "exec.log")
 	nodes := make([]*node, 3)
 	var grpcs []string
 	for i := range nodes {
@@ -45,27 +41,23 @@ func TestDependenciesAcrossLeaderFailover(t *testing.T) {
 			"--id", fmt.Sprintf("w%d", i+1), "--capacity", "8", "--shell")
 		w.Await(30*time.Second, "connected")
 	}
-	put := func(name string, job map[string]any) {
-		job["type"], job["group"] = "shell", "default"
-		job["payload"] = map[string]string{"cmd": fmt.Sprintf(`echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s`, execLog)}
-		if code := nodes[1].api.Do("PUT", "/api/v1/jobs/"+name, job, nil); code != 201 {
-			t.Fatalf("PUT job %s: HTTP %d", name, code)
-		}
-	}
-	put("r1", map[string]any{"schedule": "* * * * * ?", "misfire": "all"})
-	put("r2", map[string]any{"schedule": "* * * * * ?", "misfire": "all"})
-	put("j", map[string]any{"depends_on": []string{"r1", "r2"}})
-	put("leaf", map[string]any{"depends_on": []string{"j"}})
+	return nodes
+}
 
-	leader := func(via *node) string {
-		var c proc.ClusterJSON
-		via.api.Do("GET", "/api/v1/cluster", nil, &c)
-		return c.Leader
-	}
-	awaitSlots(nodes[0].api, "leaf", 3, 60*time.Second)
+// clusterLeader asks via which server leads.
+func clusterLeader(via *node) string {
+	var c proc.ClusterJSON
+	via.api.Do("GET", "/api/v1/cluster", nil, &c)
+	return c.Leader
+}
+
+// killLeader SIGKILLs the leader and returns a survivor once another
+// server leads.
+func killLeader(t *testing.T, nodes []*node) *node {
+	t.Helper()
 	var old *node
 	for _, n := range nodes {
-		if n.id == leader(nodes[0]) {
+		if n.id == clusterLeader(nodes[0]) {
 			old = n
 		}
 	}
@@ -79,12 +71,38 @@ func TestDependenciesAcrossLeaderFailover(t *testing.T) {
 		survivor = nodes[1]
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for l := leader(survivor); l == "" || l == old.id; l = leader(survivor) {
+	for l := clusterLeader(survivor); l == "" || l == old.id; l = clusterLeader(survivor) {
 		if time.Now().After(deadline) {
 			t.Fatal("no new leader within 30s")
 		}
 		time.Sleep(200 * time.Millisecond) // polling another process's state
 	}
+	return survivor
+}
+
+// TestDependenciesAcrossLeaderFailover: three servers on one PostgreSQL,
+// two workers, a three-level graph — roots r1 and r2 every second, join j
+// on both, leaf on j (neither has a schedule). The leader is SIGKILLed
+// mid-way. Once the roots are paused and everything settled, every slot of
+// the roots has exactly one run of j and of leaf, each succeeded, each
+// started after its upstream runs finished, and no attempt ran twice.
+func TestDependenciesAcrossLeaderFailover(t *testing.T) {
+	execLog := filepath.Join(t.TempDir(), "exec.log")
+	nodes := startWorkflowCluster(t)
+	put := func(name string, job map[string]any) {
+		job["type"], job["group"] = "shell", "default"
+		job["payload"] = map[string]string{"cmd": fmt.Sprintf(`echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s`, execLog)}
+		if code := nodes[1].api.Do("PUT", "/api/v1/jobs/"+name, job, nil); code != 201 {
+			t.Fatalf("PUT job %s: HTTP %d", name, code)
+		}
+	}
+	put("r1", map[string]any{"schedule": "* * * * * ?", "misfire": "all"})
+	put("r2", map[string]any{"schedule": "* * * * * ?", "misfire": "all"})
+	put("j", map[string]any{"depends_on": []string{"r1", "r2"}})
+	put("leaf", map[string]any{"depends_on": []string{"j"}})
+
+	awaitSlots(nodes[0].api, "leaf", 3, 60*time.Second)
+	survivor := killLeader(t, nodes)
 	before := len(jobRuns(survivor.api, "leaf"))
 	awaitSlots(survivor.api, "leaf", before+3, 60*time.Second)
 	for _, r := range []string{"r1", "r2"} {
@@ -153,23 +171,8 @@ func TestDependenciesAcrossLeaderFailover(t *testing.T) {
 // The dry run's plan, every (job, day) exactly once and succeeded, each
 // dispatched after its upstream runs finished, no attempt run twice.
 func TestBackfillAcrossLeaderFailover(t *testing.T) {
-	storeURL := proc.PGURL(t)
 	execLog := filepath.Join(t.TempDir(), "exec.log")
-	nodes := make([]*node, 3)
-	var grpcs []string
-	for i := range nodes {
-		n := &node{id: fmt.Sprintf("s%d", i+1)}
-		n.p, n.http, n.grpc = proc.StartServer(t, n.id, "--store", storeURL, "--id", n.id, "--heartbeat", "1s",
-			"--lease-ttl", "5s", "--renew-interval", "1s")
-		n.api = proc.NewAPI(t, n.http)
-		nodes[i] = n
-		grpcs = append(grpcs, n.grpc)
-	}
-	for i := range 2 {
-		w := proc.Start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(grpcs[i:], ",")+","+strings.Join(grpcs[:i], ","),
-			"--id", fmt.Sprintf("w%d", i+1), "--capacity", "8", "--shell")
-		w.Await(30*time.Second, "connected")
-	}
+	nodes := startWorkflowCluster(t)
 	api := nodes[1].api
 	for _, j := range []struct {
 		name string
@@ -202,27 +205,8 @@ func TestBackfillAcrossLeaderFailover(t *testing.T) {
 	if code := api.Do("POST", "/api/v1/jobs/a/backfill", body, &bf); code != 201 {
 		t.Fatalf("backfill: HTTP %d", code)
 	}
-	leader := func(via *node) string {
-		var c proc.ClusterJSON
-		via.api.Do("GET", "/api/v1/cluster", nil, &c)
-		return c.Leader
-	}
 	awaitSlots(nodes[0].api, "d", 8, 90*time.Second)
-	var old *node
-	for _, n := range nodes {
-		if n.id == leader(nodes[0]) {
-			old = n
-		}
-	}
-	if old == nil {
-		t.Fatal("no leader")
-	}
-	old.p.Signal(syscall.SIGKILL)
-	<-old.p.Exited()
-	survivor := nodes[0]
-	if survivor == old {
-		survivor = nodes[1]
-	}
+	survivor := killLeader(t, nodes)
 	deadline := time.Now().Add(3 * time.Minute)
 	for bf.State != "done" {
 		if time.Now().After(deadline) {

@@ -10,46 +10,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pluto-sched/pluto/internal/apijson"
 )
 
-// apiBackfill is GET /api/v1/backfills/{id}.
-type apiBackfill struct {
-	ID         string  `json:"id"`
-	Job        string  `json:"job"`
-	From       string  `json:"from"`
-	To         string  `json:"to"`
-	Parallel   int     `json:"parallel"`
-	Cascade    bool    `json:"cascade"`
-	Order      string  `json:"order"`
-	Rerun      string  `json:"rerun"`
-	State      string  `json:"state"`
-	Next       *string `json:"next"`
-	Started    int     `json:"started"`
-	Kept       int     `json:"kept"`
-	CreatedAt  *string `json:"created_at"`
-	FinishedAt *string `json:"finished_at"`
-	Progress   []struct {
-		Job     string `json:"job"`
-		Done    int    `json:"done"`
-		Running int    `json:"running"`
-		Failed  int    `json:"failed"`
-	} `json:"progress"`
-}
-
-// apiPlan is a backfill's dry run.
-type apiPlan struct {
-	Jobs  []string `json:"jobs"`
-	Slots []struct {
-		LogicalTime string  `json:"logical_time"`
-		Action      string  `json:"action"`
-		RunID       *string `json:"run_id"`
-		Status      *string `json:"status"`
-	} `json:"slots"`
-	Create          int     `json:"create"`
-	Rerun           int     `json:"rerun"`
-	Keep            int     `json:"keep"`
-	EstimateSeconds float64 `json:"estimate_seconds"`
-}
+type (
+	apiBackfill = apijson.Backfill
+	apiPlan     = apijson.BackfillPlan
+)
 
 func (a *app) newJobBackfillCmd() *cobra.Command {
 	var (

@@ -87,3 +87,54 @@ type StatsTotals struct {
 	Slots      int        `json:"slots"`
 	Throughput Throughput `json:"throughput"`
 }
+
+// Backfill is a backfill as the API shows it (GET /api/v1/backfills/{id};
+// docs/workflows.md#backfill). Progress is only in a single backfill's
+// answer.
+type Backfill struct {
+	ID         string             `json:"id"`
+	Job        string             `json:"job"`
+	From       string             `json:"from"`
+	To         string             `json:"to"`
+	Parallel   int                `json:"parallel"`
+	Cascade    bool               `json:"cascade"`
+	Order      string             `json:"order"`
+	Rerun      string             `json:"rerun"`
+	State      string             `json:"state"`
+	Next       *string            `json:"next"`
+	Started    int                `json:"started"`
+	Kept       int                `json:"kept"`
+	CreatedAt  *string            `json:"created_at"`
+	UpdatedAt  *string            `json:"updated_at"`
+	FinishedAt *string            `json:"finished_at"`
+	Progress   []BackfillProgress `json:"progress,omitempty"`
+}
+
+// BackfillProgress is one job's runs in a backfill's range: done
+// (succeeded), running (not ended), failed (ended otherwise).
+type BackfillProgress struct {
+	Job     string `json:"job"`
+	Done    int    `json:"done"`
+	Running int    `json:"running"`
+	Failed  int    `json:"failed"`
+}
+
+// BackfillPlan is a backfill's dry run: the jobs each slot runs, each slot
+// and what it gets, and the totals with an estimate.
+type BackfillPlan struct {
+	Jobs            []string   `json:"jobs"`
+	Slots           []PlanSlot `json:"slots"`
+	Create          int        `json:"create"`
+	Rerun           int        `json:"rerun"`
+	Keep            int        `json:"keep"`
+	EstimateSeconds float64    `json:"estimate_seconds"`
+}
+
+// PlanSlot is one slot of a BackfillPlan: create, rerun or keep, with the
+// run it has.
+type PlanSlot struct {
+	LogicalTime string  `json:"logical_time"`
+	Action      string  `json:"action"`
+	RunID       *string `json:"run_id"`
+	Status      *string `json:"status"`
+}

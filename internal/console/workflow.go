@@ -120,22 +120,12 @@ func backfillForm(r *http.Request) (map[string]any, *APIError) {
 // backfillPlan is a dry run as the form shows it.
 type backfillPlan struct {
 	*view
-	Jobs   []string `json:"jobs"`
-	Create int      `json:"create"`
-	Rerun  int      `json:"rerun"`
-	Keep   int      `json:"keep"`
-	Secs   float64  `json:"estimate_seconds"`
-	Slots  []struct {
-		LogicalTime string  `json:"logical_time"`
-		Action      string  `json:"action"`
-		RunID       *string `json:"run_id"`
-		Status      *string `json:"status"`
-	} `json:"slots"`
+	apijson.BackfillPlan
 }
 
 // Estimate is the plan's estimate, rounded to the second.
 func (p backfillPlan) Estimate() string {
-	return (time.Duration(p.Secs * float64(time.Second))).Round(time.Second).String()
+	return (time.Duration(p.EstimateSeconds * float64(time.Second))).Round(time.Second).String()
 }
 
 // jobBackfill answers the job page's backfill form: the plan (dry run,
@@ -148,7 +138,7 @@ func (c *Console) jobBackfill(w http.ResponseWriter, r *http.Request, v *view, n
 	path := "/api/v1/jobs/" + url.PathEscape(name) + "/backfill"
 	if body["dry_run"] == true {
 		p := backfillPlan{view: v}
-		if err := c.api.call(r.Context(), v.secret(), http.MethodPost, path, nil, body, &p); err != nil {
+		if err := c.api.call(r.Context(), v.secret(), http.MethodPost, path, nil, body, &p.BackfillPlan); err != nil {
 			return err
 		}
 		return c.renderPart(w, "job", "plan", p)
@@ -166,29 +156,7 @@ func (c *Console) jobBackfill(w http.ResponseWriter, r *http.Request, v *view, n
 	return nil
 }
 
-// backfillJSON is a backfill as the API answers it.
-type backfillJSON struct {
-	ID         string  `json:"id"`
-	Job        string  `json:"job"`
-	From       string  `json:"from"`
-	To         string  `json:"to"`
-	Parallel   int     `json:"parallel"`
-	Cascade    bool    `json:"cascade"`
-	Order      string  `json:"order"`
-	Rerun      string  `json:"rerun"`
-	State      string  `json:"state"`
-	Next       *string `json:"next"`
-	Started    int     `json:"started"`
-	Kept       int     `json:"kept"`
-	CreatedAt  *string `json:"created_at"`
-	FinishedAt *string `json:"finished_at"`
-	Progress   []struct {
-		Job     string `json:"job"`
-		Done    int    `json:"done"`
-		Running int    `json:"running"`
-		Failed  int    `json:"failed"`
-	} `json:"progress"`
-}
+type backfillJSON = apijson.Backfill
 
 type backfillsPage struct {
 	*view

@@ -42,64 +42,14 @@ func upstreamOf(ctx context.Context, tx store.Tx, d store.Dependency, t time.Tim
 // it skipped or reopened, whose own dependents are looked at next.
 func (e *Engine) decideNotes(ctx context.Context, tx store.Tx, g *depGraph, notes []gateNote, o *txOp) ([]gateNote, error) {
 	now := e.now()
-	var (
-		cands  []*store.Run
-		seen   = map[string]bool{}
-		follow []gateNote
-	)
-	add := func(rs []*store.Run) {
-		for _, r := range rs {
-			if r.Status == store.StatusBlocked && !seen[r.ID] && len(g.deps[r.Job]) > 0 {
-				seen[r.ID] = true
-				cands = append(cands, r)
-			}
-		}
-	}
-	var free []store.RunGateParams // blocked runs of a job that no longer has dependencies
+	c := gateCands{g: g, seen: map[string]bool{}}
 	for _, n := range notes {
-		if n.recheck {
-			rs, err := jobSlots(ctx, tx, n.job, time.Unix(0, 0), time.Unix(1<<40, 0), store.MaxSlotRuns)
-			if err != nil {
-				return nil, err
-			}
-			if j := g.jobs[n.job]; j != nil && len(g.deps[n.job]) == 0 && j.Overlap != store.OverlapQueue {
-				for _, r := range rs {
-					if r.Status == store.StatusBlocked {
-						free = append(free, store.RunGateParams{ID: r.ID, From: store.StatusBlocked, To: store.StatusQueued, Now: now})
-					}
-				}
-			}
-			add(rs)
-			continue
-		}
-		if n.run != "" {
-			rs, err := jobSlots(ctx, tx, n.job, n.at, n.at, 1)
-			if err != nil {
-				return nil, err
-			}
-			add(rs)
-			continue
-		}
-		for _, edge := range g.down[n.job] {
-			rs, err := downstreamSlots(ctx, tx, edge, n.at)
-			if err != nil {
-				return nil, err
-			}
-			if n.reopen {
-				opened, err := reopen(ctx, tx, rs, now)
-				if err != nil {
-					return nil, err
-				}
-				for _, r := range opened {
-					follow = append(follow, gateNote{job: r.Job, at: r.LogicalTime, reopen: true})
-				}
-				rs = append(rs, opened...)
-			}
-			add(rs)
+		if err := c.gather(ctx, tx, n, now); err != nil {
+			return nil, err
 		}
 	}
-	moves := free
-	for _, r := range cands {
+	moves := c.free
+	for _, r := range c.runs {
 		ups := make([]upstreamRun, 0, len(g.deps[r.Job]))
 		for _, d := range g.deps[r.Job] {
 			u, err := upstreamOf(ctx, tx, d, r.LogicalTime)
@@ -116,6 +66,7 @@ func (e *Engine) decideNotes(ctx context.Context, tx store.Tx, g *depGraph, note
 			moves = append(moves, store.RunGateParams{ID: r.ID, From: store.StatusBlocked, To: to, Error: why, Now: now})
 		}
 	}
+	follow := c.follow
 	if len(moves) == 0 {
 		return follow, nil
 	}
@@ -134,6 +85,66 @@ func (e *Engine) decideNotes(ctx context.Context, tx store.Tx, g *depGraph, note
 		}
 	}
 	return follow, nil
+}
+
+// gateCands collects the blocked runs a gate op decides.
+type gateCands struct {
+	g      *depGraph
+	seen   map[string]bool
+	runs   []*store.Run          // blocked runs of jobs with dependencies
+	free   []store.RunGateParams // blocked runs of a job that no longer has dependencies
+	follow []gateNote            // runs reopened: their dependents next
+}
+
+func (c *gateCands) add(rs []*store.Run) {
+	for _, r := range rs {
+		if r.Status == store.StatusBlocked && !c.seen[r.ID] && len(c.g.deps[r.Job]) > 0 {
+			c.seen[r.ID] = true
+			c.runs = append(c.runs, r)
+		}
+	}
+}
+
+// gather adds the runs note n points at.
+func (c *gateCands) gather(ctx context.Context, tx store.Tx, n gateNote, now time.Time) error {
+	switch {
+	case n.recheck:
+		rs, err := jobSlots(ctx, tx, n.job, time.Unix(0, 0), time.Unix(1<<40, 0), store.MaxSlotRuns)
+		if err != nil {
+			return err
+		}
+		if j := c.g.jobs[n.job]; j != nil && len(c.g.deps[n.job]) == 0 && j.Overlap != store.OverlapQueue {
+			for _, r := range rs {
+				if r.Status == store.StatusBlocked {
+					c.free = append(c.free, store.RunGateParams{ID: r.ID, From: store.StatusBlocked, To: store.StatusQueued, Now: now})
+				}
+			}
+		}
+		c.add(rs)
+		return nil
+	case n.run != "":
+		rs, err := jobSlots(ctx, tx, n.job, n.at, n.at, 1)
+		c.add(rs)
+		return err
+	}
+	for _, edge := range c.g.down[n.job] {
+		rs, err := downstreamSlots(ctx, tx, edge, n.at)
+		if err != nil {
+			return err
+		}
+		if n.reopen {
+			opened, err := reopen(ctx, tx, rs, now)
+			if err != nil {
+				return err
+			}
+			for _, r := range opened {
+				c.follow = append(c.follow, gateNote{job: r.Job, at: r.LogicalTime, reopen: true})
+			}
+			rs = append(rs, opened...)
+		}
+		c.add(rs)
+	}
+	return nil
 }
 
 // reopen moves the runs of rs that their trigger rule skipped back to

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/pluto-sched/pluto/internal/apijson"
 	"github.com/pluto-sched/pluto/internal/auth"
 	"github.com/pluto-sched/pluto/internal/engine"
 	"github.com/pluto-sched/pluto/internal/store"
@@ -31,32 +32,10 @@ type backfillSource interface {
 
 var _ backfillSource = (*engine.Engine)(nil)
 
-// backfillJSON is a backfill as the API shows it.
-type backfillJSON struct {
-	ID         string                 `json:"id"`
-	Job        string                 `json:"job"`
-	From       string                 `json:"from"`
-	To         string                 `json:"to"`
-	Parallel   int                    `json:"parallel"`
-	Cascade    bool                   `json:"cascade"`
-	Order      string                 `json:"order"`
-	Rerun      string                 `json:"rerun"`
-	State      string                 `json:"state"`
-	Next       *string                `json:"next"`
-	Started    int                    `json:"started"`
-	Kept       int                    `json:"kept"`
-	CreatedAt  *string                `json:"created_at"`
-	UpdatedAt  *string                `json:"updated_at"`
-	FinishedAt *string                `json:"finished_at"`
-	Progress   []backfillProgressJSON `json:"progress,omitempty"`
-}
-
-type backfillProgressJSON struct {
-	Job     string `json:"job"`
-	Done    int    `json:"done"`    // succeeded
-	Running int    `json:"running"` // queued, dispatched, running, pending, blocked
-	Failed  int    `json:"failed"`  // failed, timed_out, cancelled, skipped
-}
+type (
+	backfillJSON         = apijson.Backfill
+	backfillProgressJSON = apijson.BackfillProgress
+)
 
 // backfillRequestJSON is the body of POST /api/v1/jobs/{name}/backfill.
 type backfillRequestJSON struct {
@@ -69,22 +48,10 @@ type backfillRequestJSON struct {
 	DryRun   bool   `json:"dry_run"`
 }
 
-// planJSON is a dry run's answer.
-type planJSON struct {
-	Jobs            []string       `json:"jobs"`
-	Slots           []planSlotJSON `json:"slots"`
-	Create          int            `json:"create"`
-	Rerun           int            `json:"rerun"`
-	Keep            int            `json:"keep"`
-	EstimateSeconds float64        `json:"estimate_seconds"`
-}
-
-type planSlotJSON struct {
-	LogicalTime string  `json:"logical_time"`
-	Action      string  `json:"action"`
-	RunID       *string `json:"run_id"`
-	Status      *string `json:"status"`
-}
+type (
+	planJSON     = apijson.BackfillPlan
+	planSlotJSON = apijson.PlanSlot
+)
 
 func toBackfillJSON(b *store.Backfill) backfillJSON {
 	order := "asc"
