@@ -45,6 +45,14 @@ func TestConsoleDependenciesAndBackfill(t *testing.T) {
 		t.Errorf("the card %q does not show extract's run for the slot as succeeded", card)
 	}
 
+	do(t, ctx, "the grid of the graph", 20*time.Second,
+		chromedp.Click(chromedp.ID("grid-link")),
+		chromedp.WaitVisible(chromedp.ID("grid")))
+	row := value(t, ctx, "read extract's row", chromedp.Text(chromedp.CSS(`#grid tr[data-job="extract"]`)))
+	if !strings.Contains(row, "succeeded") && !strings.Contains(row, "Succeeded") {
+		t.Errorf("extract's row in the grid %q shows no succeeded run", row)
+	}
+
 	do(t, ctx, "preview a backfill", 30*time.Second,
 		chromedp.Navigate(e.base+"/jobs/extract"),
 		chromedp.WaitVisible(chromedp.ID("bf-from")),

@@ -88,6 +88,7 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET /jobs", c.page(c.jobsPage))
 	c.mux.HandleFunc("GET /jobs/new", c.page(c.jobForm))
 	c.mux.HandleFunc("GET /jobs/{name}", c.page(c.jobPage))
+	c.mux.HandleFunc("GET /jobs/{name}/grid", c.page(c.gridPage))
 	c.mux.HandleFunc("GET /jobs-preview", c.page(c.cronPreview))
 	c.mux.HandleFunc("POST /jobs-save", c.action(c.jobSave))
 	c.mux.HandleFunc("POST /jobs/{name}/{action}", c.action(c.jobAction))

@@ -214,3 +214,105 @@ func strOr(s *string) string {
 	}
 	return *s
 }
+
+// gridPage is the grid of a job's graph: the jobs (its upstream jobs, the
+// job, its downstream jobs, all the way) × its last logical times, each
+// cell the job's run for that time.
+type gridPage struct {
+	*view
+	Job   string
+	Times []string // newest first
+	Rows  []gridRow
+}
+
+type gridRow struct {
+	Job   string
+	Cells []*apijson.Run // per time; nil: no run
+}
+
+// gridTimes is how many logical times the grid shows.
+const gridTimes = 14
+
+func (c *Console) gridPage(w http.ResponseWriter, r *http.Request, v *view) error {
+	name := r.PathValue("name")
+	var jobs apijson.List[apijson.Job]
+	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/jobs", nil, nil, &jobs); err != nil {
+		return err
+	}
+	p := gridPage{view: v, Job: name}
+	scope := graphScope(jobs.Items, name)
+	runs := map[string][]apijson.Run{}
+	for _, j := range scope {
+		rs, err := c.slotRuns(r, v, j)
+		if err != nil {
+			return err
+		}
+		runs[j] = rs
+	}
+	for _, run := range runs[name] {
+		if run.LogicalTime != nil && len(p.Times) < gridTimes && !slicesContains(p.Times, *run.LogicalTime) {
+			p.Times = append(p.Times, *run.LogicalTime)
+		}
+	}
+	for _, j := range scope {
+		row := gridRow{Job: j, Cells: make([]*apijson.Run, len(p.Times))}
+		for k := range runs[j] {
+			run := &runs[j][k]
+			for i, t := range p.Times {
+				if run.LogicalTime != nil && row.Cells[i] == nil && sameTime(*run.LogicalTime, t) {
+					row.Cells[i] = run
+				}
+			}
+		}
+		p.Rows = append(p.Rows, row)
+	}
+	v.Title = v.T("grid.title", name)
+	return c.render(w, "grid", p)
+}
+
+// graphScope lists job's upstream jobs (farthest first), job, and its
+// downstream jobs (nearest first), each once.
+func graphScope(jobs []apijson.Job, job string) []string {
+	byName := map[string]apijson.Job{}
+	down := map[string][]string{}
+	for _, j := range jobs {
+		byName[j.Name] = j
+		for _, d := range j.DependsOn {
+			down[d.Job] = append(down[d.Job], j.Name)
+		}
+	}
+	seen := map[string]bool{job: true}
+	var up []string
+	for queue := []string{job}; len(queue) > 0; queue = queue[1:] {
+		for _, d := range byName[queue[0]].DependsOn {
+			if !seen[d.Job] {
+				seen[d.Job] = true
+				up = append(up, d.Job)
+				queue = append(queue, d.Job)
+			}
+		}
+	}
+	out := make([]string, 0, len(up)+1)
+	for i := len(up) - 1; i >= 0; i-- {
+		out = append(out, up[i])
+	}
+	out = append(out, job)
+	for i := len(out) - 1; i < len(out); i++ {
+		for _, d := range down[out[i]] {
+			if !seen[d] {
+				seen[d] = true
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+func slicesContains(xs []string, x string) bool {
+	for _, y := range xs {
+		if sameTime(x, y) {
+			return true
+		}
+	}
+	return false
+}
