@@ -170,55 +170,11 @@ func TestCronAcrossServerKill(t *testing.T) {
 // leader fires the slots the outage missed, late, and every slot has
 // exactly one run, executed once.
 func TestCronAcrossLeaderFailover(t *testing.T) {
-	storeURL := proc.PGURL(t)
-	dir := t.TempDir()
-	execLog := filepath.Join(dir, "exec.log")
-	nodes := make([]*node, 3)
-	var grpcs []string
-	for i := range nodes {
-		n := &node{id: fmt.Sprintf("s%d", i+1)}
-		n.p, n.http, n.grpc = proc.StartServer(t, n.id, "--store", storeURL, "--id", n.id, "--heartbeat", "1s",
-			"--lease-ttl", "5s", "--renew-interval", "1s")
-		n.api = proc.NewAPI(t, n.http)
-		nodes[i] = n
-		grpcs = append(grpcs, n.grpc)
-	}
-	for i := range 2 {
-		w := proc.Start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(grpcs[i:], ",")+","+strings.Join(grpcs[:i], ","),
-			"--id", fmt.Sprintf("w%d", i+1), "--capacity", "4", "--shell")
-		w.Await(30*time.Second, "connected")
-	}
+	execLog := filepath.Join(t.TempDir(), "exec.log")
+	nodes := startPGCluster(t)
 	putTickJob(t, nodes[1].api, "tick", "all", execLog)
-	leader := func(via *node) string {
-		var c proc.ClusterJSON
-		via.api.Do("GET", "/api/v1/cluster", nil, &c)
-		return c.Leader
-	}
 	awaitSlots(nodes[0].api, "tick", 4, 30*time.Second)
-	var old *node
-	for _, n := range nodes {
-		if n.id == leader(nodes[0]) {
-			old = n
-		}
-	}
-	if old == nil {
-		t.Fatal("no leader")
-	}
-	old.p.Signal(syscall.SIGKILL)
-	<-old.p.Exited()
-	var survivor *node
-	for _, n := range nodes {
-		if n != old {
-			survivor = n
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for l := leader(survivor); l == "" || l == old.id; l = leader(survivor) {
-		if time.Now().After(deadline) {
-			t.Fatal("no new leader within 30s")
-		}
-		time.Sleep(200 * time.Millisecond) // polling another process's state
-	}
+	survivor := killLeader(t, nodes)
 	before := len(jobRuns(survivor.api, "tick"))
 	awaitSlots(survivor.api, "tick", before+3, 30*time.Second)
 	bySlot := checkSlots(t, pauseAndSettle(t, survivor.api, "tick"))

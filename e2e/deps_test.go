@@ -21,10 +21,11 @@ type graphRun struct {
 	Error       *string    `json:"error"`
 }
 
-// startWorkflowCluster starts three servers on one PostgreSQL (a short
-// lease, so that a leader's death is seen in seconds) and two shell
-// workers, each with every server in its list, its own first.
-func startWorkflowCluster(t *testing.T) []*node {
+// startPGCluster starts three servers on one PostgreSQL (a short lease,
+// so that a leader's death is seen in seconds) and two shell workers, each
+// with every server in its list, its own first (the failover tests of
+// cron and workflows).
+func startPGCluster(t *testing.T) []*node {
 	storeURL := proc.PGURL(t)
 	nodes := make([]*node, 3)
 	var grpcs []string
@@ -88,7 +89,7 @@ func killLeader(t *testing.T, nodes []*node) *node {
 // started after its upstream runs finished, and no attempt ran twice.
 func TestDependenciesAcrossLeaderFailover(t *testing.T) {
 	execLog := filepath.Join(t.TempDir(), "exec.log")
-	nodes := startWorkflowCluster(t)
+	nodes := startPGCluster(t)
 	put := func(name string, job map[string]any) {
 		job["type"], job["group"] = "shell", "default"
 		job["payload"] = map[string]string{"cmd": fmt.Sprintf(`echo "$PLUTO_RUN_ID $PLUTO_ATTEMPT" >> %s`, execLog)}
@@ -172,7 +173,7 @@ func TestDependenciesAcrossLeaderFailover(t *testing.T) {
 // dispatched after its upstream runs finished, no attempt run twice.
 func TestBackfillAcrossLeaderFailover(t *testing.T) {
 	execLog := filepath.Join(t.TempDir(), "exec.log")
-	nodes := startWorkflowCluster(t)
+	nodes := startPGCluster(t)
 	api := nodes[1].api
 	for _, j := range []struct {
 		name string

@@ -299,11 +299,7 @@ func (e *Engine) startSlot(ctx context.Context, tx store.Tx, o *txOp, bf *store.
 	if len(rs) > 0 {
 		cur = rs[0]
 	}
-	mk := func(j *store.Job, at time.Time) store.RunInsertParams {
-		p := e.slotRun(j, at, now)
-		p.RunAt = now
-		return p
-	}
+	mk := func(j *store.Job, at time.Time) store.RunInsertParams { return e.manualSlotRun(j, at, now) }
 	// The slot's runs, downstream ones included: the store keeps those
 	// that exist, and creates the rest.
 	res, err := tx.RunInsert(ctx, withDependents(g, []store.RunInsertParams{mk(j, at)}, bf.Cascade, mk))

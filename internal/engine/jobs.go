@@ -172,11 +172,7 @@ func (e *Engine) JobTriggerSlot(ctx context.Context, name string, payload json.R
 	}
 	now := e.now()
 	at = utc(at)
-	mk := func(j *store.Job, at time.Time) store.RunInsertParams {
-		p := e.slotRun(j, at, now)
-		p.RunAt = now // a manual run of a slot runs now, whatever the slot's time
-		return p
-	}
+	mk := func(j *store.Job, at time.Time) store.RunInsertParams { return e.manualSlotRun(j, at, now) }
 	first := mk(j, at)
 	if payload != nil {
 		first.Payload = payload
@@ -207,6 +203,14 @@ func (e *Engine) JobTriggerSlot(ctx context.Context, name string, payload json.R
 		return nil, false, err
 	}
 	return run, created, nil
+}
+
+// manualSlotRun is the run of j for slot at made by hand (a trigger with a
+// logical time, a backfill): it runs now, whatever the slot's time.
+func (e *Engine) manualSlotRun(j *store.Job, at, now time.Time) store.RunInsertParams {
+	p := e.slotRun(j, at, now)
+	p.RunAt = now
+	return p
 }
 
 // jobSubmitSpec is the spec a job's runs copy.

@@ -72,6 +72,14 @@ type RunSlotsParams struct {
 // MaxSlotRuns bounds RunSlotsParams.Limit.
 const MaxSlotRuns = 1000
 
+// CheckSlots reports a RunSlotsParams no backend answers.
+func CheckSlots(p RunSlotsParams) error {
+	if p.Job == "" || p.Limit < 1 || p.Limit > MaxSlotRuns {
+		return fmt.Errorf("RunListSlots: job %q, limit %d (1 to %d)", p.Job, p.Limit, MaxSlotRuns)
+	}
+	return nil
+}
+
 // RunGateParams moves run ID from status From to status To, if it is
 // still in From. The moves: blocked → queued (its wait is over; run_at
 // becomes Now if later), blocked → skipped (finished at Now with Error,

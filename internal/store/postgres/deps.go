@@ -61,8 +61,8 @@ func (t *tx) RunListSlots(ctx context.Context, p store.RunSlotsParams) ([]*Run, 
 	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
-	if p.Job == "" || p.Limit < 1 || p.Limit > store.MaxSlotRuns {
-		return nil, fmt.Errorf("postgres: RunListSlots: job %q, limit %d (1 to %d)", p.Job, p.Limit, store.MaxSlotRuns)
+	if err := store.CheckSlots(p); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	rows, err := t.q.Query(ctx, sqlListSlots, p.Job, p.From, p.To, int64(p.Limit))
 	if err != nil {

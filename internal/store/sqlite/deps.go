@@ -36,8 +36,8 @@ func (t *tx) RunListSlots(ctx context.Context, p store.RunSlotsParams) ([]*Run, 
 	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
-	if p.Job == "" || p.Limit < 1 || p.Limit > store.MaxSlotRuns {
-		return nil, fmt.Errorf("sqlite: RunListSlots: job %q, limit %d (1 to %d)", p.Job, p.Limit, store.MaxSlotRuns)
+	if err := store.CheckSlots(p); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	t.bind()
 	t.arg(p.Job)
