@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,6 +66,10 @@ type rateKey struct {
 // RateCache holds the settled throughput buckets of a store (backends
 // only). The zero value is ready to use.
 type RateCache struct {
+	// held is settled, or the minute a refresh in progress reads up to,
+	// for Invalidate's check without the lock: every write transaction
+	// calls it, and the lock is held across a refresh's store read.
+	held    atomic.Int64
 	mu      sync.Mutex
 	settled int64 // minute buckets up to this one are held; 0: nothing held
 	hour    int64 // hour buckets up to this one are held
@@ -83,10 +88,14 @@ type settledSums struct {
 // Invalidate drops what the cache holds if minute (of a bucket being
 // written) is one it holds.
 func (c *RateCache) Invalidate(minute int64) {
+	if h := c.held.Load(); h == 0 || minute > h {
+		return // the hot path: a write of a bucket still being written
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.settled != 0 && minute <= c.settled {
 		c.settled, c.hour, c.buckets, c.sums = 0, 0, nil, nil
+		c.held.Store(0)
 	}
 }
 
@@ -222,6 +231,7 @@ func (c *RateCache) refresh(ctx context.Context, w Windows, sm, sh int64, read R
 	if c.settled == sm && c.hour == sh {
 		return nil
 	}
+	c.held.Store(sm) // a write of what this reads now waits for the lock
 	r := RateRange{MinuteFrom: w.Minute - 60, MinuteTo: sm, HourFrom: w.Hour - 24, HourTo: sh}
 	if c.settled != 0 {
 		r.MinuteFrom = max(r.MinuteFrom, c.settled+1)
@@ -245,6 +255,7 @@ func (c *RateCache) refresh(ctx context.Context, w Windows, sm, sh int64, read R
 	})
 	if err != nil {
 		c.settled, c.hour, c.buckets, c.sums = 0, 0, nil, nil // partly read: start over
+		c.held.Store(0)
 		return err
 	}
 	c.settled, c.hour = sm, sh
