@@ -226,6 +226,9 @@ func printJobDetail(w io.Writer, j apiJob) {
 	if j.Shards != 0 {
 		row("Shards", strconv.Itoa(j.Shards))
 	}
+	if j.Alerts != nil {
+		row("Alerts", alertRulesText(j.Alerts))
+	}
 	row("Payload", compactJSON(j.Payload))
 	row("Version", strconv.FormatInt(j.Version, 10))
 	row("Created", shortTime(j.CreatedAt))

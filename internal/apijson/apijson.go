@@ -173,12 +173,14 @@ type Job struct {
 	// string such as "30d" (null: the server's retention per status);
 	// KeepLast is how many of its newest finished runs are never deleted
 	// for their age (0: none).
-	Keep      *string `json:"keep"`
-	KeepLast  int     `json:"keep_last"`
-	NextFire  *string `json:"next_fire"`
-	Version   int64   `json:"version"`
-	CreatedAt *string `json:"created_at"`
-	UpdatedAt *string `json:"updated_at"`
+	Keep     *string `json:"keep"`
+	KeepLast int     `json:"keep_last"`
+	// Alerts are the job's alert rules (null: its group's default).
+	Alerts    *AlertRules `json:"alerts"`
+	NextFire  *string     `json:"next_fire"`
+	Version   int64       `json:"version"`
+	CreatedAt *string     `json:"created_at"`
+	UpdatedAt *string     `json:"updated_at"`
 }
 
 // JobTrigger is the optional body of POST /api/v1/jobs/{name}/trigger: a

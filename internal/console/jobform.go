@@ -28,7 +28,8 @@ type jobPage struct {
 	YAMLOpen bool   // the YAML editor was used: show it open
 	Preview  cronPreviewData
 	Timeline timeline
-	Deps     depView // upstream and downstream jobs (workflow.go)
+	Deps     depView         // upstream and downstream jobs (workflow.go)
+	Alerts   []apijson.Alert // the job's latest alerts
 	Err      *APIError
 }
 
@@ -54,6 +55,9 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, v *view) error
 	}
 	p.Timeline = tl
 	if p.Deps, err = c.jobDeps(r, v, p.Job, r.URL.Query().Get("at")); err != nil {
+		return err
+	}
+	if p.Alerts, err = c.alerts(r, v, name, 10); err != nil {
 		return err
 	}
 	v.Title = v.T("jobs.job", name)
@@ -118,6 +122,7 @@ func (c *Console) keepUnshown(r *http.Request, v *view, j *apijson.Job) *APIErro
 		return &APIError{Status: http.StatusBadRequest, ErrorBody: apijson.ErrorBody{Message: err.Error(), Field: "name"}}
 	}
 	j.DependsOn, j.TriggerRule, j.MisfireMax, j.Shards, j.Keep, j.KeepLast = cur.DependsOn, cur.TriggerRule, cur.MisfireMax, cur.Shards, cur.Keep, cur.KeepLast
+	j.Alerts = cur.Alerts
 	return nil
 }
 
@@ -234,4 +239,41 @@ func previewCron(v *view, expr, tz string, now time.Time) cronPreviewData {
 		p.Next = append(p.Next, t.In(loc).Format("2006-01-02 15:04:05 Mon MST"))
 	}
 	return p
+}
+
+// AlertRules describes a job's alert rules in a sentence.
+func (p jobPage) AlertRules(r *apijson.AlertRules) string {
+	var parts []string
+	if len(r.On) > 0 {
+		on := make([]string, len(r.On))
+		for i, s := range r.On {
+			on[i] = p.T("alerts.rule." + s)
+		}
+		parts = append(parts, p.T("alerts.rules_on", strings.Join(on, ", ")))
+	}
+	if r.SLA != "" {
+		zone := p.Job.Timezone
+		if zone == "" {
+			zone = "UTC"
+		}
+		parts = append(parts, p.T("alerts.rules_sla", r.SLA, zone))
+	}
+	if r.MaxDuration != nil {
+		parts = append(parts, p.T("alerts.rules_max", *r.MaxDuration))
+	}
+	if len(parts) == 0 {
+		return p.T("alerts.rules_off")
+	}
+	if r.Webhook != "" {
+		host := r.Webhook
+		if u, err := url.Parse(r.Webhook); err == nil {
+			host = u.Host
+		}
+		format := r.Format
+		if format == "" {
+			format = "json"
+		}
+		parts = append(parts, p.T("alerts.rules_hook", host, format))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/apijson"
@@ -17,6 +18,7 @@ type overviewPage struct {
 	Stats    apijson.Stats
 	Groups   []groupLoad
 	Failures []apijson.Run
+	Alerts   []apijson.Alert
 }
 
 // Age shows a queue age in seconds as a short duration.
@@ -35,6 +37,7 @@ type groupLoad struct {
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, v *view) error {
+	var err error
 	p := overviewPage{view: v}
 	ctx, secret := r.Context(), v.secret()
 	if err := c.api.call(ctx, secret, http.MethodGet, "/api/v1/cluster", nil, nil, &p.Cluster); err != nil {
@@ -54,6 +57,9 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, v *view) erro
 		return err
 	}
 	p.Failures = failed.Items
+	if p.Alerts, err = c.alerts(r, v, "", 10); err != nil {
+		return err
+	}
 	v.Title = v.T("overview.title")
 	if r.URL.Query().Get("part") == "live" {
 		return c.renderPart(w, "overview", "live", p)
@@ -85,4 +91,17 @@ func groupLoads(ws []apijson.Worker) []groupLoad {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
 	return out
+}
+
+// alerts reads the latest alerts (of job, if not ""), at most n.
+func (c *Console) alerts(r *http.Request, v *view, job string, n int) ([]apijson.Alert, error) {
+	var l apijson.List[apijson.Alert]
+	q := url.Values{"limit": {strconv.Itoa(n)}}
+	if job != "" {
+		q.Set("job", job)
+	}
+	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/alerts", q, nil, &l); err != nil {
+		return nil, err
+	}
+	return l.Items, nil
 }

@@ -15,6 +15,7 @@ import (
 var (
 	ErrPayloadTooLarge = errors.New("engine: payload too large")
 	ErrStopped         = errors.New("engine: stopped")
+	errStopping        = errors.New("engine: stopping")
 	// ErrDuplicateWorker refuses a worker whose id is connected from
 	// another process (another Hello.Instance) that is still alive.
 	ErrDuplicateWorker = errors.New("engine: another process is connected with this worker id")

@@ -62,6 +62,7 @@ func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 	delete(e.disp.orphans, id)
 	e.cfg.Observer.Finished(res.Run.Group, res.Run.Type, store.StatusCancelled, ran)
 	e.terminal(id, res.Run.Job, res.Run.LogicalTime, store.StatusCancelled)
+	e.alerts.ended(id, res.Run.Job, res.Run.Group, store.StatusCancelled, res.Run)
 }
 
 // Retry puts a failed, cancelled or timed-out run back in the queue with a

@@ -198,6 +198,7 @@ func (e *Engine) applyMade(o *txOp, cancelReason string) {
 	for _, r := range o.ended {
 		e.gate.note(gateNote{job: r.Job, at: r.LogicalTime})
 	}
+	e.alerts.endedRuns(o.skipped)
 	for _, c := range o.cancels {
 		e.cancelled(c, cancelReason)
 	}
@@ -263,6 +264,7 @@ func (e *Engine) tick(ctx context.Context, tx store.Tx, o *txOp, due time.Time) 
 		}
 		if !r.Existing {
 			o.noteCallbackRun(r.Run) // a skipped slot's delivery is due at once
+			o.noteSkipped(r.Run)
 			if r.Run.Status == store.StatusSkipped && r.Run.Job != "" {
 				o.ended = append(o.ended, r.Run) // its dependents are decided
 			}

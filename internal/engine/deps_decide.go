@@ -81,6 +81,7 @@ func (e *Engine) decideNotes(ctx context.Context, tx store.Tx, g *depGraph, note
 			o.made = append(o.made, r)
 		case r.Status == store.StatusSkipped:
 			o.noteCallbackRun(r)
+			o.noteSkipped(r)
 			follow = append(follow, gateNote{job: r.Job, at: r.LogicalTime})
 		}
 	}

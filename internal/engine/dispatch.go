@@ -61,6 +61,7 @@ type flight struct {
 	// commit); the reconciler requeues orphans no worker reclaims.
 	orphanedAt time.Time
 	timer      clock.Timer // timeout
+	longTimer  clock.Timer // the alert rules' max_duration (alerts_sweep.go)
 	// logsTold is the session told that this attempt's log is capped
 	// (LogsCapped); a reconnected worker's new session is told again.
 	logsTold *Session
@@ -96,6 +97,10 @@ func (f *flight) stopTimer() {
 	if f.timer != nil {
 		f.timer.Stop()
 		f.timer = nil
+	}
+	if f.longTimer != nil {
+		f.longTimer.Stop()
+		f.longTimer = nil
 	}
 }
 

@@ -237,6 +237,10 @@ type Config struct {
 	// keeps no wire format of its own: the server passes the API's run
 	// shape. Default: the store's Run as encoding/json writes it.
 	CallbackBody func(*store.Run) ([]byte, error)
+	// AlertBody encodes an alert POSTed to a webhook in the json format
+	// (alerts_deliver.go), as the API shows it; default: the store's
+	// Alert as encoding/json writes it.
+	AlertBody func(*store.Alert) ([]byte, error)
 }
 
 func (c *Config) defaults() error {
@@ -319,6 +323,9 @@ func (c *Config) defaults() error {
 	if c.CallbackBody == nil {
 		c.CallbackBody = func(r *store.Run) ([]byte, error) { return json.Marshal(r) }
 	}
+	if c.AlertBody == nil {
+		c.AlertBody = func(a *store.Alert) ([]byte, error) { return json.Marshal(a) }
+	}
 	if c.NewID == nil {
 		c.NewID = newRunID
 	}
@@ -342,16 +349,20 @@ type Engine struct {
 	commits *committer // the only writer (committer.go)
 
 	// The components with their own state and lock.
-	promote  *promoter   // promote.go
-	cron     *cronLoop   // cron.go
-	feedback *deliverer  // callback deliveries, leader only (feedback.go)
-	unblock  *unblocker  // releases blocked runs of jobs (cron.go)
-	gate     *gate       // decides runs waiting on upstream jobs (deps.go)
-	backfill *backfiller // drives backfills on the leader (backfill.go)
-	monitor  *monitor    // liveness (monitor.go)
-	recon    *reconciler // reconcile.go
-	waiters  waiters     // Wait calls, by run (control.go)
-	logw     *logWriter  // log lines, in transactions of their own (logwriter.go)
+	promote  *promoter              // promote.go
+	cron     *cronLoop              // cron.go
+	feedback *deliverer[*store.Run] // callback deliveries, leader only (feedback.go)
+	// netPolicy is where callbacks and alert webhooks may go
+	// (feedback_http.go); set in New, then read only.
+	netPolicy *callbackPolicy
+	unblock   *unblocker  // releases blocked runs of jobs (cron.go)
+	gate      *gate       // decides runs waiting on upstream jobs (deps.go)
+	alerts    *alerter    // alert rules, alerts and their webhooks (alerts.go)
+	backfill  *backfiller // drives backfills on the leader (backfill.go)
+	monitor   *monitor    // liveness (monitor.go)
+	recon     *reconciler // reconcile.go
+	waiters   waiters     // Wait calls, by run (control.go)
+	logw      *logWriter  // log lines, in transactions of their own (logwriter.go)
 	// logFollow are the FollowLogs registrations, by run (logfollow.go).
 	logFollow waiters
 	lead      leadership // leader.go
@@ -430,6 +441,8 @@ func New(cfg Config) (*Engine, error) {
 	if err := e.initFeedback(); err != nil {
 		return nil, err
 	}
+	e.alerts = &alerter{e: e}
+	e.alerts.deliv = &deliverer[*store.Alert]{e: e, kind: alertKind{e: e}, client: e.feedback.client}
 	return e, nil
 }
 
@@ -469,6 +482,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return err
 	}
 	e.logw.start()
+	e.alerts.warm()
 	for _, c := range []component{e.monitor, e.recon} {
 		if err := c.Start(ctx); err != nil {
 			return err
@@ -536,6 +550,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.promote.deactivate()
 		e.cron.deactivate()
 		e.feedback.deactivate()
+		e.alerts.deactivate()
 		e.lead.mu.Unlock()
 		if !started {
 			e.disp.mu.Lock()
@@ -560,6 +575,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 			e.promote.arming.Wait()
 			e.cron.arming.Wait()
 			e.feedback.running.Wait()
+			e.alerts.wait()
 			close(done)
 		}()
 		select {

@@ -2,11 +2,8 @@ package engine
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -72,34 +69,6 @@ const (
 	maxCallbackError = 500
 )
 
-// deliverer is the leader's feedback deliverer, a component with its own
-// state and lock like the promoter: activated when a term is won and
-// deactivated when it is lost or the engine stops. The goroutines it
-// starts (reads of the next delivery time, POSTs) are counted in running,
-// which the engine's Stop waits for.
-//
-// Lock order: the dispatcher's lock may be held when calling note or
-// rearm, the lease's when calling activate or deactivate; the deliverer
-// takes neither.
-type deliverer struct {
-	e      *Engine
-	policy *callbackPolicy // set in New, then read only
-	client CallbackDoer    // set in New, then read only
-
-	mu        sync.Mutex
-	active    bool // leading: a term is won and not yet lost
-	wake      wakeTimer
-	claiming  bool            // a claim op is in flight
-	again     bool            // a wake-up came while it was
-	full      bool            // every slot is taken: claim again when one frees
-	inflight  int             // POSTs in flight
-	ctx       context.Context // the term's; cancelled when it ends
-	cancel    context.CancelFunc
-	records   []store.CallbackRecordParams // outcomes to write
-	recording bool                         // a record op is in flight
-	running   sync.WaitGroup               // arm and POST goroutines
-}
-
 // initFeedback checks the callback settings and builds the deliverer and
 // its HTTP client.
 func (e *Engine) initFeedback() error {
@@ -117,240 +86,41 @@ func (e *Engine) initFeedback() error {
 	if err != nil {
 		return err
 	}
-	e.feedback = &deliverer{e: e, policy: p, client: c.CallbackClient}
-	if e.feedback.client == nil {
-		e.feedback.client = newCallbackClient(p)
+	client := c.CallbackClient
+	if client == nil {
+		client = newCallbackClient(p)
 	}
+	e.feedback = &deliverer[*store.Run]{e: e, kind: callbackKind{e: e}, client: client}
+	e.netPolicy = p
 	return nil
 }
 
-// activate readies the deliverer for a new term; arm then reads the first
-// time from the store.
-func (d *deliverer) activate() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.active = true
-	d.ctx, d.cancel = context.WithCancel(context.Background())
+// callbackKind is the deliveries of runs' outcomes (deliverer, delivery.go).
+type callbackKind struct{ e *Engine }
+
+func (callbackKind) name() string { return "callback" }
+
+func (k callbackKind) nextAt(ctx context.Context) (time.Time, error) {
+	return k.e.st.CallbackNextAt(ctx)
 }
 
-// deactivate ends the term's deliveries: the timer stops and POSTs in
-// flight are cancelled (their leases lapse; the next leader claims them
-// again).
-func (d *deliverer) deactivate() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.active = false
-	d.wake.stop()
-	if d.cancel != nil {
-		d.cancel()
-	}
-	d.closeIdle()
+func (callbackKind) claim(ctx context.Context, tx store.Tx, p store.CallbackListDueParams) ([]*store.Run, error) {
+	return tx.CallbackListDue(ctx, p)
 }
 
-// takingWork says whether the deliverer may start anything new: it leads,
-// and the engine runs (a graceful stop takes no new work even in the
-// moment before it gives the lease up). Called with d.mu held.
-func (d *deliverer) takingWork() bool { return d.active && d.e.running() }
-
-// closeIdle closes the HTTP client's idle connections (and their
-// goroutines) once the deliverer stopped.
-func (d *deliverer) closeIdle() {
-	if c, ok := d.client.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
+func (callbackKind) record(ctx context.Context, tx store.Tx, p []store.CallbackRecordParams) ([]bool, error) {
+	return tx.CallbackRecord(ctx, p)
 }
 
-// arm arms the deliverer from the store (on taking the lease, and after a
-// round that claimed fewer deliveries than it could, at claimedAt: a
-// delivery due by then that it did not get is held by another server's
-// claim, so the next look is a little later rather than at once).
-func (d *deliverer) arm(ctx context.Context, claimedAt time.Time) {
-	e := d.e
-	at, err := e.st.CallbackNextAt(ctx)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err != nil {
-		if ctx.Err() == nil {
-			e.log.Error("read next callback delivery", "err", err)
-			d.noteLocked(e.now().Add(time.Second)) // try again rather than stall
-		}
-		return
-	}
-	if at.IsZero() {
-		return
-	}
-	if !claimedAt.IsZero() && !at.After(claimedAt) {
-		at = e.now().Add(callbackRecheck)
-	}
-	d.noteLocked(at)
-}
+func (k callbackKind) post(ctx context.Context, r *store.Run) error { return k.e.postCallback(ctx, r) }
 
-// rearm re-reads the next delivery in the background (notifications were
-// lost, or the reconciler looks).
-func (d *deliverer) rearm() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.rearmLocked(time.Time{})
-}
-
-// rearmLocked re-reads the next delivery in the background, after a round
-// that claimed at claimedAt. Called with d.mu held.
-func (d *deliverer) rearmLocked(claimedAt time.Time) {
-	if !d.takingWork() {
-		return
+// state: a delivery expires CallbackExpiry after its run ended.
+func (callbackKind) state(r *store.Run) (string, store.Callback, time.Time) {
+	since := r.FinishedAt
+	if since.IsZero() {
+		since = r.CreatedAt
 	}
-	ctx := d.ctx
-	d.running.Add(1)
-	go func() {
-		defer d.running.Done()
-		d.arm(ctx, claimedAt)
-	}()
-}
-
-// note makes sure a round starts by at. Only the leader delivers; other
-// servers publish the time (TopicCallback).
-func (d *deliverer) note(at time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.noteLocked(at)
-}
-
-func (d *deliverer) noteLocked(at time.Time) {
-	if d.takingWork() {
-		d.wake.arm(d.e.clk, at, d.due)
-	}
-}
-
-func (d *deliverer) due() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.wake.fired()
-	d.startClaimLocked()
-}
-
-// startClaimLocked claims as many due deliveries as there are free slots.
-// Called with d.mu held.
-func (d *deliverer) startClaimLocked() {
-	if !d.takingWork() {
-		return
-	}
-	if d.claiming {
-		d.again = true
-		return
-	}
-	e := d.e
-	free := e.cfg.CallbackConcurrency - d.inflight
-	if free <= 0 {
-		d.full = true
-		return
-	}
-	d.claiming = true
-	now := e.now()
-	lease := now.Add(e.callbackLease())
-	var claimed []*store.Run
-	o := &txOp{}
-	o.fn = func(ctx context.Context, tx store.Tx) error {
-		runs, err := tx.CallbackListDue(ctx, store.CallbackListDueParams{Now: now, LeaseUntil: lease, Limit: free})
-		claimed = runs
-		return err
-	}
-	o.done = func() { d.claimed(o.err, claimed, free, now, lease) }
-	if !e.ops.push(o) {
-		d.claiming = false
-	}
-}
-
-// callbackLease is how long a claimed delivery is left to its deliverer:
-// longer than a POST may take plus the time to record its outcome.
-func (e *Engine) callbackLease() time.Duration { return 2*e.cfg.CallbackTimeout + 30*time.Second }
-
-func (d *deliverer) claimed(err error, runs []*store.Run, limit int, now, lease time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.claiming = false
-	if err != nil {
-		d.e.log.Error("claim callback deliveries", "err", err)
-		d.noteLocked(d.e.now().Add(time.Second))
-		return
-	}
-	if !d.active {
-		return // no longer leading: the leases lapse and the next leader claims them
-	}
-	for _, r := range runs {
-		d.inflight++
-		d.running.Add(1)
-		go d.deliver(d.ctx, r, lease)
-	}
-	switch {
-	case d.again:
-		d.again = false
-		d.startClaimLocked()
-	case len(runs) >= limit:
-		d.full = true // more may be due: claim when a slot frees
-	default:
-		d.rearmLocked(now)
-	}
-}
-
-// deliver makes one delivery and queues its outcome.
-func (d *deliverer) deliver(ctx context.Context, r *store.Run, lease time.Time) {
-	defer d.running.Done()
-	e := d.e
-	rctx, cancel := context.WithTimeout(ctx, e.cfg.CallbackTimeout)
-	err := e.postCallback(rctx, r)
-	cancel()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.inflight--
-	if !d.active && d.inflight == 0 {
-		d.closeIdle()
-	}
-	if d.full {
-		d.full = false
-		d.startClaimLocked()
-	}
-	if err != nil && ctx.Err() != nil {
-		return // the term ended: not recorded, the lease lapses and the next leader retries
-	}
-	p := e.callbackOutcome(r, lease, err, e.now())
-	switch p.State {
-	case store.CallbackDelivered:
-		e.log.Debug("callback delivered", "run", r.ID, "attempt", p.Attempt)
-	case store.CallbackFailed:
-		e.log.Warn("callback failed for good", "run", r.ID, "attempts", p.Attempt, "err", p.Error)
-	default:
-		e.log.Debug("callback attempt failed", "run", r.ID, "attempt", p.Attempt, "retry_at", p.NextAt, "err", p.Error)
-	}
-	d.records = append(d.records, p)
-	d.flushLocked()
-}
-
-// callbackOutcome decides what a delivery's result means.
-func (e *Engine) callbackOutcome(r *store.Run, lease time.Time, err error, now time.Time) store.CallbackRecordParams {
-	n := r.Callback.Attempts
-	p := store.CallbackRecordParams{ID: r.ID, Attempt: n, Lease: lease, Now: now}
-	if err == nil {
-		p.State = store.CallbackDelivered
-		return p
-	}
-	msg := err.Error()
-	var refused *CallbackRefusedError
-	if errors.As(err, &refused) {
-		p.State, p.Error = store.CallbackFailed, truncate(msg, maxCallbackError)
-		return p
-	}
-	ended := r.FinishedAt
-	if ended.IsZero() {
-		ended = r.CreatedAt
-	}
-	next := now.Add(callbackBackoff(n))
-	if deadline := ended.Add(e.cfg.CallbackExpiry); next.After(deadline) {
-		p.State = store.CallbackFailed
-		p.Error = truncate(fmt.Sprintf("expired after %d attempts: %s", n, msg), maxCallbackError)
-		return p
-	}
-	p.State, p.NextAt, p.Error = store.CallbackPending, next, truncate(msg, maxCallbackError)
-	return p
+	return r.ID, r.Callback, since
 }
 
 // callbackBackoff is the delay after failed attempt n (1-based): 1 s
@@ -363,45 +133,6 @@ func callbackBackoff(n int) time.Duration {
 	d = min(d, callbackRetryMax)
 	half := d / 2
 	return (half + time.Duration(rand.Int64N(int64(half)+1))).Truncate(time.Microsecond)
-}
-
-// flushLocked writes the collected outcomes, one op at a time (outcomes
-// that arrive meanwhile go in the next one). Called with d.mu held.
-func (d *deliverer) flushLocked() {
-	if d.recording || len(d.records) == 0 {
-		return
-	}
-	e := d.e
-	batch := d.records
-	d.records = nil
-	d.recording = true
-	var applied []bool
-	o := &txOp{}
-	o.fn = func(ctx context.Context, tx store.Tx) error {
-		res, err := tx.CallbackRecord(ctx, batch)
-		applied = res
-		return err
-	}
-	o.done = func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		d.recording = false
-		if o.err != nil {
-			// Not written: the claims' leases lapse and the deliveries are
-			// made again.
-			e.log.Error("record callback deliveries", "deliveries", len(batch), "err", o.err)
-		} else {
-			for i, ok := range applied {
-				if ok && batch[i].State == store.CallbackPending {
-					d.noteLocked(batch[i].NextAt)
-				}
-			}
-		}
-		d.flushLocked()
-	}
-	if !e.ops.push(o) {
-		d.recording = false
-	}
 }
 
 // callbacksDue is the earliest delivery the batch's committed changes made

@@ -108,48 +108,61 @@ func (e *Engine) postCallback(ctx context.Context, r *store.Run) error {
 	if err != nil {
 		return fmt.Errorf("encode run: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.CallbackURL, bytes.NewReader(body))
+	hdr := map[string]string{"X-Pluto-Run-Id": r.ID, "X-Pluto-Delivery-Attempt": strconv.Itoa(r.Callback.Attempts)}
+	_, err = e.postHook(ctx, r.CallbackURL, "pluto-callback/1", body, hdr)
+	return err
+}
+
+// postHook POSTs a JSON body to url under the network policy: nil and the
+// start of the answer's body (4 KiB) for an answer in 2xx.
+func (e *Engine) postHook(ctx context.Context, url_, agent string, body []byte, hdr map[string]string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url_, bytes.NewReader(body))
 	if err != nil {
-		return &CallbackRefusedError{Host: r.CallbackURL, Reason: err.Error()}
+		return nil, &CallbackRefusedError{Host: url_, Reason: err.Error()}
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "pluto-callback/1")
-	req.Header.Set("X-Pluto-Run-Id", r.ID)
-	req.Header.Set("X-Pluto-Delivery-Attempt", strconv.Itoa(r.Callback.Attempts))
+	req.Header.Set("User-Agent", agent)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	resp, err := e.feedback.client.Do(req)
 	if err != nil {
 		var re *netguard.RefusedError
 		if errors.As(err, &re) {
-			return &CallbackRefusedError{Host: req.URL.Hostname(), Err: re}
+			return nil, &CallbackRefusedError{Host: req.URL.Hostname(), Err: re}
 		}
 		if ue, ok := err.(*url.Error); ok {
 			err = ue.Err // the URL is on the run already
 		}
-		return fmt.Errorf("POST: %w", err)
+		return nil, fmt.Errorf("POST: %w", err)
 	}
 	defer resp.Body.Close()
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection can be reused
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
+		return head, nil
 	}
 	msg := "HTTP " + strconv.Itoa(resp.StatusCode)
-	if s := strings.TrimSpace(strings.ToValidUTF8(string(excerpt), "")); s != "" {
+	if s := strings.TrimSpace(strings.ToValidUTF8(string(head[:min(len(head), 200)]), "")); s != "" {
 		msg += ": " + strings.Join(strings.Fields(s), " ")
 	}
-	return fmt.Errorf("%s", msg)
+	return nil, fmt.Errorf("%s", msg)
 }
 
 // validateCallbackURL checks a submitted callback URL.
-func (e *Engine) validateCallbackURL(s string) error {
+func (e *Engine) validateCallbackURL(s string) error { return e.validateHookURL("callback_url", s) }
+
+// validateHookURL checks a URL the server will POST to (a callback, an
+// alert webhook), given in field.
+func (e *Engine) validateHookURL(field, s string) error {
 	if s == "" {
 		return nil
 	}
-	fe := func(msg string) error { return &FieldError{Field: "callback_url", Message: msg} }
+	fe := func(msg string) error { return &FieldError{Field: field, Message: msg} }
 	if len(s) > store.MaxCallbackURL {
 		return fe(fmt.Sprintf("is longer than %d bytes", store.MaxCallbackURL))
 	}
-	if err := plainText("callback_url", s); err != nil {
+	if err := plainText(field, s); err != nil {
 		return err
 	}
 	u, err := url.Parse(s)
@@ -165,7 +178,7 @@ func (e *Engine) validateCallbackURL(s string) error {
 	if strings.ContainsAny(s, " \t\r\n") {
 		return fe("must not contain white space")
 	}
-	if err := checkCallbackURL(e.feedback.policy, u); err != nil {
+	if err := checkCallbackURL(e.netPolicy, u); err != nil {
 		return fe(err.Error())
 	}
 	return nil

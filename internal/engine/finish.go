@@ -112,6 +112,7 @@ func (e *Engine) settled(f *flight, p store.RunFinishParams) {
 	case p.Status.Terminal():
 		e.cfg.Observer.Finished(f.group, f.typ, p.Status, f.ranFor(p.Now))
 		e.terminal(p.ID, f.job, f.logicalTime, p.Status)
+		e.alerts.ended(p.ID, f.job, f.group, p.Status, nil)
 	case p.Status == store.StatusQueued:
 		e.wake(f.group)
 	case p.Status == store.StatusPending:
@@ -129,6 +130,7 @@ func (e *Engine) timedOut(f *flight) {
 	}
 	delete(e.disp.flights, f.id)
 	f.timer = nil
+	f.stopTimer() // the long-run timer
 	now := e.now()
 	p := store.RunFinishParams{ID: f.id, Attempt: f.attempt, Error: fmt.Sprintf("timed out after %s", f.timeout), ServerID: e.fence(), Now: now}
 	if f.session != nil {
@@ -154,6 +156,7 @@ func (e *Engine) timedOut(f *flight) {
 // counted from its recorded start (at once if that has passed). Called
 // with e.disp.mu held.
 func (e *Engine) armTimeout(f *flight, now time.Time) {
+	e.armLongRun(f, now)
 	if !f.started || f.timeout <= 0 || f.timer != nil {
 		return
 	}

@@ -37,6 +37,9 @@ func (e *Engine) JobPut(ctx context.Context, j store.Job) (*store.Job, bool, err
 	if err := e.validateDeps(ctx, &j); err != nil {
 		return nil, false, err
 	}
+	if err := e.validateAlertRules("alerts", j.Alerts); err != nil {
+		return nil, false, err
+	}
 	now := e.now()
 	old, err := e.st.JobGet(ctx, j.Name)
 	switch {
@@ -97,7 +100,7 @@ func (e *Engine) JobDelete(ctx context.Context, name string) error {
 	}
 	return e.do(ctx, &txOp{fn: func(ctx context.Context, tx store.Tx) error {
 		return tx.JobDelete(ctx, name)
-	}}, e.gate.jobsChanged)
+	}}, func() { e.gate.jobsChanged(); e.alerts.rulesChanged() })
 }
 
 // JobPause pauses a job (no slots fire; runs already created go on) or
@@ -232,6 +235,7 @@ func (e *Engine) jobsChanged(ctx context.Context, tx store.Tx, name string) erro
 // jobSaved re-arms the cron timer after a committed save.
 func (e *Engine) jobSaved(next time.Time) {
 	e.gate.jobsChanged()
+	e.alerts.rulesChanged()
 	if next.IsZero() {
 		return
 	}

@@ -129,6 +129,7 @@ func (e *Engine) becomeLeader(l store.Leader) {
 	var loops sync.WaitGroup
 	e.lead.stopLoops = func() { cancel(); loops.Wait() }
 	e.feedback.activate()
+	e.alerts.activate()
 	e.promote.activate()
 	e.cron.activate()
 	e.wg.Add(2)
@@ -139,6 +140,8 @@ func (e *Engine) becomeLeader(l store.Leader) {
 		e.promote.arm(ctx)
 		e.cron.arm(ctx)
 		e.feedback.arm(ctx, time.Time{})
+		e.alerts.deliv.arm(ctx, time.Time{})
+		e.alerts.sweep(ctx)
 		e.reapLoop(ctx)
 	}()
 	go func() {
@@ -164,6 +167,7 @@ func (e *Engine) stepDown(why string) {
 	e.promote.deactivate()
 	e.cron.deactivate()
 	e.feedback.deactivate()
+	e.alerts.deactivate()
 	if stop := e.lead.stopLoops; stop != nil {
 		e.lead.stopLoops = nil
 		// Let go of the lease's lock while they finish: a loop may wait

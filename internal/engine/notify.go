@@ -266,6 +266,7 @@ func (e *Engine) relisten() {
 func (e *Engine) relistenTimers() {
 	e.rearmCron()
 	e.feedback.rearm()
+	e.alerts.deliv.rearm()
 	e.promote.rearm()
 }
 
@@ -298,10 +299,15 @@ func (e *Engine) heard(n store.Notification) {
 		e.watch(n.Payload)
 	case store.TopicJobs:
 		e.gate.jobsChanged()
+		e.alerts.rulesChanged()
 		e.rearmCron()
 		e.backfill.wake() // a backfill created or changed on another server
 	case store.TopicCallback:
 		e.heardCallback(n.Payload)
+	case store.TopicAlert:
+		if us, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+			e.alerts.deliv.note(time.UnixMicro(us).UTC())
+		}
 	case store.TopicLogWatch:
 		e.logWatch(n.Payload)
 	case store.TopicLogs:

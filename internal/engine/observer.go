@@ -31,6 +31,9 @@ type Observer interface {
 	RetentionDeleted(status store.RunStatus, n int)
 	// LogLinesDropped: n log lines were dropped past their runs' log caps.
 	LogLinesDropped(n int)
+	// Alerted: an alert was stored for rule (the server that stored it
+	// counts it).
+	Alerted(rule string)
 }
 
 // nopObserver is the default Observer.
@@ -44,6 +47,7 @@ func (nopObserver) CronFired(time.Duration)                                 {}
 func (nopObserver) Reconciled(int)                                          {}
 func (nopObserver) RetentionDeleted(store.RunStatus, int)                   {}
 func (nopObserver) LogLinesDropped(int)                                     {}
+func (nopObserver) Alerted(string)                                          {}
 
 // Term is the leader term this server leads in, 0 when it does not lead.
 func (e *Engine) Term() int64 { return e.lead.term.Load() }

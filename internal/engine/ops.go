@@ -156,6 +156,16 @@ type txOp struct {
 	// callbackAt is the earliest callback delivery fn made due
 	// (noteCallbackRun; zero: none).
 	callbackAt time.Time
+	// skipped are runs fn created or moved skipped (noteSkipped): the
+	// alerter looks at them.
+	skipped []*store.Run
+}
+
+// noteSkipped records, in fn, a run it made skipped.
+func (o *txOp) noteSkipped(r *store.Run) {
+	if r != nil && r.Status == store.StatusSkipped {
+		o.skipped = append(o.skipped, r)
+	}
 }
 
 func (o *insertOp) reset()      { o.res = nil }
@@ -167,7 +177,9 @@ func (o *retryOp) reset()       { o.run = nil }
 func (o *promoteOp) reset()     { o.runs = nil }
 func (o *requeueLostOp) reset() { o.runs = nil }
 func (o *claimOp) reset()       { o.claims, o.short, o.runs = nil, nil, nil }
-func (o *txOp) reset()          { o.made, o.cancels, o.ended, o.callbackAt = nil, nil, nil, time.Time{} }
+func (o *txOp) reset() {
+	o.made, o.cancels, o.ended, o.callbackAt, o.skipped = nil, nil, nil, time.Time{}, nil
+}
 
 // The kinds that batch: their inputs are concatenated into one store call
 // and its results handed back in order (batched).

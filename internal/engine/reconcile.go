@@ -97,6 +97,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 	e.disp.mu.Unlock()
 	if leading {
 		st.unblocked = e.unblockStranded(ctx)
+		e.alerts.sweep(ctx)
 	}
 	e.cfg.Observer.Reconciled(st.requeued + st.orphans + st.unblocked)
 	if st.requeued+st.orphans+st.unblocked > 0 {

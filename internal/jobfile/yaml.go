@@ -16,7 +16,7 @@ import (
 var yamlFields = []string{
 	"name", "type", "group", "schedule", "timezone", "payload", "misfire", "misfire_max", "overlap",
 	"routing", "priority", "timeout", "retries", "depends_on", "trigger_rule", "shards", "paused", "callback_url",
-	"keep", "keep_last",
+	"keep", "keep_last", "alerts",
 }
 
 // YAML writes j as a job file that Parse reads back to the same job:

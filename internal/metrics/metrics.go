@@ -50,6 +50,7 @@ type Metrics struct {
 	repairs    prometheus.Counter
 	retention  *prometheus.CounterVec
 	logDrops   prometheus.Counter
+	alerts     *prometheus.CounterVec
 
 	groups, types *limiter
 }
@@ -98,6 +99,12 @@ func New() *Metrics {
 	m.logDrops = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pluto_log_lines_dropped_total", Help: "Log lines dropped past their run's log cap.",
 	})
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pluto_alerts_total", Help: "Alerts raised by jobs' alert rules, by rule (failed, timed_out, skipped, sla, max_duration).",
+	}, []string{"rule"})
+	for _, r := range []string{store.AlertFailed, store.AlertTimedOut, store.AlertSkipped, store.AlertSLA, store.AlertMaxDuration} {
+		m.alerts.WithLabelValues(r)
+	}
 	// Series alert rules name exist from the start (at 0), not only after
 	// the first error or deletion: an absent series makes rate() silent.
 	m.storeErrs.WithLabelValues("commit")
@@ -107,7 +114,7 @@ func New() *Metrics {
 		}
 	}
 	m.reg.MustRegister(m.submitted, m.finished, m.dispatch, m.duration, m.batchSize, m.commitTime,
-		m.storeErrs, m.cronLate, m.repairs, m.retention, m.logDrops,
+		m.storeErrs, m.cronLate, m.repairs, m.retention, m.logDrops, m.alerts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -195,3 +202,6 @@ func (l *limiter) label(name string) string {
 	l.seen[name] = struct{}{}
 	return name
 }
+
+// Alerted implements engine.Observer.
+func (m *Metrics) Alerted(rule string) { m.alerts.WithLabelValues(rule).Inc() }

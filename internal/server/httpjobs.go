@@ -112,6 +112,13 @@ func (h *httpAPI) jobFromJSON(name string, in jobJSON) (store.Job, error) {
 	if in.Routing != nil {
 		j.Routing = strings.TrimSpace(*in.Routing)
 	}
+	if in.Alerts != nil {
+		rules, err := alertRulesFromJSON("alerts", in.Alerts)
+		if err != nil {
+			return j, err
+		}
+		j.Alerts = rules
+	}
 	if in.CallbackURL != nil {
 		j.CallbackURL = *in.CallbackURL
 	}
@@ -332,6 +339,7 @@ func toJobJSON(j *store.Job) jobJSON {
 		CallbackURL: optString(j.CallbackURL),
 		Keep:        optKeep(j.Keep),
 		KeepLast:    j.KeepLast,
+		Alerts:      apijson.FromAlertRules(j.Alerts),
 		NextFire:    optTime(j.NextFire),
 		Version:     j.Version,
 		CreatedAt:   optTime(j.CreatedAt),

@@ -149,7 +149,7 @@ func (c *jobsClient) want(status int, method, path, body string) map[string]any 
 var httpJobKeys = []string{
 	"name", "type", "group", "payload", "schedule", "timezone", "depends_on", "misfire", "overlap",
 	"routing", "priority", "timeout", "retries", "shards", "paused", "next_fire",
-	"misfire_max", "version", "created_at", "updated_at", "callback_url", "keep", "keep_last",
+	"misfire_max", "version", "created_at", "updated_at", "callback_url", "keep", "keep_last", "alerts",
 }
 
 func checkJobKeys(t *testing.T, m map[string]any) {

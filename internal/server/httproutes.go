@@ -77,6 +77,9 @@ func (h *httpAPI) routes() []route {
 	if src, ok := h.eng.(backfillSource); ok {
 		rs = append(rs, h.backfillRoutes(src)...)
 	}
+	if src, ok := h.eng.(alertSource); ok {
+		rs = append(rs, h.alertRoutes(src)...)
+	}
 	if src, ok := h.eng.(seriesSource); ok {
 		rs = append(rs, route{"GET /api/v1/stats/series", auth.PermRead, scopeNone, "", h.series(src)})
 	}

@@ -199,6 +199,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ecfg.OnNotify, ecfg.OnRelisten = s.sec.notified, s.sec.relistened
 	ecfg.Store = s.store
 	ecfg.CallbackBody = func(r *store.Run) ([]byte, error) { return json.Marshal(apijson.FromRun(r)) }
+	ecfg.AlertBody = func(a *store.Alert) ([]byte, error) { return json.Marshal(apijson.FromAlert(a)) }
 	ecfg.ServerID = cfg.ServerID
 	ecfg.Logger = cfg.Logger
 	ecfg.HeartbeatInterval = cfg.HeartbeatInterval

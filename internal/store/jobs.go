@@ -46,6 +46,9 @@ type Job struct {
 	Shards      int
 	// CallbackURL is copied into the job's runs ("" for none).
 	CallbackURL string
+	// Alerts are the job's alert rules (alerts.go); nil: its group's
+	// default rules apply.
+	Alerts *AlertRules
 	// Keep, if not 0, is how long the job's finished runs are kept, in
 	// every terminal status (it replaces the server's retention per
 	// status); KeepLast, if not 0, is how many of its newest finished

@@ -426,6 +426,7 @@ const (
 	TopicWatch    = "watch"    // payload: a run id some server's client waits on
 	TopicJobs     = "jobs"     // payload: a job name whose schedule changed (the leader re-arms its cron timer)
 	TopicCallback = "callback" // payload: the Unix microseconds at which a new callback delivery is due
+	TopicAlert    = "alert"    // payload: the Unix microseconds at which a new alert delivery is due
 	// TopicTokens: payload: the name of a token that was revoked or
 	// changed, or "" for any token (servers drop cached verifications).
 	TopicTokens = "tokens"
@@ -467,6 +468,7 @@ type Store interface {
 	JobStore
 	BackfillStore
 	CallbackStore
+	AlertStore
 	TokenStore
 	AuditStore
 
@@ -515,6 +517,7 @@ type Tx interface {
 	DepsTx
 	BackfillTx
 	CallbackTx
+	AlertTx
 	TokenTx
 	AuditTx
 	RetentionTx

@@ -425,6 +425,21 @@ func (s *Store) CallbackNextAt(ctx context.Context) (time.Time, error) {
 	return read(s, ctx, "CallbackNextAt", func() (time.Time, error) { return s.inner.CallbackNextAt(ctx) })
 }
 
+// AlertList implements store.AlertStore.
+func (s *Store) AlertList(ctx context.Context, p store.AlertListParams) ([]*store.Alert, error) {
+	return read(s, ctx, "AlertList", func() ([]*store.Alert, error) { return s.inner.AlertList(ctx, p) })
+}
+
+// AlertNextAt implements store.AlertStore.
+func (s *Store) AlertNextAt(ctx context.Context) (time.Time, error) {
+	return read(s, ctx, "AlertNextAt", func() (time.Time, error) { return s.inner.AlertNextAt(ctx) })
+}
+
+// GroupAlertsList implements store.AlertStore.
+func (s *Store) GroupAlertsList(ctx context.Context) (map[string]*store.AlertRules, error) {
+	return read(s, ctx, "GroupAlertsList", func() (map[string]*store.AlertRules, error) { return s.inner.GroupAlertsList(ctx) })
+}
+
 // LeaderElect implements store.Store.
 func (s *Store) LeaderElect(ctx context.Context, p store.LeaderElectParams) (store.Leader, error) {
 	return write(s, ctx, "LeaderElect", func() (store.Leader, error) { return s.inner.LeaderElect(ctx, p) })
@@ -621,6 +636,25 @@ func (t *tx) CallbackListDue(ctx context.Context, p store.CallbackListDueParams)
 
 func (t *tx) CallbackRecord(ctx context.Context, p []store.CallbackRecordParams) ([]bool, error) {
 	return txCall(t, ctx, "CallbackRecord", p, func() ([]bool, error) { return t.inner.CallbackRecord(ctx, p) })
+}
+
+func (t *tx) AlertInsert(ctx context.Context, as []*store.Alert) ([]bool, error) {
+	return txCall(t, ctx, "AlertInsert", as, func() ([]bool, error) { return t.inner.AlertInsert(ctx, as) })
+}
+
+func (t *tx) AlertListDue(ctx context.Context, p store.CallbackListDueParams) ([]*store.Alert, error) {
+	return txCall(t, ctx, "AlertListDue", p, func() ([]*store.Alert, error) { return t.inner.AlertListDue(ctx, p) })
+}
+
+func (t *tx) AlertRecord(ctx context.Context, p []store.CallbackRecordParams) ([]bool, error) {
+	return txCall(t, ctx, "AlertRecord", p, func() ([]bool, error) { return t.inner.AlertRecord(ctx, p) })
+}
+
+func (t *tx) GroupAlertsPut(ctx context.Context, group string, r *store.AlertRules, now time.Time) error {
+	_, err := txCall(t, ctx, "GroupAlertsPut", group, func() (struct{}, error) {
+		return struct{}{}, t.inner.GroupAlertsPut(ctx, group, r, now)
+	})
+	return err
 }
 
 func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (store.RunDeleteResult, error) {

@@ -93,33 +93,12 @@ func (t *tx) CallbackRecord(ctx context.Context, ps []store.CallbackRecordParams
 	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
-	for i := range ps {
-		switch ps[i].State {
-		case store.CallbackDelivered, store.CallbackPending, store.CallbackFailed:
-		default:
-			return nil, fmt.Errorf("postgres: CallbackRecord: run %q: state %q is not delivered, pending or failed", ps[i].ID, ps[i].State)
-		}
+	if err := checkRecords("CallbackRecord", ps); err != nil {
+		return nil, err
 	}
 	out := make([]bool, len(ps))
 	for _, idx := range rounds(len(ps), func(i int) string { return ps[i].ID }) {
-		n := len(idx)
-		var (
-			ids, states, errs   = make([]string, n), make([]string, n), make([]string, n)
-			attempts            = make([]int32, n)
-			leases              = make([]time.Time, n)
-			nextAts, deliveries = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
-		)
-		for j, i := range idx {
-			p := &ps[i]
-			ids[j], attempts[j], leases[j], states[j], errs[j] = p.ID, int32(p.Attempt), p.Lease, string(p.State), cleanText(p.Error)
-			switch p.State {
-			case store.CallbackPending:
-				nextAts[j] = pgtype.Timestamptz{Time: p.NextAt, Valid: true}
-			case store.CallbackDelivered:
-				deliveries[j] = pgtype.Timestamptz{Time: p.Now, Valid: true}
-			}
-		}
-		rows, err := t.q.Query(ctx, sqlCallbackRecord, ids, attempts, leases, states, nextAts, errs, deliveries)
+		rows, err := t.q.Query(ctx, sqlCallbackRecord, recordArgs(ps, idx)...)
 		if err != nil {
 			return nil, t.s.wrap("CallbackRecord", err)
 		}
@@ -172,4 +151,40 @@ func (s *Store) CallbackNextAt(ctx context.Context) (time.Time, error) {
 		return time.Time{}, s.wrap("CallbackNextAt", err)
 	}
 	return tsTime(at), nil
+}
+
+// checkRecords refuses delivery outcomes in no known state.
+func checkRecords(op string, ps []store.CallbackRecordParams) error {
+	for i := range ps {
+		switch ps[i].State {
+		case store.CallbackDelivered, store.CallbackPending, store.CallbackFailed:
+		default:
+			return fmt.Errorf("postgres: %s: %q: state %q is not delivered, pending or failed", op, ps[i].ID, ps[i].State)
+		}
+	}
+	return nil
+}
+
+// recordArgs are the array arguments of a delivery record statement
+// (sqlCallbackRecord, sqlAlertRecord) for the outcomes ps[idx...]: ids,
+// attempts, leases, states, next_at, errors, delivered_at.
+func recordArgs(ps []store.CallbackRecordParams, idx []int) []any {
+	n := len(idx)
+	var (
+		ids, states, errs   = make([]string, n), make([]string, n), make([]string, n)
+		attempts            = make([]int32, n)
+		leases              = make([]time.Time, n)
+		nextAts, deliveries = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+	)
+	for j, i := range idx {
+		p := &ps[i]
+		ids[j], attempts[j], leases[j], states[j], errs[j] = p.ID, int32(p.Attempt), p.Lease, string(p.State), cleanText(p.Error)
+		switch p.State {
+		case store.CallbackPending:
+			nextAts[j] = pgtype.Timestamptz{Time: p.NextAt, Valid: true}
+		case store.CallbackDelivered:
+			deliveries[j] = pgtype.Timestamptz{Time: p.Now, Valid: true}
+		}
+	}
+	return []any{ids, attempts, leases, states, nextAts, errs, deliveries}
 }

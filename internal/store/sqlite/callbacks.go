@@ -100,6 +100,12 @@ func (t *tx) CallbackListDue(ctx context.Context, p store.CallbackListDueParams)
 
 // CallbackRecord implements store.Tx.
 func (t *tx) CallbackRecord(ctx context.Context, ps []store.CallbackRecordParams) ([]bool, error) {
+	return t.recordDeliveries(ctx, "CallbackRecord", wCallbackRecord, ps)
+}
+
+// recordDeliveries records delivery outcomes (of runs' callbacks, of
+// alerts) with stmt, whose arguments are callbackRecordSQL's.
+func (t *tx) recordDeliveries(ctx context.Context, op string, stmt wStmt, ps []store.CallbackRecordParams) ([]bool, error) {
 	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
@@ -107,7 +113,7 @@ func (t *tx) CallbackRecord(ctx context.Context, ps []store.CallbackRecordParams
 		switch ps[i].State {
 		case store.CallbackDelivered, store.CallbackPending, store.CallbackFailed:
 		default:
-			return nil, fmt.Errorf("sqlite: CallbackRecord: run %q: state %q is not delivered, pending or failed", ps[i].ID, ps[i].State)
+			return nil, fmt.Errorf("sqlite: %s: %q: state %q is not delivered, pending or failed", op, ps[i].ID, ps[i].State)
 		}
 	}
 	out := make([]bool, len(ps))
@@ -128,7 +134,7 @@ func (t *tx) CallbackRecord(ctx context.Context, ps []store.CallbackRecordParams
 		t.arg(p.ID)
 		t.arg(int64(p.Attempt))
 		t.arg(micro(p.Lease))
-		n, _, err := t.exec("CallbackRecord", wCallbackRecord)
+		n, _, err := t.exec(op, stmt)
 		if err != nil {
 			return nil, err
 		}

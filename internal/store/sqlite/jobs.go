@@ -29,9 +29,9 @@ import (
 // order decodeJob reads it.
 const jobCols = `name, type, grp, payload, schedule, timezone, depends_on, misfire, misfire_max,
 	overlap, routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at,
-	callback_url, keep, keep_last, trigger_rule`
+	callback_url, keep, keep_last, trigger_rule, alerts`
 
-const numJobCols = 24
+const numJobCols = 25
 
 // tx.query decodes rows into a buffer of numRunCols values.
 var _ [numRunCols - numJobCols]struct{}
@@ -86,8 +86,8 @@ const (
 	// and updated_at. A replace keeps created_at and bumps version.
 	jobPutSQL = `INSERT INTO jobs (name, type, grp, payload, schedule, timezone, depends_on, misfire,
 			misfire_max, overlap, routing, priority, timeout, retries, shards, paused, next_fire,
-			version, created_at, updated_at, callback_url, keep, keep_last, trigger_rule)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?,?)
+			version, created_at, updated_at, callback_url, keep, keep_last, trigger_rule, alerts)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?,?,?)
 		ON CONFLICT (name) DO UPDATE SET
 			type = excluded.type, grp = excluded.grp, payload = excluded.payload,
 			schedule = excluded.schedule, timezone = excluded.timezone,
@@ -97,7 +97,8 @@ const (
 			retries = excluded.retries, shards = excluded.shards, paused = excluded.paused,
 			next_fire = excluded.next_fire, version = jobs.version + 1,
 			updated_at = excluded.updated_at, callback_url = excluded.callback_url,
-			keep = excluded.keep, keep_last = excluded.keep_last, trigger_rule = excluded.trigger_rule
+			keep = excluded.keep, keep_last = excluded.keep_last, trigger_rule = excluded.trigger_rule,
+			alerts = excluded.alerts
 		RETURNING ` + jobCols
 
 	jobPauseSQL = `UPDATE jobs SET paused = ?, next_fire = ?, version = version + 1, updated_at = ?
@@ -144,6 +145,10 @@ func decodeJob[V any](vs []V) (*store.Job, error) {
 		if err := json.Unmarshal([]byte(asString(v(6))), &j.DependsOn); err != nil {
 			return nil, fmt.Errorf("job %q: depends_on: %w", j.Name, err)
 		}
+	}
+	var err error
+	if j.Alerts, err = decodeAlertRules(v(24)); err != nil {
+		return nil, fmt.Errorf("job %q: alerts: %w", j.Name, err)
 	}
 	return j, nil
 }
@@ -207,6 +212,10 @@ func (t *tx) JobPut(ctx context.Context, p store.JobPutParams) (*store.Job, bool
 	if err != nil {
 		return nil, false, fmt.Errorf("sqlite: JobPut: job %q: depends_on: %w", j.Name, err)
 	}
+	alerts, err := alertRulesValue(j.Alerts)
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: JobPut: job %q: alerts: %w", j.Name, err)
+	}
 	t.bind()
 	t.arg(j.Name)
 	t.arg(j.Type)
@@ -231,6 +240,7 @@ func (t *tx) JobPut(ctx context.Context, p store.JobPutParams) (*store.Job, bool
 	t.arg(int64(j.Keep))
 	t.arg(int64(j.KeepLast))
 	t.arg(j.TriggerRule)
+	t.arg(alerts)
 	jobs, err := t.queryJobs("JobPut", wJobPut)
 	if err != nil {
 		return nil, false, err

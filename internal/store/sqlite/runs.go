@@ -101,6 +101,11 @@ const (
 	wGateReblock       // deps.go
 	wBackfillCreate    // backfill.go
 	wBackfillUpdate    // backfill.go
+	wAlertInsert       // alerts.go
+	wAlertListDue      // alerts.go
+	wAlertRecord       // alerts.go
+	wGroupAlertsPut    // alerts.go
+	wGroupAlertsDelete // alerts.go
 	wClaimSelect1      // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8      = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts          = wClaimSelect1 + maxClaimTypes
@@ -304,6 +309,8 @@ const (
 	rLatency        // rates.go
 	rSeries         // rates.go
 	rAttempts       // attempts.go
+	rAlertNextAt    // alerts.go
+	rGroupAlerts    // alerts.go
 	numRStmts
 )
 

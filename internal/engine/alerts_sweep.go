@@ -1,0 +1,173 @@
+package engine
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
+)
+
+// The alerter's safety net and its timers of long attempts.
+
+const (
+	// alertSweepFirst is how far back a new leader's first sweep looks.
+	alertSweepFirst = time.Hour
+	// alertSweepOverlap re-reads this much before the last sweep's end:
+	// a run's end committed just before a sweep's read may be listed by
+	// the next one only.
+	alertSweepOverlap = time.Minute
+	// alertSweepPages bounds the pages (of 1,000 runs) one sweep reads.
+	alertSweepPages = 5
+)
+
+// sweep inserts the alerts of runs that ended in an alerting status since
+// the last sweep, and of running attempts past their longest duration,
+// that nobody stored (a crash between a commit and its alert). The leader
+// calls it on taking the lease and on each reconciler pass.
+func (a *alerter) sweep(ctx context.Context) {
+	e := a.e
+	set, err := a.ruleSet(ctx)
+	if err != nil {
+		e.log.Warn("alerts: sweep", "err", err)
+		return
+	}
+	now := e.now()
+	a.mu.Lock()
+	from := a.swept
+	a.mu.Unlock()
+	if from.IsZero() {
+		from = now.Add(-alertSweepFirst)
+	} else {
+		from = from.Add(-alertSweepOverlap)
+	}
+	if !set.any() {
+		a.setSwept(now)
+		return
+	}
+	alerts, err := a.sweepEnded(ctx, set, from)
+	if err == nil {
+		var long []*store.Alert
+		long, err = a.sweepLong(ctx, set, now)
+		alerts = append(alerts, long...)
+	}
+	if err == nil {
+		err = a.insert(alerts)
+	}
+	if err != nil {
+		e.log.Warn("alerts: sweep", "err", err)
+		return
+	}
+	a.setSwept(now)
+}
+
+func (a *alerter) setSwept(t time.Time) {
+	a.mu.Lock()
+	a.swept = t
+	a.mu.Unlock()
+}
+
+// sweepEnded returns the alerts of runs that ended after from in a status
+// their rules alert on.
+func (a *alerter) sweepEnded(ctx context.Context, set *alertRuleSet, from time.Time) ([]*store.Alert, error) {
+	var out []*store.Alert
+	p := store.RunListParams{Statuses: alertStatuses(), FinishedAfter: from, Limit: 1000}
+	for range alertSweepPages {
+		page, err := a.e.st.RunList(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page.Runs {
+			if rules := set.rulesFor(r.Job, r.Group); rules != nil && oneOf(string(r.Status), rules.On) {
+				out = append(out, a.e.endAlert(r, rules, r.Status))
+			}
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		p.Cursor = page.NextCursor
+	}
+	return out, nil
+}
+
+// sweepLong returns the alerts of running attempts past their rules'
+// MaxDuration.
+func (a *alerter) sweepLong(ctx context.Context, set *alertRuleSet, now time.Time) ([]*store.Alert, error) {
+	if !set.anyLong() {
+		return nil, nil
+	}
+	active, err := a.e.st.RunListActive(ctx, store.RunListActiveParams{})
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Alert
+	for _, r := range active {
+		rules := set.rulesFor(r.Job, r.Group)
+		if r.Status != store.StatusRunning || rules == nil || rules.MaxDuration <= 0 || r.StartedAt.IsZero() {
+			continue
+		}
+		if now.Sub(r.StartedAt) > rules.MaxDuration {
+			out = append(out, a.e.longRunAlert(r, rules, r.Attempt, r.StartedAt))
+		}
+	}
+	return out, nil
+}
+
+// alertStatuses are the run statuses rules may alert on.
+func alertStatuses() []store.RunStatus {
+	out := make([]store.RunStatus, len(store.AlertOnStatuses))
+	for i, s := range store.AlertOnStatuses {
+		out[i] = store.RunStatus(s)
+	}
+	return out
+}
+
+// anyLong reports whether some rules have a MaxDuration.
+func (s *alertRuleSet) anyLong() bool {
+	if slices.ContainsFunc(mapValues(s.groups), func(r *store.AlertRules) bool { return r != nil && r.MaxDuration > 0 }) {
+		return true
+	}
+	for _, j := range s.jobs {
+		if j.Alerts != nil && j.Alerts.MaxDuration > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// armLongRun arms the timer that alerts when f's attempt runs past its
+// rules' MaxDuration, counted from its recorded start. The rules come
+// from the cache (no I/O): an attempt started before they were read is
+// left to the sweep. Called with e.disp.mu held.
+func (e *Engine) armLongRun(f *flight, now time.Time) {
+	if !f.started || f.longTimer != nil {
+		return
+	}
+	rules, _ := e.alerts.cachedRules(f.job, f.group)
+	if rules == nil || rules.MaxDuration <= 0 {
+		return
+	}
+	start := f.startedAt
+	if start.IsZero() {
+		start = now
+	}
+	f.longTimer = e.clk.AfterFunc(max(0, start.Add(rules.MaxDuration).Sub(now)), func() { e.ranLong(f) })
+}
+
+// ranLong notes an attempt still running at its longest duration.
+func (e *Engine) ranLong(f *flight) {
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
+	if e.disp.flights[f.id] != f || !e.running() {
+		return
+	}
+	e.alerts.note(alertNote{id: f.id, job: f.job, group: f.group, long: true, attempt: f.attempt, started: f.startedAt})
+}
