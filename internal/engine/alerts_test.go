@@ -363,3 +363,43 @@ func TestSLADeadlines(t *testing.T) {
 		}
 	}
 }
+
+// Two servers notice the same things — the one that ends a run or holds a
+// long attempt, and the leader's sweep — and one alert per run and rule
+// results.
+func TestAlertsOncePerRunAcrossServers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en1, en2, _ := shared(t)
+		s2, c2 := en2.connect("w2", 10, "t")
+		en1.putJob(store.Job{Name: "j", Type: "t", Alerts: &store.AlertRules{On: []string{"failed"}, MaxDuration: time.Minute}})
+		time.Sleep(alertRulesTTL + time.Second) // both servers read the rules
+		synctest.Wait()
+		if _, err := en2.e.alerts.ruleSet(en2.ctx); err != nil {
+			t.Fatal(err)
+		}
+		r, err := en2.e.JobTrigger(en2.ctx, "j", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		ack(s2, c2.Tasks()[0])
+		// s2's timer and, every pass, the leader's sweep see the long
+		// attempt; then s2 ends the run failed, which both see as well.
+		time.Sleep(3 * defaultReconcileInterval)
+		synctest.Wait()
+		finish(s2, OutcomeFailed, c2.Tasks()[0])
+		time.Sleep(3 * defaultReconcileInterval)
+		synctest.Wait()
+		as := en1.alerts("j")
+		rules := map[string]int{}
+		for _, a := range as {
+			if a.RunID != r.ID {
+				t.Errorf("alert of run %s, want %s", a.RunID, r.ID)
+			}
+			rules[a.Rule]++
+		}
+		if len(as) != 2 || rules["failed"] != 1 || rules["max_duration"] != 1 {
+			t.Fatalf("alerts by rule %v, want one failed and one max_duration", rules)
+		}
+	})
+}
