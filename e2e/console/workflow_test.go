@@ -77,3 +77,48 @@ func TestConsoleDependenciesAndBackfill(t *testing.T) {
 		}
 	}
 }
+
+// A job's alert rules and the alert a failed run raised, on the job's
+// page and on the overview.
+func TestConsoleAlerts(t *testing.T) {
+	e := start(t)
+	job := map[string]any{"type": "shell", "group": "default", "payload": map[string]string{"cmd": "exit 3"},
+		"alerts": map[string]any{"on": []string{"failed"}, "max_duration": "1h"}}
+	if code := e.api.Do("PUT", "/api/v1/jobs/flaky", job, nil); code != 201 {
+		t.Fatalf("PUT flaky: HTTP %d", code)
+	}
+	var r proc.Run
+	if code := e.api.Do("POST", "/api/v1/jobs/flaky/trigger", nil, &r); code != 201 {
+		t.Fatalf("trigger: HTTP %d", code)
+	}
+	e.api.Wait(r.ID, time.Minute)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var l struct{ Items []map[string]any }
+		if code := e.api.Do("GET", "/api/v1/alerts", nil, &l); code == 200 && len(l.Items) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no alert stored for the failed run")
+		}
+	}
+
+	ctx := browser(t)
+	signIn(t, ctx, e.base, proc.Token(t))
+	sel := `#alerts tr[data-rule="failed"]`
+	do(t, ctx, "the alert on the overview", 30*time.Second,
+		chromedp.Navigate(e.base+"/"),
+		chromedp.WaitVisible(chromedp.ID("h-alerts")),
+		chromedp.WaitVisible(chromedp.Search(sel)))
+	row := value(t, ctx, "read the alert", chromedp.Text(chromedp.Search(sel)))
+	if !strings.Contains(row, "flaky") || !strings.Contains(row, r.ID) {
+		t.Errorf("the overview's alert %q does not name the job and its run %s", row, r.ID)
+	}
+	do(t, ctx, "the job's alerts", 20*time.Second,
+		chromedp.Navigate(e.base+"/jobs/flaky"),
+		chromedp.WaitVisible(chromedp.ID("alert-rules")),
+		chromedp.WaitVisible(chromedp.Search(sel)))
+	rules := value(t, ctx, "read the rules", chromedp.Text(chromedp.ID("alert-rules")))
+	if !strings.Contains(rules, "failed") || !strings.Contains(rules, "1h") {
+		t.Errorf("the job's rules read %q, want failed and 1h", rules)
+	}
+}

@@ -403,3 +403,30 @@ func TestAlertsOncePerRunAcrossServers(t *testing.T) {
 		}
 	})
 }
+
+// Alerts are kept as long as the longest retention of runs.
+func TestAlertRetention(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, func(c *Config) {
+			c.Retention = Retention{Succeeded: time.Minute, Failed: 10 * time.Minute, TimedOut: time.Minute,
+				Cancelled: time.Minute, Skipped: time.Minute}
+		})
+		s, c := en.connect("w1", 4)
+		en.putJob(store.Job{Name: "j", Alerts: &store.AlertRules{On: []string{"failed"}}})
+		en.trigger("j")
+		finish(s, OutcomeFailed, c.Tasks()[0])
+		if n := len(en.alerts("j")); n != 1 {
+			t.Fatalf("%d alerts, want 1", n)
+		}
+		time.Sleep(9 * time.Minute)
+		synctest.Wait()
+		if n := len(en.alerts("j")); n != 1 {
+			t.Fatalf("%d alerts after 9 minutes, want 1 (kept 10)", n)
+		}
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+		if n := len(en.alerts("j")); n != 0 {
+			t.Errorf("%d alerts after 12 minutes, want 0", n)
+		}
+	})
+}

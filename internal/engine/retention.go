@@ -100,6 +100,23 @@ func (r Retention) shortest() time.Duration {
 	return m
 }
 
+// longest is the longest retention of the terminal statuses, or 0 when
+// one of them keeps its runs for ever.
+func (r Retention) longest() time.Duration {
+	var m time.Duration
+	for _, s := range store.AllStatuses {
+		if !s.Terminal() {
+			continue
+		}
+		d := r.For(s)
+		if d == 0 {
+			return 0
+		}
+		m = max(m, d)
+	}
+	return m
+}
+
 // String is the setting as ParseRetention reads it.
 func (r Retention) String() string {
 	var parts []string
@@ -242,11 +259,48 @@ func (e *Engine) sweep(ctx context.Context) time.Duration {
 			return wait
 		}
 	}
+	if n, err := e.alertRetention(ctx, now, ret); err != nil {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrStopped) {
+			e.log.Error("retention: delete alerts", "err", err)
+		}
+	} else {
+		deleted += n
+	}
 	if deleted > 0 {
-		e.log.Debug("retention: deleted finished runs", "runs", deleted)
+		e.log.Debug("retention: deleted finished runs and alerts", "deleted", deleted)
 		e.reclaimSpace(ctx)
 	}
 	return wait
+}
+
+// alertRetention deletes alerts older than the longest retention of the
+// runs (none while some status keeps its runs for ever), in batches like
+// runs. An alert whose delivery is still pending stays.
+func (e *Engine) alertRetention(ctx context.Context, now time.Time, ret Retention) (int, error) {
+	keep := ret.longest()
+	if keep == 0 {
+		return 0, nil
+	}
+	total := 0
+	for {
+		n := 0
+		o := &txOp{fn: func(ctx context.Context, tx store.Tx) error {
+			var err error
+			n, err = tx.AlertDeleteBefore(ctx, now.Add(-keep), retentionBatch)
+			return err
+		}}
+		began := e.clk.Now()
+		if err := e.do(ctx, o, nil); err != nil {
+			return total, err
+		}
+		total += n
+		if n < retentionBatch {
+			return total, nil
+		}
+		if err := e.yieldWriter(ctx, e.clk.Now().Sub(began)*retentionYield); err != nil {
+			return total, err
+		}
+	}
 }
 
 // cutoffs are the FinishedBefore of a pass at now with ages age (0: kept).

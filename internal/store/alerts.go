@@ -128,6 +128,10 @@ type AlertTx interface {
 	// while its delivery is still pending at the claim's Attempt and
 	// Lease; it returns which were applied.
 	AlertRecord(ctx context.Context, p []CallbackRecordParams) ([]bool, error)
+	// AlertDeleteBefore deletes up to limit (1 to 10000) of the oldest
+	// alerts created before before, except those whose delivery is
+	// pending, and reports how many it deleted (retention).
+	AlertDeleteBefore(ctx context.Context, before time.Time, limit int) (int, error)
 	// GroupAlertsPut sets a group's default rules; nil removes them.
 	GroupAlertsPut(ctx context.Context, group string, r *AlertRules, now time.Time) error
 }

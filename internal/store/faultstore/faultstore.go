@@ -679,3 +679,8 @@ func (t *tx) Notify(ctx context.Context, n store.Notification) error {
 func (s *Store) RunSeries(ctx context.Context, p store.SeriesParams) (store.Series, error) {
 	return read(s, ctx, "RunSeries", func() (store.Series, error) { return s.inner.RunSeries(ctx, p) })
 }
+
+// AlertDeleteBefore implements store.Tx.
+func (t *tx) AlertDeleteBefore(ctx context.Context, before time.Time, limit int) (int, error) {
+	return txCall(t, ctx, "AlertDeleteBefore", before, func() (int, error) { return t.inner.AlertDeleteBefore(ctx, before, limit) })
+}

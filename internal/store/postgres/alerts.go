@@ -25,6 +25,9 @@ import (
 // claim, which the update re-checks on the newest row after any wait.
 
 const (
+	// sqlAlertDelete deletes the oldest alerts (seq follows created_at).
+	sqlAlertDelete = `DELETE FROM alerts WHERE seq IN (
+			SELECT seq FROM alerts WHERE created_at < $1 AND state <> 'pending' ORDER BY seq LIMIT $2)`
 	alertCols = `seq, id, key, job, grp, run_id, logical_time, rule, reason, webhook, format, created_at,
 		state, attempts, next_at, last_error, delivered_at`
 
@@ -341,4 +344,19 @@ func (s *Store) GroupAlertsList(ctx context.Context) (map[string]*store.AlertRul
 		return nil, s.wrap("GroupAlertsList", err)
 	}
 	return out, nil
+}
+
+// AlertDeleteBefore implements store.Tx.
+func (t *tx) AlertDeleteBefore(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := t.check(ctx); err != nil {
+		return 0, err
+	}
+	if limit < 1 || limit > 10000 {
+		return 0, fmt.Errorf("postgres: AlertDeleteBefore: limit %d (1 to 10000)", limit)
+	}
+	tag, err := t.q.Exec(ctx, sqlAlertDelete, before, limit)
+	if err != nil {
+		return 0, t.s.wrap("AlertDeleteBefore", err)
+	}
+	return int(tag.RowsAffected()), nil
 }

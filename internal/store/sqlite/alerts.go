@@ -28,6 +28,11 @@ const alertCols = `seq, id, key, job, grp, run_id, logical_time, rule, reason, w
 const numAlertCols = 17
 
 func init() {
+	// The oldest alerts first (seq follows created_at): a walk of the
+	// rowid from its start that stops at the limit. Arguments: before,
+	// limit.
+	wSQL[wAlertDelete] = `DELETE FROM alerts WHERE seq IN (
+			SELECT seq FROM alerts WHERE created_at < ?1 AND state <> 'pending' ORDER BY seq LIMIT ?2)`
 	// A key already stored inserts nothing; a taken id is an error (the
 	// caller chose it).
 	wSQL[wAlertInsert] = `INSERT INTO alerts (id, key, job, grp, run_id, logical_time, rule, reason, webhook,
@@ -267,4 +272,19 @@ func (s *Store) GroupAlertsList(ctx context.Context) (map[string]*store.AlertRul
 		out[g.group] = g.rules
 	}
 	return out, nil
+}
+
+// AlertDeleteBefore implements store.Tx.
+func (t *tx) AlertDeleteBefore(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := t.check(ctx); err != nil {
+		return 0, err
+	}
+	if limit < 1 || limit > 10000 {
+		return 0, fmt.Errorf("sqlite: AlertDeleteBefore: limit %d (1 to 10000)", limit)
+	}
+	t.bind()
+	t.arg(micro(before))
+	t.arg(int64(limit))
+	n, _, err := t.exec("AlertDeleteBefore", wAlertDelete)
+	return int(n), err
 }

@@ -104,6 +104,7 @@ const (
 	wAlertInsert       // alerts.go
 	wAlertListDue      // alerts.go
 	wAlertRecord       // alerts.go
+	wAlertDelete       // alerts.go
 	wGroupAlertsPut    // alerts.go
 	wGroupAlertsDelete // alerts.go
 	wClaimSelect1      // RunClaim for k types is wClaimSelect1 + k - 1

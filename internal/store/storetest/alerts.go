@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -561,4 +562,41 @@ func testAlertsClosed(t *testing.T, s store.Store) {
 	wantErr(t, "AlertNextAt after Close", err, store.ErrClosed)
 	_, err = s.GroupAlertsList(ctx)
 	wantErr(t, "GroupAlertsList after Close", err, store.ErrClosed)
+}
+
+// AlertDeleteBefore deletes the oldest alerts created before the cutoff,
+// at most the limit, never one whose delivery is pending.
+func testAlertDeleteBefore(t *testing.T, s store.Store) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	insertAlerts(t, s, alert("a1", t0), hooked(alert("a2", t0.Add(time.Minute))), alert("a3", t0.Add(2*time.Minute)),
+		alert("a4", t0.Add(3*time.Minute)), alert("a5", t0.Add(time.Hour)))
+	del := func(before time.Time, limit int) int {
+		t.Helper()
+		var n int
+		tx(t, s, func(tx store.Tx) error {
+			var err error
+			n, err = tx.AlertDeleteBefore(ctx, before, limit)
+			return err
+		})
+		return n
+	}
+	if n := del(t0.Add(10*time.Minute), 2); n != 2 {
+		t.Fatalf("deleted %d, want 2 (the limit)", n)
+	}
+	if got := alertIDs(listAlerts(t, s, store.AlertListParams{})); !slices.Equal(got, []string{"a5", "a4", "a2"}) {
+		t.Fatalf("left %v, want a5 a4 a2 (the oldest two gone, a2's delivery pending)", got)
+	}
+	if n := del(t0.Add(10*time.Minute), 100); n != 1 {
+		t.Fatalf("deleted %d, want 1 (a4)", n)
+	}
+	if got := alertIDs(listAlerts(t, s, store.AlertListParams{})); !slices.Equal(got, []string{"a5", "a2"}) {
+		t.Fatalf("left %v, want a5 a2", got)
+	}
+	err := s.Tx(ctx, func(tx store.Tx) error {
+		_, err := tx.AlertDeleteBefore(ctx, t0, 0)
+		return err
+	})
+	if err == nil {
+		t.Error("limit 0 accepted")
+	}
 }

@@ -191,6 +191,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"AlertListDue", testAlertListDue},
 		{"AlertRecord", testAlertRecord},
 		{"AlertNextAt", testAlertNextAt},
+		{"AlertDeleteBefore", testAlertDeleteBefore},
 		{"AlertListDueConcurrent", testAlertListDueConcurrent},
 		{"GroupAlerts", testGroupAlerts},
 		{"JobAlerts", testJobAlerts},
