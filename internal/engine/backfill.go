@@ -313,15 +313,42 @@ func (e *Engine) startSlot(ctx context.Context, tx store.Tx, o *txOp, bf *store.
 	}
 	switch slotAction(cur, bf.Rerun) {
 	case "create":
-		return true, nil
 	case "rerun":
-		r, err := tx.RunRetry(ctx, store.RunRetryParams{ID: cur.ID, Now: now, Succeeded: true})
+		// A job with dependencies waits for its upstream runs again.
+		r, err := tx.RunRetry(ctx, store.RunRetryParams{ID: cur.ID, Now: now, Succeeded: true, Blocked: len(g.deps[j.Name]) > 0})
 		if err != nil {
 			return false, err
 		}
 		o.made = append(o.made, r)
 		*reopened = append(*reopened, r)
-		return true, nil
+	default:
+		return false, nil
 	}
-	return false, nil
+	if bf.Cascade && bf.Rerun != store.RerunNone {
+		return true, e.rerunDownstream(ctx, tx, o, bf, g, j.Name, at, now)
+	}
+	return true, nil
+}
+
+// rerunDownstream applies the rerun policy to the ended runs for slot at
+// of the jobs downstream of job (a cascade backfill's slot that started):
+// each is retried blocked, so it runs again after its upstream runs for
+// the slot, in dependency order. Runs just created, and runs not ended,
+// are left as they are.
+func (e *Engine) rerunDownstream(ctx context.Context, tx store.Tx, o *txOp, bf *store.Backfill, g *depGraph, job string, at, now time.Time) error {
+	for _, d := range scopeJobs(g, job, true)[1:] {
+		rs, err := jobSlots(ctx, tx, d, at, at, 1)
+		if err != nil {
+			return err
+		}
+		if len(rs) == 0 || slotAction(rs[0], bf.Rerun) != "rerun" {
+			continue
+		}
+		r, err := tx.RunRetry(ctx, store.RunRetryParams{ID: rs[0].ID, Now: now, Succeeded: true, Blocked: true})
+		if err != nil {
+			return err
+		}
+		o.made = append(o.made, r)
+	}
+	return nil
 }

@@ -159,3 +159,46 @@ func TestBackfillControl(t *testing.T) {
 		}
 	})
 }
+
+// A cascade backfill that reruns: the downstream runs of each slot it
+// starts run again too, after the slot's upstream run, under the policy.
+func TestBackfillRerunCascade(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		s, c := en.connect("w1", 100)
+		en.putJob(store.Job{Name: "x"})
+		en.putJob(store.Job{Name: "y", DependsOn: []string{"x"}})
+		at := time.Date(1999, 11, 1, 0, 0, 0, 0, time.UTC)
+		if _, _, err := en.e.JobTriggerSlot(en.ctx, "x", nil, at, false); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		finish(s, OutcomeSucceeded, *lastOf(c.Tasks(), "x"))
+		finish(s, OutcomeFailed, *lastOf(c.Tasks(), "y"))
+		y := en.slotRunOf("y", at)
+		if y.Status != store.StatusFailed {
+			t.Fatalf("y's run: %s", y.Status)
+		}
+		bf, err := en.e.Backfill(en.ctx, BackfillSpec{Job: "x", From: at, To: at, Parallel: 1, Cascade: true, Rerun: store.RerunAll})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if got := en.slotRunOf("y", at); got.Status != store.StatusBlocked {
+			t.Fatalf("y's run after the rerun started: %s, want blocked until x's run ends", got.Status)
+		}
+		n := len(c.Tasks())
+		x := lastOf(c.Tasks(), "x")
+		if x.Attempt != 2 {
+			t.Fatalf("x's last task attempt %d, want its rerun", x.Attempt)
+		}
+		finish(s, OutcomeSucceeded, *x)
+		if len(c.Tasks()) != n+1 || c.Tasks()[n].Job != "y" {
+			t.Fatalf("after x's rerun: tasks %v, want y's run next", ids(c.Tasks()[n:]))
+		}
+		bf, _ = en.settle(s, c, bf.ID, "x")
+		if got := en.slotRunOf("y", at); got.Status != store.StatusSucceeded || bf.Started != 1 {
+			t.Errorf("y's run %s, backfill started %d", got.Status, bf.Started)
+		}
+	})
+}

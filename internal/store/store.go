@@ -259,6 +259,9 @@ type RunRetryParams struct {
 	// Succeeded allows a succeeded run to be retried too (a backfill's
 	// rerun all); otherwise it is ErrConflict.
 	Succeeded bool
+	// Blocked makes the retried run blocked rather than queued: a run of
+	// a job with dependencies, which its upstream runs decide again.
+	Blocked bool
 	ID        string
 	Now       time.Time
 }

@@ -167,13 +167,14 @@ const (
 	// is reset; a callbacks row a claimer holds is not waited for (the
 	// claim then finds the run owes nothing and drops the row).
 	sqlRetry = `WITH u AS (
-			UPDATE runs SET status = 'queued', failures = 0, lost = 0, run_at = $1, finished_at = NULL,
+			UPDATE runs SET status = CASE WHEN $3 THEN 'blocked' ELSE 'queued' END, failures = 0, lost = 0, run_at = $1, finished_at = NULL,
 				dispatched_at = NULL, started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL,
 				callback_state = '', callback_attempts = 0, callback_next_at = NULL, callback_error = '',
 				callback_delivered_at = NULL
 			WHERE seq = $2 RETURNING ` + runCols + `),
-		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u),
-		l AS (INSERT INTO job_live (job, seq) SELECT job, seq FROM u WHERE job <> ''),
+		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM u WHERE NOT $3),
+		l AS (INSERT INTO job_live (job, seq) SELECT job, seq FROM u WHERE job <> '' AND NOT $3),
+		b AS (INSERT INTO blocked (job, seq) SELECT job, seq FROM u WHERE job <> '' AND $3),
 		c AS (DELETE FROM callbacks WHERE ctid = ANY (ARRAY(
 			SELECT ctid FROM callbacks WHERE seq = $2 FOR UPDATE SKIP LOCKED))),
 		e AS (DELETE FROM ended WHERE seq = $2)
@@ -770,11 +771,11 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 			return nil, err
 		}
 	}
-	r, err := t.one(ctx, "RunRetry", sqlRetry, p.Now, prev.Seq)
+	r, err := t.one(ctx, "RunRetry", sqlRetry, p.Now, prev.Seq, p.Blocked)
 	if err != nil {
 		return nil, err
 	}
-	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusQueued)
+	t.counts.Move(prev.Group, prev.Job, prev.Status, r.Status)
 	return r, nil
 }
 

@@ -133,7 +133,7 @@ func TestQueryPlans(t *testing.T) {
 		{"get by id", wSQL[wGetByID], []any{"id"}, "sqlite_autoindex_runs_1", false},
 		{"get by key", wSQL[wGetByKey], []any{"k"}, "runs_key", false},
 		{"cancel", wSQL[wCancel], []any{1, "r", 1}, "PRIMARY KEY", false},
-		{"retry", wSQL[wRetry], []any{1, 1}, "PRIMARY KEY", false},
+		{"retry", wSQL[wRetry], []any{"queued", 1, 1}, "PRIMARY KEY", false},
 		{"promote", wSQL[wPromote], []any{1, 10}, "runs_pending", false},
 		{"list active", rSQL[rListActive], nil, "runs_active", true},
 		{"list active of a server", rSQL[rListActiveServer], []any{"s"}, "runs_active", false},

@@ -168,7 +168,7 @@ var wSQL = [numWStmts]string{
 			callback_next_at = CASE WHEN callback_url IS NULL THEN callback_next_at ELSE ?1 END
 		WHERE seq = ?3 RETURNING ` + runCols,
 	// A retried run delivers its next outcome; one not yet delivered is dropped.
-	wRetry: `UPDATE runs SET status = 'queued', failures = 0, lost = 0, run_at = ?, finished_at = NULL,
+	wRetry: `UPDATE runs SET status = ?, failures = 0, lost = 0, run_at = ?, finished_at = NULL,
 			dispatched_at = NULL, started_at = NULL, error = '', result = NULL, worker_id = '', server_id = NULL,
 			callback_state = '', callback_attempts = 0, callback_next_at = NULL, callback_error = '',
 			callback_delivered_at = NULL
@@ -785,7 +785,12 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 			return nil, err
 		}
 	}
+	to := store.StatusQueued
+	if p.Blocked {
+		to = store.StatusBlocked
+	}
 	t.bind()
+	t.arg(string(to))
 	t.arg(micro(p.Now))
 	t.arg(prev.Seq)
 	runs, err := t.queryRuns("RunRetry", wRetry)
@@ -795,7 +800,7 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 	if len(runs) != 1 {
 		return nil, fmt.Errorf("sqlite: RunRetry: run %q vanished", p.ID)
 	}
-	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusQueued)
+	t.counts.Move(prev.Group, prev.Job, prev.Status, to)
 	return runs[0], t.unended("RunRetry", prev.Seq)
 }
 

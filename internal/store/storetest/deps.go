@@ -238,4 +238,28 @@ func testRetrySucceeded(t *testing.T, s store.Store) {
 		t.Errorf("retried: %s, result %s", r.Status, r.Result)
 	}
 	checkCounts(t, s, "after the retry of a succeeded run")
+
+	// Retried blocked (a run of a job with dependencies): no claim takes
+	// it until a gate queues it.
+	p := params("dep")
+	p.Job, p.LogicalTime = "j", t0
+	insert(t, s, p)
+	diffIDs(t, "claim of the run and the retried one", []string{"ok", "dep"}, claimAll(t, s))
+	for _, id := range []string{"dep", "ok"} {
+		start(t, s, store.RunStartParams{ID: id, Attempt: 1, WorkerID: "w1", Now: t0})
+	}
+	finishOne(t, s, store.RunFinishParams{ID: "dep", Attempt: 1, Status: store.StatusFailed, Error: "boom", Now: t0})
+	tx(t, s, func(tx store.Tx) error {
+		var err error
+		r, err = tx.RunRetry(ctx, store.RunRetryParams{ID: "dep", Now: t0, Blocked: true})
+		return err
+	})
+	if r.Status != store.StatusBlocked || r.Error != "" || !r.FinishedAt.IsZero() {
+		t.Errorf("retried blocked: %s, error %q, finished %v", r.Status, r.Error, r.FinishedAt)
+	}
+	checkCounts(t, s, "after a retry to blocked")
+	diffIDs(t, "claim of a blocked retry", nil, claimAll(t, s))
+	gate(t, s, store.RunGateParams{ID: "dep", From: store.StatusBlocked, To: store.StatusQueued, Now: t0})
+	diffIDs(t, "claim after its gate", []string{"dep"}, claimAll(t, s))
+	checkCounts(t, s, "after the gate")
 }
