@@ -262,8 +262,8 @@ type RunRetryParams struct {
 	// Blocked makes the retried run blocked rather than queued: a run of
 	// a job with dependencies, which its upstream runs decide again.
 	Blocked bool
-	ID        string
-	Now       time.Time
+	ID      string
+	Now     time.Time
 }
 
 // RunPromoteParams moves pending runs whose run_at <= Now to queued, at most
