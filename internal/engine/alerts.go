@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -100,6 +101,9 @@ type alertNote struct {
 type alerter struct {
 	e     *Engine
 	deliv *deliverer[*store.Alert]
+	// life ends when the engine stops: what waits on the store gives up.
+	life context.Context
+	stop context.CancelFunc
 
 	mu       sync.Mutex
 	notes    []alertNote
@@ -185,14 +189,21 @@ func (a *alerter) endedRuns(rs []*store.Run) {
 	}
 }
 
+// maxAlertNotes bounds the notes kept while the store fails; past it the
+// oldest are left to the leader's sweep.
+const maxAlertNotes = 10000
+
 // note queues notes and starts draining them unless that is under way.
 func (a *alerter) note(ns ...alertNote) {
-	if len(ns) == 0 || !a.e.running() {
+	if len(ns) == 0 || !a.e.serving() {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.notes = append(a.notes, ns...)
+	if n := len(a.notes) - maxAlertNotes; n > 0 {
+		a.notes = a.notes[n:]
+	}
 	if a.working {
 		return
 	}
@@ -203,28 +214,41 @@ func (a *alerter) note(ns ...alertNote) {
 
 // drain turns notes into alerts until none are left: it reads the rules
 // and the runs it does not have, and inserts the alerts in one op per
-// round. What fails is left to the leader's sweep.
+// round. A round that fails puts its notes back and is tried again a
+// second later, until the engine stops.
 func (a *alerter) drain() {
 	defer a.draining.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	for {
 		a.mu.Lock()
 		ns := a.notes
 		a.notes = nil
-		if len(ns) == 0 || !a.e.running() {
+		if len(ns) == 0 || !a.e.serving() {
 			a.working = false
 			a.mu.Unlock()
 			return
 		}
 		a.mu.Unlock()
+		ctx, cancel := context.WithTimeout(a.life, 30*time.Second)
 		alerts, err := a.build(ctx, ns)
-		if err != nil {
-			a.e.log.Warn("alerts: the leader's sweep will retry", "err", err)
+		if err == nil {
+			err = a.insert(ctx, alerts)
+		}
+		cancel()
+		if err == nil {
 			continue
 		}
-		if err := a.insert(alerts); err != nil {
-			a.e.log.Warn("alerts: not stored; the leader's sweep will retry", "alerts", len(alerts), "err", err)
+		a.e.log.Warn("alerts: not stored yet; retrying", "notes", len(ns), "err", err)
+		a.mu.Lock()
+		a.notes = append(ns, a.notes...)
+		if n := len(a.notes) - maxAlertNotes; n > 0 {
+			a.notes = a.notes[n:]
+		}
+		a.mu.Unlock()
+		if !a.e.sleep(a.life, time.Second) {
+			a.mu.Lock()
+			a.working = false
+			a.mu.Unlock()
+			return
 		}
 	}
 }
@@ -235,6 +259,7 @@ func (a *alerter) build(ctx context.Context, ns []alertNote) ([]*store.Alert, er
 	if err != nil {
 		return nil, err
 	}
+	now := a.e.now()
 	var out []*store.Alert
 	for _, n := range ns {
 		rules := set.rulesFor(n.job, n.group)
@@ -243,13 +268,19 @@ func (a *alerter) build(ctx context.Context, ns []alertNote) ([]*store.Alert, er
 		}
 		r := n.run
 		if r == nil {
-			if r, err = a.e.st.RunGet(ctx, n.id); err != nil {
-				return out, fmt.Errorf("alerts: read run %s: %w", n.id, err)
+			if r, err = a.e.st.RunGet(ctx, n.id); errors.Is(err, store.ErrNotFound) {
+				continue // deleted meanwhile
+			} else if err != nil {
+				return nil, fmt.Errorf("alerts: read run %s: %w", n.id, err)
 			}
 		}
-		if n.long {
-			out = append(out, a.e.longRunAlert(r, rules, n.attempt, n.started))
-		} else if r.Status.Terminal() {
+		switch {
+		case n.long:
+			// Still that attempt, running, and past the rules as they are now.
+			if r.Status == store.StatusRunning && r.Attempt == n.attempt && now.Sub(n.started) >= rules.MaxDuration {
+				out = append(out, a.e.longRunAlert(r, rules, n.attempt, n.started))
+			}
+		case r.Status.Terminal():
 			out = append(out, a.e.endAlert(r, rules, r.Status))
 		}
 	}
@@ -259,28 +290,25 @@ func (a *alerter) build(ctx context.Context, ns []alertNote) ([]*store.Alert, er
 // insert stores alerts in one op and waits for it; the deliverer is told
 // of those with a webhook (here, and on a shared store the leader by
 // TopicAlert).
-func (a *alerter) insert(alerts []*store.Alert) error {
+func (a *alerter) insert(ctx context.Context, alerts []*store.Alert) error {
 	if len(alerts) == 0 {
 		return nil
 	}
-	return a.insertWith(func(context.Context, store.Tx) ([]*store.Alert, error) { return alerts, nil })
+	return a.insertWith(ctx, func(context.Context, store.Tx) ([]*store.Alert, error) { return alerts, nil })
 }
 
 // insertWith stores, in one op, the alerts build returns in its
-// transaction, and waits for it.
-func (a *alerter) insertWith(build func(ctx context.Context, tx store.Tx) ([]*store.Alert, error)) error {
+// transaction, and waits for it (or for ctx: the op may still commit, and
+// a repeat stores nothing more).
+func (a *alerter) insertWith(ctx context.Context, build func(ctx context.Context, tx store.Tx) ([]*store.Alert, error)) error {
 	var (
 		alerts []*store.Alert
 		stored []bool
 	)
-	done := make(chan struct{})
 	o := &txOp{}
 	o.fn = func(ctx context.Context, tx store.Tx) error {
 		var err error
-		if alerts, err = build(ctx, tx); err != nil || len(alerts) == 0 {
-			return err
-		}
-		if stored, err = tx.AlertInsert(ctx, alerts); err != nil {
+		if alerts, stored, err = build1(ctx, tx, build); err != nil || len(alerts) == 0 {
 			return err
 		}
 		if at := firstDue(alerts, stored); !at.IsZero() {
@@ -288,13 +316,8 @@ func (a *alerter) insertWith(build func(ctx context.Context, tx store.Tx) ([]*st
 		}
 		return nil
 	}
-	o.done = func() { close(done) }
-	if !a.e.ops.push(o) {
-		return errStopping
-	}
-	<-done
-	if o.err != nil {
-		return o.err
+	if err := a.e.do(ctx, o, nil); err != nil {
+		return err
 	}
 	for i, ok := range stored {
 		if ok {
@@ -307,6 +330,16 @@ func (a *alerter) insertWith(build func(ctx context.Context, tx store.Tx) ([]*st
 		a.deliv.note(at)
 	}
 	return nil
+}
+
+// build1 runs build and inserts what it returns.
+func build1(ctx context.Context, tx store.Tx, build func(ctx context.Context, tx store.Tx) ([]*store.Alert, error)) ([]*store.Alert, []bool, error) {
+	alerts, err := build(ctx, tx)
+	if err != nil || len(alerts) == 0 {
+		return nil, nil, err
+	}
+	stored, err := tx.AlertInsert(ctx, alerts)
+	return alerts, stored, err
 }
 
 // firstDue is the earliest delivery among the stored alerts (zero: none).
@@ -374,6 +407,14 @@ func (e *Engine) Alerts(ctx context.Context, p store.AlertListParams) ([]*store.
 func (a *alerter) activate() {
 	a.deliv.activate()
 	a.slaActivate()
+	a.mu.Lock()
+	ctx := a.sla.ctx
+	a.mu.Unlock()
+	a.draining.Add(1)
+	go func() { // the term's first sweep, beside the other leader loops
+		defer a.draining.Done()
+		a.sweep(ctx)
+	}()
 }
 
 // deactivate stops the leader's part.
@@ -396,8 +437,10 @@ func (a *alerter) warm() {
 	}()
 }
 
-// wait waits for the alerter's goroutines (the engine's Stop).
+// wait ends the alerter's work and waits for its goroutines (the
+// engine's Stop).
 func (a *alerter) wait() {
+	a.stop()
 	a.deliv.running.Wait()
 	a.draining.Wait()
 }

@@ -55,16 +55,6 @@ func (k alertKind) post(ctx context.Context, a *store.Alert) error {
 
 // alertBody encodes a in its webhook's format.
 func (e *Engine) alertBody(ctx context.Context, a *store.Alert) ([]byte, error) {
-	var run *store.Run
-	if a.RunID != "" {
-		r, err := e.st.RunGet(ctx, a.RunID)
-		switch {
-		case err == nil:
-			run = r
-		case !errors.Is(err, store.ErrNotFound): // deleted by retention: sent without it
-			return nil, fmt.Errorf("read run %s: %w", a.RunID, err)
-		}
-	}
 	switch a.Format {
 	case store.AlertFormatSlack:
 		return json.Marshal(map[string]string{"text": alertText(a)})
@@ -78,9 +68,15 @@ func (e *Engine) alertBody(ctx context.Context, a *store.Alert) ([]byte, error) 
 		return nil, fmt.Errorf("encode alert: %w", err)
 	}
 	rb := []byte("null")
-	if run != nil {
-		if rb, err = e.cfg.CallbackBody(run); err != nil {
-			return nil, fmt.Errorf("encode run: %w", err)
+	if a.RunID != "" {
+		r, err := e.st.RunGet(ctx, a.RunID)
+		switch {
+		case err == nil:
+			if rb, err = e.cfg.CallbackBody(r); err != nil {
+				return nil, fmt.Errorf("encode run: %w", err)
+			}
+		case !errors.Is(err, store.ErrNotFound): // deleted by retention: sent without it
+			return nil, fmt.Errorf("read run %s: %w", a.RunID, err)
 		}
 	}
 	out := append([]byte(`{"alert":`), ab...)

@@ -56,11 +56,12 @@ func (e *Engine) validateAlertRules(field string, r *store.AlertRules) error {
 
 // parseSLA parses "HH:MM" (00:00 to 23:59).
 func parseSLA(s string) (h, m int, err error) {
+	digits := func(v string) bool { return len(v) == 2 && v[0] >= '0' && v[0] <= '9' && v[1] >= '0' && v[1] <= '9' }
 	hs, ms, ok := strings.Cut(s, ":")
-	if ok && len(hs) == 2 && len(ms) == 2 {
-		h, err1 := strconv.Atoi(hs)
-		m, err2 := strconv.Atoi(ms)
-		if err1 == nil && err2 == nil && h >= 0 && h < 24 && m >= 0 && m < 60 && hs[0] != '-' && ms[0] != '-' {
+	if ok && digits(hs) && digits(ms) {
+		h, _ := strconv.Atoi(hs)
+		m, _ := strconv.Atoi(ms)
+		if h < 24 && m < 60 {
 			return h, m, nil
 		}
 	}

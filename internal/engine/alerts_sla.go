@@ -3,20 +3,22 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
 // SLAs: a rule "sla": "HH:MM" says that the run for logical time T must
-// have succeeded by the first HH:MM at or after T, in the job's time zone
+// have succeeded by the first HH:MM after T, in the job's time zone
 // (Mars' output-time check). So the deadline D covers the slots T in
-// (D', D], D' being the deadline of the day before.
+// [D', D), D' being the deadline of the day before.
 //
 // The leader keeps, per job with an SLA, its next deadline, and one timer
 // for the earliest. At D an op reads the job's runs for the slots of
-// (D', D] — for a job with a schedule every slot its schedule has there
+// [D', D) — for a job with a schedule every slot its schedule has there
 // since the job was created, for one without the slots that have runs —
 // and alerts for each slot without a run that succeeded by D (a run that
 // succeeded later than D, when the check comes late, still alerts). A
@@ -24,8 +26,9 @@ import (
 // a repeat a no-op), so a deadline that fell while no server led is not
 // missed, if it is within the day.
 
-// maxSLASlots bounds the slots one deadline checks.
-const maxSLASlots = store.MaxSlotRuns
+// maxSLASlots bounds the slots one deadline checks (a schedule of one a
+// second has more in a day; its SLA covers the first 10,000).
+const maxSLASlots = 10 * store.MaxSlotRuns
 
 // slaWatch is the alerter's SLA timer state (leader only), guarded by the
 // alerter's lock.
@@ -35,6 +38,12 @@ type slaWatch struct {
 	cancel context.CancelFunc
 	wake   wakeTimer
 	next   map[string]time.Time // job -> its next deadline
+	// gen counts the recomputations asked for: one applies only if no
+	// later one was asked for meanwhile. checkLast: the next to apply
+	// also checks each job's latest past deadline (a new term, a failed
+	// check).
+	gen       uint64
+	checkLast bool
 }
 
 // slaCheck is one deadline of one job to check.
@@ -67,7 +76,8 @@ func (a *alerter) slaDeactivate() {
 	}
 }
 
-// slaRulesChanged recomputes the next deadlines after a change of rules.
+// slaRulesChanged recomputes the next deadlines after a change of rules
+// (and on each reconciler pass, in case a change was not heard).
 func (a *alerter) slaRulesChanged() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -82,28 +92,35 @@ func (a *alerter) slaRearmLocked(checkLast bool) {
 	if !w.active || !a.e.running() {
 		return
 	}
-	ctx := w.ctx
+	w.gen++
+	w.checkLast = w.checkLast || checkLast
+	ctx, gen := w.ctx, w.gen
 	a.draining.Add(1)
 	go func() {
 		defer a.draining.Done()
-		a.slaRearm(ctx, checkLast)
+		a.slaRearm(ctx, gen)
 	}()
 }
 
-func (a *alerter) slaRearm(ctx context.Context, checkLast bool) {
+// slaRearm reads the rules (again each second while that fails) and
+// installs the next deadline of every job with an SLA, unless a later
+// recomputation was asked for meanwhile. Deadlines that came and were not
+// checked yet are checked now.
+func (a *alerter) slaRearm(ctx context.Context, gen uint64) {
 	set, err := a.ruleSet(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			a.e.log.Error("alerts: read SLA rules", "err", err)
-			a.mu.Lock()
-			a.slaArmLocked(a.e.now().Add(time.Second)) // try again rather than stall
-			a.mu.Unlock()
+	for err != nil {
+		if ctx.Err() != nil {
+			return
 		}
-		return
+		a.e.log.Error("alerts: read SLA rules; retrying", "err", err)
+		if !a.e.sleep(ctx, time.Second) {
+			return
+		}
+		set, err = a.ruleSet(ctx)
 	}
 	now := a.e.now()
 	next := map[string]time.Time{}
-	var due []slaCheck
+	var last []slaCheck
 	for name, j := range set.jobs {
 		rules := set.rulesFor(name, j.Group)
 		if rules == nil || rules.SLA == "" || j.Paused {
@@ -115,17 +132,27 @@ func (a *alerter) slaRearm(ctx context.Context, checkLast bool) {
 			continue
 		}
 		next[name] = slaNext(now, h, m, loc)
-		if last := slaPrev(next[name], h, m, loc); checkLast && last.After(j.CreatedAt) {
-			due = append(due, slaCheck{job: name, at: last})
+		if at := slaPrev(next[name], h, m, loc); at.After(j.CreatedAt) {
+			last = append(last, slaCheck{job: name, at: at})
 		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.sla.active || ctx.Err() != nil {
+	w := &a.sla
+	if !w.active || ctx.Err() != nil || w.gen != gen {
 		return
 	}
-	a.sla.next = next
-	a.sla.wake.stop()
+	var due []slaCheck
+	if w.checkLast {
+		due, w.checkLast = last, false
+	}
+	for job, at := range w.next {
+		if !at.After(now) {
+			due = append(due, slaCheck{job: job, at: at})
+		}
+	}
+	w.next = next
+	w.wake.stop()
 	for _, at := range next {
 		a.slaArmLocked(at)
 	}
@@ -165,31 +192,37 @@ func (a *alerter) slaDue() {
 }
 
 // slaCheckAsyncLocked runs the checks in the background, then recomputes
-// the deadlines (exact in each job's zone). Called with a.mu held.
+// the deadlines (exact in each job's zone); a check that fails is made
+// again a second later, with every job's last deadline. Called with a.mu
+// held.
 func (a *alerter) slaCheckAsyncLocked(due []slaCheck) {
 	ctx := a.sla.ctx
 	a.draining.Add(1)
 	go func() {
 		defer a.draining.Done()
-		err := a.insertWith(func(ctx context.Context, tx store.Tx) ([]*store.Alert, error) {
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := a.insertWith(cctx, func(ctx context.Context, tx store.Tx) ([]*store.Alert, error) {
 			return a.slaAlerts(ctx, tx, due)
 		})
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			// Checked again, with every job's last deadline, a moment later.
-			a.e.log.Error("alerts: check SLAs", "jobs", len(due), "err", err)
+			a.e.log.Error("alerts: check SLAs; retrying", "jobs", len(due), "err", err)
 			if !a.e.sleep(ctx, time.Second) {
 				return
 			}
 		}
-		a.slaRearm(ctx, err != nil)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.slaRearmLocked(err != nil)
 	}()
 }
 
 // slaAlerts reads, in tx, the slots of each check and returns the alerts
-// of those that missed it.
+// of those that missed it. A check no longer due under the job's rules
+// (paused, or its SLA or zone changed since it was armed) is dropped.
 func (a *alerter) slaAlerts(ctx context.Context, tx store.Tx, due []slaCheck) ([]*store.Alert, error) {
 	set, err := a.ruleSet(ctx)
 	if err != nil {
@@ -198,14 +231,19 @@ func (a *alerter) slaAlerts(ctx context.Context, tx store.Tx, due []slaCheck) ([
 	var out []*store.Alert
 	for _, c := range due {
 		j := set.jobs[c.job]
-		if j == nil {
+		if j == nil || j.Paused {
 			continue
 		}
 		rules := set.rulesFor(j.Name, j.Group)
 		if rules == nil || rules.SLA == "" {
 			continue
 		}
-		as, err := a.e.slaMissed(ctx, tx, j, rules, c.at)
+		h, m, err := parseSLA(rules.SLA)
+		loc, lerr := jobLocation(j)
+		if err != nil || lerr != nil || !slaAt(c.at, 0, h, m, loc).Equal(c.at) {
+			continue
+		}
+		as, err := a.e.slaMissed(ctx, tx, j, rules, c.at, h, m, loc)
 		if err != nil {
 			return nil, err
 		}
@@ -214,39 +252,31 @@ func (a *alerter) slaAlerts(ctx context.Context, tx store.Tx, due []slaCheck) ([
 	return out, nil
 }
 
-// slaMissed returns the alerts of j's slots due by deadline d that had no
-// run succeeded by then.
-func (e *Engine) slaMissed(ctx context.Context, tx store.Tx, j *store.Job, rules *store.AlertRules, d time.Time) ([]*store.Alert, error) {
-	h, m, err := parseSLA(rules.SLA)
-	if err != nil {
-		return nil, nil
-	}
-	loc, err := jobLocation(j)
-	if err != nil {
-		return nil, nil
-	}
-	from := slaPrev(d, h, m, loc).Add(time.Microsecond)
-	runs, err := jobSlots(ctx, tx, j.Name, from, d, maxSLASlots)
+// slaMissed returns the alerts of j's slots due by deadline d — those in
+// [d', d), d' the deadline the day before — that had no run succeeded by
+// then.
+func (e *Engine) slaMissed(ctx context.Context, tx store.Tx, j *store.Job, rules *store.AlertRules, d time.Time, h, m int, loc *time.Location) ([]*store.Alert, error) {
+	from, to := slaPrev(d, h, m, loc), d.Add(-time.Microsecond)
+	runs, err := slaRuns(ctx, tx, j.Name, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("SLA of job %s: %w", j.Name, err)
 	}
-	byT := make(map[time.Time]*store.Run, len(runs))
 	var slots []time.Time
-	for _, r := range runs {
-		byT[r.LogicalTime] = r
-	}
 	if sched, err := jobSchedule(j); err == nil && !sched.IsZero() {
-		for t := sched.Next(maxTime(from, j.CreatedAt).Add(-time.Microsecond)); !t.IsZero() && !t.After(d) && len(slots) < maxSLASlots; t = sched.Next(t) {
+		// The slots since d' that the job fired or should have: those after
+		// it was created (its first fire is the slot after its creation).
+		for t := sched.Next(maxTime(from.Add(-time.Microsecond), j.CreatedAt)); !t.IsZero() && t.Before(d) && len(slots) < maxSLASlots; t = sched.Next(t) {
 			slots = append(slots, t.UTC())
 		}
 	} else {
-		for i := len(runs) - 1; i >= 0; i-- { // oldest first
-			slots = append(slots, runs[i].LogicalTime)
+		for t := range runs {
+			slots = append(slots, t)
 		}
+		slices.SortFunc(slots, func(a, b time.Time) int { return a.Compare(b) })
 	}
 	var out []*store.Alert
 	for _, t := range slots {
-		r := byT[t]
+		r := runs[t]
 		if r != nil && r.Status == store.StatusSucceeded && !r.FinishedAt.After(d) {
 			continue
 		}
@@ -258,6 +288,26 @@ func (e *Engine) slaMissed(ctx context.Context, tx store.Tx, j *store.Job, rules
 			a.RunID = r.ID
 		}
 		out = append(out, a)
+	}
+	return out, nil
+}
+
+// slaRuns reads job's runs with a logical time in [from, to], by logical
+// time, page by page (at most maxSLASlots).
+func slaRuns(ctx context.Context, tx store.Tx, job string, from, to time.Time) (map[time.Time]*store.Run, error) {
+	out := map[time.Time]*store.Run{}
+	for len(out) < maxSLASlots && !to.Before(from) {
+		rs, err := jobSlots(ctx, tx, job, from, to, store.MaxSlotRuns)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
+			out[r.LogicalTime] = r
+		}
+		if len(rs) < store.MaxSlotRuns {
+			break
+		}
+		to = rs[len(rs)-1].LogicalTime.Add(-time.Microsecond) // latest first
 	}
 	return out, nil
 }
@@ -292,12 +342,23 @@ func slaNext(t time.Time, h, m int, loc *time.Location) time.Time {
 // slaPrev is the deadline the day before deadline d.
 func slaPrev(d time.Time, h, m int, loc *time.Location) time.Time { return slaAt(d, -1, h, m, loc) }
 
+// locations caches time zones by name: LoadLocation reads the zone
+// database each time.
+var locations sync.Map
+
 // jobLocation is j's time zone.
 func jobLocation(j *store.Job) (*time.Location, error) {
 	if j.Timezone == "" {
 		return time.UTC, nil
 	}
-	return time.LoadLocation(j.Timezone)
+	if l, ok := locations.Load(j.Timezone); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(j.Timezone)
+	if err == nil {
+		locations.Store(j.Timezone, l)
+	}
+	return l, err
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -11,13 +11,16 @@ import (
 // The alerter's safety net and its timers of long attempts.
 
 const (
-	// alertSweepFirst is how far back a new leader's first sweep looks.
-	alertSweepFirst = time.Hour
+	// alertSweepFirst is how far back a new leader's first sweep looks:
+	// as long as a webhook delivery is retried.
+	alertSweepFirst = defaultCallbackExpiry
 	// alertSweepOverlap re-reads this much before the last sweep's end:
 	// a run's end committed just before a sweep's read may be listed by
 	// the next one only.
 	alertSweepOverlap = time.Minute
-	// alertSweepPages bounds the pages (of 1,000 runs) one sweep reads.
+	// alertSweepPages bounds the pages (of 1,000 runs) one sweep reads; a
+	// sweep that stops there does not move its window, so the next goes
+	// over it again.
 	alertSweepPages = 5
 )
 
@@ -45,20 +48,24 @@ func (a *alerter) sweep(ctx context.Context) {
 		a.setSwept(now)
 		return
 	}
-	alerts, err := a.sweepEnded(ctx, set, from)
+	alerts, complete, err := a.sweepEnded(ctx, set, from)
 	if err == nil {
 		var long []*store.Alert
 		long, err = a.sweepLong(ctx, set, now)
 		alerts = append(alerts, long...)
 	}
 	if err == nil {
-		err = a.insert(alerts)
+		err = a.insert(ctx, alerts)
 	}
 	if err != nil {
 		e.log.Warn("alerts: sweep", "err", err)
 		return
 	}
-	a.setSwept(now)
+	if complete {
+		a.setSwept(now)
+	} else {
+		e.log.Warn("alerts: sweep read its most runs; the next goes over the same window", "since", from)
+	}
 }
 
 func (a *alerter) setSwept(t time.Time) {
@@ -68,14 +75,14 @@ func (a *alerter) setSwept(t time.Time) {
 }
 
 // sweepEnded returns the alerts of runs that ended after from in a status
-// their rules alert on.
-func (a *alerter) sweepEnded(ctx context.Context, set *alertRuleSet, from time.Time) ([]*store.Alert, error) {
-	var out []*store.Alert
+// their rules alert on; complete is false when it stopped at
+// alertSweepPages.
+func (a *alerter) sweepEnded(ctx context.Context, set *alertRuleSet, from time.Time) (out []*store.Alert, complete bool, err error) {
 	p := store.RunListParams{Statuses: alertStatuses(), FinishedAfter: from, Limit: 1000}
 	for range alertSweepPages {
 		page, err := a.e.st.RunList(ctx, p)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for _, r := range page.Runs {
 			if rules := set.rulesFor(r.Job, r.Group); rules != nil && oneOf(string(r.Status), rules.On) {
@@ -83,11 +90,11 @@ func (a *alerter) sweepEnded(ctx context.Context, set *alertRuleSet, from time.T
 			}
 		}
 		if page.NextCursor == "" {
-			break
+			return out, true, nil
 		}
 		p.Cursor = page.NextCursor
 	}
-	return out, nil
+	return out, false, nil
 }
 
 // sweepLong returns the alerts of running attempts past their rules'

@@ -311,6 +311,7 @@ func TestAlertRulesValidation(t *testing.T) {
 		{&store.AlertRules{On: []string{"failed", "failed"}}, "alerts.on"},
 		{&store.AlertRules{SLA: "25:00"}, "alerts.sla"},
 		{&store.AlertRules{SLA: "2:30"}, "alerts.sla"},
+		{&store.AlertRules{SLA: "+1:+5"}, "alerts.sla"},
 		{&store.AlertRules{MaxDuration: time.Millisecond}, "alerts.max_duration"},
 		{&store.AlertRules{MaxDuration: -time.Second}, "alerts.max_duration"},
 		{&store.AlertRules{On: []string{"failed"}, Format: "teams", Webhook: hookURL}, "alerts.format"},
@@ -427,6 +428,35 @@ func TestAlertRetention(t *testing.T) {
 		synctest.Wait()
 		if n := len(en.alerts("j")); n != 0 {
 			t.Errorf("%d alerts after 12 minutes, want 0", n)
+		}
+	})
+}
+
+// An hourly job with an SLA: the slots before the deadline that succeeded
+// in time raise nothing, and the slot at the deadline belongs to the next
+// day's.
+func TestAlertSLAHourly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		slow := func(c *Config) {
+			c.HeartbeatInterval, c.LeaseTTL, c.RenewInterval, c.ReconcileInterval = 10*time.Minute, time.Hour, 10*time.Minute, 10*time.Minute
+		}
+		en := newEnv(t, slow)
+		s, c := en.connect("w1", 4)
+		en.putJob(store.Job{Name: "hourly", Schedule: "0 0 * * * ?", Alerts: &store.AlertRules{SLA: "06:00"}})
+		day := time.Now().Truncate(24 * time.Hour)
+		done := 0
+		for h := 1; h <= 8; h++ {
+			time.Sleep(time.Until(day.Add(time.Duration(h)*time.Hour)) + time.Second)
+			synctest.Wait()
+			ts := c.Tasks()[done:]
+			finish(s, OutcomeSucceeded, ts...)
+			done += len(ts)
+		}
+		if as := en.alerts("hourly"); len(as) != 0 {
+			t.Fatalf("alerts %v, want none: every slot before 06:00 succeeded in time", as[0].Reason)
+		}
+		if done != 8 {
+			t.Fatalf("%d runs, want 8", done)
 		}
 	})
 }

@@ -442,6 +442,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.alerts = &alerter{e: e}
+	e.alerts.life, e.alerts.stop = context.WithCancel(context.Background())
 	e.alerts.deliv = &deliverer[*store.Alert]{e: e, kind: alertKind{e: e}, client: e.feedback.client}
 	return e, nil
 }

@@ -118,7 +118,8 @@ func (e *Engine) postCallback(ctx context.Context, r *store.Run) error {
 func (e *Engine) postHook(ctx context.Context, url_, agent string, body []byte, hdr map[string]string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url_, bytes.NewReader(body))
 	if err != nil {
-		return nil, &CallbackRefusedError{Host: url_, Reason: err.Error()}
+		// Not the URL in the error: it may hold a token (a chat webhook's).
+		return nil, &CallbackRefusedError{Host: "the URL", Reason: "it does not parse"}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", agent)

@@ -141,7 +141,6 @@ func (e *Engine) becomeLeader(l store.Leader) {
 		e.cron.arm(ctx)
 		e.feedback.arm(ctx, time.Time{})
 		e.alerts.deliv.arm(ctx, time.Time{})
-		e.alerts.sweep(ctx)
 		e.reapLoop(ctx)
 	}()
 	go func() {

@@ -267,6 +267,7 @@ func (e *Engine) relistenTimers() {
 	e.rearmCron()
 	e.feedback.rearm()
 	e.alerts.deliv.rearm()
+	e.alerts.slaRulesChanged()
 	e.promote.rearm()
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -52,22 +53,49 @@ func (h *httpAPI) listAlerts(src alertSource) http.HandlerFunc {
 				return
 			}
 		}
-		as, err := src.Alerts(r.Context(), p)
+		out, err := scopedAlerts(r.Context(), src, p)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		out := apijson.List[apijson.Alert]{Items: []apijson.Alert{}}
-		for _, a := range as {
-			if checkGroup(r.Context(), a.Group) == nil {
-				out.Items = append(out.Items, apijson.FromAlert(a))
-			}
-		}
-		if len(as) == p.Limit {
-			out.NextCursor = strconv.FormatInt(as[len(as)-1].Seq, 10)
-		}
 		writeJSON(w, http.StatusOK, out)
 	}
+}
+
+// alertScanPages bounds the pages a group-limited token's listing reads
+// to fill one page of its groups' alerts.
+const alertScanPages = 10
+
+// scopedAlerts reads one page of the alerts the caller may see: for a
+// token limited to groups, the pages that follow until its page is full
+// (at most alertScanPages), the cursor then standing after the last alert
+// read.
+func scopedAlerts(ctx context.Context, src alertSource, p store.AlertListParams) (apijson.List[apijson.Alert], error) {
+	out := apijson.List[apijson.Alert]{Items: []apijson.Alert{}}
+	for range alertScanPages {
+		as, err := src.Alerts(ctx, p)
+		if err != nil {
+			return out, err
+		}
+		for _, a := range as {
+			if len(out.Items) == p.Limit {
+				break
+			}
+			if checkGroup(ctx, a.Group) == nil {
+				out.Items = append(out.Items, apijson.FromAlert(a))
+			}
+			p.Before = a.Seq
+		}
+		out.NextCursor = ""
+		if len(as) < p.Limit {
+			return out, nil // the last page
+		}
+		out.NextCursor = strconv.FormatInt(p.Before, 10)
+		if len(out.Items) == p.Limit {
+			return out, nil
+		}
+	}
+	return out, nil
 }
 
 // getGroupAlerts answers a group's default rules ({"alerts": null} for
@@ -79,8 +107,28 @@ func (h *httpAPI) getGroupAlerts(src alertSource) http.HandlerFunc {
 			writeError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, groupAlertsJSON{Group: r.PathValue("group"), Alerts: apijson.FromAlertRules(rules)})
+		writeJSON(w, http.StatusOK, groupAlertsJSON{Group: r.PathValue("group"), Alerts: redactRules(r.Context(), apijson.FromAlertRules(rules))})
 	}
+}
+
+// redactHooks hides the path and query of a job's alert webhook from a
+// caller who may not change jobs: chat webhooks carry their token there.
+func redactHooks(ctx context.Context, j jobJSON) jobJSON {
+	j.Alerts = redactRules(ctx, j.Alerts)
+	return j
+}
+
+// redactRules is redactHooks for rules.
+func redactRules(ctx context.Context, r *apijson.AlertRules) *apijson.AlertRules {
+	if r == nil || r.Webhook == "" || principal(ctx).Authorize(auth.PermJobWrite) == nil {
+		return r
+	}
+	out := *r
+	out.Webhook = "…"
+	if u, err := url.Parse(r.Webhook); err == nil {
+		out.Webhook = u.Scheme + "://" + u.Host + "/…"
+	}
+	return &out
 }
 
 // groupAlertsJSON is a group's default rules.

@@ -116,3 +116,26 @@ func TestHTTPAlerts(t *testing.T) {
 		t.Errorf("after delete: %v", g)
 	}
 }
+
+// A webhook URL often holds a chat bot's token: callers who may not change
+// jobs see only its scheme and host.
+func TestAlertWebhookRedacted(t *testing.T) {
+	en := newAuthEnv(t)
+	const hook = "https://hooks.example.com/robot/send?access_token=secret"
+	job := `{"type":"t","group":"g","alerts":{"on":["failed"],"webhook":"` + hook + `"}}`
+	if st, b := en.do(en.admin, "PUT", "/api/v1/jobs/j", job); st != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", st, b)
+	}
+	if st, b := en.do(en.admin, "PUT", "/api/v1/groups/g/alerts", `{"on":["failed"],"webhook":"`+hook+`"}`); st != http.StatusOK {
+		t.Fatalf("PUT group rules: %d %s", st, b)
+	}
+	for _, path := range []string{"/api/v1/jobs/j", "/api/v1/jobs", "/api/v1/groups/g/alerts"} {
+		st, b := en.do(en.tokens["view"], "GET", path, "")
+		if st != http.StatusOK || strings.Contains(string(b), "secret") || !strings.Contains(string(b), "https://hooks.example.com/…") {
+			t.Errorf("viewer GET %s: %d %s", path, st, b)
+		}
+		if st, b := en.do(en.tokens["ops"], "GET", path, ""); st != http.StatusOK || !strings.Contains(string(b), "secret") {
+			t.Errorf("operator GET %s: %d %s, want the whole URL", path, st, b)
+		}
+	}
+}

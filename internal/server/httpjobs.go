@@ -163,7 +163,7 @@ func (h *httpAPI) listJobs(w http.ResponseWriter, r *http.Request) {
 	pr := principal(r.Context())
 	for _, j := range jobs {
 		if j != nil && pr.AllowsGroup(j.Group) {
-			out.Items = append(out.Items, toJobJSON(j))
+			out.Items = append(out.Items, redactHooks(r.Context(), toJobJSON(j)))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -176,7 +176,7 @@ func (h *httpAPI) getJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, jobErr(name, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, toJobJSON(j))
+	writeJSON(w, http.StatusOK, redactHooks(r.Context(), toJobJSON(j)))
 }
 
 func (h *httpAPI) deleteJob(w http.ResponseWriter, r *http.Request) {
@@ -199,7 +199,7 @@ func (h *httpAPI) setPaused(w http.ResponseWriter, r *http.Request, paused bool)
 		writeError(w, jobErr(name, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, toJobJSON(j))
+	writeJSON(w, http.StatusOK, redactHooks(r.Context(), toJobJSON(j)))
 }
 
 func (h *httpAPI) triggerJob(w http.ResponseWriter, r *http.Request) {

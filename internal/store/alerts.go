@@ -51,7 +51,7 @@ type AlertRules struct {
 	// On are the terminal statuses that alert (AlertOnStatuses).
 	On []string `json:"on,omitempty"`
 	// SLA is "HH:MM": a run for logical time T must have succeeded by the
-	// first such time of day at or after T, in the job's time zone.
+	// first such time of day after T, in the job's time zone.
 	SLA string `json:"sla,omitempty"`
 	// MaxDuration alerts once an attempt has run longer (0: no check).
 	MaxDuration time.Duration `json:"max_duration,omitempty"`

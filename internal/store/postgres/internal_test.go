@@ -137,7 +137,7 @@ func TestQueryPlans(t *testing.T) {
 			{"cancel: job_live", sqlCancel, []any{now, "x", int64(5), "g", "t", int32(0), now, "j"}, "job_live_pkey"},
 			{"finish: job_live", sqlFinishJobLive, []any{fill(k, int64(1)), fill(k, "j"), fill(k, int64(1))}, "job_live_pkey"},
 			{"insert full", sqlInsertFull, append(insertArgs(k, now), fill(k, ""), fill(k, "http://x/")), "Conflict Resolution: NOTHING"},
-			{"retry: callbacks", sqlRetry, []any{now, int64(5)}, "callbacks_seq"},
+			{"retry: callbacks", sqlRetry, []any{now, int64(5), false}, "callbacks_seq"},
 			{"callback list due", sqlCallbackListDue, []any{now, now, int64(k)}, "callbacks_due"},
 			{"callback list due: runs", sqlCallbackListDue, []any{now, now, int64(k)}, "runs_pkey"},
 			{"callback record", sqlCallbackRecord, []any{ids(k), fill(k, int32(1)), fill(k, now), fill(k, "delivered"),
@@ -155,7 +155,7 @@ func TestQueryPlans(t *testing.T) {
 			{"job list due", sqlJobListDue, []any{now, int64(k)}, "jobs_due"},
 			{"job next fire", sqlJobNextFire, nil, "jobs_due"},
 			{"job advance", sqlJobAdvance, []any{[]string{"j"}, []time.Time{now}, []time.Time{now}, []time.Time{now}}, "jobs_pkey"},
-			{"retry", sqlRetry, []any{now, int64(5)}, "runs_pkey"},
+			{"retry", sqlRetry, []any{now, int64(5), false}, "runs_pkey"},
 			{"insert", sqlInsert, insertArgs(k, now), "runs_key"},
 			{"get by keys", sqlGetByKeys, []any{fill(k, "key")}, "runs_key"},
 			{"get for update", sqlGetForUpdate, []any{"r00001"}, "runs_id_key"},
@@ -256,7 +256,7 @@ func literal(v any) string {
 		return quote(v)
 	case time.Time:
 		return quote(v.Format(time.RFC3339Nano))
-	case int64, int32:
+	case int64, int32, bool:
 		return fmt.Sprint(v)
 	case []int64:
 		var es []string
