@@ -238,6 +238,17 @@ type RunSpec struct {
 	// Delivery is at least once: dedupe on the X-Pluto-Run-Id header. An
 	// absolute http or https URL of at most 2048 bytes.
 	CallbackURL string
+	// Fan-out: Shards children that each get the payload, or one child per
+	// element of Parts (each marshalled to JSON). The returned run is their
+	// parent: running while they are, it ends succeeded with their results
+	// as a JSON array in shard order — or, with Merge (a handler type), the
+	// result of a merge run given {"parent", "results"} — or failed once
+	// more children failed than MinSuccess allows (0: every child must
+	// succeed; a fraction in (0, 1): that share). Wait on the parent.
+	Shards     int
+	Parts      []any
+	MinSuccess float64
+	Merge      string
 }
 
 func (s *RunSpec) toProto(index, n int) (*plutov1.RunSpec, error) {
@@ -249,7 +260,22 @@ func (s *RunSpec) toProto(index, n int) (*plutov1.RunSpec, error) {
 		}
 		return nil, &FieldError{Field: "payload", Message: msg}
 	}
+	var parts [][]byte
+	if s.Parts != nil {
+		parts = make([][]byte, len(s.Parts))
+		for i, p := range s.Parts {
+			b, err := marshalPayload(p)
+			if err != nil {
+				return nil, &FieldError{Field: fmt.Sprintf("parts[%d]", i), Message: err.Error()}
+			}
+			if b == nil {
+				b = []byte("null")
+			}
+			parts[i] = b
+		}
+	}
 	return &plutov1.RunSpec{
+		Shards: int32(s.Shards), Parts: parts, MinSuccess: s.MinSuccess, Merge: s.Merge,
 		Type:        s.Type,
 		Group:       s.Group,
 		Payload:     payload,

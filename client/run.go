@@ -46,13 +46,16 @@ func (s Status) Terminal() bool {
 // FinishedAt, WorkerID, Payload, Result, Error, Timeout, Routing) are null,
 // times are RFC 3339 in UTC, and Timeout is a Go duration string ("30m").
 type Run struct {
-	ID          string          `json:"id"`
-	Job         string          `json:"job"`       // "" for a one-shot submission
-	ParentID    string          `json:"parent_id"` // the parent of a shard
-	Shard       *int            `json:"shard"`     // shard index, nil when not a shard
-	Type        string          `json:"type"`      // handler type
-	Group       string          `json:"group"`     // worker group
-	Payload     json.RawMessage `json:"payload"`   // JSON; nil means null
+	ID       string `json:"id"`
+	Job      string `json:"job"`       // "" for a one-shot submission
+	ParentID string `json:"parent_id"` // the parent of a shard
+	Shard    *int   `json:"shard"`     // shard index, nil when not a shard
+	// ShardCount is a fan-out's number of children, on its parent and on
+	// each child (0 otherwise).
+	ShardCount  int             `json:"shard_count,omitempty"`
+	Type        string          `json:"type"`    // handler type
+	Group       string          `json:"group"`   // worker group
+	Payload     json.RawMessage `json:"payload"` // JSON; nil means null
 	Priority    int             `json:"priority"`
 	Status      Status          `json:"status"`
 	Attempt     int             `json:"attempt"`      // current attempt; 0 before the first dispatch
@@ -355,6 +358,7 @@ func runFromProto(p *plutov1.Run) *Run {
 		ID:          p.GetId(),
 		Job:         p.GetJob(),
 		ParentID:    p.GetParentId(),
+		ShardCount:  int(p.GetShardCount()),
 		Type:        p.GetType(),
 		Group:       p.GetGroup(),
 		Payload:     rawOrNil(p.GetPayload()),

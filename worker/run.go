@@ -36,15 +36,19 @@ const maxLineBytes = 64 << 10
 //
 // Its methods are safe for concurrent use by the handler's goroutines.
 type Run struct {
-	id          string
-	attempt     int32
-	typ         string
-	group       string
-	job         string
-	logical     time.Time // the run's slot (zero: none)
-	created     time.Time
-	payload     json.RawMessage
-	maxAttempts int32
+	id      string
+	attempt int32
+	typ     string
+	group   string
+	job     string
+	logical time.Time // the run's slot (zero: none)
+	created time.Time
+	// A fan-out's child: its parent, index and the number of children
+	// (shardCount 0: not a child).
+	parent            string
+	shard, shardCount int
+	payload           json.RawMessage
+	maxAttempts       int32
 	// from the task; the effective deadline is computed when the run starts.
 	taskDeadline time.Time
 	timeout      time.Duration
@@ -124,6 +128,15 @@ func (r *Run) LogicalTime() time.Time { return r.logical }
 // CreatedAt is when the run was created (zero from a server that does not
 // say).
 func (r *Run) CreatedAt() time.Time { return r.created }
+
+// Shard is the run's place in a fan-out: its index (0 to count-1) among
+// its parent's children, and their number. count is 0 for a run that is
+// not a fan-out's child.
+func (r *Run) Shard() (index, count int) { return r.shard, r.shardCount }
+
+// ParentID is the ID of the fan-out's parent of which the run is a child
+// ("" for none).
+func (r *Run) ParentID() string { return r.parent }
 
 // Payload returns the run's JSON payload (nil when it has none). The caller
 // must not modify it.

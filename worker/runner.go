@@ -231,6 +231,9 @@ func (w *Worker) enqueueLocked(t *plutov1.Task) {
 		capBytes:    t.GetLogMaxBytes(),
 		logical:     fromUnixMs(t.GetLogicalTimeUnixMs()),
 		created:     fromUnixMs(t.GetCreatedUnixMs()),
+		parent:      t.GetParentId(),
+		shard:       int(t.GetShard()),
+		shardCount:  int(t.GetShardCount()),
 	}
 	if len(r.payload) == 0 {
 		r.payload = nil

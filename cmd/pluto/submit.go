@@ -29,6 +29,10 @@ type submitBody struct {
 	RoutingKey string          `json:"routing_key,omitempty"`
 	// CallbackURL receives the run's outcome when it ends.
 	CallbackURL string `json:"callback_url,omitempty"`
+	// Fan-out: children, how many must succeed, the merge handler.
+	Shards     int     `json:"shards,omitempty"`
+	MinSuccess float64 `json:"min_success,omitempty"`
+	Merge      string  `json:"merge,omitempty"`
 }
 
 func (a *app) newSubmitCmd() *cobra.Command {
@@ -68,6 +72,9 @@ to finish, prints it, and exits 0 only if it succeeded (1 otherwise).`,
 	f.StringVar(&body.Routing, "routing", "", "routing strategy (least-recent, least-loaded, round-robin, random, hash, failover)")
 	f.StringVar(&body.RoutingKey, "routing-key", "", "key for --routing hash")
 	f.StringVar(&body.CallbackURL, "callback", "", "POST the run's outcome to this http(s) URL when it ends (retried until a 2xx answer or expiry)")
+	f.IntVar(&body.Shards, "shards", 0, "fan out: run this many children of the payload across the group; the run returned is their parent, whose result is theirs in shard order")
+	f.Float64Var(&body.MinSuccess, "min-success", 0, "with --shards: how many children must succeed (a count, or a fraction such as 0.9; default all)")
+	f.StringVar(&body.Merge, "merge", "", "with --shards: a handler type that merges the children's results into the parent's")
 	f.BoolVar(&wait, "wait", false, "wait until the run finishes; exit 1 unless it succeeded")
 	f.DurationVar(&waitTimeout, "wait-timeout", 0, "with --wait, give up after this long (0: never)")
 	_ = cmd.MarkFlagRequired("type")

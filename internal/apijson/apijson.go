@@ -8,10 +8,13 @@ import "encoding/json"
 // Run is a run as the API shows it. Optional fields are null when
 // unset; times are RFC 3339 in UTC; payload and result are raw JSON.
 type Run struct {
-	ID          string          `json:"id"`
-	Job         *string         `json:"job"`
-	ParentID    *string         `json:"parent_id"`
-	Shard       *int            `json:"shard"`
+	ID       string  `json:"id"`
+	Job      *string `json:"job"`
+	ParentID *string `json:"parent_id"`
+	Shard    *int    `json:"shard"`
+	// ShardCount is a fan-out's number of children, on its parent and on
+	// each child (omitted otherwise).
+	ShardCount  int             `json:"shard_count,omitempty"`
 	Type        string          `json:"type"`
 	Group       string          `json:"group"`
 	Payload     json.RawMessage `json:"payload"`

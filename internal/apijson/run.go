@@ -17,6 +17,7 @@ func FromRun(r *store.Run) Run {
 		Job:          OptString(r.Job),
 		ParentID:     OptString(r.ParentID),
 		Shard:        r.Shard,
+		ShardCount:   r.ShardCount,
 		Type:         r.Type,
 		Group:        r.Group,
 		Payload:      RawJSON(r.Payload),

@@ -51,7 +51,18 @@ type SubmitSpec struct {
 	// CallbackURL, if set, receives the run's outcome when it ends
 	// (feedback.go): an absolute http or https URL.
 	CallbackURL string
+	// Fan-out (fanout.go): Shards children that each get the payload, or
+	// one child per part; MinSuccess of them must succeed (0: all; a
+	// fraction in (0, 1): that share); Merge, a handler type, merges their
+	// results.
+	Shards     int
+	Parts      []json.RawMessage
+	MinSuccess float64
+	Merge      string
 }
+
+// fanout reports a spec that splits into children.
+func (s *SubmitSpec) fanout() bool { return s.Shards != 0 || s.Parts != nil }
 
 // SubmitResult is the stored run for one spec; Existing is true when its
 // idempotency key already named a run (nothing new was created).
@@ -134,6 +145,10 @@ type Task struct {
 	// LogicalTime is the run's slot (zero: none); CreatedAt when it was
 	// created.
 	LogicalTime, CreatedAt time.Time
+	// Parent, Shard and ShardCount place a fan-out's child (fanout.go):
+	// its parent, its index and the number of children (0: not a child).
+	Parent            string
+	Shard, ShardCount int
 }
 
 // Ack says the worker started an attempt.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -63,11 +64,18 @@ func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 	e.cfg.Observer.Finished(res.Run.Group, res.Run.Type, store.StatusCancelled, ran)
 	e.terminal(id, res.Run.Job, res.Run.LogicalTime, store.StatusCancelled)
 	e.alerts.ended(id, res.Run.Job, res.Run.Group, store.StatusCancelled, res.Run)
+	e.joins.note(res.Run.ParentID)
+	if isParent(res.Run) {
+		e.cancelChildren(res.Run, reason)
+	}
 }
 
 // Retry puts a failed, cancelled or timed-out run back in the queue with a
 // fresh attempt budget.
 func (e *Engine) Retry(ctx context.Context, id string) (*store.Run, error) {
+	if r, err := e.st.RunGet(ctx, id); err == nil && isParent(r) {
+		return nil, fmt.Errorf("run %s is a fan-out's parent, which cannot be retried yet (retry its failed children): %w", id, store.ErrConflict)
+	}
 	o := &retryOp{params: store.RunRetryParams{ID: id, Now: e.now()}}
 	err := e.do(ctx, o, func() {
 		e.disp.mu.Lock()

@@ -40,6 +40,9 @@ type flight struct {
 	group       string
 	typ         string
 	job         string
+	parent      string    // its fan-out's parent ("" for none)
+	shard       int       // its index among its parent's children
+	shardCount  int       // its parent's children (0: not a child)
 	logicalTime time.Time // the run's slot (zero: none)
 	createdAt   time.Time
 	payload     json.RawMessage // dropped once sent
@@ -68,8 +71,14 @@ type flight struct {
 }
 
 func newFlight(r *store.Run) *flight {
+	shard := 0
+	if r.Shard != nil {
+		shard = *r.Shard
+	}
 	return &flight{
-		id: r.ID, attempt: r.Attempt, group: r.Group, typ: r.Type, job: r.Job, logicalTime: r.LogicalTime, createdAt: r.CreatedAt,
+		shard: shard,
+		id:    r.ID, attempt: r.Attempt, group: r.Group, typ: r.Type, job: r.Job, parent: r.ParentID, shardCount: r.ShardCount,
+		logicalTime: r.LogicalTime, createdAt: r.CreatedAt,
 		payload: r.Payload, priority: r.Priority, runAt: r.RunAt, seq: r.Seq,
 		maxAttempts: r.MaxAttempts, failures: r.Failures, lost: r.Lost, timeout: r.Timeout,
 		routing: r.Routing, routingKey: r.RoutingKey,
@@ -335,6 +344,7 @@ func (e *Engine) assign(g *group) {
 			Payload: f.payload, Timeout: f.timeout, MaxAttempts: f.maxAttempts,
 			LogMaxLines: live.LogMaxLines, LogMaxBytes: live.LogMaxBytes,
 			LogicalTime: f.logicalTime, CreatedAt: f.createdAt,
+			Parent: f.parent, Shard: f.shard, ShardCount: f.shardCount,
 		})
 		f.payload = nil
 		free--

@@ -358,6 +358,7 @@ type Engine struct {
 	unblock   *unblocker  // releases blocked runs of jobs (cron.go)
 	gate      *gate       // decides runs waiting on upstream jobs (deps.go)
 	alerts    *alerter    // alert rules, alerts and their webhooks (alerts.go)
+	joins     *joiner     // ends fan-out parents as their children end (fanout.go)
 	backfill  *backfiller // drives backfills on the leader (backfill.go)
 	monitor   *monitor    // liveness (monitor.go)
 	recon     *reconciler // reconcile.go
@@ -442,6 +443,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.alerts = &alerter{e: e}
+	e.joins = &joiner{e: e}
 	e.alerts.life, e.alerts.stop = context.WithCancel(context.Background())
 	e.alerts.deliv = &deliverer[*store.Alert]{e: e, kind: alertKind{e: e}, client: e.feedback.client}
 	return e, nil

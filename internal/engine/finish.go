@@ -113,6 +113,7 @@ func (e *Engine) settled(f *flight, p store.RunFinishParams) {
 		e.cfg.Observer.Finished(f.group, f.typ, p.Status, f.ranFor(p.Now))
 		e.terminal(p.ID, f.job, f.logicalTime, p.Status)
 		e.alerts.ended(p.ID, f.job, f.group, p.Status, nil)
+		e.joins.note(f.parent)
 	case p.Status == store.StatusQueued:
 		e.wake(f.group)
 	case p.Status == store.StatusPending:

@@ -98,6 +98,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 	if leading {
 		st.unblocked = e.unblockStranded(ctx)
 		e.alerts.sweep(ctx)
+		e.joinStranded(ctx)
 	}
 	e.cfg.Observer.Reconciled(st.requeued + st.orphans + st.unblocked)
 	if st.requeued+st.orphans+st.unblocked > 0 {
@@ -208,4 +209,19 @@ func (e *Engine) pushFinishes(o *finishOp) {
 		return
 	}
 	e.ops.push(o)
+}
+
+// joinStranded hands the joiner the parents whose children have all ended
+// (or too many failed) but that still run: a crash lost their join.
+func (e *Engine) joinStranded(ctx context.Context) {
+	fos, err := e.st.FanoutListJoinable(ctx, 1000)
+	if err != nil {
+		e.log.Warn("reconciler: read joinable fan-outs", "err", err)
+		return
+	}
+	ids := make([]string, len(fos))
+	for i, fo := range fos {
+		ids[i] = fo.ParentID
+	}
+	e.joins.note(ids...)
 }

@@ -32,6 +32,23 @@ func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult
 	if len(specs) > maxBatchSpecs {
 		return nil, &FieldError{Field: "runs", Message: fmt.Sprintf("at most %d runs per batch", maxBatchSpecs)}
 	}
+	for i := range specs {
+		if !specs[i].fanout() && specs[i].MinSuccess == 0 && specs[i].Merge == "" {
+			continue
+		}
+		if len(specs) > 1 {
+			return nil, &FieldError{Field: fmt.Sprintf("runs[%d].shards", i), Message: "a fan-out (shards or parts) is submitted on its own, not in a batch"}
+		}
+		if !specs[i].fanout() {
+			field := map[bool]string{true: "merge", false: "min_success"}[specs[i].Merge != ""]
+			return nil, &FieldError{Field: field, Message: "applies to a fan-out only: give shards or parts"}
+		}
+		r, err := e.submitFanout(ctx, &specs[i])
+		if err != nil {
+			return nil, err
+		}
+		return []SubmitResult{r}, nil
+	}
 	now := e.now()
 	params := make([]store.RunInsertParams, len(specs))
 	for i := range specs {

@@ -23,7 +23,8 @@
 // environment — the worker's PATH (DefaultPath if unset), HOME, USER,
 // LOGNAME, LANG, LC_ALL, LC_CTYPE, TZ and TMPDIR (MinimalEnv), not the rest
 // of the worker's environment, which may hold secrets — plus PLUTO_RUN_ID,
-// PLUTO_ATTEMPT, PLUTO_RUN_TYPE, PLUTO_JOB and env. A worker started with
+// PLUTO_ATTEMPT, PLUTO_RUN_TYPE, PLUTO_JOB (and, in a fan-out's child,
+// PLUTO_SHARD, PLUTO_SHARD_COUNT and PLUTO_PARENT_ID) and env. A worker started with
 // --shell-inherit-env (ShellOptions.InheritEnv) passes its whole
 // environment instead of the clean one. The command runs in its own
 // process group; when the run is cancelled

@@ -205,6 +205,9 @@ func shellEnv(base []string, r *worker.Run, extra map[string]string) ([]string, 
 		"PLUTO_RUN_TYPE="+r.Type(),
 		"PLUTO_JOB="+r.Job(),
 	)
+	if i, n := r.Shard(); n > 0 { // a fan-out's child
+		env = append(env, "PLUTO_SHARD="+strconv.Itoa(i), "PLUTO_SHARD_COUNT="+strconv.Itoa(n), "PLUTO_PARENT_ID="+r.ParentID())
+	}
 	names := make([]string, 0, len(extra))
 	for k := range extra {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(extra[k], 0) {

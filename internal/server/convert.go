@@ -76,6 +76,7 @@ func runToPB(r *store.Run) *plutov1.Run {
 		p.Shard = int32(*r.Shard)
 		p.HasShard = true
 	}
+	p.ShardCount = int32(r.ShardCount)
 	return p
 }
 
@@ -116,7 +117,23 @@ func specFromPB(s *plutov1.RunSpec, index, n int, maxPayload int64) (engine.Subm
 		RoutingKey:  s.RoutingKey,
 		Job:         s.Job,
 		CallbackURL: s.CallbackUrl,
+		Shards:      int(s.Shards),
+		Parts:       rawParts(s.Parts),
+		MinSuccess:  s.MinSuccess,
+		Merge:       s.Merge,
 	}, nil
+}
+
+// rawParts are a fan-out's parts (nil for none).
+func rawParts(ps [][]byte) []json.RawMessage {
+	if ps == nil {
+		return nil
+	}
+	out := make([]json.RawMessage, len(ps))
+	for i, p := range ps {
+		out[i] = p
+	}
+	return out
 }
 
 // listParamsFromPB converts a list request; an unknown status is a

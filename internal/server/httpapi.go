@@ -217,6 +217,13 @@ type submitRequest struct {
 	RoutingKey string          `json:"routing_key"`
 	// CallbackURL receives the run's outcome when it ends (feedback).
 	CallbackURL string `json:"callback_url"`
+	// Fan-out: shards children with the payload each, or one per part;
+	// min_success of them must succeed (a count, or a fraction in (0, 1));
+	// merge is the handler type that merges their results.
+	Shards     int               `json:"shards"`
+	Parts      []json.RawMessage `json:"parts"`
+	MinSuccess float64           `json:"min_success"`
+	Merge      string            `json:"merge"`
 }
 
 func (h *httpAPI) submit(w http.ResponseWriter, r *http.Request) {
@@ -341,6 +348,10 @@ func (h *httpAPI) decodeSpec(raw json.RawMessage, prefix string) (engine.SubmitS
 		Routing:     req.Routing,
 		RoutingKey:  req.RoutingKey,
 		CallbackURL: req.CallbackURL,
+		Shards:      req.Shards,
+		Parts:       req.Parts,
+		MinSuccess:  req.MinSuccess,
+		Merge:       strings.TrimSpace(req.Merge),
 	}
 	if spec.Type == "" {
 		return spec, badRequest(prefix+"type", "type is required (the handler type a worker registered, e.g. \"shell\")")

@@ -34,7 +34,7 @@ func (h *httpAPI) list(w http.ResponseWriter, r *http.Request) {
 // naming its parameter.
 func listParams(q url.Values) (store.RunListParams, error) {
 	p := store.RunListParams{
-		Group: q.Get("group"), Job: q.Get("job"), Type: q.Get("type"), WorkerID: q.Get("worker"),
+		Group: q.Get("group"), Job: q.Get("job"), Parent: q.Get("parent"), Type: q.Get("type"), WorkerID: q.Get("worker"),
 		ErrorContains: q.Get("error"), Cursor: q.Get("cursor"), Limit: defaultListLimit,
 	}
 	for _, v := range q["status"] {

@@ -85,11 +85,14 @@ func (s RunStatus) Valid() bool {
 // Run is one execution of a job or a one-shot submission. It copies its spec
 // at creation. Optional times are zero when unset.
 type Run struct {
-	ID          string
-	Seq         int64 // insertion order; FIFO tie-break and list cursor
-	Job         string
-	ParentID    string
-	Shard       *int
+	ID       string
+	Seq      int64 // insertion order; FIFO tie-break and list cursor
+	Job      string
+	ParentID string
+	Shard    *int
+	// ShardCount is, on a fan-out's parent and on each of its children,
+	// the number of children (fanout.go); 0 otherwise.
+	ShardCount  int
 	Type        string
 	Group       string
 	Payload     json.RawMessage // JSON; nil means null
@@ -278,6 +281,8 @@ type RunPromoteParams struct {
 // filter nothing. Time ranges are half-open: After inclusive, Before
 // exclusive.
 type RunListParams struct {
+	// Parent lists the children of a fan-out's parent (fanout.go).
+	Parent   string
 	Statuses []RunStatus
 	Group    string
 	Job      string
@@ -472,6 +477,7 @@ type Store interface {
 	BackfillStore
 	CallbackStore
 	AlertStore
+	FanoutStore
 	TokenStore
 	AuditStore
 
@@ -521,6 +527,7 @@ type Tx interface {
 	BackfillTx
 	CallbackTx
 	AlertTx
+	FanoutTx
 	TokenTx
 	AuditTx
 	RetentionTx

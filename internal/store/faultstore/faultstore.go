@@ -440,6 +440,11 @@ func (s *Store) GroupAlertsList(ctx context.Context) (map[string]*store.AlertRul
 	return read(s, ctx, "GroupAlertsList", func() (map[string]*store.AlertRules, error) { return s.inner.GroupAlertsList(ctx) })
 }
 
+// FanoutListJoinable implements store.FanoutStore.
+func (s *Store) FanoutListJoinable(ctx context.Context, limit int) ([]*store.Fanout, error) {
+	return read(s, ctx, "FanoutListJoinable", func() ([]*store.Fanout, error) { return s.inner.FanoutListJoinable(ctx, limit) })
+}
+
 // LeaderElect implements store.Store.
 func (s *Store) LeaderElect(ctx context.Context, p store.LeaderElectParams) (store.Leader, error) {
 	return write(s, ctx, "LeaderElect", func() (store.Leader, error) { return s.inner.LeaderElect(ctx, p) })
@@ -655,6 +660,31 @@ func (t *tx) GroupAlertsPut(ctx context.Context, group string, r *store.AlertRul
 		return struct{}{}, t.inner.GroupAlertsPut(ctx, group, r, now)
 	})
 	return err
+}
+
+func (t *tx) FanoutCreate(ctx context.Context, p store.FanoutCreateParams) (store.RunInsertResult, error) {
+	return txCall(t, ctx, "FanoutCreate", p, func() (store.RunInsertResult, error) { return t.inner.FanoutCreate(ctx, p) })
+}
+
+func (t *tx) FanoutGet(ctx context.Context, parentID string) (*store.Fanout, error) {
+	return txCall(t, ctx, "FanoutGet", parentID, func() (*store.Fanout, error) { return t.inner.FanoutGet(ctx, parentID) })
+}
+
+func (t *tx) FanoutSetMerge(ctx context.Context, parentID, mergeID string) error {
+	_, err := txCall(t, ctx, "FanoutSetMerge", [2]string{parentID, mergeID}, func() (struct{}, error) {
+		return struct{}{}, t.inner.FanoutSetMerge(ctx, parentID, mergeID)
+	})
+	return err
+}
+
+func (t *tx) FanoutFinish(ctx context.Context, p store.FanoutFinishParams) (*store.Run, error) {
+	return txCall(t, ctx, "FanoutFinish", p, func() (*store.Run, error) { return t.inner.FanoutFinish(ctx, p) })
+}
+
+func (t *tx) FanoutResults(ctx context.Context, parentID string, from, limit int) ([]store.ChildResult, error) {
+	return txCall(t, ctx, "FanoutResults", parentID, func() ([]store.ChildResult, error) {
+		return t.inner.FanoutResults(ctx, parentID, from, limit)
+	})
 }
 
 func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (store.RunDeleteResult, error) {

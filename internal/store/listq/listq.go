@@ -13,7 +13,8 @@
 //     grows with seq, up to CreatedSlack, so no index on it is needed; a
 //     finished_before bound gives an upper seq bound too (a run finishes
 //     after it is created).
-//  2. The lead, by expected selectivity: job (runs_job), then the runs
+//  2. The lead, by expected selectivity: a fan-out's parent (runs_parent:
+//     its children and merge run), then job (runs_job), then the runs
 //     that ended failed, cancelled, timed_out or skipped when only those
 //     statuses are asked for (the side table ended), then type
 //     (runs_type), then group (runs_grp), else the primary key.
@@ -199,6 +200,7 @@ func newPlan(d Dialect, p store.RunListParams, b bounds) *plan {
 		}
 		pl.setHint(index)
 	}
+	addEq("parent_id", p.Parent, "runs_parent", "parent_id <> ''")
 	addEq("job", p.Job, "runs_job", "job <> ''")
 	if ended && !leadUsed {
 		leadUsed = true

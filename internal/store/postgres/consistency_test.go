@@ -24,7 +24,11 @@ import (
 // current keys. Some runs belong to jobs, with slots that collide across
 // transactions; jobs j0, j1 and q0 have rows (cron ticks lock them), j2
 // and q1 have none. The runs of q0 and q1 are mostly blocked, in a group
-// of their own that drains, so that the queue policy releases them.
+// of their own that drains, so that the queue policy releases them. Each
+// round also creates a fan-out, whose children go through it all, and
+// finishes or cancels earlier parents: no parent is ever in queue,
+// pending or active, and each fan-out's counters (folded and not) are
+// its children's.
 func TestSideTablesConsistent(t *testing.T) {
 	s := openInternal(t)
 	// Bounds every transaction, so that a store that blocks fails the test
@@ -97,6 +101,9 @@ func TestSideTablesConsistent(t *testing.T) {
 						if _, err := tx.RunInsert(ctx, ps); err != nil {
 							return err
 						}
+						if err := fanoutRound(ctx, tx, rng, w, r, now, jobs); err != nil {
+							return err
+						}
 						// Act on runs claimed earlier: start, finish in every way.
 						var starts []store.RunStartParams
 						var fins []store.RunFinishParams
@@ -134,9 +141,13 @@ func TestSideTablesConsistent(t *testing.T) {
 						if _, err := tx.RunAdopt(ctx, adopts); err != nil {
 							return err
 						}
-						// Cancel and retry some runs of other workers, whatever their state.
+						// Cancel and retry some runs of other workers, whatever their state
+						// (children of fan-outs among them).
 						for range 3 {
 							id := fmt.Sprintf("w%d-r%d-%d", rng.IntN(workers), rng.IntN(r+1), rng.IntN(perRound))
+							if rng.IntN(3) == 0 {
+								id = fmt.Sprintf("w%d-f%d-c%d", rng.IntN(workers), rng.IntN(r+1), rng.IntN(4))
+							}
 							if rng.IntN(2) == 0 {
 								if _, err := tx.RunCancel(ctx, store.RunCancelParams{ID: id, Now: now}); err != nil && !isRefusal(err) {
 									return err
@@ -245,6 +256,62 @@ func TestSideTablesConsistent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("deliveries: %d delivered, %d failed, %d pending; %d callbacks rows", delivered, failed, pendingCB, callbackRows)
+	var fanouts, fanoutsDone, deltas, ended int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE done), (SELECT count(*) FROM fanout_deltas),
+		(SELECT count(*) FROM runs WHERE shard_count > 0 AND parent_id <> ''
+			AND status IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'skipped')) FROM fanouts`).Scan(
+		&fanouts, &fanoutsDone, &deltas, &ended); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fan-outs: %d, %d done; %d children ended; %d unfolded deltas", fanouts, fanoutsDone, ended, deltas)
+}
+
+// fanoutRound creates a fan-out of worker w in round r (some of a job,
+// some keyed, children in every insert status), and acts on the parents
+// of earlier rounds: reads their join state (a fold), finishes or cancels
+// some.
+func fanoutRound(ctx context.Context, tx store.Tx, rng *rand.Rand, w, r int, now time.Time, jobs []string) error {
+	p := store.FanoutCreateParams{MinSuccess: 1 + rng.IntN(4), Parent: store.RunInsertParams{ID: fmt.Sprintf("w%d-f%d", w, r),
+		Type: "split", Group: "g", Status: store.StatusRunning, Now: now}}
+	if rng.IntN(2) == 0 {
+		p.Parent.Job = jobs[rng.IntN(len(jobs))]
+	}
+	if rng.IntN(4) == 0 {
+		p.Parent.Key = fmt.Sprintf("fk%d", rng.IntN(50))
+	}
+	for i := range 4 {
+		c := store.RunInsertParams{ID: fmt.Sprintf("w%d-f%d-c%d", w, r, i), Type: []string{"a", "b"}[i%2], Group: "g",
+			Status: store.StatusQueued, MaxAttempts: 2, Now: now}
+		switch rng.IntN(6) {
+		case 0:
+			c.Status, c.RunAt = store.StatusPending, now.Add(time.Duration(rng.IntN(5))*time.Second)
+		case 1:
+			c.Status, c.Error = store.StatusSkipped, "skipped"
+		}
+		p.Children = append(p.Children, c)
+	}
+	if _, err := tx.FanoutCreate(ctx, p); err != nil {
+		return err
+	}
+	for range 2 {
+		id := fmt.Sprintf("w%d-f%d", rng.IntN(4), rng.IntN(r+1))
+		if _, err := tx.FanoutGet(ctx, id); err != nil && !isRefusal(err) {
+			return err
+		}
+		var err error
+		switch rng.IntN(6) {
+		case 0:
+			_, err = tx.FanoutFinish(ctx, store.FanoutFinishParams{ParentID: id, Status: store.StatusSucceeded, Now: now})
+		case 1:
+			_, err = tx.FanoutFinish(ctx, store.FanoutFinishParams{ParentID: id, Status: store.StatusFailed, Error: "x", Now: now})
+		case 2:
+			_, err = tx.RunCancel(ctx, store.RunCancelParams{ID: id, Now: now})
+		}
+		if err != nil && !isRefusal(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 func isRefusal(err error) bool {
@@ -268,7 +335,23 @@ func checkSideTables(t *testing.T, s *Store) {
 		{"pending rows of runs not pending, or twice", `SELECT p.seq::text FROM pending p LEFT JOIN runs r ON r.seq = p.seq
 			WHERE r.status IS DISTINCT FROM 'pending' OR (SELECT count(*) FROM pending p2 WHERE p2.seq = p.seq) > 1`},
 		{"active runs missing from active", `SELECT r.id FROM runs r WHERE r.status IN ('dispatched', 'running') AND NOT EXISTS (
-			SELECT 1 FROM active a WHERE a.seq = r.seq AND a.server_id = r.server_id)`},
+			SELECT 1 FROM active a WHERE a.seq = r.seq AND a.server_id = r.server_id)
+			AND NOT (r.shard_count > 0 AND r.parent_id = '')`},
+		// A fan-out's parent runs held by no server, never queued.
+		{"parents in queue, pending or active", `SELECT r.id FROM runs r WHERE r.shard_count > 0 AND r.parent_id = ''
+			AND (r.server_id IS NOT NULL OR r.worker_id <> '' OR r.attempt <> 0
+				OR r.status NOT IN ('running', 'succeeded', 'failed', 'cancelled')
+				OR EXISTS (SELECT 1 FROM queue q WHERE q.seq = r.seq) OR EXISTS (SELECT 1 FROM pending p WHERE p.seq = r.seq)
+				OR EXISTS (SELECT 1 FROM active a WHERE a.seq = r.seq))`},
+		{"fan-out counters not the children's", `SELECT f.parent_id FROM fanouts f
+			LEFT JOIN LATERAL (SELECT coalesce(sum(ended), 0) AS ended, coalesce(sum(failed), 0) AS failed
+				FROM fanout_deltas d WHERE d.parent_id = f.parent_id) AS d ON true
+			LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE c.status IN ('succeeded', 'failed', 'cancelled', 'timed_out', 'skipped')) AS ended,
+					count(*) FILTER (WHERE c.status IN ('failed', 'cancelled', 'timed_out', 'skipped')) AS failed
+				FROM runs c WHERE c.parent_id = f.parent_id AND c.shard_count > 0) AS c ON true
+			WHERE f.ended + d.ended <> c.ended OR f.failed + d.failed <> c.failed`},
+		{"fan-outs done while their parent runs, or open after", `SELECT f.parent_id FROM fanouts f JOIN runs r ON r.id = f.parent_id
+			WHERE f.done = (r.status = 'running')`},
 		{"active rows of runs not active", `SELECT a.seq::text FROM active a LEFT JOIN runs r ON r.seq = a.seq
 			WHERE r.status NOT IN ('dispatched', 'running') OR r.status IS NULL OR r.server_id IS DISTINCT FROM a.server_id`},
 		{"server_id set on runs not active", `SELECT id FROM runs WHERE server_id IS NOT NULL AND status NOT IN ('dispatched', 'running')`},

@@ -111,6 +111,9 @@ func (t *tx) RunGate(ctx context.Context, ps []store.RunGateParams) ([]*Run, err
 		if p.To == store.StatusSkipped {
 			t.rates.Ended(r.Group, r.Job, store.StatusSkipped, p.Now, 1)
 		}
+		if err := t.countChildren(ctx, "RunGate", childMove(r, p.From, p.To)...); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -23,8 +23,9 @@
 // whose id derives from the schema name.
 //
 // The runs table has indexes only on columns a run never changes — seq,
-// id, the idempotency key, a job's slot (job, logical_time), and for
-// lists (grp, seq), (type, seq) and (job, seq) — so every
+// id, the idempotency key, a job's slot (job, logical_time), for lists
+// (grp, seq), (type, seq) and (job, seq), and a fan-out parent's runs
+// (parent_id, seq) and (parent_id, shard) — so every
 // state change is a HOT update (a new
 // row version on the same page, no index entry), and the table is created
 // with fillfactor 50 to leave room for those versions. The runs the
@@ -55,6 +56,17 @@
 // runs_job) from a cursor and deletes expired terminal runs with their
 // ended and callbacks rows, attempt history and log lines; the other side
 // tables hold unfinished runs only.
+//
+// Fan-outs (migration 00016_fanout, fanout.go) add runs_parent
+// (parent_id, seq) and runs_parent_shard (parent_id, shard), partial on a
+// non-empty parent and on columns fixed at insert; the table fanouts, a
+// parent's join state; and fanout_deltas, the changes to its counters,
+// appended (never an update of a shared row) by the Tx methods that move
+// children into or out of terminal statuses and folded by FanoutGet. No
+// trigger: an AFTER UPDATE row trigger on runs has PostgreSQL fetch the
+// old version of every updated row again, which the hot start paid for.
+// A parent of a job is in job_live while it runs; no parent is ever in
+// queue, pending or active.
 //
 // The attempt history (migration 00012_attempts, attempts.go) is a table
 // of its own, run_attempts (run_id, attempt), written only by the changes

@@ -163,6 +163,21 @@ func TestQueryPlans(t *testing.T) {
 			{"list active", sqlListActive, nil, "runs_pkey"},
 			{"next pending", sqlNextPendingAt, nil, "pending_order"},
 			{"log list", sqlLogList, []any{"r1", int64(0), int64(k)}, "run_logs_run"},
+			{"fan-out parent", sqlFanoutParent, []any{"p", "", "t", "g", "{}", int32(0), int32(1), "k", now, now, now,
+				int64(0), "", "", int32(3), "http://x/"}, "Conflict Resolution: NOTHING"},
+			{"fan-out children", sqlFanoutChildren, append(insertArgs(k, now), fill(k, ""), fill(k, "http://x/"), int32(k)),
+				"Insert on runs"},
+			{"fan-out get", sqlFanoutGet, []any{"p"}, "fanouts_pkey"},
+			{"fan-out get: deltas", sqlFanoutGet, []any{"p"}, "fanout_deltas_parent"},
+			{"fan-out set merge", sqlFanoutSetMerge, []any{"p", "m"}, "fanouts_pkey"},
+			{"fan-out finish", sqlFanoutFinish, []any{"p", "succeeded", now, "{}", ""}, "runs_id_key"},
+			{"fan-out finish: job_live", sqlFanoutFinish, []any{"p", "succeeded", now, "{}", ""}, "job_live_pkey"},
+			{"fan-out finish: fanouts", sqlFanoutFinish, []any{"p", "succeeded", now, "{}", ""}, "fanouts_pkey"},
+			{"fan-out done", sqlFanoutDone, []any{"p"}, "fanouts_pkey"},
+			{"fan-out results", sqlFanoutResults, []any{"p", int32(0), int64(k)}, "runs_parent_shard"},
+			{"fan-out joinable", sqlFanoutJoinable, []any{int64(k)}, "fanouts_open"},
+			{"fan-out joinable: deltas", sqlFanoutJoinable, []any{int64(k)}, "fanout_deltas_parent"},
+			{"fan-out joinable: runs", sqlFanoutJoinable, []any{int64(k)}, "runs_id_key"},
 		}
 		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
 			for _, c := range cases {

@@ -40,6 +40,10 @@ func listPlanCases(now time.Time) []listPlanCase {
 		{store.RunListParams{Group: "g1", Type: "t2", Statuses: sts(store.StatusFailed)}, "ended_pkey"},
 		{store.RunListParams{Job: "j3", Group: "g1", WorkerID: "w1", ErrorContains: "x"}, "runs_job"},
 		{store.RunListParams{Type: "t1", CreatedAfter: now, FinishedBefore: now}, "runs_type"},
+		{store.RunListParams{Parent: "p1"}, "runs_parent"},
+		{store.RunListParams{Parent: "p1", Statuses: sts(store.StatusQueued), Order: store.OrderAsc}, "runs_parent"},
+		{store.RunListParams{Parent: "p1", Statuses: sts(store.StatusFailed)}, "runs_parent"},
+		{store.RunListParams{Parent: "p1", Job: "j3", Group: "g1", WorkerID: "w1"}, "runs_parent"},
 	}
 }
 
@@ -63,6 +67,9 @@ func TestListPlans(t *testing.T) {
 		if i%50 == 0 {
 			ps[i].Job = fmt.Sprintf("j%d", i%7)
 			ps[i].Status = store.StatusPending
+		}
+		if i%100 == 3 { // a parent's runs
+			ps[i].ParentID = fmt.Sprintf("p%d", i%4)
 		}
 	}
 	if err := s.Tx(ctx, func(tx store.Tx) error { _, err := tx.RunInsert(ctx, ps); return err }); err != nil {

@@ -76,9 +76,13 @@ var listDialect = listq.Dialect{Postgres: true, Time: func(t time.Time) any { re
 // a lead on the ended table plus two residual filters walked the whole
 // runs primary key (950 ms). JIT is off: the disabled sort of a page's
 // few runs carries a cost far over jit_above_cost, and compiling the
-// statement took 200 ms.
+// statement took 200 ms. An incremental sort is a sort too: with two
+// indexes leading with a parent's id (runs_parent in seq order,
+// runs_parent_shard in shard order), the planner took the second and
+// sorted each parent's runs by seq.
 const listBeginSQL = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 	SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off;
+	SET LOCAL enable_incremental_sort = off;
 	SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off;
 	SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL max_parallel_workers_per_gather = 0`
 

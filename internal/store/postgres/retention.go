@@ -18,8 +18,8 @@ import (
 // run that is no longer expired stays. Its side rows go in a second
 // statement, as everywhere in this package (runs.go): ended (a terminal
 // run's only one), callbacks (none for a run that owes nothing; deleted
-// anyway so no row can outlive its run), the attempt history and the
-// run's log lines. Nothing
+// anyway so no row can outlive its run), the attempt history, a parent's
+// fan-out rows and the run's log lines. Nothing
 // here touches the hot path: a finish writes no row for retention.
 
 const (
@@ -41,7 +41,9 @@ const (
 			c AS (DELETE FROM callbacks WHERE seq = ANY ($1)),
 			l AS (DELETE FROM run_log_stats WHERE run_id = ANY ($2)),
 			a AS (DELETE FROM audit WHERE target = ANY ($2)),
-			t AS (DELETE FROM run_attempts WHERE run_id = ANY ($2))
+			t AS (DELETE FROM run_attempts WHERE run_id = ANY ($2)),
+			f AS (DELETE FROM fanouts WHERE parent_id = ANY ($2)),
+			d AS (DELETE FROM fanout_deltas WHERE parent_id = ANY ($2))
 		DELETE FROM run_logs WHERE run_id = ANY ($2)`
 )
 

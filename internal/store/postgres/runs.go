@@ -98,7 +98,7 @@ const (
 		RETURNING runs.id, runs.grp, runs.job, u.now, greatest(runs.created_at, runs.run_at)`
 
 	// sqlFinish ends attempts; a run handed back goes to the queue, one to
-	// retry later to pending.
+	// retry later to pending. A fan-out's child also returns its parent.
 	sqlFinish = `WITH f AS (
 			UPDATE runs SET status = u.status, prev_status = runs.status,
 				finished_at = coalesce(u.finished_at, runs.finished_at),
@@ -120,12 +120,13 @@ const (
 			WHERE runs.id = u.id AND runs.attempt = u.attempt AND runs.status IN ('dispatched', 'running')
 				AND (u.server = '' OR runs.server_id = u.server)
 			RETURNING runs.id, runs.job, runs.status, runs.prev_status, ` + qualifiedQueueCols + `,
-				CASE WHEN runs.callback_url IS NOT NULL THEN u.finished_at END AS callback_at),
+				CASE WHEN runs.callback_url IS NOT NULL THEN u.finished_at END AS callback_at,
+				CASE WHEN runs.shard_count > 0 THEN runs.parent_id END AS parent),
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM f WHERE status = 'queued'),
 		p AS (INSERT INTO pending (run_at, seq) SELECT run_at, seq FROM f WHERE status = 'pending'),
 		c AS (INSERT INTO callbacks (next_at, seq) SELECT callback_at, seq FROM f WHERE callback_at IS NOT NULL),
 		e AS (INSERT INTO ended (seq) SELECT seq FROM f WHERE status IN (` + endedStatuses + `) ON CONFLICT DO NOTHING)
-		SELECT id, seq, job, callback_at IS NOT NULL, grp, prev_status FROM f`
+		SELECT id, seq, job, callback_at IS NOT NULL, grp, prev_status, parent FROM f`
 
 	sqlAdopt = `UPDATE runs SET server_id = u.server
 		FROM unnest($1::text[], $2::int4[], $3::text[]) AS u(id, attempt, server)
@@ -597,14 +598,16 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			jobOf     map[string]string // runs of jobs, by ID
 			jobSeqOf  map[string]int64
 			callbacks map[string]bool // runs whose delivery became pending
+			children  []fanoutMove
 		)
 		for rows.Next() {
 			var (
 				id, job, grp, prev string
 				seq                int64
 				cb                 bool
+				parent             pgtype.Text
 			)
-			if err := rows.Scan(&id, &seq, &job, &cb, &grp, &prev); err != nil {
+			if err := rows.Scan(&id, &seq, &job, &cb, &grp, &prev, &parent); err != nil {
 				rows.Close()
 				return nil, t.s.wrap("RunFinish", err)
 			}
@@ -612,6 +615,9 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			p := paramsOf[id]
 			t.counts.Move(grp, job, store.RunStatus(prev), p.Status)
 			t.rates.Ended(grp, job, p.Status, p.Now, 1)
+			if parent.Valid {
+				children = append(children, fanoutMove{parent.String, store.RunStatus(prev), p.Status})
+			}
 			if cb {
 				if callbacks == nil {
 					callbacks = map[string]bool{}
@@ -646,6 +652,9 @@ func (t *tx) RunFinish(ctx context.Context, ps []store.RunFinishParams) ([]store
 			if _, err := t.q.Exec(ctx, sqlDeleteActive, seqs); err != nil {
 				return nil, t.s.wrap("RunFinish", err)
 			}
+		}
+		if err := t.countChildren(ctx, "RunFinish", children...); err != nil {
+			return nil, err
 		}
 		for _, i := range idx {
 			out[i] = store.RunFinishResult{ID: ps[i].ID, Accepted: applied[ps[i].ID], Callback: callbacks[ps[i].ID]}
@@ -745,7 +754,12 @@ func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunC
 	res.Run, res.Changed = r, true
 	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusCancelled)
 	t.rates.Ended(prev.Group, prev.Job, store.StatusCancelled, p.Now, 1)
-	return res, nil
+	if store.IsFanoutParent(prev) {
+		if _, err := t.q.Exec(ctx, sqlFanoutDone, prev.ID); err != nil {
+			return store.RunCancelResult{}, t.s.wrap("RunCancel", err)
+		}
+	}
+	return res, t.countChildren(ctx, "RunCancel", childMove(prev, prev.Status, store.StatusCancelled)...)
 }
 
 // RunRetry implements store.Tx.
@@ -766,6 +780,9 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 	default:
 		return nil, fmt.Errorf("postgres: RunRetry: run %q is %s: %w", p.ID, prev.Status, store.ErrConflict)
 	}
+	if store.IsFanoutParent(prev) {
+		return nil, fmt.Errorf("postgres: RunRetry: run %q is a fan-out's parent: %w", p.ID, store.ErrConflict)
+	}
 	if a, ok := store.RetryAttempt(prev); ok {
 		if err := t.recordRetried(ctx, &a); err != nil {
 			return nil, err
@@ -776,7 +793,7 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 		return nil, err
 	}
 	t.counts.Move(prev.Group, prev.Job, prev.Status, r.Status)
-	return r, nil
+	return r, t.countChildren(ctx, "RunRetry", childMove(prev, prev.Status, r.Status)...)
 }
 
 // RunPromote implements store.Tx.

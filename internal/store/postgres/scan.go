@@ -24,15 +24,15 @@ const (
 	attempt, max_attempts, failures, key, logical_time, run_at, created_at, started_at,
 	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key,
 	callback_url, callback_state, callback_attempts, callback_next_at, callback_error, callback_delivered_at, lost,
-	dispatched_at`
+	dispatched_at, shard_count`
 	qualifiedRunCols = `runs.seq, runs.id, runs.job, runs.parent_id, runs.shard, runs.type, runs.grp,
 	runs.payload, runs.priority, runs.status, runs.attempt, runs.max_attempts, runs.failures,
 	runs.key, runs.logical_time, runs.run_at, runs.created_at, runs.started_at, runs.finished_at,
 	runs.worker_id, runs.server_id, runs.result, runs.error, runs.timeout, runs.routing,
 	runs.routing_key, runs.callback_url, runs.callback_state, runs.callback_attempts,
 	runs.callback_next_at, runs.callback_error, runs.callback_delivered_at, runs.lost,
-	runs.dispatched_at`
-	numRunCols = 34
+	runs.dispatched_at, runs.shard_count`
+	numRunCols = 35
 )
 
 // runRow receives one row of runCols.
@@ -56,6 +56,7 @@ type runRow struct {
 	cbDelivered pgtype.Timestamptz
 	lost        int32
 	dispatched  pgtype.Timestamptz
+	shardCount  int32
 	dest        [numRunCols]any
 }
 
@@ -67,7 +68,7 @@ func newRunRow() *runRow {
 		&r.Attempt, &r.MaxAttempts, &r.Failures, &rr.key, &rr.logicalTime, &r.RunAt, &r.CreatedAt, &rr.startedAt,
 		&rr.finishedAt, &r.WorkerID, &rr.serverID, &rr.result, &r.Error, &rr.timeout, &r.Routing, &r.RoutingKey,
 		&rr.cbURL, &rr.cbState, &rr.cbAttempts, &rr.cbNextAt, &rr.cbError, &rr.cbDelivered, &rr.lost,
-		&rr.dispatched,
+		&rr.dispatched, &rr.shardCount,
 	}
 	return rr
 }
@@ -107,6 +108,7 @@ func (rr *runRow) decode() (*Run, error) {
 	r.ServerID = rr.serverID.String
 	r.Timeout = time.Duration(rr.timeout)
 	r.Lost = int(rr.lost)
+	r.ShardCount = int(rr.shardCount)
 	if rr.cbURL.Valid {
 		r.CallbackURL = rr.cbURL.String
 		r.Callback = store.Callback{

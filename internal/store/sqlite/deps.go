@@ -86,6 +86,9 @@ func (t *tx) RunGate(ctx context.Context, ps []store.RunGateParams) ([]*Run, err
 		case store.StatusBlocked:
 			err = t.unended("RunGate", r.Seq)
 		}
+		if err == nil {
+			err = t.countChildren("RunGate", childMove(r, p.From, p.To)...)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -110,6 +110,14 @@
 //     hand-back, a requeue of lost runs, an operator retry); the claim sets
 //     dispatched_at in the UPDATE it does anyway, and a finish that ends
 //     the run writes nothing more.
+//   - for fan-outs (migration 00018_fanout, fanout.go): runs_parent
+//     (parent_id) and runs_parent_shard (parent_id, shard), partial on a
+//     non-empty parent, so only children and merge runs write them; and
+//     the table fanouts, a parent's join state. Its counters are kept by
+//     the Tx methods that move children into and out of terminal statuses
+//     — the finish from the aggregate read that already counts its runs —
+//     not by a trigger, whose program SQLite would run for every row of
+//     every statement that sets status.
 //
 // RunCountByGroup is the one full scan (an index on status would be written
 // on every state change); it is for dashboards, not hot paths.

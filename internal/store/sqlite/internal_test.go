@@ -165,6 +165,19 @@ func TestQueryPlans(t *testing.T) {
 		{"attempt of a fenced finish", wSQL[wAttemptFenced], []any{nil, nil, 1, "failed", "", "id", 1, "s"}, "sqlite_autoindex_runs_1", false},
 		{"attempts of lost runs", wSQL[wAttemptLost], []any{1, 1, 10}, "runs_active", true},
 		{"attempts", rSQL[rAttempts], []any{"id", 1000}, "sqlite_autoindex_run_attempts_1", false},
+		{"fan-out parent", wSQL[wFanoutParent], make([]any, numInsertCols+3), "", false},
+		{"fan-out get", wSQL[wFanoutGet], []any{"p"}, "PRIMARY KEY (parent_id=?)", false},
+		{"fan-out set merge", wSQL[wFanoutSetMerge], []any{"p", "m"}, "PRIMARY KEY (parent_id=?)", false},
+		{"fan-out done", wSQL[wFanoutDone], []any{"p"}, "PRIMARY KEY (parent_id=?)", false},
+		{"fan-out finish", wSQL[wFanoutFinish], []any{"succeeded", 1, nil, "", "p"}, "sqlite_autoindex_runs_1", false},
+		{"fan-out results", wSQL[wFanoutResults], []any{"p", 0, 1000}, "runs_parent_shard (parent_id=? AND shard>?)", false},
+		{"fan-out joinable", rSQL[rFanoutJoinable], []any{100}, "fanouts_open", false},
+		{"fan-out joinable: parents", rSQL[rFanoutJoinable], []any{100}, "sqlite_autoindex_runs_1", false},
+		{"retention delete fan-out", wSQL[wRetDeleteFanout], []any{"p"}, "PRIMARY KEY (parent_id=?)", false},
+		// The trigger's statement (runs_fanout_count), with NEW.parent_id
+		// bound.
+		{"fan-out count", `UPDATE fanouts SET ended = ended + 1, failed = failed + 0 WHERE parent_id = ?`, []any{"p"},
+			"PRIMARY KEY (parent_id=?)", false},
 	} {
 		plan := queryPlan(t, s.w, c.sql, c.args)
 		all := strings.Join(plan, "; ")

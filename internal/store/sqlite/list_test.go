@@ -39,6 +39,9 @@ func TestListPlans(t *testing.T) {
 		{store.RunListParams{Job: "j", Statuses: sts(store.StatusFailed), Type: "t"}, "runs_job"},
 		{store.RunListParams{CreatedAfter: now, CreatedBefore: now, FinishedAfter: now, FinishedBefore: now}, "INTEGER PRIMARY KEY"},
 		{store.RunListParams{Statuses: sts(store.StatusTimedOut), Group: "g", WorkerID: "w", ErrorContains: "x"}, "ended"},
+		{store.RunListParams{Parent: "p"}, "runs_parent"},
+		{store.RunListParams{Parent: "p", Statuses: sts(store.StatusQueued), Order: store.OrderAsc}, "runs_parent"},
+		{store.RunListParams{Parent: "p", Statuses: sts(store.StatusFailed), Job: "j", Group: "g"}, "runs_parent"},
 	}
 	for _, c := range cases {
 		window, page, wargs, pargs := listq.Statements(listDialect, runCols, c.p)

@@ -12,7 +12,8 @@ import (
 // seq order from the cursor — the runs table itself (its rowid), the
 // ended table when succeeded runs are kept, or one job's runs through
 // runs_job — and deletes the expired ones by rowid, with their log lines
-// (run_logs_run), attempt history and ended rows. The walk and the
+// (run_logs_run), attempt history, ended rows and a parent's fanouts
+// row (its children are runs of their own, deleted when they expire). The walk and the
 // deletes run in the one write transaction, so nothing changes in
 // between. Nothing here touches the hot path: a finish writes no row for
 // retention.
@@ -38,6 +39,7 @@ func init() {
 	wSQL[wRetDeleteLogStats] = `DELETE FROM run_log_stats WHERE run_id = ?`
 	wSQL[wRetDeleteAudit] = `DELETE FROM audit WHERE target = ?`
 	wSQL[wRetDeleteAttempts] = `DELETE FROM run_attempts WHERE run_id = ?`
+	wSQL[wRetDeleteFanout] = `DELETE FROM fanouts WHERE parent_id = ?`
 }
 
 func decodeCandidate(vals []driver.Value) store.RunCandidate {
@@ -106,7 +108,7 @@ func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (st
 }
 
 // deleteRun deletes one run with its log lines, log counters, audit
-// entries, attempt history and ended row.
+// entries, attempt history, fan-out row (a parent's) and ended row.
 func (t *tx) deleteRun(op string, r *store.RunCandidate) error {
 	t.bind()
 	t.arg(r.Seq)
@@ -135,6 +137,11 @@ func (t *tx) deleteRun(op string, r *store.RunCandidate) error {
 	t.bind()
 	t.arg(r.ID)
 	if _, _, err := t.exec(op, wRetDeleteAttempts); err != nil {
+		return err
+	}
+	t.bind()
+	t.arg(r.ID)
+	if _, _, err := t.exec(op, wRetDeleteFanout); err != nil {
 		return err
 	}
 	return t.unended(op, r.Seq)

@@ -21,7 +21,7 @@ const runCols = `seq, id, job, parent_id, shard, type, grp, payload, priority, s
 	attempt, max_attempts, failures, key, logical_time, run_at, created_at, started_at,
 	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key,
 	callback_url, CASE WHEN callback_url IS NOT NULL THEN json_array(callback_state, callback_attempts,
-		callback_next_at, callback_error, callback_delivered_at) END, lost, dispatched_at`
+		callback_next_at, callback_error, callback_delivered_at) END, lost, dispatched_at, shard_count`
 
 // Writer statements, prepared once on the writer connection. Hot
 // statements use plain "?" placeholders: the driver binds them without
@@ -107,6 +107,18 @@ const (
 	wAlertDelete       // alerts.go
 	wGroupAlertsPut    // alerts.go
 	wGroupAlertsDelete // alerts.go
+	wFanoutParent      // fanout.go
+	wFanoutCreate      // fanout.go
+	wFanoutChildren1   // fanout.go: 1 child
+	wFanoutChildren16  // … 16
+	wFanoutChildren256 // … 256
+	wFanoutGet         // fanout.go
+	wFanoutSetMerge    // fanout.go
+	wFanoutFinish      // fanout.go
+	wFanoutDone        // fanout.go
+	wFanoutCount       // fanout.go
+	wFanoutResults     // fanout.go
+	wRetDeleteFanout   // retention.go
 	wClaimSelect1      // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8      = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts          = wClaimSelect1 + maxClaimTypes
@@ -312,6 +324,7 @@ const (
 	rAttempts       // attempts.go
 	rAlertNextAt    // alerts.go
 	rGroupAlerts    // alerts.go
+	rFanoutJoinable // fanout.go
 	numRStmts
 )
 
@@ -432,8 +445,13 @@ func (t *tx) insertOne(p *store.RunInsertParams) (store.RunInsertResult, error) 
 		t.rates.Ended(p.Group, p.Job, p.Status, p.Now, 1) // a skipped run ends now
 		return store.RunInsertResult{Run: insertedRun(p, seq)}, err
 	}
-	// The key or the slot names a run already (maybe one earlier in this
-	// batch). The key is looked up first: it names the run the caller meant.
+	return t.existingRun(p)
+}
+
+// existingRun returns the run that holds p's key or slot, which refused
+// p's insert (maybe one earlier in this batch). The key is looked up
+// first: it names the run the caller meant.
+func (t *tx) existingRun(p *store.RunInsertParams) (store.RunInsertResult, error) {
 	if p.Key != "" {
 		t.bind()
 		t.arg(p.Key)
@@ -760,6 +778,14 @@ func (t *tx) RunCancel(ctx context.Context, p store.RunCancelParams) (store.RunC
 	res.Run, res.Changed = runs[0], true
 	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusCancelled)
 	t.rates.Ended(prev.Group, prev.Job, store.StatusCancelled, p.Now, 1)
+	if store.IsFanoutParent(prev) {
+		if err := t.fanoutDone("RunCancel", prev.ID); err != nil {
+			return store.RunCancelResult{}, err
+		}
+	}
+	if err := t.countChildren("RunCancel", childMove(prev, prev.Status, store.StatusCancelled)...); err != nil {
+		return store.RunCancelResult{}, err
+	}
 	return res, t.ended("RunCancel", p.ID)
 }
 
@@ -779,6 +805,9 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 		}
 	default:
 		return nil, fmt.Errorf("sqlite: RunRetry: run %q is %s: %w", p.ID, prev.Status, store.ErrConflict)
+	}
+	if store.IsFanoutParent(prev) {
+		return nil, fmt.Errorf("sqlite: RunRetry: run %q is a fan-out's parent: %w", p.ID, store.ErrConflict)
 	}
 	if a, ok := store.RetryAttempt(prev); ok {
 		if err := t.recordRetried(&a); err != nil {
@@ -801,6 +830,9 @@ func (t *tx) RunRetry(ctx context.Context, p store.RunRetryParams) (*Run, error)
 		return nil, fmt.Errorf("sqlite: RunRetry: run %q vanished", p.ID)
 	}
 	t.counts.Move(prev.Group, prev.Job, prev.Status, to)
+	if err := t.countChildren("RunRetry", childMove(prev, prev.Status, to)...); err != nil {
+		return nil, err
+	}
 	return runs[0], t.unended("RunRetry", prev.Seq)
 }
 

@@ -23,7 +23,8 @@ import (
 // flushCounts writes one upsert per touched counter just before COMMIT, so
 // a rolled-back transaction changes nothing and a batch of 512 finishes of
 // one group and job writes one row. No trigger and no index on status is
-// involved.
+// involved. The same read gives the finished children of fan-outs, by
+// parent (fanout.go).
 
 func init() {
 	wSQL[wCountAdd] = `INSERT INTO run_counts (grp, job, status, n) VALUES (?, ?, ?, ?)
@@ -32,10 +33,13 @@ func init() {
 	// grouped: a handful of rows for hundreds of runs.
 	// A start's row also says the minute of the start and the latency
 	// bucket (rates.go); a finish's the minute of its end.
-	wSQL[wCountStarted] = `SELECT grp, job, 'dispatched', status, started_at / 60000000, ` + latencyBucketSQL + `, count(*)
+	// A finish's row also says, for a fan-out's children, their parent
+	// (fanout.go): NULL for every other run, so the groups stay as few.
+	wSQL[wCountStarted] = `SELECT grp, job, 'dispatched', status, started_at / 60000000, ` + latencyBucketSQL + `, count(*), NULL
 		FROM runs WHERE id IN (SELECT value FROM json_each(?)) GROUP BY grp, job, status, 5, 6`
-	wSQL[wCountFinished] = `SELECT grp, job, prev_status, status, finished_at / 60000000, 0, count(*) FROM runs
-		WHERE id IN (SELECT value FROM json_each(?)) GROUP BY grp, job, prev_status, status, 5`
+	wSQL[wCountFinished] = `SELECT grp, job, prev_status, status, finished_at / 60000000, 0, count(*),
+			CASE WHEN shard_count > 0 THEN parent_id END
+		FROM runs WHERE id IN (SELECT value FROM json_each(?)) GROUP BY grp, job, prev_status, status, 5, 8`
 	rSQL[rStatsCounts] = `SELECT grp, job, status, n FROM run_counts
 		WHERE n <> 0 AND (?1 = '' OR grp = ?1) ORDER BY grp, job, status`
 	// The head of the group's next handler type after ?2 (in type order),
@@ -136,8 +140,9 @@ func (s *Store) queueHeads(ctx context.Context, heads []store.QueueHead, group s
 
 // countMoved counts the runs whose ids RunStart or RunFinish collected in
 // t.moved (one aggregate read, statement st) and empties the list: in the
-// counters, and in the throughput buckets (finishes to a terminal status)
-// or the latency histogram (starts).
+// counters, in the throughput buckets (finishes to a terminal status) or
+// the latency histogram (starts), and in their parents' fan-out rows
+// (children that ended, fanout.go).
 func (t *tx) countMoved(op string, st wStmt) error {
 	if len(*t.moved) == 0 {
 		return nil
@@ -149,15 +154,23 @@ func (t *tx) countMoved(op string, st wStmt) error {
 	}
 	t.bind()
 	t.arg(string(ids))
-	return t.query(op, st, 7, func(v []driver.Value) {
+	var children []fanoutMove
+	err = t.query(op, st, 8, func(v []driver.Value) {
 		n, _ := v[6].(int64)
-		grp, job, to := asString(v[0]), asString(v[1]), store.RunStatus(asString(v[3]))
-		t.counts.Add(grp, job, store.RunStatus(asString(v[2])), -n)
+		grp, job, from, to := asString(v[0]), asString(v[1]), store.RunStatus(asString(v[2])), store.RunStatus(asString(v[3]))
+		t.counts.Add(grp, job, from, -n)
 		t.counts.Add(grp, job, to, n)
 		if st == wCountStarted {
 			t.rates.Started(grp, asInt(v[4]), int(asInt(v[5])), n)
 		} else if v[4] != nil {
 			t.rates.EndedIn(grp, job, to, asInt(v[4]), n)
 		}
+		if v[7] != nil {
+			children = append(children, fanoutMove{asString(v[7]), from, to, n})
+		}
 	})
+	if err != nil {
+		return err
+	}
+	return t.countChildren(op, children...)
 }

@@ -1411,8 +1411,13 @@ type Task struct {
 	// in Unix ms: what sensors wait for, and since when.
 	LogicalTimeUnixMs int64 `protobuf:"varint,12,opt,name=logical_time_unix_ms,json=logicalTimeUnixMs,proto3" json:"logical_time_unix_ms,omitempty"`
 	CreatedUnixMs     int64 `protobuf:"varint,13,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// A fan-out's child: its parent, its index (0 to shard_count-1) and the
+	// number of children; shard_count 0 for a run that is not a child.
+	ParentId      string `protobuf:"bytes,14,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	Shard         int32  `protobuf:"varint,15,opt,name=shard,proto3" json:"shard,omitempty"`
+	ShardCount    int32  `protobuf:"varint,16,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -1532,6 +1537,27 @@ func (x *Task) GetLogicalTimeUnixMs() int64 {
 func (x *Task) GetCreatedUnixMs() int64 {
 	if x != nil {
 		return x.CreatedUnixMs
+	}
+	return 0
+}
+
+func (x *Task) GetParentId() string {
+	if x != nil {
+		return x.ParentId
+	}
+	return ""
+}
+
+func (x *Task) GetShard() int32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *Task) GetShardCount() int32 {
+	if x != nil {
+		return x.ShardCount
 	}
 	return 0
 }
@@ -1930,7 +1956,15 @@ type RunSpec struct {
 	Job         string                 `protobuf:"bytes,12,opt,name=job,proto3" json:"job,omitempty"`
 	// Where the run's outcome is POSTed when it ends (feedback); "" for
 	// nowhere. An absolute http or https URL of at most 2048 bytes.
-	CallbackUrl   string `protobuf:"bytes,13,opt,name=callback_url,json=callbackUrl,proto3" json:"callback_url,omitempty"`
+	CallbackUrl string `protobuf:"bytes,13,opt,name=callback_url,json=callbackUrl,proto3" json:"callback_url,omitempty"`
+	// Fan-out: shards children that each get the payload, or one child per
+	// part (JSON each); min_success of them must succeed (0: all; a
+	// fraction in (0, 1): that share); merge is the handler type of a run
+	// that merges their results.
+	Shards        int32    `protobuf:"varint,14,opt,name=shards,proto3" json:"shards,omitempty"`
+	Parts         [][]byte `protobuf:"bytes,15,rep,name=parts,proto3" json:"parts,omitempty"`
+	MinSuccess    float64  `protobuf:"fixed64,16,opt,name=min_success,json=minSuccess,proto3" json:"min_success,omitempty"`
+	Merge         string   `protobuf:"bytes,17,opt,name=merge,proto3" json:"merge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2052,6 +2086,34 @@ func (x *RunSpec) GetJob() string {
 func (x *RunSpec) GetCallbackUrl() string {
 	if x != nil {
 		return x.CallbackUrl
+	}
+	return ""
+}
+
+func (x *RunSpec) GetShards() int32 {
+	if x != nil {
+		return x.Shards
+	}
+	return 0
+}
+
+func (x *RunSpec) GetParts() [][]byte {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+func (x *RunSpec) GetMinSuccess() float64 {
+	if x != nil {
+		return x.MinSuccess
+	}
+	return 0
+}
+
+func (x *RunSpec) GetMerge() string {
+	if x != nil {
+		return x.Merge
 	}
 	return ""
 }
@@ -2180,7 +2242,10 @@ type Run struct {
 	Routing           string                 `protobuf:"bytes,23,opt,name=routing,proto3" json:"routing,omitempty"`
 	CallbackUrl       string                 `protobuf:"bytes,24,opt,name=callback_url,json=callbackUrl,proto3" json:"callback_url,omitempty"`
 	// The delivery of the outcome to callback_url; unset without one.
-	Callback      *CallbackState `protobuf:"bytes,25,opt,name=callback,proto3" json:"callback,omitempty"`
+	Callback *CallbackState `protobuf:"bytes,25,opt,name=callback,proto3" json:"callback,omitempty"`
+	// A fan-out's number of children, on its parent and each child (0
+	// otherwise).
+	ShardCount    int32 `protobuf:"varint,26,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2388,6 +2453,13 @@ func (x *Run) GetCallback() *CallbackState {
 		return x.Callback
 	}
 	return nil
+}
+
+func (x *Run) GetShardCount() int32 {
+	if x != nil {
+		return x.ShardCount
+	}
+	return 0
 }
 
 // CallbackState is the state of a run's result delivery: state is none
@@ -2948,7 +3020,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12&\n" +
 	"\x05stale\x18\x03 \x03(\v2\x10.pluto.v1.RunRefR\x05stale\"0\n" +
 	"\bDispatch\x12$\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x0e.pluto.v1.TaskR\x05tasks\"\x9a\x03\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x0e.pluto.v1.TaskR\x05tasks\"\xee\x03\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x12\n" +
@@ -2964,7 +3036,11 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	" \x01(\x03R\vlogMaxLines\x12\"\n" +
 	"\rlog_max_bytes\x18\v \x01(\x03R\vlogMaxBytes\x12/\n" +
 	"\x14logical_time_unix_ms\x18\f \x01(\x03R\x11logicalTimeUnixMs\x12&\n" +
-	"\x0fcreated_unix_ms\x18\r \x01(\x03R\rcreatedUnixMs\"T\n" +
+	"\x0fcreated_unix_ms\x18\r \x01(\x03R\rcreatedUnixMs\x12\x1b\n" +
+	"\tparent_id\x18\x0e \x01(\tR\bparentId\x12\x14\n" +
+	"\x05shard\x18\x0f \x01(\x05R\x05shard\x12\x1f\n" +
+	"\vshard_count\x18\x10 \x01(\x05R\n" +
+	"shardCount\"T\n" +
 	"\tCancelRun\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
@@ -2989,7 +3065,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"2\n" +
 	"\n" +
 	"LogsCapped\x12$\n" +
-	"\x04runs\x18\x01 \x03(\v2\x10.pluto.v1.RunRefR\x04runs\"\xe4\x02\n" +
+	"\x04runs\x18\x01 \x03(\v2\x10.pluto.v1.RunRefR\x04runs\"\xc9\x03\n" +
 	"\aRunSpec\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -3006,12 +3082,17 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\vrouting_key\x18\v \x01(\tR\n" +
 	"routingKey\x12\x10\n" +
 	"\x03job\x18\f \x01(\tR\x03job\x12!\n" +
-	"\fcallback_url\x18\r \x01(\tR\vcallbackUrl\"6\n" +
+	"\fcallback_url\x18\r \x01(\tR\vcallbackUrl\x12\x16\n" +
+	"\x06shards\x18\x0e \x01(\x05R\x06shards\x12\x14\n" +
+	"\x05parts\x18\x0f \x03(\fR\x05parts\x12\x1f\n" +
+	"\vmin_success\x18\x10 \x01(\x01R\n" +
+	"minSuccess\x12\x14\n" +
+	"\x05merge\x18\x11 \x01(\tR\x05merge\"6\n" +
 	"\rSubmitRequest\x12%\n" +
 	"\x04runs\x18\x01 \x03(\v2\x11.pluto.v1.RunSpecR\x04runs\"O\n" +
 	"\x0eSubmitResponse\x12!\n" +
 	"\x04runs\x18\x01 \x03(\v2\r.pluto.v1.RunR\x04runs\x12\x1a\n" +
-	"\bexisting\x18\x02 \x03(\bR\bexisting\"\xf9\x05\n" +
+	"\bexisting\x18\x02 \x03(\bR\bexisting\"\x9a\x06\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03job\x18\x02 \x01(\tR\x03job\x12\x1b\n" +
@@ -3039,7 +3120,9 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"timeout_ms\x18\x16 \x01(\x03R\ttimeoutMs\x12\x18\n" +
 	"\arouting\x18\x17 \x01(\tR\arouting\x12!\n" +
 	"\fcallback_url\x18\x18 \x01(\tR\vcallbackUrl\x123\n" +
-	"\bcallback\x18\x19 \x01(\v2\x17.pluto.v1.CallbackStateR\bcallback\"\xb8\x01\n" +
+	"\bcallback\x18\x19 \x01(\v2\x17.pluto.v1.CallbackStateR\bcallback\x12\x1f\n" +
+	"\vshard_count\x18\x1a \x01(\x05R\n" +
+	"shardCount\"\xb8\x01\n" +
 	"\rCallbackState\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1a\n" +
 	"\battempts\x18\x02 \x01(\x05R\battempts\x12%\n" +

@@ -1,0 +1,227 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Fan-out (the engine's fanout.go): a parent run is split into child
+// runs — N shards, or one per part — that run anywhere in the group; the
+// parent ends when they have all ended, with their results in shard order
+// (or the result of a merge run over them).
+//
+// The parent is a run like any other in the runs table, with
+// ShardCount > 0 and no ParentID. It is created running, started at its
+// creation, held by no worker and no server (ServerID and WorkerID empty)
+// at attempt 0, which names no worker's attempt (a claim makes attempt
+// 1): RunListActive, RunClaim and RunRequeueLost never return it (it is
+// never queued and no server holds it), RunStart, RunFinish and RunAdopt
+// never match it, and it has no attempt of its own. It ends through
+// FanoutFinish (succeeded or failed) or RunCancel (a running run with no
+// worker: cancelled), nothing else; RunRetry of a parent is ErrConflict
+// (its children are retried instead). A parent of a job is one of the
+// job's unfinished runs while it runs, as any running run of the job:
+// RunListActiveForJob lists it, and RunUnblockNext (the overlap policies)
+// waits for it.
+//
+// Each child has the parent's ID as ParentID, its index as Shard (0 to
+// ShardCount-1, in seq order) and ShardCount; children are ordinary runs
+// otherwise (queued, dispatched, retried by their own attempts). A run
+// with a ParentID but no ShardCount — a merge run, inserted by RunInsert —
+// is not a child: it is not counted and has no result in FanoutResults.
+// RunListParams.Parent lists every run naming the parent, merge run
+// included.
+//
+// The join's state is derived in the store, in the statements that change
+// children, so that no crash can lose or double-count a child: a fan-out
+// row per parent counts its children that have ended and those that
+// ended other than succeeded. Every change that moves a child into a
+// terminal status counts it (finish, cancel, gate skip, an insert of a
+// skipped child), and every one that moves it out (a retry, a gate's
+// skipped → blocked) uncounts it, in the same transaction as the change:
+// PostgreSQL by triggers on runs, SQLite by the Tx methods that can make
+// such a move (a trigger there costs the hot path; sqlite/fanout.go).
+// The counters go on after the parent ended (a retried child uncounts
+// itself). Retention deletes a parent's fan-out row with the parent;
+// children are runs of their own, deleted when they expire, which the
+// counters do not forget but FanoutResults no longer returns.
+
+// Fanout is a parent's join state.
+type Fanout struct {
+	ParentID string
+	Total    int // children
+	Ended    int // children in a terminal status
+	Failed   int // of which not succeeded
+	// MinSuccess is how many children must succeed (Total: all).
+	MinSuccess int
+	// Merge is the handler type of the merge run ("" for none); MergeID
+	// is its run's ID once created ("" before).
+	Merge   string
+	MergeID string
+}
+
+// FanoutCreateParams creates a parent, its fan-out row and its children
+// in one statement group. Parent.Status must be running (it is stored
+// running, started at Parent.Now, with ShardCount = len(Children) and no
+// attempt), with no ParentID or Shard; each child gets ParentID =
+// Parent.ID, Shard = its index and ShardCount = len(Children), and is
+// stored as RunInsert would (Status queued, pending, blocked or skipped;
+// a skipped child counts as ended at once). Children have no Key and no
+// job slot (Job with a LogicalTime): a child refused for one would leave
+// its shard empty; a child's ID that names a run fails the call. A
+// Parent.Key or slot already taken returns the run holding it (Existing,
+// as RunInsert) and creates nothing.
+type FanoutCreateParams struct {
+	Parent     RunInsertParams
+	Children   []RunInsertParams
+	MinSuccess int    // 1 to len(Children)
+	Merge      string // "" for none
+}
+
+// FanoutFinishParams ends a parent that is still running: Status is
+// succeeded or failed (cancelled goes through RunCancel), with Result
+// and Error, finished at Now; a parent with a callback URL owes its
+// delivery from Now, as a cancelled run does. Not applied (nil) when the
+// parent is not running any more.
+type FanoutFinishParams struct {
+	ParentID string
+	Status   RunStatus
+	Result   json.RawMessage
+	Error    string
+	Now      time.Time
+}
+
+// FanoutTx is the write side; part of Tx.
+type FanoutTx interface {
+	// FanoutCreate creates a parent and its children (see
+	// FanoutCreateParams). Limits: 1 to MaxFanout children, MinSuccess 1
+	// to their number; the children are inserted in multi-row batches
+	// (10,000 take about 0.1 s on SQLite, 0.25 s on PostgreSQL).
+	FanoutCreate(ctx context.Context, p FanoutCreateParams) (RunInsertResult, error)
+	// FanoutGet reads, in the transaction, a parent's join state
+	// (ErrNotFound for a run that is not a parent, or a parent deleted).
+	// Its fan-out stays readable after the parent ended.
+	FanoutGet(ctx context.Context, parentID string) (*Fanout, error)
+	// FanoutSetMerge records the merge run of a parent (once: ErrConflict
+	// if another is recorded; the same one again is no error; ErrNotFound
+	// for a run that is not a parent).
+	FanoutSetMerge(ctx context.Context, parentID, mergeID string) error
+	// FanoutFinish ends a running parent; it returns the parent ended, or
+	// nil when it was not running (ended, cancelled), is not a parent, or
+	// is gone.
+	FanoutFinish(ctx context.Context, p FanoutFinishParams) (*Run, error)
+	// FanoutResults returns the results of a parent's children in shard
+	// order, at most limit (1 to MaxFanoutResults) from shard from (for a
+	// merge or the parent's result), with their statuses and errors; a
+	// child not succeeded may have a result too. Children deleted by
+	// retention are missing.
+	FanoutResults(ctx context.Context, parentID string, from, limit int) ([]ChildResult, error)
+}
+
+// ChildResult is one child's outcome.
+type ChildResult struct {
+	Shard  int
+	ID     string
+	Status RunStatus
+	Result json.RawMessage
+	Error  string
+}
+
+// FanoutStore is the read side; part of Store.
+type FanoutStore interface {
+	// FanoutListJoinable lists up to limit (1 to MaxFanoutResults)
+	// running parents whose children have all ended, or whose failures
+	// exceed what MinSuccess allows (the reconciler finishes them if a
+	// crash lost the join), by parent ID. A parent that ended (finished or
+	// cancelled) is never listed; the store reads the fan-outs of running
+	// parents only, not its whole history.
+	FanoutListJoinable(ctx context.Context, limit int) ([]*Fanout, error)
+}
+
+// MaxFanout bounds a parent's children.
+const MaxFanout = 100000
+
+// MaxFanoutResults bounds the limits of FanoutResults and
+// FanoutListJoinable.
+const MaxFanoutResults = 10000
+
+// IsFanoutParent reports whether r is a fan-out's parent.
+func IsFanoutParent(r *Run) bool { return r != nil && r.ShardCount > 0 && r.ParentID == "" }
+
+// CheckFanout reports a FanoutCreateParams no backend takes, and returns
+// the children as they are stored: copies of p.Children with ParentID and
+// Shard set (ShardCount is len(p.Children)).
+func CheckFanout(p FanoutCreateParams) ([]RunInsertParams, error) {
+	n := len(p.Children)
+	switch {
+	case p.Parent.ID == "":
+		return nil, errors.New("FanoutCreate: the parent has no ID")
+	case p.Parent.Status != StatusRunning:
+		return nil, fmt.Errorf("FanoutCreate: parent %q: status %q is not running", p.Parent.ID, p.Parent.Status)
+	case p.Parent.ParentID != "" || p.Parent.Shard != nil:
+		return nil, fmt.Errorf("FanoutCreate: parent %q has a parent or a shard", p.Parent.ID)
+	case n < 1 || n > MaxFanout:
+		return nil, fmt.Errorf("FanoutCreate: parent %q: %d children (1 to %d)", p.Parent.ID, n, MaxFanout)
+	case p.MinSuccess < 1 || p.MinSuccess > n:
+		return nil, fmt.Errorf("FanoutCreate: parent %q: min success %d (1 to %d, the children)", p.Parent.ID, p.MinSuccess, n)
+	}
+	out := make([]RunInsertParams, n)
+	for i := range p.Children {
+		c := p.Children[i]
+		switch {
+		case c.ID == "":
+			return nil, fmt.Errorf("FanoutCreate: parent %q: child %d has no ID", p.Parent.ID, i)
+		case c.Key != "" || (c.Job != "" && !c.LogicalTime.IsZero()):
+			// A child refused for its key or slot would leave its shard
+			// empty; the parent's key makes the fan-out idempotent.
+			return nil, fmt.Errorf("FanoutCreate: parent %q: child %q has a key or a job's slot", p.Parent.ID, c.ID)
+		}
+		switch c.Status {
+		case StatusPending, StatusBlocked, StatusQueued, StatusSkipped:
+		default:
+			return nil, fmt.Errorf("FanoutCreate: parent %q: child %q: status %q is not pending, blocked, queued or skipped",
+				p.Parent.ID, c.ID, c.Status)
+		}
+		shard := i
+		c.ParentID, c.Shard = p.Parent.ID, &shard
+		out[i] = c
+	}
+	return out, nil
+}
+
+// CheckFanoutFinish reports a FanoutFinishParams no backend takes.
+func CheckFanoutFinish(p FanoutFinishParams) error {
+	if p.ParentID == "" || (p.Status != StatusSucceeded && p.Status != StatusFailed) {
+		return fmt.Errorf("FanoutFinish: parent %q: status %q is not succeeded or failed", p.ParentID, p.Status)
+	}
+	return nil
+}
+
+// CheckFanoutResults reports FanoutResults arguments no backend takes.
+func CheckFanoutResults(parentID string, from, limit int) error {
+	if parentID == "" || from < 0 || limit < 1 || limit > MaxFanoutResults {
+		return fmt.Errorf("FanoutResults: parent %q, from %d, limit %d (1 to %d)", parentID, from, limit, MaxFanoutResults)
+	}
+	return nil
+}
+
+// ChildMoved is what a child's move from one status to another changes
+// in its parent's counters: Ended and Failed each go up by 1, down by 1,
+// or stay.
+func ChildMoved(from, to RunStatus) (ended, failed int) {
+	b := func(v bool) int {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	return b(to.Terminal()) - b(from.Terminal()),
+		b(to.Terminal() && to != StatusSucceeded) - b(from.Terminal() && from != StatusSucceeded)
+}
+
+// IsFanoutChild reports whether r is a fan-out's child (not its merge
+// run, which has a parent but no ShardCount).
+func IsFanoutChild(r *Run) bool { return r != nil && r.ShardCount > 0 && r.ParentID != "" }
