@@ -41,9 +41,9 @@ import (
 // ended other than succeeded. Every change that moves a child into a
 // terminal status counts it (finish, cancel, gate skip, an insert of a
 // skipped child), and every one that moves it out (a retry, a gate's
-// skipped → blocked) uncounts it, in the same transaction as the change:
-// PostgreSQL by triggers on runs, SQLite by the Tx methods that can make
-// such a move (a trigger there costs the hot path; sqlite/fanout.go).
+// skipped → blocked) uncounts it, in the same transaction as the change,
+// by the Tx methods that can make such a move (not triggers, which cost
+// every run's start and finish: sqlite/fanout.go, postgres/fanout.go).
 // The counters go on after the parent ended (a retried child uncounts
 // itself). Retention deletes a parent's fan-out row with the parent;
 // children are runs of their own, deleted when they expire, which the
