@@ -62,7 +62,8 @@
 // non-empty parent and on columns fixed at insert; the table fanouts, a
 // parent's join state; and fanout_deltas, the changes to its counters,
 // appended (never an update of a shared row) by the Tx methods that move
-// children into or out of terminal statuses and folded by FanoutGet. No
+// children into or out of terminal statuses and folded with the run
+// counters. No
 // trigger: an AFTER UPDATE row trigger on runs has PostgreSQL fetch the
 // old version of every updated row again, which the hot start paid for.
 // A parent of a job is in job_live while it runs; no parent is ever in

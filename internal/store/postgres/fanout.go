@@ -31,10 +31,15 @@ import (
 // retry, a gate; FanoutCreate counts the children it inserts ended
 // (skipped) in the row it writes. The other moves — claim, start,
 // promote, unblock, requeue, a finish to pending or queued — stay between
-// unfinished statuses. FanoutGet folds a parent's deltas into its row
-// when it can lock the row without waiting; every read adds the deltas it
-// did not fold, in one statement (one snapshot), so it sees each change
-// exactly once.
+// unfinished statuses. The counters' fold (stats.go) folds the deltas
+// into the rows about once a second, taking only rows no transaction
+// holds; every read adds the deltas not folded yet, in one statement (one
+// snapshot), so it sees each change exactly once. The reads lock nothing
+// and the fold never waits; a fanouts row is written by a joiner's last
+// steps only — FanoutFinish and RunCancel after locking the parent's runs
+// row, FanoutSetMerge after inserting the merge run under its key — so
+// two joiners deciding one parent wait for each other rather than
+// deadlock.
 
 const (
 	fanoutCols = `parent_id, total, ended, failed, min_success, merge, merge_id`
@@ -89,29 +94,35 @@ const (
 		e AS (INSERT INTO ended (seq) SELECT seq FROM i WHERE status = 'skipped')
 		SELECT count(*) FROM i`
 
-	// sqlFanoutGet reads a parent's join state and folds its deltas into
-	// its row if no other transaction holds the row (another fold, a
-	// finish): a fold never waits. The row as folded, or else the row plus
-	// the deltas, from the statement's one snapshot. Arguments: parent.
-	sqlFanoutGet = `WITH k AS MATERIALIZED (
-			SELECT parent_id FROM fanouts WHERE parent_id = $1 FOR UPDATE SKIP LOCKED),
-		d AS (DELETE FROM fanout_deltas WHERE parent_id = $1 AND EXISTS (SELECT 1 FROM k)
-			RETURNING ended, failed),
-		s AS (SELECT coalesce(sum(ended), 0)::int4 AS ended, coalesce(sum(failed), 0)::int4 AS failed FROM d),
-		u AS (UPDATE fanouts SET ended = fanouts.ended + s.ended, failed = fanouts.failed + s.failed
-			FROM s WHERE fanouts.parent_id = $1 AND EXISTS (SELECT 1 FROM k)
-			RETURNING ` + qualifiedFanoutCols + `)
-		SELECT * FROM u
-		UNION ALL
-		SELECT f.parent_id, f.total, f.ended + coalesce(x.ended, 0)::int4, f.failed + coalesce(x.failed, 0)::int4,
+	// sqlFanoutGet reads a parent's join state: its row plus its unfolded
+	// deltas, from the statement's one snapshot. A read: it locks nothing.
+	// Arguments: parent.
+	sqlFanoutGet = `SELECT f.parent_id, f.total, f.ended + coalesce(x.ended, 0)::int4, f.failed + coalesce(x.failed, 0)::int4,
 			f.min_success, f.merge, f.merge_id
 		FROM fanouts AS f
 		LEFT JOIN LATERAL (SELECT sum(ended) AS ended, sum(failed) AS failed FROM fanout_deltas
 			WHERE parent_id = f.parent_id) AS x ON true
-		WHERE f.parent_id = $1 AND NOT EXISTS (SELECT 1 FROM k)`
+		WHERE f.parent_id = $1`
 
-	qualifiedFanoutCols = `fanouts.parent_id, fanouts.total, fanouts.ended, fanouts.failed, fanouts.min_success,
-		fanouts.merge, fanouts.merge_id`
+	// sqlFoldFanouts folds deltas into their parents' rows (stats.go sends
+	// it with the counters' fold, in the round trip of COMMIT): the
+	// parents of up to 1000 deltas, those whose row no other transaction
+	// holds (a fold never waits, so it never deadlocks), and the deltas of
+	// parents retention deleted. Deltas committed after the statement's
+	// snapshot stay for the next fold.
+	sqlFoldFanouts = `WITH c AS MATERIALIZED (
+			SELECT DISTINCT parent_id FROM (SELECT parent_id FROM fanout_deltas LIMIT 1000) AS d),
+		l AS MATERIALIZED (
+			SELECT f.parent_id FROM fanouts AS f WHERE f.parent_id = ANY (ARRAY(SELECT parent_id FROM c))
+			ORDER BY f.parent_id FOR UPDATE SKIP LOCKED),
+		d AS (DELETE FROM fanout_deltas WHERE parent_id = ANY (ARRAY(
+				SELECT parent_id FROM l
+				UNION ALL
+				SELECT c.parent_id FROM c WHERE NOT EXISTS (SELECT 1 FROM fanouts AS f WHERE f.parent_id = c.parent_id)))
+			RETURNING parent_id, ended, failed),
+		s AS (SELECT parent_id, sum(ended)::int4 AS ended, sum(failed)::int4 AS failed FROM d GROUP BY parent_id)
+		UPDATE fanouts SET ended = fanouts.ended + s.ended, failed = fanouts.failed + s.failed
+		FROM s WHERE fanouts.parent_id = s.parent_id; `
 
 	// sqlFanoutSetMerge: once; the same merge run again is no change.
 	sqlFanoutSetMerge = `UPDATE fanouts SET merge_id = $2 WHERE parent_id = $1 AND merge_id IN ('', $2) RETURNING merge_id`

@@ -169,6 +169,8 @@ func TestQueryPlans(t *testing.T) {
 				"Insert on runs"},
 			{"fan-out get", sqlFanoutGet, []any{"p"}, "fanouts_pkey"},
 			{"fan-out get: deltas", sqlFanoutGet, []any{"p"}, "fanout_deltas_parent"},
+			{"fan-out fold", strings.TrimSuffix(sqlFoldFanouts, "; "), nil, "fanouts_pkey"},
+			{"fan-out fold: deltas", strings.TrimSuffix(sqlFoldFanouts, "; "), nil, "fanout_deltas_parent"},
 			{"fan-out set merge", sqlFanoutSetMerge, []any{"p", "m"}, "fanouts_pkey"},
 			{"fan-out finish", sqlFanoutFinish, []any{"p", "succeeded", now, "{}", ""}, "runs_id_key"},
 			{"fan-out finish: job_live", sqlFanoutFinish, []any{"p", "succeeded", now, "{}", ""}, "job_live_pkey"},

@@ -117,6 +117,7 @@ func (t *tx) countsSQL() string {
 	if t.s.foldDue(time.Now()) {
 		fmt.Fprintf(&b, sqlFold, t.s.foldLockID())
 		fmt.Fprintf(&b, sqlFoldRates, t.s.foldLockID())
+		b.WriteString(sqlFoldFanouts) // fanout.go
 	}
 	return b.String()
 }

@@ -33,9 +33,9 @@ CREATE INDEX runs_parent_shard ON runs (parent_id, shard) WHERE parent_id <> '';
 -- deadlock two batches ending children of two parents in opposite
 -- orders, which with random ids is the common case. They append to
 -- fanout_deltas instead (no key: an insert conflicts with nothing), like
--- the run counters (00008_stats.sql); FanoutGet folds a parent's deltas
--- into its row when no other transaction holds the row, and every read
--- adds the unfolded ones in the same statement.
+-- the run counters (00008_stats.sql). The counters' fold folds them into
+-- the rows of parents no other transaction holds (it never waits), and
+-- every read adds the unfolded ones in the same statement.
 --
 -- Not triggers on runs: a table with an AFTER UPDATE row trigger has the
 -- old version of every row an UPDATE changes fetched again for it, WHEN
