@@ -114,6 +114,7 @@ type alerter struct {
 	readAt   time.Time
 	sla      slaWatch  // the leader's SLA timer (alerts_sla.go)
 	swept    time.Time // the leader's sweep covered ends up to here
+	sweeping bool      // a reconciler's sweep is under way
 	draining sync.WaitGroup
 }
 

@@ -24,6 +24,28 @@ const (
 	alertSweepPages = 5
 )
 
+// sweepAsync starts a sweep in the background unless one is under way:
+// the reconciler's pass, which wakes idle groups, never waits for it.
+func (a *alerter) sweepAsync(timeout time.Duration) {
+	a.mu.Lock()
+	if a.sweeping {
+		a.mu.Unlock()
+		return
+	}
+	a.sweeping = true
+	a.draining.Add(1)
+	a.mu.Unlock()
+	go func() {
+		defer a.draining.Done()
+		ctx, cancel := context.WithTimeout(a.life, timeout)
+		a.sweep(ctx)
+		cancel()
+		a.mu.Lock()
+		a.sweeping = false
+		a.mu.Unlock()
+	}()
+}
+
 // sweep inserts the alerts of runs that ended in an alerting status since
 // the last sweep, and of running attempts past their longest duration,
 // that nobody stored (a crash between a commit and its alert). The leader

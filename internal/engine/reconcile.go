@@ -97,7 +97,7 @@ func (e *Engine) reconcile(ctx context.Context) {
 	e.disp.mu.Unlock()
 	if leading {
 		st.unblocked = e.unblockStranded(ctx)
-		e.alerts.sweep(ctx)
+		e.alerts.sweepAsync(e.cfg.ReconcileInterval)
 		e.joinStranded(ctx)
 	}
 	e.cfg.Observer.Reconciled(st.requeued + st.orphans + st.unblocked)
