@@ -66,19 +66,24 @@ func (s *alertRuleSet) rulesFor(job, group string) *store.AlertRules {
 	return r
 }
 
-// any reports whether some job or group has rules.
-func (s *alertRuleSet) any() bool {
+// some reports whether the rules of some group or job satisfy pred.
+func (s *alertRuleSet) some(pred func(*store.AlertRules) bool) bool {
 	for _, r := range s.groups {
-		if !r.Empty() {
+		if r != nil && pred(r) {
 			return true
 		}
 	}
 	for _, j := range s.jobs {
-		if !j.Alerts.Empty() {
+		if j.Alerts != nil && pred(j.Alerts) {
 			return true
 		}
 	}
 	return false
+}
+
+// any reports whether some job or group has rules.
+func (s *alertRuleSet) any() bool {
+	return s.some(func(r *store.AlertRules) bool { return !r.Empty() })
 }
 
 // alertNote is something that may alert: a run that ended (by id, or r
@@ -309,7 +314,7 @@ func (a *alerter) insertWith(ctx context.Context, build func(ctx context.Context
 	o := &txOp{}
 	o.fn = func(ctx context.Context, tx store.Tx) error {
 		var err error
-		if alerts, stored, err = build1(ctx, tx, build); err != nil || len(alerts) == 0 {
+		if alerts, stored, err = insertBuilt(ctx, tx, build); err != nil || len(alerts) == 0 {
 			return err
 		}
 		if at := firstDue(alerts, stored); !at.IsZero() {
@@ -333,8 +338,8 @@ func (a *alerter) insertWith(ctx context.Context, build func(ctx context.Context
 	return nil
 }
 
-// build1 runs build and inserts what it returns.
-func build1(ctx context.Context, tx store.Tx, build func(ctx context.Context, tx store.Tx) ([]*store.Alert, error)) ([]*store.Alert, []bool, error) {
+// insertBuilt runs build and inserts what it returns.
+func insertBuilt(ctx context.Context, tx store.Tx, build func(ctx context.Context, tx store.Tx) ([]*store.Alert, error)) ([]*store.Alert, []bool, error) {
 	alerts, err := build(ctx, tx)
 	if err != nil || len(alerts) == 0 {
 		return nil, nil, err

@@ -77,11 +77,6 @@ func (e *Engine) GroupAlerts(ctx context.Context, group string) (*store.AlertRul
 	return all[group], nil
 }
 
-// GroupAlertsList returns every group's default alert rules.
-func (e *Engine) GroupAlertsList(ctx context.Context) (map[string]*store.AlertRules, error) {
-	return e.st.GroupAlertsList(ctx)
-}
-
 // GroupAlertsPut sets a group's default alert rules, which its jobs
 // without rules of their own (and its one-off runs) follow; nil removes
 // them.

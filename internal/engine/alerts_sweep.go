@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/pluto-sched/pluto/internal/store"
@@ -153,23 +152,7 @@ func alertStatuses() []store.RunStatus {
 
 // anyLong reports whether some rules have a MaxDuration.
 func (s *alertRuleSet) anyLong() bool {
-	if slices.ContainsFunc(mapValues(s.groups), func(r *store.AlertRules) bool { return r != nil && r.MaxDuration > 0 }) {
-		return true
-	}
-	for _, j := range s.jobs {
-		if j.Alerts != nil && j.Alerts.MaxDuration > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-func mapValues[K comparable, V any](m map[K]V) []V {
-	out := make([]V, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
+	return s.some(func(r *store.AlertRules) bool { return r.MaxDuration > 0 })
 }
 
 // armLongRun arms the timer that alerts when f's attempt runs past its

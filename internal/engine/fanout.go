@@ -152,31 +152,18 @@ func (e *Engine) submitFanout(ctx context.Context, s *SubmitSpec) (SubmitResult,
 		}
 		e.disp.mu.Lock()
 		defer e.disp.mu.Unlock()
-		for _, g := range fanoutGroups(p) {
-			e.wake(g)
+		// The children share the parent's group and due time.
+		switch c := p.Children[0]; c.Status {
+		case store.StatusQueued:
+			e.wake(c.Group)
+		case store.StatusPending:
+			e.notePending(c.RunAt)
 		}
-		e.notePendingChildren(p)
 	})
 	if err != nil {
 		return SubmitResult{}, err
 	}
 	return SubmitResult{Run: res.Run, Existing: res.Existing}, nil
-}
-
-// fanoutGroups are the groups of a fan-out's queued children (one).
-func fanoutGroups(p store.FanoutCreateParams) []string {
-	if len(p.Children) == 0 || p.Children[0].Status != store.StatusQueued {
-		return nil
-	}
-	return []string{p.Children[0].Group}
-}
-
-// notePendingChildren tells the promoter of delayed children. Called with
-// e.disp.mu held.
-func (e *Engine) notePendingChildren(p store.FanoutCreateParams) {
-	if len(p.Children) > 0 && p.Children[0].Status == store.StatusPending {
-		e.notePending(p.Children[0].RunAt)
-	}
 }
 
 // joiner decides fan-out parents after their children end. It owns its
