@@ -69,7 +69,7 @@ to finish, prints it, and exits 0 only if it succeeded (1 otherwise).`,
 	f.Var(dur.Value{D: &timeout}, "timeout", "time limit of one attempt, e.g. 30m, 2d (0: none)")
 	f.IntVar(&body.Retries, "retries", 0, "retries after a failed attempt")
 	f.StringVar(&body.Key, "key", "", "idempotency key: resubmitting with the same key returns the existing run")
-	f.StringVar(&body.Routing, "routing", "", "routing strategy (least-recent, least-loaded, round-robin, random, hash, failover)")
+	f.StringVar(&body.Routing, "routing", "", "routing strategy (least-recent, least-loaded, round-robin, random, hash, failover, busy-over, least-frequent)")
 	f.StringVar(&body.RoutingKey, "routing-key", "", "key for --routing hash")
 	f.StringVar(&body.CallbackURL, "callback", "", "POST the run's outcome to this http(s) URL when it ends (retried until a 2xx answer or expiry)")
 	f.IntVar(&body.Shards, "shards", 0, "fan out: run this many children of the payload across the group; the run returned is their parent, whose result is theirs in shard order")

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -71,10 +70,11 @@ func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 }
 
 // Retry puts a failed, cancelled or timed-out run back in the queue with a
-// fresh attempt budget.
+// fresh attempt budget. A fan-out's parent runs again with only its
+// children that did not succeed (retryFanout).
 func (e *Engine) Retry(ctx context.Context, id string) (*store.Run, error) {
 	if r, err := e.st.RunGet(ctx, id); err == nil && isParent(r) {
-		return nil, fmt.Errorf("run %s is a fan-out's parent, which cannot be retried yet (retry its failed children): %w", id, store.ErrConflict)
+		return e.retryFanout(ctx, id)
 	}
 	o := &retryOp{params: store.RunRetryParams{ID: id, Now: e.now()}}
 	err := e.do(ctx, o, func() {

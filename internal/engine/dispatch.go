@@ -28,7 +28,6 @@ type dispatcher struct {
 	orphans  map[string]*flight  // active runs found at start, not yet reclaimed
 	settling map[string]int      // runs with a finish queued and not yet done (reconcile.go)
 	dispSeq  uint64              // dispatch counter for least-recent routing
-	rrSeq    uint64              // round-robin counter
 }
 
 // flight is the engine's memory of a run's current attempt while this
@@ -133,6 +132,10 @@ type group struct {
 	wakeGen  uint64
 	claiming bool
 
+	// turn is the worker that got the group's last round-robin run: the
+	// next one goes to the worker after it in id order.
+	turn string
+
 	cands []candidate // scratch for assign
 	csess []*Session
 }
@@ -177,7 +180,10 @@ func (e *Engine) wakeGroup(g *group) {
 //
 // Assigning first keeps an invariant the claim sizing relies on: no run
 // waits in the ready queue while a worker that could take it has a free
-// credit, so every free credit may be claimed for.
+// credit, so every free credit may be claimed for — except runs of the
+// turn-taking strategies (round-robin, failover) waiting for the worker
+// whose turn it is. Those are bounded instead: claims stop while the
+// ready queue holds as many runs as the group's workers have credits.
 func (e *Engine) kick(g *group) {
 	e.assign(g)
 	if !e.running() || g.claiming || len(e.claimParams(g)) == 0 {
@@ -208,6 +214,16 @@ func (e *Engine) claimParams(g *group) []store.RunClaimParams {
 	if !e.running() {
 		return nil
 	}
+	// Room: runs waiting for their turn take credits too, so that a busy
+	// worker in turn does not make the others claim without end; the runs
+	// this server holds for the group stay within its workers' windows.
+	room := -g.ready.Len()
+	for _, s := range g.sessions {
+		room += s.free()
+	}
+	if room <= 0 {
+		return nil
+	}
 	var out []store.RunClaimParams
 	for _, s := range g.sessions {
 		f := s.free()
@@ -231,9 +247,27 @@ func (e *Engine) claimParams(g *group) []store.RunClaimParams {
 	}
 	now := e.now()
 	for i := range out {
-		out[i].Limit, out[i].Now = min(out[i].Limit, e.cfg.ClaimBatch), now
+		out[i].Limit, out[i].Now = min(out[i].Limit, e.cfg.ClaimBatch, room), now
 	}
 	return out
+}
+
+// WaitingForTurn reports whether this server stopped claiming for group
+// because the runs it holds waiting for a busy worker's turn (round-robin,
+// failover) fill its workers' free credits: the other workers may then sit
+// idle beside queued runs, by design.
+func (e *Engine) WaitingForTurn(group string) bool {
+	e.disp.mu.Lock()
+	defer e.disp.mu.Unlock()
+	g := e.disp.groups[group]
+	if g == nil || g.ready.Len() == 0 {
+		return false
+	}
+	free := 0
+	for _, s := range g.sessions {
+		free += s.free()
+	}
+	return g.ready.Len() >= free
 }
 
 // claimed runs after a claim committed: the runs are now dispatched with a
@@ -284,9 +318,10 @@ func (e *Engine) claimed(g *group, o *claimOp) {
 }
 
 // assign hands waiting runs to workers with free credits, in priority
-// order, choosing each worker with the run's routing strategy. Runs whose
-// type no live worker of the group serves go back to the queue. Called
-// with e.disp.mu held.
+// order, choosing each worker with the run's routing strategy; a run whose
+// strategy names a busy worker (its turn) waits for it. Runs whose type no
+// live worker of the group serves go back to the queue. Called with
+// e.disp.mu held.
 func (e *Engine) assign(g *group) {
 	if g.ready.Len() == 0 {
 		return
@@ -295,13 +330,17 @@ func (e *Engine) assign(g *group) {
 	for _, s := range g.sessions {
 		free += s.free()
 	}
-	live := e.live()
+	live, now := e.live(), e.now()
 	var waiting, orphaned, tooLarge []*flight
 	largest := 0 // the largest message limit of a worker serving a too-large run
 	for g.ready.Len() > 0 && free > 0 {
 		f := heap.Pop(&g.ready).(*flight)
 		if e.disp.flights[f.id] != f {
 			continue // cancelled or timed out while waiting
+		}
+		routing := f.routing
+		if routing == "" {
+			routing = e.cfg.DefaultRouting
 		}
 		g.cands, g.csess = g.cands[:0], g.csess[:0]
 		size := f.size()
@@ -311,8 +350,8 @@ func (e *Engine) assign(g *group) {
 				continue
 			}
 			served, limit = true, max(limit, s.hello.MaxMessage)
-			if s.free() > 0 && s.hello.MaxMessage >= size {
-				g.cands = append(g.cands, s.candidate())
+			if s.healthy() && s.hello.MaxMessage >= size {
+				g.cands = append(g.cands, s.candidate(routing, now))
 				g.csess = append(g.csess, s)
 			}
 		}
@@ -324,19 +363,18 @@ func (e *Engine) assign(g *group) {
 			tooLarge, largest = append(tooLarge, f), max(largest, limit)
 			continue
 		}
-		routing := f.routing
-		if routing == "" {
-			routing = e.cfg.DefaultRouting
-		}
-		i := route(routing, f.routingKey, g.cands, e.disp.rrSeq, nil)
+		i := route(routing, f.routingKey, g.cands, g.turn, nil)
 		if i < 0 {
 			waiting = append(waiting, f)
 			continue
 		}
-		e.disp.rrSeq++
 		s := g.csess[i]
+		if routing == RoutingRoundRobin {
+			g.turn = s.hello.WorkerID
+		}
 		e.disp.dispSeq++
 		s.lastDispatch = e.disp.dispSeq
+		s.dispatched.add(now)
 		s.held[f.id] = f.attempt
 		f.session = s
 		s.outbox = append(s.outbox, Task{

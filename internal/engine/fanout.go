@@ -375,7 +375,7 @@ func (e *Engine) startMerge(ctx context.Context, tx store.Tx, o *txOp, fo *store
 	m := store.RunInsertParams{
 		ID: e.cfg.NewID(), ParentID: fo.ParentID, Type: fo.Merge, Group: parent.Group, Payload: payload,
 		Priority: parent.Priority, Status: store.StatusQueued, MaxAttempts: parent.MaxAttempts,
-		Key: mergeKeyPrefix + fo.ParentID, RunAt: now, Timeout: parent.Timeout, Routing: parent.Routing, Now: now,
+		Key: mergeKey(parent), RunAt: now, Timeout: parent.Timeout, Routing: parent.Routing, Now: now,
 	}
 	res, err := tx.RunInsert(ctx, []store.RunInsertParams{m})
 	if err != nil {

@@ -147,8 +147,85 @@ func TestFanoutCancelParent(t *testing.T) {
 		if n := len(c.Cancels()); n != 3 {
 			t.Errorf("worker told to cancel %d runs, want 3", n)
 		}
+		// Retried, it runs every child again.
+		if _, err := en.e.Retry(en.ctx, p.ID); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		en.wantStatus(p.ID, store.StatusRunning)
+		if n := len(c.Tasks()); n != 6 {
+			t.Errorf("%d tasks after the retry, want 3 more", n)
+		}
 		if _, err := en.e.Retry(en.ctx, p.ID); !errors.Is(err, store.ErrConflict) {
-			t.Errorf("retry of a parent: %v, want a conflict", err)
+			t.Errorf("retry of a running parent: %v, want a conflict", err)
+		}
+	})
+}
+
+// Retrying a failed parent reruns only the children that did not succeed;
+// the parent joins again with the old results and the new ones.
+func TestFanoutRetryRerunsFailedChildren(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		s, c := en.connect("w1", 10)
+		p := en.submit(SubmitSpec{Shards: 3})[0]
+		byShard := map[int]Task{}
+		for _, task := range c.Tasks() {
+			byShard[task.Shard] = task
+		}
+		finishWith(s, byShard[0], OutcomeSucceeded, "0")
+		finishWith(s, byShard[1], OutcomeFailed, "")
+		en.wantStatus(p.ID, store.StatusFailed)
+		en.wantStatus(byShard[2].RunID, store.StatusCancelled)
+
+		r, err := en.e.Retry(en.ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if r.Status != store.StatusRunning || r.Attempt != 1 || r.Error != "" || !r.FinishedAt.IsZero() {
+			t.Fatalf("retried parent: %s attempt %d, error %q, finished %v", r.Status, r.Attempt, r.Error, r.FinishedAt)
+		}
+		again := c.Tasks()[3:]
+		if len(again) != 2 {
+			t.Fatalf("%d children rerun, want the failed and the cancelled one", len(again))
+		}
+		for _, task := range again {
+			if task.Shard == 0 {
+				t.Fatalf("the succeeded shard ran again")
+			}
+			finishWith(s, task, OutcomeSucceeded, fmt.Sprint(task.Shard*10))
+		}
+		got := en.wantStatus(p.ID, store.StatusSucceeded)
+		if string(got.Result) != "[0,10,20]" {
+			t.Errorf("result %s, want [0,10,20]", got.Result)
+		}
+	})
+}
+
+// A parent whose merge failed merges again when retried, with a new
+// merge run (the first one keeps its key).
+func TestFanoutRetryMergesAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en := newEnv(t, nil)
+		s, c := en.connect("w1", 10, "noop", "sum")
+		p := en.submit(SubmitSpec{Shards: 2, Merge: "sum"})[0]
+		ts := c.Tasks()
+		finishWith(s, ts[0], OutcomeSucceeded, "1")
+		finishWith(s, ts[1], OutcomeSucceeded, "2")
+		finishWith(s, c.Tasks()[2], OutcomeFailed, "merge")
+		en.wantStatus(p.ID, store.StatusFailed)
+		if _, err := en.e.Retry(en.ctx, p.ID); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		ts = c.Tasks()
+		if len(ts) != 4 || ts[3].Type != "sum" || ts[3].RunID == ts[2].RunID {
+			t.Fatalf("tasks %v, want a new merge run only", ids(ts))
+		}
+		finishWith(s, ts[3], OutcomeSucceeded, "3")
+		if got := en.wantStatus(p.ID, store.StatusSucceeded); string(got.Result) != "3" {
+			t.Errorf("result %s", got.Result)
 		}
 	})
 }

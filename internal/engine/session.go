@@ -32,6 +32,7 @@ type Session struct {
 	held         map[string]int // run id → attempt the worker holds
 	outbox       []Task         // scratch for assign
 	lastDispatch uint64
+	dispatched   dispatchRate // for least-frequent routing
 	load         Load
 	loads        loadRing // the last heartbeats' loads, for the console's sparklines
 	connectedAt  time.Time
@@ -69,14 +70,22 @@ func (s *Session) serves(typ string) bool { return slices.Contains(s.hello.Types
 
 // free is how many more runs may be sent to the worker now.
 func (s *Session) free() int {
-	if s.closed || s.draining || s.state != WorkerAlive {
+	if !s.healthy() {
 		return 0
 	}
 	return max(0, s.window-len(s.held))
 }
 
-func (s *Session) candidate() candidate {
-	return candidate{ID: s.hello.WorkerID, Held: len(s.held), Capacity: s.hello.Capacity, CPU: s.load.CPU, LastDispatch: s.lastDispatch}
+// healthy: the worker is connected, alive and takes new runs.
+func (s *Session) healthy() bool { return !s.closed && !s.draining && s.state == WorkerAlive }
+
+// candidate is s as routing strategy sees it at now.
+func (s *Session) candidate(strategy string, now time.Time) candidate {
+	c := candidate{ID: s.hello.WorkerID, Free: s.free() > 0, Held: len(s.held), Capacity: s.hello.Capacity, CPU: s.load.CPU, LastDispatch: s.lastDispatch}
+	if strategy == RoutingLeastFrequent {
+		c.Recent = s.dispatched.count(now)
+	}
+	return c
 }
 
 func (s *Session) stopTimers() {

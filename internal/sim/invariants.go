@@ -382,7 +382,9 @@ func (w *world) probe() {
 // sampleStarvation: invariant starve. A worker the engine shows alive,
 // not draining, with a free credit, that serves a type of which runs are
 // queued in its group (routed by anything but hash), must not stay so for
-// ten seconds while the store is fault-free and the server up.
+// ten seconds while the store is fault-free and the server up — unless the
+// server holds as many runs waiting for a busy worker's turn (round-robin,
+// failover) as its workers have free credits, and so claims no more.
 func (w *world) sampleStarvation(now time.Time) {
 	const after = 10 * time.Second
 	eng := w.engine()
@@ -411,7 +413,7 @@ func (w *world) sampleStarvation(now time.Time) {
 	active := map[string]bool{}
 	for _, info := range eng.Workers() {
 		wks := instances[info.ID]
-		if len(wks) != 1 || info.State != engine.WorkerAlive || info.Draining || info.Window <= info.Running {
+		if len(wks) != 1 || info.State != engine.WorkerAlive || info.Draining || info.Window <= info.Running || eng.WaitingForTurn(info.Group) {
 			continue
 		}
 		wk := wks[0]

@@ -21,8 +21,9 @@ import (
 // never queued and no server holds it), RunStart, RunFinish and RunAdopt
 // never match it, and it has no attempt of its own. It ends through
 // FanoutFinish (succeeded or failed) or RunCancel (a running run with no
-// worker: cancelled), nothing else; RunRetry of a parent is ErrConflict
-// (its children are retried instead). A parent of a job is one of the
+// worker: cancelled), nothing else; RunRetry of a parent is ErrConflict:
+// FanoutReopen runs an ended parent again (its failed children are
+// retried with it). A parent of a job is one of the
 // job's unfinished runs while it runs, as any running run of the job:
 // RunListActiveForJob lists it, and RunUnblockNext (the overlap policies)
 // waits for it.
@@ -94,6 +95,18 @@ type FanoutFinishParams struct {
 	Now      time.Time
 }
 
+// FanoutReopenParams reopens an ended parent so that it is retried: a
+// parent that failed or was cancelled runs again (status running, Attempt
+// one more, no finished_at, result or error, its callback state cleared
+// as RunRetry clears a run's), and its fan-out is open again with no merge
+// run recorded (a new merge runs once its children end). The counters
+// stay: the caller retries the children that did not succeed in the same
+// transaction (RunRetry), which uncounts them.
+type FanoutReopenParams struct {
+	ParentID string
+	Now      time.Time
+}
+
 // FanoutTx is the write side; part of Tx.
 type FanoutTx interface {
 	// FanoutCreate creates a parent and its children (see
@@ -113,6 +126,10 @@ type FanoutTx interface {
 	// nil when it was not running (ended, cancelled), is not a parent, or
 	// is gone.
 	FanoutFinish(ctx context.Context, p FanoutFinishParams) (*Run, error)
+	// FanoutReopen reopens an ended parent (see FanoutReopenParams) and
+	// returns it: ErrConflict for a parent running or succeeded,
+	// ErrNotFound for a run that is not a parent (or is gone).
+	FanoutReopen(ctx context.Context, p FanoutReopenParams) (*Run, error)
 	// FanoutResults returns the results of a parent's children in shard
 	// order, at most limit (1 to MaxFanoutResults) from shard from (for a
 	// merge or the parent's result), with their statuses and errors; a
@@ -225,3 +242,20 @@ func ChildMoved(from, to RunStatus) (ended, failed int) {
 // IsFanoutChild reports whether r is a fan-out's child (not its merge
 // run, which has a parent but no ShardCount).
 func IsFanoutChild(r *Run) bool { return r != nil && r.ShardCount > 0 && r.ParentID != "" }
+
+// reopenable reports whether a parent in status s may be reopened.
+func reopenable(s RunStatus) bool {
+	return s == StatusFailed || s == StatusCancelled || s == StatusTimedOut
+}
+
+// CheckFanoutReopen reports why prev, read for update, cannot be reopened
+// (wrapping ErrNotFound or ErrConflict), or nil.
+func CheckFanoutReopen(prev *Run) error {
+	switch {
+	case !IsFanoutParent(prev):
+		return fmt.Errorf("FanoutReopen: run %q is not a fan-out's parent: %w", prev.ID, ErrNotFound)
+	case !reopenable(prev.Status):
+		return fmt.Errorf("FanoutReopen: parent %q is %s: %w", prev.ID, prev.Status, ErrConflict)
+	}
+	return nil
+}

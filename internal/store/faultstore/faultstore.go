@@ -681,6 +681,10 @@ func (t *tx) FanoutFinish(ctx context.Context, p store.FanoutFinishParams) (*sto
 	return txCall(t, ctx, "FanoutFinish", p, func() (*store.Run, error) { return t.inner.FanoutFinish(ctx, p) })
 }
 
+func (t *tx) FanoutReopen(ctx context.Context, p store.FanoutReopenParams) (*store.Run, error) {
+	return txCall(t, ctx, "FanoutReopen", p, func() (*store.Run, error) { return t.inner.FanoutReopen(ctx, p) })
+}
+
 func (t *tx) FanoutResults(ctx context.Context, parentID string, from, limit int) ([]store.ChildResult, error) {
 	return txCall(t, ctx, "FanoutResults", parentID, func() ([]store.ChildResult, error) {
 		return t.inner.FanoutResults(ctx, parentID, from, limit)

@@ -146,6 +146,22 @@ const (
 
 	sqlFanoutDone = `UPDATE fanouts SET done = true WHERE parent_id = $1`
 
+	// sqlFanoutReopen runs an ended parent again as a retry runs a run
+	// again (back in job_live, out of ended, its callback forgotten) and
+	// opens its fan-out with no merge run. Arguments: seq (of a parent
+	// checked ended).
+	sqlFanoutReopen = `WITH u AS (
+			UPDATE runs SET status = 'running', attempt = attempt + 1, finished_at = NULL, error = '', result = NULL,
+				callback_state = '', callback_attempts = 0, callback_next_at = NULL, callback_error = '',
+				callback_delivered_at = NULL
+			WHERE seq = $1 RETURNING ` + runCols + `),
+		l AS (INSERT INTO job_live (job, seq) SELECT job, seq FROM u WHERE job <> ''),
+		c AS (DELETE FROM callbacks WHERE ctid = ANY (ARRAY(
+			SELECT ctid FROM callbacks WHERE seq = $1 FOR UPDATE SKIP LOCKED))),
+		e AS (DELETE FROM ended WHERE seq = $1),
+		f AS (UPDATE fanouts SET done = false, merge_id = '' WHERE parent_id = (SELECT id FROM u))
+		SELECT * FROM u`
+
 	// sqlFanoutResults: a range of runs_parent_shard (the merge run, with
 	// no shard, is not in it). Arguments: parent, from, limit.
 	sqlFanoutResults = `SELECT shard, id, status, result, error FROM runs
@@ -408,6 +424,26 @@ func (t *tx) FanoutFinish(ctx context.Context, p store.FanoutFinishParams) (*sto
 	r := runs[0]
 	t.counts.Move(r.Group, r.Job, store.StatusRunning, r.Status)
 	t.rates.Ended(r.Group, r.Job, r.Status, p.Now, 1)
+	return r, nil
+}
+
+// FanoutReopen implements store.Tx.
+func (t *tx) FanoutReopen(ctx context.Context, p store.FanoutReopenParams) (*store.Run, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, err
+	}
+	prev, err := t.getForUpdate(ctx, "FanoutReopen", p.ParentID)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.CheckFanoutReopen(prev); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	r, err := t.one(ctx, "FanoutReopen", sqlFanoutReopen, prev.Seq)
+	if err != nil {
+		return nil, err
+	}
+	t.counts.Move(prev.Group, prev.Job, prev.Status, r.Status)
 	return r, nil
 }
 

@@ -80,6 +80,12 @@ func init() {
 		WHERE id = ?5 AND status = 'running' AND shard_count > 0 AND parent_id = ''
 		RETURNING ` + runCols
 	wSQL[wFanoutDone] = `UPDATE fanouts SET done = 1 WHERE parent_id = ?`
+	// Arguments: seq (of a parent checked ended).
+	wSQL[wFanoutReopen] = `UPDATE runs SET status = 'running', attempt = attempt + 1, finished_at = NULL,
+			error = '', result = NULL, callback_state = '', callback_attempts = 0, callback_next_at = NULL,
+			callback_error = '', callback_delivered_at = NULL
+		WHERE seq = ? RETURNING ` + runCols
+	wSQL[wFanoutReopenRow] = `UPDATE fanouts SET done = 0, merge_id = '' WHERE parent_id = ?`
 	// Arguments: ended, failed (deltas), parent.
 	wSQL[wFanoutCount] = `UPDATE fanouts SET ended = ended + ?, failed = failed + ? WHERE parent_id = ?`
 	// A range of runs_parent_shard: the merge run (no shard) is not in it.
@@ -314,6 +320,39 @@ func (t *tx) FanoutFinish(ctx context.Context, p store.FanoutFinishParams) (*sto
 		}
 	}
 	return r, t.fanoutDone("FanoutFinish", r.ID)
+}
+
+// FanoutReopen implements store.Tx.
+func (t *tx) FanoutReopen(ctx context.Context, p store.FanoutReopenParams) (*store.Run, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, err
+	}
+	prev, err := t.getForUpdate("FanoutReopen", p.ParentID)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.CheckFanoutReopen(prev); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	t.bind()
+	t.arg(prev.Seq)
+	runs, err := t.queryRuns("FanoutReopen", wFanoutReopen)
+	if err != nil {
+		return nil, err
+	}
+	if len(runs) != 1 {
+		return nil, fmt.Errorf("sqlite: FanoutReopen: parent %q vanished", p.ParentID)
+	}
+	t.counts.Move(prev.Group, prev.Job, prev.Status, store.StatusRunning)
+	if err := t.unended("FanoutReopen", prev.Seq); err != nil {
+		return nil, err
+	}
+	t.bind()
+	t.arg(p.ParentID)
+	if _, _, err := t.exec("FanoutReopen", wFanoutReopenRow); err != nil {
+		return nil, err
+	}
+	return runs[0], nil
 }
 
 // fanoutDone marks a parent's fan-out done: the parent stopped running.

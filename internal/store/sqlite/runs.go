@@ -116,6 +116,8 @@ const (
 	wFanoutSetMerge    // fanout.go
 	wFanoutFinish      // fanout.go
 	wFanoutDone        // fanout.go
+	wFanoutReopen      // fanout.go
+	wFanoutReopenRow   // fanout.go
 	wFanoutCount       // fanout.go
 	wFanoutResults     // fanout.go
 	wRetDeleteFanout   // retention.go

@@ -207,6 +207,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"FanoutJoinable", testFanoutJoinable},
 		{"FanoutCancelParent", testFanoutCancelParent},
 		{"FanoutJobParent", testFanoutJobParent},
+		{"FanoutReopen", testFanoutReopen},
 		{"TokenCreateAndGet", testTokenCreateAndGet},
 		{"TokenCreateExists", testTokenCreateExists},
 		{"TokenRejectsEmpty", testTokenRejectsEmpty},
