@@ -67,7 +67,12 @@ committed to the store.
                    server): print → follower latency. Then a run prints
                    100,000 lines beside no-op runs submitted at --rate:
                    their submit → start with and without it, and what its
-                   log cap kept`,
+                   log cap kept
+  --mode fanout    one parent of --shards no-op children (default 1000),
+                   timed from the submit to its result: joined (the
+                   children's results in shard order), then merged (a merge
+                   run counts them); the server's live heap before and
+                   after each, and its peak meanwhile`,
 		Example: `  pluto bench --runs 50000
   pluto bench --runs 50000 --tls
   pluto bench --history 1000000
@@ -75,7 +80,8 @@ committed to the store.
   pluto bench --mode steady --rate 500 --duration 30m --retention succeeded=30s,failed=30s --logs-per-run 5
   pluto bench --mode cron --jobs 20
   pluto bench --mode delayed --store 'postgres://localhost/pluto'
-  pluto bench --mode logs --store 'postgres://localhost/pluto'`,
+  pluto bench --mode logs --store 'postgres://localhost/pluto'
+  pluto bench --mode fanout --shards 10000`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkBenchFlags(cmd, &opts, output); err != nil {
 				return err
@@ -114,10 +120,11 @@ committed to the store.
 	f.IntVar(&opts.Capacity, "capacity", 64, "runs each worker processes at once")
 	f.IntVar(&opts.Prefetch, "prefetch", 0, "extra runs each worker holds beyond capacity (default: capacity)")
 	f.StringVar(&opts.Store, "store", "", "store URL (default: a temporary SQLite file)")
-	f.StringVar(&opts.Mode, "mode", "burndown", "burndown, steady, cron, delayed or logs")
+	f.StringVar(&opts.Mode, "mode", "burndown", "burndown, steady, cron, delayed, logs or fanout")
 	f.Float64Var(&opts.Rate, "rate", 1000, "steady and logs modes: submits per second")
 	f.IntVar(&opts.BatchSize, "batch", 1000, "burndown and delayed modes: runs per submit call")
 	f.IntVar(&opts.Jobs, "jobs", 20, "cron mode: jobs firing every second")
+	f.IntVar(&opts.Shards, "shards", 1000, "fanout mode: children of each parent")
 	f.IntVar(&opts.History, "history", 0, "burndown mode: after a first burndown on the empty store, bulk-load this many finished runs, burn down again and time every list filter")
 	f.BoolVar(&opts.CompareEmpty, "compare-empty", true, "with --history: burn down on the empty store first and compare")
 	f.DurationVar(&opts.Duration, "duration", 0, "steady mode: submit for this long (--rate × this many runs) instead of --runs")
@@ -153,8 +160,8 @@ func checkBenchFlags(cmd *cobra.Command, opts *bench.Options, output string) err
 	if opts.History < 0 || opts.History > 0 && opts.Mode != "burndown" {
 		return usageErrorf("--history must be positive and is for --mode burndown")
 	}
-	if opts.Runs < 1 || opts.Workers < 1 || opts.Capacity < 1 || opts.Rate <= 0 || opts.Jobs < 1 || opts.BatchSize < 1 {
-		return usageErrorf("--runs, --workers, --capacity, --rate, --jobs and --batch must be positive")
+	if opts.Runs < 1 || opts.Workers < 1 || opts.Capacity < 1 || opts.Rate <= 0 || opts.Jobs < 1 || opts.BatchSize < 1 || opts.Shards < 1 {
+		return usageErrorf("--runs, --workers, --capacity, --rate, --jobs, --batch and --shards must be positive")
 	}
 	if cmd.Flags().Changed("runs") && cmd.Flags().Changed("duration") {
 		return usageErrorf("--runs and --duration exclude each other")

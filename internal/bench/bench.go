@@ -67,6 +67,7 @@ type Options struct {
 	Rate      float64 // steady: submits per second (default 1000)
 	BatchSize int     // burndown, delayed: runs per submit call (default 1000)
 	Jobs      int     // cron: every-second jobs (default 20)
+	Shards    int     // fanout: children of each parent (default 1000)
 	// NoAuth turns authentication off, to measure its cost (default on,
 	// as a real server runs).
 	NoAuth bool
@@ -104,7 +105,7 @@ type Options struct {
 }
 
 // Modes are the benchmark modes Run knows.
-var Modes = []string{"burndown", "steady", "cron", "delayed", "logs"}
+var Modes = []string{"burndown", "steady", "cron", "delayed", "logs", "fanout"}
 
 // Percentiles in milliseconds.
 type Percentiles struct {
@@ -142,6 +143,7 @@ type Report struct {
 	Delayed *DelayedReport `json:"delayed,omitempty"` // --mode delayed
 	History *HistoryReport `json:"history,omitempty"` // --history
 	Logs    *LogsReport    `json:"logs,omitempty"`    // --mode logs
+	Fanout  *FanoutReport  `json:"fanout,omitempty"`  // --mode fanout
 	Steady  *SteadyReport  `json:"steady,omitempty"`  // --mode steady with --size-every
 }
 
@@ -163,6 +165,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Jobs == 0 {
 		o.Jobs = 20
+	}
+	if o.Shards == 0 {
+		o.Shards = 1000
 	}
 	if o.Workers == 0 {
 		o.Workers = 4
@@ -204,6 +209,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("bench: --mode must be one of %s, not %q", strings.Join(Modes, ", "), o.Mode)
 	case o.Jobs < 1:
 		return errors.New("bench: --jobs must be positive")
+	case o.Shards < 1 || o.Shards > store.MaxFanout:
+		return fmt.Errorf("bench: --shards must be between 1 and %d", store.MaxFanout)
 	case o.BatchSize < 1:
 		return errors.New("bench: --batch must be positive")
 	case o.Rate <= 0:
@@ -259,6 +266,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		rep, err = runDelayed(ctx, opts, storeURL)
 	case "logs":
 		rep, err = runLogs(ctx, opts, storeURL)
+	case "fanout":
+		rep, err = runFanout(ctx, opts, storeURL)
 	default:
 		rep, err = runQueue(ctx, opts, storeURL)
 	}
@@ -464,6 +473,12 @@ func (ws *workers) start(ctx context.Context, srv *benchServer, opts Options, h 
 	if h == nil {
 		h = logLines(opts.LogsPerRun, nil)
 	}
+	return ws.startTypes(ctx, srv, opts, h, []string{"noop"})
+}
+
+// startTypes connects opts.Workers workers of group bench serving types
+// with h.
+func (ws *workers) startTypes(ctx context.Context, srv *benchServer, opts Options, h worker.Handler, types []string) error {
 	wctx, cancel := context.WithCancel(ctx)
 	ws.cancel = cancel
 	for i := range opts.Workers {
@@ -471,7 +486,7 @@ func (ws *workers) start(ctx context.Context, srv *benchServer, opts Options, h 
 			Servers: []string{srv.GRPCAddr()}, ID: fmt.Sprintf("bench-%d", i), Group: "bench",
 			Capacity: opts.Capacity, Prefetch: opts.Prefetch, Logger: opts.Logger,
 			Handler: h,
-			Types:   []string{"noop"}, Token: srv.token, TLS: opts.workerTLS(),
+			Types:   types, Token: srv.token, TLS: opts.workerTLS(),
 		})
 		if err != nil {
 			return err
@@ -618,6 +633,8 @@ func (r *Report) Text() string {
 		return r.delayedText()
 	case r.Logs != nil:
 		return r.logsText()
+	case r.Fanout != nil:
+		return r.fanoutText()
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "pluto bench: %d no-op runs, %s, store %s, %d workers × capacity %d (+%d prefetch), %d cores%s\n",

@@ -51,6 +51,28 @@ func TestRunSteady(t *testing.T) {
 	}
 }
 
+// TestRunFanout: both parents end with every child's result, joined and
+// merged.
+func TestRunFanout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{Mode: "fanout", Shards: 300, Workers: 2, Capacity: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Fanout == nil || len(rep.Fanout.Rows) != 2 || rep.Runs != 600 {
+		t.Fatalf("report: %+v", rep)
+	}
+	for _, row := range rep.Fanout.Rows {
+		if strings.HasPrefix(row.Result, "WRONG") || row.Seconds <= 0 || row.Shards != 300 {
+			t.Errorf("row %+v", row)
+		}
+	}
+	if text := rep.Text(); !strings.Contains(text, "merge counted 300 results") || !strings.Contains(text, "300 results in shard order") {
+		t.Errorf("text:\n%s", text)
+	}
+}
+
 // runBench runs one benchmark and checks what every report must show.
 func runBench(t *testing.T, opts Options) *Report {
 	t.Helper()
@@ -91,7 +113,7 @@ func runBench(t *testing.T, opts Options) *Report {
 func TestOptionsRejected(t *testing.T) {
 	for _, o := range []Options{
 		{Runs: -1}, {Workers: -1}, {Capacity: -1}, {Mode: "sideways"}, {Rate: -5},
-		{Mode: "cron", Jobs: -1}, {Mode: "delayed", BatchSize: -1},
+		{Mode: "cron", Jobs: -1}, {Mode: "delayed", BatchSize: -1}, {Mode: "fanout", Shards: -1},
 	} {
 		if _, err := Run(context.Background(), o); err == nil {
 			t.Errorf("Run(%+v) accepted", o)
