@@ -132,4 +132,3 @@ func lines(path string) int {
 	}
 	return strings.Count(string(b), "\n")
 }
-
