@@ -45,6 +45,21 @@ type Run struct {
 	// LogLinesDropped counts the log lines dropped past the run's log cap.
 	// Shown by GET /api/v1/runs/{id} only, and omitted when 0.
 	LogLinesDropped int64 `json:"log_lines_dropped,omitempty"`
+	// Fanout is a parent's join state: shown by GET /api/v1/runs/{id} of
+	// a fan-out's parent only.
+	Fanout *Fanout `json:"fanout,omitempty"`
+}
+
+// Fanout is a parent's join state: of its Children, how many ended and
+// how many of those did not succeed; how many must succeed; its merge
+// type and merge run (null before it is made).
+type Fanout struct {
+	Children   int     `json:"children"`
+	Ended      int     `json:"ended"`
+	Failed     int     `json:"failed"`
+	MinSuccess int     `json:"min_success"`
+	Merge      *string `json:"merge"`
+	MergeRunID *string `json:"merge_run_id"`
 }
 
 // Callback is the state of a run's result delivery to its callback URL.

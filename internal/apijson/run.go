@@ -55,6 +55,12 @@ func FromRun(r *store.Run) Run {
 	return out
 }
 
+// FromFanout is a join state as the API shows it.
+func FromFanout(fo *store.Fanout) *Fanout {
+	return &Fanout{Children: fo.Total, Ended: fo.Ended, Failed: fo.Failed, MinSuccess: fo.MinSuccess,
+		Merge: OptString(fo.Merge), MergeRunID: OptString(fo.MergeID)}
+}
+
 // OptString is s, or nil for "".
 func OptString(s string) *string {
 	if s == "" {

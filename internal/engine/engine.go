@@ -622,6 +622,12 @@ func (e *Engine) Get(ctx context.Context, id string) (*store.Run, error) {
 	return e.st.RunGet(ctx, id)
 }
 
+// Fanout reads a fan-out's join state (ErrNotFound for a run that is not
+// a parent).
+func (e *Engine) Fanout(ctx context.Context, parentID string) (*store.Fanout, error) {
+	return e.st.FanoutRead(ctx, parentID)
+}
+
 // List pages runs, newest first.
 func (e *Engine) List(ctx context.Context, p store.RunListParams) (store.RunPage, error) {
 	for _, s := range p.Statuses {

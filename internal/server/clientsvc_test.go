@@ -95,6 +95,10 @@ func (f *csFakeEngine) Workers() []engine.WorkerInfo { return nil }
 func (f *csFakeEngine) Logs(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error) {
 	return nil, nil
 }
+func (f *csFakeEngine) Fanout(context.Context, string) (*store.Fanout, error) {
+	return nil, store.ErrNotFound
+}
+
 func (f *csFakeEngine) LogStats(ctx context.Context, id string) (store.LogStats, error) {
 	return store.LogStats{}, nil
 }

@@ -25,6 +25,7 @@ type Engine interface {
 	Logs(ctx context.Context, p store.LogListParams) ([]store.LogEntry, error)
 	// LogStats returns a run's log counters (lines dropped past its cap).
 	LogStats(ctx context.Context, id string) (store.LogStats, error)
+	Fanout(ctx context.Context, parentID string) (*store.Fanout, error)
 	// RunAttempts returns a run's recorded earlier attempts, in order
 	// (none for an unknown run).
 	RunAttempts(ctx context.Context, id string) ([]store.Attempt, error)

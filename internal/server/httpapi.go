@@ -418,6 +418,14 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out.LogLinesDropped = stats.Dropped
+	if store.IsFanoutParent(run) {
+		fo, err := h.eng.Fanout(r.Context(), run.ID)
+		if err != nil {
+			writeError(w, runErr(run.ID, err))
+			return
+		}
+		out.Fanout = apijson.FromFanout(fo)
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 

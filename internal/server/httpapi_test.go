@@ -196,6 +196,10 @@ func (f *httpFakeEngine) Logs(ctx context.Context, p store.LogListParams) ([]sto
 	return out, nil
 }
 
+func (f *httpFakeEngine) Fanout(context.Context, string) (*store.Fanout, error) {
+	return nil, store.ErrNotFound
+}
+
 func (f *httpFakeEngine) LogStats(ctx context.Context, id string) (store.LogStats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

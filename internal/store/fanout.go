@@ -156,6 +156,9 @@ type FanoutStore interface {
 	// cancelled) is never listed; the store reads the fan-outs of running
 	// parents only, not its whole history.
 	FanoutListJoinable(ctx context.Context, limit int) ([]*Fanout, error)
+	// FanoutRead reads a parent's join state outside a transaction, as
+	// FanoutGet does in one (for the API and the console).
+	FanoutRead(ctx context.Context, parentID string) (*Fanout, error)
 }
 
 // MaxFanout bounds a parent's children.

@@ -445,6 +445,10 @@ func (s *Store) FanoutListJoinable(ctx context.Context, limit int) ([]*store.Fan
 	return read(s, ctx, "FanoutListJoinable", func() ([]*store.Fanout, error) { return s.inner.FanoutListJoinable(ctx, limit) })
 }
 
+func (s *Store) FanoutRead(ctx context.Context, parentID string) (*store.Fanout, error) {
+	return read(s, ctx, "FanoutRead", func() (*store.Fanout, error) { return s.inner.FanoutRead(ctx, parentID) })
+}
+
 // LeaderElect implements store.Store.
 func (s *Store) LeaderElect(ctx context.Context, p store.LeaderElectParams) (store.Leader, error) {
 	return write(s, ctx, "LeaderElect", func() (store.Leader, error) { return s.inner.LeaderElect(ctx, p) })

@@ -479,6 +479,21 @@ func (t *tx) FanoutResults(ctx context.Context, parentID string, from, limit int
 	return out, nil
 }
 
+// FanoutRead implements store.Store.
+func (s *Store) FanoutRead(ctx context.Context, parentID string) (*store.Fanout, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	fo, err := scanFanout(s.pool.QueryRow(ctx, sqlFanoutGet, parentID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("postgres: FanoutRead: parent %q: %w", parentID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.wrap("FanoutRead", err)
+	}
+	return fo, nil
+}
+
 // FanoutListJoinable implements store.Store.
 func (s *Store) FanoutListJoinable(ctx context.Context, limit int) ([]*store.Fanout, error) {
 	if s.closed.Load() {

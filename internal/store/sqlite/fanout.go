@@ -69,6 +69,7 @@ func init() {
 	wSQL[wFanoutChildren16] = childInsertSQL(16)
 	wSQL[wFanoutChildren256] = childInsertSQL(256)
 	wSQL[wFanoutGet] = `SELECT ` + fanoutCols + ` FROM fanouts WHERE parent_id = ?`
+	rSQL[rFanoutGet] = wSQL[wFanoutGet]
 	// Once: a second merge run is refused, the same one again is not.
 	wSQL[wFanoutSetMerge] = `UPDATE fanouts SET merge_id = ?2 WHERE parent_id = ?1 AND merge_id IN ('', ?2)`
 	// A parent ends as a cancelled run does: its callback, if it has a
@@ -381,6 +382,29 @@ func (t *tx) FanoutResults(ctx context.Context, parentID string, from, limit int
 			Status: store.RunStatus(asString(v[2])), Result: asJSON(v[3]), Error: asString(v[4])})
 	})
 	return out, err
+}
+
+// FanoutRead implements store.Store.
+func (s *Store) FanoutRead(ctx context.Context, parentID string) (*store.Fanout, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
+	rows, err := s.rs[rFanoutGet].QueryContext(ctx, parentID)
+	if err != nil {
+		return nil, s.wrap("FanoutRead", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, s.wrap("FanoutRead", err)
+		}
+		return nil, fmt.Errorf("sqlite: FanoutRead: parent %q: %w", parentID, store.ErrNotFound)
+	}
+	fo, err := scanDecoded(rows, numFanoutCols, decodeFanout[any])
+	if err != nil {
+		return nil, s.wrap("FanoutRead", err)
+	}
+	return fo, nil
 }
 
 // FanoutListJoinable implements store.Store.

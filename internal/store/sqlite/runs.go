@@ -327,6 +327,7 @@ const (
 	rAlertNextAt    // alerts.go
 	rGroupAlerts    // alerts.go
 	rFanoutJoinable // fanout.go
+	rFanoutGet      // fanout.go
 	numRStmts
 )
 

@@ -56,6 +56,14 @@ func fanoutGet(t *testing.T, s store.Store, id string) *store.Fanout {
 		fo, err = tx.FanoutGet(ctx, id)
 		return err
 	})
+	// The read outside a transaction sees the same.
+	read, err := s.FanoutRead(ctx, id)
+	if err != nil {
+		t.Fatalf("FanoutRead %s: %v", id, err)
+	}
+	if *read != *fo {
+		t.Errorf("FanoutRead %s = %+v, FanoutGet %+v", id, *read, *fo)
+	}
 	return fo
 }
 

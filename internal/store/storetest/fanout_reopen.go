@@ -36,6 +36,10 @@ func testFanoutReopen(t *testing.T, s store.Store) {
 		wantErr(t, "FanoutReopen of "+c.id, err, c.want)
 	}
 
+	for _, id := range []string{"plain", "nope"} {
+		_, err := s.FanoutRead(ctx, id)
+		wantErr(t, "FanoutRead of "+id, err, store.ErrNotFound)
+	}
 	tx(t, s, func(tx store.Tx) error { return tx.FanoutSetMerge(ctx, "p", "m1") })
 	fanoutFinish(t, s, store.FanoutFinishParams{ParentID: "p", Status: store.StatusFailed, Error: "merge failed", Now: now})
 	wantCounters(t, s, "before", "p", 0, 0)
