@@ -103,6 +103,8 @@ type runPage struct {
 	// first: the summary lists them when there is more than one.
 	Attempts []apijson.Attempt
 	Logs     []apijson.LogLine
+	// Children is a fan-out parent's grid (nil for other runs).
+	Children *children
 	// LogsNext is the seq to follow the log from.
 	LogsNext int64
 }
@@ -124,7 +126,11 @@ func (c *Console) runPage(w http.ResponseWriter, r *http.Request, v *view) error
 	if err := c.api.call(r.Context(), v.secret(), http.MethodGet, "/api/v1/runs/"+url.PathEscape(id)+"/logs", q, nil, &logs); err != nil {
 		return err
 	}
-	p := runPage{view: v, Run: &run, Attempts: attempts.Attempts, Logs: logs.Items}
+	kids, err := c.loadChildren(r.Context(), v, &run)
+	if err != nil {
+		return err
+	}
+	p := runPage{view: v, Run: &run, Attempts: attempts.Attempts, Logs: logs.Items, Children: kids}
 	if n := len(logs.Items); n > 0 {
 		p.LogsNext = logs.Items[n-1].Seq
 	}
