@@ -106,7 +106,7 @@ func (c *Console) renderPart(w http.ResponseWriter, page, name string, data any)
 
 // funcs are the template helpers that need no view.
 var funcs = template.FuncMap{
-	"deref": deref,
+	"deref":     deref,
 	"when":      when,
 	"pretty":    prettyJSON,
 	"big":       func(b json.RawMessage) bool { return len(b) > 2048 },
