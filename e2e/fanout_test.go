@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -131,4 +132,57 @@ func lines(path string) int {
 		return 0
 	}
 	return strings.Count(string(b), "\n")
+}
+
+// TestBroadcastAndShardedJobWithRealProcesses: three `pluto worker`
+// processes. `pluto submit --routing shard-broadcast --wait` runs once on
+// each, every child told its index of three, and prints the parent with
+// their results; a job with shards 4, triggered, ends with four results.
+func TestBroadcastAndShardedJobWithRealProcesses(t *testing.T) {
+	dir := t.TempDir()
+	_, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"))
+	a := proc.NewAPI(t, httpAddr)
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("w%d", i)
+		w := proc.Start(t, id, "worker", "--server", grpcAddr, "--id", id, "--capacity", "2", "--shell")
+		w.Await(20*time.Second, "connected")
+	}
+	code, out, errOut := cli(t, "submit", "--server", "http://"+httpAddr, "--type", "shell", "--routing", "shard-broadcast",
+		"--payload", `{"cmd": "echo $PLUTO_SHARD/$PLUTO_SHARD_COUNT"}`, "--wait", "-o", "json")
+	if code != 0 {
+		t.Fatalf("submit --routing shard-broadcast: exit %d\n%s%s", code, out, errOut)
+	}
+	var parent proc.Run
+	if err := json.Unmarshal([]byte(out), &parent); err != nil || parent.Status != "succeeded" {
+		t.Fatalf("parent %+v (%v)\n%s", parent, err, out)
+	}
+	kids := proc.MustListOf[struct {
+		Status   string  `json:"status"`
+		WorkerID *string `json:"worker_id"`
+		Shard    *int    `json:"shard"`
+	}](a, "parent="+parent.ID)
+	workers := map[string]bool{}
+	for _, k := range kids {
+		if k.Status != "succeeded" || k.Shard == nil {
+			t.Errorf("child %+v", k)
+		}
+		workers[proc.Deref(k.WorkerID)] = true
+	}
+	if len(kids) != 3 || len(workers) != 3 {
+		t.Fatalf("%d children on %d workers, want one on each of 3", len(kids), len(workers))
+	}
+
+	job := map[string]any{"type": "shell", "shards": 4, "payload": map[string]string{"cmd": "echo $PLUTO_SHARD"}}
+	if code := a.Do("PUT", "/api/v1/jobs/sharded", job, nil); code != 201 {
+		t.Fatalf("PUT sharded job: HTTP %d", code)
+	}
+	var run proc.Run
+	if code := a.Do("POST", "/api/v1/jobs/sharded/trigger", nil, &run); code != 201 {
+		t.Fatalf("trigger: HTTP %d", code)
+	}
+	got := a.Wait(run.ID, time.Minute)
+	var res []json.RawMessage
+	if got.Status != "succeeded" || json.Unmarshal(got.Result, &res) != nil || len(res) != 4 {
+		t.Fatalf("sharded job's run: %s, result %s", got.Status, got.Result)
+	}
 }

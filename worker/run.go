@@ -55,6 +55,7 @@ type Run struct {
 	deadline     time.Time
 
 	sink     lineSink
+	merge    bool   // a merge run (IsMerge)
 	logLevel slog.Leveler
 
 	// Fields below are owned by the Worker and guarded by Worker.mu. The
@@ -490,6 +491,9 @@ type TestRun struct {
 	Log io.Writer
 	// LogLevel is the minimum level of Run.Logger (default Info).
 	LogLevel slog.Leveler
+	// Merge makes the run a merge run (IsMerge); its Payload then holds
+	// {"parent": ..., "results": [...]}.
+	Merge bool
 }
 
 // NewTestRun returns a Run as a worker would hand it to a handler, for tests.
@@ -515,6 +519,7 @@ func NewTestRun(t TestRun) *Run {
 		payload:     t.Payload,
 		deadline:    t.Deadline,
 		logLevel:    t.LogLevel,
+		merge:       t.Merge,
 	}
 	if t.Log != nil {
 		r.sink = &writerSink{w: t.Log}

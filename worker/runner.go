@@ -226,6 +226,7 @@ func (w *Worker) enqueueLocked(t *plutov1.Task) {
 		maxAttempts: t.GetMaxAttempts(),
 		timeout:     time.Duration(t.GetTimeoutMs()) * time.Millisecond,
 		sink:        w,
+		merge:       t.GetMerge(),
 		logLevel:    w.opts.RunLogLevel,
 		capLines:    t.GetLogMaxLines(),
 		capBytes:    t.GetLogMaxBytes(),

@@ -226,6 +226,12 @@ func printJobDetail(w io.Writer, j apiJob) {
 	if j.Shards != 0 {
 		row("Shards", strconv.Itoa(j.Shards))
 	}
+	if j.MinSuccess != 0 {
+		row("Min success", strconv.FormatFloat(j.MinSuccess, 'g', -1, 64))
+	}
+	if j.Merge != nil {
+		row("Merge", *j.Merge)
+	}
 	if j.Alerts != nil {
 		row("Alerts", alertRulesText(j.Alerts))
 	}

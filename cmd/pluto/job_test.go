@@ -148,7 +148,7 @@ retries: 3
 	}
 	r = runCLI(t, env, "job", "get", "nightly", "-o", "json")
 	var j map[string]any
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &j) != nil || len(j) != 24 || j["timezone"] != "Asia/Shanghai" {
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &j) != nil || len(j) != 26 || j["timezone"] != "Asia/Shanghai" {
 		t.Errorf("get json: %d %q", r.code, r.stdout)
 	}
 

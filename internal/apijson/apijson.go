@@ -184,7 +184,12 @@ type Job struct {
 	Timeout     *string `json:"timeout"`
 	Retries     int     `json:"retries"`
 	Shards      int     `json:"shards"`
-	Paused      bool    `json:"paused"`
+	// MinSuccess and Merge are a sharded or broadcast job's: how many of
+	// a run's children must succeed (a count, or a fraction below 1; 0:
+	// all) and the handler type that merges their results (null: none).
+	MinSuccess float64 `json:"min_success"`
+	Merge      *string `json:"merge"`
+	Paused     bool    `json:"paused"`
 	// CallbackURL is copied into the job's runs (null: none).
 	CallbackURL *string `json:"callback_url"`
 	// Keep is how long the job's finished runs are kept, a duration

@@ -59,6 +59,10 @@ type SubmitSpec struct {
 	Parts      []json.RawMessage
 	MinSuccess float64
 	Merge      string
+
+	// jobShards are the shards of the job whose run this is: it splits
+	// when dispatched (fanout_split.go).
+	jobShards int
 }
 
 // fanout reports a spec that splits into children.
@@ -149,6 +153,8 @@ type Task struct {
 	// its parent, its index and the number of children (0: not a child).
 	Parent            string
 	Shard, ShardCount int
+	// Merge: the run merges a fan-out's results (a merge or reduce run).
+	Merge bool
 }
 
 // Ack says the worker started an attempt.

@@ -454,10 +454,13 @@ func (e *Engine) slotRun(j *store.Job, at, now time.Time) store.RunInsertParams 
 	if len(payload) == 0 {
 		payload = nil
 	}
+	// The job was checked when saved: its split is valid.
+	split, _ := splitOf(ptr(jobSubmitSpec(j)))
 	return store.RunInsertParams{
 		ID: e.cfg.NewID(), Job: j.Name, Type: j.Type, Group: j.Group, Payload: payload,
 		Priority: j.Priority, Status: store.StatusQueued, MaxAttempts: j.Retries + 1,
-		LogicalTime: at, RunAt: at, Timeout: j.Timeout, Routing: j.Routing, CallbackURL: j.CallbackURL, Now: now,
+		LogicalTime: at, RunAt: at, Timeout: j.Timeout, Routing: j.Routing, CallbackURL: j.CallbackURL,
+		Split: split, Now: now,
 	}
 }
 

@@ -64,6 +64,8 @@ type flight struct {
 	orphanedAt time.Time
 	timer      clock.Timer // timeout
 	longTimer  clock.Timer // the alert rules' max_duration (alerts_sweep.go)
+	// merge: the run merges a fan-out's results (Task.Merge).
+	merge bool
 	// logsTold is the session told that this attempt's log is capped
 	// (LogsCapped); a reconnected worker's new session is told again.
 	logsTold *Session
@@ -82,6 +84,7 @@ func newFlight(r *store.Run) *flight {
 		maxAttempts: r.MaxAttempts, failures: r.Failures, lost: r.Lost, timeout: r.Timeout,
 		routing: r.Routing, routingKey: r.RoutingKey,
 		started: r.Status == store.StatusRunning, startedAt: r.StartedAt,
+		merge: r.ParentID != "" && r.ShardCount == 0,
 	}
 }
 
@@ -309,10 +312,18 @@ func (e *Engine) claimed(g *group, o *claimOp) {
 		}
 		return
 	}
+	var splits []*store.Run
 	for _, r := range o.runs {
+		if r.Split != nil {
+			splits = append(splits, r) // a parent now, not a task
+			continue
+		}
 		f := newFlight(r)
 		e.disp.flights[r.ID] = f
 		heap.Push(&g.ready, f)
+	}
+	if len(splits) > 0 {
+		e.expandSplits(g, splits)
 	}
 	e.kick(g) // assigns them first
 }
@@ -331,7 +342,7 @@ func (e *Engine) assign(g *group) {
 		free += s.free()
 	}
 	live, now := e.live(), e.now()
-	var waiting, orphaned, tooLarge []*flight
+	var waiting, orphaned, tooLarge, strays []*flight
 	largest := 0 // the largest message limit of a worker serving a too-large run
 	for g.ready.Len() > 0 && free > 0 {
 		f := heap.Pop(&g.ready).(*flight)
@@ -363,7 +374,17 @@ func (e *Engine) assign(g *group) {
 			tooLarge, largest = append(tooLarge, f), max(largest, limit)
 			continue
 		}
-		i := route(routing, f.routingKey, g.cands, g.turn, nil)
+		var i int
+		if isBroadcast(routing) {
+			var here bool
+			if i, here = pinnedTo(g, f.routingKey); !here {
+				strays = append(strays, f)
+				continue
+			}
+			i = freeOrWait(g.cands, i)
+		} else {
+			i = route(routing, f.routingKey, g.cands, g.turn, nil)
+		}
 		if i < 0 {
 			waiting = append(waiting, f)
 			continue
@@ -382,8 +403,14 @@ func (e *Engine) assign(g *group) {
 			Payload: f.payload, Timeout: f.timeout, MaxAttempts: f.maxAttempts,
 			LogMaxLines: live.LogMaxLines, LogMaxBytes: live.LogMaxBytes,
 			LogicalTime: f.logicalTime, CreatedAt: f.createdAt,
-			Parent: f.parent, Shard: f.shard, ShardCount: f.shardCount,
+			Parent: f.parent, Shard: f.shard, ShardCount: f.shardCount, Merge: f.merge,
 		})
+		if routing == store.RoutingBroadcast {
+			// A plain broadcast's handler is not told a shard (a
+			// shard-broadcast's is).
+			t := &s.outbox[len(s.outbox)-1]
+			t.Shard, t.ShardCount = 0, 0
+		}
 		f.payload = nil
 		free--
 	}
@@ -401,6 +428,9 @@ func (e *Engine) assign(g *group) {
 	}
 	if len(tooLarge) > 0 {
 		e.failTooLarge(tooLarge, largest)
+	}
+	if len(strays) > 0 {
+		e.failStrays(strays)
 	}
 }
 

@@ -70,13 +70,8 @@ func (e *Engine) fanoutParams(s *SubmitSpec, now time.Time) (store.FanoutCreateP
 	if err != nil {
 		return store.FanoutCreateParams{}, err
 	}
-	if s.Merge != "" {
-		if len(s.Merge) > maxNameLen {
-			return store.FanoutCreateParams{}, fe("merge", fmt.Sprintf("is longer than %d bytes", maxNameLen))
-		}
-		if err := plainText("merge", s.Merge); err != nil {
-			return store.FanoutCreateParams{}, err
-		}
+	if err := checkMerge(s.Merge); err != nil {
+		return store.FanoutCreateParams{}, err
 	}
 	parent, err := e.insertParams(s, now)
 	if err != nil {
@@ -372,10 +367,14 @@ func (e *Engine) startMerge(ctx context.Context, tx store.Tx, o *txOp, fo *store
 			Error: fmt.Sprintf("the children's results (%d bytes) are more than a merge run's payload may hold (%d)", len(payload), e.live().MaxPayload)})
 		return err
 	}
+	routing := parent.Routing
+	if isBroadcast(routing) {
+		routing = "" // the merge runs once, anywhere
+	}
 	m := store.RunInsertParams{
 		ID: e.cfg.NewID(), ParentID: fo.ParentID, Type: fo.Merge, Group: parent.Group, Payload: payload,
 		Priority: parent.Priority, Status: store.StatusQueued, MaxAttempts: parent.MaxAttempts,
-		Key: mergeKey(parent), RunAt: now, Timeout: parent.Timeout, Routing: parent.Routing, Now: now,
+		Key: mergeKey(parent), RunAt: now, Timeout: parent.Timeout, Routing: routing, Now: now,
 	}
 	res, err := tx.RunInsert(ctx, []store.RunInsertParams{m})
 	if err != nil {

@@ -193,6 +193,14 @@ func (e *Engine) cancelOnWorker(f *flight, reason string) {
 // failTooLarge ends runs whose task no worker of their group takes in one
 // message: retrying cannot help. Called with e.disp.mu held.
 func (e *Engine) failTooLarge(fs []*flight, limit int) {
+	e.failNow(fs, func(f *flight) string {
+		return fmt.Sprintf("the task is %d bytes; no worker of group %q serving %q takes messages over %d bytes", f.size(), f.group, f.typ, limit)
+	})
+}
+
+// failNow fails claimed runs that no worker here may take, for good, each
+// with the error why gives it. Called with e.disp.mu held.
+func (e *Engine) failNow(fs []*flight, why func(*flight) string) {
 	now := e.now()
 	params := make([]store.RunFinishParams, len(fs))
 	groups := make([]string, len(fs))
@@ -201,10 +209,8 @@ func (e *Engine) failTooLarge(fs []*flight, limit int) {
 		if e.disp.flights[f.id] == f {
 			delete(e.disp.flights, f.id)
 		}
-		size := f.size()
 		params[i] = store.RunFinishParams{
-			ID: f.id, Attempt: f.attempt, Status: store.StatusFailed, Failure: true, ServerID: e.fence(), Now: now,
-			Error: fmt.Sprintf("the task is %d bytes; no worker of group %q serving %q takes messages over %d bytes", size, f.group, f.typ, limit),
+			ID: f.id, Attempt: f.attempt, Status: store.StatusFailed, Failure: true, ServerID: e.fence(), Now: now, Error: why(f),
 		}
 		groups[i] = f.group
 	}

@@ -221,6 +221,7 @@ func jobSubmitSpec(j *store.Job) SubmitSpec {
 	return SubmitSpec{
 		Type: j.Type, Group: j.Group, Payload: j.Payload, Priority: j.Priority,
 		Timeout: j.Timeout, Retries: j.Retries, Routing: j.Routing, Job: j.Name, CallbackURL: j.CallbackURL,
+		jobShards: j.Shards, MinSuccess: j.MinSuccess, Merge: j.Merge,
 	}
 }
 
@@ -276,8 +277,13 @@ func (e *Engine) validateJob(j *store.Job) (cron.Schedule, error) {
 		return cron.Schedule{}, &FieldError{Field: "misfire_max", Message: fmt.Sprintf("must be between 1 and %d", maxMisfireMax)}
 	case !oneOf(j.Overlap, overlapPolicies):
 		return cron.Schedule{}, &FieldError{Field: "overlap", Message: fmt.Sprintf("unknown policy %q (known: %v)", j.Overlap, overlapPolicies)}
-	case j.Shards != 0:
-		return cron.Schedule{}, &FieldError{Field: "shards", Message: "sharded jobs are not supported yet"}
+	case j.Shards < 0 || j.Shards > store.MaxFanout:
+		return cron.Schedule{}, &FieldError{Field: "shards", Message: fmt.Sprintf("must be between 0 and %d", store.MaxFanout)}
+	case j.Shards > 0 && isBroadcast(j.Routing):
+		return cron.Schedule{}, &FieldError{Field: "routing", Message: "a broadcast makes one child per worker; give shards or a broadcast, not both"}
+	case j.Shards == 0 && !isBroadcast(j.Routing) && (j.MinSuccess != 0 || j.Merge != ""):
+		field := map[bool]string{true: "merge", false: "min_success"}[j.Merge != ""]
+		return cron.Schedule{}, &FieldError{Field: field, Message: "applies to a sharded or broadcast job only: give shards or routing broadcast"}
 	case j.Keep < 0:
 		return cron.Schedule{}, &FieldError{Field: "keep", Message: fmt.Sprintf("must not be negative, not %s", j.Keep)}
 	case j.KeepLast < 0:

@@ -4,6 +4,8 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"time"
+
+	"github.com/pluto-sched/pluto/internal/store"
 )
 
 // Routing strategies: how a run picks one of the workers of its group that
@@ -23,8 +25,10 @@ const (
 	RoutingLeastFrequent = "least-frequent" // fewest runs dispatched in the last frequencyWindow
 )
 
+// routings are the strategies a run or job may name: route's, and the
+// broadcasts, which split a run at dispatch (fanout_split.go).
 var routings = []string{RoutingLeastRecent, RoutingLeastLoaded, RoutingRoundRobin, RoutingRandom, RoutingHash,
-	RoutingFailover, RoutingBusyOver, RoutingLeastFrequent}
+	RoutingFailover, RoutingBusyOver, RoutingLeastFrequent, store.RoutingBroadcast, store.RoutingShardBroadcast}
 
 func knownRouting(s string) bool {
 	for _, r := range routings {

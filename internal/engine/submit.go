@@ -33,6 +33,12 @@ func (e *Engine) Submit(ctx context.Context, specs []SubmitSpec) ([]SubmitResult
 		return nil, &FieldError{Field: "runs", Message: fmt.Sprintf("at most %d runs per batch", maxBatchSpecs)}
 	}
 	for i := range specs {
+		if isBroadcast(specs[i].Routing) || specs[i].jobShards > 0 {
+			if specs[i].fanout() {
+				return nil, &FieldError{Field: "routing", Message: "a broadcast makes one child per worker; give shards or parts without it"}
+			}
+			continue // split when dispatched (insertParams)
+		}
 		if !specs[i].fanout() && specs[i].MinSuccess == 0 && specs[i].Merge == "" {
 			continue
 		}
@@ -156,11 +162,51 @@ func (e *Engine) insertParams(s *SubmitSpec, now time.Time) (store.RunInsertPara
 	if len(payload) == 0 {
 		payload = nil
 	}
+	split, err := splitOf(s)
+	if err != nil {
+		return store.RunInsertParams{}, err
+	}
 	return store.RunInsertParams{
 		ID: e.cfg.NewID(), Job: s.Job, Type: s.Type, Group: s.Group, Payload: payload,
 		Priority: s.Priority, Status: status, MaxAttempts: s.Retries + 1, Key: s.Key,
-		RunAt: runAt, Timeout: s.Timeout, Routing: s.Routing, RoutingKey: s.RoutingKey, CallbackURL: s.CallbackURL, Now: now,
+		RunAt: runAt, Timeout: s.Timeout, Routing: s.Routing, RoutingKey: s.RoutingKey, CallbackURL: s.CallbackURL,
+		Split: split, Now: now,
 	}, nil
+}
+
+// splitOf is how a spec's run splits when it is dispatched: a broadcast,
+// or the shards its job gives it (nil for neither). The min_success and
+// merge a split takes are checked here; a count of children is checked
+// against a job's shards, while a broadcast's number is known only then.
+func splitOf(s *SubmitSpec) (*store.Split, error) {
+	var sp *store.Split
+	switch {
+	case s.jobShards > 0:
+		sp = &store.Split{Shards: s.jobShards}
+		if _, err := minSuccess(s.MinSuccess, s.jobShards); err != nil {
+			return nil, err
+		}
+	case isBroadcast(s.Routing):
+		sp = &store.Split{Broadcast: s.Routing}
+		if _, err := minSuccess(s.MinSuccess, store.MaxFanout); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, nil
+	}
+	if err := checkMerge(s.Merge); err != nil {
+		return nil, err
+	}
+	sp.MinSuccess, sp.Merge = s.MinSuccess, s.Merge
+	return sp, nil
+}
+
+// checkMerge checks a fan-out's merge type.
+func checkMerge(merge string) error {
+	if len(merge) > maxNameLen {
+		return &FieldError{Field: "merge", Message: fmt.Sprintf("is longer than %d bytes", maxNameLen)}
+	}
+	return plainText("merge", merge)
 }
 
 // plainText rejects text a store cannot keep as it is: invalid UTF-8 and

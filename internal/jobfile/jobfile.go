@@ -258,7 +258,7 @@ func decodeJob(raw json.RawMessage, j *apijson.Job) error {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
-		return fmt.Errorf("%s: unknown field %q (the fields are those of the API's job object: name, type, group, payload, schedule, timezone, misfire, misfire_max, overlap, routing, priority, timeout, retries, depends_on, trigger_rule, shards, paused, callback_url, keep, keep_last, alerts)", name, name)
+		return fmt.Errorf("%s: unknown field %q (the fields are those of the API's job object: name, type, group, payload, schedule, timezone, misfire, misfire_max, overlap, routing, priority, timeout, retries, depends_on, trigger_rule, shards, min_success, merge, paused, callback_url, keep, keep_last, alerts)", name, name)
 	}
 	return err
 }

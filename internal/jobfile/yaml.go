@@ -15,7 +15,7 @@ import (
 // left out, since a PUT does not take them.
 var yamlFields = []string{
 	"name", "type", "group", "schedule", "timezone", "payload", "misfire", "misfire_max", "overlap",
-	"routing", "priority", "timeout", "retries", "depends_on", "trigger_rule", "shards", "paused", "callback_url",
+	"routing", "priority", "timeout", "retries", "depends_on", "trigger_rule", "shards", "min_success", "merge", "paused", "callback_url",
 	"keep", "keep_last", "alerts",
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -201,7 +202,7 @@ func TestClientSvcSubmitConvertsSpecs(t *testing.T) {
 		},
 		{Type: "noop", RunAt: runAt},
 	}}
-	if diff := cmp.Diff(want, eng.submitted); diff != "" {
+	if diff := cmp.Diff(want, eng.submitted, cmpopts.IgnoreUnexported(engine.SubmitSpec{})); diff != "" {
 		t.Errorf("engine got (-want +got):\n%s", diff)
 	}
 	if len(resp.Runs) != 2 || resp.Runs[0].Id != "r_1" || resp.Runs[1].Id != "r_2" {

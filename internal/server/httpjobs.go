@@ -89,10 +89,14 @@ func (h *httpAPI) jobFromJSON(name string, in jobJSON) (store.Job, error) {
 		Priority:   in.Priority,
 		Retries:    in.Retries,
 		Shards:     in.Shards,
+		MinSuccess: in.MinSuccess,
 		Paused:     in.Paused,
 		KeepLast:   in.KeepLast,
 	}
 	j.TriggerRule = strings.TrimSpace(in.TriggerRule)
+	if in.Merge != nil {
+		j.Merge = strings.TrimSpace(*in.Merge)
+	}
 	for _, d := range in.DependsOn {
 		dep := store.Dependency{Job: strings.TrimSpace(d.Job)}
 		if w := strings.TrimSpace(d.Window); w != "" {
@@ -335,6 +339,8 @@ func toJobJSON(j *store.Job) jobJSON {
 		Timeout:     optDuration(j.Timeout),
 		Retries:     j.Retries,
 		Shards:      j.Shards,
+		MinSuccess:  j.MinSuccess,
+		Merge:       optString(j.Merge),
 		Paused:      j.Paused,
 		CallbackURL: optString(j.CallbackURL),
 		Keep:        optKeep(j.Keep),

@@ -52,6 +52,8 @@ var jobPutSeeds = []string{
 	`{"type":"noop","timeout":"9223372036854775807"}`, `{"type":"noop","timeout":"2562048h"}`,
 	`{"type":"noop","priority":1e400}`, `{"type":"noop","retries":9223372036854775808}`, `{"type":"noop","misfire_max":0}`,
 	`{"type":"noop","misfire_max":99999999}`, `{"type":"noop","shards":4}`, `{"type":"noop","depends_on":["x"]}`,
+	`{"type":"noop","shards":4,"min_success":0.5,"merge":"sum"}`, `{"type":"noop","shards":4,"min_success":5}`, `{"type":"noop","min_success":1}`,
+	`{"type":"noop","shards":4,"routing":"broadcast"}`, `{"type":"noop","routing":"shard-broadcast","merge":"m"}`, `{"type":"noop","shards":100001}`,
 	`{"type":"noop","misfire":"ALL"}`, `{"type":"noop","overlap":""}`, `{"type":"noop","routing":"broadcast"}`,
 	`{"type":"noop","version":"1"}`, `{"type":"noop","next_fire":5}`,
 	// schedules and zones

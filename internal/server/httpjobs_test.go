@@ -148,7 +148,7 @@ func (c *jobsClient) want(status int, method, path, body string) map[string]any 
 
 var httpJobKeys = []string{
 	"name", "type", "group", "payload", "schedule", "timezone", "depends_on", "misfire", "overlap",
-	"routing", "priority", "timeout", "retries", "shards", "paused", "next_fire",
+	"routing", "priority", "timeout", "retries", "shards", "min_success", "merge", "paused", "next_fire",
 	"misfire_max", "version", "created_at", "updated_at", "callback_url", "keep", "keep_last", "alerts",
 }
 

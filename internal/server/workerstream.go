@@ -453,7 +453,7 @@ func (c *streamConn) Dispatch(tasks []engine.Task) {
 				TimeoutMs: t.Timeout.Milliseconds(), Group: t.Group, Job: t.Job, MaxAttempts: int32(t.MaxAttempts),
 				LogMaxLines: t.LogMaxLines, LogMaxBytes: t.LogMaxBytes,
 				LogicalTimeUnixMs: unixMillis(t.LogicalTime), CreatedUnixMs: unixMillis(t.CreatedAt),
-				ParentId: t.Parent, Shard: int32(t.Shard), ShardCount: int32(t.ShardCount),
+				ParentId: t.Parent, Shard: int32(t.Shard), ShardCount: int32(t.ShardCount), Merge: t.Merge,
 			})
 			size += ts
 		}

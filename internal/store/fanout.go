@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -107,6 +108,99 @@ type FanoutReopenParams struct {
 	Now      time.Time
 }
 
+// Split is how a run fans out when it is dispatched rather than when it
+// is created: a sharded job's run into Shards children, or a broadcast
+// into one child per live worker of its group (Broadcast is the children's
+// routing, RoutingBroadcast or RoutingShardBroadcast, and each child's
+// RoutingKey is its worker). MinSuccess is as submitted (a count, or a
+// fraction below 1; 0: all), resolved against the children's number when
+// they are made.
+type Split struct {
+	Shards     int     `json:"shards,omitempty"`
+	Broadcast  string  `json:"broadcast,omitempty"`
+	MinSuccess float64 `json:"min_success,omitempty"`
+	Merge      string  `json:"merge,omitempty"`
+}
+
+// The broadcast routings (Split.Broadcast, and the routing of the children
+// a broadcast makes).
+const (
+	RoutingBroadcast      = "broadcast"
+	RoutingShardBroadcast = "shard-broadcast"
+)
+
+// CheckSplit reports a Split no backend stores.
+func CheckSplit(s *Split) error {
+	switch {
+	case s == nil:
+		return nil
+	case s.Shards < 0 || s.Shards > MaxFanout:
+		return fmt.Errorf("split: %d shards (0 to %d)", s.Shards, MaxFanout)
+	case (s.Shards > 0) == (s.Broadcast != ""):
+		return errors.New("split: either shards or a broadcast")
+	case s.Broadcast != "" && s.Broadcast != RoutingBroadcast && s.Broadcast != RoutingShardBroadcast:
+		return fmt.Errorf("split: unknown broadcast %q", s.Broadcast)
+	case s.MinSuccess < 0 || math.IsNaN(s.MinSuccess) || math.IsInf(s.MinSuccess, 0):
+		return fmt.Errorf("split: min_success %v", s.MinSuccess)
+	}
+	return nil
+}
+
+// CheckRunSplit reports a run whose Split RunInsert does not store.
+func CheckRunSplit(p *RunInsertParams) error {
+	if p.Split == nil {
+		return nil
+	}
+	if p.ParentID != "" {
+		return fmt.Errorf("run %q has a parent and a split", p.ID)
+	}
+	if err := CheckSplit(p.Split); err != nil {
+		return fmt.Errorf("run %q: %w", p.ID, err)
+	}
+	return nil
+}
+
+// SplitDocs encodes the splits of runs (checked by CheckRunSplit), before
+// anything is written: nil when no run has one, else a JSON document per
+// run ("" for none).
+func SplitDocs(runs []RunInsertParams) ([]string, error) {
+	var docs []string
+	for i := range runs {
+		p := &runs[i]
+		if p.Split == nil {
+			continue
+		}
+		if docs == nil {
+			docs = make([]string, len(runs))
+		}
+		b, err := json.Marshal(p.Split)
+		if err != nil {
+			return nil, fmt.Errorf("run %q: split: %w", p.ID, err)
+		}
+		docs[i] = string(b)
+	}
+	return docs, nil
+}
+
+// FanoutExpandParams makes a claimed run with a Split the parent of
+// Children, as FanoutCreate makes a new one: the run (ID, dispatched at
+// Attempt and held by ServerID, which fence the change) becomes running,
+// started at Now, held by no server or worker, at Attempt-1 (the attempt
+// before its claim: a parent's attempt names no worker's), with
+// ShardCount = len(Children) and no Split; its fan-out row is created
+// with MinSuccess and Merge; the children are inserted as FanoutCreate
+// inserts them. Not applied (nil, nil) when the run is not so any more
+// (another server adopted it, it was cancelled).
+type FanoutExpandParams struct {
+	ID         string
+	Attempt    int
+	ServerID   string
+	Children   []RunInsertParams
+	MinSuccess int
+	Merge      string
+	Now        time.Time
+}
+
 // FanoutTx is the write side; part of Tx.
 type FanoutTx interface {
 	// FanoutCreate creates a parent and its children (see
@@ -126,6 +220,10 @@ type FanoutTx interface {
 	// nil when it was not running (ended, cancelled), is not a parent, or
 	// is gone.
 	FanoutFinish(ctx context.Context, p FanoutFinishParams) (*Run, error)
+	// FanoutExpand makes a claimed run with a Split a fan-out's parent
+	// (see FanoutExpandParams) and returns it and its children, or nils
+	// when the run is not dispatched at Attempt by ServerID.
+	FanoutExpand(ctx context.Context, p FanoutExpandParams) (*Run, []*Run, error)
 	// FanoutReopen reopens an ended parent (see FanoutReopenParams) and
 	// returns it: ErrConflict for a parent running or succeeded,
 	// ErrNotFound for a run that is not a parent (or is gone).
@@ -175,7 +273,6 @@ func IsFanoutParent(r *Run) bool { return r != nil && r.ShardCount > 0 && r.Pare
 // the children as they are stored: copies of p.Children with ParentID and
 // Shard set (ShardCount is len(p.Children)).
 func CheckFanout(p FanoutCreateParams) ([]RunInsertParams, error) {
-	n := len(p.Children)
 	switch {
 	case p.Parent.ID == "":
 		return nil, errors.New("FanoutCreate: the parent has no ID")
@@ -183,30 +280,50 @@ func CheckFanout(p FanoutCreateParams) ([]RunInsertParams, error) {
 		return nil, fmt.Errorf("FanoutCreate: parent %q: status %q is not running", p.Parent.ID, p.Parent.Status)
 	case p.Parent.ParentID != "" || p.Parent.Shard != nil:
 		return nil, fmt.Errorf("FanoutCreate: parent %q has a parent or a shard", p.Parent.ID)
+	case p.Parent.Split != nil:
+		return nil, fmt.Errorf("FanoutCreate: parent %q has a split", p.Parent.ID)
+	}
+	return checkChildren("FanoutCreate", p.Parent.ID, p.Children, p.MinSuccess)
+}
+
+// CheckFanoutExpand reports a FanoutExpandParams no backend takes, and
+// returns the children as they are stored (see CheckFanout).
+func CheckFanoutExpand(p FanoutExpandParams) ([]RunInsertParams, error) {
+	if p.ID == "" || p.Attempt < 1 || p.ServerID == "" {
+		return nil, fmt.Errorf("FanoutExpand: run %q at attempt %d held by %q: a claimed run is needed", p.ID, p.Attempt, p.ServerID)
+	}
+	return checkChildren("FanoutExpand", p.ID, p.Children, p.MinSuccess)
+}
+
+func checkChildren(op, parent string, children []RunInsertParams, minSuccess int) ([]RunInsertParams, error) {
+	n := len(children)
+	switch {
 	case n < 1 || n > MaxFanout:
-		return nil, fmt.Errorf("FanoutCreate: parent %q: %d children (1 to %d)", p.Parent.ID, n, MaxFanout)
-	case p.MinSuccess < 1 || p.MinSuccess > n:
-		return nil, fmt.Errorf("FanoutCreate: parent %q: min success %d (1 to %d, the children)", p.Parent.ID, p.MinSuccess, n)
+		return nil, fmt.Errorf("%s: parent %q: %d children (1 to %d)", op, parent, n, MaxFanout)
+	case minSuccess < 1 || minSuccess > n:
+		return nil, fmt.Errorf("%s: parent %q: min success %d (1 to %d, the children)", op, parent, minSuccess, n)
 	}
 	out := make([]RunInsertParams, n)
-	for i := range p.Children {
-		c := p.Children[i]
+	for i := range children {
+		c := children[i]
 		switch {
 		case c.ID == "":
-			return nil, fmt.Errorf("FanoutCreate: parent %q: child %d has no ID", p.Parent.ID, i)
+			return nil, fmt.Errorf("%s: parent %q: child %d has no ID", op, parent, i)
 		case c.Key != "" || (c.Job != "" && !c.LogicalTime.IsZero()):
 			// A child refused for its key or slot would leave its shard
 			// empty; the parent's key makes the fan-out idempotent.
-			return nil, fmt.Errorf("FanoutCreate: parent %q: child %q has a key or a job's slot", p.Parent.ID, c.ID)
+			return nil, fmt.Errorf("%s: parent %q: child %q has a key or a job's slot", op, parent, c.ID)
+		case c.Split != nil:
+			return nil, fmt.Errorf("%s: parent %q: child %q has a split", op, parent, c.ID)
 		}
 		switch c.Status {
 		case StatusPending, StatusBlocked, StatusQueued, StatusSkipped:
 		default:
-			return nil, fmt.Errorf("FanoutCreate: parent %q: child %q: status %q is not pending, blocked, queued or skipped",
-				p.Parent.ID, c.ID, c.Status)
+			return nil, fmt.Errorf("%s: parent %q: child %q: status %q is not pending, blocked, queued or skipped",
+				op, parent, c.ID, c.Status)
 		}
 		shard := i
-		c.ParentID, c.Shard = p.Parent.ID, &shard
+		c.ParentID, c.Shard = parent, &shard
 		out[i] = c
 	}
 	return out, nil

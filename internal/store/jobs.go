@@ -43,7 +43,13 @@ type Job struct {
 	Priority    int
 	Timeout     time.Duration // 0: none
 	Retries     int
-	Shards      int
+	// Shards, if not 0, splits each of the job's runs into that many
+	// children when it is dispatched; MinSuccess (a count, or a fraction
+	// of Shards below 1; 0: all) and Merge (a handler type, "" for none)
+	// are the fan-out's, as a submit's min_success and merge.
+	Shards     int
+	MinSuccess float64
+	Merge      string
 	// CallbackURL is copied into the job's runs ("" for none).
 	CallbackURL string
 	// Alerts are the job's alert rules (alerts.go); nil: its group's

@@ -125,6 +125,9 @@ type Run struct {
 	// terminal; Callback is the state of that delivery (callbacks.go).
 	CallbackURL string
 	Callback    Callback
+	// Split, if not nil, makes the run a fan-out's parent when it is
+	// dispatched (FanoutExpand): a sharded job's run, or a broadcast.
+	Split *Split
 }
 
 // RunInsertParams is one new run. ID is chosen by the caller.
@@ -147,6 +150,7 @@ type RunInsertParams struct {
 	RoutingKey  string
 	Error       string    // why a skipped run was skipped; "" otherwise
 	CallbackURL string    // "" for none; a skipped run's delivery is pending at once
+	Split       *Split    // nil for none (see Run.Split); not on a fan-out's child
 	Now         time.Time // created_at
 }
 

@@ -685,6 +685,21 @@ func (t *tx) FanoutFinish(ctx context.Context, p store.FanoutFinishParams) (*sto
 	return txCall(t, ctx, "FanoutFinish", p, func() (*store.Run, error) { return t.inner.FanoutFinish(ctx, p) })
 }
 
+// Expanded is the Result of a FanoutExpand call (Commit.Calls): the
+// parent and its children, nil when the expand did not apply.
+type Expanded struct {
+	Parent   *store.Run
+	Children []*store.Run
+}
+
+func (t *tx) FanoutExpand(ctx context.Context, p store.FanoutExpandParams) (*store.Run, []*store.Run, error) {
+	r, err := txCall(t, ctx, "FanoutExpand", p, func() (Expanded, error) {
+		parent, children, err := t.inner.FanoutExpand(ctx, p)
+		return Expanded{parent, children}, err
+	})
+	return r.Parent, r.Children, err
+}
+
 func (t *tx) FanoutReopen(ctx context.Context, p store.FanoutReopenParams) (*store.Run, error) {
 	return txCall(t, ctx, "FanoutReopen", p, func() (*store.Run, error) { return t.inner.FanoutReopen(ctx, p) })
 }

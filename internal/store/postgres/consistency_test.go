@@ -26,9 +26,10 @@ import (
 // and q1 have none. The runs of q0 and q1 are mostly blocked, in a group
 // of their own that drains, so that the queue policy releases them. Each
 // round also creates a fan-out, whose children go through it all, and
-// finishes or cancels earlier parents: no parent is ever in queue,
-// pending or active, and each fan-out's counters (folded and not) are
-// its children's.
+// finishes or cancels earlier parents; some runs have a split, and about
+// half of those a worker holds expand (FanoutExpand) into children: no
+// parent is ever in queue, pending or active, and each fan-out's counters
+// (folded and not) are its children's.
 func TestSideTablesConsistent(t *testing.T) {
 	s := openInternal(t)
 	// Bounds every transaction, so that a store that blocks fails the test
@@ -52,6 +53,7 @@ func TestSideTablesConsistent(t *testing.T) {
 	var (
 		wg        sync.WaitGroup
 		unblocked atomic.Int64
+		expanded  atomic.Int64
 	)
 	for w := range workers {
 		wg.Add(1)
@@ -96,6 +98,9 @@ func TestSideTablesConsistent(t *testing.T) {
 									p.Status = store.StatusQueued
 								}
 							}
+							if rng.IntN(8) == 0 {
+								p.Split = &store.Split{Shards: 2}
+							}
 							ps = append(ps, p)
 						}
 						if _, err := tx.RunInsert(ctx, ps); err != nil {
@@ -110,6 +115,27 @@ func TestSideTablesConsistent(t *testing.T) {
 						var adopts []store.RunAdoptParams
 						keep := mine[:0]
 						for _, run := range mine {
+							if run.Split != nil && run.Attempt == 1 && rng.IntN(2) == 0 {
+								// Not applied if another server adopted it or a
+								// cancel took it meanwhile. At attempt 1 only: the
+								// parent takes the attempt before its claim, and
+								// this test's unfenced reports of a stale attempt
+								// would finish a parent at attempt 1 or more (the
+								// engine never gives a split run to a worker).
+								ep := store.FanoutExpandParams{ID: run.ID, Attempt: run.Attempt, ServerID: server, MinSuccess: 1, Now: now}
+								for c := range 2 {
+									ep.Children = append(ep.Children, store.RunInsertParams{ID: fmt.Sprintf("%s-a%d-c%d", run.ID, run.Attempt, c),
+										Type: []string{"a", "b"}[c], Group: "g", Status: store.StatusQueued, MaxAttempts: 2, Now: now})
+								}
+								parent, _, err := tx.FanoutExpand(ctx, ep)
+								if err != nil {
+									return err
+								}
+								if parent != nil {
+									expanded.Add(1)
+								}
+								continue
+							}
 							switch rng.IntN(8) {
 							case 0:
 								starts = append(starts, store.RunStartParams{ID: run.ID, Attempt: run.Attempt, WorkerID: "w", Now: now})
@@ -248,7 +274,7 @@ func TestSideTablesConsistent(t *testing.T) {
 		t.Fatal("the workers did not finish within 3 minutes")
 	}
 	checkSideTables(t, s)
-	t.Logf("%d runs unblocked", unblocked.Load())
+	t.Logf("%d runs unblocked, %d expanded", unblocked.Load(), expanded.Load())
 	var delivered, failed, pendingCB, callbackRows int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE callback_state = 'delivered'),
 		count(*) FILTER (WHERE callback_state = 'failed'), count(*) FILTER (WHERE callback_state = 'pending'),
@@ -337,9 +363,10 @@ func checkSideTables(t *testing.T, s *Store) {
 		{"active runs missing from active", `SELECT r.id FROM runs r WHERE r.status IN ('dispatched', 'running') AND NOT EXISTS (
 			SELECT 1 FROM active a WHERE a.seq = r.seq AND a.server_id = r.server_id)
 			AND NOT (r.shard_count > 0 AND r.parent_id = '')`},
-		// A fan-out's parent runs held by no server, never queued.
+		// A fan-out's parent runs held by no server, never queued; it has
+		// no split (an expanded run's is cleared).
 		{"parents in queue, pending or active", `SELECT r.id FROM runs r WHERE r.shard_count > 0 AND r.parent_id = ''
-			AND (r.server_id IS NOT NULL OR r.worker_id <> '' OR r.attempt <> 0
+			AND (r.server_id IS NOT NULL OR r.worker_id <> '' OR r.attempt <> 0 OR r.split IS NOT NULL
 				OR r.status NOT IN ('running', 'succeeded', 'failed', 'cancelled')
 				OR EXISTS (SELECT 1 FROM queue q WHERE q.seq = r.seq) OR EXISTS (SELECT 1 FROM pending p WHERE p.seq = r.seq)
 				OR EXISTS (SELECT 1 FROM active a WHERE a.seq = r.seq))`},

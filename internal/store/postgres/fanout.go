@@ -20,7 +20,10 @@ import (
 // no claim, RunListActive or RunRequeueLost ever sees it; a parent of a
 // job has a row in job_live like any running run of a job — it is one of
 // the job's unfinished runs, so overlap policies and RunUnblockNext see
-// it — which FanoutFinish and RunCancel delete.
+// it — which FanoutFinish and RunCancel delete. FanoutExpand makes a
+// claimed run with a split (split.go) such a parent in place: its active
+// row goes, its job_live row stays, and its attempt goes back to the one
+// before the claim (0 unless the run was claimed before).
 //
 // Its join state is its fanouts row plus the unfolded rows of
 // fanout_deltas (the migration tells why deltas rather than updates of
@@ -60,15 +63,34 @@ const (
 
 	sqlFanoutCreate = `INSERT INTO fanouts (parent_id, total, min_success, merge, ended, failed) VALUES ($1, $2, $3, $4, $5, $5)`
 
+	// sqlFanoutExpand makes a claimed run with a split a parent, as
+	// sqlFanoutParent stores one: running from now, held by no server or
+	// worker, at the attempt before its claim. Fenced like a start: the
+	// attempt, the server, still dispatched. A run of a job stays in
+	// job_live (a claim leaves it there); its active row goes in
+	// sqlFanoutExpandRow, a second statement, whose snapshot follows this
+	// one's lock on the run (the runs.go note on side tables). Arguments:
+	// id, attempt, server, started_at, shard_count.
+	sqlFanoutExpand = `UPDATE runs SET status = 'running', attempt = attempt - 1, server_id = NULL, worker_id = '',
+			dispatched_at = NULL, started_at = $4, shard_count = $5, split = NULL
+		WHERE id = $1 AND attempt = $2 AND status = 'dispatched' AND server_id = $3 AND split IS NOT NULL
+		RETURNING ` + runCols
+
+	// sqlFanoutExpandRow takes an expanded run out of active and writes its
+	// fan-out row, as sqlFanoutCreate. Arguments: seq, then
+	// sqlFanoutCreate's.
+	sqlFanoutExpandRow = `WITH a AS (DELETE FROM active WHERE seq = $1)
+		INSERT INTO fanouts (parent_id, total, min_success, merge, ended, failed) VALUES ($2, $3, $4, $5, $6, $6)`
+
 	// sqlFanoutCount appends changes to parents' counters. Arguments:
 	// arrays of parent, ended, failed.
 	sqlFanoutCount = `INSERT INTO fanout_deltas (parent_id, ended, failed)
 		SELECT * FROM unnest($1::text[], $2::int4[], $3::int4[])`
 
 	// sqlFanoutChildren inserts children in input order (seq follows it)
-	// and fills the side tables as sqlInsertFull does. A child whose ID
-	// names a run fails the statement. Arguments: sqlInsertFull's arrays,
-	// then shard_count.
+	// and fills the side tables as sqlInsertFull does; it returns their
+	// seqs in shard order. A child whose ID names a run fails the
+	// statement. Arguments: sqlInsertFull's arrays, then shard_count.
 	sqlFanoutChildren = `WITH i AS (
 			INSERT INTO runs (id, job, parent_id, shard, type, grp, payload, priority, status,
 				max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key,
@@ -85,14 +107,14 @@ const (
 					max_attempts, key, logical_time, run_at, created_at, timeout, routing, routing_key, error,
 					callback_url, ord)
 			ORDER BY u.ord
-			RETURNING job, status, callback_next_at, ` + queueCols + `),
+			RETURNING job, status, callback_next_at, shard, ` + queueCols + `),
 		q AS (INSERT INTO queue (` + queueCols + `) SELECT ` + queueCols + ` FROM i WHERE status = 'queued'),
 		p AS (INSERT INTO pending (run_at, seq) SELECT run_at, seq FROM i WHERE status = 'pending'),
 		b AS (INSERT INTO blocked (job, seq) SELECT job, seq FROM i WHERE status = 'blocked'),
 		l AS (INSERT INTO job_live (job, seq) SELECT job, seq FROM i WHERE job <> '' AND status IN ('queued', 'pending')),
 		c AS (INSERT INTO callbacks (next_at, seq) SELECT callback_next_at, seq FROM i WHERE callback_next_at IS NOT NULL),
 		e AS (INSERT INTO ended (seq) SELECT seq FROM i WHERE status = 'skipped')
-		SELECT count(*) FROM i`
+		SELECT array_agg(seq ORDER BY shard) FROM i`
 
 	// sqlFanoutGet reads a parent's join state: its row plus its unfolded
 	// deltas, from the statement's one snapshot. A read: it locks nothing.
@@ -270,23 +292,82 @@ func (t *tx) FanoutCreate(ctx context.Context, p store.FanoutCreateParams) (stor
 	t.counts.Add(pp.Group, pp.Job, store.StatusRunning, 1)
 	r := insertedRun(pp, seq)
 	r.StartedAt, r.ShardCount = r.CreatedAt, n
-	// The children inserted ended (skipped: ended and failed) are counted
-	// here; the moves that follow by the statements that make them.
+	if _, err := t.q.Exec(ctx, sqlFanoutCreate, pp.ID, int32(n), int32(p.MinSuccess), p.Merge, skippedChildren(children)); err != nil {
+		return store.RunInsertResult{}, t.s.wrap("FanoutCreate", err)
+	}
+	if err := t.insertAllChildren(ctx, "FanoutCreate", children, nil); err != nil {
+		return store.RunInsertResult{}, err
+	}
+	return store.RunInsertResult{Run: r}, nil
+}
+
+// FanoutExpand implements store.Tx.
+func (t *tx) FanoutExpand(ctx context.Context, p store.FanoutExpandParams) (*store.Run, []*store.Run, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, nil, err
+	}
+	children, err := store.CheckFanoutExpand(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: %w", err)
+	}
+	n := len(children)
+	rows, err := t.q.Query(ctx, sqlFanoutExpand, p.ID, int32(p.Attempt), p.ServerID, p.Now, int32(n))
+	if err != nil {
+		return nil, nil, t.s.wrap("FanoutExpand", err)
+	}
+	runs, err := collectRuns(rows)
+	if err != nil {
+		return nil, nil, t.s.wrap("FanoutExpand", err)
+	}
+	if len(runs) == 0 {
+		return nil, nil, nil // not dispatched at that attempt by that server any more, or no split
+	}
+	r := runs[0]
+	t.counts.Move(r.Group, r.Job, store.StatusDispatched, store.StatusRunning)
+	if _, err := t.q.Exec(ctx, sqlFanoutExpandRow, r.Seq, p.ID, int32(n), int32(p.MinSuccess), p.Merge,
+		skippedChildren(children)); err != nil {
+		return nil, nil, t.s.wrap("FanoutExpand", err)
+	}
+	out := make([]*store.Run, n)
+	err = t.insertAllChildren(ctx, "FanoutExpand", children, func(i int, seq int64) {
+		out[i] = insertedRun(&children[i], seq)
+		out[i].ShardCount = n
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, out, nil
+}
+
+// skippedChildren counts the children inserted ended (skipped: ended and
+// failed), which the fan-out row counts from the start; the moves that
+// follow are counted by the statements that make them.
+func skippedChildren(children []store.RunInsertParams) int32 {
 	skipped := int32(0)
 	for i := range children {
 		if children[i].Status == store.StatusSkipped {
 			skipped++
 		}
 	}
-	if _, err := t.q.Exec(ctx, sqlFanoutCreate, pp.ID, int32(n), int32(p.MinSuccess), p.Merge, skipped); err != nil {
-		return store.RunInsertResult{}, t.s.wrap("FanoutCreate", err)
-	}
+	return skipped
+}
+
+// insertAllChildren inserts a fan-out's children in batches of
+// childBatch, and calls made, if not nil, with each one's index and seq.
+func (t *tx) insertAllChildren(ctx context.Context, op string, children []store.RunInsertParams, made func(i int, seq int64)) error {
+	n := len(children)
 	for from := 0; from < n; from += childBatch {
-		if err := t.insertChildren(ctx, children[from:min(n, from+childBatch)], n); err != nil {
-			return store.RunInsertResult{}, err
+		seqs, err := t.insertChildren(ctx, op, children[from:min(n, from+childBatch)], n)
+		if err != nil {
+			return err
+		}
+		if made != nil {
+			for j, seq := range seqs {
+				made(from+j, seq)
+			}
 		}
 	}
-	return store.RunInsertResult{Run: r}, nil
+	return nil
 }
 
 // existingParent returns the run that holds a parent's key or slot.
@@ -315,8 +396,9 @@ func (t *tx) existingParent(ctx context.Context, p *store.RunInsertParams) (stor
 	return store.RunInsertResult{Run: r, Existing: true}, nil
 }
 
-// insertChildren inserts a batch of a fan-out's children (of shardCount).
-func (t *tx) insertChildren(ctx context.Context, runs []store.RunInsertParams, shardCount int) error {
+// insertChildren inserts a batch of a fan-out's children (of shardCount)
+// and returns their seqs, in order.
+func (t *tx) insertChildren(ctx context.Context, op string, runs []store.RunInsertParams, shardCount int) ([]int64, error) {
 	n := len(runs)
 	var (
 		id, job, parent, typ, grp, status, routing, routingKey = make([]string, n), make([]string, n), make([]string, n),
@@ -343,21 +425,21 @@ func (t *tx) insertChildren(ctx context.Context, runs []store.RunInsertParams, s
 		errorText[i] = cleanText(p.Error)
 		callbackURL[i] = nullText(cleanText(p.CallbackURL))
 	}
-	var got int64
+	var seqs []int64
 	err := t.q.QueryRow(ctx, sqlFanoutChildren, id, job, parent, shard, typ, grp, payload, priority, status,
-		maxAtt, key, logical, runAt, createdAt, timeout, routing, routingKey, errorText, callbackURL, int32(shardCount)).Scan(&got)
+		maxAtt, key, logical, runAt, createdAt, timeout, routing, routingKey, errorText, callbackURL, int32(shardCount)).Scan(&seqs)
 	if err != nil {
-		return t.s.wrap("FanoutCreate", err)
+		return nil, t.s.wrap(op, err)
 	}
-	if got != int64(n) {
-		return fmt.Errorf("postgres: FanoutCreate: inserted %d of %d children", got, n)
+	if len(seqs) != n {
+		return nil, fmt.Errorf("postgres: %s: inserted %d of %d children", op, len(seqs), n)
 	}
 	for i := range runs {
 		p := &runs[i]
 		t.counts.Add(p.Group, p.Job, p.Status, 1)
 		t.rates.Ended(p.Group, p.Job, p.Status, p.Now, 1) // of the insert statuses only skipped is an end
 	}
-	return nil
+	return seqs, nil
 }
 
 // FanoutGet implements store.Tx.

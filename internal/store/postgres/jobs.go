@@ -38,7 +38,7 @@ import (
 // jobCols is the column list every job query reads, in scanJob's order.
 const jobCols = `name, type, grp, payload, schedule, timezone, depends_on, misfire, misfire_max, overlap,
 	routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at, callback_url,
-	keep, keep_last, trigger_rule, alerts`
+	keep, keep_last, trigger_rule, alerts, min_success, merge`
 
 const (
 	sqlJobGet  = `SELECT ` + jobCols + ` FROM jobs WHERE name = $1`
@@ -50,9 +50,9 @@ const (
 	// version, keeping created_at; version 1 tells a creation.
 	sqlJobPut = `INSERT INTO jobs AS j (name, type, grp, payload, schedule, timezone, depends_on, misfire,
 			misfire_max, overlap, routing, priority, timeout, retries, shards, paused, next_fire, version,
-			created_at, updated_at, callback_url, keep, keep_last, trigger_rule, alerts)
+			created_at, updated_at, callback_url, keep, keep_last, trigger_rule, alerts, min_success, merge)
 		VALUES ($1, $2, $3, $4::text::jsonb, $5, $6, $7::text[], $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $18, $19,
-			$20, $21, $22, $23)
+			$20, $21, $22, $23, $24, $25)
 		ON CONFLICT (name) DO UPDATE SET type = excluded.type, grp = excluded.grp, payload = excluded.payload,
 			schedule = excluded.schedule, timezone = excluded.timezone, depends_on = excluded.depends_on,
 			misfire = excluded.misfire, misfire_max = excluded.misfire_max, overlap = excluded.overlap,
@@ -60,7 +60,8 @@ const (
 			retries = excluded.retries, shards = excluded.shards, paused = excluded.paused,
 			next_fire = excluded.next_fire, version = j.version + 1, updated_at = excluded.updated_at,
 			callback_url = excluded.callback_url, keep = excluded.keep, keep_last = excluded.keep_last,
-			trigger_rule = excluded.trigger_rule, alerts = excluded.alerts
+			trigger_rule = excluded.trigger_rule, alerts = excluded.alerts, min_success = excluded.min_success,
+			merge = excluded.merge
 		RETURNING ` + jobCols
 	sqlJobDelete = `DELETE FROM jobs WHERE name = $1`
 	sqlJobPause  = `UPDATE jobs SET paused = $2, next_fire = $3, version = version + 1, updated_at = $4
@@ -249,7 +250,7 @@ func scanJob(row pgx.Row) (*store.Job, error) {
 	if err := row.Scan(&j.Name, &j.Type, &j.Group, &jr.payload, &j.Schedule, &j.Timezone, &jr.dependsOn,
 		&j.Misfire, &j.MisfireMax, &j.Overlap, &j.Routing, &j.Priority, &jr.timeout, &j.Retries, &j.Shards,
 		&j.Paused, &jr.nextFire, &j.Version, &j.CreatedAt, &j.UpdatedAt, &j.CallbackURL, &jr.keep, &j.KeepLast,
-		&j.TriggerRule, &jr.alerts); err != nil {
+		&j.TriggerRule, &jr.alerts, &j.MinSuccess, &j.Merge); err != nil {
 		return nil, err
 	}
 	if jr.payload != nil {
@@ -383,7 +384,7 @@ func (t *tx) JobPut(ctx context.Context, p store.JobPutParams) (*store.Job, bool
 	job, err := scanJob(t.q.QueryRow(ctx, sqlJobPut, j.Name, j.Type, j.Group, payload, j.Schedule, j.Timezone,
 		dependsOn, j.Misfire, int32(j.MisfireMax), j.Overlap, j.Routing, int32(j.Priority), int64(j.Timeout),
 		int32(j.Retries), int32(j.Shards), j.Paused, nullTime(j.NextFire), p.Now, cleanText(j.CallbackURL),
-		int64(j.Keep), int32(j.KeepLast), j.TriggerRule, alerts))
+		int64(j.Keep), int32(j.KeepLast), j.TriggerRule, alerts, j.MinSuccess, j.Merge))
 	if err != nil {
 		return nil, false, t.s.wrap("JobPut", err)
 	}

@@ -218,9 +218,16 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		default:
 			return nil, fmt.Errorf("postgres: RunInsert: run %q: status %q is not pending, blocked, queued or skipped", p.ID, p.Status)
 		}
+		if err := store.CheckRunSplit(p); err != nil {
+			return nil, fmt.Errorf("postgres: RunInsert: %w", err)
+		}
 	}
 	if len(runs) == 0 {
 		return []store.RunInsertResult{}, nil
+	}
+	splits, err := store.SplitDocs(runs)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: RunInsert: %w", err)
 	}
 	n := len(runs)
 	full := false
@@ -322,6 +329,11 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		}
 		if k.slot != (slot{}) {
 			refusedSlots = append(refusedSlots, k.slot)
+		}
+	}
+	if splits != nil {
+		if err := t.setSplits(ctx, runs, splits, out); err != nil {
+			return nil, err
 		}
 	}
 	if len(refusedKeys) == 0 && len(refusedSlots) == 0 {

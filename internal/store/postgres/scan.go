@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -24,15 +25,15 @@ const (
 	attempt, max_attempts, failures, key, logical_time, run_at, created_at, started_at,
 	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key,
 	callback_url, callback_state, callback_attempts, callback_next_at, callback_error, callback_delivered_at, lost,
-	dispatched_at, shard_count`
+	dispatched_at, shard_count, split`
 	qualifiedRunCols = `runs.seq, runs.id, runs.job, runs.parent_id, runs.shard, runs.type, runs.grp,
 	runs.payload, runs.priority, runs.status, runs.attempt, runs.max_attempts, runs.failures,
 	runs.key, runs.logical_time, runs.run_at, runs.created_at, runs.started_at, runs.finished_at,
 	runs.worker_id, runs.server_id, runs.result, runs.error, runs.timeout, runs.routing,
 	runs.routing_key, runs.callback_url, runs.callback_state, runs.callback_attempts,
 	runs.callback_next_at, runs.callback_error, runs.callback_delivered_at, runs.lost,
-	runs.dispatched_at, runs.shard_count`
-	numRunCols = 35
+	runs.dispatched_at, runs.shard_count, runs.split`
+	numRunCols = 36
 )
 
 // runRow receives one row of runCols.
@@ -57,6 +58,7 @@ type runRow struct {
 	lost        int32
 	dispatched  pgtype.Timestamptz
 	shardCount  int32
+	split       []byte
 	dest        [numRunCols]any
 }
 
@@ -68,7 +70,7 @@ func newRunRow() *runRow {
 		&r.Attempt, &r.MaxAttempts, &r.Failures, &rr.key, &rr.logicalTime, &r.RunAt, &r.CreatedAt, &rr.startedAt,
 		&rr.finishedAt, &r.WorkerID, &rr.serverID, &rr.result, &r.Error, &rr.timeout, &r.Routing, &r.RoutingKey,
 		&rr.cbURL, &rr.cbState, &rr.cbAttempts, &rr.cbNextAt, &rr.cbError, &rr.cbDelivered, &rr.lost,
-		&rr.dispatched, &rr.shardCount,
+		&rr.dispatched, &rr.shardCount, &rr.split,
 	}
 	return rr
 }
@@ -76,7 +78,7 @@ func newRunRow() *runRow {
 // scan reads the current row into a new Run.
 func (rr *runRow) scan(row pgx.Row) (*Run, error) {
 	rr.r = Run{}
-	rr.payload, rr.result = nil, nil
+	rr.payload, rr.result, rr.split = nil, nil, nil
 	if err := row.Scan(rr.dest[:]...); err != nil {
 		return nil, err
 	}
@@ -109,6 +111,12 @@ func (rr *runRow) decode() (*Run, error) {
 	r.Timeout = time.Duration(rr.timeout)
 	r.Lost = int(rr.lost)
 	r.ShardCount = int(rr.shardCount)
+	if rr.split != nil {
+		r.Split = new(store.Split)
+		if err := json.Unmarshal(rr.split, r.Split); err != nil {
+			return nil, fmt.Errorf("run %q: split: %w", r.ID, err)
+		}
+	}
 	if rr.cbURL.Valid {
 		r.CallbackURL = rr.cbURL.String
 		r.Callback = store.Callback{

@@ -18,7 +18,10 @@ import (
 // and attempt 0, which no worker's report names. A parent of a job is one
 // of the job's unfinished runs while it runs: runs_job_active holds it
 // like any running run of a job, so overlap policies and RunUnblockNext
-// see it.
+// see it. FanoutExpand makes a claimed run with a split (split.go) such a
+// parent in place: the claim's server and dispatch are cleared, and its
+// attempt goes back to the one before the claim (0 unless the run was
+// claimed before).
 //
 // Its join state is its fanouts row. The counters are kept by the Tx
 // methods that can move a child into or out of a terminal status, in the
@@ -81,6 +84,15 @@ func init() {
 		WHERE id = ?5 AND status = 'running' AND shard_count > 0 AND parent_id = ''
 		RETURNING ` + runCols
 	wSQL[wFanoutDone] = `UPDATE fanouts SET done = 1 WHERE parent_id = ?`
+	// A claimed run with a split becomes a parent, as FanoutCreate stores
+	// one: running from now, held by no server (server_id NULL takes it out
+	// of runs_active) and no worker, at the attempt before its claim.
+	// Fenced like a start: the attempt, the server, still dispatched.
+	// Arguments: started_at, shard_count, id, attempt, server.
+	wSQL[wFanoutExpand] = `UPDATE runs SET status = 'running', attempt = attempt - 1, server_id = NULL, worker_id = '',
+			dispatched_at = NULL, started_at = ?1, shard_count = ?2, split = NULL
+		WHERE id = ?3 AND attempt = ?4 AND status = 'dispatched' AND server_id = ?5 AND split IS NOT NULL
+		RETURNING ` + runCols
 	// Arguments: seq (of a parent checked ended).
 	wSQL[wFanoutReopen] = `UPDATE runs SET status = 'running', attempt = attempt + 1, finished_at = NULL,
 			error = '', result = NULL, callback_state = '', callback_attempts = 0, callback_next_at = NULL,
@@ -184,7 +196,49 @@ func (t *tx) FanoutCreate(ctx context.Context, p store.FanoutCreateParams) (stor
 	t.counts.Add(parent.Group, parent.Job, store.StatusRunning, 1)
 	r := insertedRun(parent, seq)
 	r.StartedAt, r.ShardCount = r.CreatedAt, n
+	if err := t.createFanout("FanoutCreate", parent.ID, children, p.MinSuccess, p.Merge, nil); err != nil {
+		return store.RunInsertResult{}, err
+	}
+	return store.RunInsertResult{Run: r}, nil
+}
 
+// FanoutExpand implements store.Tx.
+func (t *tx) FanoutExpand(ctx context.Context, p store.FanoutExpandParams) (*store.Run, []*store.Run, error) {
+	if err := t.check(ctx); err != nil {
+		return nil, nil, err
+	}
+	children, err := store.CheckFanoutExpand(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: %w", err)
+	}
+	n := len(children)
+	t.bind()
+	t.arg(micro(p.Now))
+	t.arg(int64(n))
+	t.arg(p.ID)
+	t.arg(int64(p.Attempt))
+	t.arg(p.ServerID)
+	runs, err := t.queryRuns("FanoutExpand", wFanoutExpand)
+	if err != nil || len(runs) == 0 {
+		return nil, nil, err // not dispatched at that attempt by that server any more, or no split
+	}
+	r := runs[0]
+	t.counts.Move(r.Group, r.Job, store.StatusDispatched, store.StatusRunning)
+	out := make([]*store.Run, n)
+	err = t.createFanout("FanoutExpand", p.ID, children, p.MinSuccess, p.Merge, func(i int, seq int64) {
+		out[i] = insertedRun(&children[i], seq)
+		out[i].ShardCount = n
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, out, nil
+}
+
+// createFanout writes parent's fan-out row and inserts its children (made,
+// if not nil, is called with each child's index and seq).
+func (t *tx) createFanout(op, parent string, children []store.RunInsertParams, minSuccess int, merge string,
+	made func(i int, seq int64)) error {
 	// The children inserted ended are counted here; the moves that follow
 	// by the statements that make them (countChildren).
 	var ended, failed int64
@@ -195,21 +249,19 @@ func (t *tx) FanoutCreate(ctx context.Context, p store.FanoutCreateParams) (stor
 		}
 	}
 	t.bind()
-	for _, v := range []driver.Value{parent.ID, int64(n), ended, failed, int64(p.MinSuccess), p.Merge} {
+	for _, v := range []driver.Value{parent, int64(len(children)), ended, failed, int64(minSuccess), merge} {
 		t.arg(v)
 	}
-	if _, _, err := t.exec("FanoutCreate", wFanoutCreate); err != nil {
-		return store.RunInsertResult{}, err
+	if _, _, err := t.exec(op, wFanoutCreate); err != nil {
+		return err
 	}
-	if err := t.insertChildren(children); err != nil {
-		return store.RunInsertResult{}, err
-	}
-	return store.RunInsertResult{Run: r}, nil
+	return t.insertChildren(op, children, made)
 }
 
 // insertChildren inserts a fan-out's children in multi-row statements, in
-// shard order (seq follows it).
-func (t *tx) insertChildren(children []store.RunInsertParams) error {
+// shard order (seq follows it), and calls made, if not nil, with each
+// one's index and seq.
+func (t *tx) insertChildren(op string, children []store.RunInsertParams, made func(i int, seq int64)) error {
 	n := int64(len(children))
 	for i := 0; i < len(children); {
 		c := childChunks[len(childChunks)-1]
@@ -237,15 +289,20 @@ func (t *tx) insertChildren(children []store.RunInsertParams) error {
 			t.arg(cbNext)
 			t.arg(n)
 		}
-		if _, _, err := t.exec("FanoutCreate", c.stmt); err != nil {
+		_, last, err := t.exec(op, c.stmt)
+		if err != nil {
 			return err
 		}
 		for j := i; j < i+c.rows; j++ {
 			p := &children[j]
+			if made != nil {
+				// Rowids of one multi-row INSERT are consecutive (RunInsert).
+				made(j, last-int64(i+c.rows-1-j))
+			}
 			t.counts.Add(p.Group, p.Job, p.Status, 1)
 			if p.Status == store.StatusSkipped {
 				t.rates.Ended(p.Group, p.Job, p.Status, p.Now, 1)
-				if err := t.ended("FanoutCreate", p.ID); err != nil {
+				if err := t.ended(op, p.ID); err != nil {
 					return err
 				}
 			}

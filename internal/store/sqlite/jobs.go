@@ -29,9 +29,9 @@ import (
 // order decodeJob reads it.
 const jobCols = `name, type, grp, payload, schedule, timezone, depends_on, misfire, misfire_max,
 	overlap, routing, priority, timeout, retries, shards, paused, next_fire, version, created_at, updated_at,
-	callback_url, keep, keep_last, trigger_rule, alerts`
+	callback_url, keep, keep_last, trigger_rule, alerts, min_success, merge`
 
-const numJobCols = 25
+const numJobCols = 27
 
 // tx.query decodes rows into a buffer of numRunCols values.
 var _ [numRunCols - numJobCols]struct{}
@@ -86,8 +86,8 @@ const (
 	// and updated_at. A replace keeps created_at and bumps version.
 	jobPutSQL = `INSERT INTO jobs (name, type, grp, payload, schedule, timezone, depends_on, misfire,
 			misfire_max, overlap, routing, priority, timeout, retries, shards, paused, next_fire,
-			version, created_at, updated_at, callback_url, keep, keep_last, trigger_rule, alerts)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?,?,?)
+			version, created_at, updated_at, callback_url, keep, keep_last, trigger_rule, alerts, min_success, merge)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT (name) DO UPDATE SET
 			type = excluded.type, grp = excluded.grp, payload = excluded.payload,
 			schedule = excluded.schedule, timezone = excluded.timezone,
@@ -98,7 +98,7 @@ const (
 			next_fire = excluded.next_fire, version = jobs.version + 1,
 			updated_at = excluded.updated_at, callback_url = excluded.callback_url,
 			keep = excluded.keep, keep_last = excluded.keep_last, trigger_rule = excluded.trigger_rule,
-			alerts = excluded.alerts
+			alerts = excluded.alerts, min_success = excluded.min_success, merge = excluded.merge
 		RETURNING ` + jobCols
 
 	jobPauseSQL = `UPDATE jobs SET paused = ?, next_fire = ?, version = version + 1, updated_at = ?
@@ -140,6 +140,8 @@ func decodeJob[V any](vs []V) (*store.Job, error) {
 		Keep:        time.Duration(asInt(v(21))),
 		KeepLast:    int(asInt(v(22))),
 		TriggerRule: asString(v(23)),
+		MinSuccess:  asFloat(v(25)),
+		Merge:       asString(v(26)),
 	}
 	if v(6) != nil {
 		if err := json.Unmarshal([]byte(asString(v(6))), &j.DependsOn); err != nil {
@@ -163,6 +165,17 @@ func dependsOn(d []string) (driver.Value, error) {
 		return nil, err
 	}
 	return string(b), nil
+}
+
+// asFloat decodes a REAL column (an integer value too).
+func asFloat(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case int64:
+		return float64(x)
+	}
+	return 0
 }
 
 func boolInt(b bool) int64 {
@@ -241,6 +254,8 @@ func (t *tx) JobPut(ctx context.Context, p store.JobPutParams) (*store.Job, bool
 	t.arg(int64(j.KeepLast))
 	t.arg(j.TriggerRule)
 	t.arg(alerts)
+	t.arg(j.MinSuccess)
+	t.arg(j.Merge)
 	jobs, err := t.queryJobs("JobPut", wJobPut)
 	if err != nil {
 		return nil, false, err

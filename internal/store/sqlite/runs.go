@@ -21,7 +21,7 @@ const runCols = `seq, id, job, parent_id, shard, type, grp, payload, priority, s
 	attempt, max_attempts, failures, key, logical_time, run_at, created_at, started_at,
 	finished_at, worker_id, server_id, result, error, timeout, routing, routing_key,
 	callback_url, CASE WHEN callback_url IS NOT NULL THEN json_array(callback_state, callback_attempts,
-		callback_next_at, callback_error, callback_delivered_at) END, lost, dispatched_at, shard_count`
+		callback_next_at, callback_error, callback_delivered_at) END, lost, dispatched_at, shard_count, split`
 
 // Writer statements, prepared once on the writer connection. Hot
 // statements use plain "?" placeholders: the driver binds them without
@@ -121,6 +121,8 @@ const (
 	wFanoutCount       // fanout.go
 	wFanoutResults     // fanout.go
 	wRetDeleteFanout   // retention.go
+	wFanoutExpand      // fanout.go
+	wSplitSet          // split.go
 	wClaimSelect1      // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8      = wClaimSelect1 + maxClaimTypes - 1
 	numWStmts          = wClaimSelect1 + maxClaimTypes
@@ -368,6 +370,13 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 		default:
 			return nil, fmt.Errorf("sqlite: RunInsert: run %q: status %q is not pending, blocked, queued or skipped", p.ID, p.Status)
 		}
+		if err := store.CheckRunSplit(p); err != nil {
+			return nil, fmt.Errorf("sqlite: RunInsert: %w", err)
+		}
+	}
+	splits, err := store.SplitDocs(runs)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: RunInsert: %w", err)
 	}
 	out := make([]store.RunInsertResult, len(runs))
 	// Plain runs go in multi-row statements; a run that may conflict (a key,
@@ -407,6 +416,11 @@ func (t *tx) RunInsert(ctx context.Context, runs []store.RunInsertParams) ([]sto
 				i += c.rows
 				n -= c.rows
 			}
+		}
+	}
+	if splits != nil {
+		if err := t.setSplits(runs, splits, out); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -12,7 +12,7 @@ import (
 
 type scanner interface{ Scan(dest ...any) error }
 
-const numRunCols = 31
+const numRunCols = 32
 
 // runRow receives one row of runCols on the read pool. Scanning into *any
 // is database/sql's fast path (no reflection, no int-to-string-to-int round
@@ -76,6 +76,7 @@ func decodeRun[V any](vs []V) *Run {
 		Lost:         int(asInt(v(28))),
 		DispatchedAt: asTime(v(29)),
 		ShardCount:   int(asInt(v(30))),
+		Split:        decodeSplit(v(31)),
 	}
 	if r.CallbackURL != "" {
 		r.Callback = decodeCallback(asString(v(27)))

@@ -168,6 +168,8 @@ func testJobPutAndGet(t *testing.T, s store.Store) {
 		Timeout:    90 * time.Second,
 		Retries:    4,
 		Shards:     8,
+		MinSuccess: 0.75,
+		Merge:      "report.merge",
 		Paused:     true,
 		NextFire:   t0.Add(time.Hour),
 		// The store's fields: whatever the caller passes is ignored.
@@ -210,13 +212,18 @@ func testJobPutAndGet(t *testing.T, s store.Store) {
 	}
 	diffJob(t, "JobPut result (second replace)", &want, got)
 	diffJob(t, "JobGet after the second replace", &want, getJob(t, s, "nightly-report"))
+	jobs, err := s.JobList(ctx)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("JobList: %d jobs, %v", len(jobs), err)
+	}
+	diffJob(t, "JobList after the second replace", &want, jobs[0])
 
 	// Another job is independent; a put rolled back leaves nothing.
 	other, created := putJob(t, s, job("other"), t2)
 	if !created || other.Version != 1 {
 		t.Errorf("put of another job: created %v version %d, want true, 1", created, other.Version)
 	}
-	err := s.Tx(ctx, func(tx store.Tx) error {
+	err = s.Tx(ctx, func(tx store.Tx) error {
 		if _, _, err := tx.JobPut(ctx, store.JobPutParams{Job: job("rolled-back"), Now: t2}); err != nil {
 			return err
 		}

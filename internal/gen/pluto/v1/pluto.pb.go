@@ -1413,9 +1413,12 @@ type Task struct {
 	CreatedUnixMs     int64 `protobuf:"varint,13,opt,name=created_unix_ms,json=createdUnixMs,proto3" json:"created_unix_ms,omitempty"`
 	// A fan-out's child: its parent, its index (0 to shard_count-1) and the
 	// number of children; shard_count 0 for a run that is not a child.
-	ParentId      string `protobuf:"bytes,14,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
-	Shard         int32  `protobuf:"varint,15,opt,name=shard,proto3" json:"shard,omitempty"`
-	ShardCount    int32  `protobuf:"varint,16,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	ParentId   string `protobuf:"bytes,14,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	Shard      int32  `protobuf:"varint,15,opt,name=shard,proto3" json:"shard,omitempty"`
+	ShardCount int32  `protobuf:"varint,16,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	// The run merges a fan-out's results (a merge or reduce run, with
+	// parent_id set): its payload is {"parent": id, "results": [...]}.
+	Merge         bool `protobuf:"varint,17,opt,name=merge,proto3" json:"merge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1560,6 +1563,13 @@ func (x *Task) GetShardCount() int32 {
 		return x.ShardCount
 	}
 	return 0
+}
+
+func (x *Task) GetMerge() bool {
+	if x != nil {
+		return x.Merge
+	}
+	return false
 }
 
 type CancelRun struct {
@@ -3020,7 +3030,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x15heartbeat_interval_ms\x18\x02 \x01(\x03R\x13heartbeatIntervalMs\x12&\n" +
 	"\x05stale\x18\x03 \x03(\v2\x10.pluto.v1.RunRefR\x05stale\"0\n" +
 	"\bDispatch\x12$\n" +
-	"\x05tasks\x18\x01 \x03(\v2\x0e.pluto.v1.TaskR\x05tasks\"\xee\x03\n" +
+	"\x05tasks\x18\x01 \x03(\v2\x0e.pluto.v1.TaskR\x05tasks\"\x84\x04\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x12\n" +
@@ -3040,7 +3050,8 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\tparent_id\x18\x0e \x01(\tR\bparentId\x12\x14\n" +
 	"\x05shard\x18\x0f \x01(\x05R\x05shard\x12\x1f\n" +
 	"\vshard_count\x18\x10 \x01(\x05R\n" +
-	"shardCount\"T\n" +
+	"shardCount\x12\x14\n" +
+	"\x05merge\x18\x11 \x01(\bR\x05merge\"T\n" +
 	"\tCancelRun\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x16\n" +
