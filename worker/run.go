@@ -55,7 +55,7 @@ type Run struct {
 	deadline     time.Time
 
 	sink     lineSink
-	merge    bool   // a merge run (IsMerge)
+	merge    bool // a merge run (IsMerge)
 	logLevel slog.Leveler
 
 	// Fields below are owned by the Worker and guarded by Worker.mu. The
