@@ -26,23 +26,38 @@ type graphRun struct {
 // with every server in its list, its own first (the failover tests of
 // cron and workflows).
 func startPGCluster(t *testing.T) []*node {
+	nodes := startPGServers(t)
+	startShellWorkers(t, nodes, 0, 1)
+	return nodes
+}
+
+// startPGServers starts three servers on one PostgreSQL, with a short
+// lease so that a leader's death is seen in seconds.
+func startPGServers(t *testing.T) []*node {
 	storeURL := proc.PGURL(t)
 	nodes := make([]*node, 3)
-	var grpcs []string
 	for i := range nodes {
 		n := &node{id: fmt.Sprintf("s%d", i+1)}
 		n.p, n.http, n.grpc = proc.StartServer(t, n.id, "--store", storeURL, "--id", n.id, "--heartbeat", "1s",
 			"--lease-ttl", "5s", "--renew-interval", "1s")
 		n.api = proc.NewAPI(t, n.http)
 		nodes[i] = n
+	}
+	return nodes
+}
+
+// startShellWorkers starts a shell worker w1, w2, … for each index of
+// nodes given: each lists every server, that one first.
+func startShellWorkers(t *testing.T, nodes []*node, first ...int) {
+	var grpcs []string
+	for _, n := range nodes {
 		grpcs = append(grpcs, n.grpc)
 	}
-	for i := range 2 {
-		w := proc.Start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(grpcs[i:], ",")+","+strings.Join(grpcs[:i], ","),
+	for i, k := range first {
+		w := proc.Start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(grpcs[k:], ",")+","+strings.Join(grpcs[:k], ","),
 			"--id", fmt.Sprintf("w%d", i+1), "--capacity", "8", "--shell")
 		w.Await(30*time.Second, "connected")
 	}
-	return nodes
 }
 
 // clusterLeader asks via which server leads.

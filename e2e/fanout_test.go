@@ -29,17 +29,7 @@ type fanoutChild struct {
 func TestFanoutAcrossLeaderKill(t *testing.T) {
 	const shards = 1000
 	execLog := filepath.Join(t.TempDir(), "exec.log")
-	storeURL := proc.PGURL(t)
-	nodes := make([]*node, 3)
-	var grpcs []string
-	for i := range nodes {
-		n := &node{id: fmt.Sprintf("s%d", i+1)}
-		n.p, n.http, n.grpc = proc.StartServer(t, n.id, "--store", storeURL, "--id", n.id, "--heartbeat", "1s",
-			"--lease-ttl", "5s", "--renew-interval", "1s")
-		n.api = proc.NewAPI(t, n.http)
-		nodes[i] = n
-		grpcs = append(grpcs, n.grpc)
-	}
+	nodes := startPGServers(t)
 	var leader int
 	deadline := time.Now().Add(30 * time.Second)
 	for leader = -1; leader < 0; {
@@ -53,13 +43,7 @@ func TestFanoutAcrossLeaderKill(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // another process's state
 	}
-	// w1 on the leader, w2 on the next server; each lists every server.
-	for i := range 2 {
-		k := (leader + i) % 3
-		w := proc.Start(t, fmt.Sprintf("w%d", i+1), "worker", "--server", strings.Join(grpcs[k:], ",")+","+strings.Join(grpcs[:k], ","),
-			"--id", fmt.Sprintf("w%d", i+1), "--capacity", "8", "--shell")
-		w.Await(30*time.Second, "connected")
-	}
+	startShellWorkers(t, nodes, leader, (leader+1)%3) // w1 on the leader
 	via := nodes[(leader+1)%3]
 	spec := map[string]any{
 		"type": "shell", "group": "default", "shards": shards, "merge": "noop",

@@ -143,6 +143,15 @@ type group struct {
 	csess []*Session
 }
 
+// free is the credits g's workers have free. Called with e.disp.mu held.
+func (g *group) free() int {
+	n := 0
+	for _, s := range g.sessions {
+		n += s.free()
+	}
+	return n
+}
+
 func (e *Engine) group(name string) *group {
 	g := e.disp.groups[name]
 	if g == nil {
@@ -220,10 +229,7 @@ func (e *Engine) claimParams(g *group) []store.RunClaimParams {
 	// Room: runs waiting for their turn take credits too, so that a busy
 	// worker in turn does not make the others claim without end; the runs
 	// this server holds for the group stay within its workers' windows.
-	room := -g.ready.Len()
-	for _, s := range g.sessions {
-		room += s.free()
-	}
+	room := g.free() - g.ready.Len()
 	if room <= 0 {
 		return nil
 	}
@@ -263,14 +269,7 @@ func (e *Engine) WaitingForTurn(group string) bool {
 	e.disp.mu.Lock()
 	defer e.disp.mu.Unlock()
 	g := e.disp.groups[group]
-	if g == nil || g.ready.Len() == 0 {
-		return false
-	}
-	free := 0
-	for _, s := range g.sessions {
-		free += s.free()
-	}
-	return g.ready.Len() >= free
+	return g != nil && g.ready.Len() > 0 && g.ready.Len() >= g.free()
 }
 
 // claimed runs after a claim committed: the runs are now dispatched with a
@@ -337,10 +336,7 @@ func (e *Engine) assign(g *group) {
 	if g.ready.Len() == 0 {
 		return
 	}
-	free := 0
-	for _, s := range g.sessions {
-		free += s.free()
-	}
+	free := g.free()
 	live, now := e.live(), e.now()
 	var waiting, orphaned, tooLarge, strays []*flight
 	largest := 0 // the largest message limit of a worker serving a too-large run

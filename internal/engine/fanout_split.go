@@ -44,9 +44,8 @@ func (e *Engine) expandSplits(g *group, runs []*store.Run) {
 		return
 	}
 	o := &txOp{}
-	var parents []*store.Run
 	o.fn = func(ctx context.Context, tx store.Tx) error {
-		o.made, parents = nil, nil
+		o.made = nil
 		for _, p := range params {
 			parent, children, err := tx.FanoutExpand(ctx, p)
 			if err != nil {
@@ -55,7 +54,6 @@ func (e *Engine) expandSplits(g *group, runs []*store.Run) {
 			if parent == nil {
 				continue // adopted or cancelled meanwhile
 			}
-			parents = append(parents, parent)
 			for _, c := range children {
 				o.made = append(o.made, c)
 				o.noteSkipped(c)
@@ -70,10 +68,7 @@ func (e *Engine) expandSplits(g *group, runs []*store.Run) {
 		}
 		e.disp.mu.Lock()
 		defer e.disp.mu.Unlock()
-		e.applyMade(o, "")
-		for _, p := range parents {
-			e.joins.note(p.ID) // children created ended (none today) would join at once
-		}
+		e.applyMade(o, "") // the children are queued: nothing to join yet
 	}
 	e.submitOp(o)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -115,7 +116,7 @@ func TestBroadcast(t *testing.T) {
 func TestBroadcastChildOfADeadWorker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		en := newEnv(t, nil)
-		a, ca := en.connect("w-a", 1)
+		a, _ := en.connect("w-a", 1)
 		b, cb := en.connect("w-b", 2)
 		busy := en.submit(SubmitSpec{Routing: RoutingFailover})[0] // w-a is busy with it
 		p := en.submit(SubmitSpec{Routing: store.RoutingBroadcast})[0]
@@ -130,8 +131,9 @@ func TestBroadcastChildOfADeadWorker(t *testing.T) {
 		if n := len(cb.Tasks()); n != 2 || cb.Tasks()[1].RunID != busy.ID {
 			t.Errorf("w-b's tasks %v, want the requeued run, not w-a's child", ids(cb.Tasks()))
 		}
-		_ = ca
-		t.Logf("parent: %s", got.Error)
+		if !strings.Contains(got.Error, "not connected to this server") {
+			t.Errorf("parent's error %q, want the child's worker named as gone", got.Error)
+		}
 	})
 }
 

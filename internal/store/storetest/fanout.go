@@ -555,18 +555,27 @@ func testFanoutJobParent(t *testing.T, s store.Store) {
 	blocked := params("next")
 	blocked.Job, blocked.Status = "j", store.StatusBlocked
 	insert(t, s, blocked)
+	wantJobParentHolds(t, s, "p", t0)
+	checkCounts(t, s, "end")
+}
+
+// wantJobParentHolds checks that running parent id of job j is one of the
+// job's unfinished runs beside its blocked run "next", which it keeps
+// blocked (overlap) until it ends at now.
+func wantJobParentHolds(t *testing.T, s store.Store, id string, now time.Time) {
+	t.Helper()
 	var live []*store.Run
 	tx(t, s, func(tx store.Tx) error {
 		var err error
 		live, err = tx.RunListActiveForJob(ctx, "j", 10)
 		return err
 	})
-	diffIDs(t, "the job's unfinished runs", []string{"p", "next"}, live)
+	diffIDs(t, "the job's unfinished runs", []string{id, "next"}, live)
 	unblock := func() *store.Run {
 		var r *store.Run
 		tx(t, s, func(tx store.Tx) error {
 			var err error
-			r, err = tx.RunUnblockNext(ctx, "j", t0)
+			r, err = tx.RunUnblockNext(ctx, "j", now)
 			return err
 		})
 		return r
@@ -574,9 +583,9 @@ func testFanoutJobParent(t *testing.T, s store.Store) {
 	if r := unblock(); r != nil {
 		t.Errorf("unblocked %s while the job's parent runs", r.ID)
 	}
-	fanoutFinish(t, s, store.FanoutFinishParams{ParentID: "p", Status: store.StatusSucceeded, Now: t0})
+	checkCounts(t, s, "while the job's parent runs")
+	fanoutFinish(t, s, store.FanoutFinishParams{ParentID: id, Status: store.StatusSucceeded, Now: now})
 	if r := unblock(); r == nil || r.ID != "next" {
 		t.Errorf("after the parent ended: unblocked %v, want next", r)
 	}
-	checkCounts(t, s, "end")
 }

@@ -390,29 +390,6 @@ func testFanoutExpandJob(t *testing.T, s store.Store) {
 	if err != nil || parent == nil || parent.Job != "j" || !parent.LogicalTime.Equal(t0) {
 		t.Fatalf("expand of a job's run: %+v, %v", parent, err)
 	}
-	var live []*store.Run
-	tx(t, s, func(tx store.Tx) error {
-		var err error
-		live, err = tx.RunListActiveForJob(ctx, "j", 10)
-		return err
-	})
-	diffIDs(t, "the job's unfinished runs", []string{"p", "next"}, live)
-	unblock := func() *store.Run {
-		var r *store.Run
-		tx(t, s, func(tx store.Tx) error {
-			var err error
-			r, err = tx.RunUnblockNext(ctx, "j", now)
-			return err
-		})
-		return r
-	}
-	if r := unblock(); r != nil {
-		t.Errorf("unblocked %s while the job's parent runs", r.ID)
-	}
-	checkCounts(t, s, "after the expand")
-	fanoutFinish(t, s, store.FanoutFinishParams{ParentID: "p", Status: store.StatusSucceeded, Now: now})
-	if r := unblock(); r == nil || r.ID != "next" {
-		t.Errorf("after the parent ended: unblocked %v, want next", r)
-	}
+	wantJobParentHolds(t, s, "p", now)
 	checkCounts(t, s, "end")
 }
