@@ -101,6 +101,7 @@ type WorkerMessage struct {
 	//	*WorkerMessage_Results
 	//	*WorkerMessage_Logs
 	//	*WorkerMessage_CommandReply
+	//	*WorkerMessage_Map
 	Msg           isWorkerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -206,6 +207,15 @@ func (x *WorkerMessage) GetCommandReply() *CommandReply {
 	return nil
 }
 
+func (x *WorkerMessage) GetMap() *Map {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkerMessage_Map); ok {
+			return x.Map
+		}
+	}
+	return nil
+}
+
 type isWorkerMessage_Msg interface {
 	isWorkerMessage_Msg()
 }
@@ -238,6 +248,10 @@ type WorkerMessage_CommandReply struct {
 	CommandReply *CommandReply `protobuf:"bytes,7,opt,name=command_reply,json=commandReply,proto3,oneof"`
 }
 
+type WorkerMessage_Map struct {
+	Map *Map `protobuf:"bytes,8,opt,name=map,proto3,oneof"`
+}
+
 func (*WorkerMessage_Hello) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Heartbeat) isWorkerMessage_Msg() {}
@@ -251,6 +265,8 @@ func (*WorkerMessage_Results) isWorkerMessage_Msg() {}
 func (*WorkerMessage_Logs) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_CommandReply) isWorkerMessage_Msg() {}
+
+func (*WorkerMessage_Map) isWorkerMessage_Msg() {}
 
 // Hello introduces the worker. window is the number of runs the worker will
 // hold at once (capacity + prefetch); the server never has more outstanding,
@@ -1103,6 +1119,90 @@ func (x *CommandReply) GetError() string {
 	return ""
 }
 
+// Map (map-reduce) makes the children of the run the worker holds at
+// attempt, one per part, while its handler runs; the server answers with a
+// MapAck once they are committed. A run maps once: a Map for a run that
+// already mapped (this attempt or one before it, resent or retried)
+// creates nothing and is answered with the children made the first time.
+// When the handler then succeeds, the run becomes their parent and joins
+// like any fan-out; min_success and merge are as for a submitted fan-out
+// (merge: the handler type of the reduce run, "" for none).
+type Map struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Parts         [][]byte               `protobuf:"bytes,3,rep,name=parts,proto3" json:"parts,omitempty"` // JSON payload per child; at least 1
+	MinSuccess    float64                `protobuf:"fixed64,4,opt,name=min_success,json=minSuccess,proto3" json:"min_success,omitempty"`
+	Merge         string                 `protobuf:"bytes,5,opt,name=merge,proto3" json:"merge,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Map) Reset() {
+	*x = Map{}
+	mi := &file_pluto_v1_pluto_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Map) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Map) ProtoMessage() {}
+
+func (x *Map) ProtoReflect() protoreflect.Message {
+	mi := &file_pluto_v1_pluto_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Map.ProtoReflect.Descriptor instead.
+func (*Map) Descriptor() ([]byte, []int) {
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Map) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *Map) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Map) GetParts() [][]byte {
+	if x != nil {
+		return x.Parts
+	}
+	return nil
+}
+
+func (x *Map) GetMinSuccess() float64 {
+	if x != nil {
+		return x.MinSuccess
+	}
+	return 0
+}
+
+func (x *Map) GetMerge() string {
+	if x != nil {
+		return x.Merge
+	}
+	return ""
+}
+
 // ServerMessage is what the server sends. The first message is a Welcome.
 type ServerMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1116,6 +1216,7 @@ type ServerMessage struct {
 	//	*ServerMessage_ResultAcks
 	//	*ServerMessage_Command
 	//	*ServerMessage_LogsCapped
+	//	*ServerMessage_MapAck
 	Msg           isServerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1123,7 +1224,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[13]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1236,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[13]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1249,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{13}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ServerMessage) GetMsg() isServerMessage_Msg {
@@ -1230,6 +1331,15 @@ func (x *ServerMessage) GetLogsCapped() *LogsCapped {
 	return nil
 }
 
+func (x *ServerMessage) GetMapAck() *MapAck {
+	if x != nil {
+		if x, ok := x.Msg.(*ServerMessage_MapAck); ok {
+			return x.MapAck
+		}
+	}
+	return nil
+}
+
 type isServerMessage_Msg interface {
 	isServerMessage_Msg()
 }
@@ -1266,6 +1376,10 @@ type ServerMessage_LogsCapped struct {
 	LogsCapped *LogsCapped `protobuf:"bytes,8,opt,name=logs_capped,json=logsCapped,proto3,oneof"`
 }
 
+type ServerMessage_MapAck struct {
+	MapAck *MapAck `protobuf:"bytes,9,opt,name=map_ack,json=mapAck,proto3,oneof"`
+}
+
 func (*ServerMessage_Welcome) isServerMessage_Msg() {}
 
 func (*ServerMessage_Dispatch) isServerMessage_Msg() {}
@@ -1282,6 +1396,8 @@ func (*ServerMessage_Command) isServerMessage_Msg() {}
 
 func (*ServerMessage_LogsCapped) isServerMessage_Msg() {}
 
+func (*ServerMessage_MapAck) isServerMessage_Msg() {}
+
 type Welcome struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	ServerId            string                 `protobuf:"bytes,1,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
@@ -1294,7 +1410,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[14]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1422,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[14]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1435,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{14}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Welcome) GetServerId() string {
@@ -1354,7 +1470,7 @@ type Dispatch struct {
 
 func (x *Dispatch) Reset() {
 	*x = Dispatch{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[15]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1482,7 @@ func (x *Dispatch) String() string {
 func (*Dispatch) ProtoMessage() {}
 
 func (x *Dispatch) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[15]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1495,7 @@ func (x *Dispatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dispatch.ProtoReflect.Descriptor instead.
 func (*Dispatch) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{15}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Dispatch) GetTasks() []*Task {
@@ -1425,7 +1541,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[16]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1553,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[16]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1566,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{16}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Task) GetRunId() string {
@@ -1583,7 +1699,7 @@ type CancelRun struct {
 
 func (x *CancelRun) Reset() {
 	*x = CancelRun{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[17]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1711,7 @@ func (x *CancelRun) String() string {
 func (*CancelRun) ProtoMessage() {}
 
 func (x *CancelRun) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[17]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1724,7 @@ func (x *CancelRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRun.ProtoReflect.Descriptor instead.
 func (*CancelRun) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{17}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelRun) GetRunId() string {
@@ -1642,7 +1758,7 @@ type Drain struct {
 
 func (x *Drain) Reset() {
 	*x = Drain{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[18]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1770,7 @@ func (x *Drain) String() string {
 func (*Drain) ProtoMessage() {}
 
 func (x *Drain) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[18]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1783,7 @@ func (x *Drain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drain.ProtoReflect.Descriptor instead.
 func (*Drain) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{18}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Drain) GetResume() bool {
@@ -1688,7 +1804,7 @@ type Shutdown struct {
 
 func (x *Shutdown) Reset() {
 	*x = Shutdown{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[19]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1816,7 @@ func (x *Shutdown) String() string {
 func (*Shutdown) ProtoMessage() {}
 
 func (x *Shutdown) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[19]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1829,7 @@ func (x *Shutdown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shutdown.ProtoReflect.Descriptor instead.
 func (*Shutdown) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{19}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Shutdown) GetRestart() bool {
@@ -1734,7 +1850,7 @@ type ResultAcks struct {
 
 func (x *ResultAcks) Reset() {
 	*x = ResultAcks{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[20]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1746,7 +1862,7 @@ func (x *ResultAcks) String() string {
 func (*ResultAcks) ProtoMessage() {}
 
 func (x *ResultAcks) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[20]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1759,7 +1875,7 @@ func (x *ResultAcks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAcks.ProtoReflect.Descriptor instead.
 func (*ResultAcks) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{20}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResultAcks) GetAcks() []*ResultAck {
@@ -1780,7 +1896,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[21]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +1908,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[21]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +1921,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{21}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResultAck) GetRunId() string {
@@ -1846,7 +1962,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[22]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +1974,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[22]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +1987,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{22}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Command) GetCommandId() string {
@@ -1914,7 +2030,7 @@ type LogsCapped struct {
 
 func (x *LogsCapped) Reset() {
 	*x = LogsCapped{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[23]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1926,7 +2042,7 @@ func (x *LogsCapped) String() string {
 func (*LogsCapped) ProtoMessage() {}
 
 func (x *LogsCapped) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[23]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1939,7 +2055,7 @@ func (x *LogsCapped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsCapped.ProtoReflect.Descriptor instead.
 func (*LogsCapped) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{23}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LogsCapped) GetRuns() []*RunRef {
@@ -1947,6 +2063,86 @@ func (x *LogsCapped) GetRuns() []*RunRef {
 		return x.Runs
 	}
 	return nil
+}
+
+// MapAck answers a Map: the run's children are committed (children is
+// their number; existing when an earlier Map made them), or error says why
+// none were made (the attempt is not current, the parts are refused). A
+// worker that gets no answer (a reconnect) sends the Map again.
+type MapAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Children      int32                  `protobuf:"varint,3,opt,name=children,proto3" json:"children,omitempty"`
+	Existing      bool                   `protobuf:"varint,4,opt,name=existing,proto3" json:"existing,omitempty"`
+	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MapAck) Reset() {
+	*x = MapAck{}
+	mi := &file_pluto_v1_pluto_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MapAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MapAck) ProtoMessage() {}
+
+func (x *MapAck) ProtoReflect() protoreflect.Message {
+	mi := &file_pluto_v1_pluto_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MapAck.ProtoReflect.Descriptor instead.
+func (*MapAck) Descriptor() ([]byte, []int) {
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *MapAck) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *MapAck) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *MapAck) GetChildren() int32 {
+	if x != nil {
+		return x.Children
+	}
+	return 0
+}
+
+func (x *MapAck) GetExisting() bool {
+	if x != nil {
+		return x.Existing
+	}
+	return false
+}
+
+func (x *MapAck) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
 }
 
 // RunSpec is a submission. Zero values mean the server default.
@@ -1981,7 +2177,7 @@ type RunSpec struct {
 
 func (x *RunSpec) Reset() {
 	*x = RunSpec{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[24]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2189,7 @@ func (x *RunSpec) String() string {
 func (*RunSpec) ProtoMessage() {}
 
 func (x *RunSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[24]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2202,7 @@ func (x *RunSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunSpec.ProtoReflect.Descriptor instead.
 func (*RunSpec) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{24}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RunSpec) GetType() string {
@@ -2137,7 +2333,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[25]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2345,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[25]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2358,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{25}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SubmitRequest) GetRuns() []*RunSpec {
@@ -2183,7 +2379,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2391,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[26]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2404,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{26}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SubmitResponse) GetRuns() []*Run {
@@ -2262,7 +2458,7 @@ type Run struct {
 
 func (x *Run) Reset() {
 	*x = Run{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2274,7 +2470,7 @@ func (x *Run) String() string {
 func (*Run) ProtoMessage() {}
 
 func (x *Run) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[27]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2483,7 @@ func (x *Run) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Run.ProtoReflect.Descriptor instead.
 func (*Run) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{27}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Run) GetId() string {
@@ -2487,7 +2683,7 @@ type CallbackState struct {
 
 func (x *CallbackState) Reset() {
 	*x = CallbackState{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2695,7 @@ func (x *CallbackState) String() string {
 func (*CallbackState) ProtoMessage() {}
 
 func (x *CallbackState) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[28]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2708,7 @@ func (x *CallbackState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallbackState.ProtoReflect.Descriptor instead.
 func (*CallbackState) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{28}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CallbackState) GetState() string {
@@ -2559,7 +2755,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2571,7 +2767,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[29]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2584,7 +2780,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{29}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetRequest) GetId() string {
@@ -2618,7 +2814,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +2826,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[30]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +2839,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{30}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListRequest) GetStatus() []string {
@@ -2747,7 +2943,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2759,7 +2955,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[31]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2772,7 +2968,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{31}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListResponse) GetRuns() []*Run {
@@ -2799,7 +2995,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[32]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2811,7 +3007,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[32]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2824,7 +3020,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{32}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WaitRequest) GetId() string {
@@ -2851,7 +3047,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[33]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +3059,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[33]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +3072,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{33}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CancelRequest) GetId() string {
@@ -2902,7 +3098,7 @@ type RetryRequest struct {
 
 func (x *RetryRequest) Reset() {
 	*x = RetryRequest{}
-	mi := &file_pluto_v1_pluto_proto_msgTypes[34]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2914,7 +3110,7 @@ func (x *RetryRequest) String() string {
 func (*RetryRequest) ProtoMessage() {}
 
 func (x *RetryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluto_v1_pluto_proto_msgTypes[34]
+	mi := &file_pluto_v1_pluto_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2927,7 +3123,7 @@ func (x *RetryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRequest.ProtoReflect.Descriptor instead.
 func (*RetryRequest) Descriptor() ([]byte, []int) {
-	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{34}
+	return file_pluto_v1_pluto_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RetryRequest) GetId() string {
@@ -2941,7 +3137,7 @@ var File_pluto_v1_pluto_proto protoreflect.FileDescriptor
 
 const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\n" +
-	"\x14pluto/v1/pluto.proto\x12\bpluto.v1\"\xe1\x02\n" +
+	"\x14pluto/v1/pluto.proto\x12\bpluto.v1\"\x84\x03\n" +
 	"\rWorkerMessage\x12'\n" +
 	"\x05hello\x18\x01 \x01(\v2\x0f.pluto.v1.HelloH\x00R\x05hello\x123\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x13.pluto.v1.HeartbeatH\x00R\theartbeat\x12-\n" +
@@ -2949,7 +3145,8 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x04acks\x18\x04 \x01(\v2\x0e.pluto.v1.AcksH\x00R\x04acks\x12-\n" +
 	"\aresults\x18\x05 \x01(\v2\x11.pluto.v1.ResultsH\x00R\aresults\x12(\n" +
 	"\x04logs\x18\x06 \x01(\v2\x12.pluto.v1.LogBatchH\x00R\x04logs\x12=\n" +
-	"\rcommand_reply\x18\a \x01(\v2\x16.pluto.v1.CommandReplyH\x00R\fcommandReplyB\x05\n" +
+	"\rcommand_reply\x18\a \x01(\v2\x16.pluto.v1.CommandReplyH\x00R\fcommandReply\x12!\n" +
+	"\x03map\x18\b \x01(\v2\r.pluto.v1.MapH\x00R\x03mapB\x05\n" +
 	"\x03msg\"\xef\x02\n" +
 	"\x05Hello\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x14\n" +
@@ -3012,7 +3209,14 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x14\n" +
 	"\x05reply\x18\x02 \x01(\fR\x05reply\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\xa2\x03\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\x83\x01\n" +
+	"\x03Map\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x14\n" +
+	"\x05parts\x18\x03 \x03(\fR\x05parts\x12\x1f\n" +
+	"\vmin_success\x18\x04 \x01(\x01R\n" +
+	"minSuccess\x12\x14\n" +
+	"\x05merge\x18\x05 \x01(\tR\x05merge\"\xcf\x03\n" +
 	"\rServerMessage\x12-\n" +
 	"\awelcome\x18\x01 \x01(\v2\x11.pluto.v1.WelcomeH\x00R\awelcome\x120\n" +
 	"\bdispatch\x18\x02 \x01(\v2\x12.pluto.v1.DispatchH\x00R\bdispatch\x12-\n" +
@@ -3023,7 +3227,8 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"resultAcks\x12-\n" +
 	"\acommand\x18\a \x01(\v2\x11.pluto.v1.CommandH\x00R\acommand\x127\n" +
 	"\vlogs_capped\x18\b \x01(\v2\x14.pluto.v1.LogsCappedH\x00R\n" +
-	"logsCappedB\x05\n" +
+	"logsCapped\x12+\n" +
+	"\amap_ack\x18\t \x01(\v2\x10.pluto.v1.MapAckH\x00R\x06mapAckB\x05\n" +
 	"\x03msg\"\x82\x01\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\tserver_id\x18\x01 \x01(\tR\bserverId\x122\n" +
@@ -3076,7 +3281,13 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\"2\n" +
 	"\n" +
 	"LogsCapped\x12$\n" +
-	"\x04runs\x18\x01 \x03(\v2\x10.pluto.v1.RunRefR\x04runs\"\xc9\x03\n" +
+	"\x04runs\x18\x01 \x03(\v2\x10.pluto.v1.RunRefR\x04runs\"\x87\x01\n" +
+	"\x06MapAck\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x1a\n" +
+	"\bchildren\x18\x03 \x01(\x05R\bchildren\x12\x1a\n" +
+	"\bexisting\x18\x04 \x01(\bR\bexisting\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"\xc9\x03\n" +
 	"\aRunSpec\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -3202,7 +3413,7 @@ func file_pluto_v1_pluto_proto_rawDescGZIP() []byte {
 }
 
 var file_pluto_v1_pluto_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pluto_v1_pluto_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_pluto_v1_pluto_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_pluto_v1_pluto_proto_goTypes = []any{
 	(Outcome)(0),           // 0: pluto.v1.Outcome
 	(*WorkerMessage)(nil),  // 1: pluto.v1.WorkerMessage
@@ -3218,28 +3429,30 @@ var file_pluto_v1_pluto_proto_goTypes = []any{
 	(*LogDrop)(nil),        // 11: pluto.v1.LogDrop
 	(*LogLine)(nil),        // 12: pluto.v1.LogLine
 	(*CommandReply)(nil),   // 13: pluto.v1.CommandReply
-	(*ServerMessage)(nil),  // 14: pluto.v1.ServerMessage
-	(*Welcome)(nil),        // 15: pluto.v1.Welcome
-	(*Dispatch)(nil),       // 16: pluto.v1.Dispatch
-	(*Task)(nil),           // 17: pluto.v1.Task
-	(*CancelRun)(nil),      // 18: pluto.v1.CancelRun
-	(*Drain)(nil),          // 19: pluto.v1.Drain
-	(*Shutdown)(nil),       // 20: pluto.v1.Shutdown
-	(*ResultAcks)(nil),     // 21: pluto.v1.ResultAcks
-	(*ResultAck)(nil),      // 22: pluto.v1.ResultAck
-	(*Command)(nil),        // 23: pluto.v1.Command
-	(*LogsCapped)(nil),     // 24: pluto.v1.LogsCapped
-	(*RunSpec)(nil),        // 25: pluto.v1.RunSpec
-	(*SubmitRequest)(nil),  // 26: pluto.v1.SubmitRequest
-	(*SubmitResponse)(nil), // 27: pluto.v1.SubmitResponse
-	(*Run)(nil),            // 28: pluto.v1.Run
-	(*CallbackState)(nil),  // 29: pluto.v1.CallbackState
-	(*GetRequest)(nil),     // 30: pluto.v1.GetRequest
-	(*ListRequest)(nil),    // 31: pluto.v1.ListRequest
-	(*ListResponse)(nil),   // 32: pluto.v1.ListResponse
-	(*WaitRequest)(nil),    // 33: pluto.v1.WaitRequest
-	(*CancelRequest)(nil),  // 34: pluto.v1.CancelRequest
-	(*RetryRequest)(nil),   // 35: pluto.v1.RetryRequest
+	(*Map)(nil),            // 14: pluto.v1.Map
+	(*ServerMessage)(nil),  // 15: pluto.v1.ServerMessage
+	(*Welcome)(nil),        // 16: pluto.v1.Welcome
+	(*Dispatch)(nil),       // 17: pluto.v1.Dispatch
+	(*Task)(nil),           // 18: pluto.v1.Task
+	(*CancelRun)(nil),      // 19: pluto.v1.CancelRun
+	(*Drain)(nil),          // 20: pluto.v1.Drain
+	(*Shutdown)(nil),       // 21: pluto.v1.Shutdown
+	(*ResultAcks)(nil),     // 22: pluto.v1.ResultAcks
+	(*ResultAck)(nil),      // 23: pluto.v1.ResultAck
+	(*Command)(nil),        // 24: pluto.v1.Command
+	(*LogsCapped)(nil),     // 25: pluto.v1.LogsCapped
+	(*MapAck)(nil),         // 26: pluto.v1.MapAck
+	(*RunSpec)(nil),        // 27: pluto.v1.RunSpec
+	(*SubmitRequest)(nil),  // 28: pluto.v1.SubmitRequest
+	(*SubmitResponse)(nil), // 29: pluto.v1.SubmitResponse
+	(*Run)(nil),            // 30: pluto.v1.Run
+	(*CallbackState)(nil),  // 31: pluto.v1.CallbackState
+	(*GetRequest)(nil),     // 32: pluto.v1.GetRequest
+	(*ListRequest)(nil),    // 33: pluto.v1.ListRequest
+	(*ListResponse)(nil),   // 34: pluto.v1.ListResponse
+	(*WaitRequest)(nil),    // 35: pluto.v1.WaitRequest
+	(*CancelRequest)(nil),  // 36: pluto.v1.CancelRequest
+	(*RetryRequest)(nil),   // 37: pluto.v1.RetryRequest
 }
 var file_pluto_v1_pluto_proto_depIdxs = []int32{
 	2,  // 0: pluto.v1.WorkerMessage.hello:type_name -> pluto.v1.Hello
@@ -3249,47 +3462,49 @@ var file_pluto_v1_pluto_proto_depIdxs = []int32{
 	8,  // 4: pluto.v1.WorkerMessage.results:type_name -> pluto.v1.Results
 	10, // 5: pluto.v1.WorkerMessage.logs:type_name -> pluto.v1.LogBatch
 	13, // 6: pluto.v1.WorkerMessage.command_reply:type_name -> pluto.v1.CommandReply
-	3,  // 7: pluto.v1.Hello.held:type_name -> pluto.v1.RunRef
-	7,  // 8: pluto.v1.Acks.acks:type_name -> pluto.v1.Ack
-	9,  // 9: pluto.v1.Results.results:type_name -> pluto.v1.Result
-	0,  // 10: pluto.v1.Result.outcome:type_name -> pluto.v1.Outcome
-	12, // 11: pluto.v1.LogBatch.lines:type_name -> pluto.v1.LogLine
-	11, // 12: pluto.v1.LogBatch.dropped:type_name -> pluto.v1.LogDrop
-	15, // 13: pluto.v1.ServerMessage.welcome:type_name -> pluto.v1.Welcome
-	16, // 14: pluto.v1.ServerMessage.dispatch:type_name -> pluto.v1.Dispatch
-	18, // 15: pluto.v1.ServerMessage.cancel:type_name -> pluto.v1.CancelRun
-	19, // 16: pluto.v1.ServerMessage.drain:type_name -> pluto.v1.Drain
-	20, // 17: pluto.v1.ServerMessage.shutdown:type_name -> pluto.v1.Shutdown
-	21, // 18: pluto.v1.ServerMessage.result_acks:type_name -> pluto.v1.ResultAcks
-	23, // 19: pluto.v1.ServerMessage.command:type_name -> pluto.v1.Command
-	24, // 20: pluto.v1.ServerMessage.logs_capped:type_name -> pluto.v1.LogsCapped
-	3,  // 21: pluto.v1.Welcome.stale:type_name -> pluto.v1.RunRef
-	17, // 22: pluto.v1.Dispatch.tasks:type_name -> pluto.v1.Task
-	22, // 23: pluto.v1.ResultAcks.acks:type_name -> pluto.v1.ResultAck
-	3,  // 24: pluto.v1.LogsCapped.runs:type_name -> pluto.v1.RunRef
-	25, // 25: pluto.v1.SubmitRequest.runs:type_name -> pluto.v1.RunSpec
-	28, // 26: pluto.v1.SubmitResponse.runs:type_name -> pluto.v1.Run
-	29, // 27: pluto.v1.Run.callback:type_name -> pluto.v1.CallbackState
-	28, // 28: pluto.v1.ListResponse.runs:type_name -> pluto.v1.Run
-	1,  // 29: pluto.v1.WorkerService.Connect:input_type -> pluto.v1.WorkerMessage
-	26, // 30: pluto.v1.ClientService.Submit:input_type -> pluto.v1.SubmitRequest
-	30, // 31: pluto.v1.ClientService.Get:input_type -> pluto.v1.GetRequest
-	31, // 32: pluto.v1.ClientService.List:input_type -> pluto.v1.ListRequest
-	33, // 33: pluto.v1.ClientService.Wait:input_type -> pluto.v1.WaitRequest
-	34, // 34: pluto.v1.ClientService.Cancel:input_type -> pluto.v1.CancelRequest
-	35, // 35: pluto.v1.ClientService.Retry:input_type -> pluto.v1.RetryRequest
-	14, // 36: pluto.v1.WorkerService.Connect:output_type -> pluto.v1.ServerMessage
-	27, // 37: pluto.v1.ClientService.Submit:output_type -> pluto.v1.SubmitResponse
-	28, // 38: pluto.v1.ClientService.Get:output_type -> pluto.v1.Run
-	32, // 39: pluto.v1.ClientService.List:output_type -> pluto.v1.ListResponse
-	28, // 40: pluto.v1.ClientService.Wait:output_type -> pluto.v1.Run
-	28, // 41: pluto.v1.ClientService.Cancel:output_type -> pluto.v1.Run
-	28, // 42: pluto.v1.ClientService.Retry:output_type -> pluto.v1.Run
-	36, // [36:43] is the sub-list for method output_type
-	29, // [29:36] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	14, // 7: pluto.v1.WorkerMessage.map:type_name -> pluto.v1.Map
+	3,  // 8: pluto.v1.Hello.held:type_name -> pluto.v1.RunRef
+	7,  // 9: pluto.v1.Acks.acks:type_name -> pluto.v1.Ack
+	9,  // 10: pluto.v1.Results.results:type_name -> pluto.v1.Result
+	0,  // 11: pluto.v1.Result.outcome:type_name -> pluto.v1.Outcome
+	12, // 12: pluto.v1.LogBatch.lines:type_name -> pluto.v1.LogLine
+	11, // 13: pluto.v1.LogBatch.dropped:type_name -> pluto.v1.LogDrop
+	16, // 14: pluto.v1.ServerMessage.welcome:type_name -> pluto.v1.Welcome
+	17, // 15: pluto.v1.ServerMessage.dispatch:type_name -> pluto.v1.Dispatch
+	19, // 16: pluto.v1.ServerMessage.cancel:type_name -> pluto.v1.CancelRun
+	20, // 17: pluto.v1.ServerMessage.drain:type_name -> pluto.v1.Drain
+	21, // 18: pluto.v1.ServerMessage.shutdown:type_name -> pluto.v1.Shutdown
+	22, // 19: pluto.v1.ServerMessage.result_acks:type_name -> pluto.v1.ResultAcks
+	24, // 20: pluto.v1.ServerMessage.command:type_name -> pluto.v1.Command
+	25, // 21: pluto.v1.ServerMessage.logs_capped:type_name -> pluto.v1.LogsCapped
+	26, // 22: pluto.v1.ServerMessage.map_ack:type_name -> pluto.v1.MapAck
+	3,  // 23: pluto.v1.Welcome.stale:type_name -> pluto.v1.RunRef
+	18, // 24: pluto.v1.Dispatch.tasks:type_name -> pluto.v1.Task
+	23, // 25: pluto.v1.ResultAcks.acks:type_name -> pluto.v1.ResultAck
+	3,  // 26: pluto.v1.LogsCapped.runs:type_name -> pluto.v1.RunRef
+	27, // 27: pluto.v1.SubmitRequest.runs:type_name -> pluto.v1.RunSpec
+	30, // 28: pluto.v1.SubmitResponse.runs:type_name -> pluto.v1.Run
+	31, // 29: pluto.v1.Run.callback:type_name -> pluto.v1.CallbackState
+	30, // 30: pluto.v1.ListResponse.runs:type_name -> pluto.v1.Run
+	1,  // 31: pluto.v1.WorkerService.Connect:input_type -> pluto.v1.WorkerMessage
+	28, // 32: pluto.v1.ClientService.Submit:input_type -> pluto.v1.SubmitRequest
+	32, // 33: pluto.v1.ClientService.Get:input_type -> pluto.v1.GetRequest
+	33, // 34: pluto.v1.ClientService.List:input_type -> pluto.v1.ListRequest
+	35, // 35: pluto.v1.ClientService.Wait:input_type -> pluto.v1.WaitRequest
+	36, // 36: pluto.v1.ClientService.Cancel:input_type -> pluto.v1.CancelRequest
+	37, // 37: pluto.v1.ClientService.Retry:input_type -> pluto.v1.RetryRequest
+	15, // 38: pluto.v1.WorkerService.Connect:output_type -> pluto.v1.ServerMessage
+	29, // 39: pluto.v1.ClientService.Submit:output_type -> pluto.v1.SubmitResponse
+	30, // 40: pluto.v1.ClientService.Get:output_type -> pluto.v1.Run
+	34, // 41: pluto.v1.ClientService.List:output_type -> pluto.v1.ListResponse
+	30, // 42: pluto.v1.ClientService.Wait:output_type -> pluto.v1.Run
+	30, // 43: pluto.v1.ClientService.Cancel:output_type -> pluto.v1.Run
+	30, // 44: pluto.v1.ClientService.Retry:output_type -> pluto.v1.Run
+	38, // [38:45] is the sub-list for method output_type
+	31, // [31:38] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_pluto_v1_pluto_proto_init() }
@@ -3305,8 +3520,9 @@ func file_pluto_v1_pluto_proto_init() {
 		(*WorkerMessage_Results)(nil),
 		(*WorkerMessage_Logs)(nil),
 		(*WorkerMessage_CommandReply)(nil),
+		(*WorkerMessage_Map)(nil),
 	}
-	file_pluto_v1_pluto_proto_msgTypes[13].OneofWrappers = []any{
+	file_pluto_v1_pluto_proto_msgTypes[14].OneofWrappers = []any{
 		(*ServerMessage_Welcome)(nil),
 		(*ServerMessage_Dispatch)(nil),
 		(*ServerMessage_Cancel)(nil),
@@ -3315,6 +3531,7 @@ func file_pluto_v1_pluto_proto_init() {
 		(*ServerMessage_ResultAcks)(nil),
 		(*ServerMessage_Command)(nil),
 		(*ServerMessage_LogsCapped)(nil),
+		(*ServerMessage_MapAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3322,7 +3539,7 @@ func file_pluto_v1_pluto_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluto_v1_pluto_proto_rawDesc), len(file_pluto_v1_pluto_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
