@@ -201,6 +201,50 @@ type FanoutExpandParams struct {
 	Now        time.Time
 }
 
+// FanoutMapParams makes Children the children of a run its worker holds
+// (map-reduce: the run's handler emitted them). The run (ID, running at
+// Attempt, held by ServerID; "" skips that fence, as RunFinish's) must be
+// neither a parent nor a child nor a merge run, and have no split. The
+// run itself does not change: it stays its worker's, and becomes the
+// children's parent only when FanoutRelease says its handler is done —
+// until then its fan-out row is not open, so it never joins (a parent's
+// handler still running cannot have ended), and the run's own finish,
+// retry or requeue work as for any run. A run maps once: if it has a
+// fan-out already (this attempt's Map sent again, or an earlier
+// attempt's before its worker died), nothing is made and the existing
+// fan-out is returned.
+type FanoutMapParams struct {
+	ID         string
+	Attempt    int
+	ServerID   string
+	Children   []RunInsertParams
+	MinSuccess int
+	Merge      string
+	Now        time.Time
+}
+
+// FanoutMapResult is what FanoutMap did: Children are the runs it made
+// (nil when Existing: an earlier Map made Total of them).
+type FanoutMapResult struct {
+	Children []*Run
+	Total    int
+	Existing bool
+}
+
+// FanoutReleaseParams makes a mapped run (FanoutMap) the parent of its
+// children once its handler has succeeded: the run (ID, running at
+// Attempt, held by ServerID, "" skipping that fence) becomes a parent as
+// FanoutExpand makes one — held by no server or worker, at Attempt-1 (so
+// its worker's reports of Attempt never match it), with ShardCount its
+// children's number — and its fan-out row opens, so the join can decide
+// it (its children may all have ended already).
+type FanoutReleaseParams struct {
+	ID       string
+	Attempt  int
+	ServerID string
+	Now      time.Time
+}
+
 // FanoutTx is the write side; part of Tx.
 type FanoutTx interface {
 	// FanoutCreate creates a parent and its children (see
@@ -224,6 +268,15 @@ type FanoutTx interface {
 	// (see FanoutExpandParams) and returns it and its children, or nils
 	// when the run is not dispatched at Attempt by ServerID.
 	FanoutExpand(ctx context.Context, p FanoutExpandParams) (*Run, []*Run, error)
+	// FanoutMap makes the children of a run its worker holds (see
+	// FanoutMapParams): ErrConflict when the run is not running at Attempt
+	// held by ServerID, or cannot be a parent (a child, a merge run, a
+	// split).
+	FanoutMap(ctx context.Context, p FanoutMapParams) (FanoutMapResult, error)
+	// FanoutRelease makes a mapped run its children's parent (see
+	// FanoutReleaseParams) and returns it, or nil when the run is not
+	// running at Attempt held by ServerID, or did not map.
+	FanoutRelease(ctx context.Context, p FanoutReleaseParams) (*Run, error)
 	// FanoutReopen reopens an ended parent (see FanoutReopenParams) and
 	// returns it: ErrConflict for a parent running or succeeded,
 	// ErrNotFound for a run that is not a parent (or is gone).
@@ -284,6 +337,30 @@ func CheckFanout(p FanoutCreateParams) ([]RunInsertParams, error) {
 		return nil, fmt.Errorf("FanoutCreate: parent %q has a split", p.Parent.ID)
 	}
 	return checkChildren("FanoutCreate", p.Parent.ID, p.Children, p.MinSuccess)
+}
+
+// CheckFanoutMap reports a FanoutMapParams no backend takes, and returns
+// the children as they are stored (see CheckFanout).
+func CheckFanoutMap(p FanoutMapParams) ([]RunInsertParams, error) {
+	if p.ID == "" || p.Attempt < 1 {
+		return nil, fmt.Errorf("FanoutMap: run %q at attempt %d: a run a worker holds is needed", p.ID, p.Attempt)
+	}
+	return checkChildren("FanoutMap", p.ID, p.Children, p.MinSuccess)
+}
+
+// CheckMapper reports why run r, read for update, cannot map at attempt
+// held by server ("" for any), wrapping ErrConflict; nil if it can.
+func CheckMapper(r *Run, attempt int, server string) error {
+	switch {
+	case r.Status != StatusRunning || r.Attempt != attempt || (server != "" && r.ServerID != server):
+		return fmt.Errorf("FanoutMap: run %q is not running at attempt %d here (it is %s at attempt %d): %w",
+			r.ID, attempt, r.Status, r.Attempt, ErrConflict)
+	case r.ParentID != "" || r.ShardCount > 0:
+		return fmt.Errorf("FanoutMap: run %q is a fan-out's parent, child or merge run: %w", r.ID, ErrConflict)
+	case r.Split != nil:
+		return fmt.Errorf("FanoutMap: run %q has a split: %w", r.ID, ErrConflict)
+	}
+	return nil
 }
 
 // CheckFanoutExpand reports a FanoutExpandParams no backend takes, and

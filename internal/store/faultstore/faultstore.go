@@ -700,6 +700,14 @@ func (t *tx) FanoutExpand(ctx context.Context, p store.FanoutExpandParams) (*sto
 	return r.Parent, r.Children, err
 }
 
+func (t *tx) FanoutMap(ctx context.Context, p store.FanoutMapParams) (store.FanoutMapResult, error) {
+	return txCall(t, ctx, "FanoutMap", p, func() (store.FanoutMapResult, error) { return t.inner.FanoutMap(ctx, p) })
+}
+
+func (t *tx) FanoutRelease(ctx context.Context, p store.FanoutReleaseParams) (*store.Run, error) {
+	return txCall(t, ctx, "FanoutRelease", p, func() (*store.Run, error) { return t.inner.FanoutRelease(ctx, p) })
+}
+
 func (t *tx) FanoutReopen(ctx context.Context, p store.FanoutReopenParams) (*store.Run, error) {
 	return txCall(t, ctx, "FanoutReopen", p, func() (*store.Run, error) { return t.inner.FanoutReopen(ctx, p) })
 }

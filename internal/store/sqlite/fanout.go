@@ -239,6 +239,13 @@ func (t *tx) FanoutExpand(ctx context.Context, p store.FanoutExpandParams) (*sto
 // if not nil, is called with each child's index and seq).
 func (t *tx) createFanout(op, parent string, children []store.RunInsertParams, minSuccess int, merge string,
 	made func(i int, seq int64)) error {
+	return t.writeFanout(op, wFanoutCreate, parent, children, minSuccess, merge, made)
+}
+
+// writeFanout is createFanout with the row's insert statement (wFanoutCreate,
+// or wFanoutMapRow for a row not open yet).
+func (t *tx) writeFanout(op string, row wStmt, parent string, children []store.RunInsertParams, minSuccess int,
+	merge string, made func(i int, seq int64)) error {
 	// The children inserted ended are counted here; the moves that follow
 	// by the statements that make them (countChildren).
 	var ended, failed int64
@@ -252,7 +259,7 @@ func (t *tx) createFanout(op, parent string, children []store.RunInsertParams, m
 	for _, v := range []driver.Value{parent, int64(len(children)), ended, failed, int64(minSuccess), merge} {
 		t.arg(v)
 	}
-	if _, _, err := t.exec(op, wFanoutCreate); err != nil {
+	if _, _, err := t.exec(op, row); err != nil {
 		return err
 	}
 	return t.insertChildren(op, children, made)

@@ -175,6 +175,8 @@ func TestQueryPlans(t *testing.T) {
 		{"fan-out joinable: parents", rSQL[rFanoutJoinable], []any{100}, "sqlite_autoindex_runs_1", false},
 		{"retention delete fan-out", wSQL[wRetDeleteFanout], []any{"p"}, "PRIMARY KEY (parent_id=?)", false},
 		{"fan-out expand", wSQL[wFanoutExpand], []any{1, 3, "id", 1, "s"}, "sqlite_autoindex_runs_1", false},
+		{"fan-out release", wSQL[wFanoutRelease], []any{"id", 1, "s"}, "sqlite_autoindex_runs_1", false},
+		{"fan-out open", wSQL[wFanoutOpen], []any{"p"}, "PRIMARY KEY (parent_id=?)", false},
 		{"split set", wSQL[wSplitSet], []any{`{"shards":3}`, 1}, "PRIMARY KEY", false},
 		// The trigger's statement (runs_fanout_count), with NEW.parent_id
 		// bound.

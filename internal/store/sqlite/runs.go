@@ -122,6 +122,9 @@ const (
 	wFanoutResults     // fanout.go
 	wRetDeleteFanout   // retention.go
 	wFanoutExpand      // fanout.go
+	wFanoutMapRow      // fanout_map.go
+	wFanoutRelease     // fanout_map.go
+	wFanoutOpen        // fanout_map.go
 	wSplitSet          // split.go
 	wClaimSelect1      // RunClaim for k types is wClaimSelect1 + k - 1
 	wClaimSelect8      = wClaimSelect1 + maxClaimTypes - 1

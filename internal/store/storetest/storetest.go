@@ -212,6 +212,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, options ...Options) 
 		{"FanoutExpand", testFanoutExpand},
 		{"FanoutExpandFenced", testFanoutExpandFenced},
 		{"FanoutExpandJob", testFanoutExpandJob},
+		{"FanoutMap", testFanoutMap},
+		{"FanoutMapFenced", testFanoutMapFenced},
 		{"TokenCreateAndGet", testTokenCreateAndGet},
 		{"TokenCreateExists", testTokenCreateExists},
 		{"TokenRejectsEmpty", testTokenRejectsEmpty},
