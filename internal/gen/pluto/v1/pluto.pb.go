@@ -759,7 +759,13 @@ type Result struct {
 	NoRetry bool `protobuf:"varint,8,opt,name=no_retry,json=noRetry,proto3" json:"no_retry,omitempty"`
 	// With OUTCOME_POKE: when to dispatch the run again, in ms from now
 	// (the server keeps it between 1 s and 24 h).
-	PokeAfterMs   int64 `protobuf:"varint,9,opt,name=poke_after_ms,json=pokeAfterMs,proto3" json:"poke_after_ms,omitempty"`
+	PokeAfterMs int64 `protobuf:"varint,9,opt,name=poke_after_ms,json=pokeAfterMs,proto3" json:"poke_after_ms,omitempty"`
+	// The handler's Map was answered in this attempt (map-reduce): with
+	// OUTCOME_SUCCEEDED the run becomes its children's parent rather than
+	// ending, and if the run ends otherwise its children are cancelled.
+	// The server knows it from the Map too, but not after the worker
+	// reconnected to another server.
+	Mapped        bool `protobuf:"varint,10,opt,name=mapped,proto3" json:"mapped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -855,6 +861,13 @@ func (x *Result) GetPokeAfterMs() int64 {
 		return x.PokeAfterMs
 	}
 	return 0
+}
+
+func (x *Result) GetMapped() bool {
+	if x != nil {
+		return x.Mapped
+	}
+	return false
 }
 
 type LogBatch struct {
@@ -3180,7 +3193,7 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12&\n" +
 	"\x0fstarted_unix_ms\x18\x03 \x01(\x03R\rstartedUnixMs\"5\n" +
 	"\aResults\x12*\n" +
-	"\aresults\x18\x01 \x03(\v2\x10.pluto.v1.ResultR\aresults\"\xa5\x02\n" +
+	"\aresults\x18\x01 \x03(\v2\x10.pluto.v1.ResultR\aresults\"\xbd\x02\n" +
 	"\x06Result\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12+\n" +
@@ -3190,7 +3203,9 @@ const file_pluto_v1_pluto_proto_rawDesc = "" +
 	"\x0fstarted_unix_ms\x18\x06 \x01(\x03R\rstartedUnixMs\x12(\n" +
 	"\x10finished_unix_ms\x18\a \x01(\x03R\x0efinishedUnixMs\x12\x19\n" +
 	"\bno_retry\x18\b \x01(\bR\anoRetry\x12\"\n" +
-	"\rpoke_after_ms\x18\t \x01(\x03R\vpokeAfterMs\"`\n" +
+	"\rpoke_after_ms\x18\t \x01(\x03R\vpokeAfterMs\x12\x16\n" +
+	"\x06mapped\x18\n" +
+	" \x01(\bR\x06mapped\"`\n" +
 	"\bLogBatch\x12'\n" +
 	"\x05lines\x18\x01 \x03(\v2\x11.pluto.v1.LogLineR\x05lines\x12+\n" +
 	"\adropped\x18\x02 \x03(\v2\x11.pluto.v1.LogDropR\adropped\"P\n" +
