@@ -189,6 +189,9 @@ type Result struct {
 	NoRetry    bool
 	// PokeAfter is when to dispatch the run again, with OutcomePoke.
 	PokeAfter time.Duration
+	// Mapped: the handler's Map was answered in this attempt (the session
+	// may not know it: the worker reconnected to another server).
+	Mapped bool
 }
 
 // ResultAck tells a worker whether its result was committed.
@@ -217,6 +220,8 @@ type Conn interface {
 	// their log caps: it may stop sending their lines and report how
 	// many it dropped instead (Session.LogDrops).
 	LogsCapped(refs []RunRef)
+	// MapAck answers a Map (Session.Map).
+	MapAck(a MapAck)
 	Drain(resume bool)
 	Shutdown(restart bool)
 	// Command sends a remote command; the worker answers with a

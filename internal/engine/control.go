@@ -52,6 +52,9 @@ func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 	id := res.Run.ID
 	var ran time.Duration
 	if f := e.disp.flights[id]; f != nil {
+		if f.mapped {
+			e.cancelChildren(res.Run, reason)
+		}
 		delete(e.disp.flights, id)
 		f.stopTimer()
 		if f.session != nil {

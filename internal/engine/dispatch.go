@@ -66,6 +66,9 @@ type flight struct {
 	longTimer  clock.Timer // the alert rules' max_duration (alerts_sweep.go)
 	// merge: the run merges a fan-out's results (Task.Merge).
 	merge bool
+	// mapped: the attempt made children (Session.Map); its success makes
+	// it their parent, any other end cancels them (fanout_map.go).
+	mapped bool
 	// logsTold is the session told that this attempt's log is capped
 	// (LogsCapped); a reconnected worker's new session is told again.
 	logsTold *Session

@@ -361,6 +361,9 @@ func (e *Engine) startMerge(ctx context.Context, tx store.Tx, o *txOp, fo *store
 	if err != nil {
 		return err
 	}
+	if !isParent(parent) {
+		return nil // a run that mapped, its handler still running: its release decides it
+	}
 	payload, _ := json.Marshal(map[string]any{"parent": fo.ParentID, "results": results})
 	if int64(len(payload)) > e.live().MaxPayload {
 		_, err := tx.FanoutFinish(ctx, store.FanoutFinishParams{ParentID: fo.ParentID, Status: store.StatusFailed, Now: now,

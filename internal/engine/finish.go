@@ -114,6 +114,9 @@ func (e *Engine) settled(f *flight, p store.RunFinishParams) {
 		e.terminal(p.ID, f.job, f.logicalTime, p.Status)
 		e.alerts.ended(p.ID, f.job, f.group, p.Status, nil)
 		e.joins.note(f.parent)
+		if f.mapped && p.Status != store.StatusSucceeded {
+			e.cancelChildren(&store.Run{ID: f.id}, "the run that mapped them ended "+string(p.Status))
+		}
 	case p.Status == store.StatusQueued:
 		e.wake(f.group)
 	case p.Status == store.StatusPending:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -28,7 +29,20 @@ type fakeConn struct {
 	drains   []bool
 	shutdown []bool
 	commands []sentCommand
+	mapAcks  []MapAck
 	closed   string
+}
+
+func (c *fakeConn) MapAck(a MapAck) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mapAcks = append(c.mapAcks, a)
+}
+
+func (c *fakeConn) MapAcks() []MapAck {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.mapAcks)
 }
 
 // sentCommand is a remote command the engine sent to a fakeConn.

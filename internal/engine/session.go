@@ -434,6 +434,11 @@ func (s *Session) Results(rs []Result) {
 			// A result implies the start (its Ack may not have been sent).
 			e.cfg.Observer.Started(f.group, f.typ, max(0, now.Sub(f.runAt)))
 		}
+		f.mapped = f.mapped || r.Mapped
+		if f.mapped && r.Outcome == OutcomeSucceeded {
+			e.release(s, f)
+			continue
+		}
 		params = append(params, e.finishParams(f, r, s, now))
 		groups = append(groups, f.group)
 		flights = append(flights, f)

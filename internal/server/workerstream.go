@@ -179,11 +179,20 @@ func (w *workerService) recvLoop(stream plutov1.WorkerService_ConnectServer, ses
 					Result: r.Result, Error: storedText(r.Error, maxErrorBytes), NoRetry: r.NoRetry,
 					PokeAfter: time.Duration(r.PokeAfterMs) * time.Millisecond,
 					StartedAt: fromMillis(r.StartedUnixMs), FinishedAt: fromMillis(r.FinishedUnixMs),
+					Mapped: r.Mapped,
 				}
 			}
 			sess.Results(rs)
 		case *plutov1.WorkerMessage_Logs:
 			w.logBatch(sess, msg.Logs)
+		case *plutov1.WorkerMessage_Map:
+			m := msg.Map
+			parts := make([]json.RawMessage, len(m.Parts))
+			for i, p := range m.Parts {
+				parts[i] = p
+			}
+			sess.Map(engine.MapRequest{RunID: m.RunId, Attempt: int(m.Attempt), Parts: parts,
+				MinSuccess: m.MinSuccess, Merge: m.Merge})
 		case *plutov1.WorkerMessage_CommandReply:
 			rep := msg.CommandReply
 			sess.CommandReply(rep.CommandId, rep.Reply, rep.Error)
@@ -480,6 +489,12 @@ func (c *streamConn) LogsCapped(refs []engine.RunRef) {
 		lc.Runs[i] = &plutov1.RunRef{RunId: r.RunID, Attempt: int32(r.Attempt)}
 	}
 	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_LogsCapped{LogsCapped: lc}})
+}
+
+func (c *streamConn) MapAck(a engine.MapAck) {
+	c.enqueue(&plutov1.ServerMessage{Msg: &plutov1.ServerMessage_MapAck{MapAck: &plutov1.MapAck{
+		RunId: a.RunID, Attempt: int32(a.Attempt), Children: int32(a.Children), Existing: a.Existing, Error: a.Error,
+	}}})
 }
 
 func (c *streamConn) Drain(resume bool) {

@@ -26,6 +26,7 @@ func (nopConn) Drain(bool)                                             {}
 func (nopConn) Shutdown(bool)                                          {}
 func (nopConn) Command(string, string, json.RawMessage, time.Duration) {}
 func (nopConn) Close(string)                                           {}
+func (nopConn) MapAck(engine.MapAck)                                   {}
 
 // TestSimMemory is invariant 5 (memory): the engine's memory does not grow
 // with group names that come and go. A burst of invented group names —

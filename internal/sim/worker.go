@@ -98,7 +98,10 @@ func (c *conn) ResultAcks(acks []engine.ResultAck) {
 // below any cap.
 func (c *conn) LogsCapped([]engine.RunRef) { c.push(connMsg{kind: msgOther, reason: "logs capped"}) }
 func (c *conn) Drain(bool)                 { c.push(connMsg{kind: msgOther, reason: "drain"}) }
-func (c *conn) Shutdown(bool)              { c.push(connMsg{kind: msgOther, reason: "shutdown"}) }
+
+// MapAck is not acted on: the simulated workers do not map.
+func (c *conn) MapAck(engine.MapAck) { c.push(connMsg{kind: msgOther, reason: "map ack"}) }
+func (c *conn) Shutdown(bool)        { c.push(connMsg{kind: msgOther, reason: "shutdown"}) }
 func (c *conn) Command(id, name string, _ json.RawMessage, _ time.Duration) {
 	c.push(connMsg{kind: msgOther, reason: "command " + name})
 }

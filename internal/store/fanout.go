@@ -202,8 +202,8 @@ type FanoutExpandParams struct {
 }
 
 // FanoutMapParams makes Children the children of a run its worker holds
-// (map-reduce: the run's handler emitted them). The run (ID, running at
-// Attempt, held by ServerID; "" skips that fence, as RunFinish's) must be
+// (map-reduce: the run's handler emitted them). The run (ID, dispatched or
+// running at Attempt — its start may not be committed yet — held by ServerID; "" skips that fence, as RunFinish's) must be
 // neither a parent nor a child nor a merge run, and have no split. The
 // run itself does not change: it stays its worker's, and becomes the
 // children's parent only when FanoutRelease says its handler is done —
@@ -233,7 +233,8 @@ type FanoutMapResult struct {
 
 // FanoutReleaseParams makes a mapped run (FanoutMap) the parent of its
 // children once its handler has succeeded: the run (ID, running at
-// Attempt, held by ServerID, "" skipping that fence) becomes a parent as
+// Attempt — the caller commits its start first —, held by ServerID, ""
+// skipping that fence) becomes a parent as
 // FanoutExpand makes one — held by no server or worker, at Attempt-1 (so
 // its worker's reports of Attempt never match it), with ShardCount its
 // children's number — and its fan-out row opens, so the join can decide
@@ -269,8 +270,8 @@ type FanoutTx interface {
 	// when the run is not dispatched at Attempt by ServerID.
 	FanoutExpand(ctx context.Context, p FanoutExpandParams) (*Run, []*Run, error)
 	// FanoutMap makes the children of a run its worker holds (see
-	// FanoutMapParams): ErrConflict when the run is not running at Attempt
-	// held by ServerID, or cannot be a parent (a child, a merge run, a
+	// FanoutMapParams): ErrConflict when the run is not dispatched or
+	// running at Attempt held by ServerID, or cannot be a parent (a child, a merge run, a
 	// split).
 	FanoutMap(ctx context.Context, p FanoutMapParams) (FanoutMapResult, error)
 	// FanoutRelease makes a mapped run its children's parent (see
@@ -352,8 +353,8 @@ func CheckFanoutMap(p FanoutMapParams) ([]RunInsertParams, error) {
 // held by server ("" for any), wrapping ErrConflict; nil if it can.
 func CheckMapper(r *Run, attempt int, server string) error {
 	switch {
-	case r.Status != StatusRunning || r.Attempt != attempt || (server != "" && r.ServerID != server):
-		return fmt.Errorf("FanoutMap: run %q is not running at attempt %d here (it is %s at attempt %d): %w",
+	case (r.Status != StatusRunning && r.Status != StatusDispatched) || r.Attempt != attempt || (server != "" && r.ServerID != server):
+		return fmt.Errorf("FanoutMap: run %q is not held at attempt %d here (it is %s at attempt %d): %w",
 			r.ID, attempt, r.Status, r.Attempt, ErrConflict)
 	case r.ParentID != "" || r.ShardCount > 0:
 		return fmt.Errorf("FanoutMap: run %q is a fan-out's parent, child or merge run: %w", r.ID, ErrConflict)
