@@ -306,6 +306,7 @@ func (w *Worker) welcomed(wel *plutov1.Welcome, addr string) {
 		w.outResults = append(w.outResults, r.report)
 	}
 	w.outHeartbeat = nil
+	w.requeueMapsLocked() // a Map or its answer may have been lost with the old stream
 	if w.effectiveWindow() == 0 {
 		w.outCredits = true
 	}
@@ -357,9 +358,10 @@ func (w *Worker) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient[p
 }
 
 // take empties the outbox into messages: Credits, one Acks, LogBatches
-// (lines, then counts of lines dropped unsent), Results, CommandReplies,
-// Heartbeat — in that order, so that a run's log lines and its count of
-// dropped lines arrive before its result.
+// (lines, then counts of lines dropped unsent), Maps, Results,
+// CommandReplies, Heartbeat — in that order, so that a run's log lines and
+// its count of dropped lines arrive before its result, and its start before
+// its Map.
 func (w *Worker) take(msgs []*plutov1.WorkerMessage) []*plutov1.WorkerMessage {
 	w.mu.Lock()
 	if w.outCredits {
@@ -388,6 +390,8 @@ func (w *Worker) take(msgs []*plutov1.WorkerMessage) []*plutov1.WorkerMessage {
 	}
 	logs, results, replies, hb := w.outLogs, w.outResults, w.outReplies, w.outHeartbeat
 	w.outLogs, w.outResults, w.outReplies, w.outHeartbeat = nil, nil, nil, nil
+	maps := w.outMaps
+	w.outMaps = nil
 	w.outLogBytes = 0
 	dropped, droppedRuns := w.droppedLogs, w.dropped
 	w.droppedLogs, w.dropped = 0, nil
@@ -408,6 +412,9 @@ func (w *Worker) take(msgs []*plutov1.WorkerMessage) []*plutov1.WorkerMessage {
 		logs = logs[n:]
 	}
 	msgs = logDropBatches(msgs, capDrops)
+	for _, m := range maps { // one each: a Map may hold MaxMapBytes
+		msgs = append(msgs, &plutov1.WorkerMessage{Msg: &plutov1.WorkerMessage_Map{Map: m}})
+	}
 	for len(results) > 0 {
 		n, size := 0, 0
 		for n < len(results) && n < maxBatchItems && size < maxBatchBytes {
@@ -471,6 +478,10 @@ func (w *Worker) recvLoop(stream grpc.BidiStreamingClient[plutov1.WorkerMessage,
 		case *plutov1.ServerMessage_LogsCapped:
 			w.mu.Lock()
 			w.logsCappedLocked(m.LogsCapped.GetRuns())
+			w.mu.Unlock()
+		case *plutov1.ServerMessage_MapAck:
+			w.mu.Lock()
+			w.mapAckLocked(m.MapAck)
 			w.mu.Unlock()
 		case *plutov1.ServerMessage_Welcome:
 			w.log.Warn("unexpected second Welcome ignored")

@@ -66,6 +66,7 @@ type Run struct {
 	state        runState
 	resultQueued bool      // result built; an unsent ack is dropped
 	stale        bool      // server said the attempt is stale: report nothing
+	mapped       bool      // a MapAck made (or found) its children: Result.mapped (mapsend.go)
 	disk         diskState // where the result store has it
 	report       *plutov1.Result
 
@@ -494,6 +495,15 @@ type TestRun struct {
 	// Merge makes the run a merge run (IsMerge); its Payload then holds
 	// {"parent": ..., "results": [...]}.
 	Merge bool
+	// ParentID, Shard and ShardCount make the run a fan-out's child
+	// (Run.ParentID, Run.Shard).
+	ParentID          string
+	Shard, ShardCount int
+	// Map, if set, is called by Run.Map, once the parts are validated,
+	// with the parts as encoded and the options; what it returns is what
+	// Map returns (its error as it is). Nil: Map makes nothing and returns
+	// MapResult{Children: len(parts)}, as a server making them would.
+	Map func(parts []json.RawMessage, opt MapOptions) (MapResult, error)
 }
 
 // NewTestRun returns a Run as a worker would hand it to a handler, for tests.
@@ -520,9 +530,12 @@ func NewTestRun(t TestRun) *Run {
 		deadline:    t.Deadline,
 		logLevel:    t.LogLevel,
 		merge:       t.Merge,
+		parent:      t.ParentID,
+		shard:       t.Shard,
+		shardCount:  t.ShardCount,
 	}
-	if t.Log != nil {
-		r.sink = &writerSink{w: t.Log}
+	if t.Log != nil || t.Map != nil {
+		r.sink = &testSink{w: t.Log, mapFn: t.Map}
 	}
 	return r
 }
@@ -531,12 +544,18 @@ func NewTestRun(t TestRun) *Run {
 // worker does when a handler returns. Only tests of handlers need it.
 func (r *Run) FlushOutput() { r.flushOutputs() }
 
-type writerSink struct {
-	mu sync.Mutex
-	w  io.Writer
+// testSink is the sink of a test run: TestRun.Log (nil: lines are
+// dropped) and TestRun.Map (mapreduce.go).
+type testSink struct {
+	mu    sync.Mutex
+	w     io.Writer
+	mapFn func(parts []json.RawMessage, opt MapOptions) (MapResult, error)
 }
 
-func (s *writerSink) emitLine(_ *Run, stream, level string, text []byte, _ time.Time) {
+func (s *testSink) emitLine(_ *Run, stream, level string, text []byte, _ time.Time) {
+	if s.w == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if level == "" {

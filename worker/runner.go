@@ -170,6 +170,10 @@ func capError(msg string) []byte {
 func (w *Worker) finishLocked(r *Run, res *plutov1.Result) {
 	w.running--
 	r.cancel = nil
+	if len(w.maps) > 0 {
+		w.endMapsLocked(runKey{r.id, r.attempt})
+	}
+	res.Mapped = r.mapped
 	if r.stale {
 		r.state = stateAbandoned
 		// The server no longer wants to hear about this attempt.

@@ -187,6 +187,13 @@ type Worker struct {
 	droppedLogs  int            // log lines dropped since the last send
 	dropped      []droppedLines // the same, by attempt
 	capped       []*Run         // attempts whose log the server capped, running or not yet counted (logcap.go)
+	outMaps      []*plutov1.Map // Run.Map requests to send (mapsend.go)
+
+	// maps are the Run.Map calls waiting for their MapAck, oldest first
+	// for each attempt; mapResend is how long one waits on a stream
+	// before it is sent again (tests shorten it).
+	maps      map[runKey][]*pendingMap
+	mapResend time.Duration
 
 	// The result store (Options.ResultDir; see persist.go). store is nil
 	// without one and set before Run starts any goroutine. The fields
@@ -279,6 +286,7 @@ func New(opts Options) (*Worker, error) {
 		wake:       make(chan struct{}, 1),
 		changed:    make(chan struct{}, 1),
 		drainGrace: 5 * time.Second,
+		mapResend:  mapResendInterval,
 		held:       make(map[runKey]*Run),
 
 		persistTick: defaultPersistTick,

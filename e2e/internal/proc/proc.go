@@ -81,7 +81,14 @@ func Start(t *testing.T, name string, args ...string) *Proc {
 	if len(args) > 1 && args[0] == "worker" && strings.HasPrefix(args[1], "-") && !slices.Contains(args, "--result-dir") {
 		args = append(args, "--result-dir", t.TempDir())
 	}
-	p := &Proc{t: t, Name: name, Cmd: exec.Command(Binary, args...), grew: make(chan struct{}, 1), exit: make(chan struct{})}
+	return StartBinary(t, name, Binary, args...)
+}
+
+// StartBinary runs another program as Start runs pluto (a test's own
+// worker built with the SDK).
+func StartBinary(t *testing.T, name, binary string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{t: t, Name: name, Cmd: exec.Command(binary, args...), grew: make(chan struct{}, 1), exit: make(chan struct{})}
 	p.Cmd.Env = Env(t)
 	out, err := p.Cmd.StderrPipe()
 	if err != nil {
