@@ -27,15 +27,27 @@ func buildMapWorker(t *testing.T) string {
 // children and its worker process SIGKILLs itself as soon as the Map is
 // answered. The run's next attempt, on another worker, maps again and
 // gets the same children: there are exactly 200, one per shard, every
-// one ran, one merge run summed them, and the run ends with the sum.
+// one ran, one merge run summed them, and the run ends with the sum. On
+// the embedded store with one server, and on PostgreSQL with the second
+// worker connected to another server than the first.
 func TestMapReduceWorkerKilledAfterMap(t *testing.T) {
-	const n = 200
 	bin := buildMapWorker(t)
-	dir := t.TempDir()
-	execLog := filepath.Join(dir, "exec.log")
-	_, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", "sqlite:"+filepath.Join(dir, "pluto.db"))
-	a := proc.NewAPI(t, httpAddr)
-	w1 := proc.StartBinary(t, "w1", bin, "--server", grpcAddr, "--id", "w1", "--exec-log", execLog, "--die-after-map")
+	t.Run("sqlite", func(t *testing.T) {
+		_, httpAddr, grpcAddr := proc.StartServer(t, "server", "--store", "sqlite:"+filepath.Join(t.TempDir(), "pluto.db"))
+		mapWorkerKilled(t, bin, proc.NewAPI(t, httpAddr), grpcAddr, grpcAddr)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		nodes := startPGServers(t)
+		mapWorkerKilled(t, bin, nodes[0].api, nodes[0].grpc, nodes[1].grpc)
+	})
+}
+
+// mapWorkerKilled runs the map of 200 children with a worker on grpc1
+// that dies after its Map and one on grpc2 that takes over.
+func mapWorkerKilled(t *testing.T, bin string, a proc.API, grpc1, grpc2 string) {
+	const n = 200
+	execLog := filepath.Join(t.TempDir(), "exec.log")
+	w1 := proc.StartBinary(t, "w1", bin, "--server", grpc1, "--id", "w1", "--exec-log", execLog, "--die-after-map")
 	w1.Await(20*time.Second, "connected")
 
 	var run proc.Run
@@ -45,7 +57,7 @@ func TestMapReduceWorkerKilledAfterMap(t *testing.T) {
 	w1.Await(20*time.Second, "mapped", "attempt=1", "existing=false")
 	w1.AwaitExit(20 * time.Second)
 
-	w2 := proc.StartBinary(t, "w2", bin, "--server", grpcAddr, "--id", "w2", "--exec-log", execLog)
+	w2 := proc.StartBinary(t, "w2", bin, "--server", grpc2, "--id", "w2", "--exec-log", execLog)
 	w2.Await(20*time.Second, "connected")
 	got := a.Wait(run.ID, 2*time.Minute)
 	if got.Status != "succeeded" || string(got.Result) != "20100" {

@@ -51,10 +51,11 @@ func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 	}
 	id := res.Run.ID
 	var ran time.Duration
-	if f := e.disp.flights[id]; f != nil {
-		if f.mapped {
-			e.cancelChildren(res.Run, reason)
-		}
+	f := e.disp.flights[id]
+	if mayHaveMapped(res, f) {
+		e.cancelChildren(res.Run, reason)
+	}
+	if f != nil {
 		delete(e.disp.flights, id)
 		f.stopTimer()
 		if f.session != nil {
@@ -70,6 +71,18 @@ func (e *Engine) cancelled(res store.RunCancelResult, reason string) {
 	if isParent(res.Run) {
 		e.cancelChildren(res.Run, reason)
 	}
+}
+
+// mayHaveMapped reports whether a cancelled run may have made children
+// (Session.Map), which are then cancelled too: its flight here says so; a
+// run held on another server (no flight here) that a worker held is
+// looked up (cancelChildren finds no fan-out for most).
+func mayHaveMapped(res store.RunCancelResult, f *flight) bool {
+	if f != nil {
+		return f.mapped
+	}
+	held := res.Prev == store.StatusDispatched || res.Prev == store.StatusRunning
+	return held && res.Run.ParentID == "" && !isParent(res.Run)
 }
 
 // Retry puts a failed, cancelled or timed-out run back in the queue with a

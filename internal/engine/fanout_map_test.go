@@ -247,3 +247,27 @@ func TestMapReleasedByTheResult(t *testing.T) {
 		}
 	})
 }
+
+// Cancelling, on another server, a run whose worker mapped on the first
+// cancels its children too: the cancelling server looks its fan-out up.
+func TestMapCancelledOnAnotherServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en1, en2, _ := shared(t)
+		s, c := en1.connect("w1", 10)
+		run := en1.submit(SubmitSpec{})[0]
+		mapAndWait(t, s, c, c.Tasks()[0], MapRequest{Parts: mapParts(2)})
+		if _, err := en2.e.Cancel(en2.ctx, run.ID, "from s2"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		page, err := en2.st.RunList(en2.ctx, store.RunListParams{Parent: run.ID, Limit: 10})
+		if err != nil || len(page.Runs) != 2 {
+			t.Fatalf("children: %d, %v", len(page.Runs), err)
+		}
+		for _, k := range page.Runs {
+			if k.Status != store.StatusCancelled {
+				t.Errorf("child %s: %s, want cancelled", k.ID, k.Status)
+			}
+		}
+	})
+}
