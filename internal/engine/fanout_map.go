@@ -103,6 +103,11 @@ func (s *Session) Map(m MapRequest) {
 			f.mapped = true
 		}
 		e.applyMade(o, "")
+		if res.Existing {
+			// Made by an earlier try whose commit's answer was lost, or an
+			// earlier Map: any of them still queued may wait for a wake.
+			e.wake(f.group)
+		}
 		e.disp.mu.Unlock()
 		s.conn.MapAck(MapAck{RunID: m.RunID, Attempt: m.Attempt, Children: res.Total, Existing: res.Existing})
 	}

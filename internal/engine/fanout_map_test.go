@@ -271,3 +271,41 @@ func TestMapCancelledOnAnotherServer(t *testing.T) {
 		}
 	})
 }
+
+// Store faults on a Map and on the release: each is tried again until it
+// commits; a Map whose commit's answer was lost finds its children made
+// and dispatches them; nothing is made twice.
+func TestMapUnderStoreFaults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		en, fl := newFlakyEnv(t, nil)
+		s, c := en.connect("w1", 10)
+		run := en.submit(SubmitSpec{})[0]
+		mapper := c.Tasks()[0]
+		fl.set("FanoutMap", 3)
+		fl.set("commit", 1)
+		s.Map(MapRequest{RunID: run.ID, Attempt: 1, Parts: mapParts(3)})
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if acks := c.MapAcks(); len(acks) != 1 || acks[0].Children != 3 || acks[0].Error != "" {
+			t.Fatalf("map acks %+v", acks)
+		}
+		kids := children(c, run.ID)
+		if len(kids) != 3 {
+			t.Fatalf("%d children dispatched, want 3", len(kids))
+		}
+		fl.set("FanoutRelease", 3)
+		finishWith(s, mapper, OutcomeSucceeded, "null")
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		for i := range 3 {
+			finishWith(s, kids[i], OutcomeSucceeded, "1")
+		}
+		if got := en.wantStatus(run.ID, store.StatusSucceeded); string(got.Result) != "[1,1,1]" {
+			t.Errorf("parent's result %s", got.Result)
+		}
+		page, err := en.st.RunList(en.ctx, store.RunListParams{Parent: run.ID, Limit: 10})
+		if err != nil || len(page.Runs) != 3 {
+			t.Fatalf("children stored: %d, %v", len(page.Runs), err)
+		}
+	})
+}

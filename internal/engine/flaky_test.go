@@ -25,7 +25,7 @@ type flakyStore struct {
 func newFlaky(st store.Store) *flakyStore { return &flakyStore{Store: st, fail: map[string]int{}} }
 
 // set arms n failures of what ("RunClaim", "RunFinish", "RunInsert", "LogAppend",
-// "RunUnblockNext", "commit"), or n transactions that take five seconds
+// "RunUnblockNext", "FanoutMap", "FanoutRelease", "commit"), or n transactions that take five seconds
 // before ("slow") or after ("slowCommit") their writes.
 func (f *flakyStore) set(what string, n int) {
 	f.mu.Lock()
@@ -98,4 +98,18 @@ func (t *flakyTx) LogAppend(ctx context.Context, p store.LogAppendParams) (store
 		return store.LogAppendResult{}, errFlaky
 	}
 	return t.Tx.LogAppend(ctx, p)
+}
+
+func (t *flakyTx) FanoutMap(ctx context.Context, p store.FanoutMapParams) (store.FanoutMapResult, error) {
+	if t.f.take("FanoutMap") {
+		return store.FanoutMapResult{}, errFlaky
+	}
+	return t.Tx.FanoutMap(ctx, p)
+}
+
+func (t *flakyTx) FanoutRelease(ctx context.Context, p store.FanoutReleaseParams) (*store.Run, error) {
+	if t.f.take("FanoutRelease") {
+		return nil, errFlaky
+	}
+	return t.Tx.FanoutRelease(ctx, p)
 }
