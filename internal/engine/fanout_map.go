@@ -181,9 +181,9 @@ func (e *Engine) release(s *Session, f *flight) {
 			return
 		}
 		s.conn.ResultAcks([]ResultAck{{RunID: f.id, Attempt: f.attempt, Accepted: parent != nil}})
-		if parent != nil {
-			e.joins.note(f.id)
-		}
+		// Noted even when nothing was released: a try whose commit's answer
+		// was lost released it, and its children may all have ended.
+		e.joins.note(f.id)
 	}
 	e.disp.settling[f.id]++
 	e.submitOp(o)
