@@ -34,11 +34,12 @@ import (
 
 const (
 	// retentionBatch is the most runs one op deletes. Dispatch ops queued
-	// behind a delete wait for all of it: with runs of five log lines, 500
-	// a batch tripled the submit→start p99 of a steady 500 runs/s on SQLite
-	// (12-14 → 35-38 ms, side by side with no retention), 100 keep it
-	// within a few ms (11-15 → 14-20 ms) and still delete at 500 runs/s.
-	retentionBatch    = 100
+	// behind a delete wait for all of it. A steady 500 runs/s of five log
+	// lines each on SQLite (2 cores), median of the per-minute
+	// submit→start p99: 5.8 ms with no retention, 8.2 ms deleting 100 a
+	// batch, 6.9 ms at 25 (500 a batch had tripled it). 25 a batch, with
+	// the yield below, still deletes a few thousand runs a second.
+	retentionBatch    = 25
 	retentionInterval = time.Minute
 	// retentionYield: after a full batch the pass waits this many times as
 	// long as the batch took before the next, so that a large backlog of
