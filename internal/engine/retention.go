@@ -37,8 +37,9 @@ const (
 	// behind a delete wait for all of it. A steady 500 runs/s of five log
 	// lines each on SQLite (2 cores), median of the per-minute
 	// submit→start p99: 5.8 ms with no retention (15 min), 8.2 ms deleting
-	// 100 a batch (30 min), 6.9-7.6 ms at 25 (6 and 15 min) (500 a batch had tripled it). 25 a batch, with
-	// the yield below, still deletes a few thousand runs a second.
+	// 100 a batch (30 min), 6.9-7.6 ms at 25 (6 and 15 min); 500 a batch
+	// had tripled it. 25 a batch, with the yield below, still deletes a few
+	// thousand runs a second.
 	retentionBatch    = 25
 	retentionInterval = time.Minute
 	// retentionYield: after a full batch the pass waits this many times as
