@@ -167,17 +167,9 @@ func (e *Engine) release(s *Session, f *flight) {
 	o.done = func() {
 		e.disp.mu.Lock()
 		defer e.disp.mu.Unlock()
-		e.disp.settling[f.id]--
-		if e.disp.settling[f.id] <= 0 {
-			delete(e.disp.settling, f.id)
-		}
+		e.settling(f.id, -1)
 		if o.err != nil {
-			// As an uncommitted result (finished): the worker reconnects
-			// and reports again.
-			e.log.Error("map: release not committed", "run", f.id, "err", o.err)
-			f.session, f.orphanedAt = nil, e.now()
-			e.disp.orphans[f.id] = f
-			s.conn.Close("store error")
+			e.notCommitted(s, []*flight{f}, o.err)
 			return
 		}
 		s.conn.ResultAcks([]ResultAck{{RunID: f.id, Attempt: f.attempt, Accepted: parent != nil}})
@@ -185,6 +177,6 @@ func (e *Engine) release(s *Session, f *flight) {
 		// was lost released it, and its children may all have ended.
 		e.joins.note(f.id)
 	}
-	e.disp.settling[f.id]++
+	e.settling(f.id, 1)
 	e.submitOp(o)
 }

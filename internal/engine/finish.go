@@ -84,16 +84,7 @@ func (e *Engine) finished(s *Session, fs []*flight, o *finishOp) {
 	e.disp.mu.Lock()
 	defer e.disp.mu.Unlock()
 	if o.err != nil {
-		// Not committed. Keep the attempts reclaimable and make the worker
-		// reconnect: it resends the results it holds, and they are
-		// accepted then.
-		e.log.Error("results not committed", "worker", s.hello.WorkerID, "runs", len(fs), "err", o.err)
-		now := e.now()
-		for _, f := range fs {
-			f.session, f.orphanedAt = nil, now
-			e.disp.orphans[f.id] = f
-		}
-		s.conn.Close("store error")
+		e.notCommitted(s, fs, o.err)
 		return
 	}
 	acks := make([]ResultAck, len(fs))
@@ -104,6 +95,19 @@ func (e *Engine) finished(s *Session, fs []*flight, o *finishOp) {
 		}
 	}
 	s.conn.ResultAcks(acks)
+}
+
+// notCommitted reacts to results whose commit failed: the attempts stay
+// reclaimable and the worker is made to reconnect; it resends the results
+// it holds, and they are accepted then. Called with e.disp.mu held.
+func (e *Engine) notCommitted(s *Session, fs []*flight, err error) {
+	e.log.Error("results not committed", "worker", s.hello.WorkerID, "runs", len(fs), "err", err)
+	now := e.now()
+	for _, f := range fs {
+		f.session, f.orphanedAt = nil, now
+		e.disp.orphans[f.id] = f
+	}
+	s.conn.Close("store error")
 }
 
 // settled reacts to a committed finish. Called with e.disp.mu held.

@@ -179,20 +179,27 @@ func (e *Engine) unblockStranded(ctx context.Context) int {
 	return 0 // counted by the unblock itself if it released anything
 }
 
+// settling counts an op that will settle run id (+1) or did (-1): the
+// reconciler leaves a run alone while one is queued. Called with
+// e.disp.mu held.
+func (e *Engine) settling(id string, d int) {
+	if e.disp.settling[id] += d; e.disp.settling[id] <= 0 {
+		delete(e.disp.settling, id)
+	}
+}
+
 // pushFinishes queues an op of finishes, remembering its runs as settling
 // until it is done, so that the reconciler leaves them alone. Called with
 // e.disp.mu held.
 func (e *Engine) pushFinishes(o *finishOp) {
 	for _, p := range o.params {
-		e.disp.settling[p.ID]++
+		e.settling(p.ID, 1)
 	}
 	done := o.done
 	o.done = func() {
 		e.disp.mu.Lock()
 		for _, p := range o.params {
-			if e.disp.settling[p.ID]--; e.disp.settling[p.ID] <= 0 {
-				delete(e.disp.settling, p.ID)
-			}
+			e.settling(p.ID, -1)
 		}
 		e.disp.mu.Unlock()
 		if done != nil {

@@ -15,7 +15,8 @@ import (
 // (or the result of a merge run over them).
 //
 // The parent is a run like any other in the runs table, with
-// ShardCount > 0 and no ParentID. It is created running, started at its
+// ShardCount > 0 and no ParentID (made so by FanoutCreate, FanoutExpand,
+// or FanoutRelease of a run that mapped: FanoutMapParams). It is created running, started at its
 // creation, held by no worker and no server (ServerID and WorkerID empty)
 // at attempt 0, which names no worker's attempt (a claim makes attempt
 // 1): RunListActive, RunClaim and RunRequeueLost never return it (it is
@@ -343,10 +344,19 @@ func CheckFanout(p FanoutCreateParams) ([]RunInsertParams, error) {
 // CheckFanoutMap reports a FanoutMapParams no backend takes, and returns
 // the children as they are stored (see CheckFanout).
 func CheckFanoutMap(p FanoutMapParams) ([]RunInsertParams, error) {
-	if p.ID == "" || p.Attempt < 1 {
-		return nil, fmt.Errorf("FanoutMap: run %q at attempt %d: a run a worker holds is needed", p.ID, p.Attempt)
+	if err := CheckHeld("FanoutMap", p.ID, p.Attempt); err != nil {
+		return nil, err
 	}
 	return checkChildren("FanoutMap", p.ID, p.Children, p.MinSuccess)
+}
+
+// CheckHeld reports arguments naming no attempt a worker could hold (op's
+// run id at attempt), as FanoutMap and FanoutRelease take them.
+func CheckHeld(op, id string, attempt int) error {
+	if id == "" || attempt < 1 {
+		return fmt.Errorf("%s: run %q at attempt %d: a run a worker holds is needed", op, id, attempt)
+	}
+	return nil
 }
 
 // CheckMapper reports why run r, read for update, cannot map at attempt

@@ -80,8 +80,8 @@ func (t *tx) FanoutRelease(ctx context.Context, p store.FanoutReleaseParams) (*s
 	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
-	if p.ID == "" || p.Attempt < 1 {
-		return nil, fmt.Errorf("postgres: FanoutRelease: run %q at attempt %d: a run a worker holds is needed", p.ID, p.Attempt)
+	if err := store.CheckHeld("FanoutRelease", p.ID, p.Attempt); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	rows, err := t.q.Query(ctx, sqlFanoutRelease, p.ID, int32(p.Attempt), p.ServerID)
 	if err != nil {

@@ -69,8 +69,8 @@ func (t *tx) FanoutRelease(ctx context.Context, p store.FanoutReleaseParams) (*s
 	if err := t.check(ctx); err != nil {
 		return nil, err
 	}
-	if p.ID == "" || p.Attempt < 1 {
-		return nil, fmt.Errorf("sqlite: FanoutRelease: run %q at attempt %d: a run a worker holds is needed", p.ID, p.Attempt)
+	if err := store.CheckHeld("FanoutRelease", p.ID, p.Attempt); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	t.bind()
 	t.arg(p.ID)

@@ -261,4 +261,13 @@ func testFanoutMapFenced(t *testing.T, s store.Store) {
 			t.Errorf("%s: FanoutMap accepted it", name)
 		}
 	}
+	for _, p := range []store.FanoutReleaseParams{{ID: "a", Now: t0}, {Attempt: 1, Now: t0}} {
+		err := s.Tx(ctx, func(tx store.Tx) error {
+			_, err := tx.FanoutRelease(ctx, p)
+			return err
+		})
+		if err == nil {
+			t.Errorf("FanoutRelease(%+v) accepted it", p)
+		}
+	}
 }
