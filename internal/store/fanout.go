@@ -204,8 +204,9 @@ type FanoutExpandParams struct {
 
 // FanoutMapParams makes Children the children of a run its worker holds
 // (map-reduce: the run's handler emitted them). The run (ID, dispatched or
-// running at Attempt — its start may not be committed yet — held by ServerID; "" skips that fence, as RunFinish's) must be
-// neither a parent nor a child nor a merge run, and have no split. The
+// running at Attempt — its start may not be committed yet — held by
+// ServerID; "" skips that fence, as RunFinish's) must be neither a parent
+// nor a child nor a merge run, and have no split. The
 // run itself does not change: it stays its worker's, and becomes the
 // children's parent only when FanoutRelease says its handler is done —
 // until then its fan-out row is not open, so it never joins (a parent's
