@@ -301,7 +301,11 @@ func pacedStarts(ctx context.Context, cl *client.Client, st store.Store, n int, 
 	}
 	out := make([]float64, 0, len(ids))
 	for _, id := range ids {
-		r, err := cl.Wait(ctx, id)
+		if _, err := cl.Wait(ctx, id); err != nil {
+			return nil, err
+		}
+		// The store's times, in microseconds (the API's are in ms).
+		r, err := st.RunGet(ctx, id)
 		if err != nil {
 			return nil, err
 		}

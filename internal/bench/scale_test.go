@@ -124,7 +124,7 @@ func runSteadySized(t *testing.T, storeURL string) *SteadyReport {
 	starts := 0
 	for i, iv := range st.Intervals {
 		starts += iv.Starts
-		if iv.Size.Bytes <= 0 || iv.End <= 0 || (i > 0 && iv.End <= st.Intervals[i-1].End) {
+		if iv.Size.Bytes <= 0 || iv.End <= 0 || (i > 0 && iv.End < st.Intervals[i-1].End) { // the last, partial row may end in the same 10 ms
 			t.Errorf("row %d: %+v", i, iv)
 		}
 		if !iv.Partial && (iv.Starts == 0 || iv.SubmitToStart.Max <= 0) {

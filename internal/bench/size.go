@@ -2,7 +2,8 @@ package bench
 
 // The store's size on disk, measured from outside the store through a
 // connection of the benchmark's own (the store has no size API): SQLite's
-// database file and WAL and its free-list pages; PostgreSQL's tables with
+// two database files (runs, log lines) with their WALs and free-list
+// pages; PostgreSQL's tables with
 // their indexes and TOAST, split into runs, run_logs and the rest.
 
 import (
@@ -16,14 +17,17 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pluto-sched/pluto/internal/store/sqlite"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, for PRAGMA freelist_count
 )
 
 // StoreSize is the store on disk at one moment.
 type StoreSize struct {
 	Bytes int64 `json:"bytes"` // all of it
-	// SQLite: the database file, its WAL, and the pages on the free list
-	// (inside the file, reusable; PRAGMA freelist_count).
+	// SQLite: the two database files (runs, log lines), their WALs, and
+	// the pages on their free lists (inside the files, reusable; PRAGMA
+	// freelist_count). LogsBytes is then the log lines' file and WAL.
 	FileBytes int64 `json:"file_bytes,omitempty"`
 	WALBytes  int64 `json:"wal_bytes,omitempty"`
 	FreePages int64 `json:"free_pages,omitempty"`
@@ -44,8 +48,8 @@ type sizer struct {
 	// autovacuum is PostgreSQL's setting: with it off, deleted rows'
 	// space is never reused and the tables grow whatever retention does.
 	autovacuum string
-	path       string  // SQLite
-	db         *sql.DB // SQLite, read-only
+	path, logs string  // SQLite: the two databases
+	db, ldb    *sql.DB // SQLite, read-only
 }
 
 func newSizer(ctx context.Context, storeURL string) (*sizer, error) {
@@ -81,21 +85,36 @@ func newSizer(ctx context.Context, storeURL string) (*sizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	uri := (&url.URL{Scheme: "file", OmitHost: true, Path: abs}).String()
+	sz := &sizer{path: abs, logs: sqlite.LogsFile(abs)}
+	if sz.db, err = openReadOnly(sz.path); err == nil {
+		sz.ldb, err = openReadOnly(sz.logs)
+	}
+	if err != nil {
+		sz.close()
+		return nil, err
+	}
+	return sz, nil
+}
+
+// openReadOnly opens one read-only connection to the SQLite file path.
+func openReadOnly(path string) (*sql.DB, error) {
+	uri := (&url.URL{Scheme: "file", OmitHost: true, Path: path}).String()
 	db, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)&_query_only=1")
 	if err != nil {
 		return nil, fmt.Errorf("bench: store size: %w", err)
 	}
 	db.SetMaxOpenConns(1)
-	return &sizer{path: abs, db: db}, nil
+	return db, nil
 }
 
 func (s *sizer) close() {
 	if s.pg != nil {
 		_ = s.pg.Close(context.Background())
 	}
-	if s.db != nil {
-		_ = s.db.Close()
+	for _, db := range []*sql.DB{s.db, s.ldb} {
+		if db != nil {
+			_ = db.Close()
+		}
 	}
 }
 
@@ -104,21 +123,41 @@ func (s *sizer) measure(ctx context.Context) (StoreSize, error) {
 		return s.measurePostgres(ctx)
 	}
 	var z StoreSize
-	fi, err := os.Stat(s.path)
-	if err != nil {
-		return z, err
-	}
-	z.FileBytes = fi.Size()
-	if fi, err := os.Stat(s.path + "-wal"); err == nil {
-		z.WALBytes = fi.Size()
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return z, err
+	for _, f := range []struct {
+		path string
+		db   *sql.DB
+	}{{s.path, s.db}, {s.logs, s.ldb}} {
+		file, wal, free, err := sqliteSize(ctx, f.path, f.db)
+		if err != nil {
+			return z, err
+		}
+		z.FileBytes += file
+		z.WALBytes += wal
+		z.FreePages += free
+		if f.path == s.logs {
+			z.LogsBytes = file + wal
+		}
 	}
 	z.Bytes = z.FileBytes + z.WALBytes
-	if err := s.db.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&z.FreePages); err != nil {
-		return z, fmt.Errorf("bench: freelist_count: %w", err)
-	}
 	return z, nil
+}
+
+// sqliteSize is one SQLite database's file and WAL sizes and free pages.
+func sqliteSize(ctx context.Context, path string, db *sql.DB) (file, wal, free int64, err error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	file = fi.Size()
+	if fi, err := os.Stat(path + "-wal"); err == nil {
+		wal = fi.Size()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return 0, 0, 0, err
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
+		return 0, 0, 0, fmt.Errorf("bench: freelist_count: %w", err)
+	}
+	return file, wal, free, nil
 }
 
 func (s *sizer) measurePostgres(ctx context.Context) (StoreSize, error) {
@@ -160,7 +199,8 @@ func (s *sizer) measurePostgres(ctx context.Context) (StoreSize, error) {
 // text is the size on one line.
 func (z StoreSize) text() string {
 	if z.FileBytes > 0 {
-		return fmt.Sprintf("%8.1f MiB (file %.1f + WAL %.1f MiB, %d free pages)", mib(z.Bytes), mib(z.FileBytes), mib(z.WALBytes), z.FreePages)
+		return fmt.Sprintf("%8.1f MiB (files %.1f + WALs %.1f MiB, %d free pages; log lines %.1f MiB of it)",
+			mib(z.Bytes), mib(z.FileBytes), mib(z.WALBytes), z.FreePages, mib(z.LogsBytes))
 	}
 	return fmt.Sprintf("%8.1f MiB (runs %.1f, run_logs %.1f, other %.1f MiB; %d dead rows in runs)",
 		mib(z.Bytes), mib(z.RunsBytes), mib(z.LogsBytes), mib(z.OtherBytes), z.RunsDeadRows)

@@ -93,11 +93,34 @@ func (t *flakyTx) RunUnblockNext(ctx context.Context, job string, now time.Time)
 	return t.Tx.RunUnblockNext(ctx, job, now)
 }
 
-func (t *flakyTx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogAppendResult, error) {
+// LogTx fails and slows down as Tx does.
+func (f *flakyStore) LogTx(ctx context.Context, fn func(store.LogTx) error) error {
+	if f.take("slow") {
+		time.Sleep(5 * time.Second) // fake time inside a synctest bubble
+	}
+	err := f.Store.LogTx(ctx, func(tx store.LogTx) error {
+		err := fn(&flakyLogTx{LogTx: tx, f: f})
+		if f.take("slowCommit") {
+			time.Sleep(5 * time.Second) // written, not yet committed
+		}
+		return err
+	})
+	if err == nil && f.take("commit") {
+		return errFlaky
+	}
+	return err
+}
+
+type flakyLogTx struct {
+	store.LogTx
+	f *flakyStore
+}
+
+func (t *flakyLogTx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogAppendResult, error) {
 	if t.f.take("LogAppend") {
 		return store.LogAppendResult{}, errFlaky
 	}
-	return t.Tx.LogAppend(ctx, p)
+	return t.LogTx.LogAppend(ctx, p)
 }
 
 func (t *flakyTx) FanoutMap(ctx context.Context, p store.FanoutMapParams) (store.FanoutMapResult, error) {

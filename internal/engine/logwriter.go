@@ -327,7 +327,7 @@ func (w *logWriter) write(ctx context.Context, b logBatch) (store.LogAppendResul
 	p := store.LogAppendParams{Lines: b.lines, Dropped: b.dropped, MaxLines: live.LogMaxLines, MaxBytes: live.LogMaxBytes}
 	for try := 1; ; try++ {
 		var res store.LogAppendResult
-		err := w.e.st.Tx(ctx, func(tx store.Tx) error {
+		err := w.e.st.LogTx(ctx, func(tx store.LogTx) error {
 			var err error
 			if res, err = tx.LogAppend(ctx, p); err != nil {
 				return err
@@ -428,7 +428,7 @@ func runIDs(lines []store.LogLine) []string {
 // publishLogs tells other servers, in tx, which of the runs written have
 // followers (TopicLogs, ids comma-separated under maxNotifyPayload). An
 // exclusive store has no other server: its followers are woken directly.
-func (e *Engine) publishLogs(ctx context.Context, tx store.Tx, lines []store.LogLine) error {
+func (e *Engine) publishLogs(ctx context.Context, tx store.LogTx, lines []store.LogLine) error {
 	if e.cfg.ExclusiveStore {
 		return nil
 	}

@@ -456,6 +456,12 @@ type Store interface {
 	// Tx runs fn in one write transaction and commits it. fn must not keep
 	// tx after it returns. If fn returns an error the transaction rolls back.
 	Tx(ctx context.Context, fn func(tx Tx) error) error
+	// LogTx runs fn in one transaction that appends log lines, and commits
+	// it. It may run beside Tx and never waits for it: a backend with a
+	// single writer (SQLite) keeps log lines in a database of their own,
+	// so that a run printing fast does not hold the scheduling
+	// transactions up. Same rules for fn as Tx.
+	LogTx(ctx context.Context, fn func(tx LogTx) error) error
 
 	// RunGet returns a run or ErrNotFound.
 	RunGet(ctx context.Context, id string) (*Run, error)
@@ -507,6 +513,16 @@ type Store interface {
 	Close() error
 }
 
+// LogTx is the write side of a log transaction, valid inside Store.LogTx
+// only.
+type LogTx interface {
+	// LogAppend stores lines under the caps of p (LogAppendParams). The
+	// fence reads the runs' attempts as committed when the call begins.
+	LogAppend(ctx context.Context, p LogAppendParams) (LogAppendResult, error)
+	// Notify is Tx.Notify.
+	Notify(ctx context.Context, n Notification) error
+}
+
 // Tx is the write side of a store, valid inside Store.Tx only. Batch
 // methods apply each element independently: one rejected element does not
 // fail the others. Results come back in input order.
@@ -520,8 +536,6 @@ type Tx interface {
 	RunRetry(ctx context.Context, p RunRetryParams) (*Run, error)
 	// RunPromote returns the promoted runs.
 	RunPromote(ctx context.Context, p RunPromoteParams) ([]*Run, error)
-	// LogAppend stores lines under the caps of p (LogAppendParams).
-	LogAppend(ctx context.Context, p LogAppendParams) (LogAppendResult, error)
 	RunAdopt(ctx context.Context, p []RunAdoptParams) ([]bool, error)
 	// RunRequeueLost returns the requeued runs; each lost attempt is
 	// recorded in its run's history.

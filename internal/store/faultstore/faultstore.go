@@ -326,21 +326,47 @@ func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) error {
 	}
 	var t *tx
 	err = s.inner.Tx(ctx, func(itx store.Tx) error {
-		t = &tx{s: s, inner: itx} // afresh for every attempt a backend makes
+		t = &tx{s: s, inner: itx, notify: itx} // afresh for every attempt a backend makes
 		defer func() { t.done = true }()
 		return fn(t)
 	})
 	if err != nil {
 		return err
 	}
-	err = after(d, "Tx", nil)
-	if t != nil {
-		if s.opts.OnCommit != nil {
-			s.opts.OnCommit(Commit{Calls: t.calls, Reported: err})
-		}
-		if s.opts.Bus != nil && len(t.notes) > 0 {
-			s.opts.Bus.publish(t.notes)
-		}
+	return s.committed(t, after(d, "Tx", nil))
+}
+
+// LogTx implements store.Store as Tx does: a fault decided for "LogTx"
+// fails the call before the transaction begins or after it committed,
+// and its calls are decided as a Tx's ("Tx.LogAppend", "Tx.Notify").
+func (s *Store) LogTx(ctx context.Context, fn func(tx store.LogTx) error) error {
+	d, err := s.before(ctx, "LogTx", true)
+	if err != nil {
+		return err
+	}
+	var t *tx
+	err = s.inner.LogTx(ctx, func(itx store.LogTx) error {
+		t = &tx{s: s, logs: itx, notify: itx}
+		defer func() { t.done = true }()
+		return fn(logTx{t})
+	})
+	if err != nil {
+		return err
+	}
+	return s.committed(t, after(d, "LogTx", nil))
+}
+
+// committed reports a committed transaction's calls and publishes its
+// notifications; err is what the call returns.
+func (s *Store) committed(t *tx, err error) error {
+	if t == nil {
+		return err
+	}
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(Commit{Calls: t.calls, Reported: err})
+	}
+	if s.opts.Bus != nil && len(t.notes) > 0 {
+		s.opts.Bus.publish(t.notes)
 	}
 	return err
 }
@@ -509,10 +535,15 @@ func (s *Store) Listen(ctx context.Context, fn func(store.Notification)) error {
 	return s.inner.Listen(ctx, fn)
 }
 
-// tx wraps one attempt of a transaction.
+// tx wraps one attempt of a transaction: a Tx's (inner) or a LogTx's
+// (logs).
 type tx struct {
-	s     *Store
-	inner store.Tx
+	s      *Store
+	inner  store.Tx
+	logs   store.LogTx
+	notify interface {
+		Notify(ctx context.Context, n store.Notification) error
+	}
 	calls []Call
 	notes []store.Notification
 	done  bool
@@ -565,9 +596,14 @@ func (t *tx) RunPromote(ctx context.Context, p store.RunPromoteParams) ([]*store
 	return txCall(t, ctx, "RunPromote", p, func() ([]*store.Run, error) { return t.inner.RunPromote(ctx, p) })
 }
 
-func (t *tx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogAppendResult, error) {
-	return txCall(t, ctx, "LogAppend", p, func() (store.LogAppendResult, error) { return t.inner.LogAppend(ctx, p) })
+// logTx is the store.LogTx of one LogTx call.
+type logTx struct{ t *tx }
+
+func (l logTx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogAppendResult, error) {
+	return txCall(l.t, ctx, "LogAppend", p, func() (store.LogAppendResult, error) { return l.t.logs.LogAppend(ctx, p) })
 }
+
+func (l logTx) Notify(ctx context.Context, n store.Notification) error { return l.t.Notify(ctx, n) }
 
 func (t *tx) RunAdopt(ctx context.Context, p []store.RunAdoptParams) ([]bool, error) {
 	return txCall(t, ctx, "RunAdopt", p, func() ([]bool, error) { return t.inner.RunAdopt(ctx, p) })
@@ -731,7 +767,7 @@ func (t *tx) Notify(ctx context.Context, n store.Notification) error {
 			t.notes = append(t.notes, n)
 			return struct{}{}, nil
 		}
-		return struct{}{}, t.inner.Notify(ctx, n)
+		return struct{}{}, t.notify.Notify(ctx, n)
 	})
 	return err
 }

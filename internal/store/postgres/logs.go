@@ -36,7 +36,7 @@ const (
 	sqlLogStats = `SELECT lines, bytes, dropped FROM run_log_stats WHERE run_id = $1`
 )
 
-// LogAppend implements store.Tx: the touched runs' counters are locked
+// LogAppend implements store.LogTx: the touched runs' counters are locked
 // and read, store.PlanLogAppend decides, and the kept lines and the new
 // counters are written in one statement.
 func (t *tx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogAppendResult, error) {

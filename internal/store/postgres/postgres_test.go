@@ -606,7 +606,13 @@ func TestDirtyText(t *testing.T) {
 			Error: "bad\x00\xfe", Result: []byte("\x00")}}); err != nil {
 			return err
 		}
-		_, err = tx.LogAppend(ctx, store.LogAppendParams{Lines: []store.LogLine{{RunID: "r1", Attempt: 1, Stream: "stdout", Text: "x\x00y\xc3"}}})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.LogTx(ctx, func(tx store.LogTx) error {
+		_, err := tx.LogAppend(ctx, store.LogAppendParams{Lines: []store.LogLine{{RunID: "r1", Attempt: 1, Stream: "stdout", Text: "x\x00y\xc3"}}})
 		return err
 	})
 	if err != nil {

@@ -68,6 +68,13 @@ func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) (err error) 
 	return nil
 }
 
+// LogTx implements store.Store: log lines go in an ordinary transaction
+// (PostgreSQL has many writers; the runs' rows a LogAppend reads are
+// locked, so the fence holds until the commit).
+func (s *Store) LogTx(ctx context.Context, fn func(tx store.LogTx) error) error {
+	return s.Tx(ctx, func(t store.Tx) error { return fn(t.(*tx)) })
+}
+
 // tx is the store.Tx of one Store.Tx call.
 type tx struct {
 	s     *Store

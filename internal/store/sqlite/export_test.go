@@ -26,7 +26,7 @@ func OldestBuckets(ctx context.Context, st store.Store) (minute, hour, latency i
 // 5 statuses in every minute and hour bucket kept up to now, and a full
 // latency histogram per group: the read benchmark's history.
 func FillRates(ctx context.Context, s *Store, now int64) error {
-	_, err := s.w.ExecContext(ctx, `
+	_, err := s.main.db.ExecContext(ctx, `
 		WITH RECURSIVE j(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM j WHERE i < 99),
 			st(s) AS (VALUES ('succeeded'), ('failed'), ('cancelled'), ('timed_out'), ('skipped')),
 			m(b) AS (SELECT ?1 - 119 UNION ALL SELECT b + 1 FROM m WHERE b < ?1)

@@ -24,11 +24,11 @@ func (s *Store) LoadHistory(ctx context.Context, n int, gen func(i int) *store.R
 		return errClosed
 	}
 	select {
-	case s.wsem <- struct{}{}:
+	case s.main.sem <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-s.wsem }()
+	defer func() { <-s.main.sem }()
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", historyNumCols), ", ") + ")"
 	stmtSQL := "INSERT INTO runs (" + historyCols + ") VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", historyRowsStmt), ", ")
 	for i := 0; i < n; {
@@ -40,7 +40,7 @@ func (s *Store) LoadHistory(ctx context.Context, n int, gen func(i int) *store.R
 	}
 	// Write the load back into the database file now, so that the
 	// checkpoint does not land in what is measured next.
-	if _, err := s.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+	if _, err := s.main.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		return s.wrap("LoadHistory: checkpoint", err)
 	}
 	return nil
@@ -48,7 +48,7 @@ func (s *Store) LoadHistory(ctx context.Context, n int, gen func(i int) *store.R
 
 // loadHistoryTx inserts runs [from, to) in one transaction.
 func (s *Store) loadHistoryTx(ctx context.Context, stmtSQL, row string, from, to int, gen func(i int) *store.Run) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.main.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

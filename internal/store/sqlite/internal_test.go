@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -17,25 +19,32 @@ func TestPragmas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var (
-			mode              string
-			sync, busy, fk, q int
-		)
-		w := s.w.QueryRowContext(ctx, "SELECT * FROM pragma_journal_mode, pragma_synchronous, pragma_busy_timeout, pragma_foreign_keys")
-		if err := w.Scan(&mode, &sync, &busy, &fk); err != nil {
-			t.Fatal(err)
-		}
-		if mode != "wal" || sync != c.sync || busy < 1000 || fk != 0 {
-			t.Errorf("%+v: writer journal_mode %s synchronous %d busy_timeout %d foreign_keys %d", c.opts, mode, sync, busy, fk)
-		}
-		if err := s.r.QueryRowContext(ctx, "SELECT * FROM pragma_query_only, pragma_busy_timeout").Scan(&q, &busy); err != nil {
-			t.Fatal(err)
-		}
-		if q != 1 || busy < 1000 {
-			t.Errorf("reader query_only %d busy_timeout %d", q, busy)
-		}
-		if _, err := s.r.ExecContext(ctx, "DELETE FROM runs"); err == nil {
-			t.Error("the reader pool accepted a write")
+		for _, db := range []struct {
+			name   string
+			w, r   *sql.DB
+			vacuum bool
+		}{{"runs", s.main.db, s.r, true}, {"log lines", s.logs.db, s.lr, true}} {
+			var (
+				mode                   string
+				sync, busy, fk, q, vac int
+			)
+			w := db.w.QueryRowContext(ctx, "SELECT * FROM pragma_journal_mode, pragma_synchronous, pragma_busy_timeout, pragma_foreign_keys, pragma_auto_vacuum")
+			if err := w.Scan(&mode, &sync, &busy, &fk, &vac); err != nil {
+				t.Fatal(err)
+			}
+			if mode != "wal" || sync != c.sync || busy < 1000 || fk != 0 || vac != 2 {
+				t.Errorf("%s, %+v: writer journal_mode %s synchronous %d busy_timeout %d foreign_keys %d auto_vacuum %d",
+					db.name, c.opts, mode, sync, busy, fk, vac)
+			}
+			if err := db.r.QueryRowContext(ctx, "SELECT * FROM pragma_query_only, pragma_busy_timeout").Scan(&q, &busy); err != nil {
+				t.Fatal(err)
+			}
+			if q != 1 || busy < 1000 {
+				t.Errorf("%s: reader query_only %d busy_timeout %d", db.name, q, busy)
+			}
+			if _, err := db.r.ExecContext(ctx, "DELETE FROM goose_db_version"); err == nil {
+				t.Errorf("%s: the reader pool accepted a write", db.name)
+			}
 		}
 		s.Close()
 	}
@@ -55,26 +64,26 @@ func TestIncrementalVacuum(t *testing.T) {
 	}
 	defer s.Close()
 	var mode int
-	if err := s.w.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil || mode != 2 {
+	if err := s.main.db.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil || mode != 2 {
 		t.Fatalf("auto_vacuum %d, %v; want 2 (incremental)", mode, err)
 	}
 	if n, err := s.ReclaimSpace(ctx, 100); err != nil || n != 0 {
 		t.Errorf("ReclaimSpace of an empty free list: %d, %v", n, err)
 	}
 	big := strings.Repeat("x", 4000)
-	if _, err := s.w.ExecContext(ctx, "CREATE TABLE filler (b TEXT)"); err != nil {
+	if _, err := s.main.db.ExecContext(ctx, "CREATE TABLE filler (b TEXT)"); err != nil {
 		t.Fatal(err)
 	}
 	for range 3000 {
-		if _, err := s.w.ExecContext(ctx, "INSERT INTO filler VALUES (?)", big); err != nil {
+		if _, err := s.main.db.ExecContext(ctx, "INSERT INTO filler VALUES (?)", big); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.w.ExecContext(ctx, "DELETE FROM filler"); err != nil {
+	if _, err := s.main.db.ExecContext(ctx, "DELETE FROM filler"); err != nil {
 		t.Fatal(err)
 	}
 	var free int
-	if err := s.w.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil || free < 2500 {
+	if err := s.main.db.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil || free < 2500 {
 		t.Fatalf("free list %d pages, %v; want the deleted rows' pages", free, err)
 	}
 	n, err := s.ReclaimSpace(ctx, 500)
@@ -86,7 +95,7 @@ func TestIncrementalVacuum(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.w.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil || free > reclaimAbove {
+	if err := s.main.db.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil || free > reclaimAbove {
 		t.Errorf("free list %d pages after reclaiming, %v; want at most %d", free, err, reclaimAbove)
 	}
 }
@@ -138,7 +147,9 @@ func TestQueryPlans(t *testing.T) {
 		{"list active", rSQL[rListActive], nil, "runs_active", true},
 		{"list active of a server", rSQL[rListActiveServer], []any{"s"}, "runs_active", false},
 		{"next pending", rSQL[rNextPendingAt], nil, "runs_pending", false},
-		{"log list", rSQL[rLogList], []any{"r", 0, 10}, "run_logs_run", false},
+		{"attempts of runs with log lines", rSQL[rLogAttempts], []any{`["a","b"]`}, "sqlite_autoindex_runs_1", false},
+		{"log purge note", wSQL[wPurgeNote], []any{"id"}, "", false},
+		{"log purge done", wSQL[wPurgeDone], []any{"id"}, "PRIMARY KEY (run_id=?)", false},
 		{"get by slot", wSQL[wGetBySlot], []any{"j", 1}, "runs_job_slot", false},
 		{"list active for job", wSQL[wListActiveForJob], []any{"j", 10}, "runs_job_active", true},
 		{"unblock next", wSQL[wUnblockNext], []any{"j"}, "runs_job_active", false},
@@ -159,7 +170,6 @@ func TestQueryPlans(t *testing.T) {
 		{"retention walk of a job", wSQL[wRetWalkJob], []any{"j", 1, 10}, "runs_job (job=? AND rowid>?)", false},
 		{"retention keep last", wSQL[wRetKeepFrom], []any{"j", 1}, "runs_job (job=?)", false},
 		{"retention delete", wSQL[wRetDeleteRun], []any{1}, "PRIMARY KEY", false},
-		{"retention delete logs", wSQL[wRetDeleteLogs], []any{"id"}, "run_logs_run", false},
 		{"retention delete attempts", wSQL[wRetDeleteAttempts], []any{"id"}, "sqlite_autoindex_run_attempts_1", false},
 		{"attempt of a finish", wSQL[wAttemptFinish], []any{nil, nil, 1, "failed", "", "id", 1}, "sqlite_autoindex_runs_1", false},
 		{"attempt of a fenced finish", wSQL[wAttemptFenced], []any{nil, nil, 1, "failed", "", "id", 1, "s"}, "sqlite_autoindex_runs_1", false},
@@ -183,7 +193,7 @@ func TestQueryPlans(t *testing.T) {
 		{"fan-out count", `UPDATE fanouts SET ended = ended + 1, failed = failed + 0 WHERE parent_id = ?`, []any{"p"},
 			"PRIMARY KEY (parent_id=?)", false},
 	} {
-		plan := queryPlan(t, s.w, c.sql, c.args)
+		plan := queryPlan(t, s.main.db, c.sql, c.args)
 		all := strings.Join(plan, "; ")
 		for _, d := range plan {
 			if strings.HasPrefix(d, "SCAN runs") || strings.HasPrefix(d, "SCAN r ") || (!c.sort && strings.Contains(d, "TEMP B-TREE")) {
@@ -199,6 +209,22 @@ func TestQueryPlans(t *testing.T) {
 		}
 		if !strings.Contains(all, c.want) {
 			t.Errorf("%s: plan does not use %s: %s", c.name, c.want, all)
+		}
+	}
+	// The log lines' database.
+	for _, c := range []struct {
+		name, sql string
+		args      []any
+		want      string
+	}{
+		{"log list", lrSQL[lrLogList], []any{"r", 0, 10}, "run_logs_run (run_id=? AND seq>?)"},
+		{"log state", wSQL[wLogState], []any{"r"}, "PRIMARY KEY (run_id=?)"},
+		{"log purge", wSQL[wPurgeLogs], []any{"r"}, "run_logs_run (run_id=?)"},
+		{"log purge counters", wSQL[wPurgeLogStats], []any{"r"}, "PRIMARY KEY (run_id=?)"},
+	} {
+		all := strings.Join(queryPlan(t, s.logs.db, c.sql, c.args), "; ")
+		if !strings.Contains(all, c.want) || strings.Contains(all, "SCAN") || strings.Contains(all, "TEMP B-TREE") {
+			t.Errorf("%s: plan does not use %s alone: %s", c.name, c.want, all)
 		}
 	}
 }
@@ -239,7 +265,11 @@ func TestStatementsPrepare(t *testing.T) {
 			t.Errorf("writer statement %d has no SQL", i)
 			continue
 		}
-		st, err := s.w.PrepareContext(ctx, q)
+		db := s.main.db
+		if slices.Contains(logDBStmts, wStmt(i)) {
+			db = s.logs.db
+		}
+		st, err := db.PrepareContext(ctx, q)
 		if err != nil {
 			t.Errorf("writer statement %d: %v", i, err)
 			continue

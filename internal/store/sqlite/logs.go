@@ -12,10 +12,11 @@ import (
 
 const logListDefaultLimit = 1000
 
-// LogAppend implements store.Tx: each touched run's attempt and counters
-// are read, store.PlanLogAppend decides, and the kept lines and the new
-// counters are written, all under the write lock.
-func (t *tx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogAppendResult, error) {
+// logAppend is LogTx's LogAppend: the touched runs' attempts are read
+// from the runs' database (runAttempts) and their counters from this one,
+// store.PlanLogAppend decides, and the kept lines and the new counters are
+// written, all under the log lines' writer.
+func (t *tx) logAppend(ctx context.Context, p store.LogAppendParams) (store.LogAppendResult, error) {
 	if err := t.check(ctx); err != nil {
 		return store.LogAppendResult{}, err
 	}
@@ -23,17 +24,26 @@ func (t *tx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.LogA
 		return store.LogAppendResult{}, nil
 	}
 	ids := p.RunIDs()
+	attempts, err := t.s.runAttempts(ctx, ids)
+	if err != nil {
+		return store.LogAppendResult{}, err
+	}
 	states := make(map[string]store.LogRunState, len(ids))
 	for _, id := range ids {
+		attempt, ok := attempts[id]
+		if !ok {
+			continue // an unknown run: its lines are fenced
+		}
+		st := store.LogRunState{Attempt: attempt}
 		t.bind()
 		t.arg(id)
-		err := t.query("LogAppend", wLogState, 4, func(v []driver.Value) {
-			states[id] = store.LogRunState{Attempt: int(v[0].(int64)),
-				Stats: store.LogStats{Lines: v[1].(int64), Bytes: v[2].(int64), Dropped: v[3].(int64)}}
+		err := t.query("LogAppend", wLogState, 3, func(v []driver.Value) {
+			st.Stats = store.LogStats{Lines: v[0].(int64), Bytes: v[1].(int64), Dropped: v[2].(int64)}
 		})
 		if err != nil {
 			return store.LogAppendResult{}, err
 		}
+		states[id] = st
 	}
 	plan := store.PlanLogAppend(&p, states)
 	if err := t.insertLogLines(plan.Keep); err != nil {
@@ -99,7 +109,7 @@ func (s *Store) LogStats(ctx context.Context, runID string) (store.LogStats, err
 		return store.LogStats{}, errClosed
 	}
 	var c store.LogStats
-	err := s.rs[rLogStats].QueryRowContext(ctx, runID).Scan(&c.Lines, &c.Bytes, &c.Dropped)
+	err := s.lrs[lrLogStats].QueryRowContext(ctx, runID).Scan(&c.Lines, &c.Bytes, &c.Dropped)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.LogStats{}, nil
 	}
@@ -118,7 +128,7 @@ func (s *Store) LogList(ctx context.Context, p store.LogListParams) ([]store.Log
 	if limit <= 0 {
 		limit = logListDefaultLimit
 	}
-	rows, err := s.rs[rLogList].QueryContext(ctx, p.RunID, p.After, int64(limit))
+	rows, err := s.lrs[lrLogList].QueryContext(ctx, p.RunID, p.After, int64(limit))
 	if err != nil {
 		return nil, s.wrap("LogList", err)
 	}

@@ -11,12 +11,13 @@ import (
 // Retention (store/retention.go). A call walks at most ScanBudget rows in
 // seq order from the cursor — the runs table itself (its rowid), the
 // ended table when succeeded runs are kept, or one job's runs through
-// runs_job — and deletes the expired ones by rowid, with their log lines
-// (run_logs_run), attempt history, ended rows and a parent's fanouts
-// row (its children are runs of their own, deleted when they expire). The walk and the
-// deletes run in the one write transaction, so nothing changes in
-// between. Nothing here touches the hot path: a finish writes no row for
-// retention.
+// runs_job — and deletes the expired ones by rowid, with their attempt
+// history, ended rows and a parent's fanouts row (its children are runs
+// of their own, deleted when they expire). The walk and the deletes run
+// in the one write transaction, so nothing changes in between. Their log
+// lines, in the other database, go once it committed (log_purge,
+// logdb.go). Nothing here touches the hot path: a finish writes no row
+// for retention.
 
 // retCols are the columns a retention walk reads, in the order
 // decodeCandidate reads them.
@@ -35,8 +36,10 @@ func init() {
 	wSQL[wRetKeepFrom] = `SELECT seq FROM runs WHERE job = ? AND job <> '' AND status IN (` + terminalStatuses + `)
 		ORDER BY seq DESC LIMIT 1 OFFSET ?`
 	wSQL[wRetDeleteRun] = `DELETE FROM runs WHERE seq = ?`
-	wSQL[wRetDeleteLogs] = `DELETE FROM run_logs WHERE run_id = ?`
-	wSQL[wRetDeleteLogStats] = `DELETE FROM run_log_stats WHERE run_id = ?`
+	wSQL[wPurgeNote] = `INSERT OR IGNORE INTO log_purge (run_id) VALUES (?)`
+	wSQL[wPurgeDone] = `DELETE FROM log_purge WHERE run_id = ?`
+	wSQL[wPurgeLogs] = `DELETE FROM run_logs WHERE run_id = ?`
+	wSQL[wPurgeLogStats] = `DELETE FROM run_log_stats WHERE run_id = ?`
 	wSQL[wRetDeleteAudit] = `DELETE FROM audit WHERE target = ?`
 	wSQL[wRetDeleteAttempts] = `DELETE FROM run_attempts WHERE run_id = ?`
 	wSQL[wRetDeleteFanout] = `DELETE FROM fanouts WHERE parent_id = ?`
@@ -58,6 +61,9 @@ func decodeCandidate(vals []driver.Value) store.RunCandidate {
 func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (store.RunDeleteResult, error) {
 	const op = "RunDeleteFinished"
 	if err := t.check(ctx); err != nil {
+		return store.RunDeleteResult{}, err
+	}
+	if err := t.clearPurged(); err != nil {
 		return store.RunDeleteResult{}, err
 	}
 	p = p.Defaults()
@@ -107,8 +113,9 @@ func (t *tx) RunDeleteFinished(ctx context.Context, p store.RunDeleteParams) (st
 	return res, nil
 }
 
-// deleteRun deletes one run with its log lines, log counters, audit
-// entries, attempt history, fan-out row (a parent's) and ended row.
+// deleteRun deletes one run with its audit entries, attempt history,
+// fan-out row (a parent's) and ended row, and notes its log lines for the
+// purge.
 func (t *tx) deleteRun(op string, r *store.RunCandidate) error {
 	t.bind()
 	t.arg(r.Seq)
@@ -121,14 +128,10 @@ func (t *tx) deleteRun(op string, r *store.RunCandidate) error {
 	}
 	t.bind()
 	t.arg(r.ID)
-	if _, _, err := t.exec(op, wRetDeleteLogs); err != nil {
+	if _, _, err := t.exec(op, wPurgeNote); err != nil {
 		return err
 	}
-	t.bind()
-	t.arg(r.ID)
-	if _, _, err := t.exec(op, wRetDeleteLogStats); err != nil {
-		return err
-	}
+	t.purge = append(t.purge, r.ID)
 	t.bind()
 	t.arg(r.ID)
 	if _, _, err := t.exec(op, wRetDeleteAudit); err != nil {
@@ -151,42 +154,53 @@ func (t *tx) deleteRun(op string, r *store.RunCandidate) error {
 // gives pages back: below it, freed pages are simply reused by inserts.
 const reclaimAbove = 1024
 
-// ReclaimSpace implements store.SpaceReclaimer. A database created with
-// auto_vacuum = INCREMENTAL (every database this package created) gives
-// back at most maxPages pages of its free list per call, holding the
-// writer for that long only; other databases have nothing to give back
-// without a full VACUUM, and reuse their free pages instead.
+// ReclaimSpace implements store.SpaceReclaimer, for each of the two
+// databases. A database created with auto_vacuum = INCREMENTAL (every
+// database this package created) gives back at most maxPages pages of its
+// free list per call, holding its writer for that long only; other
+// databases have nothing to give back without a full VACUUM, and reuse
+// their free pages instead.
 func (s *Store) ReclaimSpace(ctx context.Context, maxPages int) (int, error) {
+	n, err := s.reclaim(ctx, &s.main, maxPages)
+	if err != nil {
+		return n, err
+	}
+	m, err := s.reclaim(ctx, &s.logs, maxPages)
+	return n + m, err
+}
+
+// reclaim is ReclaimSpace for one database.
+func (s *Store) reclaim(ctx context.Context, c *wconn, maxPages int) (int, error) {
 	if s.closed.Load() {
 		return 0, errClosed
 	}
 	select {
-	case s.wsem <- struct{}{}:
+	case c.sem <- struct{}{}:
 	case <-ctx.Done():
 		return 0, fmt.Errorf("sqlite: waiting for the writer: %w", ctx.Err())
 	case <-s.closing:
 		return 0, errClosed
 	}
-	defer func() { <-s.wsem }()
+	defer func() { <-c.sem }()
 	var mode, free int
-	if err := s.w.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
+	if err := c.db.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&mode); err != nil {
 		return 0, s.wrap("auto_vacuum", err)
 	}
 	if mode != 2 { // 2: INCREMENTAL
 		return 0, nil
 	}
-	if err := s.w.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
+	if err := c.db.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
 		return 0, s.wrap("freelist_count", err)
 	}
 	if free <= reclaimAbove {
 		return 0, nil
 	}
 	n := min(maxPages, free-reclaimAbove/2)
-	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", n)); err != nil {
+	if _, err := c.db.ExecContext(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", n)); err != nil {
 		return 0, s.wrap("incremental_vacuum", err)
 	}
 	var after int
-	if err := s.w.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&after); err != nil {
+	if err := c.db.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&after); err != nil {
 		return 0, s.wrap("freelist_count", err)
 	}
 	return free - after, nil

@@ -80,8 +80,10 @@ const (
 	wRetWalkJob        // retention.go
 	wRetKeepFrom       // retention.go
 	wRetDeleteRun      // retention.go
-	wRetDeleteLogs     // retention.go
-	wRetDeleteLogStats // retention.go
+	wPurgeNote         // retention.go: a deleted run's log lines to purge
+	wPurgeDone         // … purged
+	wPurgeLogs         // logdb.go, on the log lines' database
+	wPurgeLogStats     // …
 	wRetDeleteAudit    // retention.go
 	wRetDeleteAttempts // retention.go
 	wAttemptFinish     // attempts.go
@@ -202,8 +204,7 @@ var wSQL = [numWStmts]string{
 	wLogAppend1:  logAppendSQL(1),
 	wLogAppend8:  logAppendSQL(8),
 	wLogAppend64: logAppendSQL(64),
-	wLogState: `SELECT r.attempt, coalesce(s.lines, 0), coalesce(s.bytes, 0), coalesce(s.dropped, 0)
-		FROM runs AS r LEFT JOIN run_log_stats AS s ON s.run_id = r.id WHERE r.id = ?`,
+	wLogState:    `SELECT lines, bytes, dropped FROM run_log_stats WHERE run_id = ?`,
 	wLogStatsPut: `INSERT INTO run_log_stats (run_id, lines, bytes, dropped) VALUES (?1, ?2, ?3, ?4)
 		ON CONFLICT (run_id) DO UPDATE SET lines = ?2, bytes = ?3, dropped = ?4`,
 	wAdopt: `UPDATE runs SET server_id = ?
@@ -310,8 +311,7 @@ const (
 	rListActiveServer
 	rNextPendingAt
 	rCountByGroup
-	rLogList
-	rLogStats
+	rLogAttempts // logdb.go
 	rLeaderGet
 	rServerList
 	rJobGet
@@ -348,11 +348,9 @@ var rSQL = [numRStmts]string{
 		WHERE server_id = ? AND status IN ('dispatched', 'running') ORDER BY seq`,
 	rNextPendingAt: `SELECT min(run_at) FROM runs WHERE status = 'pending'`,
 	rCountByGroup:  countByGroupSQL,
-	rLogList: `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs
-		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
-	rLogStats:   `SELECT lines, bytes, dropped FROM run_log_stats WHERE run_id = ?`,
-	rLeaderGet:  `SELECT server_id, term, expires_at FROM leader WHERE name = 'leader'`,
-	rServerList: `SELECT id, http, grpc, started_at, last_seen FROM servers ORDER BY id`,
+	rLogAttempts:   `SELECT id, attempt FROM runs WHERE id IN (SELECT value FROM json_each(?))`,
+	rLeaderGet:     `SELECT server_id, term, expires_at FROM leader WHERE name = 'leader'`,
+	rServerList:    `SELECT id, http, grpc, started_at, last_seen FROM servers ORDER BY id`,
 	// Jobs (jobs.go).
 	rJobGet:      `SELECT ` + jobCols + ` FROM jobs WHERE name = ?`,
 	rJobList:     `SELECT ` + jobCols + ` FROM jobs ORDER BY name`,

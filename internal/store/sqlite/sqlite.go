@@ -23,7 +23,7 @@ import (
 	"github.com/pluto-sched/pluto/internal/store"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql logmigrations/*.sql
 var migrationsFS embed.FS
 
 // Options configures Open. The zero value is the safe default.
@@ -46,12 +46,14 @@ const (
 type Store struct {
 	path      string
 	log       *slog.Logger
-	w         *sql.DB       // the one writer connection (MaxOpenConns 1)
-	wsem      chan struct{} // held by the Tx that owns the writer
+	main      wconn         // the runs' database: Tx
+	logs      wconn         // the log lines' database (logdb.go): LogTx
 	closing   chan struct{} // closed when Close starts
-	wr        *writer       // guarded by wsem
-	r         *sql.DB       // read-only pool
+	r         *sql.DB       // read-only pool of the runs' database
 	rs        [numRStmts]*sql.Stmt
+	lr        *sql.DB // read-only pool of the log lines' database
+	lrs       [numLRStmts]*sql.Stmt
+	purge     purgeQueue      // log lines of deleted runs still to delete (logdb.go)
 	rateCache store.RateCache // settled throughput buckets (RunStats)
 	lock      *os.File        // flock held while open: one process per database
 	closed    atomic.Bool
@@ -102,7 +104,8 @@ func parseURL(raw string) (string, Options, error) {
 }
 
 // Open opens (creating it and its parent directories if needed) the
-// database at path and brings its schema up to date.
+// database at path, and the database of log lines beside it (logsPath),
+// and brings their schemas up to date.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("sqlite: path must name a file, got %q", path)
@@ -126,9 +129,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	// A file: URI so that any character may appear in the path.
-	uri := (&url.URL{Scheme: "file", OmitHost: true, Path: abs}).String()
-
 	// One process per database: two servers on one SQLite file would both
 	// dispatch its runs. The lock dies with the process.
 	lock, err := os.OpenFile(abs+".lock", os.O_RDWR|os.O_CREATE, 0o644)
@@ -139,8 +139,57 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sqlite: %s is in use by another process (%s is locked): %w", abs, abs+".lock", err)
 	}
-	s := &Store{path: abs, log: log, wsem: make(chan struct{}, 1), closing: make(chan struct{}), lock: lock}
-	s.w, err = sql.Open("sqlite", uri+"?"+strings.Join([]string{
+	s := &Store{path: abs, log: log, closing: make(chan struct{}), lock: lock}
+	if err := s.open(ctx, abs, syncMode); err != nil {
+		s.closeAll()
+		return nil, err
+	}
+	log.Debug("sqlite store open", "path", abs, "synchronous", syncMode)
+	return s, nil
+}
+
+// open opens both databases (the log lines' is at logsPath(path)), brings
+// their schemas up to date and prepares the readers' statements.
+func (s *Store) open(ctx context.Context, path, syncMode string) error {
+	var err error
+	if s.main.db, err = openWriter(path, syncMode, 65536); err != nil {
+		return err
+	}
+	if s.logs.db, err = openWriter(logsPath(path), syncMode, 16384); err != nil {
+		return err
+	}
+	s.main.sem, s.logs.sem = make(chan struct{}, 1), make(chan struct{}, 1)
+	if err := s.migrate(ctx); err != nil {
+		return err
+	}
+	if s.r, err = openReaders(path, 16384); err != nil {
+		return err
+	}
+	if s.lr, err = openReaders(logsPath(path), 8192); err != nil {
+		return err
+	}
+	for i, q := range rSQL {
+		if s.rs[i], err = s.r.PrepareContext(ctx, q); err != nil {
+			return fmt.Errorf("sqlite: prepare %q: %w", q, err)
+		}
+	}
+	for i, q := range lrSQL {
+		if s.lrs[i], err = s.lr.PrepareContext(ctx, q); err != nil {
+			return fmt.Errorf("sqlite: prepare %q: %w", q, err)
+		}
+	}
+	return s.replayPurge(ctx)
+}
+
+// fileURI is path as a file: URI, so that any character may appear in it.
+func fileURI(path string) string {
+	return (&url.URL{Scheme: "file", OmitHost: true, Path: path}).String()
+}
+
+// openWriter opens a database's one writer connection, creating the file
+// if needed, with a page cache of cacheKiB.
+func openWriter(path, syncMode string, cacheKiB int) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", fileURI(path)+"?"+strings.Join([]string{
 		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS),
 		// Before journal_mode: on a new file, switching to WAL writes the
 		// header, after which auto_vacuum can no longer change. On a
@@ -151,74 +200,80 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		"_pragma=synchronous(" + syncMode + ")",
 		"_pragma=foreign_keys(0)",
 		"_pragma=temp_store(MEMORY)",
-		"_pragma=cache_size(-65536)", // 64 MiB
+		fmt.Sprintf("_pragma=cache_size(-%d)", cacheKiB),
 		"_txlock=immediate",
 	}, "&"))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open writer: %w", err)
 	}
-	s.w.SetMaxOpenConns(1)
-	s.w.SetMaxIdleConns(1)
-	s.w.SetConnMaxLifetime(0)
-	s.w.SetConnMaxIdleTime(0)
-	if err := s.migrate(ctx); err != nil {
-		s.w.Close()
-		return nil, err
-	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
+}
 
-	s.r, err = sql.Open("sqlite", uri+"?"+strings.Join([]string{
+// openReaders opens a database's read-only pool, with a page cache of
+// cacheKiB a connection.
+func openReaders(path string, cacheKiB int) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", fileURI(path)+"?"+strings.Join([]string{
 		fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS),
 		"_pragma=foreign_keys(0)",
 		"_pragma=temp_store(MEMORY)",
-		"_pragma=cache_size(-16384)", // 16 MiB
+		fmt.Sprintf("_pragma=cache_size(-%d)", cacheKiB),
 		"_query_only=1",
 	}, "&"))
 	if err != nil {
-		s.w.Close()
 		return nil, fmt.Errorf("sqlite: open readers: %w", err)
 	}
-	s.r.SetMaxOpenConns(readerConns)
-	s.r.SetMaxIdleConns(readerConns)
-	s.r.SetConnMaxLifetime(0)
-	s.r.SetConnMaxIdleTime(0)
-
-	if err := s.prepare(ctx); err != nil {
-		s.closeAll()
-		return nil, err
-	}
-	log.Debug("sqlite store open", "path", abs, "synchronous", syncMode)
-	return s, nil
+	db.SetMaxOpenConns(readerConns)
+	db.SetMaxIdleConns(readerConns)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
 }
 
+// migrate brings both schemas up to date. The log lines lived in the runs'
+// database before version logsMovedVersion of its schema: they are copied
+// over (moveLogs) before that version drops them there.
 func (s *Store) migrate(ctx context.Context) error {
-	fsys, err := fs.Sub(migrationsFS, "migrations")
+	if err := s.migrateDB(ctx, s.logs.db, "logmigrations", 0); err != nil {
+		return err
+	}
+	if err := s.migrateDB(ctx, s.main.db, "migrations", logsMovedVersion-1); err != nil {
+		return err
+	}
+	if err := s.moveLogs(ctx); err != nil {
+		return err
+	}
+	return s.migrateDB(ctx, s.main.db, "migrations", 0)
+}
+
+// migrateDB applies the migrations in dir to db, up to version upTo (0:
+// all of them).
+func (s *Store) migrateDB(ctx context.Context, db *sql.DB, dir string, upTo int64) error {
+	fsys, err := fs.Sub(migrationsFS, dir)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys,
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys,
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithSlog(s.log),
 	)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrations: %w", err)
 	}
-	res, err := p.Up(ctx)
+	var res []*goose.MigrationResult
+	if upTo > 0 {
+		res, err = p.UpTo(ctx, upTo)
+	} else {
+		res, err = p.Up(ctx)
+	}
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return fmt.Errorf("sqlite: migrate %s: %w", dir, err)
 	}
 	for _, r := range res {
-		s.log.Info("sqlite migration applied", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration)
-	}
-	return nil
-}
-
-func (s *Store) prepare(ctx context.Context) error {
-	for i, q := range rSQL {
-		st, err := s.r.PrepareContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare %q: %w", q, err)
-		}
-		s.rs[i] = st
+		s.log.Info("sqlite migration applied", "dir", dir, "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration)
 	}
 	return nil
 }
@@ -229,13 +284,14 @@ func (s *Store) Name() string { return "sqlite" }
 // Path is the absolute path of the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the store. It waits for a transaction in progress to end.
-// Calling it again returns the first call's result.
+// Close closes the store. It waits for the transactions in progress to
+// end. Calling it again returns the first call's result.
 func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.closed.Store(true)
-		close(s.closing)     // Tx calls waiting for the writer give up
-		s.wsem <- struct{}{} // wait for the Tx in progress; never given back
+		close(s.closing)         // Tx calls waiting for a writer give up
+		s.main.sem <- struct{}{} // wait for the Tx in progress; never given back
+		s.logs.sem <- struct{}{} // and the LogTx
 		s.cerr = s.closeAll()
 	})
 	return s.cerr
@@ -243,23 +299,17 @@ func (s *Store) Close() error {
 
 func (s *Store) closeAll() error {
 	var errs []error
-	if s.w != nil {
-		errs = append(errs, s.closeWriterStmts())
-	}
-	for _, st := range s.rs {
+	for _, st := range append(s.rs[:], s.lrs[:]...) {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
 	}
-	if s.r != nil {
-		errs = append(errs, s.r.Close())
+	for _, db := range []*sql.DB{s.r, s.lr} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
 	}
-	if s.w != nil {
-		// Fold the WAL back into the main file so a closed database is one
-		// file. Best effort: a failure here loses nothing.
-		_, _ = s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-		errs = append(errs, s.w.Close())
-	}
+	errs = append(errs, s.main.close(), s.logs.close())
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close()) // releases the flock
 	}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -45,26 +46,67 @@ type writer struct {
 // that database/sql keeps the connection (the transaction was rolled back).
 var errRawPanic = errors.New("sqlite: panic in Tx")
 
-// Tx implements store.Store. It runs fn inside BEGIN IMMEDIATE on the single
-// writer connection and commits before returning. Concurrent calls run one
-// after the other; ctx bounds the wait for the writer. Tx must not be
-// called from inside fn: the writer is taken, it would deadlock.
+// wconn is one database's writer: its one-connection pool, the semaphore
+// a transaction holds, and the connection's prepared statements (guarded
+// by sem).
+type wconn struct {
+	db  *sql.DB
+	sem chan struct{}
+	wr  *writer
+}
+
+// Tx implements store.Store. It runs fn inside BEGIN IMMEDIATE on the
+// runs' database's single writer connection and commits before returning.
+// Concurrent calls run one after the other; ctx bounds the wait for the
+// writer. Tx must not be called from inside fn: the writer is taken, it
+// would deadlock. The log lines of the runs it deleted are deleted from
+// their own database once it committed (purge, logdb.go).
 func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) error {
+	var last *tx
+	err := s.transact(ctx, &s.main, func(t *tx) error {
+		last = t
+		if err := fn(t); err != nil {
+			return err
+		}
+		if err := t.flushCounts(); err != nil {
+			return err
+		}
+		if err := t.flushRates(); err != nil {
+			return err
+		}
+		return nil
+	})
+	if last == nil {
+		return err
+	}
+	if err != nil {
+		s.purge.restore(last.cleared)
+		return err
+	}
+	if len(last.purge) > 0 {
+		s.purgeLogs(ctx, last.purge)
+	}
+	return nil
+}
+
+// transact runs fn in a write transaction on c and commits it, unless fn
+// fails: then it rolls back and returns fn's error.
+func (s *Store) transact(ctx context.Context, c *wconn, fn func(t *tx) error) error {
 	if s.closed.Load() {
 		return errClosed
 	}
 	select {
-	case s.wsem <- struct{}{}:
+	case c.sem <- struct{}{}:
 	case <-ctx.Done():
 		return fmt.Errorf("sqlite: waiting for the writer: %w", ctx.Err())
 	case <-s.closing:
 		return errClosed
 	}
-	defer func() { <-s.wsem }()
+	defer func() { <-c.sem }()
 	if s.closed.Load() {
 		return errClosed
 	}
-	conn, err := s.w.Conn(bg)
+	conn, err := c.db.Conn(bg)
 	if err != nil {
 		return s.wrap("writer", err)
 	}
@@ -76,7 +118,7 @@ func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) error {
 		panicVal any
 	)
 	err = conn.Raw(func(dc any) error {
-		t, err := s.begin(dc)
+		t, err := s.begin(c, dc)
 		if err != nil {
 			return err
 		}
@@ -99,14 +141,6 @@ func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) error {
 			}
 			return nil
 		}
-		if err := t.flushCounts(); err != nil {
-			t.done = true
-			return errors.Join(err, t.dtx.Rollback())
-		}
-		if err := t.flushRates(); err != nil {
-			t.done = true
-			return errors.Join(err, t.dtx.Rollback())
-		}
 		t.done = true
 		if err := t.dtx.Commit(); err != nil { // the driver rolls back a failed commit
 			return s.wrap("commit", err)
@@ -122,11 +156,11 @@ func (s *Store) Tx(ctx context.Context, fn func(tx store.Tx) error) error {
 	return fnErr
 }
 
-func (s *Store) begin(dc any) (*tx, error) {
-	if s.wr == nil || s.wr.dc != dc {
+func (s *Store) begin(c *wconn, dc any) (*tx, error) {
+	if c.wr == nil || c.wr.dc != dc {
 		// A new connection (the first, or database/sql replaced a bad one).
 		// The old statements died with their connection.
-		s.wr = &writer{dc: dc}
+		c.wr = &writer{dc: dc}
 	}
 	cb, ok := dc.(driver.ConnBeginTx)
 	if !ok {
@@ -136,35 +170,42 @@ func (s *Store) begin(dc any) (*tx, error) {
 	if err != nil {
 		return nil, s.wrap("begin", err)
 	}
-	s.wr.counts.Reset() // what a rolled-back transaction left
-	s.wr.rates.Reset()
-	return &tx{s: s, w: s.wr, dtx: dtx, counts: &s.wr.counts, moved: &s.wr.moved, rates: &s.wr.rates}, nil
+	w := c.wr
+	w.counts.Reset() // what a rolled-back transaction left
+	w.rates.Reset()
+	return &tx{s: s, w: w, dtx: dtx, counts: &w.counts, moved: &w.moved, rates: &w.rates}, nil
 }
 
-// closeWriterStmts finalizes the writer's statements while their connection
-// is still open.
-func (s *Store) closeWriterStmts() error {
-	if s.wr == nil {
+// close finalizes the writer's statements while their connection is still
+// open, folds the WAL back into the database file (so that a closed
+// database is one file; best effort, a failure loses nothing) and closes
+// the connection.
+func (c *wconn) close() error {
+	if c.db == nil {
 		return nil
 	}
-	conn, err := s.w.Conn(bg)
-	if err != nil {
-		return err
+	var errs []error
+	if c.wr != nil {
+		if conn, err := c.db.Conn(bg); err != nil {
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, conn.Raw(func(dc any) error {
+				if c.wr.dc != dc {
+					return nil
+				}
+				var errs []error
+				for i, st := range c.wr.stmts {
+					if st != nil {
+						errs = append(errs, st.Close())
+						c.wr.stmts[i] = nil
+					}
+				}
+				return errors.Join(errs...)
+			}), conn.Close())
+		}
 	}
-	defer conn.Close()
-	return conn.Raw(func(dc any) error {
-		if s.wr.dc != dc {
-			return nil
-		}
-		var errs []error
-		for i, st := range s.wr.stmts {
-			if st != nil {
-				errs = append(errs, st.Close())
-				s.wr.stmts[i] = nil
-			}
-		}
-		return errors.Join(errs...)
-	})
+	_, _ = c.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	return errors.Join(append(errs, c.db.Close())...)
 }
 
 // tx is the store.Tx of one Store.Tx call.
@@ -183,6 +224,10 @@ type tx struct {
 	// rates are the transaction's throughput and latency deltas, written
 	// by flushRates before COMMIT (rates.go).
 	rates *store.RateDeltas
+	// purge are the runs the transaction deleted, whose log lines go
+	// once it committed; cleared are the runs whose log_purge rows it
+	// deleted (logdb.go).
+	purge, cleared []string
 }
 
 var errTxDone = errors.New("sqlite: transaction used after Tx returned")

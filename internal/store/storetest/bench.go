@@ -339,12 +339,15 @@ func benchLogAppend(bb *bencher) {
 			Text: fmt.Sprintf("%06d processed batch 42 of the nightly export: 1,000 rows in 12 ms", i)}
 	}
 	bb.measure(func() {
-		bb.tx(func(tx store.Tx) error {
+		err := bb.Store.LogTx(context.Background(), func(tx store.LogTx) error {
 			res, err := tx.LogAppend(context.Background(), store.LogAppendParams{Lines: lines, MaxLines: 1 << 40, MaxBytes: 1 << 50})
 			if err == nil && (res.Dropped != 0 || res.Fenced != 0) {
 				err = fmt.Errorf("LogAppend dropped %d, fenced %d", res.Dropped, res.Fenced)
 			}
 			return err
 		})
+		if err != nil {
+			bb.b.Fatal(err)
+		}
 	})
 }

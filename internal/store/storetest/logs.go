@@ -16,11 +16,14 @@ import (
 func appendLogs(t *testing.T, s store.Store, p store.LogAppendParams) store.LogAppendResult {
 	t.Helper()
 	var res store.LogAppendResult
-	tx(t, s, func(tx store.Tx) error {
+	err := s.LogTx(ctx, func(tx store.LogTx) error {
 		var err error
 		res, err = tx.LogAppend(ctx, p)
 		return err
 	})
+	if err != nil {
+		t.Fatalf("LogTx: %v", err)
+	}
 	return res
 }
 

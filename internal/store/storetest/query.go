@@ -377,13 +377,19 @@ func testRollbackOnError(t *testing.T, s store.Store) {
 		if _, err := tx.RunCancel(ctx, store.RunCancelParams{ID: "old2", Now: t0}); err != nil {
 			return err
 		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("Tx returned %v, want fn's error", err)
+	}
+	err = s.LogTx(ctx, func(tx store.LogTx) error {
 		if _, err := tx.LogAppend(ctx, store.LogAppendParams{Lines: []store.LogLine{{RunID: "old", Attempt: 1, Time: t0, Stream: "stdout", Text: "x"}}}); err != nil {
 			return err
 		}
 		return errBoom
 	})
 	if !errors.Is(err, errBoom) {
-		t.Fatalf("Tx returned %v, want fn's error", err)
+		t.Fatalf("LogTx returned %v, want fn's error", err)
 	}
 	if _, err := s.RunGet(ctx, "new"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("inserted run visible after rollback: %v", err)
@@ -506,6 +512,7 @@ func testClosed(t *testing.T, s store.Store) {
 	checks["Listen"] = s.Listen(ctx, func(store.Notification) {})
 	called := false
 	checks["Tx"] = s.Tx(ctx, func(store.Tx) error { called = true; return nil })
+	checks["LogTx"] = s.LogTx(ctx, func(store.LogTx) error { called = true; return nil })
 	for name, err := range checks {
 		if !errors.Is(err, store.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)

@@ -142,13 +142,10 @@ func testRetentionDeletesExpired(t *testing.T, s store.Store) {
 	endRun(t, s, "late", "", store.StatusSucceeded, t0.Add(2*day))
 	wantKept = append(wantKept, "late")
 	// Log lines go with their run; others' stay.
-	tx(t, s, func(tx store.Tx) error {
-		_, err := tx.LogAppend(ctx, store.LogAppendParams{Lines: []store.LogLine{
-			{RunID: "old-failed", Attempt: 1, Time: old, Stream: "stdout", Text: "bye"},
-			{RunID: "young-failed", Attempt: 1, Time: young, Stream: "stdout", Text: "hello"},
-		}})
-		return err
-	})
+	appendLogs(t, s, store.LogAppendParams{Lines: []store.LogLine{
+		{RunID: "old-failed", Attempt: 1, Time: old, Stream: "stdout", Text: "bye"},
+		{RunID: "young-failed", Attempt: 1, Time: young, Stream: "stdout", Text: "hello"},
+	}})
 	if ls, err := s.LogStats(ctx, "old-failed"); err != nil || ls.Lines != 1 {
 		t.Fatalf("log counters of old-failed before retention: %+v, %v", ls, err)
 	}
