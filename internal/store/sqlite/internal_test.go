@@ -217,9 +217,10 @@ func TestQueryPlans(t *testing.T) {
 		args      []any
 		want      string
 	}{
-		{"log list", lrSQL[lrLogList], []any{"r", 0, 10}, "run_logs_run (run_id=? AND seq>?)"},
+		{"log list", lrSQL[lrLogList], []any{"r", 0, 10}, "log_chunks_run (run_id=? AND last_seq>?)"},
 		{"log state", wSQL[wLogState], []any{"r"}, "PRIMARY KEY (run_id=?)"},
-		{"log purge", wSQL[wPurgeLogs], []any{"r"}, "run_logs_run (run_id=?)"},
+		{"log purge", wSQL[wPurgeLogs], []any{"r"}, "log_chunks_run (run_id=?)"},
+		{"last seq", wSQL[wLogLastSeq], nil, "SEARCH log_chunks"},
 		{"log purge counters", wSQL[wPurgeLogStats], []any{"r"}, "PRIMARY KEY (run_id=?)"},
 	} {
 		all := strings.Join(queryPlan(t, s.logs.db, c.sql, c.args), "; ")

@@ -71,14 +71,15 @@ const (
 )
 
 var lrSQL = [numLRStmts]string{
-	lrLogList: `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs
-		WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+	lrLogList: `SELECT last_seq, lines FROM log_chunks
+		WHERE run_id = ? AND last_seq > ? ORDER BY last_seq LIMIT ?`,
 	lrLogStats: `SELECT lines, bytes, dropped FROM run_log_stats WHERE run_id = ?`,
 }
 
 // logDBStmts are the writer statements of the log lines' database; the
 // others are the runs' database's.
-var logDBStmts = []wStmt{wLogAppend1, wLogAppend8, wLogAppend64, wLogState, wLogStatsPut, wPurgeLogs, wPurgeLogStats}
+var logDBStmts = []wStmt{wChunkInsert1, wChunkInsert16, wChunkMove, wLogLastSeq, wLogStatsMove, wLogState,
+	wLogStatsPut, wPurgeLogs, wPurgeLogStats}
 
 // LogTx implements store.Store: fn runs in a write transaction of the
 // log lines' database, beside any Tx.
@@ -96,9 +97,11 @@ func (l logTx) LogAppend(ctx context.Context, p store.LogAppendParams) (store.Lo
 func (l logTx) Notify(ctx context.Context, n store.Notification) error { return l.t.Notify(ctx, n) }
 
 // moveLogs copies the lines and counters of a runs' database older than
-// logsMovedVersion into the log lines' database, in one transaction over
-// both (ATTACH). Rows already there (a copy that committed on one side
-// only before a crash) are skipped: seq and run_id are their keys.
+// logsMovedVersion into the log lines' database, in one transaction of
+// the latter: the lines as chunks of each run's consecutive lines, their
+// seqs kept. Rows already there (a copy that committed before a crash
+// stopped the migration) are skipped: chunks are keyed by their last
+// line's seq, and counters by run.
 func (s *Store) moveLogs(ctx context.Context) error {
 	var n int
 	err := s.main.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'run_logs'`).Scan(&n)
@@ -108,35 +111,88 @@ func (s *Store) moveLogs(ctx context.Context) error {
 	if n == 0 {
 		return nil
 	}
-	conn, err := s.main.db.Conn(ctx)
+	moved := 0
+	err = s.transact(ctx, &s.logs, func(t *tx) error {
+		rows, err := s.main.db.QueryContext(ctx, `SELECT seq, run_id, attempt, time, stream, level, text FROM run_logs ORDER BY run_id, seq`)
+		if err != nil {
+			return s.wrap("moveLogs", err)
+		}
+		defer rows.Close()
+		var c chunk
+		size := 0
+		flush := func() error {
+			if len(c.lines) == 0 {
+				return nil
+			}
+			t.bind()
+			t.arg(c.lastSeq())
+			t.arg(c.runID)
+			t.arg(encodeChunk(&c))
+			_, _, err := t.exec("moveLogs", wChunkMove)
+			moved += len(c.lines)
+			c, size = chunk{}, 0
+			return err
+		}
+		for rows.Next() {
+			var (
+				l   store.LogLine
+				seq int64
+				at  int64
+			)
+			if err := rows.Scan(&seq, &l.RunID, &l.Attempt, &at, &l.Stream, &l.Level, &l.Text); err != nil {
+				return s.wrap("moveLogs", err)
+			}
+			l.Time = fromMicro(at)
+			if len(c.lines) > 0 && (l.RunID != c.runID || len(c.lines) == chunkLines || size+len(l.Text) > chunkBytes) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			c.runID = l.RunID
+			c.lines = append(c.lines, l)
+			c.seqs = append(c.seqs, seq)
+			size += len(l.Text)
+		}
+		if err := rows.Err(); err != nil {
+			return s.wrap("moveLogs", err)
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		return t.moveLogStats(ctx)
+	})
 	if err != nil {
-		return s.wrap("moveLogs", err)
+		return err
 	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS logdb`, fileURI(s.LogsPath())); err != nil {
-		return s.wrap("moveLogs: attach", err)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE logdb`) //nolint:errcheck // the connection is the writer's; a failed detach only keeps the file open
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return s.wrap("moveLogs: begin", err)
-	}
-	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO logdb.run_logs (seq, run_id, attempt, time, stream, level, text)
-		SELECT seq, run_id, attempt, time, stream, level, text FROM main.run_logs`)
-	if err == nil {
-		_, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO logdb.run_log_stats (run_id, lines, bytes, dropped)
-			SELECT run_id, lines, bytes, dropped FROM main.run_log_stats`)
-	}
-	if err != nil {
-		_ = tx.Rollback()
-		return s.wrap("moveLogs", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return s.wrap("moveLogs: commit", err)
-	}
-	moved, _ := res.RowsAffected()
 	s.log.Info("sqlite: log lines moved to their own database", "lines", moved, "path", s.LogsPath())
 	return nil
+}
+
+// moveLogStats copies the counters of moveLogs' database.
+func (t *tx) moveLogStats(ctx context.Context) error {
+	rows, err := t.s.main.db.QueryContext(ctx, `SELECT run_id, lines, bytes, dropped FROM run_log_stats`)
+	if err != nil {
+		return t.s.wrap("moveLogs", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id                    string
+			lines, bytes, dropped int64
+		)
+		if err := rows.Scan(&id, &lines, &bytes, &dropped); err != nil {
+			return t.s.wrap("moveLogs", err)
+		}
+		t.bind()
+		t.arg(id)
+		t.arg(lines)
+		t.arg(bytes)
+		t.arg(dropped)
+		if _, _, err := t.exec("moveLogs", wLogStatsMove); err != nil {
+			return err
+		}
+	}
+	return t.s.wrap("moveLogs", rows.Err())
 }
 
 // purgeQueue is what is left to do for the runs retention deleted: the

@@ -110,13 +110,17 @@ func TestLogPurgeReplayed(t *testing.T) {
 		db  *sql.DB
 		sql string
 	}{
-		{s.logs.db, `INSERT INTO run_logs (run_id, attempt, time, stream, text) VALUES ('gone', 1, 1, 'stdout', 'x'), ('kept', 1, 1, 'stdout', 'y')`},
 		{s.logs.db, `INSERT INTO run_log_stats (run_id, lines) VALUES ('gone', 1), ('kept', 1)`},
 		{s.main.db, `INSERT INTO log_purge (run_id) VALUES ('gone')`},
 	} {
 		if _, err := q.db.ExecContext(ctx, q.sql); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := s.LogTx(ctx, func(tx store.LogTx) error {
+		return tx.(logTx).t.insertLogLines([]store.LogLine{{RunID: "gone", Attempt: 1, Text: "x"}, {RunID: "kept", Attempt: 1, Text: "y"}})
+	}); err != nil {
+		t.Fatal(err)
 	}
 	s.Close()
 	if s, err = Open(ctx, path, Options{}); err != nil {

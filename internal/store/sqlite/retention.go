@@ -38,7 +38,7 @@ func init() {
 	wSQL[wRetDeleteRun] = `DELETE FROM runs WHERE seq = ?`
 	wSQL[wPurgeNote] = `INSERT OR IGNORE INTO log_purge (run_id) VALUES (?)`
 	wSQL[wPurgeDone] = `DELETE FROM log_purge WHERE run_id = ?`
-	wSQL[wPurgeLogs] = `DELETE FROM run_logs WHERE run_id = ?`
+	wSQL[wPurgeLogs] = `DELETE FROM log_chunks WHERE run_id = ?`
 	wSQL[wPurgeLogStats] = `DELETE FROM run_log_stats WHERE run_id = ?`
 	wSQL[wRetDeleteAudit] = `DELETE FROM audit WHERE target = ?`
 	wSQL[wRetDeleteAttempts] = `DELETE FROM run_attempts WHERE run_id = ?`

@@ -42,13 +42,15 @@ const (
 	wCancel
 	wRetry
 	wPromote
-	wLogAppend1 // logs.go: 1 line
-	wLogAppend8 // … 8 lines
-	wLogAppend64
-	wLogState     // logs.go
-	wLogStatsPut  // logs.go
-	wStartFenced  // wStart AND server_id = ?
-	wFinishFenced // wFinish AND server_id = ?
+	wChunkInsert1  // logs.go: 1 chunk of log lines
+	wChunkInsert16 // … 16 chunks
+	wChunkMove     // logdb.go: a chunk of moved lines
+	wLogLastSeq    // logs.go
+	wLogStatsMove  // logdb.go
+	wLogState      // logs.go
+	wLogStatsPut   // logs.go
+	wStartFenced   // wStart AND server_id = ?
+	wFinishFenced  // wFinish AND server_id = ?
 	wAdopt
 	wRequeueLost
 	wLeaderElect
@@ -201,10 +203,12 @@ var wSQL = [numWStmts]string{
 			ORDER BY p.run_at, p.seq
 			LIMIT ?)
 		RETURNING ` + runCols,
-	wLogAppend1:  logAppendSQL(1),
-	wLogAppend8:  logAppendSQL(8),
-	wLogAppend64: logAppendSQL(64),
-	wLogState:    `SELECT lines, bytes, dropped FROM run_log_stats WHERE run_id = ?`,
+	wChunkInsert1:  chunkInsertSQL("INSERT", 1),
+	wChunkInsert16: chunkInsertSQL("INSERT", 16),
+	wChunkMove:     chunkInsertSQL("INSERT OR IGNORE", 1),
+	wLogLastSeq:    `SELECT coalesce(max(last_seq), 0) FROM log_chunks`,
+	wLogStatsMove:  `INSERT OR IGNORE INTO run_log_stats (run_id, lines, bytes, dropped) VALUES (?, ?, ?, ?)`,
+	wLogState:      `SELECT lines, bytes, dropped FROM run_log_stats WHERE run_id = ?`,
 	wLogStatsPut: `INSERT INTO run_log_stats (run_id, lines, bytes, dropped) VALUES (?1, ?2, ?3, ?4)
 		ON CONFLICT (run_id) DO UPDATE SET lines = ?2, bytes = ?3, dropped = ?4`,
 	wAdopt: `UPDATE runs SET server_id = ?

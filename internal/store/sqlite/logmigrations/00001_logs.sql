@@ -4,18 +4,17 @@
 -- (logdb.go), so that appending lines never waits for the scheduling
 -- transactions' writer, nor holds it.
 
--- run_logs: one row per line; seq orders a run's lines (and all lines).
-CREATE TABLE run_logs (
-    seq     INTEGER PRIMARY KEY,
-    run_id  TEXT    NOT NULL,
-    attempt INTEGER NOT NULL,
-    time    INTEGER NOT NULL,
-    stream  TEXT    NOT NULL,
-    level   TEXT    NOT NULL DEFAULT '',
-    text    TEXT    NOT NULL
+-- log_chunks: a run's consecutive lines, up to 64 or 32 KiB of text, in
+-- one row (logchunk.go): a row a line cost SQLite ten times as much. Each
+-- line keeps its own seq, which orders a run's lines (and all lines); a
+-- row is keyed by its last line's.
+CREATE TABLE log_chunks (
+    last_seq INTEGER PRIMARY KEY,
+    run_id   TEXT    NOT NULL,
+    lines    BLOB    NOT NULL
 );
 
-CREATE INDEX run_logs_run ON run_logs (run_id, seq);
+CREATE INDEX log_chunks_run ON log_chunks (run_id, last_seq);
 
 -- run_log_stats: one row per run that has log lines, the counters the
 -- per-run log caps are decided on (store/logcap.go): lines and text bytes
@@ -30,4 +29,4 @@ CREATE TABLE run_log_stats (
 
 -- +goose Down
 DROP TABLE run_log_stats;
-DROP TABLE run_logs;
+DROP TABLE log_chunks;
