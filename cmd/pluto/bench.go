@@ -65,9 +65,10 @@ committed to the store.
                    a follower reads them as Server-Sent Events from a second
                    server on the same PostgreSQL store (on SQLite, the same
                    server): print → follower latency. Then a run prints
-                   100,000 lines beside no-op runs submitted at --rate:
-                   their submit → start with and without it, and what its
-                   log cap kept
+                   100,000 lines (seq, on a pluto worker --shell process
+                   of its own, started from this binary) beside no-op runs
+                   submitted at --rate: their submit → start with and
+                   without it, and what its log cap kept
   --mode fanout    one parent of --shards no-op children (default 1000),
                    timed from the submit to its result: joined (the
                    children's results in shard order), then merged (a merge
@@ -101,6 +102,9 @@ committed to the store.
 					return err
 				}
 				defer pprof.StopCPUProfile()
+			}
+			if exe, err := os.Executable(); err == nil {
+				opts.WorkerCommand = []string{exe, "worker"}
 			}
 			rep, err := bench.Run(ctx, opts)
 			if err != nil {

@@ -60,6 +60,18 @@ func TestBinary(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "cannot reach") {
 		t.Errorf("unreachable: exit %d, stderr %q", code, errOut)
 	}
+	// The logs benchmark runs its printer on a worker process of its own
+	// (this binary's `pluto worker --shell`), whose run is capped.
+	code, out, errOut = run("bench", "--mode", "logs", "--runs", "50", "--rate", "200", "--workers", "1", "-o", "json")
+	var rep struct {
+		Logs struct {
+			Process bool `json:"cap_worker_process"`
+			Stored  int  `json:"cap_stored"`
+		} `json:"logs"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || !rep.Logs.Process || rep.Logs.Stored != 10001 {
+		t.Errorf("bench --mode logs: exit %d, %v, %+v\n%s\n%s", code, err, rep.Logs, out, errOut)
+	}
 }
 
 // startCLI runs a long-running command in the background; cancel ctx to

@@ -98,7 +98,12 @@ type Options struct {
 	// Progress, if set, is sent each steady interval's row as it is
 	// measured (a long run shows its rows as they come).
 	Progress io.Writer
-	Logger   *slog.Logger
+	// WorkerCommand starts a worker process (`pluto worker`: the binary
+	// and that argument). The logs mode runs the printing run's worker so,
+	// where a handler runs in production, rather than in the benchmark's
+	// process (logs.go). Empty: every worker is in this process.
+	WorkerCommand []string
+	Logger        *slog.Logger
 
 	tls       *benchTLS        // set by Run when TLS is on
 	retention engine.Retention // parsed from Retention

@@ -2,12 +2,15 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +33,12 @@ import (
 // Cap: a run prints capLines lines as fast as it can while no-op runs are
 // submitted at --rate; their submit → start is compared with the same
 // submissions with nobody printing, and the printer's log must hold the
-// cap's lines and its marker.
+// cap's lines and its marker. The printer is a shell run (`seq`) on a
+// `pluto worker --shell` process of its own when Options.WorkerCommand
+// says how to start one (as `pluto bench` does), as a handler runs in
+// production; otherwise a handler in this process (tests), whose busy
+// goroutine then takes one of the benchmark's cores — and, until Go's
+// scheduler preempts it, the goroutines queued behind it.
 
 // capLines is what the capped run prints.
 const capLines = 100_000
@@ -45,7 +53,8 @@ type LogsReport struct {
 	CapPrinted    int         `json:"cap_printed"`
 	CapStored     int         `json:"cap_stored"` // lines in the log, the marker included
 	CapDropped    int64       `json:"cap_dropped"`
-	CapSeconds    float64     `json:"cap_print_s"` // how long the printer ran
+	CapSeconds    float64     `json:"cap_print_s"`        // how long the printer ran
+	CapProcess    bool        `json:"cap_worker_process"` // the printer's worker was a process of its own
 	StartBaseline Percentiles `json:"submit_to_start_baseline_ms"`
 	StartPrinting Percentiles `json:"submit_to_start_printing_ms"`
 }
@@ -224,14 +233,25 @@ func followSSE(ctx context.Context, hc *http.Client, url string, line func(strin
 // capUnderLoad times no-op runs' submit → start without, then with, a run
 // printing capLines lines, and checks the printer's log.
 func capUnderLoad(ctx context.Context, cl *client.Client, srv *benchServer, opts Options, lr *LogsReport) error {
+	payload, _ := json.Marshal(printJob{Lines: capLines})
+	spec := client.RunSpec{Type: "print", Group: "print", Payload: payload}
+	if len(opts.WorkerCommand) > 0 && opts.tls == nil {
+		stop, err := startPrinterProcess(ctx, cl, srv, opts)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		payload, _ = json.Marshal(map[string]string{"cmd": fmt.Sprintf("seq 1 %d", capLines)})
+		spec = client.RunSpec{Type: "shell", Group: printProcGroup, Payload: payload}
+		lr.CapProcess = true
+	}
 	n := int(2 * opts.Rate) // two seconds of submissions
 	base, err := pacedStarts(ctx, cl, srv.Store(), n, opts.Rate)
 	if err != nil {
 		return err
 	}
 	lr.StartBaseline = percentiles(base)
-	payload, _ := json.Marshal(printJob{Lines: capLines})
-	printer, err := cl.Submit(ctx, client.RunSpec{Type: "print", Group: "print", Payload: payload})
+	printer, err := cl.Submit(ctx, spec)
 	if err != nil {
 		return err
 	}
@@ -260,6 +280,46 @@ func capUnderLoad(ctx context.Context, cl *client.Client, srv *benchServer, opts
 	st, err := srv.Store().LogStats(ctx, printer.ID)
 	lr.CapDropped = st.Dropped
 	return err
+}
+
+// printProcGroup is the group of the printer's worker process.
+const printProcGroup = "print-process"
+
+// startPrinterProcess starts a `pluto worker --shell` process in group
+// printProcGroup (its token in the environment, not on its command line)
+// and returns once it ran a run; stop ends it.
+func startPrinterProcess(ctx context.Context, cl *client.Client, srv *benchServer, opts Options) (stop func(), err error) {
+	pctx, cancel := context.WithCancel(ctx)
+	args := append(opts.WorkerCommand[1:len(opts.WorkerCommand):len(opts.WorkerCommand)],
+		"--server", srv.GRPCAddr(), "--group", printProcGroup, "--capacity", "1", "--shell", "--id", "bench-printer")
+	cmd := exec.CommandContext(pctx, opts.WorkerCommand[0], args...)
+	cmd.Env = append(os.Environ(), "PLUTO_TOKEN="+srv.token)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("bench: printer's worker: %w", err)
+	}
+	stop = func() {
+		cancel()
+		_ = cmd.Wait()
+	}
+	// A first run tells when the worker is connected.
+	payload, _ := json.Marshal(map[string]string{"cmd": "true"})
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	r, err := cl.Submit(wctx, client.RunSpec{Type: "shell", Group: printProcGroup, Payload: payload})
+	if err == nil {
+		r, err = cl.Wait(wctx, r.ID)
+	}
+	if err == nil && r.Status != client.StatusSucceeded {
+		err = fmt.Errorf("its first run %s: %s", r.Status, r.Error)
+	}
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("bench: printer's worker: %w (its output: %s)", err, bytes.TrimSpace(out.Bytes()))
+	}
+	return stop, nil
 }
 
 // pacedStarts submits n no-op runs at rate and returns their submit →
@@ -327,8 +387,12 @@ func (r *Report) logsText() string {
 	}
 	fmt.Fprintf(&b, "print → follower:      p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms (%d of %d lines)\n",
 		l.Latency.P50, l.Latency.P90, l.Latency.P99, l.Latency.Max, l.Received, l.Lines)
-	fmt.Fprintf(&b, "capped run:            printed %d lines in %.2fs, stored %d (the marker included), dropped %d\n",
-		l.CapPrinted, l.CapSeconds, l.CapStored, l.CapDropped)
+	where = "a handler in this process"
+	if l.CapProcess {
+		where = "seq on a worker process of its own"
+	}
+	fmt.Fprintf(&b, "capped run:            printed %d lines in %.2fs (%s), stored %d (the marker included), dropped %d\n",
+		l.CapPrinted, l.CapSeconds, where, l.CapStored, l.CapDropped)
 	fmt.Fprintf(&b, "submit → start alone:  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n",
 		l.StartBaseline.P50, l.StartBaseline.P90, l.StartBaseline.P99, l.StartBaseline.Max)
 	fmt.Fprintf(&b, "… beside the printer:  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\n",

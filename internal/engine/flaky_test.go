@@ -44,11 +44,24 @@ func (f *flakyStore) take(what string) bool {
 }
 
 func (f *flakyStore) Tx(ctx context.Context, fn func(store.Tx) error) error {
+	wrap := func(tx store.Tx) store.Tx { return &flakyTx{Tx: tx, f: f} }
+	return flakyAround(ctx, f, f.Store.Tx, wrap, fn)
+}
+
+// LogTx fails and slows down as Tx does.
+func (f *flakyStore) LogTx(ctx context.Context, fn func(store.LogTx) error) error {
+	wrap := func(tx store.LogTx) store.LogTx { return &flakyLogTx{LogTx: tx, f: f} }
+	return flakyAround(ctx, f, f.Store.LogTx, wrap, fn)
+}
+
+// flakyAround runs one transaction of either kind with the "slow",
+// "slowCommit" and "commit" faults applied around it.
+func flakyAround[T any](ctx context.Context, f *flakyStore, begin func(context.Context, func(T) error) error, wrap func(T) T, fn func(T) error) error {
 	if f.take("slow") {
 		time.Sleep(5 * time.Second) // fake time inside a synctest bubble
 	}
-	err := f.Store.Tx(ctx, func(tx store.Tx) error {
-		err := fn(&flakyTx{Tx: tx, f: f})
+	err := begin(ctx, func(tx T) error {
+		err := fn(wrap(tx))
 		if f.take("slowCommit") {
 			time.Sleep(5 * time.Second) // written, not yet committed
 		}
@@ -91,24 +104,6 @@ func (t *flakyTx) RunUnblockNext(ctx context.Context, job string, now time.Time)
 		return nil, errFlaky
 	}
 	return t.Tx.RunUnblockNext(ctx, job, now)
-}
-
-// LogTx fails and slows down as Tx does.
-func (f *flakyStore) LogTx(ctx context.Context, fn func(store.LogTx) error) error {
-	if f.take("slow") {
-		time.Sleep(5 * time.Second) // fake time inside a synctest bubble
-	}
-	err := f.Store.LogTx(ctx, func(tx store.LogTx) error {
-		err := fn(&flakyLogTx{LogTx: tx, f: f})
-		if f.take("slowCommit") {
-			time.Sleep(5 * time.Second) // written, not yet committed
-		}
-		return err
-	})
-	if err == nil && f.take("commit") {
-		return errFlaky
-	}
-	return err
 }
 
 type flakyLogTx struct {

@@ -1,23 +1,26 @@
-// Package sqlite is Pluto's embedded storage backend: one SQLite database
-// file, through modernc.org/sqlite (pure Go, so the pluto binary stays a
-// single CGO_ENABLED=0 executable). It implements store.Store and passes
-// the shared conformance suite in internal/store/storetest.
+// Package sqlite is Pluto's embedded storage backend: two SQLite database
+// files — the runs' (everything but log lines) and the log lines' beside
+// it (logdb.go) — through modernc.org/sqlite (pure Go, so the pluto binary
+// stays a single CGO_ENABLED=0 executable). It implements store.Store and
+// passes the shared conformance suite in internal/store/storetest.
 //
 // # Connections: one writer, a pool of readers
 //
 // SQLite allows one writer at a time per database file. Rather than let
 // several connections race for the write lock (and back off on
-// SQLITE_BUSY), the store owns exactly one writer connection — a *sql.DB
-// with MaxOpenConns(1) — and every Store.Tx runs on it, one after another.
-// Reads (RunGet, RunList, LogList, …) go to a separate pool of four
-// connections opened with query_only, so they never write and never wait
-// for the writer: in WAL mode a reader sees the last committed snapshot
-// while a write transaction is open.
+// SQLITE_BUSY), the store owns exactly one writer connection per file — a
+// *sql.DB with MaxOpenConns(1) — and every Store.Tx runs on the runs'
+// one, one after another, every Store.LogTx on the log lines' one. Reads
+// (RunGet, RunList, LogList, …) go to a separate pool of four connections
+// per file opened with query_only, so they never write and never wait for
+// a writer: in WAL mode a reader sees the last committed snapshot while a
+// write transaction is open.
 //
 // Store.Tx is the unit of group commit. The engine gathers hundreds of
-// state changes (inserts, claims, starts, finishes, log lines) from many
-// callers and applies them in one transaction, so one commit — and one
-// fsync — is shared by all of them. Tx returns only after COMMIT.
+// state changes (inserts, claims, starts, finishes) from many callers and
+// applies them in one transaction, so one commit — and one fsync — is
+// shared by all of them. Tx returns only after COMMIT. Log lines are
+// grouped the same way by the engine's log writer into Store.LogTx.
 //
 // # Why BEGIN IMMEDIATE
 //
