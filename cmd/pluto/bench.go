@@ -68,7 +68,8 @@ committed to the store.
                    100,000 lines (seq, on a pluto worker --shell process
                    of its own, started from this binary) beside no-op runs
                    submitted at --rate: their submit → start with and
-                   without it, and what its log cap kept
+                   without it (four 2 s windows of each, alternating, a
+                   new printer each time), and what its log cap kept
   --mode fanout    one parent of --shards no-op children (default 1000),
                    timed from the submit to its result: joined (the
                    children's results in shard order), then merged (a merge
