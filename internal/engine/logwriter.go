@@ -53,8 +53,11 @@ const maxCappedRuns = 10000
 // keeps log lines in a file of their own — but a bound keeps each short,
 // so that a finish waiting for its run's lines is not stuck behind
 // another run's burst for long, and the lines reach followers as they
-// come: 500 take SQLite about 1–1.5 ms.
-const maxLogBatch = 500
+// come: 2,000 take SQLite about 3–4 ms. Fewer, larger transactions cost
+// less CPU for a burst (each commit rewrites the B-trees' last pages):
+// storing a capped run's 10,000 lines took the server 34 ms of CPU at 500
+// a transaction, 27 ms at 2,000 (2-core VM).
+const maxLogBatch = 2000
 
 type logWriter struct {
 	e *Engine
@@ -247,6 +250,11 @@ func (w *logWriter) take() (b logBatch, ok bool) {
 		return b, !w.closed
 	}
 	b = logBatch{ticket: w.flushed}
+	total := 0
+	for i := 0; i < len(w.queue) && total < maxLogBatch; i++ {
+		total += len(w.queue[i].lines)
+	}
+	b.lines = make([]store.LogLine, 0, min(total, maxLogBatch))
 	n := 0
 	for n < len(w.queue) && len(b.lines)+len(w.queue[n].lines) <= maxLogBatch {
 		a := w.queue[n]

@@ -43,32 +43,42 @@ var errBadChunk = errors.New("sqlite: damaged log chunk")
 type chunk struct {
 	runID string
 	lines []store.LogLine
+	// seqs are the lines' seqs, or nil when they are first, first+1, …
+	// (new lines; only lines moved from an old database have gaps).
 	seqs  []int64
+	first int64
 }
 
 // chunksOf splits lines (in order, runs interleaved or not) into chunks of
 // consecutive lines of one run, numbering them from next; it returns the
-// chunks and the next seq.
+// chunks and the next seq. The chunks share lines' array: nothing is
+// copied until the blobs are encoded.
 func chunksOf(lines []store.LogLine, next int64) ([]chunk, int64) {
-	var out []chunk
+	out := make([]chunk, 0, len(lines)/chunkLines+1)
 	for i := 0; i < len(lines); {
-		c := chunk{runID: lines[i].RunID}
-		size := 0
-		for i < len(lines) && lines[i].RunID == c.runID && len(c.lines) < chunkLines &&
-			(len(c.lines) == 0 || size+len(lines[i].Text) <= chunkBytes) {
-			size += len(lines[i].Text)
-			c.lines = append(c.lines, lines[i])
-			c.seqs = append(c.seqs, next)
-			next++
-			i++
+		j, size := i, 0
+		for j < len(lines) && lines[j].RunID == lines[i].RunID && j-i < chunkLines &&
+			(j == i || size+len(lines[j].Text) <= chunkBytes) {
+			size += len(lines[j].Text)
+			j++
 		}
-		out = append(out, c)
+		out = append(out, chunk{runID: lines[i].RunID, lines: lines[i:j:j], first: next})
+		next += int64(j - i)
+		i = j
 	}
 	return out, next
 }
 
+// seq is the seq of c's line i.
+func (c *chunk) seq(i int) int64 {
+	if c.seqs != nil {
+		return c.seqs[i]
+	}
+	return c.first + int64(i)
+}
+
 // lastSeq is the seq of c's last line: its row's key.
-func (c *chunk) lastSeq() int64 { return c.seqs[len(c.seqs)-1] }
+func (c *chunk) lastSeq() int64 { return c.seq(len(c.lines) - 1) }
 
 // encodeChunk returns c's blob.
 func encodeChunk(c *chunk) []byte {
@@ -84,7 +94,7 @@ func encodeChunk(c *chunk) []byte {
 	for i := range c.lines {
 		l := &c.lines[i]
 		t := l.Time.UnixMicro()
-		b = binary.AppendUvarint(b, uint64(last-c.seqs[i]))
+		b = binary.AppendUvarint(b, uint64(last-c.seq(i)))
 		b = binary.AppendUvarint(b, uint64(max(l.Attempt, 0)))
 		b = binary.AppendVarint(b, t-prev)
 		prev = t
