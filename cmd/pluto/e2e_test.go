@@ -65,11 +65,14 @@ func TestBinary(t *testing.T) {
 	code, out, errOut = run("bench", "--mode", "logs", "--runs", "50", "--rate", "200", "--workers", "1", "-o", "json")
 	var rep struct {
 		Logs struct {
-			Process bool `json:"cap_worker_process"`
-			Stored  int  `json:"cap_stored"`
+			Process bool  `json:"cap_worker_process"`
+			Rounds  int   `json:"cap_rounds"`
+			Stored  int   `json:"cap_stored"`
+			Dropped int64 `json:"cap_dropped"`
 		} `json:"logs"`
 	}
-	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || !rep.Logs.Process || rep.Logs.Stored != 10001 {
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || !rep.Logs.Process || rep.Logs.Rounds != 4 ||
+		rep.Logs.Stored != 10001 || rep.Logs.Dropped != 90000 {
 		t.Errorf("bench --mode logs: exit %d, %v, %+v\n%s\n%s", code, err, rep.Logs, out, errOut)
 	}
 }

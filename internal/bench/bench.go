@@ -99,9 +99,9 @@ type Options struct {
 	// measured (a long run shows its rows as they come).
 	Progress io.Writer
 	// WorkerCommand starts a worker process (`pluto worker`: the binary
-	// and that argument). The logs mode runs the printing run's worker so,
-	// where a handler runs in production, rather than in the benchmark's
-	// process (logs.go). Empty: every worker is in this process.
+	// and that argument). The logs mode runs the printing run's worker
+	// with it, outside the benchmark's process as a handler runs in
+	// production (logs.go). Empty: every worker is in this process.
 	WorkerCommand []string
 	Logger        *slog.Logger
 

@@ -33,12 +33,14 @@ import (
 // Cap: a run prints capLines lines as fast as it can while no-op runs are
 // submitted at --rate; their submit → start is compared with the same
 // submissions with nobody printing (capRounds of each, alternating), and
-// each printer's log must hold the cap's lines and its marker. The printer is a shell run (`seq`) on a
-// `pluto worker --shell` process of its own when Options.WorkerCommand
-// says how to start one (as `pluto bench` does), as a handler runs in
-// production; otherwise a handler in this process (tests), whose busy
-// goroutine then takes one of the benchmark's cores — and, until Go's
-// scheduler preempts it, the goroutines queued behind it.
+// each printer's log must hold the cap's lines and its marker. The
+// printer is a shell run (`seq`) on a `pluto worker --shell` process of
+// its own when Options.WorkerCommand says how to start one (as `pluto
+// bench` does), as a handler runs in production; otherwise (tests, and
+// --tls, whose certificates live in this process only) it is a handler in
+// this process, whose busy goroutine then takes one of the benchmark's
+// cores — and, until Go's scheduler preempts it, the goroutines queued
+// behind it.
 
 // capLines is what the capped run prints.
 const capLines = 100_000
